@@ -1,0 +1,123 @@
+package strom
+
+import (
+	"fmt"
+
+	"github.com/strom-dev/strom/internal/graph"
+	"github.com/strom-dev/strom/internal/runtime"
+)
+
+// Connected is two keyed streams with the same key type, processed together
+// by one two-input operator: records of both with the same key meet in the
+// same subtask and share keyed state and timers.
+type Connected[A, B any, K comparable] struct {
+	a Keyed[A, K]
+	b Keyed[B, K]
+}
+
+// Connect joins two keyed streams for CoProcess.
+func Connect[A, B any, K comparable](a Keyed[A, K], b Keyed[B, K]) Connected[A, B, K] {
+	if a.stream.env != b.stream.env {
+		a.stream.env.fail(errorf("Connect: streams belong to different environments"))
+	}
+	return Connected[A, B, K]{a: a, b: b}
+}
+
+// KeyedCoProcessFunction processes the records of two connected keyed
+// streams (Flink's KeyedCoProcessFunction). It may also implement Open,
+// Close and OnTimer as KeyedProcessFunction does.
+type KeyedCoProcessFunction[K comparable, A, B, OUT any] interface {
+	ProcessElement1(ctx *KeyedContext[K, OUT], v A) error
+	ProcessElement2(ctx *KeyedContext[K, OUT], v B) error
+}
+
+type coProcessOp[K comparable, A, B, OUT any] struct {
+	base[OUT]
+	c     Connected[A, B, K]
+	name  string
+	fn    KeyedCoProcessFunction[K, A, B, OUT]
+	onTmr TimerHandler[K, OUT]
+	kctx  KeyedContext[K, OUT]
+}
+
+func (o *coProcessOp[K, A, B, OUT]) Open(ctx *runtime.Context) error {
+	o.name = ctx.OperatorName
+	b := o.c.a.newBackend(ctx)
+	t := runtime.NewTimers[K, struct{}](b, ctx.Time)
+	o.kctx = KeyedContext[K, OUT]{backend: b, timers: t, out: o.out, rt: ctx, ts: runtime.NoTimestamp}
+	o.onTmr, _ = o.fn.(TimerHandler[K, OUT])
+	t.OnEventTime = func(tm runtime.Timer[K, struct{}]) { o.fire(tm.TS, tm.TS, EventTime) }
+	t.OnProcessingTime = func(tm runtime.Timer[K, struct{}]) { o.fire(tm.TS, runtime.NoTimestamp, ProcessingTime) }
+	if op, ok := o.fn.(Opener[K, OUT]); ok {
+		return op.Open(&o.kctx)
+	}
+	return nil
+}
+
+func (o *coProcessOp[K, A, B, OUT]) fire(at, ts int64, d TimeDomain) {
+	if o.onTmr == nil {
+		return
+	}
+	o.kctx.ts, o.kctx.domain = ts, d
+	if err := o.onTmr.OnTimer(&o.kctx, at); err != nil {
+		runtime.Fail(o.name, fmt.Errorf("OnTimer: %w", err))
+	}
+}
+
+func (o *coProcessOp[K, A, B, OUT]) ProcessElement1(v A, ts int64) {
+	o.kctx.backend.SetCurrentKey(o.c.a.key(v))
+	o.kctx.ts = ts
+	if err := o.fn.ProcessElement1(&o.kctx, v); err != nil {
+		runtime.Fail(o.name, err)
+	}
+}
+
+func (o *coProcessOp[K, A, B, OUT]) ProcessElement2(v B, ts int64) {
+	o.kctx.backend.SetCurrentKey(o.c.b.key(v))
+	o.kctx.ts = ts
+	if err := o.fn.ProcessElement2(&o.kctx, v); err != nil {
+		runtime.Fail(o.name, err)
+	}
+}
+
+func (o *coProcessOp[K, A, B, OUT]) ProcessWatermark(wm int64) {
+	o.kctx.timers.AdvanceWatermark(wm)
+	o.out.EmitWatermark(wm)
+}
+
+func (o *coProcessOp[K, A, B, OUT]) Close() error {
+	if c, ok := o.fn.(Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// CoProcess runs a KeyedCoProcessFunction over two connected keyed streams;
+// newFn is called once per subtask.
+func CoProcess[A, B any, K comparable, OUT any](c Connected[A, B, K], newFn func() KeyedCoProcessFunction[K, A, B, OUT]) Stream[OUT] {
+	return addTwoInputOperator(c.a.stream, c.b.stream, "coprocess", "KeyedCoProcess", runtime.Hash, c.a.kgFactory(), c.b.kgFactory(),
+		func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.TwoInput[A, B], error) {
+			return &coProcessOp[K, A, B, OUT]{base: base[OUT]{out}, c: c, fn: newFn()}, nil
+		})
+}
+
+// addTwoInputOperator adds an operator with two inputs of types A and B.
+func addTwoInputOperator[A, B, OUT any](a Stream[A], b Stream[B], kind, name string, part runtime.PartitionKind, kgA, kgB func(int) any,
+	build func(ctx *runtime.Context, out runtime.Output[OUT]) (runtime.TwoInput[A, B], error)) Stream[OUT] {
+	env := a.env
+	n := env.graph.AddNode(&graph.Node{
+		Kind:      kind,
+		Name:      name,
+		NumInputs: 2,
+		Out:       runtime.Ops[OUT]{},
+		Build: func(ctx *runtime.Context, out any) (runtime.Operator, error) {
+			return build(ctx, out.(runtime.Output[OUT]))
+		},
+		Input: func(channels [][]any, head runtime.Operator, name string) (runtime.InputProcessor, *runtime.Counter) {
+			return runtime.NewTwoInput[A, B](channels[0], channels[1], head, name)
+		},
+	})
+	connectInputs(env, a.inputs, n, 0, runtime.Ops[A]{}, part, kgA)
+	connectInputs(env, b.inputs, n, 1, runtime.Ops[B]{}, part, kgB)
+	return Stream[OUT]{env: env, inputs: []streamInput{{node: n}}}
+}

@@ -1,0 +1,312 @@
+// Package strom is a distributed, stateful stream processor with a typed
+// DataStream API, built on Apache Flink's architecture.
+//
+// A program creates an Environment, builds a graph of streams from sources
+// through transformations to sinks, and calls Execute:
+//
+//	env := strom.NewEnvironment()
+//	words := strom.FromSlice(env, []string{"a", "b", "a"})
+//	counts := strom.Reduce(
+//		strom.KeyBy(strom.Map(words, func(w string) Count { return Count{w, 1} }),
+//			func(c Count) string { return c.Word }),
+//		func(a, b Count) Count { return Count{a.Word, a.N + b.N} })
+//	out := strom.Collect(counts)
+//	_, err := env.Execute(ctx, "word count")
+//
+// Transformations that change the record type are functions (Go methods
+// cannot take type parameters); those that configure an operator are methods.
+// Each operator runs as parallel subtasks inside the embedded cluster's
+// TaskManagers; operators connected one-to-one are chained into one task and
+// call each other directly.
+package strom
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/strom-dev/strom/internal/cluster"
+	"github.com/strom-dev/strom/internal/graph"
+	"github.com/strom-dev/strom/internal/keygroup"
+)
+
+// Config is the configuration of an Environment. Zero values take defaults.
+type Config struct {
+	// Parallelism is the default parallelism of operators (default 1).
+	Parallelism int
+	// MaxParallelism is the number of key groups (default 128). It bounds
+	// the parallelism keyed operators can ever be rescaled to.
+	MaxParallelism int
+	// TaskManagers and SlotsPerTaskManager size the embedded cluster. By
+	// default one TaskManager with as many slots as the job needs.
+	TaskManagers        int
+	SlotsPerTaskManager int
+	// BatchSize is the number of records per network buffer (default 256).
+	BatchSize int
+	// BuffersPerChannel is the number of buffers (credits) per logical
+	// channel (default 4): with BatchSize it bounds memory in flight.
+	BuffersPerChannel int
+	// AutoWatermarkInterval is how often periodic watermark generators emit
+	// (default 200ms, as in Flink).
+	AutoWatermarkInterval time.Duration
+	// DisableChaining runs every operator in its own task.
+	DisableChaining bool
+	// Logger receives the runtime's structured logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Parallelism <= 0 {
+		c.Parallelism = 1
+	}
+	if c.MaxParallelism <= 0 {
+		c.MaxParallelism = keygroup.DefaultMaxParallelism
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 256
+	}
+	if c.BuffersPerChannel <= 0 {
+		c.BuffersPerChannel = 4
+	}
+	if c.AutoWatermarkInterval <= 0 {
+		c.AutoWatermarkInterval = 200 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Environment builds and runs a job.
+type Environment struct {
+	cfg   Config
+	graph *graph.StreamGraph
+	err   error
+}
+
+// NewEnvironment returns an environment with the given configuration.
+func NewEnvironment(cfg ...Config) *Environment {
+	var c Config
+	if len(cfg) > 0 {
+		c = cfg[0]
+	}
+	return &Environment{cfg: c, graph: &graph.StreamGraph{}}
+}
+
+// SetParallelism sets the default parallelism of operators.
+func (e *Environment) SetParallelism(p int) *Environment {
+	e.cfg.Parallelism = p
+	return e
+}
+
+// SetMaxParallelism sets the number of key groups.
+func (e *Environment) SetMaxParallelism(m int) *Environment {
+	e.cfg.MaxParallelism = m
+	return e
+}
+
+// Parallelism is the default parallelism.
+func (e *Environment) Parallelism() int { return e.cfg.withDefaults().Parallelism }
+
+// Config returns the environment's configuration (with defaults applied).
+func (e *Environment) Config() Config { return e.cfg.withDefaults() }
+
+// Configure changes the configuration.
+func (e *Environment) Configure(fn func(*Config)) *Environment {
+	fn(&e.cfg)
+	return e
+}
+
+// fail records a graph-construction error; Execute reports the first.
+func (e *Environment) fail(err error) {
+	if e.err == nil {
+		e.err = err
+	}
+}
+
+// OperatorResult is an operator's record counts summed over its subtasks.
+type OperatorResult struct {
+	Name        string
+	UID         string
+	Parallelism int
+	RecordsIn   int64
+	RecordsOut  int64
+	// BackpressureWaits counts how often the operator's output waited for a
+	// free buffer: non-zero means a downstream operator was the bottleneck.
+	BackpressureWaits int64
+}
+
+// JobResult is what Execute returns.
+type JobResult struct {
+	JobID     string
+	JobName   string
+	Duration  time.Duration
+	Operators []OperatorResult
+}
+
+// Operator returns the counts of the first operator named name.
+func (r *JobResult) Operator(name string) (OperatorResult, bool) {
+	for _, o := range r.Operators {
+		if o.Name == name {
+			return o, true
+		}
+	}
+	return OperatorResult{}, false
+}
+
+// ErrJobFailed is wrapped by the error Execute returns when the job failed.
+var ErrJobFailed = errors.New("job failed")
+
+// ErrJobCanceled is wrapped by the error Execute returns when the job was
+// cancelled (for example because ctx ended).
+var ErrJobCanceled = errors.New("job canceled")
+
+// Execute runs the job built on this environment in an embedded cluster and
+// blocks until it finishes (bounded inputs), fails, or ctx is cancelled.
+// The environment's graph is consumed: a new pipeline can be built for the
+// next Execute.
+func (e *Environment) Execute(ctx context.Context, jobName string) (*JobResult, error) {
+	jc, err := e.ExecuteAsync(jobName)
+	if err != nil {
+		return nil, err
+	}
+	defer jc.Close()
+	return jc.Wait(ctx)
+}
+
+// JobClient controls a job started with ExecuteAsync.
+type JobClient struct {
+	mc     *cluster.MiniCluster
+	h      *cluster.JobHandle
+	name   string
+	closed bool
+}
+
+// ExecuteAsync starts the job in a new embedded cluster and returns at once.
+// Close the client to stop the cluster.
+func (e *Environment) ExecuteAsync(jobName string) (*JobClient, error) {
+	if e.err != nil {
+		return nil, fmt.Errorf("strom: building job %q: %w", jobName, e.err)
+	}
+	cfg := e.cfg.withDefaults()
+	if err := keygroup.Validate(cfg.Parallelism, cfg.MaxParallelism); err != nil {
+		return nil, fmt.Errorf("strom: job %q: %w", jobName, err)
+	}
+	g := e.graph
+	e.graph = &graph.StreamGraph{}
+	jg, err := graph.BuildJobGraph(g, graph.Options{
+		JobName:            jobName,
+		DefaultParallelism: cfg.Parallelism,
+		MaxParallelism:     cfg.MaxParallelism,
+		DisableChaining:    cfg.DisableChaining,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("strom: job %q: %w", jobName, err)
+	}
+	tms, slots := cfg.TaskManagers, cfg.SlotsPerTaskManager
+	if tms <= 0 {
+		tms = 1
+	}
+	if slots <= 0 {
+		slots = (jg.SlotsNeeded() + tms - 1) / tms
+	}
+	mc, err := cluster.Start(cluster.Config{TaskManagers: tms, SlotsPerManager: slots})
+	if err != nil {
+		return nil, fmt.Errorf("strom: starting embedded cluster: %w", err)
+	}
+	h, err := mc.Submit(&cluster.Job{
+		Name:     jobName,
+		Graph:    g,
+		JobGraph: jg,
+		Config: cluster.JobConfig{
+			BuffersPerChannel: cfg.BuffersPerChannel,
+			BatchSize:         cfg.BatchSize,
+			Logger:            cfg.Logger,
+		},
+	})
+	if err != nil {
+		mc.Close()
+		return nil, fmt.Errorf("strom: submitting job %q: %w", jobName, err)
+	}
+	return &JobClient{mc: mc, h: h, name: jobName}, nil
+}
+
+// JobID is the job's id.
+func (c *JobClient) JobID() string { return c.h.ID() }
+
+// Cancel asks the job to stop; Wait returns once it has.
+func (c *JobClient) Cancel() { c.h.Cancel() }
+
+// Done is closed when the job has ended.
+func (c *JobClient) Done() <-chan struct{} { return c.h.Done() }
+
+// Status is the job's state, in Flink's names (RUNNING, FINISHED, ...).
+func (c *JobClient) Status() string {
+	st, _ := c.h.Status()
+	return st.String()
+}
+
+// TaskStates counts the job's subtasks per execution state (CREATED,
+// SCHEDULED, DEPLOYING, INITIALIZING, RUNNING, FINISHED, ...).
+func (c *JobClient) TaskStates() map[string]int {
+	_, execs := c.h.Status()
+	m := map[string]int{}
+	for _, e := range execs {
+		m[e.State.String()]++
+	}
+	return m
+}
+
+// Metrics returns the current per-operator record counts.
+func (c *JobClient) Metrics() []OperatorResult { return toResults(c.h.Totals()) }
+
+// Wait blocks until the job ends. If ctx ends first, the job is cancelled
+// and Wait returns once it has stopped.
+func (c *JobClient) Wait(ctx context.Context) (*JobResult, error) {
+	r, err := c.h.Wait(ctx)
+	if err != nil {
+		c.h.Cancel()
+		r, _ = c.h.Wait(context.Background())
+		res := toResult(r)
+		return res, fmt.Errorf("strom: job %q: %w: %w", c.name, ErrJobCanceled, err)
+	}
+	res := toResult(r)
+	switch r.State {
+	case cluster.JobFinished:
+		return res, nil
+	case cluster.JobCanceled:
+		return res, fmt.Errorf("strom: job %q: %w", c.name, ErrJobCanceled)
+	default:
+		return res, fmt.Errorf("strom: %w: %w", ErrJobFailed, r.Err)
+	}
+}
+
+// Close cancels the job if it still runs and stops the embedded cluster,
+// waiting for every goroutine of it.
+func (c *JobClient) Close() {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	select {
+	case <-c.h.Done():
+	default:
+		c.h.Cancel()
+		_, _ = c.h.Wait(context.Background())
+	}
+	c.mc.Close()
+}
+
+func toResults(ts []cluster.OperatorTotals) []OperatorResult {
+	out := make([]OperatorResult, len(ts))
+	for i, t := range ts {
+		out[i] = OperatorResult{Name: t.Name, UID: t.UID, Parallelism: t.Parallelism, RecordsIn: t.RecordsIn, RecordsOut: t.RecordsOut, BackpressureWaits: t.BackpressureWaits}
+	}
+	return out
+}
+
+func toResult(r cluster.JobResult) *JobResult {
+	return &JobResult{JobID: r.JobID, JobName: r.JobName, Duration: r.Duration, Operators: toResults(r.Operators)}
+}

@@ -1,0 +1,217 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/strom-dev/strom/internal/graph"
+	"github.com/strom-dev/strom/internal/keygroup"
+	"github.com/strom-dev/strom/internal/network"
+	"github.com/strom-dev/strom/internal/runtime"
+)
+
+// Job is a job as the cluster runs it: the serialisable JobGraph and, in
+// this process, the StreamGraph whose nodes hold the operator code.
+type Job struct {
+	ID       string
+	Name     string
+	Graph    *graph.StreamGraph
+	JobGraph *graph.JobGraph
+	Config   JobConfig
+}
+
+// JobConfig are the runtime settings of a job.
+type JobConfig struct {
+	// BuffersPerChannel is the number of batch buffers (credits) of each
+	// logical channel.
+	BuffersPerChannel int
+	// BatchSize is the number of records per batch.
+	BatchSize int
+	Clock     runtime.Clock
+	Logger    *slog.Logger
+}
+
+// WithDefaults fills unset fields.
+func (c JobConfig) WithDefaults() JobConfig {
+	if c.BuffersPerChannel <= 0 {
+		c.BuffersPerChannel = 4
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 256
+	}
+	if c.Clock == nil {
+		c.Clock = runtime.WallClock
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// OperatorMetrics are the counters of one operator subtask.
+type OperatorMetrics struct {
+	Vertex   int
+	Subtask  int
+	Node     graph.NodeID
+	Name     string
+	UID      string
+	In, Out  *runtime.Counter
+	Blocked  func() int64
+	IsSource bool
+}
+
+// buildTask wires one subtask of vertex v: operators built tail first so
+// each can be handed its successors, network writers for edges that leave
+// the vertex, and an input processor over the channels of edges that enter
+// it. Channels come from the registry, whichever side is deployed first.
+func buildTask(ctx context.Context, job *Job, v *graph.JobVertex, subtask, attempt int, reg *network.Registry) (*runtime.Task, []OperatorMetrics, error) {
+	cfg := job.Config.WithDefaults()
+	g := job.Graph
+	vertexOf := map[graph.NodeID]*graph.JobVertex{}
+	for _, jv := range job.JobGraph.Vertices {
+		for _, op := range jv.Operators {
+			vertexOf[op.Node] = jv
+		}
+	}
+	info := runtime.TaskInfo{
+		JobName:        job.Name,
+		JobID:          job.ID,
+		VertexName:     v.Name,
+		Subtask:        subtask,
+		Parallelism:    v.Parallelism,
+		MaxParallelism: v.MaxParallelism,
+		Attempt:        attempt,
+	}
+	logger := cfg.Logger.With("job", job.Name, "task", v.Name, "subtask", subtask)
+	notify := reg.Notifier(network.TaskKey{Job: job.ID, Vertex: v.ID, Subtask: subtask})
+	task := runtime.NewTask(info, notify, cfg.Clock, logger)
+
+	channel := func(e *graph.Edge, producer, consumer int) any {
+		to := vertexOf[e.To]
+		key := network.ChannelKey{Job: job.ID, Edge: e.ID, Producer: producer, Consumer: consumer}
+		n := reg.Notifier(network.TaskKey{Job: job.ID, Vertex: to.ID, Subtask: consumer})
+		return reg.Channel(key, func() any {
+			return e.Type.NewChannel(cfg.BuffersPerChannel, cfg.BatchSize, n)
+		})
+	}
+
+	inCounters := map[graph.NodeID]*runtime.Counter{}
+	built := map[graph.NodeID]runtime.Operator{}
+	chain := make([]runtime.ChainedOperator, len(v.Operators))
+	var metrics []OperatorMetrics
+	var writers []*writerInfo
+	for i := len(v.Operators) - 1; i >= 0; i-- {
+		info := v.Operators[i]
+		n := g.Node(info.Node)
+		inCounters[n.ID] = new(runtime.Counter)
+		var mainOuts []any
+		sideOuts := map[string][]any{}
+		sideType := map[string]runtime.TypeOps{}
+		var nodeWriters []*writerInfo
+		for _, e := range g.Outputs(n.ID) {
+			var out any
+			if vertexOf[e.To] == v {
+				target := built[e.To]
+				if target == nil {
+					return nil, nil, fmt.Errorf("internal error: chained operator %d built out of order", e.To)
+				}
+				out = e.Type.Chain(target, inCounters[e.To], g.Node(e.To).Name)
+			} else {
+				consumers := vertexOf[e.To].Parallelism
+				var chans []any
+				if e.Partition == runtime.Forward {
+					chans = []any{channel(e, subtask, subtask)}
+				} else {
+					for j := range consumers {
+						chans = append(chans, channel(e, subtask, j))
+					}
+				}
+				w, o := e.Type.NewWriter(ctx, e.Partition, chans, e.KeyGroupOf, vertexOf[e.To].MaxParallelism)
+				task.Writers = append(task.Writers, w)
+				wi := &writerInfo{w: w}
+				nodeWriters = append(nodeWriters, wi)
+				out = o
+			}
+			if e.SideTag == "" {
+				mainOuts = append(mainOuts, out)
+			} else {
+				sideOuts[e.SideTag] = append(sideOuts[e.SideTag], out)
+				sideType[e.SideTag] = e.Type
+			}
+		}
+		writers = append(writers, nodeWriters...)
+		outCounter := new(runtime.Counter)
+		main := n.Out.Counting(n.Out.Fanout(mainOuts), outCounter)
+		opCtx := &runtime.Context{
+			Ctx:          ctx,
+			Task:         info2(infoTask(task), n),
+			OperatorName: n.Name,
+			OperatorUID:  n.UID,
+			KeyGroups:    keygroup.RangeFor(v.MaxParallelism, v.Parallelism, subtask),
+			Logger:       logger.With("operator", n.Name),
+			Time:         task.Time,
+		}
+		side := map[string]any{}
+		for tag, outs := range sideOuts {
+			side[tag] = sideType[tag].Fanout(outs)
+		}
+		opCtx.SetSideOutputs(side)
+		op, err := n.Build(opCtx, main)
+		if err != nil {
+			return nil, nil, &runtime.TaskError{Job: job.Name, Operator: n.Name, Task: task.Info, Err: fmt.Errorf("build: %w", err)}
+		}
+		built[n.ID] = op
+		chain[i] = runtime.ChainedOperator{Name: n.Name, UID: n.UID, Op: op, Ctx: opCtx, In: inCounters[n.ID], Out: outCounter}
+		m := OperatorMetrics{Vertex: v.ID, Subtask: subtask, Node: n.ID, Name: n.Name, UID: n.UID, In: inCounters[n.ID], Out: outCounter, IsSource: n.NumInputs == 0}
+		if len(nodeWriters) > 0 {
+			ws := nodeWriters
+			m.Blocked = func() int64 {
+				var s int64
+				for _, w := range ws {
+					s += w.blocked()
+				}
+				return s
+			}
+		}
+		metrics = append(metrics, m)
+	}
+	task.Chain = chain
+
+	head := g.Node(v.Operators[0].Node)
+	if head.NumInputs > 0 {
+		chans := make([][]any, head.NumInputs)
+		for _, e := range head.Inputs {
+			producers := vertexOf[e.From].Parallelism
+			if e.Partition == runtime.Forward {
+				chans[e.InputIndex] = append(chans[e.InputIndex], channel(e, subtask, subtask))
+			} else {
+				for k := range producers {
+					chans[e.InputIndex] = append(chans[e.InputIndex], channel(e, k, subtask))
+				}
+			}
+		}
+		input, in := head.Input(chans, chain[0].Op, head.Name)
+		task.Input = input
+		chain[0].In = in
+		for i := range metrics {
+			if metrics[i].Node == head.ID {
+				metrics[i].In = in
+			}
+		}
+	}
+	return task, metrics, nil
+}
+
+type writerInfo struct{ w runtime.Flusher }
+
+func (wi *writerInfo) blocked() int64 {
+	if b, ok := wi.w.(interface{ BlockedCount() int64 }); ok {
+		return b.BlockedCount()
+	}
+	return 0
+}
+
+func infoTask(t *runtime.Task) runtime.TaskInfo { return t.Info }
+
+func info2(t runtime.TaskInfo, _ *graph.Node) runtime.TaskInfo { return t }

@@ -1,0 +1,231 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// JobMaster runs one job: it feeds the Scheduler with events from the
+// ResourceManager, the TaskManagers and the user, and carries out the
+// actions the Scheduler returns.
+type JobMaster struct {
+	job     *Job
+	sched   *Scheduler
+	inbox   chan any
+	stopped chan struct{}
+	rm      *ResourceManager
+	tms     map[string]*TaskManager
+	onDone  func(JobResult)
+
+	mu      sync.Mutex
+	metrics []OperatorMetrics
+	execs   []Execution
+	state   JobState
+	start   time.Time
+	result  *JobResult
+	done    chan struct{}
+}
+
+// JobResult is how a job ended.
+type JobResult struct {
+	JobID     string
+	JobName   string
+	State     JobState
+	Err       error
+	Duration  time.Duration
+	Operators []OperatorTotals
+}
+
+// OperatorTotals are an operator's record counts summed over its subtasks.
+type OperatorTotals struct {
+	Node        int
+	Name        string
+	UID         string
+	Parallelism int
+	RecordsIn   int64
+	RecordsOut  int64
+	// BackpressureWaits counts how often the operator's output had to wait
+	// for a free buffer.
+	BackpressureWaits int64
+}
+
+type msgCancelJob struct{}
+
+func newJobMaster(job *Job, rm *ResourceManager, tms map[string]*TaskManager) *JobMaster {
+	return &JobMaster{
+		job:     job,
+		sched:   NewScheduler(job.JobGraph),
+		inbox:   make(chan any, 256),
+		stopped: make(chan struct{}),
+		rm:      rm,
+		tms:     tms,
+		done:    make(chan struct{}),
+		start:   time.Now(),
+	}
+}
+
+func (jm *JobMaster) post(m any) {
+	select {
+	case jm.inbox <- m:
+	case <-jm.stopped:
+	}
+}
+
+func (jm *JobMaster) registerMetrics(m []OperatorMetrics) {
+	jm.mu.Lock()
+	jm.metrics = append(jm.metrics, m...)
+	jm.mu.Unlock()
+}
+
+func (jm *JobMaster) run(ctx context.Context) {
+	defer close(jm.stopped)
+	jm.apply(ctx, jm.sched.Handle(EvStart{}))
+	for !jm.sched.State().Terminal() {
+		select {
+		case <-ctx.Done():
+			jm.finish(JobResult{State: JobCanceled, Err: fmt.Errorf("cluster shut down: %w", ctx.Err())})
+			return
+		case m := <-jm.inbox:
+			var ev any
+			switch m := m.(type) {
+			case msgTaskState:
+				ev = EvTaskState(m)
+			case slotAnswer:
+				if m.Err != nil {
+					ev = EvSlotsRefused{Err: m.Err}
+				} else {
+					ev = EvSlotsGranted{Slots: m.Slots}
+				}
+			case msgCancelJob:
+				ev = EvCancel{}
+			}
+			jm.apply(ctx, jm.sched.Handle(ev))
+		}
+	}
+}
+
+func (jm *JobMaster) apply(ctx context.Context, acts []any) {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case ActRequestSlots:
+			reply := make(chan slotAnswer, 1)
+			if err := jm.rm.send(ctx, msgRequestSlots{JobID: jm.job.ID, N: a.N, Reply: reply}); err != nil {
+				continue
+			}
+			go func() {
+				select {
+				case ans := <-reply:
+					jm.post(ans)
+				case <-ctx.Done():
+				}
+			}()
+		case ActDeploy:
+			tm := jm.tms[a.Slot.TaskManager]
+			if tm == nil {
+				jm.post(msgTaskState{ID: a.ID, State: Failed, Err: fmt.Errorf("no TaskManager %s", a.Slot.TaskManager)})
+				continue
+			}
+			_ = tm.send(ctx, msgDeploy{Job: jm.job, ID: a.ID, Slot: a.Slot, JM: jm})
+		case ActCancelTask:
+			if tm := jm.tms[a.Slot.TaskManager]; tm != nil {
+				_ = tm.send(ctx, msgCancelTask{JobID: jm.job.ID, ID: a.ID})
+			}
+		case ActReleaseSlots:
+			_ = jm.rm.send(ctx, msgReleaseSlots{JobID: jm.job.ID, Slots: a.Slots})
+		case ActJobDone:
+			jm.finish(JobResult{State: a.State, Err: a.Err})
+		}
+	}
+	jm.mu.Lock()
+	jm.execs = jm.sched.Executions()
+	jm.state = jm.sched.State()
+	jm.mu.Unlock()
+}
+
+func (jm *JobMaster) finish(r JobResult) {
+	jm.mu.Lock()
+	if jm.result != nil {
+		jm.mu.Unlock()
+		return
+	}
+	r.JobID = jm.job.ID
+	r.JobName = jm.job.Name
+	r.Duration = time.Since(jm.start)
+	r.Operators = jm.totalsLocked()
+	jm.result = &r
+	jm.state = r.State
+	jm.execs = jm.sched.Executions()
+	jm.mu.Unlock()
+	close(jm.done)
+	if jm.onDone != nil {
+		jm.onDone(r)
+	}
+}
+
+func (jm *JobMaster) totalsLocked() []OperatorTotals {
+	byNode := map[int]*OperatorTotals{}
+	for _, m := range jm.metrics {
+		t := byNode[int(m.Node)]
+		if t == nil {
+			t = &OperatorTotals{Node: int(m.Node), Name: m.Name, UID: m.UID}
+			byNode[int(m.Node)] = t
+		}
+		t.Parallelism++
+		t.RecordsIn += m.In.Load()
+		t.RecordsOut += m.Out.Load()
+		if m.Blocked != nil {
+			t.BackpressureWaits += m.Blocked()
+		}
+	}
+	out := make([]OperatorTotals, 0, len(byNode))
+	for _, t := range byNode {
+		out = append(out, *t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
+}
+
+// JobHandle is the client's view of a submitted job.
+type JobHandle struct{ jm *JobMaster }
+
+// ID is the job id.
+func (h *JobHandle) ID() string { return h.jm.job.ID }
+
+// Done is closed when the job has ended.
+func (h *JobHandle) Done() <-chan struct{} { return h.jm.done }
+
+// Cancel asks the job to cancel; Wait reports when it has.
+func (h *JobHandle) Cancel() { h.jm.post(msgCancelJob{}) }
+
+// Wait blocks until the job ends or ctx ends.
+func (h *JobHandle) Wait(ctx context.Context) (JobResult, error) {
+	select {
+	case <-h.jm.done:
+		h.jm.mu.Lock()
+		defer h.jm.mu.Unlock()
+		return *h.jm.result, nil
+	case <-ctx.Done():
+		return JobResult{}, ctx.Err()
+	}
+}
+
+// Status is a snapshot of the job's state and executions.
+func (h *JobHandle) Status() (JobState, []Execution) {
+	h.jm.mu.Lock()
+	defer h.jm.mu.Unlock()
+	return h.jm.state, append([]Execution(nil), h.jm.execs...)
+}
+
+// Totals are the current per-operator record counts.
+func (h *JobHandle) Totals() []OperatorTotals {
+	h.jm.mu.Lock()
+	defer h.jm.mu.Unlock()
+	return h.jm.totalsLocked()
+}
+
+// ErrUnknownJob is returned for a job id the dispatcher does not know.
+var ErrUnknownJob = errors.New("unknown job")

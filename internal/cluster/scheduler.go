@@ -1,0 +1,352 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/strom-dev/strom/internal/graph"
+)
+
+// ExecState is the state of one execution (attempt) of a subtask.
+type ExecState int
+
+const (
+	Created ExecState = iota
+	Scheduled
+	Deploying
+	Initializing
+	Running
+	Finished
+	Canceling
+	Canceled
+	Failed
+)
+
+var execStateNames = [...]string{"CREATED", "SCHEDULED", "DEPLOYING", "INITIALIZING", "RUNNING", "FINISHED", "CANCELING", "CANCELED", "FAILED"}
+
+func (s ExecState) String() string {
+	if int(s) < len(execStateNames) {
+		return execStateNames[s]
+	}
+	return fmt.Sprintf("ExecState(%d)", int(s))
+}
+
+// Terminal reports whether the execution has ended.
+func (s ExecState) Terminal() bool { return s == Finished || s == Canceled || s == Failed }
+
+// JobState is the state of a job (Flink's JobStatus).
+type JobState int
+
+const (
+	JobCreated JobState = iota
+	JobRunning
+	JobFailing
+	JobCanceling
+	JobFinished
+	JobFailed
+	JobCanceled
+)
+
+var jobStateNames = [...]string{"CREATED", "RUNNING", "FAILING", "CANCELLING", "FINISHED", "FAILED", "CANCELED"}
+
+func (s JobState) String() string {
+	if int(s) < len(jobStateNames) {
+		return jobStateNames[s]
+	}
+	return fmt.Sprintf("JobState(%d)", int(s))
+}
+
+// Terminal reports whether the job has ended.
+func (s JobState) Terminal() bool { return s == JobFinished || s == JobFailed || s == JobCanceled }
+
+// ExecutionID names one attempt of one subtask.
+type ExecutionID struct {
+	Vertex, Subtask, Attempt int
+}
+
+func (id ExecutionID) String() string {
+	return fmt.Sprintf("v%d/%d#%d", id.Vertex, id.Subtask, id.Attempt)
+}
+
+// SlotID names a slot of a TaskManager.
+type SlotID struct {
+	TaskManager string
+	Index       int
+}
+
+func (s SlotID) String() string { return fmt.Sprintf("%s/slot-%d", s.TaskManager, s.Index) }
+
+// Execution is one attempt of a subtask.
+type Execution struct {
+	ID    ExecutionID
+	State ExecState
+	Slot  SlotID
+	Err   error
+}
+
+// Scheduler events.
+type (
+	// EvStart starts scheduling.
+	EvStart struct{}
+	// EvSlotsGranted answers a slot request.
+	EvSlotsGranted struct{ Slots []SlotID }
+	// EvSlotsRefused says the slots cannot be had.
+	EvSlotsRefused struct{ Err error }
+	// EvTaskState reports an execution's new state.
+	EvTaskState struct {
+		ID    ExecutionID
+		State ExecState
+		Err   error
+	}
+	// EvCancel asks to cancel the job.
+	EvCancel struct{}
+)
+
+// Scheduler actions.
+type (
+	// ActRequestSlots asks the ResourceManager for N slots.
+	ActRequestSlots struct{ N int }
+	// ActDeploy deploys an execution into a slot.
+	ActDeploy struct {
+		ID   ExecutionID
+		Slot SlotID
+	}
+	// ActCancelTask cancels a running execution.
+	ActCancelTask struct {
+		ID   ExecutionID
+		Slot SlotID
+	}
+	// ActReleaseSlots gives the job's slots back.
+	ActReleaseSlots struct{ Slots []SlotID }
+	// ActJobDone reports the job's terminal state.
+	ActJobDone struct {
+		State JobState
+		Err   error
+	}
+)
+
+// Scheduler is the JobMaster's ExecutionGraph and scheduling logic as a pure
+// state machine: Handle takes an event and returns the actions to carry
+// out. It starts no goroutines and does no I/O, so every interleaving of
+// task failures, cancellations and slot answers can be scripted in a test.
+//
+// Restarts come with checkpoints (a later issue); today the first task
+// failure fails the job, after every other task has been cancelled.
+type Scheduler struct {
+	jg       *graph.JobGraph
+	execs    [][]*Execution
+	state    JobState
+	err      error
+	slots    []SlotID
+	inFlight bool
+}
+
+// NewScheduler returns a scheduler for jg.
+func NewScheduler(jg *graph.JobGraph) *Scheduler {
+	s := &Scheduler{jg: jg}
+	s.execs = make([][]*Execution, len(jg.Vertices))
+	for _, v := range jg.Vertices {
+		s.execs[v.ID] = make([]*Execution, v.Parallelism)
+		for i := range v.Parallelism {
+			s.execs[v.ID][i] = &Execution{ID: ExecutionID{Vertex: v.ID, Subtask: i}}
+		}
+	}
+	return s
+}
+
+// State is the job's state.
+func (s *Scheduler) State() JobState { return s.state }
+
+// Err is the job's failure cause.
+func (s *Scheduler) Err() error { return s.err }
+
+// Executions returns every current execution (vertex-major order).
+func (s *Scheduler) Executions() []Execution {
+	var out []Execution
+	for _, v := range s.execs {
+		for _, e := range v {
+			out = append(out, *e)
+		}
+	}
+	return out
+}
+
+// Handle applies one event.
+func (s *Scheduler) Handle(ev any) []any {
+	switch ev := ev.(type) {
+	case EvStart:
+		if s.state != JobCreated || s.inFlight {
+			return nil
+		}
+		s.inFlight = true
+		for _, v := range s.execs {
+			for _, e := range v {
+				e.State = Scheduled
+			}
+		}
+		return []any{ActRequestSlots{N: s.jg.SlotsNeeded()}}
+	case EvSlotsGranted:
+		s.inFlight = false
+		if s.state != JobCreated {
+			// Cancelled while waiting: give the slots straight back.
+			return append([]any{ActReleaseSlots{Slots: ev.Slots}}, s.finishIfDone()...)
+		}
+		return s.deploy(ev.Slots)
+	case EvSlotsRefused:
+		s.inFlight = false
+		if s.state.Terminal() {
+			return nil
+		}
+		s.state = JobFailed
+		s.err = fmt.Errorf("could not allocate slots: %w", ev.Err)
+		for _, v := range s.execs {
+			for _, e := range v {
+				e.State = Failed
+			}
+		}
+		return []any{ActJobDone{State: s.state, Err: s.err}}
+	case EvTaskState:
+		return s.taskState(ev)
+	case EvCancel:
+		switch s.state {
+		case JobCreated:
+			s.state = JobCanceling
+			acts := s.cancelAll()
+			if s.inFlight {
+				return acts // finish when the slot answer arrives
+			}
+			return append(acts, s.finishIfDone()...)
+		case JobRunning:
+			s.state = JobCanceling
+			return s.cancelAll()
+		}
+	}
+	return nil
+}
+
+func (s *Scheduler) deploy(slots []SlotID) []any {
+	if len(slots) < s.jg.SlotsNeeded() {
+		return s.Handle(EvSlotsRefused{Err: fmt.Errorf("granted %d slots, need %d", len(slots), s.jg.SlotsNeeded())})
+	}
+	s.slots = slots
+	s.state = JobRunning
+	// Slot sharing: subtask i of every vertex of a group goes to the group's
+	// slot i; groups take consecutive runs of slots.
+	groups := map[string]int{}
+	var names []string
+	for _, v := range s.jg.Vertices {
+		if v.Parallelism > groups[v.SlotSharingGroup] {
+			if _, ok := groups[v.SlotSharingGroup]; !ok {
+				names = append(names, v.SlotSharingGroup)
+			}
+			groups[v.SlotSharingGroup] = v.Parallelism
+		}
+	}
+	sort.Strings(names)
+	offset := map[string]int{}
+	next := 0
+	for _, n := range names {
+		offset[n] = next
+		next += groups[n]
+	}
+	var acts []any
+	for _, v := range s.jg.Vertices {
+		for _, e := range s.execs[v.ID] {
+			e.Slot = slots[offset[v.SlotSharingGroup]+e.ID.Subtask]
+			e.State = Deploying
+			acts = append(acts, ActDeploy{ID: e.ID, Slot: e.Slot})
+		}
+	}
+	return acts
+}
+
+func (s *Scheduler) exec(id ExecutionID) *Execution {
+	if id.Vertex < 0 || id.Vertex >= len(s.execs) || id.Subtask < 0 || id.Subtask >= len(s.execs[id.Vertex]) {
+		return nil
+	}
+	e := s.execs[id.Vertex][id.Subtask]
+	if e.ID != id {
+		return nil // a stale attempt
+	}
+	return e
+}
+
+func (s *Scheduler) taskState(ev EvTaskState) []any {
+	e := s.exec(ev.ID)
+	if e == nil || e.State.Terminal() {
+		return nil
+	}
+	e.State = ev.State
+	if ev.State == Failed {
+		e.Err = ev.Err
+		if ev.Err == nil {
+			e.Err = errors.New("task failed")
+		}
+	}
+	var acts []any
+	switch {
+	case ev.State == Failed && (s.state == JobRunning || s.state == JobCreated):
+		s.state = JobFailing
+		s.err = e.Err
+		acts = s.cancelAll()
+	case ev.State == Canceled && s.state == JobRunning:
+		// A task cancelled without the job asking: treat it as a failure.
+		s.state = JobFailing
+		s.err = fmt.Errorf("task %v was canceled unexpectedly", ev.ID)
+		acts = s.cancelAll()
+	}
+	return append(acts, s.finishIfDone()...)
+}
+
+func (s *Scheduler) cancelAll() []any {
+	var acts []any
+	for _, v := range s.execs {
+		for _, e := range v {
+			switch e.State {
+			case Created, Scheduled:
+				e.State = Canceled
+			case Deploying, Initializing, Running:
+				e.State = Canceling
+				acts = append(acts, ActCancelTask{ID: e.ID, Slot: e.Slot})
+			}
+		}
+	}
+	return acts
+}
+
+func (s *Scheduler) finishIfDone() []any {
+	if s.state.Terminal() || s.inFlight {
+		return nil
+	}
+	allFinished := true
+	for _, v := range s.execs {
+		for _, e := range v {
+			if !e.State.Terminal() {
+				return nil
+			}
+			if e.State != Finished {
+				allFinished = false
+			}
+		}
+	}
+	switch {
+	case s.state == JobFailing:
+		s.state = JobFailed
+	case s.state == JobCanceling:
+		s.state = JobCanceled
+	case allFinished:
+		s.state = JobFinished
+	default:
+		s.state = JobFailed
+		if s.err == nil {
+			s.err = errors.New("tasks ended without finishing")
+		}
+	}
+	var acts []any
+	if len(s.slots) > 0 {
+		acts = append(acts, ActReleaseSlots{Slots: s.slots})
+		s.slots = nil
+	}
+	return append(acts, ActJobDone{State: s.state, Err: s.err})
+}

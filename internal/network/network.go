@@ -1,0 +1,181 @@
+// Package network moves records between tasks: typed batches through bounded
+// logical channels, with in-band events (watermarks, end of partition and,
+// later, checkpoint barriers) travelling in the same channels as records.
+//
+// Each logical channel (one producer subtask → one consumer subtask) owns a
+// fixed number of batch buffers. A producer must take a free buffer before it
+// can fill one, and the consumer hands each buffer back once it has processed
+// it: this is Flink's credit-based flow control in its in-process form. A slow
+// consumer therefore stalls exactly its producers, and the memory in flight is
+// bounded by channels × buffers × batch size.
+//
+// Inside a process a batch carries typed values, never serialised (a record
+// must not be mutated after it is emitted). The distributed runtime will add a
+// channel implementation that frames batches with a codec.Codec.
+package network
+
+import (
+	"context"
+	"errors"
+	"math"
+)
+
+// EventKind says what a batch carries.
+type EventKind uint8
+
+const (
+	// Records: a batch of records.
+	Records EventKind = iota
+	// Watermark: event time on this channel has reached Event.Value.
+	Watermark
+	// Idle: the channel's producer is idle and does not hold back the watermark
+	// until it sends records or a watermark again.
+	Idle
+	// EndOfPartition: the producer has finished; nothing follows.
+	EndOfPartition
+	// Barrier is reserved for checkpoint barriers (Value = checkpoint id).
+	Barrier
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case Records:
+		return "records"
+	case Watermark:
+		return "watermark"
+	case Idle:
+		return "idle"
+	case EndOfPartition:
+		return "end-of-partition"
+	case Barrier:
+		return "barrier"
+	}
+	return "unknown"
+}
+
+// NoTimestamp marks a record that carries no event time.
+const NoTimestamp = math.MinInt64
+
+// MaxWatermark is the watermark that ends event time: every window fires.
+const MaxWatermark = math.MaxInt64
+
+// Rec is one record with its event timestamp.
+type Rec[T any] struct {
+	V  T
+	Ts int64
+}
+
+// Batch is the unit that moves through a channel: either records or one event.
+type Batch[T any] struct {
+	Kind  EventKind
+	Value int64 // the watermark, or the checkpoint id of a barrier
+	Recs  []Rec[T]
+}
+
+// ErrCanceled is returned (or panicked with, inside a task) when a channel
+// operation is abandoned because its context was cancelled.
+var ErrCanceled = errors.New("canceled")
+
+// Notifier wakes a consumer task when one of its channels has data. It is a
+// channel of capacity one: many signals collapse into one wake-up.
+type Notifier chan struct{}
+
+// NewNotifier returns a notifier.
+func NewNotifier() Notifier { return make(Notifier, 1) }
+
+// Notify wakes the waiting consumer, if any, without blocking.
+func (n Notifier) Notify() {
+	select {
+	case n <- struct{}{}:
+	default:
+	}
+}
+
+// Channel is one logical channel from one producer subtask to one consumer
+// subtask. The producer and the consumer are single goroutines.
+type Channel[T any] struct {
+	full   chan *Batch[T]
+	free   chan *Batch[T]
+	notify Notifier
+	// BatchSize is the number of records a producer puts in a batch before it
+	// sends it.
+	BatchSize int
+}
+
+// NewChannel returns a channel with the given number of buffers (credits) of
+// batchSize records each. notify is the consumer's notifier.
+func NewChannel[T any](buffers, batchSize int, notify Notifier) *Channel[T] {
+	if buffers < 1 {
+		buffers = 1
+	}
+	if batchSize < 1 {
+		batchSize = 1
+	}
+	c := &Channel[T]{
+		// full has room for every buffer plus one event batch per buffer so
+		// that sending never blocks once a buffer is held.
+		full:      make(chan *Batch[T], buffers),
+		free:      make(chan *Batch[T], buffers),
+		notify:    notify,
+		BatchSize: batchSize,
+	}
+	for range buffers {
+		c.free <- &Batch[T]{Recs: make([]Rec[T], 0, batchSize)}
+	}
+	return c
+}
+
+// Acquire takes a free buffer, blocking while the consumer holds them all
+// (backpressure). It returns ErrCanceled if ctx ends first.
+func (c *Channel[T]) Acquire(ctx context.Context) (*Batch[T], error) {
+	select {
+	case b := <-c.free:
+		return b, nil
+	default:
+	}
+	select {
+	case b := <-c.free:
+		return b, nil
+	case <-ctx.Done():
+		return nil, ErrCanceled
+	}
+}
+
+// TryAcquire takes a free buffer if one is available.
+func (c *Channel[T]) TryAcquire() (*Batch[T], bool) {
+	select {
+	case b := <-c.free:
+		return b, true
+	default:
+		return nil, false
+	}
+}
+
+// Send hands a filled buffer to the consumer. It never blocks: the buffer came
+// from this channel's free list, so there is room for it.
+func (c *Channel[T]) Send(b *Batch[T]) {
+	c.full <- b
+	c.notify.Notify()
+}
+
+// Poll returns the next batch if one is waiting.
+func (c *Channel[T]) Poll() (*Batch[T], bool) {
+	select {
+	case b := <-c.full:
+		return b, true
+	default:
+		return nil, false
+	}
+}
+
+// Recycle gives a processed buffer back to the producer.
+func (c *Channel[T]) Recycle(b *Batch[T]) {
+	clear(b.Recs) // drop references so the GC can free the records
+	b.Recs = b.Recs[:0]
+	b.Kind = Records
+	b.Value = 0
+	c.free <- b
+}
+
+// Buffers is the number of buffers (credits) of the channel.
+func (c *Channel[T]) Buffers() int { return cap(c.free) }

@@ -1,0 +1,87 @@
+package network
+
+import (
+	"fmt"
+	"sync"
+)
+
+// ChannelKey names one logical channel of one job attempt: the stream edge,
+// the producer subtask and the consumer subtask.
+type ChannelKey struct {
+	Job      string
+	Edge     int
+	Producer int
+	Consumer int
+}
+
+// TaskKey names a consumer task, for its notifier.
+type TaskKey struct {
+	Job     string
+	Vertex  int
+	Subtask int
+}
+
+// Registry is the in-process shuffle environment: producers and consumers
+// that share a process find their channels here, whichever is deployed first.
+type Registry struct {
+	mu        sync.Mutex
+	channels  map[ChannelKey]any
+	notifiers map[TaskKey]Notifier
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{channels: map[ChannelKey]any{}, notifiers: map[TaskKey]Notifier{}}
+}
+
+// Channel returns the channel for k, creating it with create on first use.
+// create runs under the registry lock and must not call the registry.
+func (r *Registry) Channel(k ChannelKey, create func() any) any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.channels[k]; ok {
+		return c
+	}
+	c := create()
+	r.channels[k] = c
+	return c
+}
+
+// Notifier returns the notifier of consumer task k.
+func (r *Registry) Notifier(k TaskKey) Notifier {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n, ok := r.notifiers[k]; ok {
+		return n
+	}
+	n := NewNotifier()
+	r.notifiers[k] = n
+	return n
+}
+
+// ReleaseJob forgets every channel and notifier of a job.
+func (r *Registry) ReleaseJob(job string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k := range r.channels {
+		if k.Job == job {
+			delete(r.channels, k)
+		}
+	}
+	for k := range r.notifiers {
+		if k.Job == job {
+			delete(r.notifiers, k)
+		}
+	}
+}
+
+// Len is the number of live channels (tests check that jobs release theirs).
+func (r *Registry) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.channels)
+}
+
+func (k ChannelKey) String() string {
+	return fmt.Sprintf("%s/e%d/%d->%d", k.Job, k.Edge, k.Producer, k.Consumer)
+}

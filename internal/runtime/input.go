@@ -1,0 +1,263 @@
+package runtime
+
+import "github.com/strom-dev/strom/internal/network"
+
+// InputProcessor reads a task's inputs and drives its head operator.
+type InputProcessor interface {
+	// Poll handles at most one waiting batch. progress reports whether one
+	// was handled; done reports that every input channel has ended.
+	Poll() (progress, done bool)
+}
+
+// valve combines the watermarks of a task's input channels: the task's
+// watermark is the minimum over the channels that are neither idle nor ended,
+// and it only moves forward (Flink's StatusWatermarkValve).
+type valve struct {
+	wm      []int64
+	idle    []bool
+	ended   []bool
+	last    int64
+	outIdle bool
+}
+
+func newValve(n int) *valve {
+	v := &valve{wm: make([]int64, n), idle: make([]bool, n), ended: make([]bool, n), last: MinWatermark}
+	for i := range v.wm {
+		v.wm[i] = MinWatermark
+	}
+	return v
+}
+
+// combined returns the new watermark to emit, or ok=false. allIdle reports
+// that every live channel is idle.
+func (v *valve) combined() (wm int64, ok, allIdle bool) {
+	min := int64(MaxWatermark)
+	active := 0
+	live := 0
+	for i := range v.wm {
+		if v.ended[i] {
+			continue
+		}
+		live++
+		if v.idle[i] {
+			continue
+		}
+		active++
+		if v.wm[i] < min {
+			min = v.wm[i]
+		}
+	}
+	if active == 0 {
+		return 0, false, live > 0
+	}
+	if min > v.last {
+		v.last = min
+		return min, true, false
+	}
+	return 0, false, false
+}
+
+func (v *valve) onWatermark(ch int, wm int64) (int64, bool) {
+	v.idle[ch] = false
+	if wm > v.wm[ch] {
+		v.wm[ch] = wm
+	}
+	out, ok, _ := v.combined()
+	if ok {
+		v.outIdle = false
+	}
+	return out, ok
+}
+
+// onRecord reactivates an idle channel.
+func (v *valve) onRecord(ch int) bool {
+	if v.idle[ch] {
+		v.idle[ch] = false
+		v.outIdle = false
+		return true
+	}
+	return false
+}
+
+func (v *valve) onIdle(ch int) (wm int64, emitWM, becameIdle bool) {
+	v.idle[ch] = true
+	wm, emitWM, allIdle := v.combined()
+	if allIdle && !v.outIdle {
+		v.outIdle = true
+		return wm, emitWM, true
+	}
+	return wm, emitWM, false
+}
+
+func (v *valve) onEnd(ch int) (int64, bool) {
+	v.ended[ch] = true
+	wm, ok, _ := v.combined()
+	return wm, ok
+}
+
+func (v *valve) allEnded() bool {
+	for _, e := range v.ended {
+		if !e {
+			return false
+		}
+	}
+	return true
+}
+
+// OneInputProcessor feeds the batches of a one-input task's channels to its
+// head operator.
+type OneInputProcessor[T any] struct {
+	channels []*network.Channel[T]
+	op       OneInput[T]
+	valve    *valve
+	next     int
+	name     string
+	In       Counter
+}
+
+// NewOneInputProcessor reads channels into op.
+func NewOneInputProcessor[T any](channels []*network.Channel[T], op OneInput[T]) *OneInputProcessor[T] {
+	return &OneInputProcessor[T]{channels: channels, op: op, valve: newValve(len(channels))}
+}
+
+func (p *OneInputProcessor[T]) Poll() (bool, bool) {
+	n := len(p.channels)
+	for range n {
+		i := p.next
+		p.next++
+		if p.next == n {
+			p.next = 0
+		}
+		if p.valve.ended[i] {
+			continue
+		}
+		b, ok := p.channels[i].Poll()
+		if !ok {
+			continue
+		}
+		p.guarded(i, b)
+		p.channels[i].Recycle(b)
+		return true, p.valve.allEnded()
+	}
+	return false, p.valve.allEnded()
+}
+
+func (p *OneInputProcessor[T]) guarded(i int, b *network.Batch[T]) {
+	defer Guard(p.name)
+	p.handle(i, b)
+}
+
+func (p *OneInputProcessor[T]) handle(i int, b *network.Batch[T]) {
+	switch b.Kind {
+	case network.Records:
+		p.valve.onRecord(i)
+		p.In.n += int64(len(b.Recs))
+		for _, r := range b.Recs {
+			p.op.ProcessElement(r.V, r.Ts)
+		}
+	case network.Watermark:
+		if wm, ok := p.valve.onWatermark(i, b.Value); ok {
+			p.op.ProcessWatermark(wm)
+		}
+	case network.Idle:
+		wm, emit, idle := p.valve.onIdle(i)
+		if emit {
+			p.op.ProcessWatermark(wm)
+		}
+		if idle {
+			p.op.ProcessIdle()
+		}
+	case network.EndOfPartition:
+		if wm, ok := p.valve.onEnd(i); ok {
+			p.op.ProcessWatermark(wm)
+		}
+	}
+}
+
+// TwoInputProcessor feeds a two-input task's channels to its head operator;
+// its watermark is the minimum over the channels of both inputs.
+type TwoInputProcessor[A, B any] struct {
+	ch1   []*network.Channel[A]
+	ch2   []*network.Channel[B]
+	op    TwoInput[A, B]
+	valve *valve
+	next  int
+	// Name is the head operator's name, for failures.
+	Name string
+	In   Counter
+}
+
+// NewTwoInputProcessor reads ch1 and ch2 into op.
+func NewTwoInputProcessor[A, B any](ch1 []*network.Channel[A], ch2 []*network.Channel[B], op TwoInput[A, B]) *TwoInputProcessor[A, B] {
+	return &TwoInputProcessor[A, B]{ch1: ch1, ch2: ch2, op: op, valve: newValve(len(ch1) + len(ch2))}
+}
+
+func (p *TwoInputProcessor[A, B]) Poll() (bool, bool) {
+	defer Guard(p.Name)
+	n1 := len(p.ch1)
+	n := n1 + len(p.ch2)
+	for range n {
+		i := p.next
+		p.next++
+		if p.next == n {
+			p.next = 0
+		}
+		if p.valve.ended[i] {
+			continue
+		}
+		if i < n1 {
+			b, ok := p.ch1[i].Poll()
+			if !ok {
+				continue
+			}
+			if b.Kind == network.Records {
+				p.valve.onRecord(i)
+				p.In.n += int64(len(b.Recs))
+				for _, r := range b.Recs {
+					p.op.ProcessElement1(r.V, r.Ts)
+				}
+			} else {
+				p.event(i, b.Kind, b.Value)
+			}
+			p.ch1[i].Recycle(b)
+		} else {
+			b, ok := p.ch2[i-n1].Poll()
+			if !ok {
+				continue
+			}
+			if b.Kind == network.Records {
+				p.valve.onRecord(i)
+				p.In.n += int64(len(b.Recs))
+				for _, r := range b.Recs {
+					p.op.ProcessElement2(r.V, r.Ts)
+				}
+			} else {
+				p.event(i, b.Kind, b.Value)
+			}
+			p.ch2[i-n1].Recycle(b)
+		}
+		return true, p.valve.allEnded()
+	}
+	return false, p.valve.allEnded()
+}
+
+func (p *TwoInputProcessor[A, B]) event(i int, kind network.EventKind, value int64) {
+	switch kind {
+	case network.Watermark:
+		if wm, ok := p.valve.onWatermark(i, value); ok {
+			p.op.ProcessWatermark(wm)
+		}
+	case network.Idle:
+		wm, emit, idle := p.valve.onIdle(i)
+		if emit {
+			p.op.ProcessWatermark(wm)
+		}
+		if idle {
+			p.op.ProcessIdle()
+		}
+	case network.EndOfPartition:
+		if wm, ok := p.valve.onEnd(i); ok {
+			p.op.ProcessWatermark(wm)
+		}
+	}
+}

@@ -1,0 +1,242 @@
+package runtime
+
+import (
+	"context"
+	"sync/atomic"
+
+	"github.com/strom-dev/strom/internal/keygroup"
+	"github.com/strom-dev/strom/internal/network"
+)
+
+// PartitionKind is how an edge spreads records over the consumer's subtasks.
+type PartitionKind uint8
+
+const (
+	// Forward sends subtask i's records to subtask i (equal parallelism).
+	Forward PartitionKind = iota
+	// Rebalance sends records round-robin to every consumer subtask.
+	Rebalance
+	// Hash sends each record to the subtask owning its key's key group.
+	Hash
+	// Broadcast sends every record to every consumer subtask.
+	Broadcast
+)
+
+func (k PartitionKind) String() string {
+	switch k {
+	case Forward:
+		return "FORWARD"
+	case Rebalance:
+		return "REBALANCE"
+	case Hash:
+		return "HASH"
+	case Broadcast:
+		return "BROADCAST"
+	}
+	return "UNKNOWN"
+}
+
+// KeyGroupOf returns the key group of a record; the hash partitioner and the
+// keyed operators use the same function so they agree on ownership.
+type KeyGroupOf[T any] func(v T) int
+
+// Flusher is an output that buffers and must be flushed before the task
+// blocks, so that records never wait in a half-full batch while the task idles.
+type Flusher interface {
+	Flush()
+	// EndOfPartition flushes and tells every consumer that nothing follows.
+	EndOfPartition()
+}
+
+// Writer is the Output at the end of a chain: it partitions records onto the
+// channels of one outgoing edge, in batches.
+type Writer[T any] struct {
+	ctx      context.Context
+	channels []*network.Channel[T]
+	cur      []*network.Batch[T]
+	kind     PartitionKind
+	kgOf     KeyGroupOf[T]
+	maxPar   int
+	rr       int
+	lastWM   int64
+	idle     bool
+	// Blocked counts nanoseconds-free backpressure events: how often the writer
+	// had to wait for a free buffer.
+	Blocked atomic.Int64
+}
+
+// NewWriter returns a writer over channels (one per consumer subtask, or one
+// for Forward). kgOf is required for Hash.
+func NewWriter[T any](ctx context.Context, kind PartitionKind, channels []*network.Channel[T], kgOf KeyGroupOf[T], maxParallelism int) *Writer[T] {
+	return &Writer[T]{
+		ctx:      ctx,
+		channels: channels,
+		cur:      make([]*network.Batch[T], len(channels)),
+		kind:     kind,
+		kgOf:     kgOf,
+		maxPar:   maxParallelism,
+		lastWM:   MinWatermark,
+	}
+}
+
+func (w *Writer[T]) batch(i int) *network.Batch[T] {
+	b := w.cur[i]
+	if b != nil {
+		return b
+	}
+	ch := w.channels[i]
+	b, ok := ch.TryAcquire()
+	if !ok {
+		w.Blocked.Add(1)
+		var err error
+		if b, err = ch.Acquire(w.ctx); err != nil {
+			Cancelled()
+		}
+	}
+	w.cur[i] = b
+	return b
+}
+
+func (w *Writer[T]) appendTo(i int, v T, ts int64) {
+	b := w.batch(i)
+	b.Recs = append(b.Recs, network.Rec[T]{V: v, Ts: ts})
+	if len(b.Recs) >= w.channels[i].BatchSize {
+		w.cur[i] = nil
+		w.channels[i].Send(b)
+	}
+}
+
+// Collect partitions one record.
+func (w *Writer[T]) Collect(v T, ts int64) {
+	w.idle = false
+	switch w.kind {
+	case Forward:
+		w.appendTo(0, v, ts)
+	case Rebalance:
+		w.rr++
+		if w.rr >= len(w.channels) {
+			w.rr = 0
+		}
+		w.appendTo(w.rr, v, ts)
+	case Hash:
+		kg := w.kgOf(v)
+		w.appendTo(keygroup.OperatorIndex(w.maxPar, len(w.channels), kg), v, ts)
+	case Broadcast:
+		for i := range w.channels {
+			w.appendTo(i, v, ts)
+		}
+	}
+}
+
+func (w *Writer[T]) sendEvent(kind network.EventKind, value int64) {
+	for i, ch := range w.channels {
+		if b := w.cur[i]; b != nil && len(b.Recs) > 0 {
+			w.cur[i] = nil
+			ch.Send(b)
+		}
+		b := w.batch(i)
+		w.cur[i] = nil
+		b.Kind = kind
+		b.Value = value
+		ch.Send(b)
+	}
+}
+
+// EmitWatermark broadcasts a watermark to every consumer, after the records
+// before it.
+func (w *Writer[T]) EmitWatermark(wm int64) {
+	if wm <= w.lastWM && !w.idle {
+		return
+	}
+	w.idle = false
+	w.lastWM = wm
+	w.sendEvent(network.Watermark, wm)
+}
+
+// MarkIdle tells every consumer not to wait for this producer's watermark.
+func (w *Writer[T]) MarkIdle() {
+	if w.idle {
+		return
+	}
+	w.idle = true
+	w.sendEvent(network.Idle, 0)
+}
+
+// Flush sends every non-empty batch.
+func (w *Writer[T]) Flush() {
+	for i, b := range w.cur {
+		if b != nil && len(b.Recs) > 0 {
+			w.cur[i] = nil
+			w.channels[i].Send(b)
+		}
+	}
+}
+
+// EndOfPartition flushes and ends every channel.
+func (w *Writer[T]) EndOfPartition() { w.sendEvent(network.EndOfPartition, 0) }
+
+// Fanout copies a stream to several outputs (an operator with several
+// chained successors or outgoing edges).
+type Fanout[T any] []Output[T]
+
+func (f Fanout[T]) Collect(v T, ts int64) {
+	for _, o := range f {
+		o.Collect(v, ts)
+	}
+}
+
+func (f Fanout[T]) EmitWatermark(wm int64) {
+	for _, o := range f {
+		o.EmitWatermark(wm)
+	}
+}
+
+func (f Fanout[T]) MarkIdle() {
+	for _, o := range f {
+		o.MarkIdle()
+	}
+}
+
+// Discard is an output that drops everything (an operator whose results no
+// one consumes).
+type Discard[T any] struct{}
+
+func (Discard[T]) Collect(T, int64)    {}
+func (Discard[T]) EmitWatermark(int64) {}
+func (Discard[T]) MarkIdle()           {}
+
+// Counter counts records on the task goroutine without atomic operations and
+// publishes the count for readers on other goroutines once per batch.
+type Counter struct {
+	n      int64
+	shared atomic.Int64
+}
+
+// Inc adds one.
+func (c *Counter) Inc() { c.n++ }
+
+// Add adds n.
+func (c *Counter) Add(n int64) { c.n += n }
+
+// Publish makes the count visible to Load.
+func (c *Counter) Publish() { c.shared.Store(c.n) }
+
+// Load reads the last published count (any goroutine).
+func (c *Counter) Load() int64 { return c.shared.Load() }
+
+// Counting counts the records passing to an output.
+type Counting[T any] struct {
+	Out Output[T]
+	C   *Counter
+}
+
+func (c Counting[T]) Collect(v T, ts int64) {
+	c.C.n++
+	c.Out.Collect(v, ts)
+}
+
+func (c Counting[T]) EmitWatermark(wm int64) { c.Out.EmitWatermark(wm) }
+func (c Counting[T]) MarkIdle()              { c.Out.MarkIdle() }
+
+// BlockedCount is how often the writer had to wait for a free buffer.
+func (w *Writer[T]) BlockedCount() int64 { return w.Blocked.Load() }

@@ -1,0 +1,89 @@
+package runtime
+
+import (
+	"container/heap"
+	"time"
+)
+
+// Clock gives processing time. Tests can substitute a manual clock.
+type Clock interface {
+	Now() time.Time
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+// WallClock is the real clock.
+var WallClock Clock = wallClock{}
+
+// ProcessingTime is a task's processing-time service: callbacks registered
+// for a wall-clock time run on the task goroutine, from the mailbox loop,
+// once that time has passed.
+type ProcessingTime struct {
+	clock Clock
+	h     ptHeap
+	seq   uint64
+}
+
+func newProcessingTime(c Clock) *ProcessingTime {
+	if c == nil {
+		c = WallClock
+	}
+	return &ProcessingTime{clock: c}
+}
+
+// Now is the current processing time in epoch milliseconds.
+func (p *ProcessingTime) Now() int64 { return p.clock.Now().UnixMilli() }
+
+// Register runs fn on the task goroutine once processing time reaches t
+// (epoch ms).
+func (p *ProcessingTime) Register(t int64, fn func(t int64)) {
+	p.seq++
+	heap.Push(&p.h, ptEntry{t: t, seq: p.seq, fn: fn})
+}
+
+// next returns the earliest registered time.
+func (p *ProcessingTime) next() (int64, bool) {
+	if len(p.h) == 0 {
+		return 0, false
+	}
+	return p.h[0].t, true
+}
+
+// fire runs every callback due by now. It returns how many ran.
+func (p *ProcessingTime) fire() int {
+	now := p.Now()
+	n := 0
+	for len(p.h) > 0 && p.h[0].t <= now {
+		e := heap.Pop(&p.h).(ptEntry)
+		e.fn(e.t)
+		n++
+	}
+	return n
+}
+
+type ptEntry struct {
+	t   int64
+	seq uint64
+	fn  func(int64)
+}
+
+type ptHeap []ptEntry
+
+func (h ptHeap) Len() int { return len(h) }
+func (h ptHeap) Less(i, j int) bool {
+	if h[i].t != h[j].t {
+		return h[i].t < h[j].t
+	}
+	return h[i].seq < h[j].seq
+}
+func (h ptHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *ptHeap) Push(x any)   { *h = append(*h, x.(ptEntry)) }
+func (h *ptHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = ptEntry{}
+	*h = old[:len(old)-1]
+	return e
+}

@@ -1,0 +1,299 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/strom-dev/strom/internal/network"
+)
+
+// SourceStatus is what a source step reports.
+type SourceStatus uint8
+
+const (
+	// More: call Step again.
+	More SourceStatus = iota
+	// NothingAvailable: nothing to emit until WakeAt or until Avail fires.
+	NothingAvailable
+	// EndOfInput: the source is exhausted.
+	EndOfInput
+)
+
+// SourceStep is the result of one step of a source.
+type SourceStep struct {
+	Status SourceStatus
+	WakeAt time.Time       // with NothingAvailable: try again then (zero: only on Avail)
+	Avail  <-chan struct{} // with NothingAvailable: fires when data may be there
+}
+
+// SourceOperator heads a source task: the task loop calls Step until the
+// source ends, running mailbox actions and timers between steps.
+type SourceOperator interface {
+	Operator
+	// Step emits at most about one batch of records into the chain.
+	Step() SourceStep
+	// EndInput is called when Step reported EndOfInput: the source emits its
+	// final watermark.
+	EndInput()
+}
+
+// ChainedOperator is one operator of a task's chain.
+type ChainedOperator struct {
+	Name string
+	UID  string
+	Op   Operator
+	Ctx  *Context
+	In   *Counter
+	Out  *Counter
+}
+
+// Task runs one subtask: a chain of operators fed by an input processor (or
+// headed by a source), on one goroutine with a mailbox.
+type Task struct {
+	Info    TaskInfo
+	Chain   []ChainedOperator // head first
+	Input   InputProcessor    // nil when the head is a SourceOperator
+	Writers []Flusher
+	Notify  network.Notifier
+	Time    *ProcessingTime
+	Logger  *slog.Logger
+
+	mailbox chan func()
+}
+
+// NewTask returns a task; the caller fills Chain, Input and Writers.
+func NewTask(info TaskInfo, notify network.Notifier, clock Clock, logger *slog.Logger) *Task {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Task{
+		Info:    info,
+		Notify:  notify,
+		Time:    newProcessingTime(clock),
+		Logger:  logger,
+		mailbox: make(chan func(), 64),
+	}
+}
+
+// Mail runs fn on the task goroutine between two batches. It blocks while
+// the mailbox is full, or until ctx ends.
+func (t *Task) Mail(ctx context.Context, fn func()) error {
+	select {
+	case t.mailbox <- fn:
+		t.Notify.Notify()
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ErrTaskCanceled is returned by Run when the task stopped because its
+// context was cancelled.
+var ErrTaskCanceled = errors.New("task canceled")
+
+// Run executes the task until its input ends (nil), it fails (a *TaskError)
+// or ctx is cancelled (ErrTaskCanceled). Operators are opened tail first and
+// always closed.
+func (t *Task) Run(ctx context.Context) (err error) {
+	opened := 0
+	defer func() {
+		if r := recover(); r != nil {
+			err = t.toError(ctx, r)
+		}
+		// Close in chain order; the first close error is reported if the task
+		// had none.
+		for i := len(t.Chain) - opened; i < len(t.Chain); i++ {
+			c := t.Chain[i]
+			if cerr := t.closeOp(c); cerr != nil && err == nil {
+				err = &TaskError{Job: t.Info.JobName, Operator: c.Name, Task: t.Info, Err: fmt.Errorf("close: %w", cerr)}
+			}
+		}
+		t.publish()
+	}()
+	for i := len(t.Chain) - 1; i >= 0; i-- {
+		c := t.Chain[i]
+		if oerr := t.call(c.Name, func() error { return c.Op.Open(c.Ctx) }); oerr != nil {
+			return &TaskError{Job: t.Info.JobName, Operator: c.Name, Task: t.Info, Err: fmt.Errorf("open: %w", oerr)}
+		}
+		opened++
+	}
+	if err := t.loop(ctx); err != nil {
+		return err
+	}
+	for _, c := range t.Chain {
+		if ferr := t.call(c.Name, c.Op.Finish); ferr != nil {
+			return &TaskError{Job: t.Info.JobName, Operator: c.Name, Task: t.Info, Err: fmt.Errorf("finish: %w", ferr)}
+		}
+	}
+	for _, w := range t.Writers {
+		w.EndOfPartition()
+	}
+	return nil
+}
+
+func (t *Task) closeOp(c ChainedOperator) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return c.Op.Close()
+}
+
+// call runs an operator life-cycle method, attributing panics to name.
+func (t *Task) call(name string, fn func() error) error {
+	defer Guard(name)
+	return fn()
+}
+
+func (t *Task) toError(ctx context.Context, r any) error {
+	switch v := r.(type) {
+	case canceled:
+		return ErrTaskCanceled
+	case failure:
+		if ctx.Err() != nil && errors.Is(v.err, network.ErrCanceled) {
+			return ErrTaskCanceled
+		}
+		t.Logger.Error("task failed", "task", t.Info.String(), "operator", v.op, "error", v.err)
+		return &TaskError{Job: t.Info.JobName, Operator: v.op, Task: t.Info, Err: v.err}
+	}
+	t.Logger.Error("task panicked", "task", t.Info.String(), "panic", r, "stack", string(debug.Stack()))
+	op := ""
+	if len(t.Chain) > 0 {
+		op = t.Chain[0].Name
+	}
+	return &TaskError{Job: t.Info.JobName, Operator: op, Task: t.Info, Err: fmt.Errorf("panic: %v", r)}
+}
+
+func (t *Task) publish() {
+	for _, c := range t.Chain {
+		if c.In != nil {
+			c.In.Publish()
+		}
+		if c.Out != nil {
+			c.Out.Publish()
+		}
+	}
+}
+
+func (t *Task) runMail() bool {
+	ran := false
+	for {
+		select {
+		case fn := <-t.mailbox:
+			fn()
+			ran = true
+		default:
+			return ran
+		}
+	}
+}
+
+func (t *Task) loop(ctx context.Context) error {
+	var src SourceOperator
+	if t.Input == nil {
+		if len(t.Chain) == 0 {
+			return nil
+		}
+		var ok bool
+		if src, ok = t.Chain[0].Op.(SourceOperator); !ok {
+			return &TaskError{Job: t.Info.JobName, Operator: t.Chain[0].Name, Task: t.Info, Err: errors.New("task has no input and its head is not a source")}
+		}
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	steps := 0
+	for {
+		if ctx.Err() != nil {
+			return ErrTaskCanceled
+		}
+		t.runMail()
+		t.Time.fire()
+		var wakeAt time.Time
+		var avail <-chan struct{}
+		if src != nil {
+			st := t.step(src)
+			switch st.Status {
+			case More:
+				steps++
+				if steps&15 == 0 {
+					t.publish()
+				}
+				continue
+			case EndOfInput:
+				t.endSource(src)
+				return nil
+			case NothingAvailable:
+				wakeAt, avail = st.WakeAt, st.Avail
+			}
+		} else {
+			progress, done := t.Input.Poll()
+			if done {
+				return nil
+			}
+			if progress {
+				steps++
+				if steps&15 == 0 {
+					t.publish()
+				}
+				continue
+			}
+		}
+		// Nothing to do: flush partial batches so records never wait in them
+		// while the task idles, then sleep until input, mail or a timer.
+		for _, w := range t.Writers {
+			w.Flush()
+		}
+		t.publish()
+		if next, ok := t.Time.next(); ok {
+			if wakeAt.IsZero() || next < wakeAt.UnixMilli() {
+				wakeAt = time.UnixMilli(next)
+			}
+		}
+		var timerC <-chan time.Time
+		if !wakeAt.IsZero() {
+			d := time.Until(wakeAt)
+			if d <= 0 {
+				continue
+			}
+			timer.Reset(d)
+			timerC = timer.C
+		}
+		select {
+		case <-t.Notify:
+		case <-avail:
+		case <-timerC:
+		case fn := <-t.mailbox:
+			fn()
+		case <-ctx.Done():
+			if !timer.Stop() && timerC != nil {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+			return ErrTaskCanceled
+		}
+		if timerC != nil && !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+func (t *Task) step(src SourceOperator) SourceStep {
+	defer Guard(t.Chain[0].Name)
+	return src.Step()
+}
+
+func (t *Task) endSource(src SourceOperator) {
+	defer Guard(t.Chain[0].Name)
+	src.EndInput()
+}

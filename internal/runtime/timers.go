@@ -1,0 +1,167 @@
+package runtime
+
+import (
+	"container/heap"
+
+	"github.com/strom-dev/strom/internal/statebackend"
+)
+
+// Timer is a timer of a keyed operator: a key, a namespace (the window, or
+// struct{} for plain keyed functions) and a time.
+type Timer[K, N comparable] struct {
+	Key K
+	NS  N
+	TS  int64
+}
+
+// Timers is the timer service of one keyed operator: event-time timers fire
+// when the watermark passes them, processing-time timers when the wall clock
+// does. A timer is registered at most once per (key, namespace, time), as in
+// Flink. Callbacks run on the task goroutine with the timer's key made
+// current in the backend.
+type Timers[K, N comparable] struct {
+	backend *statebackend.Keyed[K]
+	pt      *ProcessingTime
+	event   timerQueue[K, N]
+	proc    timerQueue[K, N]
+	// OnEventTime and OnProcessingTime are called for each firing timer.
+	OnEventTime      func(t Timer[K, N])
+	OnProcessingTime func(t Timer[K, N])
+	watermark        int64
+	ptScheduled      int64 // earliest time registered with the task's service
+}
+
+// NewTimers returns a timer service on backend and the task's processing
+// time.
+func NewTimers[K, N comparable](backend *statebackend.Keyed[K], pt *ProcessingTime) *Timers[K, N] {
+	return &Timers[K, N]{
+		backend:     backend,
+		pt:          pt,
+		event:       newTimerQueue[K, N](),
+		proc:        newTimerQueue[K, N](),
+		watermark:   MinWatermark,
+		ptScheduled: MaxWatermark,
+	}
+}
+
+// CurrentWatermark is the last watermark the service has seen.
+func (t *Timers[K, N]) CurrentWatermark() int64 { return t.watermark }
+
+// RegisterEventTime registers an event-time timer for the current key.
+func (t *Timers[K, N]) RegisterEventTime(ns N, ts int64) {
+	t.event.add(Timer[K, N]{Key: t.backend.CurrentKey(), NS: ns, TS: ts})
+}
+
+// DeleteEventTime removes an event-time timer of the current key.
+func (t *Timers[K, N]) DeleteEventTime(ns N, ts int64) {
+	t.event.remove(Timer[K, N]{Key: t.backend.CurrentKey(), NS: ns, TS: ts})
+}
+
+// RegisterProcessingTime registers a processing-time timer for the current
+// key.
+func (t *Timers[K, N]) RegisterProcessingTime(ns N, ts int64) {
+	t.proc.add(Timer[K, N]{Key: t.backend.CurrentKey(), NS: ns, TS: ts})
+	if ts < t.ptScheduled {
+		t.ptScheduled = ts
+		t.pt.Register(ts, t.fireProcessing)
+	}
+}
+
+// DeleteProcessingTime removes a processing-time timer of the current key.
+func (t *Timers[K, N]) DeleteProcessingTime(ns N, ts int64) {
+	t.proc.remove(Timer[K, N]{Key: t.backend.CurrentKey(), NS: ns, TS: ts})
+}
+
+// NumEventTimers is the number of pending event-time timers.
+func (t *Timers[K, N]) NumEventTimers() int { return len(t.event.set) }
+
+// NumProcessingTimers is the number of pending processing-time timers.
+func (t *Timers[K, N]) NumProcessingTimers() int { return len(t.proc.set) }
+
+// AdvanceWatermark fires every event-time timer at or before wm, in time
+// order. Timers registered by the callbacks for times ≤ wm fire too.
+func (t *Timers[K, N]) AdvanceWatermark(wm int64) {
+	if wm > t.watermark {
+		t.watermark = wm
+	}
+	for {
+		tm, ok := t.event.popUntil(wm)
+		if !ok {
+			return
+		}
+		t.backend.SetCurrentKey(tm.Key)
+		t.OnEventTime(tm)
+	}
+}
+
+func (t *Timers[K, N]) fireProcessing(int64) {
+	t.ptScheduled = MaxWatermark
+	now := t.pt.Now()
+	for {
+		tm, ok := t.proc.popUntil(now)
+		if !ok {
+			break
+		}
+		t.backend.SetCurrentKey(tm.Key)
+		t.OnProcessingTime(tm)
+	}
+	if next, ok := t.proc.peek(); ok && next < t.ptScheduled {
+		t.ptScheduled = next
+		t.pt.Register(next, t.fireProcessing)
+	}
+}
+
+// timerQueue is a min-heap of timers with a set for deduplication; deleted
+// timers stay in the heap and are skipped when popped.
+type timerQueue[K, N comparable] struct {
+	h   timerHeap[K, N]
+	set map[Timer[K, N]]struct{}
+}
+
+func newTimerQueue[K, N comparable]() timerQueue[K, N] {
+	return timerQueue[K, N]{set: map[Timer[K, N]]struct{}{}}
+}
+
+func (q *timerQueue[K, N]) add(t Timer[K, N]) {
+	if _, ok := q.set[t]; ok {
+		return
+	}
+	q.set[t] = struct{}{}
+	heap.Push(&q.h, t)
+}
+
+func (q *timerQueue[K, N]) remove(t Timer[K, N]) { delete(q.set, t) }
+
+func (q *timerQueue[K, N]) popUntil(ts int64) (Timer[K, N], bool) {
+	for len(q.h) > 0 && q.h[0].TS <= ts {
+		t := heap.Pop(&q.h).(Timer[K, N])
+		if _, ok := q.set[t]; ok {
+			delete(q.set, t)
+			return t, true
+		}
+	}
+	return Timer[K, N]{}, false
+}
+
+func (q *timerQueue[K, N]) peek() (int64, bool) {
+	for len(q.h) > 0 {
+		if _, ok := q.set[q.h[0]]; ok {
+			return q.h[0].TS, true
+		}
+		heap.Pop(&q.h)
+	}
+	return 0, false
+}
+
+type timerHeap[K, N comparable] []Timer[K, N]
+
+func (h timerHeap[K, N]) Len() int           { return len(h) }
+func (h timerHeap[K, N]) Less(i, j int) bool { return h[i].TS < h[j].TS }
+func (h timerHeap[K, N]) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap[K, N]) Push(x any)        { *h = append(*h, x.(Timer[K, N])) }
+func (h *timerHeap[K, N]) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return t
+}

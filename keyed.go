@@ -1,0 +1,285 @@
+package strom
+
+import (
+	"fmt"
+
+	"github.com/strom-dev/strom/internal/keygroup"
+	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/statebackend"
+)
+
+// Keyed is a stream partitioned by key: every record with the same key goes
+// to the same subtask, where keyed state and timers are scoped to that key.
+type Keyed[T any, K comparable] struct {
+	stream Stream[T]
+	key    func(T) K
+	hasher keygroup.Hasher[K]
+}
+
+// KeyBy partitions a stream by key. Keys are hashed stably into key groups
+// (maxParallelism of them); key groups are spread over the subtasks of the
+// next operator. The key function must be deterministic.
+func KeyBy[T any, K comparable](s Stream[T], key func(T) K) Keyed[T, K] {
+	h, err := keyHasher[K]()
+	if err != nil {
+		s.env.fail(err)
+	}
+	return Keyed[T, K]{stream: s, key: key, hasher: h}
+}
+
+// Stream returns the keyed stream's records as a plain stream.
+func (k Keyed[T, K]) Stream() Stream[T] { return k.stream }
+
+// kgFactory builds the producer-side key-group function of a hash edge.
+func (k Keyed[T, K]) kgFactory() func(int) any {
+	key, h := k.key, k.hasher
+	return func(maxPar int) any {
+		return runtime.KeyGroupOf[T](func(v T) int { return keygroup.Of(h(key(v)), maxPar) })
+	}
+}
+
+// newBackend creates the keyed state backend of one subtask.
+func (k Keyed[T, K]) newBackend(ctx *runtime.Context) *statebackend.Keyed[K] {
+	return statebackend.NewKeyed(k.hasher, ctx.Task.MaxParallelism, ctx.KeyGroups)
+}
+
+// addKeyedOperator adds an operator fed by a hash-partitioned edge.
+func addKeyedOperator[IN any, K comparable, OUT any](k Keyed[IN, K], kind, name string,
+	build func(ctx *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[IN], error)) Stream[OUT] {
+	return addOperator(k.stream, kind, name, runtime.Hash, k.kgFactory(), build)
+}
+
+// TimeDomain says which clock fired a timer.
+type TimeDomain uint8
+
+const (
+	// EventTime timers fire when the watermark passes them.
+	EventTime TimeDomain = iota
+	// ProcessingTime timers fire when the wall clock passes them.
+	ProcessingTime
+)
+
+// KeyedContext is what a keyed function sees: the current key and record
+// timestamp, the output, timers and (through package state) keyed state.
+// It is only valid during the call it was passed to.
+type KeyedContext[K comparable, OUT any] struct {
+	backend *statebackend.Keyed[K]
+	timers  *runtime.Timers[K, struct{}]
+	out     runtime.Output[OUT]
+	rt      *runtime.Context
+	ts      int64
+	domain  TimeDomain
+}
+
+// Key is the current key.
+func (c *KeyedContext[K, OUT]) Key() K { return c.backend.CurrentKey() }
+
+// Timestamp is the current record's event time (or the firing timer's time),
+// and false if it has none.
+func (c *KeyedContext[K, OUT]) Timestamp() (int64, bool) { return c.ts, c.ts != runtime.NoTimestamp }
+
+// Collect emits a record with the current timestamp.
+func (c *KeyedContext[K, OUT]) Collect(v OUT) { c.out.Collect(v, c.ts) }
+
+// CollectAt emits a record with the given timestamp.
+func (c *KeyedContext[K, OUT]) CollectAt(v OUT, ts int64) { c.out.Collect(v, ts) }
+
+// CurrentWatermark is the operator's current event time.
+func (c *KeyedContext[K, OUT]) CurrentWatermark() int64 { return c.timers.CurrentWatermark() }
+
+// CurrentProcessingTime is the wall clock in epoch ms.
+func (c *KeyedContext[K, OUT]) CurrentProcessingTime() int64 { return c.rt.Time.Now() }
+
+// RegisterEventTimeTimer calls OnTimer for the current key when the
+// watermark reaches ts. Registering the same time twice fires once.
+func (c *KeyedContext[K, OUT]) RegisterEventTimeTimer(ts int64) {
+	c.timers.RegisterEventTime(struct{}{}, ts)
+}
+
+// DeleteEventTimeTimer removes a timer of the current key.
+func (c *KeyedContext[K, OUT]) DeleteEventTimeTimer(ts int64) {
+	c.timers.DeleteEventTime(struct{}{}, ts)
+}
+
+// RegisterProcessingTimeTimer calls OnTimer for the current key when the
+// wall clock reaches ts (epoch ms).
+func (c *KeyedContext[K, OUT]) RegisterProcessingTimeTimer(ts int64) {
+	c.timers.RegisterProcessingTime(struct{}{}, ts)
+}
+
+// DeleteProcessingTimeTimer removes a processing-time timer of the current
+// key.
+func (c *KeyedContext[K, OUT]) DeleteProcessingTimeTimer(ts int64) {
+	c.timers.DeleteProcessingTime(struct{}{}, ts)
+}
+
+// TimeDomain is the clock of the firing timer (in OnTimer).
+func (c *KeyedContext[K, OUT]) TimeDomain() TimeDomain { return c.domain }
+
+// StateBackend gives package state access to the keyed state.
+func (c *KeyedContext[K, OUT]) StateBackend() *statebackend.Keyed[K] { return c.backend }
+
+// SubtaskIndex is the 0-based index of the running subtask.
+func (c *KeyedContext[K, OUT]) SubtaskIndex() int { return c.rt.Task.Subtask }
+
+func (c *KeyedContext[K, OUT]) sideOutput(tag string) any { return c.rt.SideOutput(tag) }
+
+// OutputTag names a side output of type T.
+type OutputTag[T any] struct{ id string }
+
+// NewOutputTag returns a tag; id must be unique within the job.
+func NewOutputTag[T any](id string) OutputTag[T] { return OutputTag[T]{id: id} }
+
+// ID is the tag's id.
+func (t OutputTag[T]) ID() string { return t.id }
+
+type sideOutputter interface{ sideOutput(tag string) any }
+
+// Emit sends v with timestamp ts to the side output; records go nowhere if
+// no stream was taken from the side output.
+func (t OutputTag[T]) Emit(ctx sideOutputter, v T, ts int64) {
+	if o, ok := ctx.sideOutput(t.id).(runtime.Output[T]); ok {
+		o.Collect(v, ts)
+	}
+}
+
+// SideOutput is the stream of records emitted to tag by the operator that
+// produced s.
+func SideOutput[T, S any](s Stream[S], tag OutputTag[T]) Stream[T] {
+	n := s.node()
+	if n == nil {
+		s.env.fail(errorf("SideOutput %q: take side outputs from an operator, not from a union", tag.id))
+		return Stream[T]{env: s.env}
+	}
+	return Stream[T]{env: s.env, inputs: []streamInput{{node: n, side: tag.id}}}
+}
+
+// KeyedProcessFunction processes a keyed stream one record at a time, with
+// keyed state, timers and side outputs (Flink's KeyedProcessFunction). It
+// may also implement Open(ctx) error, Close() error and
+// OnTimer(ctx, ts int64) error.
+type KeyedProcessFunction[K comparable, IN, OUT any] interface {
+	ProcessElement(ctx *KeyedContext[K, OUT], v IN) error
+}
+
+// TimerHandler is implemented by keyed functions that use timers.
+type TimerHandler[K comparable, OUT any] interface {
+	OnTimer(ctx *KeyedContext[K, OUT], ts int64) error
+}
+
+// Opener is implemented by functions that prepare state before the first
+// record.
+type Opener[K comparable, OUT any] interface {
+	Open(ctx *KeyedContext[K, OUT]) error
+}
+
+// Closer is implemented by functions that release resources at the end.
+type Closer interface{ Close() error }
+
+// KeyedProcessFunc adapts a plain function to KeyedProcessFunction.
+type KeyedProcessFunc[K comparable, IN, OUT any] func(ctx *KeyedContext[K, OUT], v IN) error
+
+// ProcessElement calls f.
+func (f KeyedProcessFunc[K, IN, OUT]) ProcessElement(ctx *KeyedContext[K, OUT], v IN) error {
+	return f(ctx, v)
+}
+
+type keyedProcessOp[K comparable, IN, OUT any] struct {
+	base[OUT]
+	keyed Keyed[IN, K]
+	name  string
+	fn    KeyedProcessFunction[K, IN, OUT]
+	onTmr TimerHandler[K, OUT]
+	kctx  KeyedContext[K, OUT]
+}
+
+func (o *keyedProcessOp[K, IN, OUT]) Open(ctx *runtime.Context) error {
+	o.name = ctx.OperatorName
+	b := o.keyed.newBackend(ctx)
+	t := runtime.NewTimers[K, struct{}](b, ctx.Time)
+	o.kctx = KeyedContext[K, OUT]{backend: b, timers: t, out: o.out, rt: ctx, ts: runtime.NoTimestamp}
+	o.onTmr, _ = o.fn.(TimerHandler[K, OUT])
+	t.OnEventTime = func(tm runtime.Timer[K, struct{}]) { o.fire(tm.TS, tm.TS, EventTime) }
+	t.OnProcessingTime = func(tm runtime.Timer[K, struct{}]) { o.fire(tm.TS, runtime.NoTimestamp, ProcessingTime) }
+	if op, ok := o.fn.(Opener[K, OUT]); ok {
+		return op.Open(&o.kctx)
+	}
+	return nil
+}
+
+func (o *keyedProcessOp[K, IN, OUT]) fire(at, ts int64, d TimeDomain) {
+	if o.onTmr == nil {
+		return
+	}
+	o.kctx.ts, o.kctx.domain = ts, d
+	if err := o.onTmr.OnTimer(&o.kctx, at); err != nil {
+		runtime.Fail(o.name, fmt.Errorf("OnTimer: %w", err))
+	}
+}
+
+func (o *keyedProcessOp[K, IN, OUT]) ProcessElement(v IN, ts int64) {
+	o.kctx.backend.SetCurrentKey(o.keyed.key(v))
+	o.kctx.ts = ts
+	if err := o.fn.ProcessElement(&o.kctx, v); err != nil {
+		runtime.Fail(o.name, err)
+	}
+}
+
+func (o *keyedProcessOp[K, IN, OUT]) ProcessWatermark(wm int64) {
+	o.kctx.timers.AdvanceWatermark(wm)
+	o.out.EmitWatermark(wm)
+}
+
+func (o *keyedProcessOp[K, IN, OUT]) Close() error {
+	if c, ok := o.fn.(Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
+// Process runs a KeyedProcessFunction on a keyed stream. newFn is called
+// once per parallel subtask, so the function may keep per-subtask fields
+// (state handles got in Open, buffers).
+func Process[IN any, K comparable, OUT any](k Keyed[IN, K], newFn func() KeyedProcessFunction[K, IN, OUT]) Stream[OUT] {
+	return addKeyedOperator(k, "process", "KeyedProcess", func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[IN], error) {
+		return &keyedProcessOp[K, IN, OUT]{base: base[OUT]{out}, keyed: k, fn: newFn()}, nil
+	})
+}
+
+// ProcessFunc runs fn on every record of a keyed stream; fn gets its state
+// through package state on each call.
+func ProcessFunc[IN any, K comparable, OUT any](k Keyed[IN, K], fn func(ctx *KeyedContext[K, OUT], v IN) error) Stream[OUT] {
+	return Process(k, func() KeyedProcessFunction[K, IN, OUT] { return KeyedProcessFunc[K, IN, OUT](fn) })
+}
+
+type reduceOp[T any, K comparable] struct {
+	base[T]
+	keyed   Keyed[T, K]
+	backend *statebackend.Keyed[K]
+	acc     *statebackend.Value[K, T]
+	fn      func(a, b T) T
+}
+
+func (o *reduceOp[T, K]) Open(ctx *runtime.Context) error {
+	o.backend = o.keyed.newBackend(ctx)
+	o.acc = statebackend.NewValue[K, T](o.backend, statebackend.TTL{})
+	_, err := o.backend.Register("reduce", o.acc)
+	return err
+}
+
+func (o *reduceOp[T, K]) ProcessElement(v T, ts int64) {
+	o.backend.SetCurrentKey(o.keyed.key(v))
+	if old, ok := o.acc.Value(); ok {
+		v = o.fn(old, v)
+	}
+	o.acc.Update(v)
+	o.out.Collect(v, ts)
+}
+
+// Reduce combines each key's records with fn and emits the running result
+// after every record (a rolling reduce, as Flink's KeyedStream.reduce).
+func Reduce[T any, K comparable](k Keyed[T, K], fn func(acc, v T) T) Stream[T] {
+	return addKeyedOperator(k, "reduce", "Reduce", func(_ *runtime.Context, out runtime.Output[T]) (runtime.OneInput[T], error) {
+		return &reduceOp[T, K]{base: base[T]{out}, keyed: k, fn: fn}, nil
+	})
+}

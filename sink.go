@@ -1,0 +1,323 @@
+package strom
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/strom-dev/strom/internal/graph"
+	"github.com/strom-dev/strom/internal/runtime"
+)
+
+// SinkWriter writes one sink subtask's records (Flink's SinkWriter).
+type SinkWriter[T any] interface {
+	Write(v T, ts int64) error
+	// Flush is called at the end of input, before Close.
+	Flush() error
+	Close() error
+}
+
+// SinkContext is what a sink writer knows of its subtask.
+type SinkContext struct {
+	Subtask     int
+	Parallelism int
+	JobName     string
+}
+
+// Sink is the end of a stream; it configures the sink operator.
+type Sink struct {
+	env  *Environment
+	node *graph.Node
+}
+
+// Name names the sink operator.
+func (s Sink) Name(name string) Sink {
+	if s.node != nil {
+		s.node.Name = name
+	}
+	return s
+}
+
+// UID sets the sink operator's stable id.
+func (s Sink) UID(uid string) Sink {
+	if s.node != nil {
+		s.node.UID = uid
+	}
+	return s
+}
+
+// Parallelism sets the number of sink subtasks.
+func (s Sink) Parallelism(p int) Sink {
+	if s.node != nil {
+		if p < 1 {
+			s.env.fail(errorf("sink %q: parallelism %d must be at least 1", s.node.Name, p))
+			return s
+		}
+		s.node.Parallelism = p
+	}
+	return s
+}
+
+// SlotSharingGroup puts the sink in a slot sharing group.
+func (s Sink) SlotSharingGroup(g string) Sink {
+	if s.node != nil {
+		s.node.SlotSharingGroup = g
+	}
+	return s
+}
+
+type sinkOp[T any] struct {
+	newWriter func(SinkContext) (SinkWriter[T], error)
+	w         SinkWriter[T]
+	name      string
+}
+
+func (o *sinkOp[T]) Open(ctx *runtime.Context) error {
+	o.name = ctx.OperatorName
+	w, err := o.newWriter(SinkContext{Subtask: ctx.Task.Subtask, Parallelism: ctx.Task.Parallelism, JobName: ctx.Task.JobName})
+	if err != nil {
+		return err
+	}
+	o.w = w
+	return nil
+}
+
+func (o *sinkOp[T]) ProcessElement(v T, ts int64) {
+	if err := o.w.Write(v, ts); err != nil {
+		runtime.Fail(o.name, err)
+	}
+}
+
+func (o *sinkOp[T]) ProcessWatermark(int64) {}
+func (o *sinkOp[T]) ProcessIdle()           {}
+func (o *sinkOp[T]) Finish() error          { return o.w.Flush() }
+
+func (o *sinkOp[T]) Close() error {
+	if o.w == nil {
+		return nil
+	}
+	return o.w.Close()
+}
+
+// SinkTo writes the stream with a writer per subtask.
+func SinkTo[T any](s Stream[T], name string, newWriter func(SinkContext) (SinkWriter[T], error)) Sink {
+	out := addOperator(s, "sink", name, runtime.Forward, nil, func(_ *runtime.Context, _ runtime.Output[struct{}]) (runtime.OneInput[T], error) {
+		return &sinkOp[T]{newWriter: newWriter}, nil
+	})
+	return Sink{env: s.env, node: out.node()}
+}
+
+type funcWriter[T any] struct{ fn func(T) error }
+
+func (w funcWriter[T]) Write(v T, _ int64) error { return w.fn(v) }
+func (w funcWriter[T]) Flush() error             { return nil }
+func (w funcWriter[T]) Close() error             { return nil }
+
+// SinkFunc calls fn for every record, on the sink subtasks' goroutines
+// (concurrently when the sink's parallelism is above 1). An error fails the
+// job.
+func SinkFunc[T any](s Stream[T], fn func(v T) error) Sink {
+	return SinkTo(s, "Sink", func(SinkContext) (SinkWriter[T], error) { return funcWriter[T]{fn}, nil })
+}
+
+// Discard consumes the stream and drops every record (a blackhole sink).
+func Discard[T any](s Stream[T]) Sink {
+	return SinkFunc(s, func(T) error { return nil }).Name("Discard")
+}
+
+var stdoutMu sync.Mutex
+
+type printWriter[T any] struct {
+	w      io.Writer
+	mu     *sync.Mutex
+	prefix string
+	buf    []byte
+}
+
+func (p *printWriter[T]) Write(v T, _ int64) error {
+	p.buf = append(p.buf[:0], p.prefix...)
+	p.buf = fmt.Appendln(p.buf, v)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, err := p.w.Write(p.buf)
+	return err
+}
+
+func (p *printWriter[T]) Flush() error { return nil }
+func (p *printWriter[T]) Close() error { return nil }
+
+// Print writes every record to standard output, one per line, prefixed
+// with the subtask number ("2> ") when the sink runs in parallel, as Flink
+// does.
+func Print[T any](s Stream[T]) Sink { return PrintTo(s, os.Stdout) }
+
+// PrintTo is Print to w.
+func PrintTo[T any](s Stream[T], w io.Writer) Sink {
+	mu := &stdoutMu
+	if w != os.Stdout {
+		mu = &sync.Mutex{}
+	}
+	return SinkTo(s, "Print", func(c SinkContext) (SinkWriter[T], error) {
+		prefix := ""
+		if c.Parallelism > 1 {
+			prefix = fmt.Sprintf("%d> ", c.Subtask+1)
+		}
+		return &printWriter[T]{w: w, mu: mu, prefix: prefix}, nil
+	})
+}
+
+// Collected holds the records of a Collect sink once the job has run.
+type Collected[T any] struct {
+	mu   sync.Mutex
+	vals []T
+	ts   []int64
+}
+
+// Values returns the collected records (in arrival order per subtask;
+// subtasks interleave).
+func (c *Collected[T]) Values() []T {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]T(nil), c.vals...)
+}
+
+// Timestamps returns the collected records' timestamps, parallel to Values.
+func (c *Collected[T]) Timestamps() []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]int64(nil), c.ts...)
+}
+
+// Len is the number of collected records.
+func (c *Collected[T]) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.vals)
+}
+
+type collectWriter[T any] struct {
+	c    *Collected[T]
+	vals []T
+	ts   []int64
+}
+
+func (w *collectWriter[T]) Write(v T, ts int64) error {
+	w.vals = append(w.vals, v)
+	w.ts = append(w.ts, ts)
+	if len(w.vals) >= 1024 {
+		w.publish()
+	}
+	return nil
+}
+
+func (w *collectWriter[T]) publish() {
+	w.c.mu.Lock()
+	w.c.vals = append(w.c.vals, w.vals...)
+	w.c.ts = append(w.c.ts, w.ts...)
+	w.c.mu.Unlock()
+	w.vals, w.ts = w.vals[:0], w.ts[:0]
+}
+
+func (w *collectWriter[T]) Flush() error { w.publish(); return nil }
+func (w *collectWriter[T]) Close() error { w.publish(); return nil }
+
+// Collect gathers the stream's records in memory, for tests and small jobs.
+// Read them after Execute returns.
+func Collect[T any](s Stream[T]) *Collected[T] {
+	c := &Collected[T]{}
+	SinkTo(s, "Collect", func(SinkContext) (SinkWriter[T], error) { return &collectWriter[T]{c: c}, nil })
+	return c
+}
+
+type fileWriter[T any] struct {
+	f      *os.File
+	bw     *bufio.Writer
+	format func([]byte, T) ([]byte, error)
+	buf    []byte
+	path   string
+}
+
+func (w *fileWriter[T]) Write(v T, _ int64) error {
+	var err error
+	w.buf, err = w.format(w.buf[:0], v)
+	if err != nil {
+		return fmt.Errorf("formatting record for %s: %w", w.path, err)
+	}
+	w.buf = append(w.buf, '\n')
+	if _, err := w.bw.Write(w.buf); err != nil {
+		return fmt.Errorf("writing %s: %w", w.path, err)
+	}
+	return nil
+}
+
+func (w *fileWriter[T]) Flush() error {
+	if err := w.bw.Flush(); err != nil {
+		return fmt.Errorf("writing %s: %w", w.path, err)
+	}
+	return w.f.Sync()
+}
+
+func (w *fileWriter[T]) Close() error {
+	if w.f == nil {
+		return nil
+	}
+	ferr := w.bw.Flush()
+	err := w.f.Close()
+	w.f = nil
+	if ferr != nil {
+		return fmt.Errorf("writing %s: %w", w.path, ferr)
+	}
+	return err
+}
+
+// fileSink writes lines. With parallelism 1, path is the file; with more,
+// path is a directory holding one part file per subtask (part-0, part-1, ...).
+func fileSink[T any](s Stream[T], path, name string, format func([]byte, T) ([]byte, error)) Sink {
+	return SinkTo(s, name, func(c SinkContext) (SinkWriter[T], error) {
+		p := path
+		if c.Parallelism > 1 {
+			if err := os.MkdirAll(path, 0o755); err != nil {
+				return nil, fmt.Errorf("file sink: %w", err)
+			}
+			p = filepath.Join(path, fmt.Sprintf("part-%d", c.Subtask))
+		} else if dir := filepath.Dir(path); dir != "" {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, fmt.Errorf("file sink: %w", err)
+			}
+		}
+		f, err := os.Create(p)
+		if err != nil {
+			return nil, fmt.Errorf("file sink: %w", err)
+		}
+		return &fileWriter[T]{f: f, bw: bufio.NewWriterSize(f, 64<<10), format: format, path: p}, nil
+	}).Parallelism(1)
+}
+
+// WriteLines writes one line per record, formatted by format (fmt's %v when
+// nil). The sink runs with parallelism 1 and path is a file; set a higher
+// Parallelism on the returned Sink to write a directory of part files.
+func WriteLines[T any](s Stream[T], path string, format func(T) string) Sink {
+	if format == nil {
+		format = func(v T) string { return fmt.Sprint(v) }
+	}
+	return fileSink(s, path, "File Sink: "+path, func(b []byte, v T) ([]byte, error) { return append(b, format(v)...), nil })
+}
+
+// WriteJSONLines writes each record as one line of JSON (encoding/json, or
+// the record's own AppendJSON([]byte) []byte method when it has one).
+func WriteJSONLines[T any](s Stream[T], path string) Sink {
+	return fileSink(s, path, "JSON File Sink: "+path, func(b []byte, v T) ([]byte, error) {
+		if a, ok := any(v).(interface{ AppendJSON([]byte) []byte }); ok {
+			return a.AppendJSON(b), nil
+		}
+		j, err := json.Marshal(v)
+		if err != nil {
+			return b, err
+		}
+		return append(b, j...), nil
+	})
+}

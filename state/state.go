@@ -1,0 +1,198 @@
+// Package state declares keyed state: values, lists, maps, reducing and
+// aggregating state scoped to the current key of a keyed operator.
+//
+// State is declared with a descriptor (a name, unique within the operator,
+// plus optional codec and TTL) and obtained from the operator's context:
+//
+//	var countDesc = state.ValueDescriptor[int64]{Name: "count"}
+//
+//	func (f *counter) ProcessElement(ctx *strom.KeyedContext[string, Out], v In) error {
+//		count, err := state.GetValue(ctx, countDesc)
+//		...
+//		n, _ := count.Value()
+//		count.Update(n + 1)
+//	}
+//
+// Getting the same descriptor again returns the same state, so a function
+// may get its state once in Open or on every call. State lives in the
+// subtask's keyed state backend, sharded by key group, which is what
+// checkpoints snapshot and what rescaling redistributes.
+package state
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/strom-dev/strom/internal/statebackend"
+)
+
+// Scope is where keyed state lives: the context of a keyed operator.
+// strom.KeyedContext implements it.
+type Scope[K comparable] interface {
+	StateBackend() *statebackend.Keyed[K]
+}
+
+// TTL expires state a while after it was written (processing time, as in
+// Flink's StateTtlConfig with OnCreateAndWrite and NeverReturnExpired by
+// default).
+type TTL struct {
+	// TTL is the time to live; zero disables expiry.
+	TTL time.Duration
+	// UpdateOnRead refreshes the expiry on reads too (OnReadAndWrite).
+	UpdateOnRead bool
+	// ReturnExpired returns expired values that have not been cleaned up yet.
+	ReturnExpired bool
+}
+
+func (t TTL) internal() statebackend.TTL {
+	return statebackend.TTL{TTLMillis: t.TTL.Milliseconds(), UpdateOnRead: t.UpdateOnRead, ReturnExpired: t.ReturnExpired}
+}
+
+// ValueState holds one value per key.
+type ValueState[V any] interface {
+	// Value returns the value and whether one is set.
+	Value() (V, bool)
+	Update(v V)
+	Clear()
+}
+
+// ListState holds a list per key.
+type ListState[V any] interface {
+	// Get returns the list (nil when empty); callers must not modify it.
+	Get() []V
+	Add(v V)
+	AddAll(vs []V)
+	Update(vs []V)
+	Clear()
+}
+
+// MapState holds a map per key.
+type MapState[UK comparable, UV any] interface {
+	Get(k UK) (UV, bool)
+	Put(k UK, v UV)
+	Remove(k UK)
+	Contains(k UK) bool
+	// Entries returns the key's map; callers must not modify it.
+	Entries() map[UK]UV
+	IsEmpty() bool
+	Clear()
+}
+
+// ReducingState folds added values into one with a reduce function.
+type ReducingState[V any] interface {
+	Get() (V, bool)
+	Add(v V)
+	Clear()
+}
+
+// AggregatingState adds inputs to an accumulator and reads a result.
+type AggregatingState[IN, OUT any] interface {
+	Get() (OUT, bool)
+	Add(v IN)
+	Clear()
+}
+
+// ValueDescriptor declares a ValueState.
+type ValueDescriptor[V any] struct {
+	Name string
+	TTL  TTL
+}
+
+// ListDescriptor declares a ListState.
+type ListDescriptor[V any] struct {
+	Name string
+	TTL  TTL
+}
+
+// MapDescriptor declares a MapState.
+type MapDescriptor[UK comparable, UV any] struct {
+	Name string
+	TTL  TTL
+}
+
+// ReducingDescriptor declares a ReducingState.
+type ReducingDescriptor[V any] struct {
+	Name   string
+	Reduce func(a, b V) V
+	TTL    TTL
+}
+
+// Aggregator is an incremental aggregation: values are added to an
+// accumulator, which yields the result (Flink's AggregateFunction).
+type Aggregator[IN, ACC, OUT any] struct {
+	Create func() ACC
+	Add    func(acc ACC, v IN) ACC
+	Result func(acc ACC) OUT
+	// Merge combines two accumulators (needed by merging windows).
+	Merge func(a, b ACC) ACC
+}
+
+// AggregatingDescriptor declares an AggregatingState.
+type AggregatingDescriptor[IN, ACC, OUT any] struct {
+	Name string
+	Agg  Aggregator[IN, ACC, OUT]
+	TTL  TTL
+}
+
+func get[K comparable, S any](scope Scope[K], kind, name string, create func(b *statebackend.Keyed[K]) S) (S, error) {
+	var zero S
+	if name == "" {
+		return zero, fmt.Errorf("state: %s state needs a name", kind)
+	}
+	b := scope.StateBackend()
+	if b == nil {
+		return zero, fmt.Errorf("state %q: keyed state is only available on keyed streams", name)
+	}
+	if s, ok := b.Lookup(name); ok {
+		if t, ok := s.(S); ok {
+			return t, nil
+		}
+		return zero, fmt.Errorf("state %q is already registered as %T, not as %s state of this type", name, s, kind)
+	}
+	s := create(b)
+	if _, err := b.Register(name, s); err != nil {
+		return zero, err
+	}
+	return s, nil
+}
+
+// GetValue returns the operator's ValueState for d.
+func GetValue[K comparable, V any](scope Scope[K], d ValueDescriptor[V]) (ValueState[V], error) {
+	return get(scope, "value", d.Name, func(b *statebackend.Keyed[K]) ValueState[V] {
+		return statebackend.NewValue[K, V](b, d.TTL.internal())
+	})
+}
+
+// GetList returns the operator's ListState for d.
+func GetList[K comparable, V any](scope Scope[K], d ListDescriptor[V]) (ListState[V], error) {
+	return get(scope, "list", d.Name, func(b *statebackend.Keyed[K]) ListState[V] {
+		return statebackend.NewList[K, V](b, d.TTL.internal())
+	})
+}
+
+// GetMap returns the operator's MapState for d.
+func GetMap[K, UK comparable, UV any](scope Scope[K], d MapDescriptor[UK, UV]) (MapState[UK, UV], error) {
+	return get(scope, "map", d.Name, func(b *statebackend.Keyed[K]) MapState[UK, UV] {
+		return statebackend.NewMap[K, UK, UV](b, d.TTL.internal())
+	})
+}
+
+// GetReducing returns the operator's ReducingState for d.
+func GetReducing[K comparable, V any](scope Scope[K], d ReducingDescriptor[V]) (ReducingState[V], error) {
+	if d.Reduce == nil {
+		return nil, fmt.Errorf("state %q: reducing state needs a Reduce function", d.Name)
+	}
+	return get(scope, "reducing", d.Name, func(b *statebackend.Keyed[K]) ReducingState[V] {
+		return statebackend.NewReducing[K, V](b, d.TTL.internal(), d.Reduce)
+	})
+}
+
+// GetAggregating returns the operator's AggregatingState for d.
+func GetAggregating[K comparable, IN, ACC, OUT any](scope Scope[K], d AggregatingDescriptor[IN, ACC, OUT]) (AggregatingState[IN, OUT], error) {
+	if d.Agg.Create == nil || d.Agg.Add == nil || d.Agg.Result == nil {
+		return nil, fmt.Errorf("state %q: aggregating state needs Create, Add and Result", d.Name)
+	}
+	return get(scope, "aggregating", d.Name, func(b *statebackend.Keyed[K]) AggregatingState[IN, OUT] {
+		return statebackend.NewAggregating[K, IN, ACC, OUT](b, d.TTL.internal(), d.Agg.Create, d.Agg.Add, d.Agg.Result)
+	})
+}
