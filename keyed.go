@@ -211,6 +211,9 @@ func (o *keyedProcessOp[K, IN, OUT]) fire(at, ts int64, d TimeDomain) {
 	if o.onTmr == nil {
 		return
 	}
+	// Processing-time timers fire from the task's timer service, outside
+	// any guarded call: name this operator if OnTimer panics.
+	defer runtime.Guard(o.name)
 	o.kctx.ts, o.kctx.domain = ts, d
 	if err := o.onTmr.OnTimer(&o.kctx, at); err != nil {
 		runtime.Fail(o.name, fmt.Errorf("OnTimer: %w", err))

@@ -126,6 +126,10 @@ func (o *timestampsOp[T]) Open(ctx *runtime.Context) error {
 }
 
 func (o *timestampsOp[T]) periodic(now int64) {
+	// Runs from the task's processing-time service, outside any record's
+	// call chain: attribute a panic of the generator to this operator, not
+	// to the head of the chain.
+	defer runtime.Guard(o.ctx.OperatorName)
 	if o.gen != nil {
 		o.gen.OnPeriodicEmit(o.wmOut)
 	}

@@ -31,6 +31,9 @@ type (
 		JobID string
 		Slots []SlotID
 	}
+	msgCancelSlotRequest struct {
+		JobID string
+	}
 	msgDeploy struct {
 		Job  *Job
 		ID   ExecutionID
@@ -113,6 +116,20 @@ func (rm *ResourceManager) handle(m any) {
 		}
 		rm.queue = append(rm.queue, m)
 		rm.serveQueue()
+	case msgCancelSlotRequest:
+		// Refuse the job's queued request; a request already granted is
+		// released by the JobMaster when the grant arrives.
+		kept := rm.queue[:0]
+		for _, q := range rm.queue {
+			if q.JobID == m.JobID {
+				q.Reply <- slotAnswer{Err: errors.New("slot request withdrawn")}
+				continue
+			}
+			kept = append(kept, q)
+		}
+		clear(rm.queue[len(kept):])
+		rm.queue = kept
+		rm.serveQueue() // requests behind the withdrawn one may fit now
 	case msgReleaseSlots:
 		for _, s := range m.Slots {
 			if t, ok := rm.tms[s.TaskManager]; ok && s.Index < len(t.owner) && t.owner[s.Index] == m.JobID {

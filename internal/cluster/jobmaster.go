@@ -56,9 +56,11 @@ type OperatorTotals struct {
 type msgCancelJob struct{}
 
 func newJobMaster(job *Job, rm *ResourceManager, tms map[string]*TaskManager) *JobMaster {
+	sched := NewScheduler(job.JobGraph)
 	return &JobMaster{
 		job:     job,
-		sched:   NewScheduler(job.JobGraph),
+		sched:   sched,
+		execs:   sched.Executions(), // CREATED until the JobMaster starts
 		inbox:   make(chan any, 256),
 		stopped: make(chan struct{}),
 		rm:      rm,
@@ -134,6 +136,8 @@ func (jm *JobMaster) apply(ctx context.Context, acts []any) {
 			if tm := jm.tms[a.Slot.TaskManager]; tm != nil {
 				_ = tm.send(ctx, msgCancelTask{JobID: jm.job.ID, ID: a.ID})
 			}
+		case ActCancelSlotRequest:
+			_ = jm.rm.send(ctx, msgCancelSlotRequest{JobID: jm.job.ID})
 		case ActReleaseSlots:
 			_ = jm.rm.send(ctx, msgReleaseSlots{JobID: jm.job.ID, Slots: a.Slots})
 		case ActJobDone:

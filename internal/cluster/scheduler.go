@@ -117,6 +117,10 @@ type (
 		ID   ExecutionID
 		Slot SlotID
 	}
+	// ActCancelSlotRequest withdraws the pending slot request (the job was
+	// cancelled while waiting for slots); the ResourceManager answers the
+	// request with a refusal, or the grant already on its way is released.
+	ActCancelSlotRequest struct{}
 	// ActReleaseSlots gives the job's slots back.
 	ActReleaseSlots struct{ Slots []SlotID }
 	// ActJobDone reports the job's terminal state.
@@ -198,6 +202,11 @@ func (s *Scheduler) Handle(ev any) []any {
 		if s.state.Terminal() {
 			return nil
 		}
+		if s.state == JobCanceling {
+			// Cancelled while waiting: the refusal (typically the withdrawn
+			// request) ends the cancellation, not a failure.
+			return s.finishIfDone()
+		}
 		s.state = JobFailed
 		s.err = fmt.Errorf("could not allocate slots: %w", ev.Err)
 		for _, v := range s.execs {
@@ -214,7 +223,9 @@ func (s *Scheduler) Handle(ev any) []any {
 			s.state = JobCanceling
 			acts := s.cancelAll()
 			if s.inFlight {
-				return acts // finish when the slot answer arrives
+				// Finish when the slot answer arrives, which the withdrawal
+				// makes immediate.
+				return append(acts, ActCancelSlotRequest{})
 			}
 			return append(acts, s.finishIfDone()...)
 		case JobRunning:
@@ -227,7 +238,9 @@ func (s *Scheduler) Handle(ev any) []any {
 
 func (s *Scheduler) deploy(slots []SlotID) []any {
 	if len(slots) < s.jg.SlotsNeeded() {
-		return s.Handle(EvSlotsRefused{Err: fmt.Errorf("granted %d slots, need %d", len(slots), s.jg.SlotsNeeded())})
+		// The job cannot use them: give them back before failing.
+		release := ActReleaseSlots{Slots: slots}
+		return append([]any{release}, s.Handle(EvSlotsRefused{Err: fmt.Errorf("granted %d slots, need %d", len(slots), s.jg.SlotsNeeded())})...)
 	}
 	s.slots = slots
 	s.state = JobRunning

@@ -116,10 +116,13 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	}()
 	for i := len(t.Chain) - 1; i >= 0; i-- {
 		c := t.Chain[i]
+		// Counted before Open: an operator whose Open fails half-way is
+		// closed too, so it can release what it did acquire (Close is
+		// "always called", see Operator).
+		opened++
 		if oerr := t.call(c.Name, func() error { return c.Op.Open(c.Ctx) }); oerr != nil {
 			return &TaskError{Job: t.Info.JobName, Operator: c.Name, Task: t.Info, Err: fmt.Errorf("open: %w", oerr)}
 		}
-		opened++
 	}
 	if err := t.loop(ctx); err != nil {
 		return err
@@ -207,7 +210,6 @@ func (t *Task) loop(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
-	steps := 0
 	for {
 		if ctx.Err() != nil {
 			return ErrTaskCanceled
@@ -220,10 +222,10 @@ func (t *Task) loop(ctx context.Context) error {
 			st := t.step(src)
 			switch st.Status {
 			case More:
-				steps++
-				if steps&15 == 0 {
-					t.publish()
-				}
+				// Publish once per batch (a few atomic stores per
+				// operator), so metrics read while the job runs lag by at
+				// most one batch.
+				t.publish()
 				continue
 			case EndOfInput:
 				t.endSource(src)
@@ -237,10 +239,7 @@ func (t *Task) loop(ctx context.Context) error {
 				return nil
 			}
 			if progress {
-				steps++
-				if steps&15 == 0 {
-					t.publish()
-				}
+				t.publish()
 				continue
 			}
 		}

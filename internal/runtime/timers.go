@@ -1,8 +1,6 @@
 package runtime
 
 import (
-	"container/heap"
-
 	"github.com/strom-dev/strom/internal/statebackend"
 )
 
@@ -127,14 +125,14 @@ func (q *timerQueue[K, N]) add(t Timer[K, N]) {
 		return
 	}
 	q.set[t] = struct{}{}
-	heap.Push(&q.h, t)
+	q.h.push(t)
 }
 
 func (q *timerQueue[K, N]) remove(t Timer[K, N]) { delete(q.set, t) }
 
 func (q *timerQueue[K, N]) popUntil(ts int64) (Timer[K, N], bool) {
 	for len(q.h) > 0 && q.h[0].TS <= ts {
-		t := heap.Pop(&q.h).(Timer[K, N])
+		t := q.h.pop()
 		if _, ok := q.set[t]; ok {
 			delete(q.set, t)
 			return t, true
@@ -148,20 +146,52 @@ func (q *timerQueue[K, N]) peek() (int64, bool) {
 		if _, ok := q.set[q.h[0]]; ok {
 			return q.h[0].TS, true
 		}
-		heap.Pop(&q.h)
+		q.h.pop()
 	}
 	return 0, false
 }
 
+// timerHeap is a binary min-heap on TS, typed so that pushing a timer does
+// not box it into an interface (container/heap would allocate per timer).
 type timerHeap[K, N comparable] []Timer[K, N]
 
-func (h timerHeap[K, N]) Len() int           { return len(h) }
-func (h timerHeap[K, N]) Less(i, j int) bool { return h[i].TS < h[j].TS }
-func (h timerHeap[K, N]) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap[K, N]) Push(x any)        { *h = append(*h, x.(Timer[K, N])) }
-func (h *timerHeap[K, N]) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	*h = old[:len(old)-1]
+func (h *timerHeap[K, N]) push(t Timer[K, N]) {
+	*h = append(*h, t)
+	a := *h
+	i := len(a) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if a[p].TS <= a[i].TS {
+			break
+		}
+		a[p], a[i] = a[i], a[p]
+		i = p
+	}
+}
+
+func (h *timerHeap[K, N]) pop() Timer[K, N] {
+	a := *h
+	t := a[0]
+	n := len(a) - 1
+	a[0] = a[n]
+	a[n] = Timer[K, N]{}
+	a = a[:n]
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && a[r].TS < a[l].TS {
+			m = r
+		}
+		if a[i].TS <= a[m].TS {
+			break
+		}
+		a[i], a[m] = a[m], a[i]
+		i = m
+	}
+	*h = a
 	return t
 }

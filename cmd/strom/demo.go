@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/state"
+	"github.com/strom-dev/strom/window"
+)
+
+// Click is one page view of the demo's generated stream.
+type Click struct {
+	User int64
+	Page string
+	TS   int64 // event time, epoch ms
+}
+
+// PageWindow is the demo's per-page, per-window result.
+type PageWindow struct {
+	Page        string
+	Start, End  int64
+	Clicks      int64
+	Users       int
+	TotalClicks int64 // over every window so far (keyed state)
+}
+
+var demoPages = []string{"/home", "/search", "/cart", "/checkout", "/product", "/help", "/login", "/about"}
+
+// clickAt is the demo's generator: a pure function of the index, so the
+// stream is the same at every parallelism. Event time follows the index at
+// the configured rate, with up to 1 s of disorder.
+func clickAt(base int64, rate float64) func(i int64) Click {
+	return func(i int64) Click {
+		h := uint64(i)*0x9e3779b97f4a7c15 + 0x632be59bd9b4e019
+		h ^= h >> 31
+		h *= 0xbf58476d1ce4e5b9
+		h ^= h >> 29
+		page := demoPages[(h>>8)%uint64(len(demoPages))]
+		if h%10 < 4 { // a hot page
+			page = "/home"
+		}
+		jitter := int64(h>>20) % 1000
+		return Click{
+			User: int64(h>>32) % 5000,
+			Page: page,
+			TS:   base + int64(float64(i)*1000/rate) - jitter,
+		}
+	}
+}
+
+type clickAgg struct {
+	N     int64
+	Users map[int64]struct{}
+}
+
+// buildDemo wires the demo job: generated clicks → event time with bounded
+// disorder → per-page tumbling windows (count and distinct users,
+// incrementally) → a keyed function keeping each page's running total in
+// ValueState → sink.
+func buildDemo(env *strom.Environment, rate float64, window_ time.Duration, sink func(PageWindow) error) {
+	base := time.Now().UnixMilli()
+	clicks := strom.FromGenerator(env, clickAt(base, rate), strom.RatePerSecond(rate)).Name("clicks")
+	timed := strom.AssignTimestamps(clicks,
+		strom.BoundedOutOfOrderness[Click](time.Second).WithTimestamps(func(c Click) int64 { return c.TS })).
+		Name("event time")
+	byPage := strom.KeyBy(timed, func(c Click) string { return c.Page })
+	windows := strom.WindowAggregateWith(strom.Window(byPage, window.Tumbling(window_)),
+		state.Aggregator[Click, clickAgg, clickAgg]{
+			Create: func() clickAgg { return clickAgg{Users: map[int64]struct{}{}} },
+			Add: func(a clickAgg, c Click) clickAgg {
+				a.N++
+				a.Users[c.User] = struct{}{}
+				return a
+			},
+			Result: func(a clickAgg) clickAgg { return a },
+			Merge: func(a, b clickAgg) clickAgg {
+				for u := range b.Users {
+					a.Users[u] = struct{}{}
+				}
+				a.N += b.N
+				return a
+			},
+		},
+		func(page string, w window.TimeWindow, a clickAgg, out strom.Collector[PageWindow]) error {
+			out.Collect(PageWindow{Page: page, Start: w.Start, End: w.End, Clicks: a.N, Users: len(a.Users)})
+			return nil
+		}).Name("page windows")
+	totalDesc := state.ValueDescriptor[int64]{Name: "total-clicks"}
+	totals := strom.ProcessFunc(strom.KeyBy(windows, func(p PageWindow) string { return p.Page }),
+		func(ctx *strom.KeyedContext[string, PageWindow], p PageWindow) error {
+			total, err := state.GetValue(ctx, totalDesc)
+			if err != nil {
+				return err
+			}
+			t, _ := total.Value()
+			t += p.Clicks
+			total.Update(t)
+			p.TotalClicks = t
+			ctx.Collect(p)
+			return nil
+		}).Name("running totals")
+	strom.SinkFunc(totals, sink).Name("print").Parallelism(1)
+}
+
+func demoCmd() *cobra.Command {
+	var (
+		duration    time.Duration
+		rate        float64
+		windowSize  time.Duration
+		report      time.Duration
+		parallelism int
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a stateful event-time job on an embedded cluster (2 TaskManagers × 2 slots)",
+		Long: `demo starts the embedded cluster (2 TaskManagers with 2 slots each) and runs
+a keyed, windowed aggregation with state over a generated stream of page clicks:
+per page and tumbling window the number of clicks and distinct users, plus each
+page's running total kept in keyed state. Results and per-operator throughput
+are printed every few seconds. It stops on Ctrl-C or after --duration.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if rate <= 0 {
+				return fmt.Errorf("--rate must be positive, got %v", rate)
+			}
+			if windowSize < time.Millisecond {
+				return fmt.Errorf("--window must be at least 1ms, got %v", windowSize)
+			}
+			if report <= 0 {
+				return fmt.Errorf("--report must be positive, got %v", report)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if duration > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, duration)
+				defer cancel()
+			}
+			return runDemo(ctx, cmd.OutOrStdout(), parallelism, rate, windowSize, report)
+		},
+	}
+	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long (0 = until Ctrl-C)")
+	cmd.Flags().Float64Var(&rate, "rate", 100_000, "generated clicks per second")
+	cmd.Flags().DurationVar(&windowSize, "window", 5*time.Second, "tumbling window size")
+	cmd.Flags().DurationVar(&report, "report", 5*time.Second, "how often to print throughput")
+	cmd.Flags().IntVar(&parallelism, "parallelism", 4, "default parallelism (the cluster has 4 slots)")
+	return cmd
+}
+
+func runDemo(ctx context.Context, w io.Writer, parallelism int, rate float64, windowSize, report time.Duration) error {
+	env := strom.NewEnvironment(strom.Config{Parallelism: parallelism, TaskManagers: 2, SlotsPerTaskManager: 2})
+	results := make(chan PageWindow, 1024)
+	buildDemo(env, rate, windowSize, func(p PageWindow) error {
+		select {
+		case results <- p:
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	jc, err := env.ExecuteAsync("strom demo")
+	if err != nil {
+		return err
+	}
+	defer jc.Close()
+	fmt.Fprintf(w, "strom demo: job %s on 2 TaskManagers × 2 slots, %.0f clicks/s, %v windows; Ctrl-C to stop\n", jc.JobID(), rate, windowSize)
+	tick := time.NewTicker(report)
+	defer tick.Stop()
+	last := map[string]int64{}
+	lastT := time.Now()
+	for {
+		select {
+		case p := <-results:
+			fmt.Fprintf(w, "window %s–%s  %-10s clicks %7d  users %5d  total %9d\n",
+				time.UnixMilli(p.Start).Format("15:04:05"), time.UnixMilli(p.End).Format("15:04:05"), p.Page, p.Clicks, p.Users, p.TotalClicks)
+		case now := <-tick.C:
+			printThroughput(w, jc.Metrics(), last, now.Sub(lastT))
+			lastT = now
+		case <-jc.Done():
+			_, err := jc.Wait(context.Background())
+			return err
+		case <-ctx.Done():
+			jc.Cancel()
+			res, err := jc.Wait(context.Background())
+			if err != nil && !errors.Is(err, strom.ErrJobCanceled) {
+				return err
+			}
+			fmt.Fprintf(w, "strom demo: stopped after %v\n", res.Duration.Round(time.Millisecond))
+			return nil
+		}
+	}
+}
+
+func printThroughput(w io.Writer, ops []strom.OperatorResult, last map[string]int64, d time.Duration) {
+	var b strings.Builder
+	b.WriteString("throughput:")
+	for _, o := range ops {
+		n := o.RecordsOut
+		if o.Name == "print" {
+			n = o.RecordsIn
+		}
+		rate := float64(n-last[o.UID]) / d.Seconds()
+		last[o.UID] = n
+		fmt.Fprintf(&b, "  %s %.0f/s", o.Name, rate)
+	}
+	fmt.Fprintln(w, b.String())
+}

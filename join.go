@@ -1,0 +1,322 @@
+package strom
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/statebackend"
+	"github.com/strom-dev/strom/window"
+)
+
+// joinBuf is the state of one key and window of a window join: the records
+// of both inputs.
+type joinBuf[A, B any] struct {
+	as []A
+	bs []B
+}
+
+type windowJoinOp[A, B any, K comparable, OUT any] struct {
+	base[OUT]
+	a        Keyed[A, K]
+	bk       Keyed[B, K]
+	assigner window.Assigner
+	join     func(A, B) OUT
+	core     windowCore[K, joinBuf[A, B]]
+	addA     func(*joinBuf[A, B], A, bool)
+	addB     func(*joinBuf[A, B], B, bool)
+}
+
+func (o *windowJoinOp[A, B, K, OUT]) Open(ctx *runtime.Context) error {
+	o.addA = func(s *joinBuf[A, B], v A, _ bool) { s.as = append(s.as, v) }
+	o.addB = func(s *joinBuf[A, B], v B, _ bool) { s.bs = append(s.bs, v) }
+	spec := windowSpec{assigner: o.assigner, trigger: o.assigner.DefaultTrigger()}
+	merge := func(dst, src *joinBuf[A, B]) {
+		dst.as = append(dst.as, src.as...)
+		dst.bs = append(dst.bs, src.bs...)
+	}
+	return o.core.open(ctx, o.a.newBackend(ctx), spec, merge, func(_ K, w window.TimeWindow, s *joinBuf[A, B]) {
+		ts := w.MaxTimestamp()
+		for _, a := range s.as {
+			for _, b := range s.bs {
+				o.out.Collect(o.join(a, b), ts)
+			}
+		}
+	})
+}
+
+func (o *windowJoinOp[A, B, K, OUT]) ProcessElement1(v A, ts int64) {
+	o.core.backend.SetCurrentKey(o.a.key(v))
+	if addElement(&o.core, v, ts, o.addA) && o.core.isElementLate(ts) {
+		o.core.dropped++
+	}
+}
+
+func (o *windowJoinOp[A, B, K, OUT]) ProcessElement2(v B, ts int64) {
+	o.core.backend.SetCurrentKey(o.bk.key(v))
+	if addElement(&o.core, v, ts, o.addB) && o.core.isElementLate(ts) {
+		o.core.dropped++
+	}
+}
+
+func (o *windowJoinOp[A, B, K, OUT]) ProcessWatermark(wm int64) {
+	o.core.timers.AdvanceWatermark(wm)
+	o.out.EmitWatermark(wm)
+}
+
+func (o *windowJoinOp[A, B, K, OUT]) Finish() error { o.core.finish(); return nil }
+func (o *windowJoinOp[A, B, K, OUT]) Close() error  { o.core.close(); return nil }
+
+// WindowJoin joins two keyed streams over windows (Flink's
+// a.join(b).where(...).equalTo(...).window(assigner).apply(join)): for every
+// key and window, join is called for every pair (a, b) of records of that
+// key that both fall into the window, and its results are emitted with
+// timestamp window.MaxTimestamp() when the window fires. A pair that shares
+// several windows (sliding windows) is joined once per window; a window
+// with records on one side only emits nothing.
+//
+// It is one two-input window operator (no tagged union, so no boxing): both
+// inputs are hash-partitioned by key into the same subtask, each record is
+// added to its side's buffer of every window it belongs to, and the window
+// fires with the assigner's default trigger (event-time windows when the
+// watermark — the minimum of both inputs' — passes their end; merging
+// session windows work too). Windows are not allowed lateness: records
+// whose windows have fired already are dropped and counted. Like
+// WindowProcess, it buffers every record until its window fires.
+func WindowJoin[A, B any, K comparable, OUT any](a Keyed[A, K], b Keyed[B, K], assigner window.Assigner, join func(a A, b B) OUT) Stream[OUT] {
+	env := a.stream.env
+	if a.stream.env != b.stream.env {
+		env.fail(errorf("WindowJoin: streams belong to different environments"))
+	}
+	if join == nil {
+		env.fail(errorf("WindowJoin: nil join function"))
+	}
+	if assigner == nil {
+		env.fail(errorf("WindowJoin: nil assigner"))
+	} else if v, ok := assigner.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			env.fail(errorf("WindowJoin: %w", err))
+		}
+	}
+	return addTwoInputOperator(a.stream, b.stream, "windowjoin", "WindowJoin", runtime.Hash, a.kgFactory(), b.kgFactory(),
+		func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.TwoInput[A, B], error) {
+			return &windowJoinOp[A, B, K, OUT]{base: base[OUT]{out}, a: a, bk: b, assigner: assigner, join: join}, nil
+		})
+}
+
+// intervalBuf is one key's buffered records of one side of an interval
+// join, sorted by timestamp (records mostly arrive in order, so inserting
+// is an append).
+type intervalBuf[V any] struct {
+	ts   []int64
+	vals []V
+}
+
+func (b *intervalBuf[V]) insert(ts int64, v V) {
+	i := len(b.ts)
+	for i > 0 && b.ts[i-1] > ts {
+		i--
+	}
+	var zero V
+	b.ts = append(b.ts, 0)
+	b.vals = append(b.vals, zero)
+	copy(b.ts[i+1:], b.ts[i:])
+	copy(b.vals[i+1:], b.vals[i:])
+	b.ts[i], b.vals[i] = ts, v
+}
+
+// from returns the index of the first record at or after ts.
+func (b *intervalBuf[V]) from(ts int64) int {
+	lo, hi := 0, len(b.ts)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if b.ts[m] < ts {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// dropUntil removes the records at or before ts.
+func (b *intervalBuf[V]) dropUntil(ts int64) {
+	n := b.from(ts + 1)
+	var zero V
+	for i := range n {
+		b.vals[i] = zero
+	}
+	b.ts, b.vals = b.ts[n:], b.vals[n:]
+}
+
+type intervalJoinOp[A, B any, K comparable, OUT any] struct {
+	base[OUT]
+	a            Keyed[A, K]
+	b            Keyed[B, K]
+	lower, upper int64
+	join         func(A, B, Collector[OUT]) error
+	name         string
+	rt           *runtime.Context
+	backend      *statebackend.Keyed[K]
+	left         *statebackend.Table[K, *intervalBuf[A]]
+	right        *statebackend.Table[K, *intervalBuf[B]]
+	timers       *runtime.Timers[K, bool] // namespace: true = left buffer
+	coll         winOut[OUT]
+	dropped      int64
+}
+
+func (o *intervalJoinOp[A, B, K, OUT]) Open(ctx *runtime.Context) error {
+	o.name, o.rt = ctx.OperatorName, ctx
+	o.coll.out = o.out
+	o.backend = o.a.newBackend(ctx)
+	n := o.backend.Range().Len()
+	o.left = statebackend.NewTable[K, *intervalBuf[A]](n)
+	o.right = statebackend.NewTable[K, *intervalBuf[B]](n)
+	if _, err := o.backend.Register("interval-join-left", o.left); err != nil {
+		return err
+	}
+	if _, err := o.backend.Register("interval-join-right", o.right); err != nil {
+		return err
+	}
+	o.timers = runtime.NewTimers[K, bool](o.backend, ctx.Time)
+	o.timers.OnEventTime = o.cleanup
+	o.timers.OnProcessingTime = func(runtime.Timer[K, bool]) {}
+	return nil
+}
+
+var errIntervalNoTimestamp = errors.New("interval join needs event timestamps: assign them with AssignTimestamps before the join")
+
+// late reports whether a record can no longer be joined completely: the
+// watermark has passed it, so the other side's partners may be gone.
+func (o *intervalJoinOp[A, B, K, OUT]) late(side string, ts int64) bool {
+	if ts == runtime.NoTimestamp {
+		runtime.Fail(o.name, fmt.Errorf("%s input: record without timestamp: %w", side, errIntervalNoTimestamp))
+	}
+	if ts <= o.timers.CurrentWatermark() {
+		o.dropped++
+		return true
+	}
+	return false
+}
+
+func (o *intervalJoinOp[A, B, K, OUT]) emit(a A, b B, ts int64) {
+	o.coll.ts = ts
+	if err := o.join(a, b, &o.coll); err != nil {
+		runtime.Fail(o.name, err)
+	}
+}
+
+func (o *intervalJoinOp[A, B, K, OUT]) ProcessElement1(v A, ts int64) {
+	if o.late("left", ts) {
+		return
+	}
+	key := o.a.key(v)
+	o.backend.SetCurrentKey(key)
+	kg := o.backend.KeyGroupIndex()
+	buf, ok := o.left.Get(kg, key)
+	if !ok {
+		buf = &intervalBuf[A]{}
+		o.left.Put(kg, key, buf)
+	}
+	buf.insert(ts, v)
+	if rb, ok := o.right.Get(kg, key); ok {
+		hi := ts + o.upper
+		for i := rb.from(ts + o.lower); i < len(rb.ts) && rb.ts[i] <= hi; i++ {
+			o.emit(v, rb.vals[i], max(ts, rb.ts[i]))
+		}
+	}
+	// Once the watermark passes ts+upper no right record can match v.
+	o.timers.RegisterEventTime(true, ts+max(o.upper, 0))
+}
+
+func (o *intervalJoinOp[A, B, K, OUT]) ProcessElement2(v B, ts int64) {
+	if o.late("right", ts) {
+		return
+	}
+	key := o.b.key(v)
+	o.backend.SetCurrentKey(key)
+	kg := o.backend.KeyGroupIndex()
+	buf, ok := o.right.Get(kg, key)
+	if !ok {
+		buf = &intervalBuf[B]{}
+		o.right.Put(kg, key, buf)
+	}
+	buf.insert(ts, v)
+	if lb, ok := o.left.Get(kg, key); ok {
+		hi := ts - o.lower
+		for i := lb.from(ts - o.upper); i < len(lb.ts) && lb.ts[i] <= hi; i++ {
+			o.emit(lb.vals[i], v, max(ts, lb.ts[i]))
+		}
+	}
+	// Once the watermark passes ts−lower no left record can match v.
+	o.timers.RegisterEventTime(false, ts+max(-o.lower, 0))
+}
+
+// cleanup drops the records whose partners can no longer arrive. Timers
+// fire in time order, so every record before the timer's one is already
+// due too.
+func (o *intervalJoinOp[A, B, K, OUT]) cleanup(t runtime.Timer[K, bool]) {
+	kg := o.backend.KeyGroupIndex()
+	if t.NS {
+		if buf, ok := o.left.Get(kg, t.Key); ok {
+			buf.dropUntil(t.TS - max(o.upper, 0))
+			if len(buf.ts) == 0 {
+				o.left.Delete(kg, t.Key)
+			}
+		}
+		return
+	}
+	if buf, ok := o.right.Get(kg, t.Key); ok {
+		buf.dropUntil(t.TS - max(-o.lower, 0))
+		if len(buf.ts) == 0 {
+			o.right.Delete(kg, t.Key)
+		}
+	}
+}
+
+func (o *intervalJoinOp[A, B, K, OUT]) ProcessWatermark(wm int64) {
+	o.timers.AdvanceWatermark(wm)
+	o.out.EmitWatermark(wm)
+}
+
+func (o *intervalJoinOp[A, B, K, OUT]) Close() error {
+	if o.dropped > 0 && o.rt != nil {
+		o.rt.Logger.Info("late records dropped", "operator", o.name, "count", o.dropped)
+	}
+	return nil
+}
+
+// IntervalJoin joins two keyed streams on event time (Flink's
+// a.intervalJoin(b).between(lower, upper).process(join)): join is called
+// for every pair of records a, b with the same key and
+// b.ts ∈ [a.ts+lower, a.ts+upper] (both bounds inclusive; lower ≤ upper,
+// either may be negative), and what it emits carries the timestamp
+// max(a.ts, b.ts).
+//
+// Each side's records are buffered per key, sorted by timestamp, and
+// dropped by an event-time timer as soon as the watermark (the minimum of
+// both inputs') makes a match impossible: a left record at a.ts+max(upper,0),
+// a right record at b.ts+max(−lower,0). A record at or behind the watermark
+// is late — its partners may already be gone — and is dropped and counted
+// (logged when the operator closes); Flink only drops records strictly
+// behind the watermark, which can miss the pairs of a record exactly at it.
+// Records need event timestamps (AssignTimestamps); one without fails the
+// job.
+func IntervalJoin[A, B any, K comparable, OUT any](a Keyed[A, K], b Keyed[B, K], lower, upper time.Duration, join func(a A, b B, out Collector[OUT]) error) Stream[OUT] {
+	env := a.stream.env
+	if a.stream.env != b.stream.env {
+		env.fail(errorf("IntervalJoin: streams belong to different environments"))
+	}
+	if join == nil {
+		env.fail(errorf("IntervalJoin: nil join function"))
+	}
+	lo, hi := lower.Milliseconds(), upper.Milliseconds()
+	if lo > hi {
+		env.fail(errorf("IntervalJoin: lower bound %v is above upper bound %v", lower, upper))
+	}
+	return addTwoInputOperator(a.stream, b.stream, "intervaljoin", "IntervalJoin", runtime.Hash, a.kgFactory(), b.kgFactory(),
+		func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.TwoInput[A, B], error) {
+			return &intervalJoinOp[A, B, K, OUT]{base: base[OUT]{out}, a: a, b: b, lower: lo, upper: hi, join: join}, nil
+		})
+}

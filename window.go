@@ -1,0 +1,978 @@
+package strom
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/statebackend"
+	"github.com/strom-dev/strom/state"
+	"github.com/strom-dev/strom/window"
+)
+
+// Windowed is a keyed stream grouped into windows: the input of
+// WindowReduce, WindowAggregate, WindowAggregateWith and WindowProcess
+// (Flink's WindowedStream). Its configuration methods return a modified
+// copy, so they chain:
+//
+//	w := strom.Window(keyed, window.Tumbling(time.Minute)).
+//		AllowedLateness(10 * time.Second).
+//		SideOutputLateData(lateTag)
+//
+// The window operator follows Flink's WindowOperator. For every record it
+// asks the assigner for the record's windows; per key and window it keeps
+// the window's contents in keyed state (an accumulator for the incremental
+// functions, the records for WindowProcess), and asks the trigger whether to
+// fire. When a window fires, the function's results are emitted with the
+// timestamp window.MaxTimestamp() (End − 1).
+//
+// With event-time assigners, a window is cleaned up (its state dropped)
+// once the watermark passes MaxTimestamp + allowed lateness. Until then a
+// late record — one whose window has already fired — is added and, with the
+// default trigger, fires the window again at once with the updated
+// contents. A record whose windows are all cleaned up already is late data:
+// it goes to the late-data side output if one is set, else it is dropped and
+// counted (logged when the operator closes). Event-time windows need records
+// with timestamps (AssignTimestamps); a record without one fails the job.
+//
+// Processing-time windows fire when the wall clock passes their end; at the
+// end of a bounded input they fire at once, so no contents are lost.
+type Windowed[T any, K comparable] struct {
+	keyed    Keyed[T, K]
+	assigner window.Assigner
+	trigger  window.Trigger
+	lateness int64
+	lateTag  string
+	name     string
+}
+
+// Window groups a keyed stream into the windows of assigner a (see package
+// window): window.Tumbling, window.Sliding, window.Session and their
+// processing-time variants, or a custom window.Assigner.
+func Window[T any, K comparable](k Keyed[T, K], a window.Assigner) Windowed[T, K] {
+	if a == nil {
+		k.stream.env.fail(errorf("Window: nil assigner"))
+	} else if v, ok := a.(interface{ Validate() error }); ok {
+		if err := v.Validate(); err != nil {
+			k.stream.env.fail(errorf("Window: %w", err))
+		}
+	}
+	return Windowed[T, K]{keyed: k, assigner: a}
+}
+
+// Trigger replaces the assigner's default trigger (see window.Trigger).
+// With merging (session) windows the trigger must support merging.
+func (w Windowed[T, K]) Trigger(t window.Trigger) Windowed[T, K] {
+	if t == nil {
+		w.keyed.stream.env.fail(errorf("Window: nil trigger"))
+		return w
+	}
+	w.trigger = t
+	return w
+}
+
+// AllowedLateness keeps event-time windows (and their state) for d after
+// the watermark passed their end, so records up to d late still count and
+// re-fire the window with its updated contents. It has no effect on
+// processing-time windows. The default is 0.
+func (w Windowed[T, K]) AllowedLateness(d time.Duration) Windowed[T, K] {
+	if d < 0 {
+		w.keyed.stream.env.fail(errorf("Window: allowed lateness %v must not be negative", d))
+		return w
+	}
+	w.lateness = d.Milliseconds()
+	return w
+}
+
+// SideOutputLateData sends records that arrive after all their windows
+// were cleaned up (later than the allowed lateness) to the side output tag,
+// with their timestamps, instead of dropping them. Read them with
+// SideOutput(result, tag).
+func (w Windowed[T, K]) SideOutputLateData(tag OutputTag[T]) Windowed[T, K] {
+	w.lateTag = tag.id
+	return w
+}
+
+// Name names the window operator (default "WindowReduce",
+// "WindowAggregate" or "WindowProcess").
+func (w Windowed[T, K]) Name(name string) Windowed[T, K] {
+	w.name = name
+	return w
+}
+
+func (w Windowed[T, K]) effectiveTrigger() window.Trigger {
+	if w.trigger != nil {
+		return w.trigger
+	}
+	if w.assigner == nil {
+		return window.EventTimeTrigger()
+	}
+	return w.assigner.DefaultTrigger()
+}
+
+// winOut is the Collector of window functions: records carry the window's
+// max timestamp.
+type winOut[OUT any] struct {
+	out runtime.Output[OUT]
+	ts  int64
+}
+
+func (c *winOut[OUT]) Collect(v OUT) { c.out.Collect(v, c.ts) }
+
+// windowFuncs are what distinguishes the window functions: how a record is
+// added to a window's state S, how two states merge (nil if they cannot)
+// and what a firing emits.
+type windowFuncs[T any, K comparable, S, OUT any] struct {
+	add   func(s *S, v T, created bool)
+	merge func(dst, src *S)
+	emit  func(key K, w window.TimeWindow, s *S, out *winOut[OUT]) error
+}
+
+type windowOp[T any, K comparable, S, OUT any] struct {
+	base[OUT]
+	w    Windowed[T, K]
+	fns  windowFuncs[T, K, S, OUT]
+	core windowCore[K, S]
+	late runtime.Output[T]
+	coll winOut[OUT]
+}
+
+func (o *windowOp[T, K, S, OUT]) Open(ctx *runtime.Context) error {
+	o.coll.out = o.out
+	if o.w.lateTag != "" {
+		o.late, _ = ctx.SideOutput(o.w.lateTag).(runtime.Output[T])
+	}
+	spec := windowSpec{assigner: o.w.assigner, trigger: o.w.effectiveTrigger(), lateness: o.w.lateness}
+	return o.core.open(ctx, o.w.keyed.newBackend(ctx), spec, o.fns.merge, func(key K, win window.TimeWindow, s *S) {
+		o.coll.ts = win.MaxTimestamp()
+		if err := o.fns.emit(key, win, s, &o.coll); err != nil {
+			runtime.Fail(o.core.name, err)
+		}
+	})
+}
+
+func (o *windowOp[T, K, S, OUT]) ProcessElement(v T, ts int64) {
+	o.core.backend.SetCurrentKey(o.w.keyed.key(v))
+	if addElement(&o.core, v, ts, o.fns.add) && o.core.isElementLate(ts) {
+		if o.late != nil {
+			o.late.Collect(v, ts)
+		} else {
+			o.core.dropped++
+		}
+	}
+}
+
+func (o *windowOp[T, K, S, OUT]) ProcessWatermark(wm int64) {
+	o.core.timers.AdvanceWatermark(wm)
+	o.out.EmitWatermark(wm)
+	if o.late != nil {
+		o.late.EmitWatermark(wm)
+	}
+}
+
+func (o *windowOp[T, K, S, OUT]) ProcessIdle() {
+	o.out.MarkIdle()
+	if o.late != nil {
+		o.late.MarkIdle()
+	}
+}
+
+func (o *windowOp[T, K, S, OUT]) Finish() error { o.core.finish(); return nil }
+func (o *windowOp[T, K, S, OUT]) Close() error  { o.core.close(); return nil }
+
+// addWindowOperator adds the window operator of w, checking the
+// configuration at build time so mistakes fail Execute before anything runs.
+func addWindowOperator[T any, K comparable, S, OUT any](w Windowed[T, K], what string, fns windowFuncs[T, K, S, OUT]) Stream[OUT] {
+	env := w.keyed.stream.env
+	name := w.name
+	if name == "" {
+		name = what
+	}
+	if _, ok := w.assigner.(window.MergingAssigner); ok {
+		if !w.effectiveTrigger().CanMerge() {
+			env.fail(errorf("%s %q: trigger %v cannot merge windows, but assigner %v merges them", what, name, w.effectiveTrigger(), w.assigner))
+		}
+		if fns.merge == nil {
+			env.fail(errorf("%s %q: assigner %v merges windows, so the Aggregator needs a Merge function", what, name, w.assigner))
+		}
+	}
+	return addKeyedOperator(w.keyed, "window", name, func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[T], error) {
+		return &windowOp[T, K, S, OUT]{base: base[OUT]{out}, w: w, fns: fns}, nil
+	})
+}
+
+// WindowReduce combines the records of each key and window with fn,
+// incrementally (one value per key and window is kept), and emits the
+// result when the window fires, with timestamp window.MaxTimestamp().
+func WindowReduce[T any, K comparable](w Windowed[T, K], fn func(a, b T) T) Stream[T] {
+	if fn == nil {
+		w.keyed.stream.env.fail(errorf("WindowReduce: nil reduce function"))
+	}
+	return addWindowOperator(w, "WindowReduce", windowFuncs[T, K, T, T]{
+		add: func(s *T, v T, created bool) {
+			if created {
+				*s = v
+			} else {
+				*s = fn(*s, v)
+			}
+		},
+		merge: func(dst, src *T) { *dst = fn(*dst, *src) },
+		emit: func(_ K, _ window.TimeWindow, s *T, out *winOut[T]) error {
+			out.Collect(*s)
+			return nil
+		},
+	})
+}
+
+func checkAggregator[T, ACC, OUT any](env *Environment, what string, agg state.Aggregator[T, ACC, OUT]) {
+	if agg.Create == nil || agg.Add == nil || agg.Result == nil {
+		env.fail(errorf("%s: the Aggregator needs Create, Add and Result", what))
+	}
+}
+
+func aggFuncs[T any, K comparable, ACC, R, OUT any](agg state.Aggregator[T, ACC, R],
+	emit func(key K, w window.TimeWindow, s *ACC, out *winOut[OUT]) error) windowFuncs[T, K, ACC, OUT] {
+	f := windowFuncs[T, K, ACC, OUT]{
+		add: func(s *ACC, v T, created bool) {
+			if created {
+				*s = agg.Create()
+			}
+			*s = agg.Add(*s, v)
+		},
+		emit: emit,
+	}
+	if agg.Merge != nil {
+		f.merge = func(dst, src *ACC) { *dst = agg.Merge(*dst, *src) }
+	}
+	return f
+}
+
+// WindowAggregate aggregates the records of each key and window
+// incrementally with agg (Flink's aggregate(AggregateFunction)): one
+// accumulator per key and window, Add per record, Result when the window
+// fires (emitted with timestamp window.MaxTimestamp()). Merging (session)
+// windows combine accumulators with agg.Merge, which must then be set.
+func WindowAggregate[T any, K comparable, ACC, OUT any](w Windowed[T, K], agg state.Aggregator[T, ACC, OUT]) Stream[OUT] {
+	checkAggregator(w.keyed.stream.env, "WindowAggregate", agg)
+	return addWindowOperator(w, "WindowAggregate", aggFuncs[T, K](agg, func(_ K, _ window.TimeWindow, s *ACC, out *winOut[OUT]) error {
+		out.Collect(agg.Result(*s))
+		return nil
+	}))
+}
+
+// WindowAggregateWith aggregates incrementally like WindowAggregate and
+// passes each firing's result to fn together with the key and the window
+// (Flink's aggregate(AggregateFunction, ProcessWindowFunction)). fn emits
+// any number of records, with timestamp window.MaxTimestamp(); an error
+// from fn fails the job.
+func WindowAggregateWith[T any, K comparable, ACC, R, OUT any](w Windowed[T, K], agg state.Aggregator[T, ACC, R],
+	fn func(key K, win window.TimeWindow, result R, out Collector[OUT]) error) Stream[OUT] {
+	checkAggregator(w.keyed.stream.env, "WindowAggregateWith", agg)
+	if fn == nil {
+		w.keyed.stream.env.fail(errorf("WindowAggregateWith: nil window function"))
+	}
+	return addWindowOperator(w, "WindowAggregate", aggFuncs[T, K](agg, func(key K, win window.TimeWindow, s *ACC, out *winOut[OUT]) error {
+		return fn(key, win, agg.Result(*s), out)
+	}))
+}
+
+// WindowProcess buffers every record of each key and window and calls fn
+// with all of them when the window fires (Flink's ProcessWindowFunction):
+// flexible, but it keeps all records in state, so prefer the incremental
+// functions when they suffice. elems is in arrival order and only valid
+// during the call. fn's records carry timestamp window.MaxTimestamp(); an
+// error from fn fails the job.
+func WindowProcess[T any, K comparable, OUT any](w Windowed[T, K], fn func(key K, win window.TimeWindow, elems []T, out Collector[OUT]) error) Stream[OUT] {
+	if fn == nil {
+		w.keyed.stream.env.fail(errorf("WindowProcess: nil window function"))
+	}
+	return addWindowOperator(w, "WindowProcess", windowFuncs[T, K, []T, OUT]{
+		add:   func(s *[]T, v T, _ bool) { *s = append(*s, v) },
+		merge: func(dst, src *[]T) { *dst = append(*dst, *src...) },
+		emit: func(key K, win window.TimeWindow, s *[]T, out *winOut[OUT]) error {
+			return fn(key, win, *s, out)
+		},
+	})
+}
+
+// ---- the window operator's core, shared by the window functions and the
+// window join -------------------------------------------------------------
+
+type windowSpec struct {
+	assigner window.Assigner
+	trigger  window.Trigger
+	lateness int64
+}
+
+// Fast paths for the default triggers: their per-record work (register a
+// timer at the window's end) is only needed when a window's state is
+// created, which saves a timer-set lookup per record and window.
+const (
+	fastNone = iota
+	fastEventTime
+	fastProcessingTime
+)
+
+// trigNS is the namespace of trigger state: the window and the state name.
+type trigNS struct {
+	W    window.TimeWindow
+	Name string
+}
+
+// windowCore is Flink's WindowOperator minus the record type: the windows
+// of each key with their state S (a windowStore), the trigger with its
+// per-window state, the timers (one runtime.Timers namespaced by window)
+// and, for merging assigners, each key's MergingWindowSet. All of it is
+// keyed state registered with the subtask's backend. It runs on the task
+// goroutine; the operator sets the current key before calling it.
+type windowCore[K comparable, S any] struct {
+	windowSpec
+	merger    window.MergingAssigner
+	eventTime bool
+	fast      int
+	name      string
+	rt        *runtime.Context
+	backend   *statebackend.Keyed[K]
+	contents  *windowStore[K, S]
+	tstate    *statebackend.Namespaced[K, trigNS, int64]
+	tnames    []string
+	sets      *statebackend.Table[K, *mergingSet]
+	timers    *runtime.Timers[K, window.TimeWindow]
+	tctx      triggerCtx[K, S]
+	wins      []window.TimeWindow
+	mscratch  mergeScratch
+	onMergeFn mergeFunc
+	merge     func(dst, src *S)
+	emit      func(key K, w window.TimeWindow, s *S)
+	dropped   int64
+}
+
+func (c *windowCore[K, S]) open(ctx *runtime.Context, b *statebackend.Keyed[K], spec windowSpec, merge func(dst, src *S), emit func(K, window.TimeWindow, *S)) error {
+	if spec.assigner == nil {
+		return errors.New("window operator without assigner")
+	}
+	c.windowSpec = spec
+	c.name = ctx.OperatorName
+	c.rt = ctx
+	c.backend = b
+	c.merge, c.emit = merge, emit
+	c.eventTime = spec.assigner.IsEventTime()
+	c.merger, _ = spec.assigner.(window.MergingAssigner)
+	if c.merger != nil {
+		if merge == nil {
+			return fmt.Errorf("assigner %v merges windows but the window state cannot merge", spec.assigner)
+		}
+		if !spec.trigger.CanMerge() {
+			return fmt.Errorf("trigger %v cannot merge windows", spec.trigger)
+		}
+	} else {
+		switch spec.trigger {
+		case window.EventTimeTrigger():
+			if c.eventTime {
+				c.fast = fastEventTime
+			}
+		case window.ProcessingTimeTrigger():
+			if !c.eventTime {
+				c.fast = fastProcessingTime
+			}
+		}
+	}
+	c.contents = newWindowStore[K, S](b)
+	if _, err := b.Register("window-contents", c.contents.t); err != nil {
+		return err
+	}
+	c.tstate = statebackend.NewNamespaced[K, trigNS, int64](b)
+	if _, err := b.Register("window-trigger-state", c.tstate); err != nil {
+		return err
+	}
+	if c.merger != nil {
+		c.sets = statebackend.NewTable[K, *mergingSet](b.Range().Len())
+		if _, err := b.Register("window-merging-sets", c.sets); err != nil {
+			return err
+		}
+		c.mscratch.init()
+		c.onMergeFn = c.onMerge
+	}
+	c.timers = runtime.NewTimers[K, window.TimeWindow](b, ctx.Time)
+	c.timers.OnEventTime = func(t runtime.Timer[K, window.TimeWindow]) { c.onTimer(t, true) }
+	c.timers.OnProcessingTime = func(t runtime.Timer[K, window.TimeWindow]) { c.onTimer(t, false) }
+	c.tctx.c = c
+	return nil
+}
+
+// CurrentProcessingTime implements window.AssignerContext.
+func (c *windowCore[K, S]) CurrentProcessingTime() int64 { return c.rt.Time.Now() }
+
+func satAdd(a, b int64) int64 {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// cleanupTime is when a window's state is dropped: its end plus the
+// allowed lateness on event time, its end on processing time.
+func (c *windowCore[K, S]) cleanupTime(w window.TimeWindow) int64 {
+	if c.eventTime {
+		return satAdd(w.MaxTimestamp(), c.lateness)
+	}
+	return w.MaxTimestamp()
+}
+
+func (c *windowCore[K, S]) isWindowLate(w window.TimeWindow) bool {
+	return c.eventTime && c.cleanupTime(w) <= c.timers.CurrentWatermark()
+}
+
+func (c *windowCore[K, S]) isElementLate(ts int64) bool {
+	return c.eventTime && satAdd(ts, c.lateness) <= c.timers.CurrentWatermark()
+}
+
+func (c *windowCore[K, S]) registerCleanupTimer(w window.TimeWindow) {
+	t := c.cleanupTime(w)
+	if t == math.MaxInt64 {
+		return // never cleaned up (the window ends at the end of time)
+	}
+	if c.eventTime {
+		c.timers.RegisterEventTime(w, t)
+	} else {
+		c.timers.RegisterProcessingTime(w, t)
+	}
+}
+
+func (c *windowCore[K, S]) deleteCleanupTimer(w window.TimeWindow) {
+	t := c.cleanupTime(w)
+	if t == math.MaxInt64 {
+		return
+	}
+	if c.eventTime {
+		c.timers.DeleteEventTime(w, t)
+	} else {
+		c.timers.DeleteProcessingTime(w, t)
+	}
+}
+
+var errNoTimestamp = errors.New("record without event timestamp in an event-time window: " +
+	"assign timestamps with AssignTimestamps or use a processing-time window assigner")
+
+// addElement adds a record of the current key to its windows and runs the
+// trigger on each. It reports whether the record went into no window
+// because they were all late (Flink's isSkippedElement).
+func addElement[K comparable, S, T any](c *windowCore[K, S], v T, ts int64, add func(*S, T, bool)) bool {
+	if c.eventTime && ts == runtime.NoTimestamp {
+		runtime.Fail(c.name, errNoTimestamp)
+	}
+	c.wins = c.assigner.AssignWindows(ts, c, c.wins[:0])
+	if c.merger != nil {
+		return addMerging(c, v, ts, add)
+	}
+	skipped := true
+	wm := c.timers.CurrentWatermark()
+	kw := c.contents.get(true) // the key's windows: one lookup per record
+	for _, w := range c.wins {
+		if c.eventTime && c.cleanupTime(w) <= wm {
+			continue
+		}
+		skipped = false
+		s, created := kw.upsert(w)
+		add(s, v, created)
+		r := window.Continue
+		switch c.fast {
+		case fastEventTime:
+			if w.MaxTimestamp() <= wm {
+				r = window.Fire
+			} else if created {
+				c.timers.RegisterEventTime(w, w.MaxTimestamp())
+			}
+			if created && c.lateness > 0 {
+				c.registerCleanupTimer(w)
+			}
+		case fastProcessingTime:
+			if created {
+				c.timers.RegisterProcessingTime(w, w.MaxTimestamp())
+			}
+		default:
+			c.tctx.w = w
+			r = c.trigger.OnElement(ts, w, &c.tctx)
+			c.registerCleanupTimer(w)
+		}
+		if r.IsFire() {
+			c.emit(c.backend.CurrentKey(), w, s)
+		}
+		if r.IsPurge() {
+			kw.remove(w)
+		}
+	}
+	c.contents.tidy(kw)
+	return skipped
+}
+
+func addMerging[K comparable, S, T any](c *windowCore[K, S], v T, ts int64, add func(*S, T, bool)) bool {
+	kg, key := c.backend.KeyGroupIndex(), c.backend.CurrentKey()
+	set, ok := c.sets.Get(kg, key)
+	if !ok {
+		set = &mergingSet{}
+		c.sets.Put(kg, key, set)
+	}
+	skipped := true
+	for _, nw := range c.wins {
+		actual := set.addWindow(nw, c.merger, &c.mscratch, c.onMergeFn)
+		if c.isWindowLate(actual) {
+			set.retire(actual)
+			continue
+		}
+		skipped = false
+		sw, _ := set.stateWindow(actual)
+		kw := c.contents.get(true)
+		s, created := kw.upsert(sw)
+		add(s, v, created)
+		c.tctx.w = actual
+		r := c.trigger.OnElement(ts, actual, &c.tctx)
+		if r.IsFire() {
+			c.emit(key, actual, s)
+		}
+		if r.IsPurge() {
+			kw.remove(sw)
+		}
+		c.registerCleanupTimer(actual)
+		c.contents.tidy(kw)
+	}
+	if len(set.pairs) == 0 {
+		c.sets.Delete(kg, key)
+	}
+	return skipped
+}
+
+// onMerge is the merge function of the MergingWindowSet: windows merged
+// into result (stateResult holds the merged contents from now on).
+func (c *windowCore[K, S]) onMerge(result window.TimeWindow, merged []window.TimeWindow, stateResult window.TimeWindow, mergedStates []window.TimeWindow) {
+	if c.eventTime && c.cleanupTime(result) <= c.timers.CurrentWatermark() {
+		runtime.Fail(c.name, fmt.Errorf("merging windows into %v: the end of an event-time window cannot become earlier than the current watermark %d by merging", result, c.timers.CurrentWatermark()))
+	}
+	if !c.eventTime && result.MaxTimestamp() <= c.CurrentProcessingTime() {
+		runtime.Fail(c.name, fmt.Errorf("merging windows into %v: the end of a processing-time window cannot become earlier than the current processing time by merging", result))
+	}
+	c.tctx.w, c.tctx.merged = result, merged
+	c.trigger.OnMerge(result, &c.tctx)
+	c.tctx.merged = nil
+	for _, m := range merged {
+		c.tctx.w = m
+		c.trigger.Clear(m, &c.tctx)
+		c.dropTriggerState(m)
+		c.deleteCleanupTimer(m)
+	}
+	// Merge the contents of the merged state windows into stateResult.
+	kw := c.contents.get(false)
+	if kw == nil {
+		return
+	}
+	var acc S
+	has := false
+	if p := kw.get(stateResult); p != nil {
+		acc, has = *p, true
+	}
+	for _, sw := range mergedStates {
+		p := kw.get(sw)
+		if p == nil {
+			continue
+		}
+		if has {
+			c.merge(&acc, p)
+		} else {
+			acc, has = *p, true
+		}
+		kw.remove(sw)
+	}
+	if has {
+		p, _ := kw.upsert(stateResult)
+		*p = acc
+	}
+}
+
+func (c *windowCore[K, S]) onTimer(t runtime.Timer[K, window.TimeWindow], eventTime bool) {
+	w := t.NS
+	sw := w
+	var set *mergingSet
+	if c.merger != nil {
+		var ok bool
+		if set, ok = c.sets.Get(c.backend.KeyGroupIndex(), t.Key); !ok {
+			return
+		}
+		if sw, ok = set.stateWindow(w); !ok {
+			return // a timer of a window that was merged away
+		}
+	}
+	c.tctx.w = w
+	var r window.TriggerResult
+	if eventTime {
+		r = c.trigger.OnEventTime(t.TS, w, &c.tctx)
+	} else {
+		r = c.trigger.OnProcessingTime(t.TS, w, &c.tctx)
+	}
+	kw := c.contents.get(false)
+	if r.IsFire() {
+		if s := kw.get(sw); s != nil {
+			c.emit(t.Key, w, s)
+		}
+	}
+	if r.IsPurge() {
+		kw.remove(sw)
+	}
+	if eventTime == c.eventTime && t.TS == c.cleanupTime(w) {
+		kw.remove(sw)
+		c.clearAll(w, set)
+	}
+	c.contents.tidy(kw)
+}
+
+// clearAll drops the trigger state and merging-set entry of window w of
+// the current key (the caller drops its contents).
+func (c *windowCore[K, S]) clearAll(w window.TimeWindow, set *mergingSet) {
+	if c.fast == fastNone {
+		// The default triggers' Clear deletes their timer at the window's
+		// end, which has fired by the time the window is cleaned up.
+		c.tctx.w = w
+		c.trigger.Clear(w, &c.tctx)
+		c.dropTriggerState(w)
+	}
+	if set != nil {
+		set.retire(w)
+		if len(set.pairs) == 0 {
+			c.sets.Delete(c.backend.KeyGroupIndex(), c.backend.CurrentKey())
+		}
+	}
+}
+
+// dropTriggerState removes trigger state the trigger left behind.
+func (c *windowCore[K, S]) dropTriggerState(w window.TimeWindow) {
+	for _, n := range c.tnames {
+		c.tstate.Delete(trigNS{W: w, Name: n})
+	}
+}
+
+// finish fires what processing-time windows hold at the end of input.
+func (c *windowCore[K, S]) finish() {
+	if c.timers != nil && !c.eventTime {
+		c.timers.DrainProcessingTimers(math.MaxInt64)
+	}
+}
+
+func (c *windowCore[K, S]) close() {
+	if c.dropped > 0 && c.rt != nil {
+		c.rt.Logger.Info("late records dropped", "operator", c.name, "count", c.dropped)
+	}
+}
+
+// triggerCtx is the window.TriggerContext (and OnMergeContext) of the
+// current key and window w.
+type triggerCtx[K comparable, S any] struct {
+	c      *windowCore[K, S]
+	w      window.TimeWindow
+	merged []window.TimeWindow
+}
+
+func (t *triggerCtx[K, S]) CurrentWatermark() int64 { return t.c.timers.CurrentWatermark() }
+func (t *triggerCtx[K, S]) CurrentProcessingTime() int64 {
+	return t.c.rt.Time.Now()
+}
+func (t *triggerCtx[K, S]) RegisterEventTimeTimer(ts int64) { t.c.timers.RegisterEventTime(t.w, ts) }
+func (t *triggerCtx[K, S]) DeleteEventTimeTimer(ts int64)   { t.c.timers.DeleteEventTime(t.w, ts) }
+func (t *triggerCtx[K, S]) RegisterProcessingTimeTimer(ts int64) {
+	t.c.timers.RegisterProcessingTime(t.w, ts)
+}
+func (t *triggerCtx[K, S]) DeleteProcessingTimeTimer(ts int64) {
+	t.c.timers.DeleteProcessingTime(t.w, ts)
+}
+
+func (t *triggerCtx[K, S]) State(name string) (int64, bool) {
+	if p := t.c.tstate.Get(trigNS{W: t.w, Name: name}); p != nil {
+		return *p, true
+	}
+	return 0, false
+}
+
+func (t *triggerCtx[K, S]) SetState(name string, v int64) {
+	p, created := t.c.tstate.Upsert(trigNS{W: t.w, Name: name})
+	*p = v
+	if created {
+		for _, n := range t.c.tnames {
+			if n == name {
+				return
+			}
+		}
+		t.c.tnames = append(t.c.tnames, name)
+	}
+}
+
+func (t *triggerCtx[K, S]) ClearState(name string) { t.c.tstate.Delete(trigNS{W: t.w, Name: name}) }
+
+func (t *triggerCtx[K, S]) MergeState(name string, merge func(a, b int64) int64) {
+	v, has := t.State(name)
+	for _, m := range t.merged {
+		k := trigNS{W: m, Name: name}
+		p := t.c.tstate.Get(k)
+		if p == nil {
+			continue
+		}
+		if has {
+			v = merge(v, *p)
+		} else {
+			v, has = *p, true
+		}
+		t.c.tstate.Delete(k)
+	}
+	if has {
+		t.SetState(name, v)
+	}
+}
+
+// ---- window contents --------------------------------------------------------
+
+// windowStore holds the window operator's contents: keyed state per key
+// group (a statebackend.Table, registered with the backend) from a key to
+// that key's windows and their state. Grouping a key's windows makes a
+// record cost one hash lookup however many windows it belongs to (sliding
+// windows), and keeps them on one or two cache lines.
+type windowStore[K comparable, S any] struct {
+	b    *statebackend.Keyed[K]
+	t    *statebackend.Table[K, *keyWindows[S]]
+	free []*keyWindows[S]
+}
+
+func newWindowStore[K comparable, S any](b *statebackend.Keyed[K]) *windowStore[K, S] {
+	return &windowStore[K, S]{b: b, t: statebackend.NewTable[K, *keyWindows[S]](b.Range().Len())}
+}
+
+// get returns the current key's windows, creating them if asked (else nil).
+func (s *windowStore[K, S]) get(create bool) *keyWindows[S] {
+	kg, k := s.b.KeyGroupIndex(), s.b.CurrentKey()
+	kw, ok := s.t.Get(kg, k)
+	if !ok && create {
+		if n := len(s.free); n > 0 {
+			kw = s.free[n-1]
+			s.free = s.free[:n-1]
+		} else {
+			kw = &keyWindows[S]{}
+		}
+		s.t.Put(kg, k, kw)
+	}
+	return kw
+}
+
+// tidy drops the current key's entry once it has no windows left, keeping
+// its buffers for the next key.
+func (s *windowStore[K, S]) tidy(kw *keyWindows[S]) {
+	if kw == nil || len(kw.wins) > 0 {
+		return
+	}
+	s.t.Delete(s.b.KeyGroupIndex(), s.b.CurrentKey())
+	if len(s.free) < 1024 {
+		s.free = append(s.free, kw)
+	}
+}
+
+// Len is the number of (key, window) entries.
+func (s *windowStore[K, S]) Len() int {
+	n := 0
+	for kg := range s.t.NumKeyGroups() {
+		for _, kw := range s.t.KeyGroup(kg) {
+			n += len(kw.wins)
+		}
+	}
+	return n
+}
+
+// keyWindows is one key's windows, sorted by start and end, and their
+// state. Pointers into vals are valid until the next upsert.
+type keyWindows[S any] struct {
+	wins []window.TimeWindow
+	vals []S
+}
+
+func winLess(a, b window.TimeWindow) bool {
+	return a.Start < b.Start || a.Start == b.Start && a.End < b.End
+}
+
+// search returns the position of w, or where it would be inserted.
+func (kw *keyWindows[S]) search(w window.TimeWindow) (int, bool) {
+	ws := kw.wins
+	if len(ws) <= 8 {
+		for i, x := range ws {
+			if x == w {
+				return i, true
+			}
+			if winLess(w, x) {
+				return i, false
+			}
+		}
+		return len(ws), false
+	}
+	lo, hi := 0, len(ws)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if winLess(ws[m], w) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(ws) && ws[lo] == w
+}
+
+func (kw *keyWindows[S]) get(w window.TimeWindow) *S {
+	if kw == nil {
+		return nil
+	}
+	if i, ok := kw.search(w); ok {
+		return &kw.vals[i]
+	}
+	return nil
+}
+
+func (kw *keyWindows[S]) upsert(w window.TimeWindow) (*S, bool) {
+	i, ok := kw.search(w)
+	if ok {
+		return &kw.vals[i], false
+	}
+	var zero S
+	kw.wins = slices.Insert(kw.wins, i, w)
+	kw.vals = slices.Insert(kw.vals, i, zero)
+	return &kw.vals[i], true
+}
+
+func (kw *keyWindows[S]) remove(w window.TimeWindow) {
+	if kw == nil {
+		return
+	}
+	if i, ok := kw.search(w); ok {
+		kw.wins = slices.Delete(kw.wins, i, i+1)
+		kw.vals = slices.Delete(kw.vals, i, i+1) // zeroes the freed slot
+	}
+}
+
+// ---- MergingWindowSet ----------------------------------------------------
+
+// winPair maps a window to the window whose namespace holds its state: the
+// state window stays fixed while windows merge, so merging never moves
+// state twice (Flink's MergingWindowSet).
+type winPair struct {
+	W, State window.TimeWindow
+}
+
+// mergingSet is one key's current merging windows.
+type mergingSet struct {
+	pairs []winPair
+}
+
+type mergeFunc func(result window.TimeWindow, merged []window.TimeWindow, stateResult window.TimeWindow, mergedStates []window.TimeWindow)
+
+type mergeGroup struct {
+	result     window.TimeWindow
+	start, end int
+}
+
+// mergeScratch holds the reusable buffers of addWindow.
+type mergeScratch struct {
+	windows []window.TimeWindow
+	members []window.TimeWindow
+	states  []window.TimeWindow
+	groups  []mergeGroup
+	collect func(merged []window.TimeWindow, result window.TimeWindow)
+}
+
+func (sc *mergeScratch) init() {
+	sc.collect = func(merged []window.TimeWindow, result window.TimeWindow) {
+		start := len(sc.members)
+		sc.members = append(sc.members, merged...)
+		sc.groups = append(sc.groups, mergeGroup{result: result, start: start, end: len(sc.members)})
+	}
+}
+
+func (m *mergingSet) find(w window.TimeWindow) int {
+	for i, p := range m.pairs {
+		if p.W == w {
+			return i
+		}
+	}
+	return -1
+}
+
+func (m *mergingSet) stateWindow(w window.TimeWindow) (window.TimeWindow, bool) {
+	if i := m.find(w); i >= 0 {
+		return m.pairs[i].State, true
+	}
+	return window.TimeWindow{}, false
+}
+
+// remove deletes w's mapping and returns its state window.
+func (m *mergingSet) remove(w window.TimeWindow) (window.TimeWindow, bool) {
+	i := m.find(w)
+	if i < 0 {
+		return window.TimeWindow{}, false
+	}
+	s := m.pairs[i].State
+	m.pairs[i] = m.pairs[len(m.pairs)-1]
+	m.pairs = m.pairs[:len(m.pairs)-1]
+	return s, true
+}
+
+func (m *mergingSet) put(w, state window.TimeWindow) {
+	if i := m.find(w); i >= 0 {
+		m.pairs[i].State = state
+		return
+	}
+	m.pairs = append(m.pairs, winPair{W: w, State: state})
+}
+
+func (m *mergingSet) retire(w window.TimeWindow) { m.remove(w) }
+
+// addWindow adds a new window, merging it with the existing ones as the
+// assigner says, and returns the window it ended up in. merge is called for
+// every merge with the result, the merged windows (without the new one,
+// which has no state or timers yet) and the state windows to fold into the
+// result's state window.
+func (m *mergingSet) addWindow(nw window.TimeWindow, a window.MergingAssigner, sc *mergeScratch, merge mergeFunc) window.TimeWindow {
+	if m.find(nw) >= 0 {
+		return nw // already there: it intersects only itself
+	}
+	sc.windows = sc.windows[:0]
+	for _, p := range m.pairs {
+		sc.windows = append(sc.windows, p.W)
+	}
+	sc.windows = append(sc.windows, nw)
+	sc.members, sc.groups = sc.members[:0], sc.groups[:0]
+	a.MergeWindows(sc.windows, sc.collect)
+
+	result, mergedNew := nw, false
+	for _, g := range sc.groups {
+		members := sc.members[g.start:g.end]
+		for i, w := range members {
+			if w == nw {
+				mergedNew, result = true, g.result
+				copy(members[i:], members[i+1:])
+				members = members[:len(members)-1]
+				break
+			}
+		}
+		if len(members) == 0 {
+			continue
+		}
+		target, _ := m.stateWindow(members[0])
+		sc.states = sc.states[:0]
+		for _, w := range members {
+			if s, ok := m.remove(w); ok && s != target {
+				sc.states = append(sc.states, s)
+			}
+		}
+		m.put(g.result, target)
+		if !(len(members) == 1 && members[0] == g.result) {
+			merge(g.result, members, target, sc.states)
+		}
+	}
+	if len(sc.groups) == 0 || (result == nw && !mergedNew) {
+		m.put(result, result)
+	}
+	return result
+}
