@@ -106,6 +106,7 @@ func buildTask(ctx context.Context, job *Job, v *graph.JobVertex, subtask, attem
 		n := g.Node(info.Node)
 		inCounters[n.ID] = new(runtime.Counter)
 		var mainOuts []any
+		var mainChained []graph.NodeID // chained target per main output, -1 for network
 		sideOuts := map[string][]any{}
 		sideType := map[string]runtime.TypeOps{}
 		var nodeWriters []*writerInfo
@@ -135,14 +136,29 @@ func buildTask(ctx context.Context, job *Job, v *graph.JobVertex, subtask, attem
 			}
 			if e.SideTag == "" {
 				mainOuts = append(mainOuts, out)
+				if vertexOf[e.To] == v {
+					mainChained = append(mainChained, e.To)
+				} else {
+					mainChained = append(mainChained, -1)
+				}
 			} else {
 				sideOuts[e.SideTag] = append(sideOuts[e.SideTag], out)
 				sideType[e.SideTag] = e.Type
 			}
 		}
 		writers = append(writers, nodeWriters...)
-		outCounter := new(runtime.Counter)
-		main := n.Out.Counting(n.Out.Fanout(mainOuts), outCounter)
+		// Records out are counted where they enter the next operator when
+		// the output is a single chained operator (its records-in counter is
+		// the same number), saving one call per record and hop.
+		var outCounter *runtime.Counter
+		var main any
+		if len(mainOuts) == 1 && mainChained[0] >= 0 {
+			outCounter = inCounters[mainChained[0]]
+			main = mainOuts[0]
+		} else {
+			outCounter = new(runtime.Counter)
+			main = n.Out.Counting(n.Out.Fanout(mainOuts), outCounter)
+		}
 		opCtx := &runtime.Context{
 			Ctx:          ctx,
 			Task:         info2(infoTask(task), n),
