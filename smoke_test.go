@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strom-dev/strom"
 	"github.com/stretchr/testify/require"
+	"github.com/strom-dev/strom"
 )
 
 type wc struct {

@@ -438,7 +438,9 @@ type GeneratorSplit struct {
 	Next, Stride int64
 }
 
-func (s *GeneratorSplit) SplitID() string { return "gen-" + strconv.FormatInt(s.Next%max(s.Stride, 1), 10) }
+func (s *GeneratorSplit) SplitID() string {
+	return "gen-" + strconv.FormatInt(s.Next%max(s.Stride, 1), 10)
+}
 
 type genSource[T any] struct {
 	generatorSource

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -56,7 +57,7 @@ func TestDemoBinarySIGINT(t *testing.T) {
 	require.NoError(t, build.Run())
 
 	cmd := exec.Command(bin, "demo", "--window", "300ms", "--report", "500ms", "--rate", "20000")
-	var out bytes.Buffer
+	var out syncBuffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
 	require.NoError(t, cmd.Start())
@@ -65,18 +66,35 @@ func TestDemoBinarySIGINT(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
-	err := cmd.Wait()
-	require.NoError(t, err, "output:\n%s", out.String())
+	require.NoError(t, cmd.Wait(), "output:\n%s", out.String())
 	require.Contains(t, out.String(), "strom demo: stopped after")
 
 	// --duration stops it too, with exit code 0.
-	out.Reset()
 	cmd = exec.Command(bin, "demo", "--duration", "1s", "--window", "200ms", "--rate", "5000")
-	cmd.Stdout = &out
-	require.NoError(t, cmd.Run(), "output:\n%s", out.String())
-	require.Contains(t, out.String(), "window ")
+	out2, err := cmd.Output()
+	require.NoError(t, err, "output:\n%s", out2)
+	require.Contains(t, string(out2), "window ")
 
 	v, err := exec.Command(bin, "version").Output()
 	require.NoError(t, err)
 	require.Regexp(t, `^strom \S+`, string(v))
+}
+
+// syncBuffer is a bytes.Buffer safe for the exec copier and the test to use
+// at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
