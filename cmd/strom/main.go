@@ -24,5 +24,6 @@ func rootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(versionCmd(), demoCmd())
+	root.AddCommand(nexmarkCmd())
 	return root
 }

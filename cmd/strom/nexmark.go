@@ -1,0 +1,223 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/nexmark"
+)
+
+// nexmarkSummary is the --json line.
+type nexmarkSummary struct {
+	Query              string  `json:"query"`
+	Events             int64   `json:"events"`
+	Seconds            float64 `json:"seconds"`
+	EventsPerSecond    float64 `json:"events_per_second"`
+	CPUSeconds         float64 `json:"cpu_seconds"`
+	EventsPerCPUSecond float64 `json:"events_per_cpu_second"`
+	Parallelism        int     `json:"parallelism"`
+	Rows               int64   `json:"rows"`
+	// With --baseline:
+	BaselineSeconds         *float64 `json:"baseline_seconds,omitempty"`
+	BaselineEventsPerSecond *float64 `json:"baseline_events_per_second,omitempty"`
+	BaselineRows            *int64   `json:"baseline_rows,omitempty"`
+	CostRatio               *float64 `json:"cost_ratio,omitempty"`
+}
+
+type nexmarkFlags struct {
+	query          string
+	events         int64
+	input          string
+	output         string
+	parallelism    int
+	jsonOut        bool
+	baseline       bool
+	seed           int64
+	rate           float64
+	outOfOrderness time.Duration
+	cpuProfile     string
+	wmInterval     time.Duration
+}
+
+func nexmarkCmd() *cobra.Command {
+	var f nexmarkFlags
+	cmd := &cobra.Command{
+		Use:   "nexmark --query qN [--events N | --input FILE]",
+		Short: "Run a Nexmark benchmark query on an embedded cluster",
+		Long: `nexmark runs one Nexmark query (` + strings.Join(nexmark.Queries, ", ") + `) on an embedded
+cluster, over events generated in-process (--events) or read from a JSON-lines file
+(--input, the format of nexmark.WriteEvents), and reports the throughput: events per
+second of wall-clock time and per CPU-second (user + system time of the whole process,
+generator included).
+
+Rows go to --output as JSON lines, or else to a blackhole sink that consumes every row.
+With --baseline the same query also runs as a hand-written single-goroutine program over
+the same generator, without the framework (the COST baseline), and the ratio of the
+engine's events/s to the baseline's is reported.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("events") && cmd.Flags().Changed("input") {
+				return errors.New("give either --events or --input, not both")
+			}
+			return runNexmark(cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.query, "query", "", "the query to run: "+strings.Join(nexmark.Queries, ", "))
+	fl.Int64Var(&f.events, "events", 10_000_000, "number of events to generate")
+	fl.StringVar(&f.input, "input", "", "read the events from this JSON-lines file (or directory) instead of generating them")
+	fl.StringVar(&f.output, "output", "", "write the result rows to this file as JSON lines (default: a blackhole sink)")
+	fl.IntVar(&f.parallelism, "parallelism", 1, "parallelism of the job's operators")
+	fl.BoolVar(&f.jsonOut, "json", false, "print one JSON summary line instead of text")
+	fl.BoolVar(&f.baseline, "baseline", false, "also run the single-goroutine baseline and report the COST ratio")
+	fl.Int64Var(&f.seed, "seed", 1, "generator seed")
+	fl.Float64Var(&f.rate, "rate", nexmark.DefaultEventsPerSecond, "event-time rate of the generated events (events per second of event time)")
+	fl.DurationVar(&f.outOfOrderness, "out-of-orderness", 0, "largest event-time disorder of the events (generated, or expected in --input)")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the engine run to this file")
+	fl.DurationVar(&f.wmInterval, "watermark-interval", 0, "how often sources emit watermarks (default: the environment's, 200ms)")
+	_ = cmd.MarkFlagRequired("query")
+	return cmd
+}
+
+// cpuTime is the process's user + system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func runNexmark(cmd *cobra.Command, f nexmarkFlags) error {
+	if err := nexmark.CheckQuery(f.query); err != nil {
+		return err
+	}
+	if f.parallelism < 1 {
+		return fmt.Errorf("--parallelism must be at least 1, got %d", f.parallelism)
+	}
+	if f.input == "" && f.events < 0 {
+		return fmt.Errorf("--events must not be negative, got %d", f.events)
+	}
+	if !(f.rate > 0) {
+		return fmt.Errorf("--rate must be positive, got %v", f.rate)
+	}
+	if f.outOfOrderness < 0 {
+		return fmt.Errorf("--out-of-orderness must not be negative, got %v", f.outOfOrderness)
+	}
+	if f.baseline && f.input != "" {
+		return errors.New("--baseline runs over the generator: use it with --events, not --input")
+	}
+	if f.input != "" {
+		if _, err := os.Stat(f.input); err != nil {
+			return fmt.Errorf("--input: %w", err)
+		}
+	}
+	gcfg := nexmark.GeneratorConfig{Seed: f.seed, EventsPerSecond: f.rate, OutOfOrderness: f.outOfOrderness}
+	cfg := nexmark.RunConfig{
+		Query:          f.query,
+		Generator:      gcfg,
+		Input:          f.input,
+		OutOfOrderness: f.outOfOrderness,
+		Parallelism:    f.parallelism,
+		Output:         &nexmark.Output{Path: f.output},
+	}
+	if f.input == "" {
+		cfg.Events = f.events
+	}
+	if f.wmInterval > 0 {
+		cfg.Configure = func(c *strom.Config) { c.AutoWatermarkInterval = f.wmInterval }
+	}
+
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+	}
+	cpu0 := cpuTime()
+	res, err := nexmark.Run(ctx, cfg)
+	cpu := cpuTime() - cpu0
+	if f.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if err != nil {
+		return fmt.Errorf("nexmark %s: %w", f.query, err)
+	}
+	sum := nexmarkSummary{
+		Query:              f.query,
+		Events:             res.Events,
+		Seconds:            res.Elapsed.Seconds(),
+		EventsPerSecond:    rate(res.Events, res.Elapsed),
+		CPUSeconds:         cpu.Seconds(),
+		EventsPerCPUSecond: rate(res.Events, cpu),
+		Parallelism:        f.parallelism,
+		Rows:               res.Rows,
+	}
+	if f.baseline {
+		g := nexmark.NewGenerator(gcfg)
+		start := time.Now()
+		rows, err := nexmark.RunBaseline(f.query, g, f.events, nil)
+		el := time.Since(start)
+		if err != nil {
+			return fmt.Errorf("baseline %s: %w", f.query, err)
+		}
+		secs, eps := el.Seconds(), rate(f.events, el)
+		sum.BaselineSeconds, sum.BaselineEventsPerSecond, sum.BaselineRows = &secs, &eps, &rows
+		ratio := 0.0
+		if eps > 0 {
+			ratio = sum.EventsPerSecond / eps
+		}
+		sum.CostRatio = &ratio
+	}
+	return printNexmark(cmd.OutOrStdout(), sum, f.jsonOut)
+}
+
+func rate(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+func printNexmark(w io.Writer, s nexmarkSummary, asJSON bool) error {
+	if asJSON {
+		b, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	fmt.Fprintf(w, "nexmark %s, parallelism %d\n", s.Query, s.Parallelism)
+	fmt.Fprintf(w, "  events               %d\n", s.Events)
+	fmt.Fprintf(w, "  rows produced        %d\n", s.Rows)
+	fmt.Fprintf(w, "  seconds              %.3f\n", s.Seconds)
+	fmt.Fprintf(w, "  events/s             %.0f\n", s.EventsPerSecond)
+	fmt.Fprintf(w, "  CPU seconds          %.3f (user + system)\n", s.CPUSeconds)
+	fmt.Fprintf(w, "  events per CPU-s     %.0f\n", s.EventsPerCPUSecond)
+	if s.BaselineEventsPerSecond != nil {
+		fmt.Fprintf(w, "baseline (one goroutine, no framework)\n")
+		fmt.Fprintf(w, "  rows produced        %d\n", *s.BaselineRows)
+		fmt.Fprintf(w, "  seconds              %.3f\n", *s.BaselineSeconds)
+		fmt.Fprintf(w, "  events/s             %.0f\n", *s.BaselineEventsPerSecond)
+		fmt.Fprintf(w, "COST ratio (engine events/s ÷ baseline events/s): %.3f\n", *s.CostRatio)
+	}
+	return nil
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/strom-dev/strom/nexmark"
+	"github.com/strom-dev/strom/nexmark/reference"
+)
+
+// runStrom runs the strom command in-process and returns its standard output.
+func runStrom(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := rootCmd()
+	cmd.SetArgs(args)
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+// nexmarkTestConfig is the generated stream of the CLI tests: 1000 events/s of event
+// time, so 20k events span many windows and auction closes.
+var nexmarkTestConfig = nexmark.GeneratorConfig{Seed: 7, EventsPerSecond: 1000}
+
+const nexmarkTestEvents = 20_000
+
+// referenceLines is the reference's canonical result for query on the test stream.
+func referenceLines(t *testing.T, query string) []string {
+	t.Helper()
+	g := nexmark.NewGenerator(nexmarkTestConfig)
+	evs := make([]nexmark.Event, nexmarkTestEvents)
+	for n := range evs {
+		evs[n] = g.Event(int64(n))
+	}
+	rows, err := reference.Run(query, evs)
+	require.NoError(t, err)
+	return reference.Canonical(query, rows)
+}
+
+type jsonLine string
+
+func (l jsonLine) AppendJSON(dst []byte) []byte { return append(dst, l...) }
+
+// fileLines reads a JSON-lines output file in canonical form.
+func fileLines(t *testing.T, query, path string) []string {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var rows []nexmark.Row
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		require.True(t, json.Valid(sc.Bytes()), "line %q", sc.Text())
+		rows = append(rows, jsonLine(sc.Text()))
+	}
+	require.NoError(t, sc.Err())
+	return reference.Canonical(query, rows)
+}
+
+func TestNexmarkJSONSummary(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	out, err := runStrom(t, "nexmark", "--query", "q5", "--events", "20000", "--rate", "1000",
+		"--parallelism", "2", "--json", "--baseline")
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 1, "one summary line")
+	var s map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &s))
+	for _, k := range []string{"query", "events", "seconds", "events_per_second", "cpu_seconds",
+		"events_per_cpu_second", "parallelism", "baseline_events_per_second", "cost_ratio"} {
+		require.Contains(t, s, k)
+	}
+	require.Equal(t, "q5", s["query"])
+	require.EqualValues(t, 20000, s["events"])
+	require.EqualValues(t, 2, s["parallelism"])
+	require.Greater(t, s["events_per_second"].(float64), 0.0)
+	require.Greater(t, s["cpu_seconds"].(float64), 0.0)
+	require.Greater(t, s["baseline_events_per_second"].(float64), 0.0)
+	require.InDelta(t, s["events_per_second"].(float64)/s["baseline_events_per_second"].(float64), s["cost_ratio"].(float64), 1e-9)
+	require.Equal(t, s["baseline_rows"], s["rows"], "engine and baseline produce the same number of rows")
+
+	// Without --baseline the baseline fields are absent.
+	out, err = runStrom(t, "nexmark", "--query", "q1", "--events", "5000", "--json")
+	require.NoError(t, err)
+	s = map[string]any{}
+	require.NoError(t, json.Unmarshal([]byte(out), &s))
+	require.NotContains(t, s, "cost_ratio")
+	require.NotContains(t, s, "baseline_events_per_second")
+	require.EqualValues(t, 4600, s["rows"])
+}
+
+func TestNexmarkHumanReadable(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	out, err := runStrom(t, "nexmark", "--query", "q2", "--events", "10000", "--baseline")
+	require.NoError(t, err)
+	for _, want := range []string{"nexmark q2", "events               10000", "seconds", "events/s",
+		"CPU seconds", "events per CPU-s", "rows produced", "baseline", "COST ratio"} {
+		require.Contains(t, out, want)
+	}
+}
+
+// TestNexmarkOutputMatchesReference checks --output files against the reference, for
+// generated events and for the same events read back with --input.
+func TestNexmarkOutputMatchesReference(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	dir := t.TempDir()
+	input := filepath.Join(dir, "events.jsonl")
+	f, err := os.Create(input)
+	require.NoError(t, err)
+	require.NoError(t, nexmark.WriteEvents(f, nexmark.NewGenerator(nexmarkTestConfig), nexmarkTestEvents))
+	require.NoError(t, f.Close())
+	for _, q := range []string{"q3", "q4", "q7", "q11"} {
+		want := referenceLines(t, q)
+		require.NotEmpty(t, want)
+		gen := filepath.Join(dir, q+"-gen.jsonl")
+		_, err := runStrom(t, "nexmark", "--query", q, "--events", "20000", "--rate", "1000", "--seed", "7",
+			"--parallelism", "2", "--output", gen)
+		require.NoError(t, err)
+		require.Equal(t, want, fileLines(t, q, gen), "%s over generated events", q)
+
+		fromFile := filepath.Join(dir, q+"-file.jsonl")
+		out, err := runStrom(t, "nexmark", "--query", q, "--input", input, "--parallelism", "2",
+			"--output", fromFile, "--json")
+		require.NoError(t, err)
+		require.Equal(t, want, fileLines(t, q, fromFile), "%s over --input", q)
+		var s map[string]any
+		require.NoError(t, json.Unmarshal([]byte(out), &s))
+		require.EqualValues(t, nexmarkTestEvents, s["events"], "events read from the file")
+	}
+}
+
+func TestNexmarkErrors(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.jsonl")
+	var good bytes.Buffer
+	require.NoError(t, nexmark.WriteEvents(&good, nexmark.NewGenerator(nexmark.GeneratorConfig{Seed: 1}), 2))
+	require.NoError(t, os.WriteFile(bad, append(good.Bytes(), "\n{\"event_type\":2,\"bid\":{\"auction\":1}}\n"...), 0o644))
+
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"unknown query", []string{"--query", "q6"}, []string{`unknown query "q6"`, strings.Join(nexmark.Queries, ", ")}},
+		{"no query", nil, []string{"query"}},
+		{"events and input", []string{"--query", "q0", "--events", "10", "--input", bad}, []string{"--events", "--input"}},
+		{"missing input", []string{"--query", "q0", "--input", filepath.Join(dir, "nope.jsonl")}, []string{"nope.jsonl", "no such file"}},
+		{"malformed line", []string{"--query", "q0", "--input", bad}, []string{"bad.jsonl: line 4:", "invalid event JSON"}},
+		{"bad parallelism", []string{"--query", "q0", "--events", "10", "--parallelism", "0"}, []string{"--parallelism"}},
+		{"baseline with input", []string{"--query", "q0", "--input", bad, "--baseline"}, []string{"--baseline"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := runStrom(t, append([]string{"nexmark"}, c.args...)...)
+			require.Error(t, err)
+			for _, w := range c.want {
+				require.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+// TestNexmarkBinaryExitCodes runs the real binary: errors exit non-zero with the message
+// on standard error.
+func TestNexmarkBinaryExitCodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "strom")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run())
+	bad := filepath.Join(dir, "bad.jsonl")
+	require.NoError(t, os.WriteFile(bad, []byte("{\"event_type\":7}\n"), 0o644))
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"nexmark", "--query", "q42"}, "unknown query"},
+		{[]string{"nexmark", "--query", "q0", "--input", bad}, "line 1:"},
+	} {
+		var stderr bytes.Buffer
+		cmd := exec.Command(bin, c.args...)
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		require.True(t, errors.As(err, &exit), "%v: %v", c.args, err)
+		require.NotZero(t, exit.ExitCode())
+		require.Contains(t, stderr.String(), c.want)
+	}
+	out, err := exec.Command(bin, "nexmark", "--query", "q0", "--events", "1000", "--json").Output()
+	require.NoError(t, err)
+	require.True(t, json.Valid(bytes.TrimSpace(out)), "%s", out)
+}
