@@ -43,7 +43,7 @@ type Config struct {
 	// default one TaskManager with as many slots as the job needs.
 	TaskManagers        int
 	SlotsPerTaskManager int
-	// BatchSize is the number of records per network buffer (default 256).
+	// BatchSize is the number of records per network buffer (default 512).
 	BatchSize int
 	// BuffersPerChannel is the number of buffers (credits) per logical
 	// channel (default 4): with BatchSize it bounds memory in flight.
@@ -65,7 +65,7 @@ func (c Config) withDefaults() Config {
 		c.MaxParallelism = keygroup.DefaultMaxParallelism
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 256
+		c.BatchSize = 512
 	}
 	if c.BuffersPerChannel <= 0 {
 		c.BuffersPerChannel = 4

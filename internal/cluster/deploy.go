@@ -38,7 +38,7 @@ func (c JobConfig) WithDefaults() JobConfig {
 		c.BuffersPerChannel = 4
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 256
+		c.BatchSize = 512
 	}
 	if c.Clock == nil {
 		c.Clock = runtime.WallClock
