@@ -48,6 +48,9 @@ func (o *coProcessOp[K, A, B, OUT]) Open(ctx *runtime.Context) error {
 	o.onTmr, _ = o.fn.(TimerHandler[K, OUT])
 	t.OnEventTime = func(tm runtime.Timer[K, struct{}]) { o.fire(tm.TS, tm.TS, EventTime) }
 	t.OnProcessingTime = func(tm runtime.Timer[K, struct{}]) { o.fire(tm.TS, runtime.NoTimestamp, ProcessingTime) }
+	if _, err := b.Register(runtime.TimersStateName, t.State()); err != nil {
+		return err
+	}
 	if op, ok := o.fn.(Opener[K, OUT]); ok {
 		return op.Open(&o.kctx)
 	}

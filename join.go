@@ -1,10 +1,13 @@
 package strom
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
+	"github.com/strom-dev/strom/codec"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/statebackend"
 	"github.com/strom-dev/strom/window"
@@ -36,6 +39,7 @@ func (o *windowJoinOp[A, B, K, OUT]) Open(ctx *runtime.Context) error {
 		dst.as = append(dst.as, src.as...)
 		dst.bs = append(dst.bs, src.bs...)
 	}
+	o.core.stateCodec = joinBufCodecFor[A, B]
 	return o.core.open(ctx, o.a.newBackend(ctx), spec, merge, func(_ K, w window.TimeWindow, s *joinBuf[A, B]) {
 		ts := w.MaxTimestamp()
 		for _, a := range s.as {
@@ -173,6 +177,8 @@ func (o *intervalJoinOp[A, B, K, OUT]) Open(ctx *runtime.Context) error {
 	n := o.backend.Range().Len()
 	o.left = statebackend.NewTable[K, *intervalBuf[A]](n)
 	o.right = statebackend.NewTable[K, *intervalBuf[B]](n)
+	o.left.SetValueCodecFunc(intervalBufCodecFor[A])
+	o.right.SetValueCodecFunc(intervalBufCodecFor[B])
 	if _, err := o.backend.Register("interval-join-left", o.left); err != nil {
 		return err
 	}
@@ -182,7 +188,8 @@ func (o *intervalJoinOp[A, B, K, OUT]) Open(ctx *runtime.Context) error {
 	o.timers = runtime.NewTimers[K, bool](o.backend, ctx.Time)
 	o.timers.OnEventTime = o.cleanup
 	o.timers.OnProcessingTime = func(runtime.Timer[K, bool]) {}
-	return nil
+	_, err := o.backend.Register(runtime.TimersStateName, o.timers.State())
+	return err
 }
 
 var errIntervalNoTimestamp = errors.New("interval join needs event timestamps: assign them with AssignTimestamps before the join")
@@ -319,4 +326,91 @@ func IntervalJoin[A, B any, K comparable, OUT any](a Keyed[A, K], b Keyed[B, K],
 		func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.TwoInput[A, B], error) {
 			return &intervalJoinOp[A, B, K, OUT]{base: base[OUT]{out}, a: a, b: b, lower: lo, upper: hi, join: join}, nil
 		})
+}
+
+// ---- snapshot codecs of the join state ----------------------------------------
+
+// joinBufCodecFor builds the codec of a window join's per-window buffers.
+func joinBufCodecFor[A, B any]() (codec.Codec[joinBuf[A, B]], error) {
+	ca, err := codec.For[[]A]()
+	if err != nil {
+		return nil, fmt.Errorf("no codec for the left input type %v: %w", reflect.TypeFor[A](), err)
+	}
+	cb, err := codec.For[[]B]()
+	if err != nil {
+		return nil, fmt.Errorf("no codec for the right input type %v: %w", reflect.TypeFor[B](), err)
+	}
+	return joinBufCodec[A, B]{ca, cb}, nil
+}
+
+// joinBufCodec encodes both sides' records as two slices.
+type joinBufCodec[A, B any] struct {
+	a codec.Codec[[]A]
+	b codec.Codec[[]B]
+}
+
+func (c joinBufCodec[A, B]) Append(dst []byte, j joinBuf[A, B]) []byte {
+	return c.b.Append(c.a.Append(dst, j.as), j.bs)
+}
+
+func (c joinBufCodec[A, B]) Decode(src []byte) (joinBuf[A, B], int, error) {
+	as, n, err := c.a.Decode(src)
+	if err != nil {
+		return joinBuf[A, B]{}, 0, err
+	}
+	bs, m, err := c.b.Decode(src[n:])
+	if err != nil {
+		return joinBuf[A, B]{}, 0, err
+	}
+	return joinBuf[A, B]{as: as, bs: bs}, n + m, nil
+}
+
+// intervalBufCodecFor builds the codec of one side of an interval join.
+func intervalBufCodecFor[V any]() (codec.Codec[*intervalBuf[V]], error) {
+	c, err := codec.For[V]()
+	if err != nil {
+		return nil, fmt.Errorf("no codec for the interval join input type %v: %w", reflect.TypeFor[V](), err)
+	}
+	return intervalBufCodec[V]{c}, nil
+}
+
+// intervalBufCodec encodes a key's buffered records: uvarint n, then n ×
+// (varint timestamp, record), in timestamp order.
+type intervalBufCodec[V any] struct{ v codec.Codec[V] }
+
+func (c intervalBufCodec[V]) Append(dst []byte, b *intervalBuf[V]) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b.ts)))
+	for i, ts := range b.ts {
+		dst = binary.AppendVarint(dst, ts)
+		dst = c.v.Append(dst, b.vals[i])
+	}
+	return dst
+}
+
+func (c intervalBufCodec[V]) Decode(src []byte) (*intervalBuf[V], int, error) {
+	n, off := binary.Uvarint(src)
+	if off <= 0 || n > uint64(len(src)-off) {
+		return nil, 0, fmt.Errorf("%w: interval buffer length", codec.ErrCorrupt)
+	}
+	b := &intervalBuf[V]{ts: make([]int64, n), vals: make([]V, n)}
+	for i := range b.ts {
+		ts, k := binary.Varint(src[off:])
+		if k <= 0 {
+			return nil, 0, fmt.Errorf("%w: timestamp of record %d", codec.ErrCorrupt, i)
+		}
+		off += k
+		if i > 0 && ts < b.ts[i-1] {
+			return nil, 0, fmt.Errorf("%w: record %d out of timestamp order", codec.ErrCorrupt, i)
+		}
+		v, k, err := c.v.Decode(src[off:])
+		if err != nil {
+			return nil, 0, fmt.Errorf("record %d: %w", i, err)
+		}
+		if k < 0 || k > len(src)-off {
+			return nil, 0, fmt.Errorf("%w: record %d: codec overran its input", codec.ErrCorrupt, i)
+		}
+		off += k
+		b.ts[i], b.vals[i] = ts, v
+	}
+	return b, off, nil
 }

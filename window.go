@@ -1,12 +1,15 @@
 package strom
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"time"
 
+	"github.com/strom-dev/strom/codec"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/statebackend"
 	"github.com/strom-dev/strom/state"
@@ -348,6 +351,9 @@ type windowCore[K comparable, S any] struct {
 	merge     func(dst, src *S)
 	emit      func(key K, w window.TimeWindow, s *S)
 	dropped   int64
+	// stateCodec builds the codec of S for snapshots (nil: codec.For[S]);
+	// set before open by operators whose S the default codec cannot handle.
+	stateCodec func() (codec.Codec[S], error)
 }
 
 func (c *windowCore[K, S]) open(ctx *runtime.Context, b *statebackend.Keyed[K], spec windowSpec, merge func(dst, src *S), emit func(K, window.TimeWindow, *S)) error {
@@ -381,6 +387,7 @@ func (c *windowCore[K, S]) open(ctx *runtime.Context, b *statebackend.Keyed[K], 
 		}
 	}
 	c.contents = newWindowStore[K, S](b)
+	c.contents.t.SetValueCodecFunc(keyWindowsCodecFor(c.stateCodec))
 	if _, err := b.Register("window-contents", c.contents.t); err != nil {
 		return err
 	}
@@ -390,6 +397,7 @@ func (c *windowCore[K, S]) open(ctx *runtime.Context, b *statebackend.Keyed[K], 
 	}
 	if c.merger != nil {
 		c.sets = statebackend.NewTable[K, *mergingSet](b.Range().Len())
+		c.sets.SetCodecs(nil, mergingSetCodec{})
 		if _, err := b.Register("window-merging-sets", c.sets); err != nil {
 			return err
 		}
@@ -399,6 +407,9 @@ func (c *windowCore[K, S]) open(ctx *runtime.Context, b *statebackend.Keyed[K], 
 	c.timers = runtime.NewTimers[K, window.TimeWindow](b, ctx.Time)
 	c.timers.OnEventTime = func(t runtime.Timer[K, window.TimeWindow]) { c.onTimer(t, true) }
 	c.timers.OnProcessingTime = func(t runtime.Timer[K, window.TimeWindow]) { c.onTimer(t, false) }
+	if _, err := b.Register(runtime.TimersStateName, c.timers.State()); err != nil {
+		return err
+	}
 	c.tctx.c = c
 	return nil
 }
@@ -975,4 +986,116 @@ func (m *mergingSet) addWindow(nw window.TimeWindow, a window.MergingAssigner, s
 		m.put(result, result)
 	}
 	return result
+}
+
+// ---- snapshot codecs of the window state ------------------------------------
+
+// keyWindowsCodecFor returns the builder of the window contents' codec: a
+// key's windows with their states, S encoded by sc (codec.For[S] if nil).
+func keyWindowsCodecFor[S any](sc func() (codec.Codec[S], error)) func() (codec.Codec[*keyWindows[S]], error) {
+	return func() (codec.Codec[*keyWindows[S]], error) {
+		var c codec.Codec[S]
+		var err error
+		if sc != nil {
+			c, err = sc()
+		} else {
+			c, err = codec.For[S]()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("no codec for window state type %v: %w", reflect.TypeFor[S](), err)
+		}
+		return keyWindowsCodec[S]{c}, nil
+	}
+}
+
+// keyWindowsCodec encodes a key's windows: uvarint n, then n × (varint
+// start, varint end, state), in window order.
+type keyWindowsCodec[S any] struct{ s codec.Codec[S] }
+
+func (c keyWindowsCodec[S]) Append(dst []byte, kw *keyWindows[S]) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(kw.wins)))
+	for i, w := range kw.wins {
+		dst = binary.AppendVarint(dst, w.Start)
+		dst = binary.AppendVarint(dst, w.End)
+		dst = c.s.Append(dst, kw.vals[i])
+	}
+	return dst
+}
+
+func (c keyWindowsCodec[S]) Decode(src []byte) (*keyWindows[S], int, error) {
+	n, off := binary.Uvarint(src)
+	if off <= 0 || n > uint64(len(src)-off)/2 {
+		return nil, 0, fmt.Errorf("%w: window count", codec.ErrCorrupt)
+	}
+	kw := &keyWindows[S]{wins: make([]window.TimeWindow, n), vals: make([]S, n)}
+	for i := range kw.wins {
+		w, k, err := decodeWindow(src[off:])
+		if err != nil {
+			return nil, 0, fmt.Errorf("window %d: %w", i, err)
+		}
+		off += k
+		if i > 0 && !winLess(kw.wins[i-1], w) {
+			return nil, 0, fmt.Errorf("%w: window %d: %v out of order", codec.ErrCorrupt, i, w)
+		}
+		kw.wins[i] = w
+		v, k, err := c.s.Decode(src[off:])
+		if err != nil {
+			return nil, 0, fmt.Errorf("state of window %v: %w", w, err)
+		}
+		if k < 0 || k > len(src)-off {
+			return nil, 0, fmt.Errorf("%w: state of window %v: codec overran its input", codec.ErrCorrupt, w)
+		}
+		off += k
+		kw.vals[i] = v
+	}
+	return kw, off, nil
+}
+
+func decodeWindow(src []byte) (window.TimeWindow, int, error) {
+	start, a := binary.Varint(src)
+	if a <= 0 {
+		return window.TimeWindow{}, 0, fmt.Errorf("%w: window start", codec.ErrCorrupt)
+	}
+	end, b := binary.Varint(src[a:])
+	if b <= 0 {
+		return window.TimeWindow{}, 0, fmt.Errorf("%w: window end", codec.ErrCorrupt)
+	}
+	return window.TimeWindow{Start: start, End: end}, a + b, nil
+}
+
+// mergingSetCodec encodes a key's merging windows: uvarint n, then n ×
+// (window, state window).
+type mergingSetCodec struct{}
+
+func (mergingSetCodec) Append(dst []byte, m *mergingSet) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(m.pairs)))
+	for _, p := range m.pairs {
+		dst = binary.AppendVarint(dst, p.W.Start)
+		dst = binary.AppendVarint(dst, p.W.End)
+		dst = binary.AppendVarint(dst, p.State.Start)
+		dst = binary.AppendVarint(dst, p.State.End)
+	}
+	return dst
+}
+
+func (mergingSetCodec) Decode(src []byte) (*mergingSet, int, error) {
+	n, off := binary.Uvarint(src)
+	if off <= 0 || n > uint64(len(src)-off)/4 {
+		return nil, 0, fmt.Errorf("%w: merging window count", codec.ErrCorrupt)
+	}
+	m := &mergingSet{pairs: make([]winPair, n)}
+	for i := range m.pairs {
+		w, k, err := decodeWindow(src[off:])
+		if err != nil {
+			return nil, 0, err
+		}
+		off += k
+		sw, k, err := decodeWindow(src[off:])
+		if err != nil {
+			return nil, 0, err
+		}
+		off += k
+		m.pairs[i] = winPair{W: w, State: sw}
+	}
+	return m, off, nil
 }

@@ -17,12 +17,19 @@
 // may get its state once in Open or on every call. State lives in the
 // subtask's keyed state backend, sharded by key group, which is what
 // checkpoints snapshot and what rescaling redistributes.
+//
+// Snapshots encode keys and values with codec.Of of their types unless the
+// descriptor sets a Codec. A type the default codec cannot handle (one with
+// func, chan or interface fields, or only unexported fields) works as state
+// but makes snapshots fail with an error naming the state and the type; set
+// a Codec (codec.JSON, codec.CBOR, or your own) for such types.
 package state
 
 import (
 	"fmt"
 	"time"
 
+	"github.com/strom-dev/strom/codec"
 	"github.com/strom-dev/strom/internal/statebackend"
 )
 
@@ -96,18 +103,26 @@ type AggregatingState[IN, OUT any] interface {
 type ValueDescriptor[V any] struct {
 	Name string
 	TTL  TTL
+	// Codec encodes the values in snapshots; nil means codec.Of[V]().
+	Codec codec.Codec[V]
 }
 
 // ListDescriptor declares a ListState.
 type ListDescriptor[V any] struct {
 	Name string
 	TTL  TTL
+	// Codec encodes the list elements in snapshots; nil means codec.Of[V]().
+	Codec codec.Codec[V]
 }
 
 // MapDescriptor declares a MapState.
 type MapDescriptor[UK comparable, UV any] struct {
 	Name string
 	TTL  TTL
+	// KeyCodec encodes the map keys in snapshots; nil means codec.Of[UK]().
+	KeyCodec codec.Codec[UK]
+	// Codec encodes the map values in snapshots; nil means codec.Of[UV]().
+	Codec codec.Codec[UV]
 }
 
 // ReducingDescriptor declares a ReducingState.
@@ -115,6 +130,8 @@ type ReducingDescriptor[V any] struct {
 	Name   string
 	Reduce func(a, b V) V
 	TTL    TTL
+	// Codec encodes the values in snapshots; nil means codec.Of[V]().
+	Codec codec.Codec[V]
 }
 
 // Aggregator is an incremental aggregation: values are added to an
@@ -132,6 +149,9 @@ type AggregatingDescriptor[IN, ACC, OUT any] struct {
 	Name string
 	Agg  Aggregator[IN, ACC, OUT]
 	TTL  TTL
+	// Codec encodes the accumulators in snapshots; nil means
+	// codec.Of[ACC]().
+	Codec codec.Codec[ACC]
 }
 
 func get[K comparable, S any](scope Scope[K], kind, name string, create func(b *statebackend.Keyed[K]) S) (S, error) {
@@ -159,21 +179,27 @@ func get[K comparable, S any](scope Scope[K], kind, name string, create func(b *
 // GetValue returns the operator's ValueState for d.
 func GetValue[K comparable, V any](scope Scope[K], d ValueDescriptor[V]) (ValueState[V], error) {
 	return get(scope, "value", d.Name, func(b *statebackend.Keyed[K]) ValueState[V] {
-		return statebackend.NewValue[K, V](b, d.TTL.internal())
+		s := statebackend.NewValue[K, V](b, d.TTL.internal())
+		s.SetCodec(d.Codec)
+		return s
 	})
 }
 
 // GetList returns the operator's ListState for d.
 func GetList[K comparable, V any](scope Scope[K], d ListDescriptor[V]) (ListState[V], error) {
 	return get(scope, "list", d.Name, func(b *statebackend.Keyed[K]) ListState[V] {
-		return statebackend.NewList[K, V](b, d.TTL.internal())
+		s := statebackend.NewList[K, V](b, d.TTL.internal())
+		s.SetCodec(d.Codec)
+		return s
 	})
 }
 
 // GetMap returns the operator's MapState for d.
 func GetMap[K, UK comparable, UV any](scope Scope[K], d MapDescriptor[UK, UV]) (MapState[UK, UV], error) {
 	return get(scope, "map", d.Name, func(b *statebackend.Keyed[K]) MapState[UK, UV] {
-		return statebackend.NewMap[K, UK, UV](b, d.TTL.internal())
+		s := statebackend.NewMap[K, UK, UV](b, d.TTL.internal())
+		s.SetCodecs(d.KeyCodec, d.Codec)
+		return s
 	})
 }
 
@@ -183,7 +209,9 @@ func GetReducing[K comparable, V any](scope Scope[K], d ReducingDescriptor[V]) (
 		return nil, fmt.Errorf("state %q: reducing state needs a Reduce function", d.Name)
 	}
 	return get(scope, "reducing", d.Name, func(b *statebackend.Keyed[K]) ReducingState[V] {
-		return statebackend.NewReducing[K, V](b, d.TTL.internal(), d.Reduce)
+		s := statebackend.NewReducing[K, V](b, d.TTL.internal(), d.Reduce)
+		s.SetCodec(d.Codec)
+		return s
 	})
 }
 
@@ -193,6 +221,8 @@ func GetAggregating[K comparable, IN, ACC, OUT any](scope Scope[K], d Aggregatin
 		return nil, fmt.Errorf("state %q: aggregating state needs Create, Add and Result", d.Name)
 	}
 	return get(scope, "aggregating", d.Name, func(b *statebackend.Keyed[K]) AggregatingState[IN, OUT] {
-		return statebackend.NewAggregating[K, IN, ACC, OUT](b, d.TTL.internal(), d.Agg.Create, d.Agg.Add, d.Agg.Result)
+		s := statebackend.NewAggregating[K, IN, ACC, OUT](b, d.TTL.internal(), d.Agg.Create, d.Agg.Add, d.Agg.Result)
+		s.SetCodec(d.Codec)
+		return s
 	})
 }

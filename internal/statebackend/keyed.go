@@ -1,13 +1,15 @@
 // Package statebackend holds keyed state: the heap backend, which keeps each
-// state in Go maps sharded by key group, so a snapshot (in a later issue) is
-// taken and restored per key group and a job restored with another
-// parallelism only reassigns key-group ranges.
+// state in Go maps sharded by key group, so a snapshot is taken and restored
+// per key group and a job restored with another parallelism only reassigns
+// key-group ranges (see snapshot.go for the format).
 package statebackend
 
 import (
 	"fmt"
+	"reflect"
 	"time"
 
+	"github.com/strom-dev/strom/codec"
 	"github.com/strom-dev/strom/internal/keygroup"
 )
 
@@ -25,6 +27,16 @@ type Keyed[K comparable] struct {
 	order  []string
 	// Now returns processing time for TTL; replaceable in tests.
 	Now func() int64
+
+	// Snapshots (snapshot.go).
+	keyC         codec.Codec[K]
+	keyErr       error
+	keyMin       int
+	keyResolved  bool
+	pending      map[string]*pendingState // restored, not registered yet
+	pendingOrder []string
+	restored     []bool // per key-group index
+	scratch      []byte // a state's data while a snapshot is taken
 }
 
 // NewKeyed returns a backend owning key groups rng of maxParallelism.
@@ -77,12 +89,24 @@ func (b *Keyed[K]) Lookup(name string) (any, bool) {
 
 // Register adds a state under a unique name; registering the same name again
 // returns the existing state if it has the same Go type, else an error.
+//
+// States of this package resolve their codecs here (a type without a codec
+// is reported by snapshots, not here). If a restored snapshot holds data of
+// the state, it is restored into s now; an error doing so (another state
+// type under that name, undecodable data) is returned and s is not
+// registered.
 func (b *Keyed[K]) Register(name string, s any) (any, error) {
 	if old, ok := b.states[name]; ok {
-		if fmt.Sprintf("%T", old) != fmt.Sprintf("%T", s) {
+		if reflect.TypeOf(old) != reflect.TypeOf(s) {
 			return nil, fmt.Errorf("state %q already registered as %T, not %T", name, old, s)
 		}
 		return old, nil
+	}
+	if bd, ok := s.(binder); ok {
+		bd.bind(b)
+	}
+	if err := b.claimPending(name, s); err != nil {
+		return nil, err
 	}
 	b.states[name] = s
 	b.order = append(b.order, name)
@@ -94,8 +118,13 @@ func (b *Keyed[K]) StateNames() []string { return append([]string(nil), b.order.
 
 // Table is one state's data: a map per key group from the state key (the
 // user key, or the user key with a namespace such as a window) to the value.
+//
+// A registered table snapshots with codecs for MK (the backend's key codec
+// when MK is the backend's key type) and V (codec.For[V]); see SetCodecs and
+// SetValueCodecFunc.
 type Table[MK comparable, V any] struct {
 	maps []map[MK]V
+	snap *tableSnap[MK, V] // codecs and backend binding, made when needed
 }
 
 // NewTable returns a table for n key groups.

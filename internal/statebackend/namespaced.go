@@ -1,5 +1,11 @@
 package statebackend
 
+import (
+	"reflect"
+
+	"github.com/strom-dev/strom/codec"
+)
+
 // NsKey is the key of namespaced state: the user key and a namespace (for
 // window state, the window).
 type NsKey[K, N comparable] struct {
@@ -20,16 +26,29 @@ type Namespaced[K, N comparable, V any] struct {
 	index []map[NsKey[K, N]]int32 // per key group index: slot in vals
 	vals  []V
 	free  []int32
+	// Snapshot codecs (snapshot_states.go).
+	nc  lazyCodec[N]
+	vc  lazyCodec[V]
+	tag string
 }
 
 // NewNamespaced returns namespaced state on b. Register it with b under a
 // name so checkpoints find it.
 func NewNamespaced[K, N comparable, V any](b *Keyed[K]) *Namespaced[K, N, V] {
-	t := &Namespaced[K, N, V]{b: b, index: make([]map[NsKey[K, N]]int32, b.rng.Len())}
+	t := &Namespaced[K, N, V]{b: b, index: make([]map[NsKey[K, N]]int32, b.rng.Len()),
+		nc: lazyCodec[N]{what: "namespace"}, vc: lazyCodec[V]{what: "value"},
+		tag: typeTag("namespaced", reflect.TypeFor[K](), reflect.TypeFor[N](), reflect.TypeFor[V]())}
 	for i := range t.index {
 		t.index[i] = map[NsKey[K, N]]int32{}
 	}
 	return t
+}
+
+// SetCodecs sets the codecs of namespaces and values in snapshots (nil:
+// codec.For of the type). Set them before registering the state.
+func (t *Namespaced[K, N, V]) SetCodecs(nc codec.Codec[N], vc codec.Codec[V]) {
+	t.nc.set(nc)
+	t.vc.set(vc)
 }
 
 // Get returns the value of the current key in namespace ns, or nil.
@@ -49,6 +68,11 @@ func (t *Namespaced[K, N, V]) Upsert(ns N) (v *V, created bool) {
 	if i, ok := m[k]; ok {
 		return &t.vals[i], false
 	}
+	return t.insert(m, k), true
+}
+
+// insert adds k to m with a zero value in a free slot.
+func (t *Namespaced[K, N, V]) insert(m map[NsKey[K, N]]int32, k NsKey[K, N]) *V {
 	var i int32
 	if n := len(t.free); n > 0 {
 		i = t.free[n-1]
@@ -59,7 +83,16 @@ func (t *Namespaced[K, N, V]) Upsert(ns N) (v *V, created bool) {
 		t.vals = append(t.vals, zero)
 	}
 	m[k] = i
-	return &t.vals[i], true
+	return &t.vals[i]
+}
+
+// upsertAt returns the value of k in key-group index kg, creating it.
+func (t *Namespaced[K, N, V]) upsertAt(kg int, k NsKey[K, N]) *V {
+	m := t.index[kg]
+	if i, ok := m[k]; ok {
+		return &t.vals[i]
+	}
+	return t.insert(m, k)
 }
 
 // Delete removes the current key's value in namespace ns.

@@ -1,5 +1,11 @@
 package statebackend
 
+import (
+	"reflect"
+
+	"github.com/strom-dev/strom/codec"
+)
+
 // TTL configures state time-to-live (processing time, as in Flink).
 type TTL struct {
 	// TTL is how long a value lives after it was written (or read, with
@@ -22,11 +28,24 @@ type ttlTable[K comparable, V any] struct {
 	b   *Keyed[K]
 	t   *Table[K, cell[V]]
 	ttl TTL
+	// vc encodes the stored value in snapshots (snapshot_states.go).
+	vc lazyCodec[V]
+	// anyExp is set once a cell with an expiry was stored, so snapshots of
+	// state without TTL write no expiries.
+	anyExp bool
+	tag    string
 }
 
-func newTTLTable[K comparable, V any](b *Keyed[K], ttl TTL) ttlTable[K, V] {
-	return ttlTable[K, V]{b: b, t: NewTable[K, cell[V]](b.rng.Len()), ttl: ttl}
+func newTTLTable[K comparable, V any](b *Keyed[K], ttl TTL, kind string, types ...reflect.Type) ttlTable[K, V] {
+	return ttlTable[K, V]{
+		b: b, t: NewTable[K, cell[V]](b.rng.Len()), ttl: ttl, anyExp: ttl.TTLMillis > 0,
+		vc:  lazyCodec[V]{what: "value"},
+		tag: typeTag(kind, append([]reflect.Type{reflect.TypeFor[K]()}, types...)...),
+	}
 }
+
+// StateType implements Snapshotter.
+func (s *ttlTable[K, V]) StateType() string { return s.tag }
 
 func (s *ttlTable[K, V]) get() (V, bool) {
 	c, ok := s.t.maps[s.b.kgIdx][s.b.key]
@@ -68,8 +87,12 @@ type Value[K comparable, V any] struct{ ttlTable[K, V] }
 
 // NewValue returns a value state on b.
 func NewValue[K comparable, V any](b *Keyed[K], ttl TTL) *Value[K, V] {
-	return &Value[K, V]{newTTLTable[K, V](b, ttl)}
+	return &Value[K, V]{newTTLTable[K, V](b, ttl, "value", reflect.TypeFor[V]())}
 }
+
+// SetCodec sets the codec of the values in snapshots (nil: codec.For[V]).
+// Set it before registering the state.
+func (s *Value[K, V]) SetCodec(c codec.Codec[V]) { s.vc.set(c) }
 
 func (s *Value[K, V]) Value() (V, bool) { return s.get() }
 func (s *Value[K, V]) Update(v V)       { s.put(v) }
@@ -80,7 +103,22 @@ type List[K comparable, V any] struct{ ttlTable[K, []V] }
 
 // NewList returns a list state on b.
 func NewList[K comparable, V any](b *Keyed[K], ttl TTL) *List[K, V] {
-	return &List[K, V]{newTTLTable[K, []V](b, ttl)}
+	l := &List[K, V]{newTTLTable[K, []V](b, ttl, "list", reflect.TypeFor[V]())}
+	l.SetCodec(nil)
+	return l
+}
+
+// SetCodec sets the codec of the list elements in snapshots (nil:
+// codec.For[V]). Set it before registering the state.
+func (s *List[K, V]) SetCodec(c codec.Codec[V]) {
+	s.vc.setMake(func() (codec.Codec[[]V], error) {
+		e := lazyCodec[V]{override: c, what: "list element"}
+		ec, err := e.get()
+		if err != nil {
+			return nil, err
+		}
+		return listCodec[V]{elem: ec, min: e.min}, nil
+	})
 }
 
 func (s *List[K, V]) Get() []V {
@@ -113,7 +151,27 @@ type Map[K, UK comparable, UV any] struct{ ttlTable[K, map[UK]UV] }
 
 // NewMap returns a map state on b.
 func NewMap[K, UK comparable, UV any](b *Keyed[K], ttl TTL) *Map[K, UK, UV] {
-	return &Map[K, UK, UV]{newTTLTable[K, map[UK]UV](b, ttl)}
+	m := &Map[K, UK, UV]{newTTLTable[K, map[UK]UV](b, ttl, "map", reflect.TypeFor[UK](), reflect.TypeFor[UV]())}
+	m.SetCodecs(nil, nil)
+	return m
+}
+
+// SetCodecs sets the codecs of the map keys and values in snapshots (nil:
+// codec.For of the type). Set them before registering the state.
+func (s *Map[K, UK, UV]) SetCodecs(kc codec.Codec[UK], vc codec.Codec[UV]) {
+	s.vc.setMake(func() (codec.Codec[map[UK]UV], error) {
+		k := lazyCodec[UK]{override: kc, what: "map key"}
+		v := lazyCodec[UV]{override: vc, what: "map value"}
+		kcc, err := k.get()
+		if err != nil {
+			return nil, err
+		}
+		vcc, err := v.get()
+		if err != nil {
+			return nil, err
+		}
+		return mapCodec[UK, UV]{k: kcc, v: vcc, min: max(k.min, v.min)}, nil
+	})
 }
 
 func (s *Map[K, UK, UV]) Get(uk UK) (UV, bool) {
@@ -168,8 +226,12 @@ type Reducing[K comparable, V any] struct {
 
 // NewReducing returns a reducing state on b.
 func NewReducing[K comparable, V any](b *Keyed[K], ttl TTL, reduce func(a, b V) V) *Reducing[K, V] {
-	return &Reducing[K, V]{newTTLTable[K, V](b, ttl), reduce}
+	return &Reducing[K, V]{newTTLTable[K, V](b, ttl, "reducing", reflect.TypeFor[V]()), reduce}
 }
+
+// SetCodec sets the codec of the values in snapshots (nil: codec.For[V]).
+// Set it before registering the state.
+func (s *Reducing[K, V]) SetCodec(c codec.Codec[V]) { s.vc.set(c) }
 
 func (s *Reducing[K, V]) Get() (V, bool) { return s.get() }
 
@@ -193,8 +255,14 @@ type Aggregating[K comparable, IN, ACC, OUT any] struct {
 
 // NewAggregating returns an aggregating state on b.
 func NewAggregating[K comparable, IN, ACC, OUT any](b *Keyed[K], ttl TTL, create func() ACC, add func(ACC, IN) ACC, result func(ACC) OUT) *Aggregating[K, IN, ACC, OUT] {
-	return &Aggregating[K, IN, ACC, OUT]{newTTLTable[K, ACC](b, ttl), create, add, result}
+	a := &Aggregating[K, IN, ACC, OUT]{newTTLTable[K, ACC](b, ttl, "aggregating", reflect.TypeFor[ACC]()), create, add, result}
+	a.vc.what = "accumulator"
+	return a
 }
+
+// SetCodec sets the codec of the accumulators in snapshots (nil:
+// codec.For[ACC]). Set it before registering the state.
+func (s *Aggregating[K, IN, ACC, OUT]) SetCodec(c codec.Codec[ACC]) { s.vc.set(c) }
 
 func (s *Aggregating[K, IN, ACC, OUT]) Get() (OUT, bool) {
 	acc, ok := s.get()

@@ -1,0 +1,619 @@
+package statebackend
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"reflect"
+	"slices"
+
+	"github.com/strom-dev/strom/codec"
+	"github.com/strom-dev/strom/internal/keygroup"
+)
+
+// Snapshots of keyed state, per key group.
+//
+// Every state a Keyed backend holds implements Snapshotter: it writes the
+// entries of one key group to bytes and reads them back. Keyed.Snapshot
+// writes the whole backend (its key-group range) as one stream:
+//
+//	header  = magic "STRMKEYS" | version (1 byte, 1)
+//	          | uvarint maxParallelism | uvarint rangeStart | uvarint rangeEnd
+//	          | crc32c(header fields) (4 bytes, little endian)
+//	chunk   = 'G' | uvarint keyGroup | uvarint len(payload) | payload
+//	          | crc32c('G' … payload)
+//	trailer = 'E' | uvarint number of chunks | crc32c('E' … count)
+//	payload = uvarint numStates
+//	          { string name | string typeTag | uvarint len(data) | data }
+//	string  = uvarint length | bytes
+//
+// There is one chunk per key group of the range, in increasing order (an
+// empty key group has numStates = 0); a state with no entries in a key
+// group is left out of that chunk. data is the state's SnapshotKeyGroup
+// output. Keys, namespaces and values are encoded with codec.Codec (the
+// state's codecs, codec.For of the type by default); the state-level
+// framing (entry counts, TTL expiries) uses varints.
+//
+// Restore reads such a stream and takes the key groups in the backend's own
+// range, skipping the others, so a job snapshotted with one parallelism
+// restores with another: every new subtask reads the snapshots of the old
+// subtasks whose ranges overlap its own. Data of states not registered yet
+// is kept (per state name and key group) until the state is registered —
+// states are registered lazily, on first use — and it is written again by
+// later snapshots meanwhile, so it is never lost.
+
+// Snapshotter is implemented by every state a Keyed backend can snapshot.
+//
+// Key groups are passed as indexes into the backend's range (key group
+// minus Range().Start), the way the tables store them.
+type Snapshotter interface {
+	// StateType is the type tag written with the state's data, such as
+	// "value<string,int64>"; restoring data written under another tag is
+	// an error, so a state cannot be read back as another kind or type.
+	StateType() string
+	// SnapshotKeyGroup appends the entries of key-group index kg to dst.
+	// It appends nothing when the key group has no entries. It fails (and
+	// does not panic) when a key, namespace or value type has no codec.
+	SnapshotKeyGroup(kg int, dst []byte) ([]byte, error)
+	// RestoreKeyGroup adds the entries in src — exactly one non-empty
+	// SnapshotKeyGroup output — to key-group index kg, replacing entries
+	// with the same key. Bad input returns an error wrapping
+	// ErrCorruptSnapshot; it never panics.
+	RestoreKeyGroup(kg int, src []byte) error
+}
+
+// SnapshotPreparer is implemented by states that index their entries by key
+// group only for a snapshot (timers keep one heap over all key groups).
+// Keyed.Snapshot calls PrepareSnapshot before the first SnapshotKeyGroup
+// and FinishSnapshot after the last; without them SnapshotKeyGroup must
+// still work, only slower.
+type SnapshotPreparer interface {
+	PrepareSnapshot()
+	FinishSnapshot()
+}
+
+// binder is implemented by the states of this package: Register binds them
+// to the backend (for its key codec and key groups) and resolves their
+// codecs once.
+type binder interface{ bind(b any) }
+
+// ErrCorruptSnapshot is wrapped by every error for snapshot bytes that are
+// not a complete, valid snapshot: bad magic, checksum mismatch, truncation,
+// undecodable entries. The message says which key group and state.
+var ErrCorruptSnapshot = errors.New("statebackend: corrupt or truncated state snapshot")
+
+// ErrUnsupportedVersion is wrapped by the error for a snapshot written in a
+// format version this build cannot read.
+var ErrUnsupportedVersion = errors.New("statebackend: unsupported state snapshot version")
+
+const (
+	snapshotMagic   = "STRMKEYS"
+	snapshotVersion = 1
+	tagKeyGroup     = 'G'
+	tagEnd          = 'E'
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func corruptf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrCorruptSnapshot}, args...)...)
+}
+
+// pendingState is restored data of a state that is not registered yet.
+type pendingState struct {
+	typ  string
+	data map[int][]byte // key-group index → data
+}
+
+// KeyCodec returns the codec of the backend's keys: the one set with
+// SetKeyCodec, else codec.For[K] (resolved once).
+func (b *Keyed[K]) KeyCodec() (codec.Codec[K], error) {
+	if !b.keyResolved {
+		if b.keyC == nil {
+			b.keyC, b.keyErr = codec.For[K]()
+			if b.keyErr != nil {
+				b.keyErr = fmt.Errorf("no codec for key type %v: %w", reflect.TypeFor[K](), b.keyErr)
+			}
+		}
+		if b.keyErr == nil {
+			b.keyMin = minSize(b.keyC)
+		}
+		b.keyResolved = true
+	}
+	return b.keyC, b.keyErr
+}
+
+// SetKeyCodec overrides the codec of the backend's keys in snapshots (nil
+// restores the default, codec.For[K]).
+func (b *Keyed[K]) SetKeyCodec(c codec.Codec[K]) {
+	b.keyC, b.keyErr, b.keyResolved = c, nil, false
+}
+
+// StateType is the type tag of state s, or "" if it cannot be snapshotted.
+func stateType(s any) string {
+	if sn, ok := s.(Snapshotter); ok {
+		return sn.StateType()
+	}
+	return ""
+}
+
+// SnapshotKeyGroup appends the payload of key group kg (absolute, within
+// the backend's range) to dst: every registered state's entries, plus
+// restored data of states not registered yet. Keyed.Snapshot frames and
+// checksums it; it is exported for snapshot writers that store key groups
+// separately.
+func (b *Keyed[K]) SnapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
+	if !b.rng.Contains(kg) {
+		return dst, fmt.Errorf("statebackend: key group %d is outside this backend's range %v", kg, b.rng)
+	}
+	return b.snapshotKeyGroup(kg, dst)
+}
+
+func (b *Keyed[K]) snapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
+	scratch := b.scratch[:0]
+	defer func() { b.scratch = scratch[:0] }()
+	idx := kg - b.rng.Start
+	lenAt := len(dst)
+	dst = append(dst, 0) // numStates; fixed below (at most 127 here, else moved)
+	n := 0
+	for _, name := range b.order {
+		s := b.states[name]
+		sn, ok := s.(Snapshotter)
+		if !ok {
+			return dst, fmt.Errorf("statebackend: state %q (%T) cannot be snapshotted", name, s)
+		}
+		var err error
+		scratch, err = snapshotState(sn, idx, scratch[:0])
+		if err != nil {
+			return dst, fmt.Errorf("statebackend: snapshot of state %q (%s), key group %d: %w", name, sn.StateType(), kg, err)
+		}
+		if len(scratch) == 0 {
+			continue
+		}
+		dst = appendSection(dst, name, sn.StateType(), scratch)
+		n++
+	}
+	for _, name := range b.pendingOrder {
+		p := b.pending[name]
+		if data, ok := p.data[idx]; ok {
+			dst = appendSection(dst, name, p.typ, data)
+			n++
+		}
+	}
+	if n < 0x80 {
+		dst[lenAt] = byte(n)
+		return dst, nil
+	}
+	var tmp [binary.MaxVarintLen64]byte
+	enc := binary.AppendUvarint(tmp[:0], uint64(n))
+	dst = slices.Insert(dst, lenAt+1, enc[1:]...)
+	copy(dst[lenAt:], enc)
+	return dst, nil
+}
+
+// snapshotState calls SnapshotKeyGroup, turning a panic (a user codec's
+// Append, e.g. codec.EncodeError) into an error.
+func snapshotState(s Snapshotter, idx int, dst []byte) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = dst, fmt.Errorf("encoding panicked: %v", r)
+		}
+	}()
+	return s.SnapshotKeyGroup(idx, dst)
+}
+
+// restoreState calls RestoreKeyGroup, turning a panic (a user codec's
+// Decode) into an ErrCorruptSnapshot error.
+func restoreState(s Snapshotter, idx int, src []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = corruptf("decoding panicked: %v", r)
+		}
+	}()
+	return s.RestoreKeyGroup(idx, src)
+}
+
+func appendSection(dst []byte, name, typ string, data []byte) []byte {
+	dst = appendString(dst, name)
+	dst = appendString(dst, typ)
+	dst = binary.AppendUvarint(dst, uint64(len(data)))
+	return append(dst, data...)
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// RestoreKeyGroup restores the payload of key group kg (as written by
+// SnapshotKeyGroup) into the backend: registered states get their data at
+// once, the data of other states waits for their registration. kg must be
+// in the backend's range and not restored before.
+func (b *Keyed[K]) RestoreKeyGroup(kg int, payload []byte) error {
+	if !b.rng.Contains(kg) {
+		return fmt.Errorf("statebackend: key group %d is outside this backend's range %v", kg, b.rng)
+	}
+	secs, err := parsePayload(payload)
+	if err != nil {
+		return fmt.Errorf("key group %d: %w", kg, err)
+	}
+	return b.applyKeyGroup(kg, secs)
+}
+
+type section struct {
+	name, typ string
+	data      []byte
+}
+
+// parsePayload splits a key group's payload into its states' sections.
+// The sections' data alias payload.
+func parsePayload(p []byte) ([]section, error) {
+	d := decoder{b: p}
+	n, err := d.count(3) // a section is at least 3 bytes
+	if err != nil {
+		return nil, fmt.Errorf("number of states: %w", err)
+	}
+	secs := make([]section, 0, n)
+	for i := range n {
+		name, err := d.string()
+		if err != nil {
+			return nil, fmt.Errorf("name of state %d: %w", i, err)
+		}
+		typ, err := d.string()
+		if err != nil {
+			return nil, fmt.Errorf("type of state %q: %w", name, err)
+		}
+		data, err := d.bytes()
+		if err != nil {
+			return nil, fmt.Errorf("data of state %q: %w", name, err)
+		}
+		if len(data) == 0 {
+			return nil, corruptf("state %q: empty section", name)
+		}
+		for _, s := range secs {
+			if s.name == name {
+				return nil, corruptf("state %q appears twice", name)
+			}
+		}
+		secs = append(secs, section{name, typ, data})
+	}
+	if d.rest() != 0 {
+		return nil, corruptf("%d bytes after the last state", d.rest())
+	}
+	return secs, nil
+}
+
+func (b *Keyed[K]) applyKeyGroup(kg int, secs []section) error {
+	idx := kg - b.rng.Start
+	if b.restored == nil {
+		b.restored = make([]bool, b.rng.Len())
+	}
+	if b.restored[idx] {
+		return fmt.Errorf("statebackend: key group %d restored twice", kg)
+	}
+	b.restored[idx] = true
+	for _, s := range secs {
+		if st, ok := b.states[s.name]; ok {
+			sn, ok := st.(Snapshotter)
+			if !ok {
+				return fmt.Errorf("statebackend: state %q (%T) cannot be restored", s.name, st)
+			}
+			if sn.StateType() != s.typ {
+				return fmt.Errorf("statebackend: state %q was snapshotted as %s but is registered as %s", s.name, s.typ, sn.StateType())
+			}
+			if err := restoreState(sn, idx, s.data); err != nil {
+				return fmt.Errorf("statebackend: restoring state %q (%s), key group %d: %w", s.name, s.typ, kg, err)
+			}
+			continue
+		}
+		p, ok := b.pending[s.name]
+		if !ok {
+			if b.pending == nil {
+				b.pending = map[string]*pendingState{}
+			}
+			p = &pendingState{typ: s.typ, data: map[int][]byte{}}
+			b.pending[s.name] = p
+			b.pendingOrder = append(b.pendingOrder, s.name)
+		} else if p.typ != s.typ {
+			return fmt.Errorf("statebackend: state %q has type %s in key group %d but %s in others", s.name, s.typ, kg, p.typ)
+		}
+		p.data[idx] = s.data
+	}
+	return nil
+}
+
+// claimPending restores the waiting data of state name into s, which is
+// being registered.
+func (b *Keyed[K]) claimPending(name string, s any) error {
+	p, ok := b.pending[name]
+	if !ok {
+		return nil
+	}
+	sn, ok := s.(Snapshotter)
+	if !ok {
+		return fmt.Errorf("statebackend: state %q has restored data but %T cannot be restored", name, s)
+	}
+	if sn.StateType() != p.typ {
+		return fmt.Errorf("statebackend: state %q was snapshotted as %s but is registered as %s", name, p.typ, sn.StateType())
+	}
+	idxs := make([]int, 0, len(p.data))
+	for idx := range p.data {
+		idxs = append(idxs, idx)
+	}
+	slices.Sort(idxs)
+	for _, idx := range idxs {
+		if err := restoreState(sn, idx, p.data[idx]); err != nil {
+			return fmt.Errorf("statebackend: restoring state %q (%s), key group %d: %w", name, p.typ, b.rng.Start+idx, err)
+		}
+	}
+	delete(b.pending, name)
+	b.pendingOrder = slices.DeleteFunc(b.pendingOrder, func(n string) bool { return n == name })
+	return nil
+}
+
+// PendingStates lists the states that have restored data but are not
+// registered yet.
+func (b *Keyed[K]) PendingStates() []string { return append([]string(nil), b.pendingOrder...) }
+
+// Snapshot writes the state of every key group of the backend's range to w
+// in the snapshot format (see the top of snapshot.go). It runs on the task
+// goroutine, between records. On error, what was written is not a valid
+// snapshot.
+func (b *Keyed[K]) Snapshot(w io.Writer) error {
+	for _, name := range b.order {
+		if p, ok := b.states[name].(SnapshotPreparer); ok {
+			p.PrepareSnapshot()
+			defer p.FinishSnapshot()
+		}
+	}
+	buf := append(make([]byte, 0, 4096), snapshotMagic...)
+	buf = append(buf, snapshotVersion)
+	buf = binary.AppendUvarint(buf, uint64(b.maxPar))
+	buf = binary.AppendUvarint(buf, uint64(b.rng.Start))
+	buf = binary.AppendUvarint(buf, uint64(b.rng.End))
+	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf[len(snapshotMagic):], castagnoli))
+	if _, err := w.Write(buf); err != nil {
+		return err
+	}
+	// Each chunk is built after a reserved prefix, where its header is
+	// written once the payload length is known, so it goes out in one Write.
+	const reserve = 1 + 2*binary.MaxVarintLen64
+	for kg := b.rng.Start; kg <= b.rng.End; kg++ {
+		buf = buf[:reserve]
+		var err error
+		if buf, err = b.snapshotKeyGroup(kg, buf); err != nil {
+			return err
+		}
+		var hdr [reserve]byte
+		h := append(hdr[:0], tagKeyGroup)
+		h = binary.AppendUvarint(h, uint64(kg))
+		h = binary.AppendUvarint(h, uint64(len(buf)-reserve))
+		start := reserve - len(h)
+		copy(buf[start:], h)
+		buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf[start:], castagnoli))
+		if _, err := w.Write(buf[start:]); err != nil {
+			return err
+		}
+	}
+	buf = append(buf[:0], tagEnd)
+	buf = binary.AppendUvarint(buf, uint64(b.rng.Len()))
+	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
+	_, err := w.Write(buf)
+	return err
+}
+
+// SnapshotInfo describes a snapshot stream's header.
+type SnapshotInfo struct {
+	Version        int
+	MaxParallelism int
+	// Range is the key-group range of the backend that wrote it.
+	Range keygroup.Range
+}
+
+// Restore reads one snapshot written by Snapshot (of a backend with the
+// same maxParallelism and any range) and restores the key groups that lie
+// in this backend's range; the others are read, checked and skipped. Call
+// it once per snapshot whose range overlaps this backend's (after a
+// rescale, several). The whole snapshot is read and checksummed before any
+// key group is applied, so a corrupt snapshot changes nothing; an error
+// while applying (a state registered with another type, data its codec
+// cannot decode) leaves the backend partially restored. Restore reads past
+// the end of the snapshot unless r is an io.ByteReader.
+func (b *Keyed[K]) Restore(r io.Reader) error {
+	br, ok := r.(byteReader)
+	if !ok {
+		br = bufio.NewReaderSize(r, 64<<10)
+	}
+	info, err := readHeader(br)
+	if err != nil {
+		return err
+	}
+	if info.MaxParallelism != b.maxPar {
+		return fmt.Errorf("statebackend: snapshot has maxParallelism %d, this job %d: key groups do not line up", info.MaxParallelism, b.maxPar)
+	}
+	type kgPayload struct {
+		kg   int
+		secs []section
+	}
+	var mine []kgPayload
+	next := info.Range.Start // chunks come in key-group order, one each
+	for {
+		tag, err := br.ReadByte()
+		if err != nil {
+			return corruptf("truncated after key group %d: %v", next-1, noEOF(err))
+		}
+		switch tag {
+		case tagKeyGroup:
+		case tagEnd:
+			if err := readTrailer(br, next-info.Range.Start); err != nil {
+				return err
+			}
+			if next != info.Range.End+1 {
+				return corruptf("snapshot ends after key group %d, its range is %d..%d", next-1, info.Range.Start, info.Range.End)
+			}
+			for _, p := range mine {
+				if err := b.applyKeyGroup(p.kg, p.secs); err != nil {
+					return err
+				}
+			}
+			return nil
+		default:
+			return corruptf("bad chunk tag %#x after key group %d", tag, next-1)
+		}
+		kg, payload, err := readChunk(br)
+		if err != nil {
+			return fmt.Errorf("key group %d: %w", next, err)
+		}
+		if kg != next {
+			return corruptf("chunk of key group %d where %d was expected", kg, next)
+		}
+		next++
+		if !b.rng.Contains(kg) {
+			continue
+		}
+		secs, err := parsePayload(payload)
+		if err != nil {
+			return fmt.Errorf("key group %d: %w", kg, err)
+		}
+		if b.restored != nil && b.restored[kg-b.rng.Start] {
+			return fmt.Errorf("statebackend: key group %d restored twice", kg)
+		}
+		mine = append(mine, kgPayload{kg, secs})
+	}
+}
+
+type byteReader interface {
+	io.Reader
+	io.ByteReader
+}
+
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// ReadSnapshotInfo reads the header of a snapshot.
+func ReadSnapshotInfo(r io.Reader) (SnapshotInfo, error) {
+	br, ok := r.(byteReader)
+	if !ok {
+		br = bufio.NewReader(r)
+	}
+	return readHeader(br)
+}
+
+func readHeader(br byteReader) (SnapshotInfo, error) {
+	var magic [len(snapshotMagic) + 1]byte
+	if _, err := io.ReadFull(br, magic[:]); err != nil {
+		return SnapshotInfo{}, corruptf("reading header: %v", noEOF(err))
+	}
+	if string(magic[:len(snapshotMagic)]) != snapshotMagic {
+		return SnapshotInfo{}, corruptf("not a keyed-state snapshot (magic %q)", magic[:len(snapshotMagic)])
+	}
+	if v := magic[len(snapshotMagic)]; v != snapshotVersion {
+		return SnapshotInfo{}, fmt.Errorf("%w %d (this build reads version %d)", ErrUnsupportedVersion, v, snapshotVersion)
+	}
+	var vals [3]uint64
+	for i := range vals {
+		v, err := binary.ReadUvarint(br)
+		if err != nil {
+			return SnapshotInfo{}, corruptf("reading header: %v", noEOF(err))
+		}
+		vals[i] = v
+	}
+	h := []byte{snapshotVersion}
+	for _, v := range vals {
+		h = binary.AppendUvarint(h, v)
+	}
+	if err := checkCRC(br, h); err != nil {
+		return SnapshotInfo{}, fmt.Errorf("header: %w", err)
+	}
+	const limit = keygroup.UpperBoundMaxParallelism
+	maxPar, start, end := vals[0], vals[1], vals[2]
+	if maxPar < 1 || maxPar > limit || start > end || end >= maxPar {
+		return SnapshotInfo{}, corruptf("header: bad key-group range %d..%d of %d", start, end, maxPar)
+	}
+	return SnapshotInfo{Version: snapshotVersion, MaxParallelism: int(maxPar), Range: keygroup.Range{Start: int(start), End: int(end)}}, nil
+}
+
+func checkCRC(br byteReader, covered []byte) error {
+	var c [4]byte
+	if _, err := io.ReadFull(br, c[:]); err != nil {
+		return corruptf("reading checksum: %v", noEOF(err))
+	}
+	if got, want := binary.LittleEndian.Uint32(c[:]), crc32.Checksum(covered, castagnoli); got != want {
+		return corruptf("checksum mismatch (stored %08x, computed %08x)", got, want)
+	}
+	return nil
+}
+
+// readChunk reads a key-group chunk after its tag.
+func readChunk(br byteReader) (int, []byte, error) {
+	kg, err := binary.ReadUvarint(br)
+	if err != nil {
+		return 0, nil, corruptf("reading chunk header: %v", noEOF(err))
+	}
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return 0, nil, corruptf("reading chunk header: %v", noEOF(err))
+	}
+	if kg >= keygroup.UpperBoundMaxParallelism || n > 1<<40 {
+		return 0, nil, corruptf("bad chunk header (key group %d, %d bytes)", kg, n)
+	}
+	// The chunk is read with its header in front, so the checksum covers
+	// one contiguous buffer.
+	h := append(make([]byte, 0, 2*binary.MaxVarintLen64+1), tagKeyGroup)
+	h = binary.AppendUvarint(h, kg)
+	h = binary.AppendUvarint(h, n)
+	buf, err := readN(br, h, n)
+	if err != nil {
+		return 0, nil, corruptf("reading %d bytes of key group %d: %v", n, kg, noEOF(err))
+	}
+	if err := checkCRC(br, buf); err != nil {
+		return 0, nil, err
+	}
+	return int(kg), buf[len(h):], nil
+}
+
+// readN appends n bytes of r to prefix. Large lengths are read in steps, so
+// a corrupt length fails at the end of the input instead of allocating it.
+func readN(r io.Reader, prefix []byte, n uint64) ([]byte, error) {
+	const step = 1 << 20
+	if n <= step {
+		buf := make([]byte, len(prefix)+int(n))
+		copy(buf, prefix)
+		_, err := io.ReadFull(r, buf[len(prefix):])
+		return buf, err
+	}
+	buf := prefix
+	for n > 0 {
+		k := min(n, step)
+		buf = slices.Grow(buf, int(k))
+		m, err := io.ReadFull(r, buf[len(buf):len(buf)+int(k)])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			return buf, err
+		}
+		n -= k
+	}
+	return buf, nil
+}
+
+func readTrailer(br byteReader, chunks int) error {
+	n, err := binary.ReadUvarint(br)
+	if err != nil {
+		return corruptf("reading trailer: %v", noEOF(err))
+	}
+	h := binary.AppendUvarint([]byte{tagEnd}, n)
+	if err := checkCRC(br, h); err != nil {
+		return fmt.Errorf("trailer: %w", err)
+	}
+	if n != uint64(chunks) {
+		return corruptf("trailer counts %d key groups, the snapshot has %d", n, chunks)
+	}
+	return nil
+}
