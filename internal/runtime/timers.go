@@ -121,10 +121,13 @@ func newTimerQueue[K, N comparable]() timerQueue[K, N] {
 }
 
 func (q *timerQueue[K, N]) add(t Timer[K, N]) {
-	if _, ok := q.set[t]; ok {
+	// One map operation, not a lookup and an insert: the set grows only if
+	// the timer is new.
+	n := len(q.set)
+	q.set[t] = struct{}{}
+	if len(q.set) == n {
 		return
 	}
-	q.set[t] = struct{}{}
 	q.h.push(t)
 }
 
@@ -133,8 +136,11 @@ func (q *timerQueue[K, N]) remove(t Timer[K, N]) { delete(q.set, t) }
 func (q *timerQueue[K, N]) popUntil(ts int64) (Timer[K, N], bool) {
 	for len(q.h) > 0 && q.h[0].TS <= ts {
 		t := q.h.pop()
-		if _, ok := q.set[t]; ok {
-			delete(q.set, t)
+		// Deleted timers stay in the heap; the set says which are live. One
+		// delete both tests and removes.
+		n := len(q.set)
+		delete(q.set, t)
+		if len(q.set) < n {
 			return t, true
 		}
 	}
