@@ -1,8 +1,6 @@
 package strom
 
 import (
-	"fmt"
-
 	"github.com/strom-dev/strom/internal/graph"
 	"github.com/strom-dev/strom/internal/runtime"
 )
@@ -32,78 +30,35 @@ type KeyedCoProcessFunction[K comparable, A, B, OUT any] interface {
 }
 
 type coProcessOp[K comparable, A, B, OUT any] struct {
-	base[OUT]
-	c     Connected[A, B, K]
-	name  string
-	fn    KeyedCoProcessFunction[K, A, B, OUT]
-	onTmr TimerHandler[K, OUT]
-	kctx  KeyedContext[K, OUT]
+	keyedFunction[K, OUT]
+	c  Connected[A, B, K]
+	fn KeyedCoProcessFunction[K, A, B, OUT]
 }
 
 func (o *coProcessOp[K, A, B, OUT]) Open(ctx *runtime.Context) error {
-	o.name = ctx.OperatorName
-	b := o.c.a.newBackend(ctx)
-	t := runtime.NewTimers[K, struct{}](b, ctx.Time)
-	o.kctx = KeyedContext[K, OUT]{backend: b, timers: t, out: o.out, rt: ctx, ts: runtime.NoTimestamp}
-	o.onTmr, _ = o.fn.(TimerHandler[K, OUT])
-	t.OnEventTime = func(tm runtime.Timer[K, struct{}]) { o.fire(tm.TS, tm.TS, EventTime) }
-	t.OnProcessingTime = func(tm runtime.Timer[K, struct{}]) { o.fire(tm.TS, runtime.NoTimestamp, ProcessingTime) }
-	if _, err := b.Register(runtime.TimersStateName, t.State()); err != nil {
-		return err
-	}
-	if op, ok := o.fn.(Opener[K, OUT]); ok {
-		return op.Open(&o.kctx)
-	}
-	return nil
-}
-
-func (o *coProcessOp[K, A, B, OUT]) fire(at, ts int64, d TimeDomain) {
-	if o.onTmr == nil {
-		return
-	}
-	// Processing-time timers fire from the task's timer service, outside
-	// any guarded call: name this operator if OnTimer panics.
-	defer runtime.Guard(o.name)
-	o.kctx.ts, o.kctx.domain = ts, d
-	if err := o.onTmr.OnTimer(&o.kctx, at); err != nil {
-		runtime.Fail(o.name, fmt.Errorf("OnTimer: %w", err))
-	}
+	return o.open(ctx, o.c.a.newBackend(ctx), o.fn)
 }
 
 func (o *coProcessOp[K, A, B, OUT]) ProcessElement1(v A, ts int64) {
-	o.kctx.backend.SetCurrentKey(o.c.a.key(v))
-	o.kctx.ts = ts
-	if err := o.fn.ProcessElement1(&o.kctx, v); err != nil {
+	if err := o.fn.ProcessElement1(o.element(o.c.a.key(v), ts), v); err != nil {
 		runtime.Fail(o.name, err)
 	}
 }
 
 func (o *coProcessOp[K, A, B, OUT]) ProcessElement2(v B, ts int64) {
-	o.kctx.backend.SetCurrentKey(o.c.b.key(v))
-	o.kctx.ts = ts
-	if err := o.fn.ProcessElement2(&o.kctx, v); err != nil {
+	if err := o.fn.ProcessElement2(o.element(o.c.b.key(v), ts), v); err != nil {
 		runtime.Fail(o.name, err)
 	}
 }
 
-func (o *coProcessOp[K, A, B, OUT]) ProcessWatermark(wm int64) {
-	o.kctx.timers.AdvanceWatermark(wm)
-	o.out.EmitWatermark(wm)
-}
-
-func (o *coProcessOp[K, A, B, OUT]) Close() error {
-	if c, ok := o.fn.(Closer); ok {
-		return c.Close()
-	}
-	return nil
-}
+func (o *coProcessOp[K, A, B, OUT]) Close() error { return closeFn(o.fn) }
 
 // CoProcess runs a KeyedCoProcessFunction over two connected keyed streams;
 // newFn is called once per subtask.
 func CoProcess[A, B any, K comparable, OUT any](c Connected[A, B, K], newFn func() KeyedCoProcessFunction[K, A, B, OUT]) Stream[OUT] {
 	return addTwoInputOperator(c.a.stream, c.b.stream, "coprocess", "KeyedCoProcess", runtime.Hash, c.a.kgFactory(), c.b.kgFactory(),
 		func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.TwoInput[A, B], error) {
-			return &coProcessOp[K, A, B, OUT]{base: base[OUT]{out}, c: c, fn: newFn()}, nil
+			return &coProcessOp[K, A, B, OUT]{keyedFunction: keyedFunction[K, OUT]{base: base[OUT]{out}}, c: c, fn: newFn()}, nil
 		})
 }
 

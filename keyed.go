@@ -184,33 +184,34 @@ func (f KeyedProcessFunc[K, IN, OUT]) ProcessElement(ctx *KeyedContext[K, OUT], 
 	return f(ctx, v)
 }
 
-type keyedProcessOp[K comparable, IN, OUT any] struct {
+// keyedFunction is what keyed process and co-process operators share: the
+// keyed context (backend, timers, output), timer dispatch to the user's
+// OnTimer, and the optional Open/Close of the user function.
+type keyedFunction[K comparable, OUT any] struct {
 	base[OUT]
-	keyed Keyed[IN, K]
 	name  string
-	fn    KeyedProcessFunction[K, IN, OUT]
 	onTmr TimerHandler[K, OUT]
 	kctx  KeyedContext[K, OUT]
 }
 
-func (o *keyedProcessOp[K, IN, OUT]) Open(ctx *runtime.Context) error {
+// open creates the backend's timers and context and opens fn.
+func (o *keyedFunction[K, OUT]) open(ctx *runtime.Context, b *statebackend.Keyed[K], fn any) error {
 	o.name = ctx.OperatorName
-	b := o.keyed.newBackend(ctx)
 	t := runtime.NewTimers[K, struct{}](b, ctx.Time)
 	o.kctx = KeyedContext[K, OUT]{backend: b, timers: t, out: o.out, rt: ctx, ts: runtime.NoTimestamp}
-	o.onTmr, _ = o.fn.(TimerHandler[K, OUT])
+	o.onTmr, _ = fn.(TimerHandler[K, OUT])
 	t.OnEventTime = func(tm runtime.Timer[K, struct{}]) { o.fire(tm.TS, tm.TS, EventTime) }
 	t.OnProcessingTime = func(tm runtime.Timer[K, struct{}]) { o.fire(tm.TS, runtime.NoTimestamp, ProcessingTime) }
 	if _, err := b.Register(runtime.TimersStateName, t.State()); err != nil {
 		return err
 	}
-	if op, ok := o.fn.(Opener[K, OUT]); ok {
+	if op, ok := fn.(Opener[K, OUT]); ok {
 		return op.Open(&o.kctx)
 	}
 	return nil
 }
 
-func (o *keyedProcessOp[K, IN, OUT]) fire(at, ts int64, d TimeDomain) {
+func (o *keyedFunction[K, OUT]) fire(at, ts int64, d TimeDomain) {
 	if o.onTmr == nil {
 		return
 	}
@@ -223,32 +224,49 @@ func (o *keyedProcessOp[K, IN, OUT]) fire(at, ts int64, d TimeDomain) {
 	}
 }
 
-func (o *keyedProcessOp[K, IN, OUT]) ProcessElement(v IN, ts int64) {
-	o.kctx.backend.SetCurrentKey(o.keyed.key(v))
+// element makes key current and stamps the context before a user call.
+func (o *keyedFunction[K, OUT]) element(key K, ts int64) *KeyedContext[K, OUT] {
+	o.kctx.backend.SetCurrentKey(key)
 	o.kctx.ts = ts
-	if err := o.fn.ProcessElement(&o.kctx, v); err != nil {
-		runtime.Fail(o.name, err)
-	}
+	return &o.kctx
 }
 
-func (o *keyedProcessOp[K, IN, OUT]) ProcessWatermark(wm int64) {
+func (o *keyedFunction[K, OUT]) ProcessWatermark(wm int64) {
 	o.kctx.timers.AdvanceWatermark(wm)
 	o.out.EmitWatermark(wm)
 }
 
-func (o *keyedProcessOp[K, IN, OUT]) Close() error {
-	if c, ok := o.fn.(Closer); ok {
+func closeFn(fn any) error {
+	if c, ok := fn.(Closer); ok {
 		return c.Close()
 	}
 	return nil
 }
+
+type keyedProcessOp[K comparable, IN, OUT any] struct {
+	keyedFunction[K, OUT]
+	keyed Keyed[IN, K]
+	fn    KeyedProcessFunction[K, IN, OUT]
+}
+
+func (o *keyedProcessOp[K, IN, OUT]) Open(ctx *runtime.Context) error {
+	return o.open(ctx, o.keyed.newBackend(ctx), o.fn)
+}
+
+func (o *keyedProcessOp[K, IN, OUT]) ProcessElement(v IN, ts int64) {
+	if err := o.fn.ProcessElement(o.element(o.keyed.key(v), ts), v); err != nil {
+		runtime.Fail(o.name, err)
+	}
+}
+
+func (o *keyedProcessOp[K, IN, OUT]) Close() error { return closeFn(o.fn) }
 
 // Process runs a KeyedProcessFunction on a keyed stream. newFn is called
 // once per parallel subtask, so the function may keep per-subtask fields
 // (state handles got in Open, buffers).
 func Process[IN any, K comparable, OUT any](k Keyed[IN, K], newFn func() KeyedProcessFunction[K, IN, OUT]) Stream[OUT] {
 	return addKeyedOperator(k, "process", "KeyedProcess", func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[IN], error) {
-		return &keyedProcessOp[K, IN, OUT]{base: base[OUT]{out}, keyed: k, fn: newFn()}, nil
+		return &keyedProcessOp[K, IN, OUT]{keyedFunction: keyedFunction[K, OUT]{base: base[OUT]{out}}, keyed: k, fn: newFn()}, nil
 	})
 }
 

@@ -63,6 +63,9 @@ type Task struct {
 	Logger  *slog.Logger
 
 	mailbox chan func()
+	// stopped is closed when Run returns, so Mail to a finished task fails
+	// instead of queueing work that never runs.
+	stopped chan struct{}
 }
 
 // NewTask returns a task; the caller fills Chain, Input and Writers.
@@ -76,16 +79,28 @@ func NewTask(info TaskInfo, notify network.Notifier, clock Clock, logger *slog.L
 		Time:    newProcessingTime(clock),
 		Logger:  logger,
 		mailbox: make(chan func(), 64),
+		stopped: make(chan struct{}),
 	}
 }
 
+// ErrTaskStopped is returned by Mail once the task has stopped.
+var ErrTaskStopped = errors.New("task stopped")
+
 // Mail runs fn on the task goroutine between two batches. It blocks while
-// the mailbox is full, or until ctx ends.
+// the mailbox is full, or until ctx ends. Mail to a task that has stopped
+// returns ErrTaskStopped; mail queued when the task stops does not run.
 func (t *Task) Mail(ctx context.Context, fn func()) error {
+	select {
+	case <-t.stopped:
+		return ErrTaskStopped
+	default:
+	}
 	select {
 	case t.mailbox <- fn:
 		t.Notify.Notify()
 		return nil
+	case <-t.stopped:
+		return ErrTaskStopped
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -100,6 +115,7 @@ var ErrTaskCanceled = errors.New("task canceled")
 // always closed.
 func (t *Task) Run(ctx context.Context) (err error) {
 	opened := 0
+	defer close(t.stopped)
 	defer func() {
 		if r := recover(); r != nil {
 			err = t.toError(ctx, r)

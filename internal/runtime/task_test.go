@@ -574,3 +574,10 @@ func TestGuardPassesCancellation(t *testing.T) {
 	}()
 	require.Equal(t, r, runtime.Attribute("Other", r), "a cancellation passes every guard unchanged")
 }
+
+func TestMailToStoppedTaskFails(t *testing.T) {
+	task := runtime.NewTask(runtime.TaskInfo{JobName: "j", VertexName: "v", Parallelism: 1}, network.NewNotifier(), nil, nil)
+	require.NoError(t, task.Run(context.Background())) // no chain: returns at once
+	err := task.Mail(context.Background(), func() { t.Fatal("mail ran on a stopped task") })
+	require.ErrorIs(t, err, runtime.ErrTaskStopped)
+}
