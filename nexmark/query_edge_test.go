@@ -113,3 +113,44 @@ func TestQueryBoundaries(t *testing.T) {
 		}
 	}
 }
+
+// A bid later than the stream's declared out-of-orderness, after the watermark has
+// completed its window, is late: the windowed queries drop it (the reference, which
+// knows no watermarks, counts it; so it is left out of the reference's input). One that
+// is out of order but whose window is still open counts. q5 and q7 buffer bids per
+// window in the source task and pass a late bid on alone to the keyed phase, which
+// drops it as it did before that buffering existed. Parallelism 1 only: with more, a
+// late bid races the other channels' watermarks to the keyed phase.
+func TestLateBidsAreDropped(t *testing.T) {
+	cases := []struct {
+		query  string
+		events []nexmark.Event
+		late   int // index of the late bid in events
+	}{
+		// At 2000 (out of order, window open) a bid ties the maximum 9 and counts; the
+		// watermark 11_999 completes [0, 10_000); then a bid of 100 at 3000 is late.
+		{"q7", []nexmark.Event{bid(1, 1, 5, 1000), bid(1, 2, 9, 5000), bid(1, 3, 7, 8000), bid(1, 6, 9, 2000),
+			bid(1, 3, 7, 12_000), bid(1, 4, 100, 3000), bid(1, 5, 3, 25_000)}, 5},
+		// At 150 (out of order, pane open) a bid ties auction 2 with auction 1; the
+		// watermark 2499 completes pane [0, 2000); then a bid on auction 2 at 500 is late.
+		{"q5", []nexmark.Event{bid(1, 1, 1, 100), bid(1, 1, 1, 200), bid(2, 1, 1, 300), bid(2, 1, 1, 150),
+			bid(1, 1, 1, 2500), bid(2, 1, 1, 500), bid(3, 1, 1, 2600), bid(3, 1, 1, 30_000)}, 5},
+	}
+	for _, c := range cases {
+		t.Run(c.query, func(t *testing.T) {
+			onTime := append(append([]nexmark.Event(nil), c.events[:c.late]...), c.events[c.late+1:]...)
+			want, err := reference.Run(c.query, onTime)
+			require.NoError(t, err)
+			all, err := reference.Run(c.query, c.events)
+			require.NoError(t, err)
+			require.NotEqual(t, reference.Canonical(c.query, all), reference.Canonical(c.query, want),
+				"the late bid would change the result")
+			got := runEvents(t, c.query, c.events, 0, 1)
+			rows := make([]nexmark.Row, len(got))
+			for i, l := range got {
+				rows[i] = rawRow(l)
+			}
+			require.Equal(t, reference.Canonical(c.query, want), reference.Canonical(c.query, rows))
+		})
+	}
+}

@@ -104,6 +104,10 @@ type Context struct {
 // consumes that tag (then emitting to it is dropped).
 func (c *Context) SideOutput(tag string) any { return c.sideOutputs[tag] }
 
+// SideOutputs returns every consumed side output (tag → Output[U], erased),
+// for operators that forward watermarks to them. Do not modify the map.
+func (c *Context) SideOutputs() map[string]any { return c.sideOutputs }
+
 // RegisterStateful records a component whose state a checkpoint must capture.
 func (c *Context) RegisterStateful(s Stateful) { c.stateful = append(c.stateful, s) }
 
