@@ -192,11 +192,20 @@ type keyedFunction[K comparable, OUT any] struct {
 	name  string
 	onTmr TimerHandler[K, OUT]
 	kctx  KeyedContext[K, OUT]
+	// sides are the consumed side outputs: watermarks reach them too, so
+	// event time advances for operators downstream of a side output.
+	sides []eventOutput
 }
 
 // open creates the backend's timers and context and opens fn.
 func (o *keyedFunction[K, OUT]) open(ctx *runtime.Context, b *statebackend.Keyed[K], fn any) error {
 	o.name = ctx.OperatorName
+	o.sides = o.sides[:0]
+	for _, so := range ctx.SideOutputs() {
+		if e, ok := so.(eventOutput); ok {
+			o.sides = append(o.sides, e)
+		}
+	}
 	t := runtime.NewTimers[K, struct{}](b, ctx.Time)
 	o.kctx = KeyedContext[K, OUT]{backend: b, timers: t, out: o.out, rt: ctx, ts: runtime.NoTimestamp}
 	o.onTmr, _ = fn.(TimerHandler[K, OUT])
@@ -234,6 +243,16 @@ func (o *keyedFunction[K, OUT]) element(key K, ts int64) *KeyedContext[K, OUT] {
 func (o *keyedFunction[K, OUT]) ProcessWatermark(wm int64) {
 	o.kctx.timers.AdvanceWatermark(wm)
 	o.out.EmitWatermark(wm)
+	for _, s := range o.sides {
+		s.EmitWatermark(wm)
+	}
+}
+
+func (o *keyedFunction[K, OUT]) ProcessIdle() {
+	o.out.MarkIdle()
+	for _, s := range o.sides {
+		s.MarkIdle()
+	}
 }
 
 func closeFn(fn any) error {
