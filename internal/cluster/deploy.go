@@ -96,6 +96,10 @@ func buildTask(ctx context.Context, job *Job, v *graph.JobVertex, subtask, attem
 		})
 	}
 
+	chainIndex := map[graph.NodeID]int{}
+	for i, op := range v.Operators {
+		chainIndex[op.Node] = i
+	}
 	inCounters := map[graph.NodeID]*runtime.Counter{}
 	built := map[graph.NodeID]runtime.Operator{}
 	chain := make([]runtime.ChainedOperator, len(v.Operators))
@@ -117,7 +121,7 @@ func buildTask(ctx context.Context, job *Job, v *graph.JobVertex, subtask, attem
 				if target == nil {
 					return nil, nil, fmt.Errorf("internal error: chained operator %d built out of order", e.To)
 				}
-				out = e.Type.Chain(target, inCounters[e.To], g.Node(e.To).Name)
+				out = e.Type.Chain(target, inCounters[e.To], g.Node(e.To).Name, task.CurrentOperator(), chainIndex[e.To])
 			} else {
 				consumers := vertexOf[e.To].Parallelism
 				var chans []any
@@ -208,6 +212,9 @@ func buildTask(ctx context.Context, job *Job, v *graph.JobVertex, subtask, attem
 			}
 		}
 		input, in := head.Input(chans, chain[0].Op, head.Name)
+		if tr, ok := input.(interface{ TrackCurrent(*int) }); ok {
+			tr.TrackCurrent(task.CurrentOperator())
+		}
 		task.Input = input
 		chain[0].In = in
 		for i := range metrics {

@@ -112,8 +112,14 @@ type OneInputProcessor[T any] struct {
 	valve    *valve
 	next     int
 	name     string
+	cur      *int
 	In       Counter
 }
+
+// TrackCurrent makes the processor name its head operator (index 0 of the
+// chain) in the task's current-operator index instead of recovering panics
+// per batch.
+func (p *OneInputProcessor[T]) TrackCurrent(cur *int) { p.cur = cur }
 
 // NewOneInputProcessor reads channels into op.
 func NewOneInputProcessor[T any](channels []*network.Channel[T], op OneInput[T]) *OneInputProcessor[T] {
@@ -135,7 +141,12 @@ func (p *OneInputProcessor[T]) Poll() (bool, bool) {
 		if !ok {
 			continue
 		}
-		p.guarded(i, b)
+		if p.cur != nil {
+			*p.cur = 0
+			p.handle(i, b)
+		} else {
+			p.guarded(i, b)
+		}
 		p.channels[i].Recycle(b)
 		return true, p.valve.allEnded()
 	}
@@ -185,7 +196,11 @@ type TwoInputProcessor[A, B any] struct {
 	// Name is the head operator's name, for failures.
 	Name string
 	In   Counter
+	cur  *int
 }
+
+// TrackCurrent: see OneInputProcessor.TrackCurrent.
+func (p *TwoInputProcessor[A, B]) TrackCurrent(cur *int) { p.cur = cur }
 
 // NewTwoInputProcessor reads ch1 and ch2 into op.
 func NewTwoInputProcessor[A, B any](ch1 []*network.Channel[A], ch2 []*network.Channel[B], op TwoInput[A, B]) *TwoInputProcessor[A, B] {
@@ -193,7 +208,11 @@ func NewTwoInputProcessor[A, B any](ch1 []*network.Channel[A], ch2 []*network.Ch
 }
 
 func (p *TwoInputProcessor[A, B]) Poll() (bool, bool) {
-	defer Guard(p.Name)
+	if p.cur == nil {
+		defer Guard(p.Name)
+	} else {
+		*p.cur = 0
+	}
 	n1 := len(p.ch1)
 	n := n1 + len(p.ch2)
 	for range n {

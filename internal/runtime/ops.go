@@ -17,8 +17,10 @@ type TypeOps interface {
 	Fanout(outs []any) any
 	Counting(out any, c *Counter) any
 	// Chain returns an Output that calls next (a OneInput of T) directly,
-	// counting into in and attributing panics to name.
-	Chain(next Operator, in *Counter, name string) any
+	// counting into in and attributing panics to next: through cur (the
+	// task's current-operator index, set to idx while next runs) when cur
+	// is not nil, else by recovering and re-panicking with name.
+	Chain(next Operator, in *Counter, name string, cur *int, idx int) any
 	Discard() any
 	// NewOneInputProcessor reads channels into head, a OneInput of T.
 	NewOneInputProcessor(channels []any, head Operator, name string) (InputProcessor, *Counter)
@@ -62,8 +64,11 @@ func (Ops[T]) Counting(out any, c *Counter) any {
 	return Output[T](Counting[T]{Out: out.(Output[T]), C: c})
 }
 
-func (Ops[T]) Chain(next Operator, in *Counter, name string) any {
-	return Output[T](&ChainingOutput[T]{next: next.(OneInput[T]), in: in, name: name})
+func (Ops[T]) Chain(next Operator, in *Counter, name string, cur *int, idx int) any {
+	if cur != nil {
+		return Output[T](&ChainingOutput[T]{next: next.(OneInput[T]), in: in, cur: cur, idx: idx})
+	}
+	return Output[T](&guardedChainingOutput[T]{next: next.(OneInput[T]), in: in, name: name})
 }
 
 func (Ops[T]) Discard() any { return Output[T](Discard[T]{}) }
@@ -79,24 +84,59 @@ func (Ops[T]) NewOneInputProcessor(channels []any, head Operator, name string) (
 }
 
 // ChainingOutput passes records straight to the next operator of a chain.
+// While the next operator runs, the task's current-operator index names it,
+// so a panic anywhere below is attributed to the innermost operator without
+// a deferred recover per record and hop (the index is not restored when a
+// panic unwinds, which is exactly what makes it point at the culprit).
 type ChainingOutput[T any] struct {
+	next OneInput[T]
+	in   *Counter
+	cur  *int
+	idx  int
+}
+
+func (c *ChainingOutput[T]) Collect(v T, ts int64) {
+	c.in.n++
+	prev := *c.cur
+	*c.cur = c.idx
+	c.next.ProcessElement(v, ts)
+	*c.cur = prev
+}
+
+func (c *ChainingOutput[T]) EmitWatermark(wm int64) {
+	prev := *c.cur
+	*c.cur = c.idx
+	c.next.ProcessWatermark(wm)
+	*c.cur = prev
+}
+
+func (c *ChainingOutput[T]) MarkIdle() {
+	prev := *c.cur
+	*c.cur = c.idx
+	c.next.ProcessIdle()
+	*c.cur = prev
+}
+
+// guardedChainingOutput is ChainingOutput for chains run outside a Task
+// (tests, tools): it attributes panics by recovering.
+type guardedChainingOutput[T any] struct {
 	next OneInput[T]
 	in   *Counter
 	name string
 }
 
-func (c *ChainingOutput[T]) Collect(v T, ts int64) {
+func (c *guardedChainingOutput[T]) Collect(v T, ts int64) {
 	c.in.n++
 	defer Guard(c.name)
 	c.next.ProcessElement(v, ts)
 }
 
-func (c *ChainingOutput[T]) EmitWatermark(wm int64) {
+func (c *guardedChainingOutput[T]) EmitWatermark(wm int64) {
 	defer Guard(c.name)
 	c.next.ProcessWatermark(wm)
 }
 
-func (c *ChainingOutput[T]) MarkIdle() {
+func (c *guardedChainingOutput[T]) MarkIdle() {
 	defer Guard(c.name)
 	c.next.ProcessIdle()
 }

@@ -63,6 +63,10 @@ type Task struct {
 	Logger  *slog.Logger
 
 	mailbox chan func()
+	// current is the index in Chain of the operator running now (-1: none);
+	// chaining outputs and input processors keep it up to date, so a panic
+	// is attributed to the innermost operator (see ChainingOutput).
+	current int
 	// stopped is closed when Run returns, so Mail to a finished task fails
 	// instead of queueing work that never runs.
 	stopped chan struct{}
@@ -80,6 +84,7 @@ func NewTask(info TaskInfo, notify network.Notifier, clock Clock, logger *slog.L
 		Logger:  logger,
 		mailbox: make(chan func(), 64),
 		stopped: make(chan struct{}),
+		current: -1,
 	}
 }
 
@@ -136,15 +141,15 @@ func (t *Task) Run(ctx context.Context) (err error) {
 		// closed too, so it can release what it did acquire (Close is
 		// "always called", see Operator).
 		opened++
-		if oerr := t.call(c.Name, func() error { return c.Op.Open(c.Ctx) }); oerr != nil {
+		if oerr := t.call(i, func() error { return c.Op.Open(c.Ctx) }); oerr != nil {
 			return &TaskError{Job: t.Info.JobName, Operator: c.Name, Task: t.Info, Err: fmt.Errorf("open: %w", oerr)}
 		}
 	}
 	if err := t.loop(ctx); err != nil {
 		return err
 	}
-	for _, c := range t.Chain {
-		if ferr := t.call(c.Name, c.Op.Finish); ferr != nil {
+	for i, c := range t.Chain {
+		if ferr := t.call(i, c.Op.Finish); ferr != nil {
 			return &TaskError{Job: t.Info.JobName, Operator: c.Name, Task: t.Info, Err: fmt.Errorf("finish: %w", ferr)}
 		}
 	}
@@ -164,12 +169,34 @@ func (t *Task) closeOp(c ChainedOperator) (err error) {
 }
 
 // call runs an operator life-cycle method, attributing panics to name.
-func (t *Task) call(name string, fn func() error) error {
-	defer Guard(name)
+func (t *Task) call(idx int, fn func() error) error {
+	// A panic propagates to Run's recover, which attributes it through
+	// t.current: to this operator, or to a chained successor it was calling.
+	t.current = idx
 	return fn()
 }
 
+// CurrentOperator is the task's current-operator index, for chaining
+// outputs and input processors to maintain.
+func (t *Task) CurrentOperator() *int { return &t.current }
+
+func (t *Task) currentName() string {
+	if t.current >= 0 && t.current < len(t.Chain) {
+		return t.Chain[t.current].Name
+	}
+	if len(t.Chain) > 0 {
+		return t.Chain[0].Name
+	}
+	return ""
+}
+
 func (t *Task) toError(ctx context.Context, r any) error {
+	if _, ok := r.(failure); !ok {
+		if _, ok := r.(canceled); !ok {
+			t.Logger.Error("task panicked", "task", t.Info.String(), "operator", t.currentName(), "panic", r, "stack", string(debug.Stack()))
+			r = Attribute(t.currentName(), r)
+		}
+	}
 	switch v := r.(type) {
 	case canceled:
 		return ErrTaskCanceled
@@ -177,15 +204,13 @@ func (t *Task) toError(ctx context.Context, r any) error {
 		if ctx.Err() != nil && errors.Is(v.err, network.ErrCanceled) {
 			return ErrTaskCanceled
 		}
+		if v.op == "" {
+			v.op = t.currentName()
+		}
 		t.Logger.Error("task failed", "task", t.Info.String(), "operator", v.op, "error", v.err)
 		return &TaskError{Job: t.Info.JobName, Operator: v.op, Task: t.Info, Err: v.err}
 	}
-	t.Logger.Error("task panicked", "task", t.Info.String(), "panic", r, "stack", string(debug.Stack()))
-	op := ""
-	if len(t.Chain) > 0 {
-		op = t.Chain[0].Name
-	}
-	return &TaskError{Job: t.Info.JobName, Operator: op, Task: t.Info, Err: fmt.Errorf("panic: %v", r)}
+	return &TaskError{Job: t.Info.JobName, Operator: t.currentName(), Task: t.Info, Err: fmt.Errorf("panic: %v", r)}
 }
 
 func (t *Task) publish() {
@@ -230,6 +255,7 @@ func (t *Task) loop(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ErrTaskCanceled
 		}
+		t.current = -1 // mail and timer callbacks attribute their own panics
 		t.runMail()
 		t.Time.fire()
 		var wakeAt time.Time
@@ -304,11 +330,11 @@ func (t *Task) loop(ctx context.Context) error {
 }
 
 func (t *Task) step(src SourceOperator) SourceStep {
-	defer Guard(t.Chain[0].Name)
+	t.current = 0
 	return src.Step()
 }
 
 func (t *Task) endSource(src SourceOperator) {
-	defer Guard(t.Chain[0].Name)
+	t.current = 0
 	src.EndInput()
 }

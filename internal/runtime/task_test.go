@@ -144,9 +144,9 @@ func sourceChain(n int, fnB, fnC func(int) int, lc *lifecycle) (*runtime.Task, *
 	ops := runtime.Ops[int]{}
 	col := &collector{hooks: hooks{name: "Sink", lc: lc}}
 	var inSink, inC, inB runtime.Counter
-	c := &mapper{hooks: hooks{name: "C", lc: lc}, fn: fnC, out: ops.Chain(col, &inSink, "Sink").(runtime.Output[int])}
-	b := &mapper{hooks: hooks{name: "B", lc: lc}, fn: fnB, out: ops.Chain(c, &inC, "C").(runtime.Output[int])}
-	src := &intSource{hooks: hooks{name: "Src", lc: lc}, n: n, panicAt: -1, out: ops.Chain(b, &inB, "B").(runtime.Output[int])}
+	c := &mapper{hooks: hooks{name: "C", lc: lc}, fn: fnC, out: ops.Chain(col, &inSink, "Sink", task.CurrentOperator(), 3).(runtime.Output[int])}
+	b := &mapper{hooks: hooks{name: "B", lc: lc}, fn: fnB, out: ops.Chain(c, &inC, "C", task.CurrentOperator(), 2).(runtime.Output[int])}
+	src := &intSource{hooks: hooks{name: "Src", lc: lc}, n: n, panicAt: -1, out: ops.Chain(b, &inB, "B", task.CurrentOperator(), 1).(runtime.Output[int])}
 	task.Chain = []runtime.ChainedOperator{
 		{Name: "Src", Op: src, Ctx: opCtx(ti, "Src", task)},
 		{Name: "B", Op: b, Ctx: opCtx(ti, "B", task), In: &inB},
