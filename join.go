@@ -214,6 +214,16 @@ func (o *intervalJoinOp[A, B, K, OUT]) emit(a A, b B, ts int64) {
 	}
 }
 
+// bufferOf returns key's buffer in one side's table, creating it empty.
+func bufferOf[K comparable, T any](t *statebackend.Table[K, *intervalBuf[T]], kg int, key K) *intervalBuf[T] {
+	buf, ok := t.Get(kg, key)
+	if !ok {
+		buf = &intervalBuf[T]{}
+		t.Put(kg, key, buf)
+	}
+	return buf
+}
+
 func (o *intervalJoinOp[A, B, K, OUT]) ProcessElement1(v A, ts int64) {
 	if o.late("left", ts) {
 		return
@@ -221,12 +231,7 @@ func (o *intervalJoinOp[A, B, K, OUT]) ProcessElement1(v A, ts int64) {
 	key := o.a.key(v)
 	o.backend.SetCurrentKey(key)
 	kg := o.backend.KeyGroupIndex()
-	buf, ok := o.left.Get(kg, key)
-	if !ok {
-		buf = &intervalBuf[A]{}
-		o.left.Put(kg, key, buf)
-	}
-	buf.insert(ts, v)
+	bufferOf(o.left, kg, key).insert(ts, v)
 	if rb, ok := o.right.Get(kg, key); ok {
 		hi := ts + o.upper
 		for i := rb.from(ts + o.lower); i < len(rb.ts) && rb.ts[i] <= hi; i++ {
@@ -244,12 +249,7 @@ func (o *intervalJoinOp[A, B, K, OUT]) ProcessElement2(v B, ts int64) {
 	key := o.b.key(v)
 	o.backend.SetCurrentKey(key)
 	kg := o.backend.KeyGroupIndex()
-	buf, ok := o.right.Get(kg, key)
-	if !ok {
-		buf = &intervalBuf[B]{}
-		o.right.Put(kg, key, buf)
-	}
-	buf.insert(ts, v)
+	bufferOf(o.right, kg, key).insert(ts, v)
 	if lb, ok := o.left.Get(kg, key); ok {
 		hi := ts - o.lower
 		for i := lb.from(ts - o.upper); i < len(lb.ts) && lb.ts[i] <= hi; i++ {

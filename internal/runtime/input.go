@@ -166,22 +166,8 @@ func (p *OneInputProcessor[T]) handle(i int, b *network.Batch[T]) {
 		for _, r := range b.Recs {
 			p.op.ProcessElement(r.V, r.Ts)
 		}
-	case network.Watermark:
-		if wm, ok := p.valve.onWatermark(i, b.Value); ok {
-			p.op.ProcessWatermark(wm)
-		}
-	case network.Idle:
-		wm, emit, idle := p.valve.onIdle(i)
-		if emit {
-			p.op.ProcessWatermark(wm)
-		}
-		if idle {
-			p.op.ProcessIdle()
-		}
-	case network.EndOfPartition:
-		if wm, ok := p.valve.onEnd(i); ok {
-			p.op.ProcessWatermark(wm)
-		}
+	default:
+		p.valve.event(i, b.Kind, b.Value, p.op)
 	}
 }
 
@@ -261,22 +247,34 @@ func (p *TwoInputProcessor[A, B]) Poll() (bool, bool) {
 }
 
 func (p *TwoInputProcessor[A, B]) event(i int, kind network.EventKind, value int64) {
+	p.valve.event(i, kind, value, p.op)
+}
+
+// timeReceiver is the part of an operator the valve drives.
+type timeReceiver interface {
+	ProcessWatermark(wm int64)
+	ProcessIdle()
+}
+
+// event applies an in-band event of channel i and tells op what changed for
+// the task as a whole: a new combined watermark, or that every input is idle.
+func (v *valve) event(i int, kind network.EventKind, value int64, op timeReceiver) {
 	switch kind {
 	case network.Watermark:
-		if wm, ok := p.valve.onWatermark(i, value); ok {
-			p.op.ProcessWatermark(wm)
+		if wm, ok := v.onWatermark(i, value); ok {
+			op.ProcessWatermark(wm)
 		}
 	case network.Idle:
-		wm, emit, idle := p.valve.onIdle(i)
+		wm, emit, idle := v.onIdle(i)
 		if emit {
-			p.op.ProcessWatermark(wm)
+			op.ProcessWatermark(wm)
 		}
 		if idle {
-			p.op.ProcessIdle()
+			op.ProcessIdle()
 		}
 	case network.EndOfPartition:
-		if wm, ok := p.valve.onEnd(i); ok {
-			p.op.ProcessWatermark(wm)
+		if wm, ok := v.onEnd(i); ok {
+			op.ProcessWatermark(wm)
 		}
 	}
 }
