@@ -147,10 +147,12 @@ func (o *timestampsOp[T]) ProcessElement(v T, ts int64) {
 		o.lastSeen = o.ctx.Time.Now()
 		o.idle = false
 	}
+	// The record goes out before any watermark its timestamp causes, as in
+	// Flink: a punctuated generator must not make its own record late.
+	o.out.Collect(v, ts)
 	if o.gen != nil {
 		o.gen.OnEvent(ts, o.wmOut)
 	}
-	o.out.Collect(v, ts)
 }
 
 // ProcessWatermark drops upstream watermarks — this operator makes its own —
