@@ -57,6 +57,33 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// validate rejects settings that withDefaults would otherwise silently
+// replace: zero means "the default", a negative value is a mistake.
+func (c Config) validate() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"Parallelism", c.Parallelism},
+		{"MaxParallelism", c.MaxParallelism},
+		{"TaskManagers", c.TaskManagers},
+		{"SlotsPerTaskManager", c.SlotsPerTaskManager},
+		{"BatchSize", c.BatchSize},
+		{"BuffersPerChannel", c.BuffersPerChannel},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("config: %s %d must not be negative (0 means the default)", f.name, f.v)
+		}
+	}
+	if c.AutoWatermarkInterval < 0 {
+		return fmt.Errorf("config: AutoWatermarkInterval %v must not be negative (0 means the default)", c.AutoWatermarkInterval)
+	}
+	if c.AutoWatermarkInterval%time.Millisecond != 0 {
+		return fmt.Errorf("config: AutoWatermarkInterval %v is not a whole number of milliseconds", c.AutoWatermarkInterval)
+	}
+	return nil
+}
+
 func (c Config) withDefaults() Config {
 	if c.Parallelism <= 0 {
 		c.Parallelism = 1
@@ -95,7 +122,8 @@ func NewEnvironment(cfg ...Config) *Environment {
 	return &Environment{cfg: c, graph: &graph.StreamGraph{}}
 }
 
-// SetParallelism sets the default parallelism of operators.
+// SetParallelism sets the default parallelism of operators (0: the
+// default, 1; a negative value makes Execute fail).
 func (e *Environment) SetParallelism(p int) *Environment {
 	e.cfg.Parallelism = p
 	return e
@@ -189,6 +217,9 @@ type JobClient struct {
 func (e *Environment) ExecuteAsync(jobName string) (*JobClient, error) {
 	if e.err != nil {
 		return nil, fmt.Errorf("strom: building job %q: %w", jobName, e.err)
+	}
+	if err := e.cfg.validate(); err != nil {
+		return nil, fmt.Errorf("strom: job %q: %w", jobName, err)
 	}
 	cfg := e.cfg.withDefaults()
 	if err := keygroup.Validate(cfg.Parallelism, cfg.MaxParallelism); err != nil {

@@ -318,7 +318,7 @@ func IntervalJoin[A, B any, K comparable, OUT any](a Keyed[A, K], b Keyed[B, K],
 	if join == nil {
 		env.fail(errorf("IntervalJoin: nil join function"))
 	}
-	lo, hi := lower.Milliseconds(), upper.Milliseconds()
+	lo, hi := wholeMillis(env, "IntervalJoin: lower bound", lower), wholeMillis(env, "IntervalJoin: upper bound", upper)
 	if lo > hi {
 		env.fail(errorf("IntervalJoin: lower bound %v is above upper bound %v", lower, upper))
 	}

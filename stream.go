@@ -66,7 +66,13 @@ func (s Stream[T]) Parallelism(p int) Stream[T] {
 // MaxParallelism sets the operator's maximum parallelism (its number of key
 // groups when keyed). Keyed operators must use the job's value.
 func (s Stream[T]) MaxParallelism(m int) Stream[T] {
-	return s.configure("MaxParallelism", func(n *graph.Node) { n.MaxParallelism = m })
+	return s.configure("MaxParallelism", func(n *graph.Node) {
+		if m < 1 {
+			s.env.fail(errorf("operator %q: max parallelism %d must be at least 1", n.Name, m))
+			return
+		}
+		n.MaxParallelism = m
+	})
 }
 
 // SlotSharingGroup puts the operator in a slot sharing group: operators of

@@ -39,6 +39,10 @@ type WatermarkStrategy[T any] struct {
 	// it does not hold back the watermark of downstream operators. Zero
 	// disables idleness detection.
 	IdleTimeout time.Duration
+
+	// err is a construction error (a bound that is not whole milliseconds),
+	// reported by AssignTimestamps.
+	err error
 }
 
 // WithTimestamps sets the timestamp assigner.
@@ -56,8 +60,15 @@ func (w WatermarkStrategy[T]) WithIdleness(d time.Duration) WatermarkStrategy[T]
 // BoundedOutOfOrderness expects records at most maxDelay behind the highest
 // timestamp seen: the watermark is that timestamp − maxDelay − 1 ms.
 func BoundedOutOfOrderness[T any](maxDelay time.Duration) WatermarkStrategy[T] {
+	var err error
+	switch {
+	case maxDelay < 0:
+		err = errorf("BoundedOutOfOrderness: max delay %v must not be negative", maxDelay)
+	case maxDelay%time.Millisecond != 0:
+		err = errorf("BoundedOutOfOrderness: max delay %v is not a whole number of milliseconds", maxDelay)
+	}
 	d := maxDelay.Milliseconds()
-	return WatermarkStrategy[T]{NewGenerator: func() WatermarkGenerator { return &boundedGen{delay: d, max: runtime.MinWatermark + d + 1} }}
+	return WatermarkStrategy[T]{err: err, NewGenerator: func() WatermarkGenerator { return &boundedGen{delay: d, max: runtime.MinWatermark + d + 1} }}
 }
 
 // Monotonous expects timestamps never to decrease.
@@ -170,6 +181,12 @@ func (o *timestampsOp[T]) ProcessIdle() {}
 // generates watermarks by strategy. Put it right after the source so it
 // chains into the source's task.
 func AssignTimestamps[T any](s Stream[T], strategy WatermarkStrategy[T]) Stream[T] {
+	if strategy.err != nil {
+		s.env.fail(strategy.err)
+	}
+	if strategy.IdleTimeout < 0 {
+		s.env.fail(errorf("AssignTimestamps: idle timeout %v must not be negative", strategy.IdleTimeout))
+	}
 	interval := s.env.Config().AutoWatermarkInterval.Milliseconds()
 	return addOperator(s, "timestamps", "Timestamps/Watermarks", runtime.Forward, nil, func(_ *runtime.Context, out runtime.Output[T]) (runtime.OneInput[T], error) {
 		return &timestampsOp[T]{base: base[T]{out}, strategy: strategy, interval: max(interval, 1)}, nil

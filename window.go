@@ -86,7 +86,7 @@ func (w Windowed[T, K]) AllowedLateness(d time.Duration) Windowed[T, K] {
 		w.keyed.stream.env.fail(errorf("Window: allowed lateness %v must not be negative", d))
 		return w
 	}
-	w.lateness = d.Milliseconds()
+	w.lateness = wholeMillis(w.keyed.stream.env, "Window: allowed lateness", d)
 	return w
 }
 

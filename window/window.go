@@ -136,31 +136,46 @@ func MergeOverlapping(windows []TimeWindow, merge func(merged []TimeWindow, resu
 	}
 }
 
-func millis(d time.Duration) int64 { return d.Milliseconds() }
+// wholeMillis records an error in bad (the first one wins) when d is not a
+// whole number of milliseconds: window bounds are epoch milliseconds, and
+// silently truncating 1.5s to 1s would put records in the wrong windows.
+func wholeMillis(what string, d time.Duration, bad *error) int64 {
+	if d%time.Millisecond != 0 && *bad == nil {
+		*bad = fmt.Errorf("window: %s %v is not a whole number of milliseconds", what, d)
+	}
+	return d.Milliseconds()
+}
 
 // TumblingWindows assigns every record to exactly one window of a fixed
 // size; windows are aligned to the epoch plus an optional offset.
 type TumblingWindows struct {
 	size, offset int64
 	proc         bool
+	bad          error
 }
 
 // Tumbling returns event-time tumbling windows of the given size (whole
 // milliseconds): [k·size, (k+1)·size).
-func Tumbling(size time.Duration) TumblingWindows { return TumblingWindows{size: millis(size)} }
+func Tumbling(size time.Duration) TumblingWindows {
+	var t TumblingWindows
+	t.size = wholeMillis("tumbling window size", size, &t.bad)
+	return t
+}
 
 // TumblingProcessingTime returns tumbling windows on the wall clock: a
 // record belongs to the window containing the processing time at which the
 // window operator receives it.
 func TumblingProcessingTime(size time.Duration) TumblingWindows {
-	return TumblingWindows{size: millis(size), proc: true}
+	t := Tumbling(size)
+	t.proc = true
+	return t
 }
 
 // WithOffset shifts the windows by offset: they become
 // [k·size + offset, (k+1)·size + offset). |offset| must be below size; a
 // negative offset is fine (for example −8h for days in UTC+8).
 func (t TumblingWindows) WithOffset(offset time.Duration) TumblingWindows {
-	t.offset = millis(offset)
+	t.offset = wholeMillis("tumbling window offset", offset, &t.bad)
 	return t
 }
 
@@ -173,6 +188,9 @@ func (t TumblingWindows) Offset() int64 { return t.offset }
 // Validate reports invalid parameters; the window operator calls it when the
 // job is built.
 func (t TumblingWindows) Validate() error {
+	if t.bad != nil {
+		return t.bad
+	}
 	if t.size <= 0 {
 		return fmt.Errorf("window: tumbling window size must be at least 1ms, got %dms", t.size)
 	}
@@ -215,24 +233,30 @@ func (t TumblingWindows) String() string {
 type SlidingWindows struct {
 	size, slide, offset int64
 	proc                bool
+	bad                 error
 }
 
 // Sliding returns event-time sliding windows: windows of the given size
 // starting at every multiple of slide. A record belongs to ⌈size/slide⌉
 // windows (fewer when slide does not divide size).
 func Sliding(size, slide time.Duration) SlidingWindows {
-	return SlidingWindows{size: millis(size), slide: millis(slide)}
+	var s SlidingWindows
+	s.size = wholeMillis("sliding window size", size, &s.bad)
+	s.slide = wholeMillis("sliding window slide", slide, &s.bad)
+	return s
 }
 
 // SlidingProcessingTime returns sliding windows on the wall clock.
 func SlidingProcessingTime(size, slide time.Duration) SlidingWindows {
-	return SlidingWindows{size: millis(size), slide: millis(slide), proc: true}
+	s := Sliding(size, slide)
+	s.proc = true
+	return s
 }
 
 // WithOffset shifts the windows by offset: they start at k·slide + offset.
 // |offset| must be below slide.
 func (s SlidingWindows) WithOffset(offset time.Duration) SlidingWindows {
-	s.offset = millis(offset)
+	s.offset = wholeMillis("sliding window offset", offset, &s.bad)
 	return s
 }
 
@@ -244,6 +268,9 @@ func (s SlidingWindows) Slide() int64 { return s.slide }
 
 // Validate reports invalid parameters.
 func (s SlidingWindows) Validate() error {
+	if s.bad != nil {
+		return s.bad
+	}
 	if s.size <= 0 || s.slide <= 0 {
 		return fmt.Errorf("window: sliding windows need size and slide of at least 1ms, got size %dms, slide %dms", s.size, s.slide)
 	}
@@ -289,14 +316,21 @@ func (s SlidingWindows) String() string {
 type SessionWindows struct {
 	gap  int64
 	proc bool
+	bad  error
 }
 
 // Session returns event-time session windows with the given gap.
-func Session(gap time.Duration) SessionWindows { return SessionWindows{gap: millis(gap)} }
+func Session(gap time.Duration) SessionWindows {
+	var s SessionWindows
+	s.gap = wholeMillis("session gap", gap, &s.bad)
+	return s
+}
 
 // SessionProcessingTime returns session windows on the wall clock.
 func SessionProcessingTime(gap time.Duration) SessionWindows {
-	return SessionWindows{gap: millis(gap), proc: true}
+	s := Session(gap)
+	s.proc = true
+	return s
 }
 
 // Gap is the session gap in milliseconds.
@@ -304,6 +338,9 @@ func (s SessionWindows) Gap() int64 { return s.gap }
 
 // Validate reports invalid parameters.
 func (s SessionWindows) Validate() error {
+	if s.bad != nil {
+		return s.bad
+	}
 	if s.gap <= 0 {
 		return fmt.Errorf("window: session gap must be at least 1ms, got %dms", s.gap)
 	}

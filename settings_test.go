@@ -1,0 +1,101 @@
+package strom_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/window"
+)
+
+// A negative setting on the environment is an error, not silently the
+// default; zero still means the default.
+func TestNegativeEnvironmentSettingsAreErrors(t *testing.T) {
+	for name, set := range map[string]func(*strom.Config){
+		"Parallelism":           func(c *strom.Config) { c.Parallelism = -2 },
+		"MaxParallelism":        func(c *strom.Config) { c.MaxParallelism = -1 },
+		"TaskManagers":          func(c *strom.Config) { c.TaskManagers = -1 },
+		"SlotsPerTaskManager":   func(c *strom.Config) { c.SlotsPerTaskManager = -3 },
+		"BatchSize":             func(c *strom.Config) { c.BatchSize = -1 },
+		"BuffersPerChannel":     func(c *strom.Config) { c.BuffersPerChannel = -1 },
+		"AutoWatermarkInterval": func(c *strom.Config) { c.AutoWatermarkInterval = -time.Second },
+	} {
+		env := newEnv(1, set)
+		strom.Discard(strom.FromElements(env, 1, 2, 3))
+		_, err := env.Execute(context.Background(), "bad settings")
+		require.ErrorContains(t, err, name, name)
+		require.ErrorContains(t, err, "negative", name)
+	}
+	env := newEnv(1)
+	env.SetParallelism(-1)
+	strom.Discard(strom.FromElements(env, 1))
+	_, err := env.Execute(context.Background(), "bad parallelism")
+	require.ErrorContains(t, err, "Parallelism -1 must not be negative")
+
+	env = newEnv(1)
+	env.SetMaxParallelism(-128)
+	strom.Discard(strom.FromElements(env, 1))
+	_, err = env.Execute(context.Background(), "bad max parallelism")
+	require.ErrorContains(t, err, "MaxParallelism -128 must not be negative")
+
+	env = newEnv(1)
+	strom.Discard(strom.FromElements(env, 1).MaxParallelism(-1))
+	_, err = env.Execute(context.Background(), "bad operator max parallelism")
+	require.ErrorContains(t, err, "max parallelism -1")
+
+	// Zero means the default.
+	env = strom.NewEnvironment(strom.Config{Parallelism: 0, MaxParallelism: 0})
+	out := strom.Collect(strom.FromElements(env, 1, 2, 3))
+	mustRun(t, env, "defaults")
+	require.ElementsMatch(t, []int{1, 2, 3}, out.Values())
+}
+
+// Durations that are not whole milliseconds are errors wherever event time
+// (epoch ms) is computed from them, instead of being truncated.
+func TestSubMillisecondDurationsAreErrors(t *testing.T) {
+	keyed := func(env *strom.Environment) strom.Keyed[tsRec, string] {
+		src := strom.AssignTimestamps(strom.FromElements(env, tsRec{"a", 1}),
+			strom.Monotonous[tsRec]().WithTimestamps(func(r tsRec) int64 { return r.TS }))
+		return strom.KeyBy(src, func(r tsRec) string { return r.Key })
+	}
+	reduce := func(a, b tsRec) tsRec { return a }
+	cases := map[string]struct {
+		build func(env *strom.Environment)
+		want  string
+	}{
+		"tumbling size": {func(env *strom.Environment) {
+			strom.Discard(strom.WindowReduce(strom.Window(keyed(env), window.Tumbling(1500*time.Microsecond)), reduce))
+		}, "tumbling window size 1.5ms is not a whole number of milliseconds"},
+		"tumbling offset": {func(env *strom.Environment) {
+			strom.Discard(strom.WindowReduce(strom.Window(keyed(env), window.Tumbling(time.Second).WithOffset(time.Microsecond)), reduce))
+		}, "tumbling window offset 1µs"},
+		"sliding size": {func(env *strom.Environment) {
+			strom.Discard(strom.WindowReduce(strom.Window(keyed(env), window.Sliding(time.Second+time.Nanosecond, time.Second)), reduce))
+		}, "sliding window size"},
+		"sliding slide": {func(env *strom.Environment) {
+			strom.Discard(strom.WindowReduce(strom.Window(keyed(env), window.SlidingProcessingTime(time.Second, 500*time.Microsecond)), reduce))
+		}, "sliding window slide 500µs"},
+		"session gap": {func(env *strom.Environment) {
+			strom.Discard(strom.WindowReduce(strom.Window(keyed(env), window.Session(2500*time.Microsecond)), reduce))
+		}, "session gap 2.5ms"},
+		"allowed lateness": {func(env *strom.Environment) {
+			strom.Discard(strom.WindowReduce(strom.Window(keyed(env), window.Tumbling(time.Second)).AllowedLateness(time.Microsecond), reduce))
+		}, "allowed lateness 1µs"},
+		"interval join": {func(env *strom.Environment) {
+			k := keyed(env)
+			strom.Discard(strom.IntervalJoin(k, k, -time.Microsecond, time.Second, func(a, b tsRec, out strom.Collector[int]) error { return nil }))
+		}, "lower bound -1µs"},
+		"out of orderness": {func(env *strom.Environment) {
+			strom.Discard(strom.AssignTimestamps(strom.FromElements(env, 1), strom.BoundedOutOfOrderness[int](time.Millisecond+time.Microsecond)))
+		}, "max delay 1.001ms is not a whole number of milliseconds"},
+	}
+	for name, c := range cases {
+		env := newEnv(1)
+		c.build(env)
+		_, err := env.Execute(context.Background(), name)
+		require.ErrorContains(t, err, c.want, name)
+	}
+}
