@@ -2,6 +2,7 @@ package strom
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/strom-dev/strom/internal/keygroup"
 	"github.com/strom-dev/strom/internal/runtime"
@@ -122,25 +123,64 @@ func (c *KeyedContext[K, OUT]) StateBackend() *statebackend.Keyed[K] { return c.
 // SubtaskIndex is the 0-based index of the running subtask.
 func (c *KeyedContext[K, OUT]) SubtaskIndex() int { return c.rt.Task.Subtask }
 
-func (c *KeyedContext[K, OUT]) sideOutput(tag string) any { return c.rt.SideOutput(tag) }
+func (c *KeyedContext[K, OUT]) sideOutput(tag string) sideTarget {
+	return sideTarget{out: c.rt.SideOutput(tag), operator: c.rt.OperatorName, ts: c.ts}
+}
 
-// OutputTag names a side output of type T.
+// OutputTag names a side output of type T: an extra output of an
+// operator, read with SideOutput. The id names the side output within the
+// operator that emits to it, so on one operator every id stands for one
+// type: reading (or declaring, as with SideOutputLateData) the same id with
+// two types fails the build, and emitting to an id with a tag whose type
+// differs from the stream read from it fails the job. Ids need not be unique
+// across operators.
 type OutputTag[T any] struct{ id string }
 
-// NewOutputTag returns a tag; id must be unique within the job.
+// NewOutputTag returns a tag with the given id.
 func NewOutputTag[T any](id string) OutputTag[T] { return OutputTag[T]{id: id} }
 
 // ID is the tag's id.
 func (t OutputTag[T]) ID() string { return t.id }
 
-type sideOutputter interface{ sideOutput(tag string) any }
+// SideOutputContext is a function context that can emit to side outputs:
+// the contexts of process, co-process and window functions implement it.
+type SideOutputContext interface {
+	sideOutput(tag string) sideTarget
+}
 
-// Emit sends v with timestamp ts to the side output; records go nowhere if
-// no stream was taken from the side output.
-func (t OutputTag[T]) Emit(ctx sideOutputter, v T, ts int64) {
-	if o, ok := ctx.sideOutput(t.id).(runtime.Output[T]); ok {
-		o.Collect(v, ts)
+// sideTarget is what a context knows of one of its side outputs: the
+// erased runtime.Output[U] (nil when no stream reads the tag), the
+// operator's name for errors, and the current record's timestamp.
+type sideTarget struct {
+	out      any
+	operator string
+	ts       int64
+}
+
+// Emit sends v to the side output with the current record's timestamp (as
+// Flink's ctx.output). Records go nowhere if no stream reads the side
+// output.
+func (t OutputTag[T]) Emit(ctx SideOutputContext, v T) {
+	st := ctx.sideOutput(t.id)
+	t.emit(st, v, st.ts)
+}
+
+// EmitAt sends v to the side output with timestamp ts (epoch ms, or
+// NoTimestamp).
+func (t OutputTag[T]) EmitAt(ctx SideOutputContext, v T, ts int64) {
+	t.emit(ctx.sideOutput(t.id), v, ts)
+}
+
+func (t OutputTag[T]) emit(st sideTarget, v T, ts int64) {
+	if st.out == nil {
+		return
 	}
+	o, ok := st.out.(runtime.Output[T])
+	if !ok {
+		runtime.Fail(st.operator, fmt.Errorf("side output %q: emitted with a tag of type %T, but the stream read from it has another type (%s)",
+			t.id, v, strings.TrimPrefix(fmt.Sprintf("%T", st.out), "*")))
+	}
+	o.Collect(v, ts)
 }
 
 // SideOutput is the stream of records emitted to tag by the operator that

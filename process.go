@@ -116,7 +116,9 @@ func (c *Context[OUT]) SubtaskIndex() int { return c.rt.Task.Subtask }
 // NumSubtasks is the operator's parallelism.
 func (c *Context[OUT]) NumSubtasks() int { return c.rt.Task.Parallelism }
 
-func (c *Context[OUT]) sideOutput(tag string) any { return c.rt.SideOutput(tag) }
+func (c *Context[OUT]) sideOutput(tag string) sideTarget {
+	return sideTarget{out: c.rt.SideOutput(tag), operator: c.name, ts: c.ts}
+}
 
 // eventOutput is what every runtime.Output[U] has regardless of U: how
 // watermarks and idleness reach side outputs.

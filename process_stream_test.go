@@ -420,10 +420,9 @@ func TestProcessStreamSideOutputs(t *testing.T) {
 			env := newEnv(p)
 			main := strom.ProcessStream(psTimed(env, 600), func() strom.ProcessFunction[int, int] {
 				return strom.ProcessElementFunc[int, int](func(ctx *strom.Context[int], v int) error {
-					ts, _ := ctx.Timestamp()
 					if v%2 == 1 {
-						psOddTag.Emit(ctx, fmt.Sprint(v), ts)
-						psUnusedTag.Emit(ctx, v, ts) // no stream takes it: dropped
+						psOddTag.Emit(ctx, fmt.Sprint(v))
+						psUnusedTag.Emit(ctx, v) // no stream takes it: dropped
 						return nil
 					}
 					ctx.Collect(v)

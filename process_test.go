@@ -265,8 +265,8 @@ func TestSideOutputs(t *testing.T) {
 		keyed := strom.KeyBy(strom.FromSlice(env, rangeSlice(500)), func(v int) int { return v % 11 })
 		main := strom.ProcessFunc(keyed, func(ctx *strom.KeyedContext[int, int], v int) error {
 			if v%2 == 1 {
-				oddTag.Emit(ctx, fmt.Sprint(v), int64(v))
-				unusedTag.Emit(ctx, v, 0) // no stream takes it: dropped
+				oddTag.EmitAt(ctx, fmt.Sprint(v), int64(v))
+				unusedTag.EmitAt(ctx, v, 0) // no stream takes it: dropped
 				return nil
 			}
 			ctx.CollectAt(v, int64(v))

@@ -23,8 +23,7 @@ func TestKeyedSideOutputCarriesWatermarks(t *testing.T) {
 		main := strom.ProcessFunc(strom.KeyBy(timed, func(i int64) int64 { return i % 4 }),
 			func(ctx *strom.KeyedContext[int64, int64], v int64) error {
 				if v%2 == 1 {
-					ts, _ := ctx.Timestamp()
-					tag.Emit(ctx, v, ts)
+					tag.Emit(ctx, v)
 					return nil
 				}
 				ctx.Collect(v)

@@ -289,9 +289,12 @@ func (r *iterReader[T]) Close() error {
 }
 
 // FromIterator creates a bounded stream from an iterator. An iterator cannot
-// be split, so the source runs with parallelism 1.
+// be split, so the source runs as one subtask: setting another parallelism
+// on it is an error (Rebalance after it to spread the records).
 func FromIterator[T any](env *Environment, seq iter.Seq[T]) Stream[T] {
-	return FromSource[T](env, iterSource[T]{seq: seq}, "Iterator Source").Parallelism(1)
+	s := FromSource[T](env, iterSource[T]{seq: seq}, "Iterator Source")
+	s.node().NonParallel = true
+	return s
 }
 
 // FileSplit is one file of a file source; Offset is the byte offset of the

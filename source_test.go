@@ -1,6 +1,7 @@
 package strom_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"iter"
@@ -202,4 +203,30 @@ func TestCustomSource(t *testing.T) {
 		requireTaskFailure(t, err, "custom source", "Custom")
 		require.ErrorContains(t, err, tc.want)
 	}
+}
+
+// An iterator source cannot be split: asking for more subtasks is an error
+// instead of a parallelism that is reported but not used.
+func TestFromIteratorRefusesParallelism(t *testing.T) {
+	seq := func(yield func(int) bool) {
+		for i := range 5 {
+			if !yield(i) {
+				return
+			}
+		}
+	}
+	env := newEnv(4)
+	strom.Discard(strom.FromIterator(env, seq).Parallelism(3))
+	_, err := env.Execute(context.Background(), "iter")
+	require.ErrorContains(t, err, `operator "Iterator Source" runs as one subtask only; parallelism 3 is not possible`)
+
+	// With the environment's default parallelism of 4 it runs as one
+	// subtask, and says so in its results.
+	env = newEnv(4)
+	out := strom.Collect(strom.FromIterator(env, seq).Name("it"))
+	res := mustRun(t, env, "iter")
+	require.ElementsMatch(t, []int{0, 1, 2, 3, 4}, out.Values())
+	op, ok := res.Operator("it")
+	require.True(t, ok)
+	require.Equal(t, 1, op.Parallelism)
 }

@@ -59,6 +59,10 @@ func (s Stream[T]) Parallelism(p int) Stream[T] {
 			s.env.fail(errorf("operator %q: parallelism %d must be at least 1", n.Name, p))
 			return
 		}
+		if n.NonParallel && p != 1 {
+			s.env.fail(errorf("operator %q runs as one subtask only; parallelism %d is not possible", n.Name, p))
+			return
+		}
 		n.Parallelism = p
 	})
 }

@@ -202,9 +202,13 @@ func addWindowOperator[T any, K comparable, S, OUT any](w Windowed[T, K], what s
 			env.fail(errorf("%s %q: assigner %v merges windows, so the Aggregator needs a Merge function", what, name, w.assigner))
 		}
 	}
-	return addKeyedOperator(w.keyed, "window", name, func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[T], error) {
+	st := addKeyedOperator(w.keyed, "window", name, func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[T], error) {
 		return &windowOp[T, K, S, OUT]{base: base[OUT]{out}, w: w, fns: fns}, nil
 	})
+	if w.lateTag != "" {
+		st.node().SideOutputTypes = map[string]runtime.TypeOps{w.lateTag: runtime.Ops[T]{}}
+	}
+	return st
 }
 
 // WindowReduce combines the records of each key and window with fn,

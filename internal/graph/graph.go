@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/strom-dev/strom/internal/runtime"
 )
@@ -41,6 +42,14 @@ type Node struct {
 	NumInputs int
 	// DisableChaining keeps the node at the head of its own task.
 	DisableChaining bool
+	// NonParallel: the operator can only run as one subtask (a source that
+	// cannot be split, a non-keyed window); any other parallelism is an
+	// error.
+	NonParallel bool
+	// SideOutputTypes are the side outputs the operator itself declares
+	// (tag → TypeOps of its records), such as a window's late-data output,
+	// so that reading one with a tag of another type fails the build.
+	SideOutputTypes map[string]runtime.TypeOps
 
 	// Out is the TypeOps of the node's main output type.
 	Out runtime.TypeOps
@@ -178,6 +187,12 @@ func BuildJobGraph(g *StreamGraph, o Options) (*JobGraph, error) {
 		return nil, err
 	}
 	for _, n := range g.Nodes {
+		if n.NonParallel {
+			if n.Parallelism > 1 {
+				return nil, fmt.Errorf("operator %q runs as one subtask only; parallelism %d is not possible", n.Name, n.Parallelism)
+			}
+			n.Parallelism = 1
+		}
 		if n.Parallelism <= 0 {
 			n.Parallelism = o.DefaultParallelism
 		}
@@ -193,6 +208,9 @@ func BuildJobGraph(g *StreamGraph, o Options) (*JobGraph, error) {
 		if n.SlotSharingGroup == "" {
 			n.SlotSharingGroup = "default"
 		}
+	}
+	if err := checkSideOutputs(g); err != nil {
+		return nil, err
 	}
 	for _, e := range g.Edges {
 		from, to := g.Nodes[e.From], g.Nodes[e.To]
@@ -296,4 +314,45 @@ func (jg *JobGraph) InputsOf(v int) []*JobEdge {
 		}
 	}
 	return out
+}
+
+// checkSideOutputs rejects a side output read with tags of different types
+// (same id), or with a type other than the one its operator declares: a tag
+// is identified by its id within the operator that emits to it, and the
+// records it carries have one type.
+func checkSideOutputs(g *StreamGraph) error {
+	type side struct {
+		from NodeID
+		tag  string
+	}
+	seen := map[side]runtime.TypeOps{}
+	for _, e := range g.Edges {
+		if e.SideTag == "" {
+			continue
+		}
+		from := g.Nodes[e.From]
+		k := side{e.From, e.SideTag}
+		want, ok := seen[k]
+		if !ok {
+			want, ok = from.SideOutputTypes[e.SideTag]
+		}
+		if ok && want != e.Type {
+			return fmt.Errorf("operator %q: side output %q is read with tags of different types: %s and %s (a tag id names one side output of an operator, of one type)",
+				from.Name, e.SideTag, TypeName(want), TypeName(e.Type))
+		}
+		if !ok {
+			seen[k] = e.Type
+		}
+	}
+	return nil
+}
+
+// TypeName is the record type of ops, for messages: "main.Bid" for
+// runtime.Ops[main.Bid].
+func TypeName(ops runtime.TypeOps) string {
+	s := fmt.Sprintf("%T", ops)
+	if i := strings.Index(s, "["); i >= 0 && strings.HasSuffix(s, "]") {
+		return s[i+1 : len(s)-1]
+	}
+	return s
 }
