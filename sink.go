@@ -3,10 +3,13 @@ package strom
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/strom-dev/strom/internal/graph"
@@ -283,6 +286,11 @@ func fileSink[T any](s Stream[T], path, name string, format func([]byte, T) ([]b
 			if err := os.MkdirAll(path, 0o755); err != nil {
 				return nil, fmt.Errorf("file sink: %w", err)
 			}
+			if c.Subtask == 0 {
+				if err := removeStaleParts(path, c.Parallelism); err != nil {
+					return nil, fmt.Errorf("file sink: %w", err)
+				}
+			}
 			p = filepath.Join(path, fmt.Sprintf("part-%d", c.Subtask))
 		} else if dir := filepath.Dir(path); dir != "" {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -297,9 +305,38 @@ func fileSink[T any](s Stream[T], path, name string, format func([]byte, T) ([]b
 	}).Parallelism(1)
 }
 
+// removeStaleParts deletes the part files of an earlier run that this run
+// will not overwrite (part-N with N ≥ parallelism), so the directory never
+// mixes two runs' output. Each subtask truncates its own part-N; files
+// not named part-N are not the sink's and stay.
+func removeStaleParts(dir string, parallelism int) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		n, ok := strings.CutPrefix(e.Name(), "part-")
+		if !ok || e.IsDir() {
+			continue
+		}
+		i, err := strconv.Atoi(n)
+		if err != nil || i < parallelism || strconv.Itoa(i) != n {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing a stale part file of an earlier run: %w", err)
+		}
+	}
+	return nil
+}
+
 // WriteLines writes one line per record, formatted by format (fmt's %v when
-// nil). The sink runs with parallelism 1 and path is a file; set a higher
-// Parallelism on the returned Sink to write a directory of part files.
+// nil). The sink runs with parallelism 1 and path is a file, replaced if it
+// exists. Set a higher Parallelism on the returned Sink to write a
+// directory of part files instead: subtask i writes path/part-i, replacing
+// it, and the files part-N of an earlier run with N at or above the
+// parallelism are deleted before writing, so the directory holds exactly
+// this run's parts; other files in it are left alone.
 func WriteLines[T any](s Stream[T], path string, format func(T) string) Sink {
 	if format == nil {
 		format = func(v T) string { return fmt.Sprint(v) }
@@ -308,7 +345,8 @@ func WriteLines[T any](s Stream[T], path string, format func(T) string) Sink {
 }
 
 // WriteJSONLines writes each record as one line of JSON (encoding/json, or
-// the record's own AppendJSON([]byte) []byte method when it has one).
+// the record's own AppendJSON([]byte) []byte method when it has one). Files
+// and part files are written as by WriteLines.
 func WriteJSONLines[T any](s Stream[T], path string) Sink {
 	return fileSink(s, path, "JSON File Sink: "+path, func(b []byte, v T) ([]byte, error) {
 		if a, ok := any(v).(interface{ AppendJSON([]byte) []byte }); ok {

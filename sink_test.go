@@ -223,3 +223,41 @@ func TestSinkContext(t *testing.T) {
 	op, _ := res.Operator("Ctx")
 	require.Equal(t, "ctx-sink", op.UID)
 }
+
+// A directory written at a lower parallelism than an earlier run holds only
+// this run's parts: reading it back must not mix in the earlier output.
+func TestWriteLinesDirectoryRemovesStaleParts(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	write := func(p int, vals []int) {
+		env := newEnv(p)
+		strom.WriteLines(strom.FromSlice(env, vals), dir, nil).Parallelism(p)
+		mustRun(t, env, "write")
+	}
+	write(4, rangeSlice(100))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "README"), []byte("mine"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "part-x"), []byte("not a part"), 0o644))
+	write(2, []int{1000, 1001, 1002})
+
+	var got []string
+	var names []string
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	for _, e := range entries {
+		names = append(names, e.Name())
+		if !strings.HasPrefix(e.Name(), "part-") || e.Name() == "part-x" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		require.NoError(t, err)
+		got = append(got, strings.Fields(string(b))...)
+	}
+	require.ElementsMatch(t, []string{"README", "part-0", "part-1", "part-x"}, names, "other files stay")
+	require.ElementsMatch(t, []string{"1000", "1001", "1002"}, got)
+
+	// FromFile on the directory reads exactly this run's records plus the
+	// user's own files.
+	env := newEnv(1)
+	out := strom.Collect(strom.FromFile(env, dir))
+	mustRun(t, env, "read back")
+	require.ElementsMatch(t, []string{"1000", "1001", "1002", "mine", "not a part"}, out.Values())
+}
