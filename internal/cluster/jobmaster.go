@@ -7,6 +7,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/strom-dev/strom/internal/runtime"
 )
 
 // JobMaster runs one job: it feeds the Scheduler with events from the
@@ -141,6 +143,7 @@ func (jm *JobMaster) apply(ctx context.Context, acts []any) {
 		case ActReleaseSlots:
 			_ = jm.rm.send(ctx, msgReleaseSlots{JobID: jm.job.ID, Slots: a.Slots})
 		case ActJobDone:
+			jm.logOutcome(a)
 			jm.finish(JobResult{State: a.State, Err: a.Err})
 		}
 	}
@@ -148,6 +151,32 @@ func (jm *JobMaster) apply(ctx context.Context, acts []any) {
 	jm.execs = jm.sched.Executions()
 	jm.state = jm.sched.State()
 	jm.mu.Unlock()
+}
+
+// logOutcome logs how the job ended, once: here is where its fate is
+// decided, so a failure is logged here and not by every task it touches.
+// The failing subtask is named by attributes; a panic's stack is logged at
+// debug level only (it is in the error for whoever wants it).
+func (jm *JobMaster) logOutcome(a ActJobDone) {
+	log := jm.job.Config.Logger
+	if log == nil {
+		return
+	}
+	log = log.With("job", jm.job.Name, "job_id", jm.job.ID)
+	if a.State != JobFailed {
+		log.Info("job ended", "state", a.State.String())
+		return
+	}
+	var te *runtime.TaskError
+	if !errors.As(a.Err, &te) {
+		log.Error("job failed", "error", a.Err)
+		return
+	}
+	log.Error("job failed", "operator", te.Operator, "task", te.Task.VertexName,
+		"subtask", te.Task.Subtask, "attempt", te.Task.Attempt, "error", te.Err)
+	if te.Stack != "" {
+		log.Debug("stack of the failing subtask", "operator", te.Operator, "subtask", te.Task.Subtask, "stack", te.Stack)
+	}
 }
 
 func (jm *JobMaster) finish(r JobResult) {

@@ -124,6 +124,9 @@ type TaskError struct {
 	Operator string
 	Task     TaskInfo
 	Err      error
+	// Stack is the goroutine's stack when the failure was a panic (not an
+	// error returned or raised with Fail); empty otherwise.
+	Stack string
 }
 
 func (e *TaskError) Error() string {

@@ -190,10 +190,16 @@ func (t *Task) currentName() string {
 	return ""
 }
 
+// toError turns what Run recovered into the task's result. It does not log
+// at error level: the JobMaster, which decides the job's fate, logs the
+// failure once. The stack of a real panic goes with the error (and to the
+// debug log here), for whoever wants it.
 func (t *Task) toError(ctx context.Context, r any) error {
+	var stack string
 	if _, ok := r.(failure); !ok {
 		if _, ok := r.(canceled); !ok {
-			t.Logger.Error("task panicked", "task", t.Info.String(), "operator", t.currentName(), "panic", r, "stack", string(debug.Stack()))
+			stack = string(debug.Stack())
+			t.Logger.Debug("task panicked", "operator", t.currentName(), "panic", r, "stack", stack)
 			r = Attribute(t.currentName(), r)
 		}
 	}
@@ -207,10 +213,9 @@ func (t *Task) toError(ctx context.Context, r any) error {
 		if v.op == "" {
 			v.op = t.currentName()
 		}
-		t.Logger.Error("task failed", "task", t.Info.String(), "operator", v.op, "error", v.err)
-		return &TaskError{Job: t.Info.JobName, Operator: v.op, Task: t.Info, Err: v.err}
+		return &TaskError{Job: t.Info.JobName, Operator: v.op, Task: t.Info, Err: v.err, Stack: stack}
 	}
-	return &TaskError{Job: t.Info.JobName, Operator: t.currentName(), Task: t.Info, Err: fmt.Errorf("panic: %v", r)}
+	return &TaskError{Job: t.Info.JobName, Operator: t.currentName(), Task: t.Info, Err: fmt.Errorf("panic: %v", r), Stack: stack}
 }
 
 func (t *Task) publish() {
