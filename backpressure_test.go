@@ -59,7 +59,7 @@ func TestMemoryBoundedUnderBackpressure(t *testing.T) {
 			runtime.ReadMemStats(&ms)
 			baseHeap := ms.HeapInuse
 
-			jc, err := env.ExecuteAsync("backpressure")
+			jc, err := env.ExecuteAsync(context.Background(), "backpressure")
 			require.NoError(t, err)
 			defer jc.Close()
 			deadline := time.Now().Add(400 * time.Millisecond)

@@ -30,6 +30,7 @@ import (
 	"github.com/strom-dev/strom/internal/cluster"
 	"github.com/strom-dev/strom/internal/graph"
 	"github.com/strom-dev/strom/internal/keygroup"
+	"github.com/strom-dev/strom/internal/runtime"
 )
 
 // Config is the configuration of an Environment. Zero values take defaults.
@@ -192,16 +193,21 @@ var ErrJobFailed = errors.New("job failed")
 var ErrJobCanceled = errors.New("job canceled")
 
 // Execute runs the job built on this environment in an embedded cluster and
-// blocks until it finishes (bounded inputs), fails, or ctx is cancelled.
-// The environment's graph is consumed: a new pipeline can be built for the
-// next Execute.
+// blocks until it finishes (bounded inputs), fails, or ctx ends — which
+// cancels the job. The environment's graph is consumed: a new pipeline can
+// be built for the next Execute.
+//
+// A failed job's error wraps ErrJobFailed and a *TaskError naming the
+// failing operator and subtask, which wraps the cause (the error a user
+// function returned, or the panic); a cancelled job's wraps ErrJobCanceled
+// and, when ctx ended, ctx's error.
 func (e *Environment) Execute(ctx context.Context, jobName string) (*JobResult, error) {
-	jc, err := e.ExecuteAsync(jobName)
+	jc, err := e.ExecuteAsync(ctx, jobName)
 	if err != nil {
 		return nil, err
 	}
 	defer jc.Close()
-	return jc.Wait(ctx)
+	return jc.Wait(context.Background())
 }
 
 // JobClient controls a job started with ExecuteAsync.
@@ -209,12 +215,15 @@ type JobClient struct {
 	mc     *cluster.MiniCluster
 	h      *cluster.JobHandle
 	name   string
+	ctx    context.Context
+	stop   func() bool
 	closed bool
 }
 
 // ExecuteAsync starts the job in a new embedded cluster and returns at once.
-// Close the client to stop the cluster.
-func (e *Environment) ExecuteAsync(jobName string) (*JobClient, error) {
+// The job runs until it ends by itself, Cancel is called, or ctx ends
+// (which cancels it). Close the client to stop the cluster.
+func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobClient, error) {
 	if e.err != nil {
 		return nil, fmt.Errorf("strom: building job %q: %w", jobName, e.err)
 	}
@@ -224,6 +233,9 @@ func (e *Environment) ExecuteAsync(jobName string) (*JobClient, error) {
 	cfg := e.cfg.withDefaults()
 	if err := keygroup.Validate(cfg.Parallelism, cfg.MaxParallelism); err != nil {
 		return nil, fmt.Errorf("strom: job %q: %w", jobName, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("strom: job %q: %w: %w", jobName, ErrJobCanceled, context.Cause(ctx))
 	}
 	g := e.graph
 	e.graph = &graph.StreamGraph{}
@@ -261,7 +273,8 @@ func (e *Environment) ExecuteAsync(jobName string) (*JobClient, error) {
 		mc.Close()
 		return nil, fmt.Errorf("strom: submitting job %q: %w", jobName, err)
 	}
-	return &JobClient{mc: mc, h: h, name: jobName}, nil
+	stop := context.AfterFunc(ctx, h.Cancel)
+	return &JobClient{mc: mc, h: h, name: jobName, ctx: ctx, stop: stop}, nil
 }
 
 // JobID is the job's id.
@@ -293,24 +306,25 @@ func (c *JobClient) TaskStates() map[string]int {
 // Metrics returns the current per-operator record counts.
 func (c *JobClient) Metrics() []OperatorResult { return toResults(c.h.Totals()) }
 
-// Wait blocks until the job ends. If ctx ends first, the job is cancelled
-// and Wait returns once it has stopped.
+// Wait blocks until the job ends and reports how (see Execute for the
+// errors), or until ctx ends: then it returns ctx's error and the job goes
+// on (stop it with Cancel, or with the context given to ExecuteAsync).
 func (c *JobClient) Wait(ctx context.Context) (*JobResult, error) {
 	r, err := c.h.Wait(ctx)
 	if err != nil {
-		c.h.Cancel()
-		r, _ = c.h.Wait(context.Background())
-		res := toResult(r)
-		return res, fmt.Errorf("strom: job %q: %w: %w", c.name, ErrJobCanceled, err)
+		return nil, fmt.Errorf("strom: waiting for job %q: %w", c.name, err)
 	}
 	res := toResult(r)
 	switch r.State {
 	case cluster.JobFinished:
 		return res, nil
 	case cluster.JobCanceled:
+		if c.ctx.Err() != nil {
+			return res, fmt.Errorf("strom: job %q: %w: %w", c.name, ErrJobCanceled, context.Cause(c.ctx))
+		}
 		return res, fmt.Errorf("strom: job %q: %w", c.name, ErrJobCanceled)
 	default:
-		return res, fmt.Errorf("strom: %w: %w", ErrJobFailed, r.Err)
+		return res, fmt.Errorf("strom: %w: %w", ErrJobFailed, publicError(r.Err))
 	}
 }
 
@@ -321,6 +335,7 @@ func (c *JobClient) Close() {
 		return
 	}
 	c.closed = true
+	c.stop()
 	select {
 	case <-c.h.Done():
 	default:
@@ -328,6 +343,42 @@ func (c *JobClient) Close() {
 		_, _ = c.h.Wait(context.Background())
 	}
 	c.mc.Close()
+}
+
+// TaskError is the cause of a failed job: the operator and subtask whose
+// code failed, and why. Get it from Execute's error with errors.As; Err is
+// the error a user function returned (so errors.Is finds it), or a panic's
+// message when the code panicked.
+type TaskError struct {
+	Job      string // job name
+	JobID    string
+	Operator string // the operator (function) that failed
+	Task     string // the task (chain of operators) it ran in
+	// Subtask is 0-based, of Parallelism; Attempt counts restarts from 0.
+	Subtask, Parallelism, Attempt int
+	Err                           error
+	// Stack is the failing goroutine's stack when the cause was a panic.
+	Stack string
+}
+
+func (e *TaskError) Error() string {
+	return fmt.Sprintf("job %q: operator %q (subtask %d/%d): %v", e.Job, e.Operator, e.Subtask+1, e.Parallelism, e.Err)
+}
+
+func (e *TaskError) Unwrap() error { return e.Err }
+
+// publicError replaces the runtime's task error by the public TaskError,
+// keeping its cause.
+func publicError(err error) error {
+	var te *runtime.TaskError
+	if !errors.As(err, &te) {
+		return err
+	}
+	return &TaskError{
+		Job: te.Job, JobID: te.Task.JobID, Operator: te.Operator, Task: te.Task.VertexName,
+		Subtask: te.Task.Subtask, Parallelism: te.Task.Parallelism, Attempt: te.Task.Attempt,
+		Err: te.Err, Stack: te.Stack,
+	}
 }
 
 func toResults(ts []cluster.OperatorTotals) []OperatorResult {

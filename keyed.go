@@ -1,6 +1,7 @@
 package strom
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -122,6 +123,10 @@ func (c *KeyedContext[K, OUT]) StateBackend() *statebackend.Keyed[K] { return c.
 
 // SubtaskIndex is the 0-based index of the running subtask.
 func (c *KeyedContext[K, OUT]) SubtaskIndex() int { return c.rt.Task.Subtask }
+
+// Context is the subtask's context, cancelled when the job is cancelled or
+// fails: pass it to blocking calls (I/O, RPCs) so they give up at once.
+func (c *KeyedContext[K, OUT]) Context() context.Context { return c.rt.Ctx }
 
 func (c *KeyedContext[K, OUT]) sideOutput(tag string) sideTarget {
 	return sideTarget{out: c.rt.SideOutput(tag), operator: c.rt.OperatorName, ts: c.ts}

@@ -137,7 +137,7 @@ func TestFailedJobLeavesNoGoroutines(t *testing.T) {
 func TestJobClientCloseStopsRunningJob(t *testing.T) {
 	env := newEnv(2)
 	strom.Discard(strom.FromGenerator(env, func(i int64) int64 { return i }))
-	jc, err := env.ExecuteAsync("closed")
+	jc, err := env.ExecuteAsync(context.Background(), "closed")
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return jc.Status() == "RUNNING" }, 10*time.Second, time.Millisecond)
 	jc.Close()

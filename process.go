@@ -1,6 +1,7 @@
 package strom
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/strom-dev/strom/internal/runtime"
@@ -112,6 +113,10 @@ func (c *Context[OUT]) RegisterProcessingTimer(ts int64, fn func(ctx *Context[OU
 
 // SubtaskIndex is the 0-based index of the running subtask.
 func (c *Context[OUT]) SubtaskIndex() int { return c.rt.Task.Subtask }
+
+// Context is the subtask's context, cancelled when the job is cancelled or
+// fails: pass it to blocking calls (I/O, RPCs) so they give up at once.
+func (c *Context[OUT]) Context() context.Context { return c.rt.Ctx }
 
 // NumSubtasks is the operator's parallelism.
 func (c *Context[OUT]) NumSubtasks() int { return c.rt.Task.Parallelism }

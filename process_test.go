@@ -167,7 +167,7 @@ func (l *liveSink[T]) values() []T {
 // runUntil runs an unbounded job until cond holds, then cancels it.
 func runUntil(t *testing.T, env *strom.Environment, name string, cond func() bool) {
 	t.Helper()
-	jc, err := env.ExecuteAsync(name)
+	jc, err := env.ExecuteAsync(context.Background(), name)
 	require.NoError(t, err)
 	defer jc.Close()
 	require.Eventually(t, func() bool {

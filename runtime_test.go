@@ -351,7 +351,7 @@ func TestJobClientStatesAndMetrics(t *testing.T) {
 	env := newEnv(2)
 	gen := strom.FromGenerator(env, func(i int64) int64 { return i }, strom.RatePerSecond(2000))
 	strom.Discard(strom.Map(strom.Rebalance(gen), func(v int64) int64 { return v }))
-	jc, err := env.ExecuteAsync("client")
+	jc, err := env.ExecuteAsync(context.Background(), "client")
 	require.NoError(t, err)
 	defer jc.Close()
 	require.Len(t, jc.JobID(), 32)
@@ -381,7 +381,7 @@ func TestJobClientStatesAndMetrics(t *testing.T) {
 func TestFinishedJobTaskStates(t *testing.T) {
 	env := newEnv(2)
 	strom.Discard(strom.FromSlice(env, rangeSlice(10)))
-	jc, err := env.ExecuteAsync("states")
+	jc, err := env.ExecuteAsync(context.Background(), "states")
 	require.NoError(t, err)
 	defer jc.Close()
 	res, err := jc.Wait(context.Background())

@@ -2,6 +2,7 @@ package strom
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,9 @@ type SinkContext struct {
 	Subtask     int
 	Parallelism int
 	JobName     string
+	// Context is the subtask's context: it is cancelled when the job is
+	// cancelled or fails, so a writer blocked on I/O can give up at once.
+	Context context.Context
 }
 
 // Sink is the end of a stream; it configures the sink operator.
@@ -81,7 +85,7 @@ type sinkOp[T any] struct {
 
 func (o *sinkOp[T]) Open(ctx *runtime.Context) error {
 	o.name = ctx.OperatorName
-	w, err := o.newWriter(SinkContext{Subtask: ctx.Task.Subtask, Parallelism: ctx.Task.Parallelism, JobName: ctx.Task.JobName})
+	w, err := o.newWriter(SinkContext{Subtask: ctx.Task.Subtask, Parallelism: ctx.Task.Parallelism, JobName: ctx.Task.JobName, Context: ctx.Ctx})
 	if err != nil {
 		return err
 	}

@@ -219,7 +219,14 @@ func TestSinkContext(t *testing.T) {
 		got = append(got, c)
 	}
 	sort.Slice(got, func(i, j int) bool { return got[i].Subtask < got[j].Subtask })
-	require.Equal(t, []strom.SinkContext{{0, 3, "sink ctx"}, {1, 3, "sink ctx"}, {2, 3, "sink ctx"}}, got)
+	require.Len(t, got, 3)
+	for i, c := range got {
+		require.Equal(t, i, c.Subtask)
+		require.Equal(t, 3, c.Parallelism)
+		require.Equal(t, "sink ctx", c.JobName)
+		require.NotNil(t, c.Context)
+		require.Error(t, c.Context.Err(), "the subtask's context ends with the job")
+	}
 	op, _ := res.Operator("Ctx")
 	require.Equal(t, "ctx-sink", op.UID)
 }

@@ -2,6 +2,7 @@ package strom
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,9 @@ type Split interface {
 
 // SourceContext is what a reader knows of its subtask.
 type SourceContext struct {
+	// Context is the subtask's context: it is cancelled when the job is
+	// cancelled or fails, so a reader blocked on I/O can give up at once.
+	Context     context.Context
 	Subtask     int
 	Parallelism int
 	// Now is processing time, for rate limits (replaceable in tests).
@@ -102,7 +106,7 @@ func (o *sourceOp[T]) Open(ctx *runtime.Context) error {
 			mine = append(mine, s)
 		}
 	}
-	r, err := o.src.NewReader(SourceContext{Subtask: ctx.Task.Subtask, Parallelism: p, Now: time.Now}, mine)
+	r, err := o.src.NewReader(SourceContext{Context: ctx.Ctx, Subtask: ctx.Task.Subtask, Parallelism: p, Now: time.Now}, mine)
 	if err != nil {
 		return fmt.Errorf("source %q: creating reader: %w", o.name, err)
 	}

@@ -156,7 +156,8 @@ type mapOp[IN, OUT any] struct {
 
 func (o *mapOp[IN, OUT]) ProcessElement(v IN, ts int64) { o.out.Collect(o.fn(v), ts) }
 
-// Map applies fn to every record.
+// Map applies fn to every record. fn cannot fail (a panic fails the job);
+// use TryMap for a function that returns an error.
 func Map[IN, OUT any](s Stream[IN], fn func(IN) OUT) Stream[OUT] {
 	return addOperator(s, "map", "Map", runtime.Forward, nil, func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[IN], error) {
 		return &mapOp[IN, OUT]{base: base[OUT]{out}, fn: fn}, nil
@@ -174,7 +175,8 @@ func (o *filterOp[T]) ProcessElement(v T, ts int64) {
 	}
 }
 
-// Filter keeps the records for which keep returns true.
+// Filter keeps the records for which keep returns true (TryFilter for a
+// function that can fail).
 func Filter[T any](s Stream[T], keep func(T) bool) Stream[T] {
 	return addOperator(s, "filter", "Filter", runtime.Forward, nil, func(_ *runtime.Context, out runtime.Output[T]) (runtime.OneInput[T], error) {
 		return &filterOp[T]{base: base[T]{out}, fn: keep}, nil
@@ -203,10 +205,92 @@ func (o *flatMapOp[IN, OUT]) ProcessElement(v IN, ts int64) {
 func (o *flatMapOp[IN, OUT]) Collect(v OUT) { o.out.Collect(v, o.ts) }
 
 // FlatMap calls fn for every record; fn emits any number of records, which
-// carry the input record's timestamp.
+// carry the input record's timestamp (TryFlatMap for a function that can
+// fail).
 func FlatMap[IN, OUT any](s Stream[IN], fn func(v IN, out Collector[OUT])) Stream[OUT] {
 	return addOperator(s, "flatmap", "FlatMap", runtime.Forward, nil, func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[IN], error) {
 		return &flatMapOp[IN, OUT]{base: base[OUT]{out}, fn: fn}, nil
+	})
+}
+
+// named remembers the operator's name, so that an error a user function
+// returns is reported against it.
+type named[OUT any] struct {
+	base[OUT]
+	name string
+}
+
+func (n *named[OUT]) Open(ctx *runtime.Context) error {
+	n.name = ctx.OperatorName
+	return nil
+}
+
+type tryMapOp[IN, OUT any] struct {
+	named[OUT]
+	fn func(IN) (OUT, error)
+}
+
+func (o *tryMapOp[IN, OUT]) ProcessElement(v IN, ts int64) {
+	r, err := o.fn(v)
+	if err != nil {
+		runtime.Fail(o.name, err)
+	}
+	o.out.Collect(r, ts)
+}
+
+// TryMap applies fn to every record; an error fn returns fails the job with
+// a *TaskError naming this operator and wrapping the error. Map is for
+// functions that cannot fail.
+func TryMap[IN, OUT any](s Stream[IN], fn func(IN) (OUT, error)) Stream[OUT] {
+	return addOperator(s, "map", "Map", runtime.Forward, nil, func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[IN], error) {
+		return &tryMapOp[IN, OUT]{named: named[OUT]{base: base[OUT]{out}}, fn: fn}, nil
+	})
+}
+
+type tryFilterOp[T any] struct {
+	named[T]
+	fn func(T) (bool, error)
+}
+
+func (o *tryFilterOp[T]) ProcessElement(v T, ts int64) {
+	keep, err := o.fn(v)
+	if err != nil {
+		runtime.Fail(o.name, err)
+	}
+	if keep {
+		o.out.Collect(v, ts)
+	}
+}
+
+// TryFilter keeps the records for which keep returns true; an error fails
+// the job (see TryMap).
+func TryFilter[T any](s Stream[T], keep func(T) (bool, error)) Stream[T] {
+	return addOperator(s, "filter", "Filter", runtime.Forward, nil, func(_ *runtime.Context, out runtime.Output[T]) (runtime.OneInput[T], error) {
+		return &tryFilterOp[T]{named: named[T]{base: base[T]{out}}, fn: keep}, nil
+	})
+}
+
+type tryFlatMapOp[IN, OUT any] struct {
+	named[OUT]
+	fn func(IN, Collector[OUT]) error
+	ts int64
+}
+
+func (o *tryFlatMapOp[IN, OUT]) ProcessElement(v IN, ts int64) {
+	o.ts = ts
+	if err := o.fn(v, o); err != nil {
+		runtime.Fail(o.name, err)
+	}
+}
+
+func (o *tryFlatMapOp[IN, OUT]) Collect(v OUT) { o.out.Collect(v, o.ts) }
+
+// TryFlatMap calls fn for every record, as FlatMap; an error fn returns
+// fails the job (see TryMap). Records fn emitted before the error are
+// passed on.
+func TryFlatMap[IN, OUT any](s Stream[IN], fn func(v IN, out Collector[OUT]) error) Stream[OUT] {
+	return addOperator(s, "flatmap", "FlatMap", runtime.Forward, nil, func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[IN], error) {
+		return &tryFlatMapOp[IN, OUT]{named: named[OUT]{base: base[OUT]{out}}, fn: fn}, nil
 	})
 }
 

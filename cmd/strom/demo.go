@@ -167,7 +167,7 @@ func runDemo(ctx context.Context, w io.Writer, parallelism int, rate float64, wi
 		}
 		return nil
 	})
-	jc, err := env.ExecuteAsync("strom demo")
+	jc, err := env.ExecuteAsync(context.Background(), "strom demo")
 	if err != nil {
 		return err
 	}
