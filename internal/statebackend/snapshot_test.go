@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"testing"
 
@@ -560,5 +561,61 @@ func TestManyStates(t *testing.T) {
 			require.True(t, ok)
 			require.Equal(t, i+len(k), got)
 		}
+	}
+}
+
+// ttlListMap is a TTL'd list and map state registered on b.
+func ttlListMap(t *testing.T, b *statebackend.Keyed[string], ttl statebackend.TTL) (*statebackend.List[string, string], *statebackend.Map[string, string, int]) {
+	t.Helper()
+	l := statebackend.NewList[string, string](b, ttl)
+	m := statebackend.NewMap[string, string, int](b, ttl)
+	_, err := b.Register("list", l)
+	require.NoError(t, err)
+	_, err = b.Register("map", m)
+	require.NoError(t, err)
+	return l, m
+}
+
+// TestRestoreVersion1: a snapshot written by format version 1, where a
+// TTL'd list or map has one expiry per key, restores with that expiry on
+// every element. testdata/v1-ttl-list-map.snap was written at commit
+// cc1cdea: lists and maps with a TTL of 100 ms ("list", "map") and without
+// ("plainlist", "plainmap"); key a written at 1000 and 1050 (so everything
+// of a expires at 1150), key b at 1000.
+func TestRestoreVersion1(t *testing.T) {
+	v1, err := os.ReadFile("testdata/v1-ttl-list-map.snap")
+	require.NoError(t, err)
+	info, err := statebackend.ReadSnapshotInfo(bytes.NewReader(v1))
+	require.NoError(t, err)
+	require.Equal(t, 1, info.Version)
+
+	for name, data := range map[string][]byte{"v1": v1} {
+		b, now := newStringBackend(t, 4, 1, 0)
+		require.NoError(t, b.Restore(bytes.NewReader(data)), name)
+		l, m := ttlListMap(t, b, statebackend.TTL{TTLMillis: 100})
+		pl := statebackend.NewList[string, string](b, statebackend.TTL{})
+		pm := statebackend.NewMap[string, string, int](b, statebackend.TTL{})
+		_, err = b.Register("plainlist", pl)
+		require.NoError(t, err)
+		_, err = b.Register("plainmap", pm)
+		require.NoError(t, err)
+
+		*now = 1099
+		b.SetCurrentKey("b")
+		require.Equal(t, []string{"z"}, l.Get(), name)
+		require.Equal(t, map[string]int{"k3": 3}, m.Entries(), name)
+		*now = 1100
+		require.Nil(t, l.Get(), name)
+		require.True(t, m.IsEmpty(), name)
+		b.SetCurrentKey("a")
+		*now = 1149
+		require.Equal(t, []string{"x", "y"}, l.Get(), name)
+		require.Equal(t, map[string]int{"k1": 1, "k2": 2}, m.Entries(), name)
+		*now = 1150
+		require.Nil(t, l.Get(), name)
+		require.True(t, m.IsEmpty(), name)
+		*now = 1 << 50
+		require.Equal(t, []string{"p", "r"}, pl.Get(), name)
+		require.Equal(t, map[string]int{"q": 1, "s": 2}, pm.Entries(), name)
 	}
 }
