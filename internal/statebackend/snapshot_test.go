@@ -180,7 +180,7 @@ func TestSnapshotRoundTripEveryState(t *testing.T) {
 
 	info, err := statebackend.ReadSnapshotInfo(bytes.NewReader(data))
 	require.NoError(t, err)
-	require.Equal(t, statebackend.SnapshotInfo{Version: 1, MaxParallelism: 16, Range: keygroup.Range{Start: 0, End: 15}}, info)
+	require.Equal(t, statebackend.SnapshotInfo{Version: 2, MaxParallelism: 16, Range: keygroup.Range{Start: 0, End: 15}}, info)
 
 	// Restore into registered states.
 	b2, now2 := newStringBackend(t, 16, 1, 0)
@@ -409,12 +409,14 @@ func TestCorruptStateData(t *testing.T) {
 
 func TestUnsupportedVersion(t *testing.T) {
 	data := smallSnapshot(t)
-	data[len("STRMKEYS")] = 2
-	b, _ := newStringBackend(t, 4, 1, 0)
-	err := b.Restore(bytes.NewReader(data))
-	require.ErrorIs(t, err, statebackend.ErrUnsupportedVersion)
-	require.NotErrorIs(t, err, statebackend.ErrCorruptSnapshot)
-	require.EqualError(t, err, "statebackend: unsupported state snapshot version 2 (this build reads version 1)")
+	for _, v := range []byte{0, 3} {
+		data[len("STRMKEYS")] = v
+		b, _ := newStringBackend(t, 4, 1, 0)
+		err := b.Restore(bytes.NewReader(data))
+		require.ErrorIs(t, err, statebackend.ErrUnsupportedVersion)
+		require.NotErrorIs(t, err, statebackend.ErrCorruptSnapshot)
+		require.EqualError(t, err, fmt.Sprintf("statebackend: unsupported state snapshot version %d (this build reads versions 1 to 2)", v))
+	}
 }
 
 func TestRestoreMismatches(t *testing.T) {
@@ -576,6 +578,55 @@ func ttlListMap(t *testing.T, b *statebackend.Keyed[string], ttl statebackend.TT
 	return l, m
 }
 
+// TestSnapshotPerEntryTTL: snapshots carry each list element's and each map
+// entry's own expiry.
+func TestSnapshotPerEntryTTL(t *testing.T) {
+	ttl := statebackend.TTL{TTLMillis: 100}
+	b, now := newStringBackend(t, 4, 1, 0)
+	l, m := ttlListMap(t, b, ttl)
+	b.SetCurrentKey("a")
+	l.Add("x")
+	m.Put("k1", 1)
+	*now = 1080
+	l.AddAll([]string{"y", "z"})
+	m.Put("k2", 2)
+	b.SetCurrentKey("b")
+	l.Add("only")
+	m.Put("only", 0)
+	*now = 1090
+	data := snapshot(t, b)
+
+	for _, order := range []string{"registered first", "registered after restore"} {
+		b2, now2 := newStringBackend(t, 4, 1, 0)
+		var l2 *statebackend.List[string, string]
+		var m2 *statebackend.Map[string, string, int]
+		if order == "registered first" {
+			l2, m2 = ttlListMap(t, b2, ttl)
+		}
+		require.NoError(t, b2.Restore(bytes.NewReader(data)), order)
+		if l2 == nil {
+			l2, m2 = ttlListMap(t, b2, ttl)
+		}
+		*now2 = 1099
+		b2.SetCurrentKey("a")
+		require.Equal(t, []string{"x", "y", "z"}, l2.Get(), order)
+		require.Equal(t, map[string]int{"k1": 1, "k2": 2}, m2.Entries(), order)
+		*now2 = 1100
+		require.Equal(t, []string{"y", "z"}, l2.Get(), "%s: x expired at 1100, y and z live until 1180", order)
+		require.Equal(t, map[string]int{"k2": 2}, m2.Entries(), order)
+		_, ok := m2.Get("k1")
+		require.False(t, ok, order)
+		b2.SetCurrentKey("b")
+		require.Equal(t, []string{"only"}, l2.Get(), order)
+		*now2 = 1180
+		require.Nil(t, l2.Get(), order)
+		require.True(t, m2.IsEmpty(), order)
+		b2.SetCurrentKey("a")
+		require.Nil(t, l2.Get(), order)
+		require.True(t, m2.IsEmpty(), order)
+	}
+}
+
 // TestRestoreVersion1: a snapshot written by format version 1, where a
 // TTL'd list or map has one expiry per key, restores with that expiry on
 // every element. testdata/v1-ttl-list-map.snap was written at commit
@@ -589,7 +640,16 @@ func TestRestoreVersion1(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, info.Version)
 
-	for name, data := range map[string][]byte{"v1": v1} {
+	// Restored data of states not registered yet is written into version 2
+	// snapshots as it is.
+	b, _ := newStringBackend(t, 4, 1, 0)
+	require.NoError(t, b.Restore(bytes.NewReader(v1)))
+	v2 := snapshot(t, b)
+	info, err = statebackend.ReadSnapshotInfo(bytes.NewReader(v2))
+	require.NoError(t, err)
+	require.Equal(t, 2, info.Version)
+
+	for name, data := range map[string][]byte{"v1": v1, "v1 data in v2": v2} {
 		b, now := newStringBackend(t, 4, 1, 0)
 		require.NoError(t, b.Restore(bytes.NewReader(data)), name)
 		l, m := ttlListMap(t, b, statebackend.TTL{TTLMillis: 100})
