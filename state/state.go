@@ -42,12 +42,56 @@ type Scope[K comparable] interface {
 // TTL expires state a while after it was written (processing time, as in
 // Flink's StateTtlConfig with OnCreateAndWrite and NeverReturnExpired by
 // default).
+//
+// What expires is what is written: the value of a ValueState,
+// ReducingState or AggregatingState (per key), and each element of a
+// ListState and each entry of a MapState on its own. Each carries its own
+// expiry, the time it was last written plus TTL:
+//
+//   - ValueState.Update, ReducingState.Add and AggregatingState.Add write
+//     the key's value;
+//   - ListState.Add and AddAll write the elements they append (the list's
+//     other elements keep their expiry); Update writes every element of the
+//     new list;
+//   - MapState.Put writes the entry it puts (the other entries keep
+//     theirs).
+//
+// With UpdateOnRead a read refreshes the expiry of what it reads, if it has
+// not expired: ValueState.Value, ReducingState.Get and AggregatingState.Get
+// the key's value; ListState.Get every element; MapState.Get and Contains
+// the entry read; MapState.Entries every entry (IsEmpty reads no entry and
+// refreshes none).
+//
+// An expired value, element or entry is not returned: Get, Contains,
+// Entries and IsEmpty skip it, and a list or map whose elements all
+// expired is empty. ReturnExpired returns it instead as long as it has not
+// been cleaned up (and UpdateOnRead does not refresh it).
+//
+// Cleanup is lazy, with no background work. A read without ReturnExpired
+// removes what it finds expired: the value; the list's expired elements;
+// the map entry read (Get, Contains), or the map's expired entries
+// (Entries, IsEmpty when all expired). Writes remove too: a value is
+// overwritten, ListState writes drop the list's expired elements, and
+// MapState.Put sweeps the map's expired entries once it has had as many
+// puts as half its size since the last sweep. A snapshot drops every
+// expired list element and map entry of every key, from memory too, and
+// does not write them; an expired value not cleaned up yet is written and
+// expires after a restore as it would have. A key's list or map with no
+// elements left is removed.
+//
+// Snapshots keep each value's, element's and entry's absolute expiry. If a
+// state's TTL changes across a restore, restored data written with a TTL
+// still expires when it would have and restored data written without one
+// never expires; what is written after the restore follows the new TTL.
 type TTL struct {
-	// TTL is the time to live; zero disables expiry.
+	// TTL is the time to live; zero disables expiry. State without TTL
+	// reads no clock, and list and map state without TTL store no
+	// expiries.
 	TTL time.Duration
 	// UpdateOnRead refreshes the expiry on reads too (OnReadAndWrite).
 	UpdateOnRead bool
-	// ReturnExpired returns expired values that have not been cleaned up yet.
+	// ReturnExpired returns expired values, elements and entries that have
+	// not been cleaned up yet (ReturnExpiredIfNotCleanedUp).
 	ReturnExpired bool
 }
 
@@ -63,24 +107,41 @@ type ValueState[V any] interface {
 	Clear()
 }
 
-// ListState holds a list per key.
+// ListState holds a list per key. With a TTL each element expires on its
+// own, TTL after it was added (see TTL).
 type ListState[V any] interface {
-	// Get returns the list (nil when empty); callers must not modify it.
+	// Get returns the list (nil when empty), without its expired elements,
+	// in the order they were added; callers must not modify it. With
+	// UpdateOnRead it refreshes every element returned.
 	Get() []V
+	// Add appends v, which expires TTL from now.
 	Add(v V)
+	// AddAll appends vs, which expire TTL from now.
 	AddAll(vs []V)
+	// Update replaces the list with a copy of vs (an empty vs clears it);
+	// every element expires TTL from now.
 	Update(vs []V)
 	Clear()
 }
 
-// MapState holds a map per key.
+// MapState holds a map per key. With a TTL each entry expires on its own,
+// TTL after it was last put (see TTL).
 type MapState[UK comparable, UV any] interface {
+	// Get returns the value of k, if k has an entry that has not expired.
+	// With UpdateOnRead it refreshes that entry.
 	Get(k UK) (UV, bool)
+	// Put sets the value of k; the entry expires TTL from now.
 	Put(k UK, v UV)
 	Remove(k UK)
+	// Contains reports whether k has an entry that has not expired (a read,
+	// as Get).
 	Contains(k UK) bool
-	// Entries returns the key's map; callers must not modify it.
+	// Entries returns the key's map without expired entries (nil when
+	// empty); callers must not modify it. With UpdateOnRead it refreshes
+	// every entry.
 	Entries() map[UK]UV
+	// IsEmpty reports whether every entry (if any) expired; it refreshes
+	// none.
 	IsEmpty() bool
 	Clear()
 }

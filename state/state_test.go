@@ -113,3 +113,58 @@ func TestTTLDescriptor(t *testing.T) {
 	_, ok = v.Value()
 	require.False(t, ok)
 }
+
+// TestListTTLPerElement: each element of a list expires on its own.
+func TestListTTLPerElement(t *testing.T) {
+	s, now := newScope(t)
+	l, err := state.GetList(s, state.ListDescriptor[string]{Name: "l", TTL: state.TTL{TTL: 100 * time.Millisecond}})
+	require.NoError(t, err)
+	s.b.SetCurrentKey(1)
+	l.Add("a")
+	*now = 80
+	l.Add("b")
+	*now = 150
+	require.Equal(t, []string{"b"}, l.Get())
+	*now = 180
+	require.Nil(t, l.Get())
+
+	// Update gives every element of the new list the time of the update.
+	l.Add("c")
+	*now = 250
+	l.Update([]string{"d", "e"})
+	*now = 349
+	require.Equal(t, []string{"d", "e"}, l.Get())
+	*now = 350
+	require.Nil(t, l.Get())
+}
+
+// TestMapTTLPerEntry: each entry of a map expires on its own.
+func TestMapTTLPerEntry(t *testing.T) {
+	s, now := newScope(t)
+	m, err := state.GetMap(s, state.MapDescriptor[string, int]{Name: "m", TTL: state.TTL{TTL: 100 * time.Millisecond}})
+	require.NoError(t, err)
+	s.b.SetCurrentKey(1)
+	m.Put("k1", 1)
+	*now = 80
+	m.Put("k2", 2)
+	*now = 150
+	require.Equal(t, map[string]int{"k2": 2}, m.Entries())
+	require.False(t, m.Contains("k1"))
+	_, ok := m.Get("k1")
+	require.False(t, ok)
+	require.True(t, m.Contains("k2"))
+	require.False(t, m.IsEmpty())
+	*now = 180
+	require.True(t, m.IsEmpty())
+	require.Nil(t, m.Entries())
+
+	// UpdateOnRead refreshes the entries read, one by one.
+	r, err := state.GetMap(s, state.MapDescriptor[string, int]{Name: "r", TTL: state.TTL{TTL: 100 * time.Millisecond, UpdateOnRead: true}})
+	require.NoError(t, err)
+	r.Put("k1", 1)
+	r.Put("k2", 2)
+	*now = 250
+	r.Get("k1")
+	*now = 300
+	require.Equal(t, map[string]int{"k1": 1}, r.Entries())
+}

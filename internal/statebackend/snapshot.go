@@ -20,7 +20,7 @@ import (
 // entries of one key group to bytes and reads them back. Keyed.Snapshot
 // writes the whole backend (its key-group range) as one stream:
 //
-//	header  = magic "STRMKEYS" | version (1 byte, 1)
+//	header  = magic "STRMKEYS" | version (1 byte, 2)
 //	          | uvarint maxParallelism | uvarint rangeStart | uvarint rangeEnd
 //	          | crc32c(header fields) (4 bytes, little endian)
 //	chunk   = 'G' | uvarint keyGroup | uvarint len(payload) | payload
@@ -36,6 +36,12 @@ import (
 // output. Keys, namespaces and values are encoded with codec.Codec (the
 // state's codecs, codec.For of the type by default); the state-level
 // framing (entry counts, TTL expiries) uses varints.
+//
+// Versions: 1 wrote one expiry per key for list and map state with TTL;
+// 2 writes one per list element and map entry (a new flags value in their
+// data, see snapshot_states.go). Version 1 data is valid version 2 data,
+// so version 1 snapshots restore, and restored data of states not
+// registered yet is written into version 2 snapshots as it is.
 //
 // Restore reads such a stream and takes the key groups in the backend's own
 // range, skipping the others, so a job snapshotted with one parallelism
@@ -57,6 +63,8 @@ type Snapshotter interface {
 	// SnapshotKeyGroup appends the entries of key-group index kg to dst.
 	// It appends nothing when the key group has no entries. It fails (and
 	// does not panic) when a key, namespace or value type has no codec.
+	// It may first drop expired TTL state of the key group from memory
+	// (list and map state do).
 	SnapshotKeyGroup(kg int, dst []byte) ([]byte, error)
 	// RestoreKeyGroup adds the entries in src — exactly one non-empty
 	// SnapshotKeyGroup output — to key-group index kg, replacing entries
@@ -91,9 +99,11 @@ var ErrUnsupportedVersion = errors.New("statebackend: unsupported state snapshot
 
 const (
 	snapshotMagic   = "STRMKEYS"
-	snapshotVersion = 1
-	tagKeyGroup     = 'G'
-	tagEnd          = 'E'
+	snapshotVersion = 2
+	// oldestVersion is the oldest version this build reads.
+	oldestVersion = 1
+	tagKeyGroup   = 'G'
+	tagEnd        = 'E'
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -514,8 +524,9 @@ func readHeader(br byteReader) (SnapshotInfo, error) {
 	if string(magic[:len(snapshotMagic)]) != snapshotMagic {
 		return SnapshotInfo{}, corruptf("not a keyed-state snapshot (magic %q)", magic[:len(snapshotMagic)])
 	}
-	if v := magic[len(snapshotMagic)]; v != snapshotVersion {
-		return SnapshotInfo{}, fmt.Errorf("%w %d (this build reads version %d)", ErrUnsupportedVersion, v, snapshotVersion)
+	v := magic[len(snapshotMagic)]
+	if v < oldestVersion || v > snapshotVersion {
+		return SnapshotInfo{}, fmt.Errorf("%w %d (this build reads versions %d to %d)", ErrUnsupportedVersion, v, oldestVersion, snapshotVersion)
 	}
 	var vals [3]uint64
 	for i := range vals {
@@ -525,7 +536,7 @@ func readHeader(br byteReader) (SnapshotInfo, error) {
 		}
 		vals[i] = v
 	}
-	h := []byte{snapshotVersion}
+	h := []byte{v}
 	for _, v := range vals {
 		h = binary.AppendUvarint(h, v)
 	}
@@ -537,7 +548,7 @@ func readHeader(br byteReader) (SnapshotInfo, error) {
 	if maxPar < 1 || maxPar > limit || start > end || end >= maxPar {
 		return SnapshotInfo{}, corruptf("header: bad key-group range %d..%d of %d", start, end, maxPar)
 	}
-	return SnapshotInfo{Version: snapshotVersion, MaxParallelism: int(maxPar), Range: keygroup.Range{Start: int(start), End: int(end)}}, nil
+	return SnapshotInfo{Version: int(v), MaxParallelism: int(maxPar), Range: keygroup.Range{Start: int(start), End: int(end)}}, nil
 }
 
 func checkCRC(br byteReader, covered []byte) error {

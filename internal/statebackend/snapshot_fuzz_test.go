@@ -30,6 +30,20 @@ func FuzzRestore(f *testing.F) {
 		}
 		f.Add(data)
 	}
+	// A list with an expiry per element (the map above has them too).
+	tl := statebackend.NewList[string, string](b, statebackend.TTL{TTLMillis: 100})
+	for i, k := range keys(3) {
+		b.SetCurrentKey(k)
+		*now = 1000 + int64(i)
+		tl.AddAll([]string{k, "x"})
+		*now += 50
+		tl.Add(k + k)
+	}
+	data, err := tl.SnapshotKeyGroup(0, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, _ := newStringBackend(t, 4, 1, 0)
 		s := newAllStates(t, b, false)

@@ -11,17 +11,33 @@ import (
 // The Snapshotter implementations of the states of this package. Data of
 // one key group, per state kind:
 //
-//	Value, List, Map, Reducing, Aggregating (a table of cells with TTL):
+//	Value, Reducing, Aggregating (a table of cells with TTL):
 //	  flags (1 byte: 1 = entries carry an expiry) | uvarint n
-//	  n × { key | [varint expiry in epoch ms, 0 = never] | stored value }
-//	  where the stored value is the value (Value, Reducing), the accumulator
-//	  (Aggregating), uvarint count + elements (List) or uvarint count +
-//	  key/value pairs (Map).
+//	  n × { key | [varint expiry in epoch ms, 0 = never] | value }
+//	  where the value is the value (Value, Reducing) or the accumulator
+//	  (Aggregating).
+//	List, Map:
+//	  flags (1 byte) | uvarint n | n × { key | collection }
+//	  where the key's list or map is, by flags:
+//	  0 (no expiries: state without TTL):
+//	    uvarint count | count × element (List), or
+//	    uvarint count | count × { map key | map value } (Map)
+//	  1 (one expiry for the whole collection, written by format version 1):
+//	    varint expiry in epoch ms, 0 = never | as for 0
+//	  2 (an expiry per element or entry, format version 2):
+//	    uvarint count | count × { varint Δexpiry | element } (List), or
+//	    uvarint count | count × { map key | varint Δexpiry | map value } (Map)
+//	    where Δexpiry is the element's expiry (epoch ms, 0 = never) minus
+//	    the previous element's of the collection (the first's: minus 0).
 //	Table:      uvarint n, n × { key | value }
 //	Namespaced: uvarint n, n × { key | namespace | value }
 //
 // Keys use the backend's key codec; restoring checks that every key hashes
-// to the key group it is restored into.
+// to the key group it is restored into. A snapshot of list or map state
+// with TTL first drops the elements expired at the time of the snapshot,
+// from memory too, so it writes no expired element; expired Value,
+// Reducing and Aggregating cells not cleaned up yet are written, and expire
+// after restore as they would have.
 
 func idxErr(kg, n int) error {
 	return fmt.Errorf("key-group index %d out of range [0, %d)", kg, n)
@@ -36,7 +52,7 @@ func checkKeyGroup[K comparable](b *Keyed[K], k K, kg, entry int) error {
 	return nil
 }
 
-// ---- cells with TTL: Value, List, Map, Reducing, Aggregating ---------------
+// ---- cells with TTL: Value, Reducing, Aggregating ---------------------------
 
 func (s *ttlTable[K, V]) bind(any) {
 	s.b.KeyCodec()
@@ -348,4 +364,391 @@ func (t *Namespaced[K, N, V]) RestoreKeyGroup(kg int, src []byte) error {
 		return corruptf("%d bytes after the last entry", d.rest())
 	}
 	return nil
+}
+
+// ---- List and Map --------------------------------------------------------------
+
+// Flags of the data of list and map state (see the top of this file).
+const (
+	flagsPlain    = 0
+	flagsPerKey   = 1
+	flagsPerEntry = 2
+)
+
+// toDisk and fromDisk convert an expiry between memory and snapshots,
+// where 0 means never.
+func toDisk(exp int64) int64 {
+	if exp == neverExpires {
+		return 0
+	}
+	return exp
+}
+
+func fromDisk(exp int64) int64 {
+	if exp == 0 {
+		return neverExpires
+	}
+	return exp
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// readFlags reads the flags of list or map data.
+func readFlags(d *decoder) (byte, error) {
+	flags, err := d.byte()
+	if err != nil {
+		return 0, err
+	}
+	if flags > flagsPerEntry {
+		return 0, corruptf("unknown flags %#x", flags)
+	}
+	return flags, nil
+}
+
+func (s *List[K, V]) bind(any) {
+	s.b.KeyCodec()
+	s.ec.get()
+}
+
+// SnapshotKeyGroup implements Snapshotter.
+func (s *List[K, V]) SnapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
+	if kg < 0 || kg >= s.b.rng.Len() {
+		return dst, idxErr(kg, s.b.rng.Len())
+	}
+	var n int
+	if s.timed {
+		now, m := s.b.Now(), s.tl[kg]
+		for k, l := range m {
+			l.expire(now)
+			if len(l.vals) == 0 {
+				delete(m, k)
+			}
+		}
+		n = len(m)
+	} else {
+		n = len(s.plain[kg])
+	}
+	if n == 0 {
+		return dst, nil
+	}
+	kc, err := s.b.KeyCodec()
+	if err != nil {
+		return dst, err
+	}
+	ec, err := s.ec.get()
+	if err != nil {
+		return dst, err
+	}
+	if !s.timed {
+		dst = append(dst, flagsPlain)
+		dst = binary.AppendUvarint(dst, uint64(n))
+		for k, vs := range s.plain[kg] {
+			dst = kc.Append(dst, k)
+			dst = binary.AppendUvarint(dst, uint64(len(vs)))
+			for _, v := range vs {
+				dst = ec.Append(dst, v)
+			}
+		}
+		return dst, nil
+	}
+	dst = append(dst, flagsPerEntry)
+	dst = binary.AppendUvarint(dst, uint64(n))
+	for k, l := range s.tl[kg] {
+		dst = kc.Append(dst, k)
+		dst = binary.AppendUvarint(dst, uint64(len(l.vals)))
+		prev := int64(0)
+		for i, v := range l.vals {
+			e := toDisk(l.exps[i])
+			dst = binary.AppendVarint(dst, e-prev)
+			prev = e
+			dst = ec.Append(dst, v)
+		}
+	}
+	return dst, nil
+}
+
+// RestoreKeyGroup implements Snapshotter. Data with expiries makes a state
+// without TTL keep expiries (see makeTimed); data without makes elements
+// that never expire.
+func (s *List[K, V]) RestoreKeyGroup(kg int, src []byte) error {
+	if kg < 0 || kg >= s.b.rng.Len() {
+		return idxErr(kg, s.b.rng.Len())
+	}
+	kc, err := s.b.KeyCodec()
+	if err != nil {
+		return err
+	}
+	ec, err := s.ec.get()
+	if err != nil {
+		return err
+	}
+	d := decoder{b: src}
+	flags, err := readFlags(&d)
+	if err != nil {
+		return err
+	}
+	if flags != flagsPlain && !s.timed {
+		s.makeTimed()
+	}
+	n, err := d.count(s.b.keyMin + 1 + boolInt(flags == flagsPerKey))
+	if err != nil {
+		return fmt.Errorf("number of entries: %w", err)
+	}
+	switch {
+	case !s.timed && len(s.plain[kg]) == 0:
+		s.plain[kg] = make(map[K][]V, min(n, len(src)))
+	case s.timed && len(s.tl[kg]) == 0:
+		s.tl[kg] = make(map[K]*timedList[V], min(n, len(src)))
+	}
+	perEntry := flags == flagsPerEntry
+	for i := range n {
+		k, err := decodeWith(&d, kc)
+		if err != nil {
+			return fmt.Errorf("entry %d of %d, key: %w", i, n, err)
+		}
+		if err := checkKeyGroup(s.b, k, kg, i); err != nil {
+			return err
+		}
+		exp := int64(neverExpires)
+		if flags == flagsPerKey {
+			e, err := d.varint()
+			if err != nil {
+				return fmt.Errorf("entry %d of %d (key %v), expiry: %w", i, n, k, err)
+			}
+			exp = fromDisk(e)
+		}
+		cnt, err := d.count(s.ec.min + boolInt(perEntry))
+		if err != nil {
+			return fmt.Errorf("entry %d of %d (key %v), list length: %w", i, n, k, err)
+		}
+		vals := make([]V, 0, min(cnt, 4096))
+		var exps []int64
+		if perEntry {
+			exps = make([]int64, 0, min(cnt, 4096))
+		}
+		prev := int64(0)
+		for j := range cnt {
+			if perEntry {
+				delta, err := d.varint()
+				if err != nil {
+					return fmt.Errorf("entry %d of %d (key %v), element %d expiry: %w", i, n, k, j, err)
+				}
+				prev += delta
+				exps = append(exps, fromDisk(prev))
+			}
+			v, err := decodeWith(&d, ec)
+			if err != nil {
+				return fmt.Errorf("entry %d of %d (key %v), element %d: %w", i, n, k, j, err)
+			}
+			vals = append(vals, v)
+		}
+		switch {
+		case cnt == 0:
+			s.clearKey(kg, k)
+		case !s.timed:
+			s.plain[kg][k] = vals
+		case perEntry:
+			l := &timedList[V]{vals: vals, exps: exps}
+			l.reindex()
+			s.tl[kg][k] = l
+		default:
+			s.tl[kg][k] = newTimedList(vals, exp)
+		}
+	}
+	if d.rest() != 0 {
+		return corruptf("%d bytes after the last entry", d.rest())
+	}
+	return nil
+}
+
+// clearKey removes key k of key-group index kg.
+func (s *List[K, V]) clearKey(kg int, k K) {
+	if s.timed {
+		delete(s.tl[kg], k)
+	} else {
+		delete(s.plain[kg], k)
+	}
+}
+
+func (s *Map[K, UK, UV]) bind(any) {
+	s.b.KeyCodec()
+	s.kc.get()
+	s.vc.get()
+}
+
+// SnapshotKeyGroup implements Snapshotter.
+func (s *Map[K, UK, UV]) SnapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
+	if kg < 0 || kg >= s.b.rng.Len() {
+		return dst, idxErr(kg, s.b.rng.Len())
+	}
+	var n int
+	if s.timed {
+		now, m := s.b.Now(), s.tm[kg]
+		for k, t := range m {
+			t.expire(now)
+			if len(t.vals) == 0 {
+				delete(m, k)
+			}
+		}
+		n = len(m)
+	} else {
+		n = len(s.plain[kg])
+	}
+	if n == 0 {
+		return dst, nil
+	}
+	kc, err := s.b.KeyCodec()
+	if err != nil {
+		return dst, err
+	}
+	ukc, err := s.kc.get()
+	if err != nil {
+		return dst, err
+	}
+	uvc, err := s.vc.get()
+	if err != nil {
+		return dst, err
+	}
+	if !s.timed {
+		dst = append(dst, flagsPlain)
+		dst = binary.AppendUvarint(dst, uint64(n))
+		for k, um := range s.plain[kg] {
+			dst = kc.Append(dst, k)
+			dst = binary.AppendUvarint(dst, uint64(len(um)))
+			for uk, uv := range um {
+				dst = ukc.Append(dst, uk)
+				dst = uvc.Append(dst, uv)
+			}
+		}
+		return dst, nil
+	}
+	dst = append(dst, flagsPerEntry)
+	dst = binary.AppendUvarint(dst, uint64(n))
+	for k, t := range s.tm[kg] {
+		dst = kc.Append(dst, k)
+		dst = binary.AppendUvarint(dst, uint64(len(t.vals)))
+		prev := int64(0)
+		for uk, uv := range t.vals {
+			dst = ukc.Append(dst, uk)
+			e := toDisk(t.exps[uk])
+			dst = binary.AppendVarint(dst, e-prev)
+			prev = e
+			dst = uvc.Append(dst, uv)
+		}
+	}
+	return dst, nil
+}
+
+// RestoreKeyGroup implements Snapshotter, as List's.
+func (s *Map[K, UK, UV]) RestoreKeyGroup(kg int, src []byte) error {
+	if kg < 0 || kg >= s.b.rng.Len() {
+		return idxErr(kg, s.b.rng.Len())
+	}
+	kc, err := s.b.KeyCodec()
+	if err != nil {
+		return err
+	}
+	ukc, err := s.kc.get()
+	if err != nil {
+		return err
+	}
+	uvc, err := s.vc.get()
+	if err != nil {
+		return err
+	}
+	d := decoder{b: src}
+	flags, err := readFlags(&d)
+	if err != nil {
+		return err
+	}
+	if flags != flagsPlain && !s.timed {
+		s.makeTimed()
+	}
+	n, err := d.count(s.b.keyMin + 1 + boolInt(flags == flagsPerKey))
+	if err != nil {
+		return fmt.Errorf("number of entries: %w", err)
+	}
+	switch {
+	case !s.timed && len(s.plain[kg]) == 0:
+		s.plain[kg] = make(map[K]map[UK]UV, min(n, len(src)))
+	case s.timed && len(s.tm[kg]) == 0:
+		s.tm[kg] = make(map[K]*timedMap[UK, UV], min(n, len(src)))
+	}
+	perEntry := flags == flagsPerEntry
+	for i := range n {
+		k, err := decodeWith(&d, kc)
+		if err != nil {
+			return fmt.Errorf("entry %d of %d, key: %w", i, n, err)
+		}
+		if err := checkKeyGroup(s.b, k, kg, i); err != nil {
+			return err
+		}
+		exp := int64(neverExpires)
+		if flags == flagsPerKey {
+			e, err := d.varint()
+			if err != nil {
+				return fmt.Errorf("entry %d of %d (key %v), expiry: %w", i, n, k, err)
+			}
+			exp = fromDisk(e)
+		}
+		cnt, err := d.count(s.kc.min + s.vc.min + boolInt(perEntry))
+		if err != nil {
+			return fmt.Errorf("entry %d of %d (key %v), map size: %w", i, n, k, err)
+		}
+		vals := make(map[UK]UV, min(cnt, 1024))
+		var exps map[UK]int64
+		if s.timed {
+			exps = make(map[UK]int64, min(cnt, 1024))
+		}
+		next, prev := int64(neverExpires), int64(0)
+		for j := range cnt {
+			uk, err := decodeWith(&d, ukc)
+			if err != nil {
+				return fmt.Errorf("entry %d of %d (key %v), map entry %d key: %w", i, n, k, j, err)
+			}
+			if perEntry {
+				delta, err := d.varint()
+				if err != nil {
+					return fmt.Errorf("entry %d of %d (key %v), map entry %d expiry: %w", i, n, k, j, err)
+				}
+				prev += delta
+				exp = fromDisk(prev)
+			}
+			uv, err := decodeWith(&d, uvc)
+			if err != nil {
+				return fmt.Errorf("entry %d of %d (key %v), map entry %d value: %w", i, n, k, j, err)
+			}
+			vals[uk] = uv
+			if exps != nil {
+				exps[uk] = exp
+				next = min(next, exp)
+			}
+		}
+		switch {
+		case len(vals) == 0:
+			s.clearKey(kg, k)
+		case !s.timed:
+			s.plain[kg][k] = vals
+		default:
+			s.tm[kg][k] = &timedMap[UK, UV]{vals: vals, exps: exps, next: next}
+		}
+	}
+	if d.rest() != 0 {
+		return corruptf("%d bytes after the last entry", d.rest())
+	}
+	return nil
+}
+
+// clearKey removes key k of key-group index kg.
+func (s *Map[K, UK, UV]) clearKey(kg int, k K) {
+	if s.timed {
+		delete(s.tm[kg], k)
+	} else {
+		delete(s.plain[kg], k)
+	}
 }

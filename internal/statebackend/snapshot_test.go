@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"testing"
 
@@ -179,7 +180,7 @@ func TestSnapshotRoundTripEveryState(t *testing.T) {
 
 	info, err := statebackend.ReadSnapshotInfo(bytes.NewReader(data))
 	require.NoError(t, err)
-	require.Equal(t, statebackend.SnapshotInfo{Version: 1, MaxParallelism: 16, Range: keygroup.Range{Start: 0, End: 15}}, info)
+	require.Equal(t, statebackend.SnapshotInfo{Version: 2, MaxParallelism: 16, Range: keygroup.Range{Start: 0, End: 15}}, info)
 
 	// Restore into registered states.
 	b2, now2 := newStringBackend(t, 16, 1, 0)
@@ -408,12 +409,14 @@ func TestCorruptStateData(t *testing.T) {
 
 func TestUnsupportedVersion(t *testing.T) {
 	data := smallSnapshot(t)
-	data[len("STRMKEYS")] = 2
-	b, _ := newStringBackend(t, 4, 1, 0)
-	err := b.Restore(bytes.NewReader(data))
-	require.ErrorIs(t, err, statebackend.ErrUnsupportedVersion)
-	require.NotErrorIs(t, err, statebackend.ErrCorruptSnapshot)
-	require.EqualError(t, err, "statebackend: unsupported state snapshot version 2 (this build reads version 1)")
+	for _, v := range []byte{0, 3} {
+		data[len("STRMKEYS")] = v
+		b, _ := newStringBackend(t, 4, 1, 0)
+		err := b.Restore(bytes.NewReader(data))
+		require.ErrorIs(t, err, statebackend.ErrUnsupportedVersion)
+		require.NotErrorIs(t, err, statebackend.ErrCorruptSnapshot)
+		require.EqualError(t, err, fmt.Sprintf("statebackend: unsupported state snapshot version %d (this build reads versions 1 to 2)", v))
+	}
 }
 
 func TestRestoreMismatches(t *testing.T) {
@@ -560,5 +563,119 @@ func TestManyStates(t *testing.T) {
 			require.True(t, ok)
 			require.Equal(t, i+len(k), got)
 		}
+	}
+}
+
+// ttlListMap is a TTL'd list and map state registered on b.
+func ttlListMap(t *testing.T, b *statebackend.Keyed[string], ttl statebackend.TTL) (*statebackend.List[string, string], *statebackend.Map[string, string, int]) {
+	t.Helper()
+	l := statebackend.NewList[string, string](b, ttl)
+	m := statebackend.NewMap[string, string, int](b, ttl)
+	_, err := b.Register("list", l)
+	require.NoError(t, err)
+	_, err = b.Register("map", m)
+	require.NoError(t, err)
+	return l, m
+}
+
+// TestSnapshotPerEntryTTL: snapshots carry each list element's and each map
+// entry's own expiry.
+func TestSnapshotPerEntryTTL(t *testing.T) {
+	ttl := statebackend.TTL{TTLMillis: 100}
+	b, now := newStringBackend(t, 4, 1, 0)
+	l, m := ttlListMap(t, b, ttl)
+	b.SetCurrentKey("a")
+	l.Add("x")
+	m.Put("k1", 1)
+	*now = 1080
+	l.AddAll([]string{"y", "z"})
+	m.Put("k2", 2)
+	b.SetCurrentKey("b")
+	l.Add("only")
+	m.Put("only", 0)
+	*now = 1090
+	data := snapshot(t, b)
+
+	for _, order := range []string{"registered first", "registered after restore"} {
+		b2, now2 := newStringBackend(t, 4, 1, 0)
+		var l2 *statebackend.List[string, string]
+		var m2 *statebackend.Map[string, string, int]
+		if order == "registered first" {
+			l2, m2 = ttlListMap(t, b2, ttl)
+		}
+		require.NoError(t, b2.Restore(bytes.NewReader(data)), order)
+		if l2 == nil {
+			l2, m2 = ttlListMap(t, b2, ttl)
+		}
+		*now2 = 1099
+		b2.SetCurrentKey("a")
+		require.Equal(t, []string{"x", "y", "z"}, l2.Get(), order)
+		require.Equal(t, map[string]int{"k1": 1, "k2": 2}, m2.Entries(), order)
+		*now2 = 1100
+		require.Equal(t, []string{"y", "z"}, l2.Get(), "%s: x expired at 1100, y and z live until 1180", order)
+		require.Equal(t, map[string]int{"k2": 2}, m2.Entries(), order)
+		_, ok := m2.Get("k1")
+		require.False(t, ok, order)
+		b2.SetCurrentKey("b")
+		require.Equal(t, []string{"only"}, l2.Get(), order)
+		*now2 = 1180
+		require.Nil(t, l2.Get(), order)
+		require.True(t, m2.IsEmpty(), order)
+		b2.SetCurrentKey("a")
+		require.Nil(t, l2.Get(), order)
+		require.True(t, m2.IsEmpty(), order)
+	}
+}
+
+// TestRestoreVersion1: a snapshot written by format version 1, where a
+// TTL'd list or map has one expiry per key, restores with that expiry on
+// every element. testdata/v1-ttl-list-map.snap was written at commit
+// cc1cdea: lists and maps with a TTL of 100 ms ("list", "map") and without
+// ("plainlist", "plainmap"); key a written at 1000 and 1050 (so everything
+// of a expires at 1150), key b at 1000.
+func TestRestoreVersion1(t *testing.T) {
+	v1, err := os.ReadFile("testdata/v1-ttl-list-map.snap")
+	require.NoError(t, err)
+	info, err := statebackend.ReadSnapshotInfo(bytes.NewReader(v1))
+	require.NoError(t, err)
+	require.Equal(t, 1, info.Version)
+
+	// Restored data of states not registered yet is written into version 2
+	// snapshots as it is.
+	b, _ := newStringBackend(t, 4, 1, 0)
+	require.NoError(t, b.Restore(bytes.NewReader(v1)))
+	v2 := snapshot(t, b)
+	info, err = statebackend.ReadSnapshotInfo(bytes.NewReader(v2))
+	require.NoError(t, err)
+	require.Equal(t, 2, info.Version)
+
+	for name, data := range map[string][]byte{"v1": v1, "v1 data in v2": v2} {
+		b, now := newStringBackend(t, 4, 1, 0)
+		require.NoError(t, b.Restore(bytes.NewReader(data)), name)
+		l, m := ttlListMap(t, b, statebackend.TTL{TTLMillis: 100})
+		pl := statebackend.NewList[string, string](b, statebackend.TTL{})
+		pm := statebackend.NewMap[string, string, int](b, statebackend.TTL{})
+		_, err = b.Register("plainlist", pl)
+		require.NoError(t, err)
+		_, err = b.Register("plainmap", pm)
+		require.NoError(t, err)
+
+		*now = 1099
+		b.SetCurrentKey("b")
+		require.Equal(t, []string{"z"}, l.Get(), name)
+		require.Equal(t, map[string]int{"k3": 3}, m.Entries(), name)
+		*now = 1100
+		require.Nil(t, l.Get(), name)
+		require.True(t, m.IsEmpty(), name)
+		b.SetCurrentKey("a")
+		*now = 1149
+		require.Equal(t, []string{"x", "y"}, l.Get(), name)
+		require.Equal(t, map[string]int{"k1": 1, "k2": 2}, m.Entries(), name)
+		*now = 1150
+		require.Nil(t, l.Get(), name)
+		require.True(t, m.IsEmpty(), name)
+		*now = 1 << 50
+		require.Equal(t, []string{"p", "r"}, pl.Get(), name)
+		require.Equal(t, map[string]int{"q": 1, "s": 2}, pm.Entries(), name)
 	}
 }

@@ -224,14 +224,17 @@ func TestTTL(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, 4, got)
 
-	// Other state kinds expire as a whole per key.
+	// List elements and map entries expire one by one (TestListTTL,
+	// TestMapTTL); reducing and aggregating state as a whole per key.
 	l := statebackend.NewList[string, int](b, statebackend.TTL{TTLMillis: 10})
 	l.Add(1)
 	*now += 5
-	l.Add(2) // a write refreshes the list
-	*now += 9
+	l.Add(2) // a write refreshes only the element written
+	*now += 4
 	require.Equal(t, []int{1, 2}, l.Get())
-	*now += 1
+	*now++
+	require.Equal(t, []int{2}, l.Get())
+	*now += 5
 	require.Nil(t, l.Get())
 	m := statebackend.NewMap[string, string, int](b, statebackend.TTL{TTLMillis: 10})
 	m.Put("a", 1)
@@ -243,6 +246,209 @@ func TestTTL(t *testing.T) {
 	red.Add(1)
 	got, _ = red.Get()
 	require.Equal(t, 1, got, "an expired accumulator starts over")
+}
+
+// TestListTTL: every list element has its own expiry, set when it is
+// written (Add, AddAll, Update) and, with UpdateOnRead, when it is read.
+func TestListTTL(t *testing.T) {
+	b, now := backend(t)
+	t0 := *now
+	at := func(ms int64) { *now = t0 + ms }
+	b.SetCurrentKey("k")
+
+	l := statebackend.NewList[string, string](b, statebackend.TTL{TTLMillis: 100})
+	l.Add("a")
+	at(80)
+	l.Add("b")
+	at(99)
+	require.Equal(t, []string{"a", "b"}, l.Get())
+	at(150)
+	require.Equal(t, []string{"b"}, l.Get(), "a expired at 100, b lives until 180")
+	l.AddAll([]string{"c", "d"})
+	at(179)
+	require.Equal(t, []string{"b", "c", "d"}, l.Get())
+	at(180)
+	require.Equal(t, []string{"c", "d"}, l.Get())
+	at(250)
+	require.Nil(t, l.Get(), "every element expired: the list is empty")
+	require.Zero(t, l.Entries(), "and the key's entry is gone")
+
+	// Update replaces the list; all its elements get the time of the update.
+	at(300)
+	l.Add("old")
+	at(380)
+	l.Update([]string{"x", "y"})
+	at(479)
+	require.Equal(t, []string{"x", "y"}, l.Get())
+	at(480)
+	require.Nil(t, l.Get())
+
+	// Adding to a list whose elements all expired starts a new list.
+	at(500)
+	l.Add("p")
+	at(650)
+	l.Add("q")
+	require.Equal(t, []string{"q"}, l.Get())
+	l.Clear()
+	require.Nil(t, l.Get())
+	require.Zero(t, l.Entries())
+
+	// Other keys are independent.
+	at(700)
+	l.Add("k1")
+	b.SetCurrentKey("j")
+	at(750)
+	l.Add("j1")
+	at(810)
+	require.Equal(t, []string{"j1"}, l.Get())
+	b.SetCurrentKey("k")
+	require.Nil(t, l.Get())
+}
+
+func TestListTTLUpdateOnRead(t *testing.T) {
+	b, now := backend(t)
+	t0 := *now
+	at := func(ms int64) { *now = t0 + ms }
+	b.SetCurrentKey("k")
+	l := statebackend.NewList[string, string](b, statebackend.TTL{TTLMillis: 100, UpdateOnRead: true})
+	l.Add("a")
+	at(50)
+	l.Add("b")
+	at(120)
+	require.Equal(t, []string{"b"}, l.Get(), "a read does not bring back an expired element")
+	at(200)
+	require.Equal(t, []string{"b"}, l.Get(), "the read at 120 refreshed b until 220")
+	l.Add("c")
+	at(299)
+	require.Equal(t, []string{"b", "c"}, l.Get())
+	at(398)
+	require.Equal(t, []string{"b", "c"}, l.Get())
+	at(500)
+	require.Nil(t, l.Get())
+	require.Zero(t, l.Entries())
+}
+
+func TestListTTLReturnExpired(t *testing.T) {
+	b, now := backend(t)
+	t0 := *now
+	at := func(ms int64) { *now = t0 + ms }
+	b.SetCurrentKey("k")
+	l := statebackend.NewList[string, string](b, statebackend.TTL{TTLMillis: 100, ReturnExpired: true})
+	l.Add("a")
+	at(80)
+	l.Add("b")
+	at(150)
+	require.Equal(t, []string{"a", "b"}, l.Get(), "a expired but is not cleaned up yet")
+	at(1000)
+	require.Equal(t, []string{"a", "b"}, l.Get())
+	require.Equal(t, 1, l.Entries())
+}
+
+// TestMapTTL: every map entry has its own expiry, set when it is put and,
+// with UpdateOnRead, when it is read (Get, Contains, Entries).
+func TestMapTTL(t *testing.T) {
+	b, now := backend(t)
+	t0 := *now
+	at := func(ms int64) { *now = t0 + ms }
+	b.SetCurrentKey("k")
+
+	m := statebackend.NewMap[string, string, int](b, statebackend.TTL{TTLMillis: 100})
+	m.Put("k1", 1)
+	at(80)
+	m.Put("k2", 2)
+	at(99)
+	require.Equal(t, map[string]int{"k1": 1, "k2": 2}, m.Entries())
+	at(150)
+	_, ok := m.Get("k1")
+	require.False(t, ok, "k1 expired at 100")
+	require.False(t, m.Contains("k1"))
+	v, ok := m.Get("k2")
+	require.True(t, ok, "k2 lives until 180")
+	require.Equal(t, 2, v)
+	require.True(t, m.Contains("k2"))
+	require.Equal(t, map[string]int{"k2": 2}, m.Entries())
+	require.False(t, m.IsEmpty())
+
+	// Put refreshes the entry it writes, overwriting or not.
+	m.Put("k2", 20)
+	m.Put("k3", 3)
+	at(249)
+	require.Equal(t, map[string]int{"k2": 20, "k3": 3}, m.Entries())
+	at(250)
+	require.True(t, m.IsEmpty(), "every entry expired: the map is empty")
+	require.Zero(t, m.NumKeys(), "and the key's entry is gone")
+	require.Nil(t, m.Entries())
+	_, ok = m.Get("k2")
+	require.False(t, ok)
+
+	// Each read API agrees with the others, whichever comes first.
+	for _, read := range []func() bool{
+		func() bool { return !m.IsEmpty() },
+		func() bool { return m.Contains("x") },
+		func() bool { _, ok := m.Get("x"); return ok },
+		func() bool { return len(m.Entries()) > 0 },
+	} {
+		at(*now - t0 + 100)
+		m.Put("x", 1)
+		at(*now - t0 + 99)
+		require.True(t, read())
+		at(*now - t0 + 1)
+		require.False(t, read())
+		require.True(t, m.IsEmpty())
+		require.False(t, m.Contains("x"))
+		require.Nil(t, m.Entries())
+		require.Zero(t, m.NumKeys())
+	}
+
+	// Remove of a live and of an expired entry.
+	at(2000)
+	m.Put("a", 1)
+	m.Put("b", 2)
+	m.Remove("a")
+	require.Equal(t, map[string]int{"b": 2}, m.Entries())
+	at(2100)
+	m.Remove("b")
+	require.True(t, m.IsEmpty())
+}
+
+func TestMapTTLUpdateOnRead(t *testing.T) {
+	b, now := backend(t)
+	t0 := *now
+	at := func(ms int64) { *now = t0 + ms }
+	b.SetCurrentKey("k")
+	m := statebackend.NewMap[string, string, int](b, statebackend.TTL{TTLMillis: 100, UpdateOnRead: true})
+	m.Put("k1", 1)
+	at(50)
+	m.Put("k2", 2)
+	at(90)
+	_, ok := m.Get("k1") // refreshes k1 only, until 190
+	require.True(t, ok)
+	at(160)
+	require.Equal(t, map[string]int{"k1": 1}, m.Entries(), "k2 expired at 150; Entries refreshes k1 until 260")
+	at(259)
+	require.True(t, m.Contains("k1"), "refreshes until 359")
+	at(358)
+	require.False(t, m.IsEmpty())
+	at(359)
+	require.True(t, m.IsEmpty())
+}
+
+func TestMapTTLReturnExpired(t *testing.T) {
+	b, now := backend(t)
+	t0 := *now
+	at := func(ms int64) { *now = t0 + ms }
+	b.SetCurrentKey("k")
+	m := statebackend.NewMap[string, string, int](b, statebackend.TTL{TTLMillis: 100, ReturnExpired: true})
+	m.Put("k1", 1)
+	at(80)
+	m.Put("k2", 2)
+	at(150)
+	v, ok := m.Get("k1")
+	require.True(t, ok, "expired but not cleaned up yet")
+	require.Equal(t, 1, v)
+	require.True(t, m.Contains("k1"))
+	require.Equal(t, map[string]int{"k1": 1, "k2": 2}, m.Entries())
+	require.False(t, m.IsEmpty())
 }
 
 func TestTable(t *testing.T) {

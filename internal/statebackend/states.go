@@ -6,12 +6,15 @@ import (
 	"github.com/strom-dev/strom/codec"
 )
 
-// TTL configures state time-to-live (processing time, as in Flink).
+// TTL configures state time-to-live (processing time, as in Flink). Value,
+// Reducing and Aggregating state expire per key (one cell); List and Map
+// state per element and entry (collections.go). state.TTL documents the
+// semantics.
 type TTL struct {
-	// TTL is how long a value lives after it was written (or read, with
-	// UpdateOnRead). Zero disables TTL.
+	// TTL is how long a value, list element or map entry lives after it
+	// was written (or read, with UpdateOnRead). Zero disables TTL.
 	TTLMillis int64
-	// UpdateOnRead also refreshes the expiry when the value is read.
+	// UpdateOnRead also refreshes the expiry when it is read.
 	UpdateOnRead bool
 	// ReturnExpired returns expired values not yet cleaned up instead of
 	// hiding them.
@@ -79,7 +82,7 @@ func (s *ttlTable[K, V]) put(v V) {
 
 func (s *ttlTable[K, V]) clear() { delete(s.t.maps[s.b.kgIdx], s.b.key) }
 
-// Table exposes the underlying table (snapshots, tests).
+// Entries is the number of keys with a cell, over all key groups.
 func (s *ttlTable[K, V]) Entries() int { return s.t.Len() }
 
 // Value is ValueState for the current key.
@@ -97,126 +100,6 @@ func (s *Value[K, V]) SetCodec(c codec.Codec[V]) { s.vc.set(c) }
 func (s *Value[K, V]) Value() (V, bool) { return s.get() }
 func (s *Value[K, V]) Update(v V)       { s.put(v) }
 func (s *Value[K, V]) Clear()           { s.clear() }
-
-// List is ListState for the current key.
-type List[K comparable, V any] struct{ ttlTable[K, []V] }
-
-// NewList returns a list state on b.
-func NewList[K comparable, V any](b *Keyed[K], ttl TTL) *List[K, V] {
-	l := &List[K, V]{newTTLTable[K, []V](b, ttl, "list", reflect.TypeFor[V]())}
-	l.SetCodec(nil)
-	return l
-}
-
-// SetCodec sets the codec of the list elements in snapshots (nil:
-// codec.For[V]). Set it before registering the state.
-func (s *List[K, V]) SetCodec(c codec.Codec[V]) {
-	s.vc.setMake(func() (codec.Codec[[]V], error) {
-		e := lazyCodec[V]{override: c, what: "list element"}
-		ec, err := e.get()
-		if err != nil {
-			return nil, err
-		}
-		return listCodec[V]{elem: ec, min: e.min}, nil
-	})
-}
-
-func (s *List[K, V]) Get() []V {
-	v, _ := s.get()
-	return v
-}
-
-func (s *List[K, V]) Add(v V) {
-	l, _ := s.get()
-	s.put(append(l, v))
-}
-
-func (s *List[K, V]) AddAll(vs []V) {
-	l, _ := s.get()
-	s.put(append(l, vs...))
-}
-
-func (s *List[K, V]) Update(vs []V) {
-	if len(vs) == 0 {
-		s.clear()
-		return
-	}
-	s.put(append([]V(nil), vs...))
-}
-
-func (s *List[K, V]) Clear() { s.clear() }
-
-// Map is MapState for the current key.
-type Map[K, UK comparable, UV any] struct{ ttlTable[K, map[UK]UV] }
-
-// NewMap returns a map state on b.
-func NewMap[K, UK comparable, UV any](b *Keyed[K], ttl TTL) *Map[K, UK, UV] {
-	m := &Map[K, UK, UV]{newTTLTable[K, map[UK]UV](b, ttl, "map", reflect.TypeFor[UK](), reflect.TypeFor[UV]())}
-	m.SetCodecs(nil, nil)
-	return m
-}
-
-// SetCodecs sets the codecs of the map keys and values in snapshots (nil:
-// codec.For of the type). Set them before registering the state.
-func (s *Map[K, UK, UV]) SetCodecs(kc codec.Codec[UK], vc codec.Codec[UV]) {
-	s.vc.setMake(func() (codec.Codec[map[UK]UV], error) {
-		k := lazyCodec[UK]{override: kc, what: "map key"}
-		v := lazyCodec[UV]{override: vc, what: "map value"}
-		kcc, err := k.get()
-		if err != nil {
-			return nil, err
-		}
-		vcc, err := v.get()
-		if err != nil {
-			return nil, err
-		}
-		return mapCodec[UK, UV]{k: kcc, v: vcc, min: max(k.min, v.min)}, nil
-	})
-}
-
-func (s *Map[K, UK, UV]) Get(uk UK) (UV, bool) {
-	m, _ := s.get()
-	v, ok := m[uk]
-	return v, ok
-}
-
-func (s *Map[K, UK, UV]) Put(uk UK, uv UV) {
-	m, ok := s.get()
-	if !ok || m == nil {
-		m = map[UK]UV{}
-	}
-	m[uk] = uv
-	s.put(m)
-}
-
-func (s *Map[K, UK, UV]) Remove(uk UK) {
-	m, ok := s.get()
-	if !ok {
-		return
-	}
-	delete(m, uk)
-	if len(m) == 0 {
-		s.clear()
-	}
-}
-
-func (s *Map[K, UK, UV]) Contains(uk UK) bool {
-	_, ok := s.Get(uk)
-	return ok
-}
-
-// Entries returns the current key's map (read-only for callers).
-func (s *Map[K, UK, UV]) Entries() map[UK]UV {
-	m, _ := s.get()
-	return m
-}
-
-func (s *Map[K, UK, UV]) IsEmpty() bool {
-	m, _ := s.get()
-	return len(m) == 0
-}
-
-func (s *Map[K, UK, UV]) Clear() { s.clear() }
 
 // Reducing is ReducingState: Add folds the value into the stored one.
 type Reducing[K comparable, V any] struct {
