@@ -8,6 +8,7 @@ import (
 	"github.com/strom-dev/strom/internal/keygroup"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/statebackend"
+	"github.com/strom-dev/strom/state"
 )
 
 // Keyed is a stream partitioned by key: every record with the same key goes
@@ -66,6 +67,7 @@ const (
 // It is only valid during the call it was passed to.
 type KeyedContext[K comparable, OUT any] struct {
 	backend *statebackend.Keyed[K]
+	store   *state.Store
 	timers  *runtime.Timers[K, struct{}]
 	out     runtime.Output[OUT]
 	rt      *runtime.Context
@@ -118,8 +120,9 @@ func (c *KeyedContext[K, OUT]) DeleteProcessingTimeTimer(ts int64) {
 // TimeDomain is the clock of the firing timer (in OnTimer).
 func (c *KeyedContext[K, OUT]) TimeDomain() TimeDomain { return c.domain }
 
-// StateBackend gives package state access to the keyed state.
-func (c *KeyedContext[K, OUT]) StateBackend() *statebackend.Keyed[K] { return c.backend }
+// KeyedStateStore gives package state access to the keyed state (it
+// implements state.Scope).
+func (c *KeyedContext[K, OUT]) KeyedStateStore() *state.Store { return c.store }
 
 // SubtaskIndex is the 0-based index of the running subtask.
 func (c *KeyedContext[K, OUT]) SubtaskIndex() int { return c.rt.Task.Subtask }
@@ -252,7 +255,7 @@ func (o *keyedFunction[K, OUT]) open(ctx *runtime.Context, b *statebackend.Keyed
 		}
 	}
 	t := runtime.NewTimers[K, struct{}](b, ctx.Time)
-	o.kctx = KeyedContext[K, OUT]{backend: b, timers: t, out: o.out, rt: ctx, ts: runtime.NoTimestamp}
+	o.kctx = KeyedContext[K, OUT]{backend: b, store: statebackend.StoreOf(b).(*state.Store), timers: t, out: o.out, rt: ctx, ts: runtime.NoTimestamp}
 	o.onTmr, _ = fn.(TimerHandler[K, OUT])
 	t.OnEventTime = func(tm runtime.Timer[K, struct{}]) { o.fire(tm.TS, tm.TS, EventTime) }
 	t.OnProcessingTime = func(tm runtime.Timer[K, struct{}]) { o.fire(tm.TS, runtime.NoTimestamp, ProcessingTime) }

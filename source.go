@@ -424,15 +424,19 @@ func FromFile(env *Environment, path string) Stream[string] {
 	return FromSource[string](env, fileSource{path: path}, "File Source: "+path)
 }
 
-// GeneratorOption configures FromGenerator.
-type GeneratorOption func(*generatorSource)
+// GeneratorOption configures FromGenerator: Count, RatePerSecond.
+type GeneratorOption struct{ apply func(*generatorSource) }
 
 // Count bounds a generator to indices [0, n).
-func Count(n int64) GeneratorOption { return func(g *generatorSource) { g.count = n } }
+func Count(n int64) GeneratorOption {
+	return GeneratorOption{func(g *generatorSource) { g.count = n }}
+}
 
 // RatePerSecond limits a generator to r records per second over all its
 // subtasks.
-func RatePerSecond(r float64) GeneratorOption { return func(g *generatorSource) { g.rate = r } }
+func RatePerSecond(r float64) GeneratorOption {
+	return GeneratorOption{func(g *generatorSource) { g.rate = r }}
+}
 
 type generatorSource struct {
 	count int64 // < 0: unbounded
@@ -534,7 +538,9 @@ func (r *genReader[T]) Close() error { return nil }
 func FromGenerator[T any](env *Environment, fn func(i int64) T, opts ...GeneratorOption) Stream[T] {
 	g := generatorSource{count: -1}
 	for _, o := range opts {
-		o(&g)
+		if o.apply != nil {
+			o.apply(&g)
+		}
 	}
 	return FromSource[T](env, genSource[T]{generatorSource: g, fn: fn}, "Generator Source")
 }

@@ -33,10 +33,25 @@ import (
 	"github.com/strom-dev/strom/internal/statebackend"
 )
 
-// Scope is where keyed state lives: the context of a keyed operator.
-// strom.KeyedContext implements it.
+// Scope is where keyed state lives: the context of a keyed function
+// (strom.KeyedContext, and the contexts of window functions). State got
+// through a Scope is that of the current key.
 type Scope[K comparable] interface {
-	StateBackend() *statebackend.Keyed[K]
+	// Key is the current key.
+	Key() K
+	// KeyedStateStore is the operator's keyed state.
+	KeyedStateStore() *Store
+}
+
+// Store is the keyed state of one operator subtask. It is opaque: reach
+// its states through GetValue, GetList, GetMap, GetReducing and
+// GetAggregating.
+type Store struct {
+	backend any // *statebackend.Keyed[K]
+}
+
+func init() {
+	statebackend.WrapStore = func(b any) any { return &Store{backend: b} }
 }
 
 // TTL expires state a while after it was written (processing time, as in
@@ -220,9 +235,13 @@ func get[K comparable, S any](scope Scope[K], kind, name string, create func(b *
 	if name == "" {
 		return zero, fmt.Errorf("state: %s state needs a name", kind)
 	}
-	b := scope.StateBackend()
-	if b == nil {
+	st := scope.KeyedStateStore()
+	if st == nil {
 		return zero, fmt.Errorf("state %q: keyed state is only available on keyed streams", name)
+	}
+	b, ok := st.backend.(*statebackend.Keyed[K])
+	if !ok || b == nil {
+		return zero, fmt.Errorf("state %q: the scope's state store is not keyed by %T", name, *new(K))
 	}
 	if s, ok := b.Lookup(name); ok {
 		if t, ok := s.(S); ok {

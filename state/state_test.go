@@ -11,9 +11,18 @@ import (
 	"github.com/strom-dev/strom/state"
 )
 
+// scope is a state.Scope over a bare backend, as the keyed contexts of
+// package strom are.
 type scope struct{ b *statebackend.Keyed[int64] }
 
-func (s scope) StateBackend() *statebackend.Keyed[int64] { return s.b }
+func (s scope) Key() int64 { return s.b.CurrentKey() }
+
+func (s scope) KeyedStateStore() *state.Store {
+	if s.b == nil {
+		return nil
+	}
+	return statebackend.StoreOf(s.b).(*state.Store)
+}
 
 func newScope(t *testing.T) (scope, *int64) {
 	h, err := keygroup.HasherFor[int64](nil)
