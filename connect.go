@@ -13,7 +13,7 @@ type Connected[A, B any, K comparable] struct {
 	b Keyed[B, K]
 }
 
-// Connect joins two keyed streams for CoProcess.
+// Connect joins two keyed streams for KeyedCoProcess.
 func Connect[A, B any, K comparable](a Keyed[A, K], b Keyed[B, K]) Connected[A, B, K] {
 	if a.stream.env != b.stream.env {
 		a.stream.env.fail(errorf("Connect: streams belong to different environments"))
@@ -53,9 +53,10 @@ func (o *coProcessOp[K, A, B, OUT]) ProcessElement2(v B, ts int64) {
 
 func (o *coProcessOp[K, A, B, OUT]) Close() error { return closeFn(o.fn) }
 
-// CoProcess runs a KeyedCoProcessFunction over two connected keyed streams;
-// newFn is called once per subtask.
-func CoProcess[A, B any, K comparable, OUT any](c Connected[A, B, K], newFn func() KeyedCoProcessFunction[K, A, B, OUT]) Stream[OUT] {
+// KeyedCoProcess runs a KeyedCoProcessFunction over two connected keyed
+// streams (Flink's ConnectedStreams.process); newFn is called once per
+// subtask.
+func KeyedCoProcess[A, B any, K comparable, OUT any](c Connected[A, B, K], newFn func() KeyedCoProcessFunction[K, A, B, OUT]) Stream[OUT] {
 	return addTwoInputOperator(c.a.stream, c.b.stream, "coprocess", "KeyedCoProcess", runtime.Hash, c.a.kgFactory(), c.b.kgFactory(),
 		func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.TwoInput[A, B], error) {
 			return &coProcessOp[K, A, B, OUT]{keyedFunction: keyedFunction[K, OUT]{base: base[OUT]{out}}, c: c, fn: newFn()}, nil

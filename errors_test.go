@@ -58,7 +58,7 @@ func TestUserErrorFromProcessElement(t *testing.T) {
 	errBad := errors.New("record 13 is unlucky")
 	env := newEnv(2)
 	keyed := strom.KeyBy(strom.FromSlice(env, rangeSlice(100)), func(v int) int { return v % 5 })
-	strom.Discard(strom.ProcessFunc(keyed, func(ctx *strom.KeyedContext[int, int], v int) error {
+	strom.Discard(strom.KeyedProcessFunc(keyed, func(ctx *strom.KeyedContext[int, int], v int) error {
 		if v == 13 {
 			return errBad
 		}
@@ -88,7 +88,7 @@ func TestErrorInOpen(t *testing.T) {
 	env := newEnv(2)
 	keyed := strom.KeyBy(strom.FromSlice(env, rangeSlice(100)), func(v int) int { return v })
 	var closed atomic.Int32
-	strom.Discard(strom.Process(keyed, func() strom.KeyedProcessFunction[int, int, int] { return failingOpen{errOpen, &closed} }).Name("Opener"))
+	strom.Discard(strom.KeyedProcess(keyed, func() strom.KeyedProcessFunction[int, int, int] { return failingOpen{errOpen, &closed} }).Name("Opener"))
 	_, err := run(t, env, "open error")
 	requireTaskFailure(t, err, "open error", "Opener")
 	require.ErrorIs(t, err, errOpen)
@@ -113,7 +113,7 @@ func (timerError) OnTimer(*strom.KeyedContext[int, int], int64) error {
 func TestErrorInOnTimer(t *testing.T) {
 	env := newEnv(1)
 	keyed := strom.KeyBy(strom.FromSlice(env, rangeSlice(3)), func(v int) int { return v })
-	strom.Discard(strom.Process(keyed, func() strom.KeyedProcessFunction[int, int, int] { return timerError{} }).Name("Timers"))
+	strom.Discard(strom.KeyedProcess(keyed, func() strom.KeyedProcessFunction[int, int, int] { return timerError{} }).Name("Timers"))
 	_, err := run(t, env, "timer error")
 	requireTaskFailure(t, err, "timer error", "Timers")
 	require.ErrorContains(t, err, "OnTimer: timer broke")
@@ -151,7 +151,7 @@ func (procTimerPanic) OnTimer(*strom.KeyedContext[int64, int64], int64) error {
 func TestPanicInProcessingTimeTimer(t *testing.T) {
 	env := newEnv(1)
 	gen := strom.FromGenerator(env, func(i int64) int64 { return i % 3 }, strom.RatePerSecond(1000))
-	strom.Discard(strom.Process(strom.KeyBy(gen, func(v int64) int64 { return v }),
+	strom.Discard(strom.KeyedProcess(strom.KeyBy(gen, func(v int64) int64 { return v }),
 		func() strom.KeyedProcessFunction[int64, int64, int64] { return procTimerPanic{} }).Name("PT"))
 	_, err := run(t, env, "pt panic")
 	requireTaskFailure(t, err, "pt panic", "PT")
@@ -161,7 +161,7 @@ func TestPanicInProcessingTimeTimer(t *testing.T) {
 func TestStateRegisteredTwiceWithDifferentTypes(t *testing.T) {
 	env := newEnv(1)
 	keyed := strom.KeyBy(strom.FromSlice(env, rangeSlice(5)), func(v int) int { return v })
-	strom.Discard(strom.ProcessFunc(keyed, func(ctx *strom.KeyedContext[int, int], v int) error {
+	strom.Discard(strom.KeyedProcessFunc(keyed, func(ctx *strom.KeyedContext[int, int], v int) error {
 		if _, err := state.GetValue(ctx, state.ValueDescriptor[int]{Name: "x"}); err != nil {
 			return err
 		}

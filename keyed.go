@@ -215,20 +215,21 @@ type TimerHandler[K comparable, OUT any] interface {
 	OnTimer(ctx *KeyedContext[K, OUT], ts int64) error
 }
 
-// Opener is implemented by functions that prepare state before the first
-// record.
-type Opener[K comparable, OUT any] interface {
+// KeyedOpener is implemented by keyed functions that prepare state before
+// the first record.
+type KeyedOpener[K comparable, OUT any] interface {
 	Open(ctx *KeyedContext[K, OUT]) error
 }
 
 // Closer is implemented by functions that release resources at the end.
 type Closer interface{ Close() error }
 
-// KeyedProcessFunc adapts a plain function to KeyedProcessFunction.
-type KeyedProcessFunc[K comparable, IN, OUT any] func(ctx *KeyedContext[K, OUT], v IN) error
+// KeyedProcessElementFunc adapts a plain function to KeyedProcessFunction:
+// it is the function's ProcessElement.
+type KeyedProcessElementFunc[K comparable, IN, OUT any] func(ctx *KeyedContext[K, OUT], v IN) error
 
 // ProcessElement calls f.
-func (f KeyedProcessFunc[K, IN, OUT]) ProcessElement(ctx *KeyedContext[K, OUT], v IN) error {
+func (f KeyedProcessElementFunc[K, IN, OUT]) ProcessElement(ctx *KeyedContext[K, OUT], v IN) error {
 	return f(ctx, v)
 }
 
@@ -262,7 +263,7 @@ func (o *keyedFunction[K, OUT]) open(ctx *runtime.Context, b *statebackend.Keyed
 	if _, err := b.Register(runtime.TimersStateName, t.State()); err != nil {
 		return err
 	}
-	if op, ok := fn.(Opener[K, OUT]); ok {
+	if op, ok := fn.(KeyedOpener[K, OUT]); ok {
 		return op.Open(&o.kctx)
 	}
 	return nil
@@ -328,19 +329,25 @@ func (o *keyedProcessOp[K, IN, OUT]) ProcessElement(v IN, ts int64) {
 
 func (o *keyedProcessOp[K, IN, OUT]) Close() error { return closeFn(o.fn) }
 
-// Process runs a KeyedProcessFunction on a keyed stream. newFn is called
-// once per parallel subtask, so the function may keep per-subtask fields
-// (state handles got in Open, buffers).
-func Process[IN any, K comparable, OUT any](k Keyed[IN, K], newFn func() KeyedProcessFunction[K, IN, OUT]) Stream[OUT] {
+// KeyedProcess runs a KeyedProcessFunction on a keyed stream (Flink's
+// KeyedStream.process). newFn is called once per parallel subtask, so the
+// function may keep per-subtask fields (state handles got in Open,
+// buffers).
+func KeyedProcess[IN any, K comparable, OUT any](k Keyed[IN, K], newFn func() KeyedProcessFunction[K, IN, OUT]) Stream[OUT] {
 	return addKeyedOperator(k, "process", "KeyedProcess", func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[IN], error) {
-		return &keyedProcessOp[K, IN, OUT]{keyedFunction: keyedFunction[K, OUT]{base: base[OUT]{out}}, keyed: k, fn: newFn()}, nil
+		fn := newFn()
+		if fn == nil {
+			return nil, errorf("KeyedProcess: newFn returned nil")
+		}
+		return &keyedProcessOp[K, IN, OUT]{keyedFunction: keyedFunction[K, OUT]{base: base[OUT]{out}}, keyed: k, fn: fn}, nil
 	})
 }
 
-// ProcessFunc runs fn on every record of a keyed stream; fn gets its state
-// through package state on each call.
-func ProcessFunc[IN any, K comparable, OUT any](k Keyed[IN, K], fn func(ctx *KeyedContext[K, OUT], v IN) error) Stream[OUT] {
-	return Process(k, func() KeyedProcessFunction[K, IN, OUT] { return KeyedProcessFunc[K, IN, OUT](fn) })
+// KeyedProcessFunc runs fn on every record of a keyed stream: KeyedProcess
+// for a plain function, which gets its state through package state on each
+// call (one fn is shared by all subtasks).
+func KeyedProcessFunc[IN any, K comparable, OUT any](k Keyed[IN, K], fn func(ctx *KeyedContext[K, OUT], v IN) error) Stream[OUT] {
+	return KeyedProcess(k, func() KeyedProcessFunction[K, IN, OUT] { return KeyedProcessElementFunc[K, IN, OUT](fn) })
 }
 
 type reduceOp[T any, K comparable] struct {

@@ -120,7 +120,7 @@ func TestFailedJobLeavesNoGoroutines(t *testing.T) {
 	env := newEnv(4)
 	gen := strom.FromGenerator(env, func(i int64) int64 { return i })
 	keyed := strom.KeyBy(gen, func(v int64) int64 { return v % 16 })
-	strom.Discard(strom.ProcessFunc(keyed, func(ctx *strom.KeyedContext[int64, int64], v int64) error {
+	strom.Discard(strom.KeyedProcessFunc(keyed, func(ctx *strom.KeyedContext[int64, int64], v int64) error {
 		if v == 50000 {
 			return errors.New("fatal record")
 		}

@@ -11,25 +11,25 @@ import (
 // (Flink's ProcessFunction), with a hook on every watermark, so it can
 // buffer and pre-aggregate locally — before a KeyBy shuffle, in the task
 // that produces the records — and emit what is complete once event time
-// has passed it. Run it with ProcessStream.
+// has passed it. Run it with Process (ProcessFunc for a plain function).
 //
 // A function may also implement any of these optional interfaces:
 //
-//	Open(ctx *Context[OUT]) error               // ProcessOpener: before the first record
-//	OnWatermark(ctx *Context[OUT], wm int64) error // WatermarkHandler: on every watermark
-//	Finish(ctx *Context[OUT]) error             // Finisher: at the end of bounded input
-//	Close() error                               // Closer: always, also after failures
+//	Open(ctx *ProcessContext[OUT]) error                  // ProcessOpener: before the first record
+//	OnWatermark(ctx *ProcessContext[OUT], wm int64) error // WatermarkHandler: on every watermark
+//	Finish(ctx *ProcessContext[OUT]) error                // Finisher: at the end of bounded input
+//	Close() error                                         // Closer: always, also after failures
 //
 // Every call runs on the subtask's goroutine: a function needs no locks.
 // An error returned by any of them fails the job, naming the operator.
 type ProcessFunction[IN, OUT any] interface {
-	ProcessElement(ctx *Context[OUT], v IN) error
+	ProcessElement(ctx *ProcessContext[OUT], v IN) error
 }
 
 // ProcessOpener is implemented by process functions that prepare before
 // the first record.
 type ProcessOpener[OUT any] interface {
-	Open(ctx *Context[OUT]) error
+	Open(ctx *ProcessContext[OUT]) error
 }
 
 // WatermarkHandler is implemented by process functions that act when event
@@ -43,7 +43,7 @@ type ProcessOpener[OUT any] interface {
 // a bounded input the operator receives MaxWatermark: flush everything
 // event-time related there.
 type WatermarkHandler[OUT any] interface {
-	OnWatermark(ctx *Context[OUT], wm int64) error
+	OnWatermark(ctx *ProcessContext[OUT], wm int64) error
 }
 
 // Finisher is implemented by process functions that buffer records: Finish
@@ -54,20 +54,22 @@ type WatermarkHandler[OUT any] interface {
 // event time (batches for a sink, processing-time buffers). Finish is not
 // called when the job is cancelled or fails.
 type Finisher[OUT any] interface {
-	Finish(ctx *Context[OUT]) error
+	Finish(ctx *ProcessContext[OUT]) error
 }
 
 // ProcessElementFunc adapts a plain function to ProcessFunction.
-type ProcessElementFunc[IN, OUT any] func(ctx *Context[OUT], v IN) error
+type ProcessElementFunc[IN, OUT any] func(ctx *ProcessContext[OUT], v IN) error
 
 // ProcessElement calls f.
-func (f ProcessElementFunc[IN, OUT]) ProcessElement(ctx *Context[OUT], v IN) error { return f(ctx, v) }
+func (f ProcessElementFunc[IN, OUT]) ProcessElement(ctx *ProcessContext[OUT], v IN) error {
+	return f(ctx, v)
+}
 
-// Context is what a ProcessFunction sees: the current record's timestamp,
+// ProcessContext is what a ProcessFunction sees: the current record's timestamp,
 // the output, side outputs (OutputTag.Emit), the current watermark and
 // processing-time callbacks. It belongs to one subtask and is only to be
 // used during the call it was passed to.
-type Context[OUT any] struct {
+type ProcessContext[OUT any] struct {
 	out  runtime.Output[OUT]
 	rt   *runtime.Context
 	name string
@@ -78,28 +80,28 @@ type Context[OUT any] struct {
 // Collect emits v with the current record's timestamp. In OnWatermark,
 // Finish and processing-time callbacks there is no current record, so v
 // carries no timestamp: use CollectAt to give it event time.
-func (c *Context[OUT]) Collect(v OUT) { c.out.Collect(v, c.ts) }
+func (c *ProcessContext[OUT]) Collect(v OUT) { c.out.Collect(v, c.ts) }
 
 // CollectAt emits v with timestamp ts (epoch ms, or NoTimestamp).
-func (c *Context[OUT]) CollectAt(v OUT, ts int64) { c.out.Collect(v, ts) }
+func (c *ProcessContext[OUT]) CollectAt(v OUT, ts int64) { c.out.Collect(v, ts) }
 
 // Timestamp is the current record's event time, and false if it has none
 // (also in OnWatermark, Finish and processing-time callbacks).
-func (c *Context[OUT]) Timestamp() (int64, bool) { return c.ts, c.ts != runtime.NoTimestamp }
+func (c *ProcessContext[OUT]) Timestamp() (int64, bool) { return c.ts, c.ts != runtime.NoTimestamp }
 
 // CurrentWatermark is the last watermark the operator received (in
 // OnWatermark, the one being handled), MinWatermark before the first.
-func (c *Context[OUT]) CurrentWatermark() int64 { return c.wm }
+func (c *ProcessContext[OUT]) CurrentWatermark() int64 { return c.wm }
 
 // CurrentProcessingTime is the wall clock in epoch ms.
-func (c *Context[OUT]) CurrentProcessingTime() int64 { return c.rt.Time.Now() }
+func (c *ProcessContext[OUT]) CurrentProcessingTime() int64 { return c.rt.Time.Now() }
 
 // RegisterProcessingTimer calls fn on the subtask's goroutine, between
 // records, once the wall clock reaches ts (epoch ms); fn gets the context
 // and ts. Every registration fires once (none is deduplicated). Callbacks
 // still pending at the end of a bounded input are dropped: flush in Finish.
 // An error from fn fails the job.
-func (c *Context[OUT]) RegisterProcessingTimer(ts int64, fn func(ctx *Context[OUT], ts int64) error) {
+func (c *ProcessContext[OUT]) RegisterProcessingTimer(ts int64, fn func(ctx *ProcessContext[OUT], ts int64) error) {
 	c.rt.Time.Register(ts, func(at int64) {
 		// Runs from the task's timer service, outside any record's call
 		// chain: name this operator if fn panics.
@@ -112,16 +114,16 @@ func (c *Context[OUT]) RegisterProcessingTimer(ts int64, fn func(ctx *Context[OU
 }
 
 // SubtaskIndex is the 0-based index of the running subtask.
-func (c *Context[OUT]) SubtaskIndex() int { return c.rt.Task.Subtask }
+func (c *ProcessContext[OUT]) SubtaskIndex() int { return c.rt.Task.Subtask }
 
 // Context is the subtask's context, cancelled when the job is cancelled or
 // fails: pass it to blocking calls (I/O, RPCs) so they give up at once.
-func (c *Context[OUT]) Context() context.Context { return c.rt.Ctx }
+func (c *ProcessContext[OUT]) Context() context.Context { return c.rt.Ctx }
 
 // NumSubtasks is the operator's parallelism.
-func (c *Context[OUT]) NumSubtasks() int { return c.rt.Task.Parallelism }
+func (c *ProcessContext[OUT]) NumSubtasks() int { return c.rt.Task.Parallelism }
 
-func (c *Context[OUT]) sideOutput(tag string) sideTarget {
+func (c *ProcessContext[OUT]) sideOutput(tag string) sideTarget {
 	return sideTarget{out: c.rt.SideOutput(tag), operator: c.name, ts: c.ts}
 }
 
@@ -136,7 +138,7 @@ type streamProcessOp[IN, OUT any] struct {
 	base[OUT]
 	fn     ProcessFunction[IN, OUT]
 	onWM   WatermarkHandler[OUT]
-	ctx    Context[OUT]
+	ctx    ProcessContext[OUT]
 	name   string
 	sides  []eventOutput
 	finish Finisher[OUT]
@@ -144,7 +146,7 @@ type streamProcessOp[IN, OUT any] struct {
 
 func (o *streamProcessOp[IN, OUT]) Open(ctx *runtime.Context) error {
 	o.name = ctx.OperatorName
-	o.ctx = Context[OUT]{out: o.out, rt: ctx, name: ctx.OperatorName, ts: runtime.NoTimestamp, wm: runtime.MinWatermark}
+	o.ctx = ProcessContext[OUT]{out: o.out, rt: ctx, name: ctx.OperatorName, ts: runtime.NoTimestamp, wm: runtime.MinWatermark}
 	o.onWM, _ = o.fn.(WatermarkHandler[OUT])
 	o.finish, _ = o.fn.(Finisher[OUT])
 	for _, s := range ctx.SideOutputs() {
@@ -203,24 +205,31 @@ func (o *streamProcessOp[IN, OUT]) Close() error {
 	return nil
 }
 
-// ProcessStream runs a ProcessFunction on every record of a (non-keyed)
-// stream. newFn is called once per parallel subtask, so the function may
-// keep per-subtask fields — buffers, partial aggregates — and it sees that
-// subtask's records and watermarks only. The operator is connected like
-// Map (a forward edge): it chains into the task of its input when the
-// parallelism matches, so pre-aggregating there costs no hand-off.
+// Process runs a ProcessFunction on every record of a (non-keyed) stream
+// (Flink's DataStream.process). newFn is called once per parallel subtask,
+// so the function may keep per-subtask fields — buffers, partial
+// aggregates — and it sees that subtask's records and watermarks only. The
+// operator is connected like Map (a forward edge): it chains into the task
+// of its input when the parallelism matches, so pre-aggregating there
+// costs no hand-off.
 //
 // Order of calls per subtask: Open; then ProcessElement for each record
 // and OnWatermark for each watermark, in stream order, with processing-time
 // callbacks in between; at the end of a bounded input OnWatermark(
 // MaxWatermark), then Finish; Close last (always). See WatermarkHandler and
 // Finisher for what that order means for emitted records.
-func ProcessStream[IN, OUT any](s Stream[IN], newFn func() ProcessFunction[IN, OUT]) Stream[OUT] {
+func Process[IN, OUT any](s Stream[IN], newFn func() ProcessFunction[IN, OUT]) Stream[OUT] {
 	return addOperator(s, "streamprocess", "Process", runtime.Forward, nil, func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[IN], error) {
 		fn := newFn()
 		if fn == nil {
-			return nil, errorf("ProcessStream: newFn returned nil")
+			return nil, errorf("Process: newFn returned nil")
 		}
 		return &streamProcessOp[IN, OUT]{base: base[OUT]{out}, fn: fn}, nil
 	})
+}
+
+// ProcessFunc runs fn on every record of a (non-keyed) stream: Process for
+// a plain function (one fn is shared by all subtasks).
+func ProcessFunc[IN, OUT any](s Stream[IN], fn func(ctx *ProcessContext[OUT], v IN) error) Stream[OUT] {
+	return Process(s, func() ProcessFunction[IN, OUT] { return ProcessElementFunc[IN, OUT](fn) })
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/strom-dev/strom/window"
 )
 
-// Tests of ProcessStream, the non-keyed process operator with a watermark
+// Tests of Process, the non-keyed process operator with a watermark
 // hook. Helpers shared with other tests: newEnv, run, mustRun, rangeSlice,
 // requireTaskFailure, punctuated (a watermark ts−1 before every record),
 // liveSink and runUntil.
@@ -40,16 +40,16 @@ func TestProcessStreamPassThroughAndFilter(t *testing.T) {
 	for _, p := range []int{1, 2, 4} {
 		t.Run(fmt.Sprint("p", p), func(t *testing.T) {
 			env := newEnv(p)
-			seen := strom.ProcessStream(psTimed(env, 1000), func() strom.ProcessFunction[int, psSeen] {
-				return strom.ProcessElementFunc[int, psSeen](func(ctx *strom.Context[psSeen], v int) error {
+			seen := strom.Process(psTimed(env, 1000), func() strom.ProcessFunction[int, psSeen] {
+				return strom.ProcessElementFunc[int, psSeen](func(ctx *strom.ProcessContext[psSeen], v int) error {
 					ts, ok := ctx.Timestamp()
 					ctx.Collect(psSeen{V: v, Subtask: ctx.SubtaskIndex(), NumSubtasks: ctx.NumSubtasks(), Ts: ts, HasTs: ok,
 						Wm: ctx.CurrentWatermark()})
 					return nil
 				})
 			}).Name("Pass")
-			odd := strom.ProcessStream(seen, func() strom.ProcessFunction[psSeen, int] {
-				return strom.ProcessElementFunc[psSeen, int](func(ctx *strom.Context[int], s psSeen) error {
+			odd := strom.Process(seen, func() strom.ProcessFunction[psSeen, int] {
+				return strom.ProcessElementFunc[psSeen, int](func(ctx *strom.ProcessContext[int], s psSeen) error {
 					if s.V%2 == 1 {
 						ctx.CollectAt(s.V*10, int64(s.V)+1)
 					}
@@ -110,12 +110,12 @@ type psWindowSum struct {
 	wms  int // watermarks seen
 }
 
-func (f *psWindowSum) Open(*strom.Context[psPartial]) error {
+func (f *psWindowSum) Open(*strom.ProcessContext[psPartial]) error {
 	f.sums = map[int64]*psPartial{}
 	return nil
 }
 
-func (f *psWindowSum) ProcessElement(ctx *strom.Context[psPartial], v int) error {
+func (f *psWindowSum) ProcessElement(ctx *strom.ProcessContext[psPartial], v int) error {
 	ts, ok := ctx.Timestamp()
 	if !ok {
 		return errors.New("no timestamp")
@@ -131,7 +131,7 @@ func (f *psWindowSum) ProcessElement(ctx *strom.Context[psPartial], v int) error
 	return nil
 }
 
-func (f *psWindowSum) OnWatermark(ctx *strom.Context[psPartial], wm int64) error {
+func (f *psWindowSum) OnWatermark(ctx *strom.ProcessContext[psPartial], wm int64) error {
 	f.wms++
 	if _, ok := ctx.Timestamp(); ok {
 		return errors.New("OnWatermark has a record timestamp")
@@ -148,7 +148,7 @@ func (f *psWindowSum) OnWatermark(ctx *strom.Context[psPartial], wm int64) error
 	return nil
 }
 
-func (f *psWindowSum) Finish(*strom.Context[psPartial]) error {
+func (f *psWindowSum) Finish(*strom.ProcessContext[psPartial]) error {
 	if len(f.sums) != 0 {
 		return fmt.Errorf("%d windows left after the final watermark", len(f.sums))
 	}
@@ -166,7 +166,7 @@ func TestProcessStreamPreAggregatesPerWindowOnWatermark(t *testing.T) {
 	for _, p := range []int{1, 2, 4} {
 		t.Run(fmt.Sprint("p", p), func(t *testing.T) {
 			env := newEnv(p)
-			partials := strom.ProcessStream(psTimed(env, n), func() strom.ProcessFunction[int, psPartial] {
+			partials := strom.Process(psTimed(env, n), func() strom.ProcessFunction[int, psPartial] {
 				return &psWindowSum{size: size}
 			}).Name("Pre-aggregate")
 			totals := strom.WindowReduce(strom.Window(strom.KeyBy(partials, func(p psPartial) int64 { return p.Win }),
@@ -196,9 +196,9 @@ func TestProcessStreamPreAggregatesPerWindowOnWatermark(t *testing.T) {
 // being handled (until the final one).
 type psStamp struct{}
 
-func (psStamp) ProcessElement(*strom.Context[int64], int) error { return nil }
+func (psStamp) ProcessElement(*strom.ProcessContext[int64], int) error { return nil }
 
-func (psStamp) OnWatermark(ctx *strom.Context[int64], wm int64) error {
+func (psStamp) OnWatermark(ctx *strom.ProcessContext[int64], wm int64) error {
 	if wm != strom.MaxWatermark {
 		ctx.CollectAt(wm, wm)
 	}
@@ -217,15 +217,15 @@ func TestProcessStreamOnWatermarkEmitsBeforeTheWatermark(t *testing.T) {
 	for _, p := range []int{1, 2, 4} {
 		t.Run(fmt.Sprint("p", p), func(t *testing.T) {
 			env := newEnv(p)
-			stamps := strom.ProcessStream(psTimed(env, 3000), func() strom.ProcessFunction[int, int64] { return psStamp{} })
-			chained := strom.ProcessStream(stamps, func() strom.ProcessFunction[int64, psArrival] {
-				return strom.ProcessElementFunc[int64, psArrival](func(ctx *strom.Context[psArrival], v int64) error {
+			stamps := strom.Process(psTimed(env, 3000), func() strom.ProcessFunction[int, int64] { return psStamp{} })
+			chained := strom.Process(stamps, func() strom.ProcessFunction[int64, psArrival] {
+				return strom.ProcessElementFunc[int64, psArrival](func(ctx *strom.ProcessContext[psArrival], v int64) error {
 					ts, _ := ctx.Timestamp()
 					ctx.Collect(psArrival{Ts: ts, Wm: ctx.CurrentWatermark()})
 					return nil
 				})
 			})
-			keyed := strom.ProcessFunc(strom.KeyBy(stamps, func(v int64) int64 { return v % 7 }),
+			keyed := strom.KeyedProcessFunc(strom.KeyBy(stamps, func(v int64) int64 { return v % 7 }),
 				func(ctx *strom.KeyedContext[int64, psArrival], v int64) error {
 					ts, _ := ctx.Timestamp()
 					ctx.Collect(psArrival{Ts: ts, Wm: ctx.CurrentWatermark()})
@@ -274,13 +274,13 @@ type psBatcher struct {
 	lastWM  int64
 }
 
-func (f *psBatcher) Open(ctx *strom.Context[[]int]) error {
+func (f *psBatcher) Open(ctx *strom.ProcessContext[[]int]) error {
 	f.subtask = ctx.SubtaskIndex()
 	f.log.add(f.subtask, "open")
 	return nil
 }
 
-func (f *psBatcher) ProcessElement(ctx *strom.Context[[]int], v int) error {
+func (f *psBatcher) ProcessElement(ctx *strom.ProcessContext[[]int], v int) error {
 	f.buf = append(f.buf, v)
 	if len(f.buf) == f.size {
 		ctx.Collect(f.buf)
@@ -289,7 +289,7 @@ func (f *psBatcher) ProcessElement(ctx *strom.Context[[]int], v int) error {
 	return nil
 }
 
-func (f *psBatcher) OnWatermark(_ *strom.Context[[]int], wm int64) error {
+func (f *psBatcher) OnWatermark(_ *strom.ProcessContext[[]int], wm int64) error {
 	if wm <= f.lastWM {
 		return fmt.Errorf("watermark %d after %d", wm, f.lastWM)
 	}
@@ -300,7 +300,7 @@ func (f *psBatcher) OnWatermark(_ *strom.Context[[]int], wm int64) error {
 	return nil
 }
 
-func (f *psBatcher) Finish(ctx *strom.Context[[]int]) error {
+func (f *psBatcher) Finish(ctx *strom.ProcessContext[[]int]) error {
 	f.log.add(f.subtask, "finish")
 	if ctx.CurrentWatermark() != strom.MaxWatermark {
 		return fmt.Errorf("Finish at watermark %d", ctx.CurrentWatermark())
@@ -324,7 +324,7 @@ func TestProcessStreamFinishFlushesAtEndOfInput(t *testing.T) {
 		t.Run(fmt.Sprint("p", p), func(t *testing.T) {
 			env := newEnv(p)
 			log := &psLog{}
-			batches := strom.ProcessStream(strom.FromSlice(env, rangeSlice(1003)), func() strom.ProcessFunction[int, []int] {
+			batches := strom.Process(strom.FromSlice(env, rangeSlice(1003)), func() strom.ProcessFunction[int, []int] {
 				return &psBatcher{size: 10, log: log, lastWM: math.MinInt64}
 			}).Name("Batch")
 			chained := strom.Collect(batches)
@@ -363,14 +363,14 @@ type psTick struct {
 // re-registers itself twice.
 type psTimers struct{ started bool }
 
-func (f *psTimers) ProcessElement(ctx *strom.Context[psTick], _ int64) error {
+func (f *psTimers) ProcessElement(ctx *strom.ProcessContext[psTick], _ int64) error {
 	if f.started {
 		return nil
 	}
 	f.started = true
 	n := 0
-	var tick func(ctx *strom.Context[psTick], ts int64) error
-	tick = func(ctx *strom.Context[psTick], ts int64) error {
+	var tick func(ctx *strom.ProcessContext[psTick], ts int64) error
+	tick = func(ctx *strom.ProcessContext[psTick], ts int64) error {
 		n++
 		_, hasTs := ctx.Timestamp()
 		ctx.Collect(psTick{Subtask: ctx.SubtaskIndex(), N: n, Timer: ts, Now: ctx.CurrentProcessingTime(), HasTs: hasTs})
@@ -387,7 +387,7 @@ func TestProcessStreamProcessingTimers(t *testing.T) {
 	const p = 2
 	env := newEnv(p)
 	gen := strom.FromGenerator(env, func(i int64) int64 { return i }, strom.RatePerSecond(1000))
-	ticks := strom.ProcessStream(gen, func() strom.ProcessFunction[int64, psTick] { return &psTimers{} })
+	ticks := strom.Process(gen, func() strom.ProcessFunction[int64, psTick] { return &psTimers{} })
 	out := &liveSink[psTick]{}
 	strom.SinkFunc(ticks, out.add)
 	runUntil(t, env, "processing timers", func() bool { return len(out.values()) >= 3*p })
@@ -418,8 +418,8 @@ func TestProcessStreamSideOutputs(t *testing.T) {
 	for _, p := range []int{1, 2, 4} {
 		t.Run(fmt.Sprint("p", p), func(t *testing.T) {
 			env := newEnv(p)
-			main := strom.ProcessStream(psTimed(env, 600), func() strom.ProcessFunction[int, int] {
-				return strom.ProcessElementFunc[int, int](func(ctx *strom.Context[int], v int) error {
+			main := strom.Process(psTimed(env, 600), func() strom.ProcessFunction[int, int] {
+				return strom.ProcessElementFunc[int, int](func(ctx *strom.ProcessContext[int], v int) error {
 					if v%2 == 1 {
 						psOddTag.Emit(ctx, fmt.Sprint(v))
 						psUnusedTag.Emit(ctx, v) // no stream takes it: dropped
@@ -430,7 +430,7 @@ func TestProcessStreamSideOutputs(t *testing.T) {
 				})
 			}).Name("Split")
 			side := strom.SideOutput(main, psOddTag)
-			arrivals := strom.ProcessFunc(strom.KeyBy(side, func(s string) string { return s }),
+			arrivals := strom.KeyedProcessFunc(strom.KeyBy(side, func(s string) string { return s }),
 				func(ctx *strom.KeyedContext[string, psArrival], s string) error {
 					ts, _ := ctx.Timestamp()
 					if fmt.Sprint(ts) != s {
@@ -489,26 +489,26 @@ func (f *psFaulty) maybe(stage string) error {
 	return errPS
 }
 
-func (f *psFaulty) Open(*strom.Context[int]) error { return f.maybe("open") }
-func (f *psFaulty) ProcessElement(ctx *strom.Context[int], v int) error {
+func (f *psFaulty) Open(*strom.ProcessContext[int]) error { return f.maybe("open") }
+func (f *psFaulty) ProcessElement(ctx *strom.ProcessContext[int], v int) error {
 	if v == 77 {
 		if err := f.maybe("element"); err != nil {
 			return err
 		}
 	}
 	if v == 5 && f.fail == "timer" {
-		ctx.RegisterProcessingTimer(ctx.CurrentProcessingTime(), func(*strom.Context[int], int64) error { return f.maybe("timer") })
+		ctx.RegisterProcessingTimer(ctx.CurrentProcessingTime(), func(*strom.ProcessContext[int], int64) error { return f.maybe("timer") })
 	}
 	ctx.Collect(v)
 	return nil
 }
-func (f *psFaulty) OnWatermark(_ *strom.Context[int], wm int64) error {
+func (f *psFaulty) OnWatermark(_ *strom.ProcessContext[int], wm int64) error {
 	if wm < 50 {
 		return nil
 	}
 	return f.maybe("watermark")
 }
-func (f *psFaulty) Finish(*strom.Context[int]) error { return f.maybe("finish") }
+func (f *psFaulty) Finish(*strom.ProcessContext[int]) error { return f.maybe("finish") }
 func (f *psFaulty) Close() error {
 	f.closed.Add(1)
 	return f.maybe("close")
@@ -546,7 +546,7 @@ func TestProcessStreamErrors(t *testing.T) {
 					src = psTimed(env, 200)
 				}
 				m := strom.Map(src, func(v int) int { return v }).Name("Before")
-				strom.Discard(strom.ProcessStream(m, func() strom.ProcessFunction[int, int] {
+				strom.Discard(strom.Process(m, func() strom.ProcessFunction[int, int] {
 					return &psFaulty{fail: c.fail, panic: c.panic, closed: &closed}
 				}).Name("Faulty"))
 				_, err := run(t, env, "faulty")
@@ -563,7 +563,7 @@ func TestProcessStreamErrors(t *testing.T) {
 
 func TestProcessStreamNilFunction(t *testing.T) {
 	env := newEnv(1)
-	strom.Discard(strom.ProcessStream(strom.FromSlice(env, rangeSlice(3)), func() strom.ProcessFunction[int, int] { return nil }).Name("Nil"))
+	strom.Discard(strom.Process(strom.FromSlice(env, rangeSlice(3)), func() strom.ProcessFunction[int, int] { return nil }).Name("Nil"))
 	_, err := run(t, env, "nil")
 	require.Error(t, err)
 	require.ErrorContains(t, err, "newFn returned nil")

@@ -58,7 +58,7 @@ func TestEventTimeTimersFireOnWatermarkAndAtEnd(t *testing.T) {
 	src := strom.AssignTimestamps(strom.FromSlice(env, rangeSlice(100)),
 		strom.CustomWatermarks[int](func() strom.WatermarkGenerator { return punctuated{} }).
 			WithTimestamps(func(v int) int64 { return int64(v) }))
-	out := strom.Collect(strom.Process(strom.KeyBy(src, func(v int) int { return v % 3 }),
+	out := strom.Collect(strom.KeyedProcess(strom.KeyBy(src, func(v int) int { return v % 3 }),
 		func() strom.KeyedProcessFunction[int, int, firing] { return timerFn{} }))
 	mustRun(t, env, "event timers")
 
@@ -105,7 +105,7 @@ func TestPeriodicWatermarksDriveTimers(t *testing.T) {
 	env := newEnv(2, func(c *strom.Config) { c.AutoWatermarkInterval = time.Millisecond })
 	gen := strom.FromGenerator(env, func(i int64) int { return int(i) }, strom.Count(1500), strom.RatePerSecond(10000))
 	src := strom.AssignTimestamps(gen, strom.BoundedOutOfOrderness[int](5*time.Millisecond).WithTimestamps(func(v int) int64 { return int64(v) }))
-	fired := strom.Collect(strom.Process(strom.KeyBy(src, func(v int) int { return v % 5 }),
+	fired := strom.Collect(strom.KeyedProcess(strom.KeyBy(src, func(v int) int { return v % 5 }),
 		func() strom.KeyedProcessFunction[int, int, firing] { return watermarkTimer{} }))
 	mustRun(t, env, "periodic")
 	got := fired.Values()
@@ -123,7 +123,7 @@ func TestPeriodicWatermarksDriveTimers(t *testing.T) {
 
 func TestTimersWithoutOnTimerAreDropped(t *testing.T) {
 	env := newEnv(1)
-	out := strom.Collect(strom.ProcessFunc(strom.KeyBy(strom.FromSlice(env, rangeSlice(10)), func(v int) int { return v }),
+	out := strom.Collect(strom.KeyedProcessFunc(strom.KeyBy(strom.FromSlice(env, rangeSlice(10)), func(v int) int { return v }),
 		func(ctx *strom.KeyedContext[int, int], v int) error {
 			ctx.RegisterEventTimeTimer(int64(v))
 			ctx.Collect(v)
@@ -239,7 +239,7 @@ func TestProcessingTimeTimersAndTTL(t *testing.T) {
 	env := newEnv(2)
 	gen := strom.FromGenerator(env, func(i int64) int64 { return i % 4 }, strom.RatePerSecond(500))
 	out := &liveSink[procTimerReport]{}
-	strom.SinkFunc(strom.Process(strom.KeyBy(gen, func(v int64) int64 { return v }),
+	strom.SinkFunc(strom.KeyedProcess(strom.KeyBy(gen, func(v int64) int64 { return v }),
 		func() strom.KeyedProcessFunction[int64, int64, procTimerReport] { return &procTimers{} }), out.add)
 	runUntil(t, env, "processing timers", func() bool { return len(out.values()) >= 4 })
 	got := out.values()
@@ -263,7 +263,7 @@ func TestSideOutputs(t *testing.T) {
 	for _, p := range []int{1, 3} {
 		env := newEnv(p)
 		keyed := strom.KeyBy(strom.FromSlice(env, rangeSlice(500)), func(v int) int { return v % 11 })
-		main := strom.ProcessFunc(keyed, func(ctx *strom.KeyedContext[int, int], v int) error {
+		main := strom.KeyedProcessFunc(keyed, func(ctx *strom.KeyedContext[int, int], v int) error {
 			if v%2 == 1 {
 				oddTag.EmitAt(ctx, fmt.Sprint(v), int64(v))
 				unusedTag.EmitAt(ctx, v, 0) // no stream takes it: dropped
@@ -366,7 +366,7 @@ func TestCoProcessSharesKeyedState(t *testing.T) {
 		env := newEnv(p)
 		o := strom.KeyBy(strom.FromSlice(env, orders), func(o order) int { return o.ID })
 		pay := strom.KeyBy(strom.FromSlice(env, payments).Parallelism(1), func(p payment) int { return p.OrderID })
-		out := strom.Collect(strom.CoProcess(strom.Connect(o, pay), func() strom.KeyedCoProcessFunction[int, order, payment, matched] { return &matcher{} }))
+		out := strom.Collect(strom.KeyedCoProcess(strom.Connect(o, pay), func() strom.KeyedCoProcessFunction[int, order, payment, matched] { return &matcher{} }))
 		res := mustRun(t, env, "coprocess")
 		got := out.Values()
 		slices.SortFunc(got, func(a, b matched) int { return a.ID - b.ID })
@@ -378,7 +378,7 @@ func TestCoProcessSharesKeyedState(t *testing.T) {
 	}
 }
 
-// coTimers checks that CoProcess has timers too, and takes the minimum
+// coTimers checks that KeyedCoProcess has timers too, and takes the minimum
 // watermark of both inputs.
 type coTimers struct{}
 
@@ -401,7 +401,7 @@ func TestCoProcessTimers(t *testing.T) {
 	a := strom.AssignTimestamps(strom.FromSlice(env, rangeSlice(100)),
 		strom.CustomWatermarks[int](func() strom.WatermarkGenerator { return punctuated{} }).WithTimestamps(func(v int) int64 { return int64(v) }))
 	b := strom.FromElements(env, "x") // no watermarks until its end
-	out := strom.Collect(strom.CoProcess(strom.Connect(strom.KeyBy(a, func(v int) int { return v % 2 }), strom.KeyBy(b, func(string) int { return 0 })),
+	out := strom.Collect(strom.KeyedCoProcess(strom.Connect(strom.KeyBy(a, func(v int) int { return v % 2 }), strom.KeyBy(b, func(string) int { return 0 })),
 		func() strom.KeyedCoProcessFunction[int, int, string, firing] { return coTimers{} }))
 	mustRun(t, env, "co timers")
 	got := out.Values()

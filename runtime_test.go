@@ -291,7 +291,7 @@ func equivalencePipeline(p int) ([]userTotal, []int64) {
 	}, strom.Count(20000))
 	withTs := strom.AssignTimestamps(gen, strom.Monotonous[event]().WithTimestamps(func(e event) int64 { return e.Ts }))
 	odd := strom.Filter(strom.Rebalance(withTs), func(e event) bool { return e.Value%5 != 0 })
-	totals := strom.Process(strom.KeyBy(odd, func(e event) int64 { return e.User }),
+	totals := strom.KeyedProcess(strom.KeyBy(odd, func(e event) int64 { return e.User }),
 		func() strom.KeyedProcessFunction[int64, event, userTotal] { return &sessionize{} })
 	perWindow := strom.Reduce(strom.KeyBy(strom.Map(totals, func(u userTotal) [2]int64 { return [2]int64{u.WindowEnd, u.Sum} }),
 		func(x [2]int64) int64 { return x[0] }), func(a, b [2]int64) [2]int64 { return [2]int64{a[0], a[1] + b[1]} })

@@ -18,7 +18,7 @@ func TestSideOutputSameIDTwoTypesIsBuildError(t *testing.T) {
 	env := newEnv(2)
 	asInt := strom.NewOutputTag[int]("extra")
 	asString := strom.NewOutputTag[string]("extra")
-	main := strom.ProcessFunc(strom.KeyBy(strom.FromSlice(env, rangeSlice(10)), func(v int) int { return v }),
+	main := strom.KeyedProcessFunc(strom.KeyBy(strom.FromSlice(env, rangeSlice(10)), func(v int) int { return v }),
 		func(ctx *strom.KeyedContext[int, int], v int) error {
 			asInt.Emit(ctx, v)
 			asString.Emit(ctx, "x")
@@ -57,7 +57,7 @@ func TestEmitWithTagOfAnotherTypeFailsJob(t *testing.T) {
 	env := newEnv(1)
 	emitAsInt := strom.NewOutputTag[int]("numbers")
 	readAsString := strom.NewOutputTag[string]("numbers")
-	main := strom.ProcessFunc(strom.KeyBy(strom.FromSlice(env, rangeSlice(10)), func(v int) int { return v }),
+	main := strom.KeyedProcessFunc(strom.KeyBy(strom.FromSlice(env, rangeSlice(10)), func(v int) int { return v }),
 		func(ctx *strom.KeyedContext[int, int], v int) error {
 			emitAsInt.Emit(ctx, v)
 			return nil

@@ -20,7 +20,7 @@ func TestKeyedSideOutputCarriesWatermarks(t *testing.T) {
 		src := strom.FromGenerator(env, func(i int64) int64 { return i }, strom.Count(200))
 		timed := strom.AssignTimestamps(src, strom.Monotonous[int64]().WithTimestamps(func(i int64) int64 { return i * 10 }))
 		tag := strom.NewOutputTag[int64]("odd")
-		main := strom.ProcessFunc(strom.KeyBy(timed, func(i int64) int64 { return i % 4 }),
+		main := strom.KeyedProcessFunc(strom.KeyBy(timed, func(i int64) int64 { return i % 4 }),
 			func(ctx *strom.KeyedContext[int64, int64], v int64) error {
 				if v%2 == 1 {
 					tag.Emit(ctx, v)

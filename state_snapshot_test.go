@@ -187,7 +187,7 @@ func TestSnapshotKeyedProcessRescale(t *testing.T) {
 	for _, p := range [][2]int{{1, 3}, {2, 3}, {3, 1}, {4, 2}} {
 		t.Run(fmt.Sprintf("%d→%d", p[0], p[1]), func(t *testing.T) {
 			env := NewEnvironment()
-			Process(KeyBy(FromSlice(env, []jtRec(nil)), func(r jtRec) int { return r.Key }),
+			KeyedProcess(KeyBy(FromSlice(env, []jtRec(nil)), func(r jtRec) int { return r.Key }),
 				func() KeyedProcessFunction[int, jtRec, string] { return stateProbe{} })
 			runRescaled(t, env, recs, p[0], p[1])
 		})

@@ -43,7 +43,7 @@ var (
 
 // summarize keeps every kind of keyed state per sensor and emits a summary
 // per sensor at the end of input (an event-time timer that only the final
-// watermark reaches). It gets its state on every call, as ProcessFunc users
+// watermark reaches). It gets its state on every call, as KeyedProcessFunc users
 // do.
 func summarize(ctx *strom.KeyedContext[string, sensorSummary], r reading) error {
 	count, err := state.GetValue(ctx, countDesc)
@@ -127,7 +127,7 @@ func TestKeyedStateKinds(t *testing.T) {
 		env := newEnv(p)
 		// One source subtask, so each sensor's records arrive in input order.
 		src := strom.FromSlice(env, input).Parallelism(1)
-		out := strom.Collect(strom.Process(strom.KeyBy(src, func(r reading) string { return r.Sensor }),
+		out := strom.Collect(strom.KeyedProcess(strom.KeyBy(src, func(r reading) string { return r.Sensor }),
 			func() strom.KeyedProcessFunction[string, reading, sensorSummary] { return summarizer{} }))
 		mustRun(t, env, "state kinds")
 		got := out.Values()
@@ -138,11 +138,11 @@ func TestKeyedStateKinds(t *testing.T) {
 	}
 }
 
-// ProcessFunc with state got on each call behaves like Process.
+// KeyedProcessFunc with state got on each call behaves like KeyedProcess.
 func TestProcessFuncCountsPerKey(t *testing.T) {
 	env := newEnv(2)
 	keyed := strom.KeyBy(strom.FromSlice(env, rangeSlice(1000)), func(v int) int { return v % 10 })
-	out := strom.Collect(strom.ProcessFunc(keyed, func(ctx *strom.KeyedContext[int, [2]int], v int) error {
+	out := strom.Collect(strom.KeyedProcessFunc(keyed, func(ctx *strom.KeyedContext[int, [2]int], v int) error {
 		c, err := state.GetValue(ctx, state.ValueDescriptor[int]{Name: "c"})
 		if err != nil {
 			return err
@@ -224,7 +224,7 @@ func TestStateTTLExpires(t *testing.T) {
 	env := newEnv(2)
 	// Keys 0..3, each twice: first write, then read.
 	src := strom.FromSlice(env, []int{0, 1, 2, 3, 0, 1, 2, 3}).Parallelism(1)
-	out := strom.Collect(strom.Process(strom.KeyBy(src, func(v int) int { return v }),
+	out := strom.Collect(strom.KeyedProcess(strom.KeyBy(src, func(v int) int { return v }),
 		func() strom.KeyedProcessFunction[int, int, ttlReport] { return expiring{} }))
 	mustRun(t, env, "ttl")
 	got := out.Values()

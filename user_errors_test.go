@@ -51,7 +51,7 @@ func TestEveryUserFunctionCanReturnAnError(t *testing.T) {
 			}).Name("Failing"))
 		},
 		"KeyedProcess": func(env *strom.Environment) {
-			strom.Discard(strom.ProcessFunc(strom.KeyBy(strom.FromSlice(env, rangeSlice(20)), func(v int) int { return v % 3 }),
+			strom.Discard(strom.KeyedProcessFunc(strom.KeyBy(strom.FromSlice(env, rangeSlice(20)), func(v int) int { return v % 3 }),
 				func(ctx *strom.KeyedContext[int, int], v int) error {
 					if fail(v) {
 						return errUser
@@ -60,8 +60,8 @@ func TestEveryUserFunctionCanReturnAnError(t *testing.T) {
 				}).Name("Failing"))
 		},
 		"Process": func(env *strom.Environment) {
-			strom.Discard(strom.ProcessStream(strom.FromSlice(env, rangeSlice(20)), func() strom.ProcessFunction[int, int] {
-				return strom.ProcessElementFunc[int, int](func(ctx *strom.Context[int], v int) error {
+			strom.Discard(strom.Process(strom.FromSlice(env, rangeSlice(20)), func() strom.ProcessFunction[int, int] {
+				return strom.ProcessElementFunc[int, int](func(ctx *strom.ProcessContext[int], v int) error {
 					if fail(v) {
 						return errUser
 					}
@@ -153,7 +153,7 @@ func TestContextReachesUserCode(t *testing.T) {
 			})
 		},
 		"keyed process": func(env *strom.Environment) {
-			strom.Discard(strom.ProcessFunc(strom.KeyBy(strom.FromSlice(env, rangeSlice(5)), func(v int) int { return v }),
+			strom.Discard(strom.KeyedProcessFunc(strom.KeyBy(strom.FromSlice(env, rangeSlice(5)), func(v int) int { return v }),
 				func(ctx *strom.KeyedContext[int, int], v int) error {
 					started <- struct{}{}
 					<-ctx.Context().Done()
@@ -161,8 +161,8 @@ func TestContextReachesUserCode(t *testing.T) {
 				}))
 		},
 		"process": func(env *strom.Environment) {
-			strom.Discard(strom.ProcessStream(strom.FromSlice(env, rangeSlice(5)), func() strom.ProcessFunction[int, int] {
-				return strom.ProcessElementFunc[int, int](func(ctx *strom.Context[int], v int) error {
+			strom.Discard(strom.Process(strom.FromSlice(env, rangeSlice(5)), func() strom.ProcessFunction[int, int] {
+				return strom.ProcessElementFunc[int, int](func(ctx *strom.ProcessContext[int], v int) error {
 					started <- struct{}{}
 					<-ctx.Context().Done()
 					return ctx.Context().Err()

@@ -79,7 +79,7 @@ func TestTimerBehindWatermarkFiresWithNextAdvance(t *testing.T) {
 	src := strom.AssignTimestamps(strom.FromSlice(env, []int{10, 20, 30}),
 		strom.CustomWatermarks[int](func() strom.WatermarkGenerator { return exactPunctuated{} }).
 			WithTimestamps(func(v int) int64 { return int64(v) }))
-	out := strom.Collect(strom.Process(strom.KeyBy(src, func(int) int { return 0 }),
+	out := strom.Collect(strom.KeyedProcess(strom.KeyBy(src, func(int) int { return 0 }),
 		func() strom.KeyedProcessFunction[int, int, firedAt] { return behindTimer{} }))
 	mustRun(t, env, "behind timer")
 	require.Equal(t, []firedAt{

@@ -162,7 +162,7 @@ func closedAuctions[OUT any](events strom.Stream[Event], name string, close func
 		}
 		return e.Auction.ID
 	})
-	return strom.Process(byAuction, func() strom.KeyedProcessFunction[int64, Event, OUT] {
+	return strom.KeyedProcess(byAuction, func() strom.KeyedProcessFunction[int64, Event, OUT] {
 		return &winningBids[OUT]{close: close}
 	}).Name(name + ": winning bids")
 }
@@ -183,7 +183,7 @@ func query4(events strom.Stream[Event], out *Output) {
 	wins := closedAuctions(events, "q4", func(a *Auction, best *bidWin) q4Win {
 		return q4Win{Category: a.Category, Price: best.Price}
 	})
-	rows := strom.ProcessFunc(strom.KeyBy(wins, func(w q4Win) int64 { return w.Category }),
+	rows := strom.KeyedProcessFunc(strom.KeyBy(wins, func(w q4Win) int64 { return w.Category }),
 		func(ctx *strom.KeyedContext[int64, Q4Row], w q4Win) error {
 			s, err := state.GetValue(ctx, q4SumDesc)
 			if err != nil {

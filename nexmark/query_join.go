@@ -34,7 +34,7 @@ func query3(events strom.Stream[Event], out *Output) {
 		}
 		return false
 	}).Name("q3: OR/ID/CA persons, category-10 auctions")
-	rows := strom.Process(strom.KeyBy(sides, sellerKey), func() strom.KeyedProcessFunction[int64, Event, Q3Row] {
+	rows := strom.KeyedProcess(strom.KeyBy(sides, sellerKey), func() strom.KeyedProcessFunction[int64, Event, Q3Row] {
 		return &q3Join{}
 	}).Name("q3: join")
 	sinkRows(rows, out)

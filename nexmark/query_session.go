@@ -33,7 +33,7 @@ var q11SessionsDesc = state.ValueDescriptor[[]q11Open]{Name: "sessions"}
 // of session length instead of one per bid.
 func query11(events strom.Stream[Event], out *Output) {
 	bids := strom.Filter(events, func(e Event) bool { return e.Type == BidEvent }).Name("q11: bids")
-	rows := strom.Process(strom.KeyBy(bids, func(e Event) int64 { return e.Bid.Bidder }),
+	rows := strom.KeyedProcess(strom.KeyBy(bids, func(e Event) int64 { return e.Bid.Bidder }),
 		func() strom.KeyedProcessFunction[int64, Event, Q11Row] { return &q11Sessions{} }).Name("q11: sessions")
 	sinkRows(rows, out)
 }

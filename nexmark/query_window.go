@@ -12,7 +12,7 @@ import (
 )
 
 // q5 and q7 aggregate in two steps. The first runs in the task that reads the events
-// (strom.ProcessStream, chained to the source): each subtask buffers its own bids per
+// (strom.Process, chained to the source): each subtask buffers its own bids per
 // window — a pane count per auction for q5, the highest bids for q7 — and emits a
 // window's buffer when its watermark completes the window (end − 1 ≤ watermark), before
 // that watermark goes downstream. So only these partial results cross the shuffle, not
@@ -115,7 +115,7 @@ type q5Panes struct {
 	panes localWindows[map[int64]int64]
 }
 
-func (f *q5Panes) ProcessElement(ctx *strom.Context[q5Count], e Event) error {
+func (f *q5Panes) ProcessElement(ctx *strom.ProcessContext[q5Count], e Event) error {
 	if e.Type != BidEvent {
 		return nil
 	}
@@ -136,7 +136,7 @@ func (f *q5Panes) ProcessElement(ctx *strom.Context[q5Count], e Event) error {
 	return nil
 }
 
-func (f *q5Panes) OnWatermark(ctx *strom.Context[q5Count], wm int64) error {
+func (f *q5Panes) OnWatermark(ctx *strom.ProcessContext[q5Count], wm int64) error {
 	f.panes.fire(wm, func(start int64, m *map[int64]int64) {
 		for a, n := range *m {
 			ctx.CollectAt(q5Count{Auction: a, Count: n, Start: start}, start+Q5SlideMs-1)
@@ -147,7 +147,7 @@ func (f *q5Panes) OnWatermark(ctx *strom.Context[q5Count], wm int64) error {
 }
 
 // Finish emits what no watermark completed (nothing, after the final watermark).
-func (f *q5Panes) Finish(ctx *strom.Context[q5Count]) error {
+func (f *q5Panes) Finish(ctx *strom.ProcessContext[q5Count]) error {
 	return f.OnWatermark(ctx, math.MaxInt64)
 }
 
@@ -164,7 +164,7 @@ func (f *q5Panes) Finish(ctx *strom.Context[q5Count]) error {
 // auction and pane, and there is one timer per window instead of one per auction and
 // window.
 func query5(events strom.Stream[Event], out *Output) {
-	local := strom.ProcessStream(events, func() strom.ProcessFunction[Event, q5Count] {
+	local := strom.Process(events, func() strom.ProcessFunction[Event, q5Count] {
 		return &q5Panes{panes: newLocalWindows[map[int64]int64](Q5SlideMs)}
 	}).Name("q5: bids per pane and subtask")
 	panes := strom.WindowAggregateWith(
@@ -180,7 +180,7 @@ func query5(events strom.Stream[Event], out *Output) {
 			c.Collect(q5Count{Auction: p.Auction, Count: p.Count, Start: s})
 		}
 	}).Name("q5: panes to windows")
-	rows := strom.Process(strom.KeyBy(perWindow, func(p q5Count) int64 { return p.Start }),
+	rows := strom.KeyedProcess(strom.KeyBy(perWindow, func(p q5Count) int64 { return p.Start }),
 		func() strom.KeyedProcessFunction[int64, q5Count, Q5Row] { return &q5Hottest{} }).Name("q5: hottest per window")
 	sinkRows(rows, out)
 }
@@ -277,7 +277,7 @@ type q7Candidates struct {
 	wins localWindows[q7Max]
 }
 
-func (f *q7Candidates) ProcessElement(ctx *strom.Context[Q7Row], e Event) error {
+func (f *q7Candidates) ProcessElement(ctx *strom.ProcessContext[Q7Row], e Event) error {
 	if e.Type != BidEvent {
 		return nil
 	}
@@ -295,7 +295,7 @@ func (f *q7Candidates) ProcessElement(ctx *strom.Context[Q7Row], e Event) error 
 	return nil
 }
 
-func (f *q7Candidates) OnWatermark(ctx *strom.Context[Q7Row], wm int64) error {
+func (f *q7Candidates) OnWatermark(ctx *strom.ProcessContext[Q7Row], wm int64) error {
 	f.wins.fire(wm, func(start int64, m *q7Max) {
 		for _, r := range m.Bids {
 			ctx.CollectAt(r, start+Q7WindowMs-1)
@@ -307,7 +307,7 @@ func (f *q7Candidates) OnWatermark(ctx *strom.Context[Q7Row], wm int64) error {
 }
 
 // Finish emits what no watermark completed (nothing, after the final watermark).
-func (f *q7Candidates) Finish(ctx *strom.Context[Q7Row]) error {
+func (f *q7Candidates) Finish(ctx *strom.ProcessContext[Q7Row]) error {
 	return f.OnWatermark(ctx, math.MaxInt64)
 }
 
@@ -315,7 +315,7 @@ func (f *q7Candidates) Finish(ctx *strom.Context[Q7Row]) error {
 // source subtask keeps its highest bids per window (q7Candidates), and those few
 // candidates are reduced per window.
 func query7(events strom.Stream[Event], out *Output) {
-	candidates := strom.ProcessStream(events, func() strom.ProcessFunction[Event, Q7Row] {
+	candidates := strom.Process(events, func() strom.ProcessFunction[Event, Q7Row] {
 		return &q7Candidates{wins: newLocalWindows[q7Max](Q7WindowMs)}
 	}).Name("q7: highest bids per subtask")
 	rows := strom.WindowAggregateWith(

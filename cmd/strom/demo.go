@@ -96,7 +96,7 @@ func buildDemo(env *strom.Environment, rate float64, window_ time.Duration, sink
 			return nil
 		}).Name("page windows")
 	totalDesc := state.ValueDescriptor[int64]{Name: "total-clicks"}
-	totals := strom.ProcessFunc(strom.KeyBy(windows, func(p PageWindow) string { return p.Page }),
+	totals := strom.KeyedProcessFunc(strom.KeyBy(windows, func(p PageWindow) string { return p.Page }),
 		func(ctx *strom.KeyedContext[string, PageWindow], p PageWindow) error {
 			total, err := state.GetValue(ctx, totalDesc)
 			if err != nil {
