@@ -98,11 +98,14 @@ func (c *ProcessContext[OUT]) CurrentProcessingTime() int64 { return c.rt.Time.N
 
 // RegisterProcessingTimer calls fn on the subtask's goroutine, between
 // records, once the wall clock reaches ts (epoch ms); fn gets the context
-// and ts. Every registration fires once (none is deduplicated). Callbacks
-// still pending at the end of a bounded input are dropped: flush in Finish.
-// An error from fn fails the job.
-func (c *ProcessContext[OUT]) RegisterProcessingTimer(ts int64, fn func(ctx *ProcessContext[OUT], ts int64) error) {
-	c.rt.Time.Register(ts, func(at int64) {
+// and ts. Every registration fires once (none is deduplicated) unless it is
+// stopped first with the returned timer's Stop. Callbacks still pending at
+// the end of a bounded input are dropped: flush in Finish. An error from fn
+// fails the job.
+func (c *ProcessContext[OUT]) RegisterProcessingTimer(ts int64, fn func(ctx *ProcessContext[OUT], ts int64) error) *ProcessingTimer {
+	t := &ProcessingTimer{pt: c.rt.Time}
+	t.id = c.rt.Time.Register(ts, func(at int64) {
+		t.done = true
 		// Runs from the task's timer service, outside any record's call
 		// chain: name this operator if fn panics.
 		defer runtime.Guard(c.name)
@@ -111,6 +114,27 @@ func (c *ProcessContext[OUT]) RegisterProcessingTimer(ts int64, fn func(ctx *Pro
 			runtime.Fail(c.name, fmt.Errorf("processing timer at %d: %w", at, err))
 		}
 	})
+	return t
+}
+
+// ProcessingTimer is a pending processing-time callback of a
+// ProcessFunction (as time.AfterFunc's Timer). Use it only from the
+// function's own calls: it belongs to the subtask's goroutine.
+type ProcessingTimer struct {
+	pt   *runtime.ProcessingTime
+	id   uint64
+	done bool
+}
+
+// Stop cancels the callback. It reports whether this call stopped it:
+// false if it already ran or was stopped.
+func (t *ProcessingTimer) Stop() bool {
+	if t == nil || t.done {
+		return false
+	}
+	t.done = true
+	t.pt.Cancel(t.id)
+	return true
 }
 
 // SubtaskIndex is the 0-based index of the running subtask.

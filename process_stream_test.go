@@ -568,3 +568,84 @@ func TestProcessStreamNilFunction(t *testing.T) {
 	require.Error(t, err)
 	require.ErrorContains(t, err, "newFn returned nil")
 }
+
+// pausingSource emits n records quickly, then stays open without data, so
+// processing-time callbacks pending after the last record can still fire.
+type pausingSource struct{ n int }
+
+func (pausingSource) Bounded() bool { return false }
+func (s pausingSource) Splits(p int) ([]strom.Split, error) {
+	out := make([]strom.Split, p)
+	for i := range out {
+		out[i] = split(fmt.Sprint(i))
+	}
+	return out, nil
+}
+func (s pausingSource) NewReader(strom.SourceContext, []strom.Split) (strom.SourceReader[int], error) {
+	return &pausingReader{n: s.n}, nil
+}
+
+type pausingReader struct{ i, n int }
+
+func (r *pausingReader) Read(out strom.SourceOutput[int]) (strom.ReadStatus, error) {
+	if r.i >= r.n {
+		return strom.ReadStatus{WakeAt: time.Now().Add(time.Hour)}, nil
+	}
+	out.Collect(r.i)
+	r.i++
+	return strom.ReadStatus{}, nil
+}
+func (r *pausingReader) Snapshot() ([]strom.Split, error) { return nil, nil }
+func (r *pausingReader) Close() error                     { return nil }
+
+type timeoutFired struct {
+	Subtask, Records, Stopped int
+	StopAfterFire             bool
+}
+
+// inactivity pushes a processing-time timeout back with every record:
+// Stop the pending callback, register a new one.
+type inactivity struct {
+	pending *strom.ProcessingTimer
+	records int
+	stopped int
+}
+
+func (f *inactivity) ProcessElement(ctx *strom.ProcessContext[timeoutFired], v int) error {
+	f.records++
+	if f.pending.Stop() {
+		f.stopped++
+	}
+	f.pending = ctx.RegisterProcessingTimer(ctx.CurrentProcessingTime()+50, func(ctx *strom.ProcessContext[timeoutFired], ts int64) error {
+		ctx.Collect(timeoutFired{Subtask: ctx.SubtaskIndex(), Records: f.records, Stopped: f.stopped, StopAfterFire: f.pending.Stop()})
+		return nil
+	})
+	return nil
+}
+
+// Processing-time callbacks of a non-keyed process function can be
+// stopped: a timeout pushed back by every record fires once, after the
+// last record, and never for the stopped registrations.
+func TestProcessProcessingTimerStop(t *testing.T) {
+	const p, n = 2, 300
+	env := newEnv(p)
+	src := strom.FromSource[int](env, pausingSource{n: n}, "Pausing")
+	fired := &liveSink[timeoutFired]{}
+	strom.SinkFunc(strom.Process(src, func() strom.ProcessFunction[int, timeoutFired] { return &inactivity{} }), fired.add)
+	var allFired time.Time
+	runUntil(t, env, "timeouts", func() bool {
+		if allFired.IsZero() && len(fired.values()) >= p {
+			allFired = time.Now()
+		}
+		// Keep the job running a while longer: a stopped callback that
+		// still fired would show up in this time.
+		return !allFired.IsZero() && time.Since(allFired) > 150*time.Millisecond
+	})
+	got := fired.values()
+	require.Len(t, got, p, "one timeout per subtask: %+v", got)
+	for _, f := range got {
+		require.Equal(t, n, f.Records, "the timeout fired after the last record")
+		require.Equal(t, n-1, f.Stopped, "every earlier registration was stopped before it fired")
+		require.False(t, f.StopAfterFire, "Stop of a timer that is firing reports false")
+	}
+}

@@ -312,3 +312,31 @@ func TestProcessingTimeTimers(t *testing.T) {
 	require.Equal(t, firedTimer{"e", 1100}, (*fired)[2])
 	require.Zero(t, tm.NumProcessingTimers())
 }
+
+// Cancelled registrations never run, and a timeout cancelled and
+// re-registered over and over keeps the heap small.
+func TestProcessingTimeCancel(t *testing.T) {
+	clk := &manualClock{}
+	pt := newProcessingTime(clk)
+	var ran []int64
+	keep := pt.Register(10, func(ts int64) { ran = append(ran, ts) })
+	drop := pt.Register(5, func(ts int64) { ran = append(ran, -ts) })
+	pt.Cancel(drop)
+	next, ok := pt.next()
+	require.True(t, ok)
+	require.Equal(t, int64(10), next, "a cancelled registration is not the next time")
+	var last uint64
+	for i := range 10_000 {
+		if last != 0 {
+			pt.Cancel(last)
+		}
+		last = pt.Register(int64(1_000_000+i), func(ts int64) { ran = append(ran, ts) })
+	}
+	require.Less(t, len(pt.h), 200, "cancelled entries are compacted away")
+	require.Equal(t, 2, pt.Pending())
+	clk.set(2_000_000)
+	require.Equal(t, 2, pt.fire())
+	require.Equal(t, []int64{10, 1_000_000 + 9_999}, ran)
+	require.Equal(t, 0, pt.Pending())
+	_ = keep
+}

@@ -24,6 +24,10 @@ type ProcessingTime struct {
 	clock Clock
 	h     ptHeap
 	seq   uint64
+	// cancelled holds the ids of registrations cancelled before they were
+	// due; their entries leave the heap lazily (when they reach its top, or
+	// when cancelled ones make up half of it).
+	cancelled map[uint64]struct{}
 }
 
 func newProcessingTime(c Clock) *ProcessingTime {
@@ -37,14 +41,59 @@ func newProcessingTime(c Clock) *ProcessingTime {
 func (p *ProcessingTime) Now() int64 { return p.clock.Now().UnixMilli() }
 
 // Register runs fn on the task goroutine once processing time reaches t
-// (epoch ms).
-func (p *ProcessingTime) Register(t int64, fn func(t int64)) {
+// (epoch ms). The returned id cancels it (Cancel).
+func (p *ProcessingTime) Register(t int64, fn func(t int64)) uint64 {
 	p.seq++
 	heap.Push(&p.h, ptEntry{t: t, seq: p.seq, fn: fn})
+	return p.seq
 }
+
+// Cancel drops the registration id if it has not run yet (an id that
+// already ran or was cancelled must not be passed again).
+func (p *ProcessingTime) Cancel(id uint64) {
+	if p.cancelled == nil {
+		p.cancelled = map[uint64]struct{}{}
+	}
+	p.cancelled[id] = struct{}{}
+	if len(p.cancelled) > 64 && 2*len(p.cancelled) > len(p.h) {
+		p.compact()
+	}
+}
+
+// compact rebuilds the heap without its cancelled entries, so timers that
+// are registered and cancelled over and over (a timeout pushed back by
+// every record) take bounded memory.
+func (p *ProcessingTime) compact() {
+	live := p.h[:0]
+	for _, e := range p.h {
+		if _, gone := p.cancelled[e.seq]; !gone {
+			live = append(live, e)
+		}
+	}
+	clear(p.h[len(live):])
+	p.h = live
+	heap.Init(&p.h)
+	clear(p.cancelled)
+}
+
+// skipCancelled pops cancelled entries off the top of the heap.
+func (p *ProcessingTime) skipCancelled() {
+	for len(p.cancelled) > 0 && len(p.h) > 0 {
+		if _, gone := p.cancelled[p.h[0].seq]; !gone {
+			return
+		}
+		delete(p.cancelled, p.h[0].seq)
+		heap.Pop(&p.h)
+	}
+}
+
+// Pending is the number of registrations that have neither run nor been
+// cancelled.
+func (p *ProcessingTime) Pending() int { return len(p.h) - len(p.cancelled) }
 
 // next returns the earliest registered time.
 func (p *ProcessingTime) next() (int64, bool) {
+	p.skipCancelled()
 	if len(p.h) == 0 {
 		return 0, false
 	}
@@ -55,12 +104,15 @@ func (p *ProcessingTime) next() (int64, bool) {
 func (p *ProcessingTime) fire() int {
 	now := p.Now()
 	n := 0
-	for len(p.h) > 0 && p.h[0].t <= now {
+	for {
+		p.skipCancelled()
+		if len(p.h) == 0 || p.h[0].t > now {
+			return n
+		}
 		e := heap.Pop(&p.h).(ptEntry)
 		e.fn(e.t)
 		n++
 	}
-	return n
 }
 
 type ptEntry struct {
