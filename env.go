@@ -4,7 +4,7 @@
 // A program creates an Environment, builds a graph of streams from sources
 // through transformations to sinks, and calls Execute:
 //
-//	env := strom.NewEnvironment()
+//	env := strom.NewEnvironment(strom.Config{Parallelism: 2})
 //	words := strom.FromSlice(env, []string{"a", "b", "a"})
 //	counts := strom.Reduce(
 //		strom.KeyBy(strom.Map(words, func(w string) Count { return Count{w, 1} }),
@@ -18,6 +18,35 @@
 // Each operator runs as parallel subtasks inside the embedded cluster's
 // TaskManagers; operators connected one-to-one are chained into one task and
 // call each other directly.
+//
+// # Functions and their names
+//
+// Plain functions (Map, Filter, FlatMap, KeyBy's key selector, Reduce, the
+// window reducers and aggregators, join functions) cannot fail: a panic in
+// one fails the job. TryMap, TryFilter and TryFlatMap take functions that
+// return an error. Everything that does I/O or keeps state returns an error:
+// process functions, window process functions, interval joins, sink writers
+// and source readers. An error (or panic) fails the job with a *TaskError
+// naming the job, operator, subtask and attempt, which wraps the cause
+// (errors.Is finds the function's own error).
+//
+// Process functions come in one family, named after Flink's: Process runs a
+// ProcessFunction on a stream (ProcessContext), KeyedProcess a
+// KeyedProcessFunction on a keyed stream (KeyedContext: keyed state through
+// package state, timers), KeyedCoProcess a KeyedCoProcessFunction on two
+// connected keyed streams. ProcessFunc and KeyedProcessFunc run a plain
+// function instead; ProcessElementFunc and KeyedProcessElementFunc adapt a
+// function to the interface. The newFn argument is called once per
+// subtask, so a function may keep per-subtask fields. Optional interfaces
+// add life-cycle hooks: ProcessOpener/KeyedOpener, TimerHandler,
+// WatermarkHandler, Finisher, Closer.
+//
+// # Cancellation
+//
+// The context given to Execute or ExecuteAsync bounds the job. Each
+// subtask's context (ProcessContext.Context, KeyedContext.Context,
+// SourceContext.Context, SinkContext.Context) is cancelled when the job is
+// cancelled or fails: pass it to blocking calls in user code.
 package strom
 
 import (
