@@ -402,17 +402,28 @@ func (s fileSource) NewReader(_ SourceContext, splits []Split) (SourceReader[str
 
 type fileReader struct {
 	splits []*FileSplit
-	f      *os.File
-	br     *bufio.Reader
-	line   int64
+	// outs[i] is the output of splits[i]: every split of the reader is
+	// registered at the first Read, so with a watermark strategy a file not
+	// read yet holds back the watermark and none of its records is late
+	// because another file was further ahead in event time.
+	outs []SourceOutput[string]
+	f    *os.File
+	br   *bufio.Reader
+	line int64
 }
 
 func (r *fileReader) Read(out SourceOutput[string]) (ReadStatus, error) {
+	if r.outs == nil {
+		r.outs = make([]SourceOutput[string], len(r.splits))
+		for i, sp := range r.splits {
+			r.outs[i] = out.ForSplit(sp.SplitID())
+		}
+	}
 	for {
 		if len(r.splits) == 0 {
 			return ReadStatus{Done: true}, nil
 		}
-		sp := r.splits[0]
+		sp, sout := r.splits[0], r.outs[0]
 		if r.f == nil {
 			f, err := os.Open(sp.Path)
 			if err != nil {
@@ -436,12 +447,13 @@ func (r *fileReader) Read(out SourceOutput[string]) (ReadStatus, error) {
 						n--
 					}
 				}
-				out.Collect(line[:n])
+				sout.Collect(line[:n])
 			}
 			if err == io.EOF {
 				r.f.Close()
 				r.f, r.br = nil, nil
-				r.splits = r.splits[1:]
+				r.splits, r.outs = r.splits[1:], r.outs[1:]
+				out.ReleaseSplit(sp.SplitID())
 				return ReadStatus{}, nil
 			}
 			if err != nil {
@@ -473,10 +485,23 @@ func (r *fileReader) Close() error {
 // FromFile creates a bounded stream of the lines of a file (without line
 // terminators), or of every file in a directory (files starting with '.' or
 // '_' are skipped). Files are split over the source's subtasks. A missing
-// path fails the job with a clear error.
+// path fails the job with a clear error. For event time per file, use
+// FromSourceWithWatermarks with FileSource.
 func FromFile(env *Environment, path string) Stream[string] {
-	return FromSource[string](env, fileSource{path: path}, "File Source: "+path)
+	return FromSource(env, FileSource(path), "File Source: "+path)
 }
+
+// FileSource is the source FromFile reads: the lines of a file, or of every
+// file in a directory, one split per file. A subtask reads its files one
+// after another. Given to FromSourceWithWatermarks, each file is a split
+// with its own watermark generator, and every file of a subtask holds back
+// the subtask's watermark until it is read to its end: a directory of files
+// with different time ranges yields no late record, whatever the order the
+// files are read in (the watermark advances once a subtask reads its last
+// file, so windows downstream hold everything until then). An idle timeout
+// would let files not opened yet stop holding the watermark back: leave it
+// out for files.
+func FileSource(path string) Source[string] { return fileSource{path: path} }
 
 // GeneratorOption configures FromGenerator.
 type GeneratorOption func(*generatorSource)

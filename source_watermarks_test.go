@@ -1,7 +1,12 @@
 package strom_test
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -350,4 +355,59 @@ func TestSplitOutputUsedAfterReleaseFails(t *testing.T) {
 	strom.Discard(strom.FromSourceWithWatermarks(env, releaseThenUse{}, strom.Monotonous[int]().WithIdleness(-time.Second), "Careless"))
 	_, err = run(t, env, "negative idleness")
 	require.ErrorContains(t, err, "idle timeout -1s must not be negative")
+}
+
+// A directory of files with different time ranges, read with per-split
+// watermarks: files are read one after another, later files earlier in
+// event time, and no line is late; with AssignTimestamps after the source
+// every line of a file read after a later one is.
+func TestFileSourcePerSplitWatermarks(t *testing.T) {
+	dir := t.TempDir()
+	// Read in name order: part-0 (from 300 s), part-1 (200 s), part-2 (0 s),
+	// part-3 (100 s); at parallelism 2 subtask 0 reads 0 then 2, subtask 1
+	// reads 1 then 3.
+	bases := []int64{300_000, 200_000, 0, 100_000}
+	var keys []int
+	var tss []int64
+	for f, base := range bases {
+		var b strings.Builder
+		for i := range 1500 {
+			k, ts := (i*7+f)%4, base+int64(i)*9
+			keys, tss = append(keys, k), append(tss, ts)
+			fmt.Fprintf(&b, "%d,%d\n", k, ts)
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("part-%d", f)), []byte(b.String()), 0o644))
+	}
+	want := oracleCounts(keys, tss)
+	parse := func(line string) (int, int64) {
+		k, ts, _ := strings.Cut(line, ",")
+		kn, err := strconv.Atoi(k)
+		require.NoError(t, err)
+		tn, err := strconv.ParseInt(ts, 10, 64)
+		require.NoError(t, err)
+		return kn, tn
+	}
+	tsOf := func(line string) int64 { _, ts := parse(line); return ts }
+	keyOf := func(line string) int { k, _ := parse(line); return k }
+
+	for name, st := range map[string]strom.WatermarkStrategy[string]{
+		"periodic":   strom.BoundedOutOfOrderness[string](0).WithTimestamps(tsOf),
+		"punctuated": punctuatedMinus1(tsOf),
+	} {
+		for _, p := range []int{1, 2} {
+			env := newEnv(p, func(c *strom.Config) { c.AutoWatermarkInterval = time.Millisecond })
+			lines := strom.FromSourceWithWatermarks(env, strom.FileSource(dir), st, "Files")
+			counts, late := countPerSecond(lines, keyOf)
+			mustRun(t, env, "file per split")
+			require.Zero(t, late.Len(), "%s p=%d", name, p)
+			require.Equal(t, want, results(counts), "%s p=%d", name, p)
+		}
+	}
+
+	env := newEnv(1)
+	lines := strom.AssignTimestamps(strom.FromFile(env, dir), punctuatedMinus1(tsOf))
+	counts, late := countPerSecond(lines, keyOf)
+	mustRun(t, env, "file assign after source")
+	require.Equal(t, oracleCounts(keys[:1500], tss[:1500]), results(counts), "only the first file is on time")
+	require.Equal(t, 4500, late.Len(), "the three files read after it are late")
 }
