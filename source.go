@@ -46,11 +46,38 @@ type ReadStatus struct {
 }
 
 // SourceOutput receives a reader's records.
+//
+// A reader that reads several splits (partitions, files) should register
+// every split it is given with ForSplit before it collects any record (at
+// its first Read), collect each split's records through that split's
+// output, and release a split once it has read all of it (ReleaseSplit).
+// With a
+// watermark strategy (FromSourceWithWatermarks) every split then has its own
+// watermark generator and the subtask's watermark is the minimum over its
+// splits, so a split far ahead in event time does not make another split's
+// records late (Flink's per-split watermarks). Without a strategy ForSplit
+// returns the reader's output and ReleaseSplit does nothing, at no cost.
 type SourceOutput[T any] interface {
-	// Collect emits a record without an event timestamp.
+	// Collect emits a record without an event timestamp (with a strategy,
+	// its timestamp assigner gives it one).
 	Collect(v T)
-	// CollectAt emits a record with an event timestamp (epoch ms).
+	// CollectAt emits a record with an event timestamp (epoch ms); a
+	// strategy's timestamp assigner, if it has one, replaces it.
 	CollectAt(v T, ts int64)
+	// ForSplit returns the output for the records of one split, creating it
+	// on the first call for that split ID. From then until ReleaseSplit the
+	// split holds back the subtask's watermark (at first to no watermark at
+	// all), unless its generator marks it idle or it stays without records
+	// for the strategy's idle timeout. A split registered only when its
+	// first record is collected cannot hold back what other splits have
+	// already advanced: register all of them first. Records collected
+	// directly on the reader's output use one reader-level generator, which
+	// holds back the watermark once it has seen a record.
+	ForSplit(splitID string) SourceOutput[T]
+	// ReleaseSplit says the split is finished: it no longer holds back the
+	// watermark. Its output must not be used afterwards (that fails the
+	// job); ForSplit with the same ID starts a new generator.
+	ReleaseSplit(splitID string)
 }
 
 // Source is a connector that produces records: it divides its input into
@@ -83,15 +110,24 @@ type sourceOp[T any] struct {
 	name   string
 	reader SourceReader[T]
 	out    runtime.Output[T]
-	emit   sourceEmit[T]
+	emit   SourceOutput[T]
 	ctx    *runtime.Context
 	ended  bool
+	// strategy, when not nil, makes the source assign timestamps and
+	// generate watermarks per split (FromSourceWithWatermarks).
+	strategy *WatermarkStrategy[T]
+	interval int64 // AutoWatermarkInterval, ms
+	wms      *sourceWatermarks[T]
 }
 
+// sourceEmit is the output of a source without a watermark strategy:
+// records go straight into the chain and splits are not told apart.
 type sourceEmit[T any] struct{ out runtime.Output[T] }
 
-func (e sourceEmit[T]) Collect(v T)             { e.out.Collect(v, runtime.NoTimestamp) }
-func (e sourceEmit[T]) CollectAt(v T, ts int64) { e.out.Collect(v, ts) }
+func (e *sourceEmit[T]) Collect(v T)                     { e.out.Collect(v, runtime.NoTimestamp) }
+func (e *sourceEmit[T]) CollectAt(v T, ts int64)         { e.out.Collect(v, ts) }
+func (e *sourceEmit[T]) ForSplit(string) SourceOutput[T] { return e }
+func (e *sourceEmit[T]) ReleaseSplit(string)             {}
 
 func (o *sourceOp[T]) Open(ctx *runtime.Context) error {
 	o.ctx = ctx
@@ -111,8 +147,22 @@ func (o *sourceOp[T]) Open(ctx *runtime.Context) error {
 		return fmt.Errorf("source %q: creating reader: %w", o.name, err)
 	}
 	o.reader = r
-	o.emit = sourceEmit[T]{o.out}
+	if o.strategy == nil {
+		o.emit = &sourceEmit[T]{o.out}
+		return nil
+	}
+	o.wms = newSourceWatermarks(o.name, o.out, *o.strategy, ctx.Time)
+	o.emit = o.wms.main
+	ctx.Time.Register(ctx.Time.Now()+o.interval, o.periodic)
 	return nil
+}
+
+// periodic runs the generators' periodic emit and idleness detection every
+// AutoWatermarkInterval, on the task goroutine between two reads. A panic
+// here is attributed to the source, the head of the task.
+func (o *sourceOp[T]) periodic(now int64) {
+	o.wms.periodic(now)
+	o.ctx.Time.Register(now+o.interval, o.periodic)
 }
 
 func (o *sourceOp[T]) Step() runtime.SourceStep {
@@ -144,17 +194,25 @@ func (o *sourceOp[T]) Close() error {
 	return o.reader.Close()
 }
 
-// FromSource creates a stream read by src.
+// FromSource creates a stream read by src. The source gives records the
+// timestamps its reader collects them with and emits no watermark but the
+// final one; use FromSourceWithWatermarks (or AssignTimestamps after it) for
+// event time.
 func FromSource[T any](env *Environment, src Source[T], name string) Stream[T] {
+	return addSource(env, src, name, nil)
+}
+
+func addSource[T any](env *Environment, src Source[T], name string, strategy *WatermarkStrategy[T]) Stream[T] {
 	if name == "" {
 		name = "Source"
 	}
+	interval := max(env.Config().AutoWatermarkInterval.Milliseconds(), 1)
 	n := env.graph.AddNode(&graph.Node{
 		Kind: "source",
 		Name: name,
 		Out:  runtime.Ops[T]{},
 		Build: func(ctx *runtime.Context, out any) (runtime.Operator, error) {
-			return &sourceOp[T]{src: src, name: name, out: out.(runtime.Output[T])}, nil
+			return &sourceOp[T]{src: src, name: name, out: out.(runtime.Output[T]), strategy: strategy, interval: interval}, nil
 		},
 	})
 	return Stream[T]{env: env, inputs: []streamInput{{node: n}}}
@@ -348,17 +406,28 @@ func (s fileSource) NewReader(_ SourceContext, splits []Split) (SourceReader[str
 
 type fileReader struct {
 	splits []*FileSplit
-	f      *os.File
-	br     *bufio.Reader
-	line   int64
+	// outs[i] is the output of splits[i]: every split of the reader is
+	// registered at the first Read, so with a watermark strategy a file not
+	// read yet holds back the watermark and none of its records is late
+	// because another file was further ahead in event time.
+	outs []SourceOutput[string]
+	f    *os.File
+	br   *bufio.Reader
+	line int64
 }
 
 func (r *fileReader) Read(out SourceOutput[string]) (ReadStatus, error) {
+	if r.outs == nil {
+		r.outs = make([]SourceOutput[string], len(r.splits))
+		for i, sp := range r.splits {
+			r.outs[i] = out.ForSplit(sp.SplitID())
+		}
+	}
 	for {
 		if len(r.splits) == 0 {
 			return ReadStatus{Done: true}, nil
 		}
-		sp := r.splits[0]
+		sp, sout := r.splits[0], r.outs[0]
 		if r.f == nil {
 			f, err := os.Open(sp.Path)
 			if err != nil {
@@ -382,12 +451,13 @@ func (r *fileReader) Read(out SourceOutput[string]) (ReadStatus, error) {
 						n--
 					}
 				}
-				out.Collect(line[:n])
+				sout.Collect(line[:n])
 			}
 			if err == io.EOF {
 				r.f.Close()
 				r.f, r.br = nil, nil
-				r.splits = r.splits[1:]
+				r.splits, r.outs = r.splits[1:], r.outs[1:]
+				out.ReleaseSplit(sp.SplitID())
 				return ReadStatus{}, nil
 			}
 			if err != nil {
@@ -419,10 +489,23 @@ func (r *fileReader) Close() error {
 // FromFile creates a bounded stream of the lines of a file (without line
 // terminators), or of every file in a directory (files starting with '.' or
 // '_' are skipped). Files are split over the source's subtasks. A missing
-// path fails the job with a clear error.
+// path fails the job with a clear error. For event time per file, use
+// FromSourceWithWatermarks with FileSource.
 func FromFile(env *Environment, path string) Stream[string] {
-	return FromSource[string](env, fileSource{path: path}, "File Source: "+path)
+	return FromSource(env, FileSource(path), "File Source: "+path)
 }
+
+// FileSource is the source FromFile reads: the lines of a file, or of every
+// file in a directory, one split per file. A subtask reads its files one
+// after another. Given to FromSourceWithWatermarks, each file is a split
+// with its own watermark generator, and every file of a subtask holds back
+// the subtask's watermark until it is read to its end: a directory of files
+// with different time ranges yields no late record, whatever the order the
+// files are read in (the watermark advances once a subtask reads its last
+// file, so windows downstream hold everything until then). An idle timeout
+// would let files not opened yet stop holding the watermark back: leave it
+// out for files.
+func FileSource(path string) Source[string] { return fileSource{path: path} }
 
 // GeneratorOption configures FromGenerator: Count, RatePerSecond.
 type GeneratorOption struct{ apply func(*generatorSource) }

@@ -19,7 +19,8 @@ type WatermarkOutput interface {
 }
 
 // WatermarkGenerator decides watermarks from the timestamps it sees (Flink's
-// WatermarkGenerator). One generator runs per subtask.
+// WatermarkGenerator). One generator runs per subtask (AssignTimestamps) or
+// per split of a source (FromSourceWithWatermarks).
 type WatermarkGenerator interface {
 	// OnEvent is called for every record with its timestamp.
 	OnEvent(ts int64, out WatermarkOutput)
@@ -30,18 +31,19 @@ type WatermarkGenerator interface {
 // WatermarkStrategy says how a stream's records get timestamps and how
 // watermarks follow them.
 type WatermarkStrategy[T any] struct {
-	// NewGenerator creates one subtask's generator.
+	// NewGenerator creates one subtask's (or one split's) generator.
 	NewGenerator func() WatermarkGenerator
 	// Timestamp extracts a record's event time (epoch ms). Nil keeps the
 	// timestamp the record already has.
 	Timestamp func(v T) int64
-	// IdleTimeout marks the stream idle after this long without records, so
-	// it does not hold back the watermark of downstream operators. Zero
-	// disables idleness detection.
+	// IdleTimeout marks the stream (in a source: the split) idle after this
+	// long without records, so it does not hold back the watermark of
+	// downstream operators (of the source subtask). Zero disables idleness
+	// detection.
 	IdleTimeout time.Duration
 
 	// err is a construction error (a bound that is not whole milliseconds),
-	// reported by AssignTimestamps.
+	// reported by AssignTimestamps and FromSourceWithWatermarks.
 	err error
 }
 
