@@ -52,6 +52,14 @@ type detector struct {
 	timer state.ValueState[int64]       // when small is forgotten
 }
 
+// KeyedProcess finds Open and OnTimer by type assertion when the job runs;
+// these assertions turn a mistyped signature into a compile error instead
+// of a method that is silently never called.
+var (
+	_ strom.KeyedOpener[string, Alert]  = (*detector)(nil)
+	_ strom.TimerHandler[string, Alert] = (*detector)(nil)
+)
+
 // Open implements strom.KeyedOpener.
 func (d *detector) Open(ctx *strom.KeyedContext[string, Alert]) (err error) {
 	if d.small, err = state.GetValue(ctx, smallDesc); err != nil {
