@@ -1,0 +1,49 @@
+package main
+
+import (
+	"io"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestExampleRuns runs the example and checks its exact output: each input
+// line lands where main.go's parse and threshold send it.
+func TestExampleRuns(t *testing.T) {
+	want := `readings:
+  s1 21.5°C
+  s1 22.0°C
+  s2 18.5°C
+  s2 19.0°C
+  s3 88.2°C
+  s3 91.5°C
+overheating:
+  s3 88.2°C
+  s3 91.5°C
+malformed:
+  ",20.0": want "sensor,celsius"
+  "garbage": want "sensor,celsius"
+  "s1,abc": bad temperature "abc"
+  "s2,": bad temperature ""
+`
+	require.Equal(t, want, runMain(t))
+}
+
+// runMain runs main and returns what it printed.
+func runMain(t *testing.T) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	stdout := os.Stdout
+	os.Stdout = w
+	defer func() { os.Stdout = stdout }()
+	done := make(chan []byte)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- b
+	}()
+	main()
+	w.Close()
+	return string(<-done)
+}
