@@ -78,6 +78,10 @@ type collector []Record
 func (c *collector) Collect(v Record)            { *c = append(*c, v) }
 func (c *collector) CollectAt(v Record, _ int64) { *c = append(*c, v) }
 
+// A test output without watermarks: every split writes to the same place.
+func (c *collector) ForSplit(string) strom.SourceOutput[Record] { return c }
+func (c *collector) ReleaseSplit(string)                        {}
+
 // runMain runs main and returns what it printed.
 func runMain(t *testing.T) string {
 	t.Helper()
