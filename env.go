@@ -39,7 +39,11 @@
 // function to the interface. The newFn argument is called once per
 // subtask, so a function may keep per-subtask fields. Optional interfaces
 // add life-cycle hooks: ProcessOpener/KeyedOpener, TimerHandler,
-// WatermarkHandler, Finisher, Closer.
+// WatermarkHandler, Finisher, Closer. They are found by type assertion, so
+// a method with a mistyped signature is silently not called: assert them at
+// compile time,
+//
+//	var _ strom.TimerHandler[string, Alert] = (*detector)(nil)
 //
 // # Cancellation
 //

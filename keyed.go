@@ -95,7 +95,13 @@ func (c *KeyedContext[K, OUT]) CurrentWatermark() int64 { return c.timers.Curren
 func (c *KeyedContext[K, OUT]) CurrentProcessingTime() int64 { return c.rt.Time.Now() }
 
 // RegisterEventTimeTimer calls OnTimer for the current key when the
-// watermark reaches ts. Registering the same time twice fires once.
+// watermark reaches ts. Registering the same time twice fires once. The
+// watermark trails the records (by the strategy's out-of-orderness, and
+// periodic strategies emit only every AutoWatermarkInterval), so records
+// with later timestamps may arrive before the timer fires: code that must
+// decide by event time compares timestamps rather than relying on the
+// timer having fired. A timer at or behind the current watermark fires
+// with the next watermark.
 func (c *KeyedContext[K, OUT]) RegisterEventTimeTimer(ts int64) {
 	c.timers.RegisterEventTime(struct{}{}, ts)
 }

@@ -53,6 +53,28 @@ func (w WatermarkStrategy[T]) WithTimestamps(fn func(v T) int64) WatermarkStrate
 	return w
 }
 
+// EmitPerRecord makes the generator also emit its watermark after every
+// record (as a punctuated generator does), not only every
+// AutoWatermarkInterval of wall-clock time: event time then follows the data
+// exactly, which makes small bounded inputs, tests and examples
+// deterministic. Watermarks are coalesced on the way downstream, so this
+// costs little.
+func (w WatermarkStrategy[T]) EmitPerRecord() WatermarkStrategy[T] {
+	inner := w.NewGenerator
+	if inner == nil {
+		return w
+	}
+	w.NewGenerator = func() WatermarkGenerator { return perRecordGen{inner()} }
+	return w
+}
+
+type perRecordGen struct{ WatermarkGenerator }
+
+func (g perRecordGen) OnEvent(ts int64, out WatermarkOutput) {
+	g.WatermarkGenerator.OnEvent(ts, out)
+	g.WatermarkGenerator.OnPeriodicEmit(out)
+}
+
 // WithIdleness sets the idleness timeout.
 func (w WatermarkStrategy[T]) WithIdleness(d time.Duration) WatermarkStrategy[T] {
 	w.IdleTimeout = d
@@ -180,8 +202,10 @@ func (o *timestampsOp[T]) ProcessWatermark(wm int64) {
 func (o *timestampsOp[T]) ProcessIdle() {}
 
 // AssignTimestamps gives the stream's records event timestamps and
-// generates watermarks by strategy. Put it right after the source so it
-// chains into the source's task.
+// generates watermarks by strategy. Put it right after the source: it runs
+// with its input's parallelism unless given one, so it chains into the
+// source's task and sees each reader's records in their order. (For one
+// watermark generator per split of a source, use FromSourceWithWatermarks.)
 func AssignTimestamps[T any](s Stream[T], strategy WatermarkStrategy[T]) Stream[T] {
 	if strategy.err != nil {
 		s.env.fail(strategy.err)
@@ -190,7 +214,9 @@ func AssignTimestamps[T any](s Stream[T], strategy WatermarkStrategy[T]) Stream[
 		s.env.fail(errorf("AssignTimestamps: idle timeout %v must not be negative", strategy.IdleTimeout))
 	}
 	interval := s.env.Config().AutoWatermarkInterval.Milliseconds()
-	return addOperator(s, "timestamps", "Timestamps/Watermarks", runtime.Forward, nil, func(_ *runtime.Context, out runtime.Output[T]) (runtime.OneInput[T], error) {
+	st := addOperator(s, "timestamps", "Timestamps/Watermarks", runtime.Forward, nil, func(_ *runtime.Context, out runtime.Output[T]) (runtime.OneInput[T], error) {
 		return &timestampsOp[T]{base: base[T]{out}, strategy: strategy, interval: max(interval, 1)}, nil
 	})
+	st.node().InheritParallelism = true
+	return st
 }

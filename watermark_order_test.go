@@ -89,3 +89,44 @@ func TestTimerBehindWatermarkFiresWithNextAdvance(t *testing.T) {
 		{"record", 30, 20},
 	}, out.Values())
 }
+
+// AssignTimestamps takes its input's parallelism, so it chains into the
+// source's task instead of silently becoming a rebalance with more
+// generators than readers.
+func TestAssignTimestampsInheritsParallelism(t *testing.T) {
+	env := newEnv(4)
+	src := strom.FromSlice(env, rangeSlice(10)).Parallelism(1).Name("src")
+	timed := strom.AssignTimestamps(src, strom.Monotonous[int]().WithTimestamps(func(v int) int64 { return int64(v) })).Name("ts")
+	out := strom.Collect(timed)
+	res := mustRun(t, env, "inherit")
+	op, ok := res.Operator("ts")
+	require.True(t, ok)
+	require.Equal(t, 1, op.Parallelism)
+	require.ElementsMatch(t, rangeSlice(10), out.Values())
+
+	// An explicit parallelism still wins.
+	env = newEnv(1)
+	timed = strom.AssignTimestamps(strom.FromSlice(env, rangeSlice(10)), strom.Monotonous[int]()).Parallelism(2).Name("ts")
+	strom.Discard(timed)
+	res = mustRun(t, env, "explicit")
+	op, _ = res.Operator("ts")
+	require.Equal(t, 2, op.Parallelism)
+}
+
+// EmitPerRecord makes a periodic strategy follow the data: on a small
+// bounded input a record behind the watermark is late, deterministically,
+// instead of every record waiting for the final watermark.
+func TestEmitPerRecord(t *testing.T) {
+	env := newEnv(1)
+	recs := []tsRec{{"a", 1000}, {"a", 12_000}, {"a", 2000}, {"a", 13_000}}
+	src := strom.AssignTimestamps(strom.FromSlice(env, recs),
+		strom.BoundedOutOfOrderness[tsRec](time.Second).EmitPerRecord().WithTimestamps(func(r tsRec) int64 { return r.TS }))
+	late := strom.NewOutputTag[tsRec]("late")
+	sums := strom.WindowReduce(strom.Window(strom.KeyBy(src, func(r tsRec) string { return r.Key }), window.Tumbling(10*time.Second)).
+		SideOutputLateData(late), func(a, b tsRec) tsRec { return tsRec{a.Key, a.TS + b.TS} })
+	out := strom.Collect(sums)
+	lateOut := strom.Collect(strom.SideOutput(sums, late))
+	mustRun(t, env, "per record")
+	require.Equal(t, []tsRec{{"a", 2000}}, lateOut.Values(), "2000 arrived after the watermark 10999")
+	require.ElementsMatch(t, []tsRec{{"a", 1000}, {"a", 25_000}}, out.Values())
+}

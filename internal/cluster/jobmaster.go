@@ -164,7 +164,7 @@ func (jm *JobMaster) logOutcome(a ActJobDone) {
 	}
 	log = log.With("job", jm.job.Name, "job_id", jm.job.ID)
 	if a.State != JobFailed {
-		log.Info("job ended", "state", a.State.String())
+		log.Debug("job ended", "state", a.State.String())
 		return
 	}
 	var te *runtime.TaskError

@@ -42,6 +42,10 @@ type Node struct {
 	NumInputs int
 	// DisableChaining keeps the node at the head of its own task.
 	DisableChaining bool
+	// InheritParallelism: without a parallelism of its own, the operator
+	// takes its input's (AssignTimestamps, which belongs in its source's
+	// task, as Flink's assignTimestampsAndWatermarks).
+	InheritParallelism bool
 	// NonParallel: the operator can only run as one subtask (a source that
 	// cannot be split, a non-keyed window); any other parallelism is an
 	// error.
@@ -192,6 +196,11 @@ func BuildJobGraph(g *StreamGraph, o Options) (*JobGraph, error) {
 				return nil, fmt.Errorf("operator %q runs as one subtask only; parallelism %d is not possible", n.Name, n.Parallelism)
 			}
 			n.Parallelism = 1
+		}
+		if n.Parallelism <= 0 && n.InheritParallelism && len(n.Inputs) == 1 {
+			// Nodes are numbered in construction order, so the input's
+			// parallelism is already resolved.
+			n.Parallelism = g.Nodes[n.Inputs[0].From].Parallelism
 		}
 		if n.Parallelism <= 0 {
 			n.Parallelism = o.DefaultParallelism
