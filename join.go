@@ -27,13 +27,13 @@ type windowJoinOp[A, B any, K comparable, OUT any] struct {
 	assigner window.Assigner
 	join     func(A, B) OUT
 	core     windowCore[K, joinBuf[A, B]]
-	addA     func(*joinBuf[A, B], A, bool)
-	addB     func(*joinBuf[A, B], B, bool)
+	addA     func(*joinBuf[A, B], A, int64, bool)
+	addB     func(*joinBuf[A, B], B, int64, bool)
 }
 
 func (o *windowJoinOp[A, B, K, OUT]) Open(ctx *runtime.Context) error {
-	o.addA = func(s *joinBuf[A, B], v A, _ bool) { s.as = append(s.as, v) }
-	o.addB = func(s *joinBuf[A, B], v B, _ bool) { s.bs = append(s.bs, v) }
+	o.addA = func(s *joinBuf[A, B], v A, _ int64, _ bool) { s.as = append(s.as, v) }
+	o.addB = func(s *joinBuf[A, B], v B, _ int64, _ bool) { s.bs = append(s.bs, v) }
 	spec := windowSpec{assigner: o.assigner, trigger: o.assigner.DefaultTrigger()}
 	merge := func(dst, src *joinBuf[A, B]) {
 		dst.as = append(dst.as, src.as...)
@@ -109,6 +109,14 @@ func WindowJoin[A, B any, K comparable, OUT any](a Keyed[A, K], b Keyed[B, K], a
 		})
 }
 
+// tsOut is a Collector emitting with a set timestamp.
+type tsOut[OUT any] struct {
+	out runtime.Output[OUT]
+	ts  int64
+}
+
+func (c *tsOut[OUT]) Collect(v OUT) { c.out.Collect(v, c.ts) }
+
 // intervalBuf is one key's buffered records of one side of an interval
 // join, sorted by timestamp (records mostly arrive in order, so inserting
 // is an append).
@@ -166,7 +174,7 @@ type intervalJoinOp[A, B any, K comparable, OUT any] struct {
 	left         *statebackend.Table[K, *intervalBuf[A]]
 	right        *statebackend.Table[K, *intervalBuf[B]]
 	timers       *runtime.Timers[K, bool] // namespace: true = left buffer
-	coll         winOut[OUT]
+	coll         tsOut[OUT]
 	dropped      int64
 }
 

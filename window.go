@@ -17,9 +17,9 @@ import (
 )
 
 // Windowed is a keyed stream grouped into windows: the input of
-// WindowReduce, WindowAggregate, WindowAggregateWith and WindowProcess
-// (Flink's WindowedStream). Its configuration methods return a modified
-// copy, so they chain:
+// WindowReduce, WindowReduceWith, WindowAggregate, WindowAggregateWith,
+// WindowProcess and WindowProcessWith (Flink's WindowedStream). Its
+// configuration methods return a modified copy, so they chain:
 //
 //	w := strom.Window(keyed, window.Tumbling(time.Minute)).
 //		AllowedLateness(10 * time.Second).
@@ -58,19 +58,26 @@ type Windowed[T any, K comparable] struct {
 func Window[T any, K comparable](k Keyed[T, K], a window.Assigner) Windowed[T, K] {
 	if a == nil {
 		k.stream.env.fail(errorf("Window: nil assigner"))
-	} else if v, ok := a.(interface{ Validate() error }); ok {
-		if err := v.Validate(); err != nil {
-			k.stream.env.fail(errorf("Window: %w", err))
-		}
+	} else if err := validate(a); err != nil {
+		k.stream.env.fail(errorf("Window: %w", err))
 	}
 	return Windowed[T, K]{keyed: k, assigner: a}
 }
+
+func validate(v any) error {
+	if v, ok := v.(interface{ Validate() error }); ok {
+		return v.Validate()
+	}
+	return nil
+}
+
+func (w Windowed[T, K]) env() *Environment { return w.keyed.stream.env }
 
 // Trigger replaces the assigner's default trigger (see window.Trigger).
 // With merging (session) windows the trigger must support merging.
 func (w Windowed[T, K]) Trigger(t window.Trigger) Windowed[T, K] {
 	if t == nil {
-		w.keyed.stream.env.fail(errorf("Window: nil trigger"))
+		w.env().fail(errorf("Window: nil trigger"))
 		return w
 	}
 	w.trigger = t
@@ -83,7 +90,7 @@ func (w Windowed[T, K]) Trigger(t window.Trigger) Windowed[T, K] {
 // processing-time windows. The default is 0.
 func (w Windowed[T, K]) AllowedLateness(d time.Duration) Windowed[T, K] {
 	if d < 0 {
-		w.keyed.stream.env.fail(errorf("Window: allowed lateness %v must not be negative", d))
+		w.env().fail(errorf("Window: allowed lateness %v must not be negative", d))
 		return w
 	}
 	w.lateness = d.Milliseconds()
@@ -116,22 +123,29 @@ func (w Windowed[T, K]) effectiveTrigger() window.Trigger {
 	return w.assigner.DefaultTrigger()
 }
 
-// winOut is the Collector of window functions: records carry the window's
-// max timestamp.
-type winOut[OUT any] struct {
-	out runtime.Output[OUT]
-	ts  int64
+// windowFuncs are what distinguishes the window functions: how a record is
+// added to a window's state S, how two states merge (nil if they cannot),
+// what a firing emits, and what happens when a window is cleaned up. One
+// windowFuncs value belongs to one subtask.
+type windowFuncs[T any, K comparable, S, OUT any] struct {
+	add   func(s *S, v T, ts int64, created bool)
+	merge func(dst, src *S)
+	emit  func(ctx *WindowContext[K, OUT], s *S) error
+	// clear is the user's Clear, called when a window is cleaned up.
+	clear func(ctx *WindowContext[K, OUT]) error
+	close func() error
+	// userCtx says the user function sees the WindowContext, so it may
+	// keep per-window state, which the operator drops with the window.
+	userCtx bool
 }
 
-func (c *winOut[OUT]) Collect(v OUT) { c.out.Collect(v, c.ts) }
-
-// windowFuncs are what distinguishes the window functions: how a record is
-// added to a window's state S, how two states merge (nil if they cannot)
-// and what a firing emits.
-type windowFuncs[T any, K comparable, S, OUT any] struct {
-	add   func(s *S, v T, created bool)
-	merge func(dst, src *S)
-	emit  func(key K, w window.TimeWindow, s *S, out *winOut[OUT]) error
+// wholeFn is a window function over a window's whole contents: what runs
+// when a window of records (WindowProcess) fires.
+type wholeFn[T any, K comparable, OUT any] struct {
+	process func(ctx *WindowContext[K, OUT], elems []T) error
+	clear   func(ctx *WindowContext[K, OUT]) error
+	close   func() error
+	userCtx bool
 }
 
 type windowOp[T any, K comparable, S, OUT any] struct {
@@ -140,21 +154,58 @@ type windowOp[T any, K comparable, S, OUT any] struct {
 	fns  windowFuncs[T, K, S, OUT]
 	core windowCore[K, S]
 	late runtime.Output[T]
-	coll winOut[OUT]
+	// sides are the consumed side outputs (late data and what the window
+	// function emits): watermarks reach them too.
+	sides []eventOutput
+	wctx  WindowContext[K, OUT]
 }
 
 func (o *windowOp[T, K, S, OUT]) Open(ctx *runtime.Context) error {
-	o.coll.out = o.out
 	if o.w.lateTag != "" {
 		o.late, _ = ctx.SideOutput(o.w.lateTag).(runtime.Output[T])
 	}
+	o.sides = consumedSides(ctx, o.sides[:0])
 	spec := windowSpec{assigner: o.w.assigner, trigger: o.w.effectiveTrigger(), lateness: o.w.lateness}
-	return o.core.open(ctx, o.w.keyed.newBackend(ctx), spec, o.fns.merge, func(key K, win window.TimeWindow, s *S) {
-		o.coll.ts = win.MaxTimestamp()
-		if err := o.fns.emit(key, win, s, &o.coll); err != nil {
-			runtime.Fail(o.core.name, err)
+	b := o.w.keyed.newBackend(ctx)
+	if err := o.core.open(ctx, b, spec, o.fns.merge, o.fire); err != nil {
+		return err
+	}
+	o.wctx = WindowContext[K, OUT]{out: o.out, rt: ctx, backend: b, timers: o.core.timers,
+		hasher: o.w.keyed.hasher, merging: o.core.merger != nil}
+	if o.fns.userCtx {
+		o.core.onClear = o.clearWindow
+	}
+	return nil
+}
+
+// consumedSides appends the operator's consumed side outputs to dst.
+func consumedSides(ctx *runtime.Context, dst []eventOutput) []eventOutput {
+	for _, so := range ctx.SideOutputs() {
+		if e, ok := so.(eventOutput); ok {
+			dst = append(dst, e)
 		}
-	})
+	}
+	return dst
+}
+
+// fire runs the window function on window win of key.
+func (o *windowOp[T, K, S, OUT]) fire(key K, win window.TimeWindow, s *S) {
+	c := o.wctx.at(key, win)
+	if err := o.fns.emit(c, s); err != nil {
+		runtime.Fail(o.core.name, err)
+	}
+}
+
+// clearWindow runs the user's Clear for a window being cleaned up and
+// drops its per-window state.
+func (o *windowOp[T, K, S, OUT]) clearWindow(key K, win window.TimeWindow) {
+	c := o.wctx.at(key, win)
+	if o.fns.clear != nil {
+		if err := o.fns.clear(c); err != nil {
+			runtime.Fail(o.core.name, fmt.Errorf("Clear: %w", err))
+		}
+	}
+	c.dropWindowState()
 }
 
 func (o *windowOp[T, K, S, OUT]) ProcessElement(v T, ts int64) {
@@ -171,25 +222,34 @@ func (o *windowOp[T, K, S, OUT]) ProcessElement(v T, ts int64) {
 func (o *windowOp[T, K, S, OUT]) ProcessWatermark(wm int64) {
 	o.core.timers.AdvanceWatermark(wm)
 	o.out.EmitWatermark(wm)
-	if o.late != nil {
-		o.late.EmitWatermark(wm)
+	for _, s := range o.sides {
+		s.EmitWatermark(wm)
 	}
 }
 
 func (o *windowOp[T, K, S, OUT]) ProcessIdle() {
 	o.out.MarkIdle()
-	if o.late != nil {
-		o.late.MarkIdle()
+	for _, s := range o.sides {
+		s.MarkIdle()
 	}
 }
 
 func (o *windowOp[T, K, S, OUT]) Finish() error { o.core.finish(); return nil }
-func (o *windowOp[T, K, S, OUT]) Close() error  { o.core.close(); return nil }
+
+func (o *windowOp[T, K, S, OUT]) Close() error {
+	o.core.close()
+	if o.fns.close != nil {
+		return o.fns.close()
+	}
+	return nil
+}
 
 // addWindowOperator adds the window operator of w, checking the
 // configuration at build time so mistakes fail Execute before anything runs.
-func addWindowOperator[T any, K comparable, S, OUT any](w Windowed[T, K], what string, fns windowFuncs[T, K, S, OUT]) Stream[OUT] {
-	env := w.keyed.stream.env
+// newFns makes the functions of one subtask; canMerge says whether its
+// window state merges (merge != nil).
+func addWindowOperator[T any, K comparable, S, OUT any](w Windowed[T, K], what string, canMerge bool, newFns func() windowFuncs[T, K, S, OUT]) Stream[OUT] {
+	env := w.env()
 	name := w.name
 	if name == "" {
 		name = what
@@ -198,24 +258,30 @@ func addWindowOperator[T any, K comparable, S, OUT any](w Windowed[T, K], what s
 		if !w.effectiveTrigger().CanMerge() {
 			env.fail(errorf("%s %q: trigger %v cannot merge windows, but assigner %v merges them", what, name, w.effectiveTrigger(), w.assigner))
 		}
-		if fns.merge == nil {
+		if !canMerge {
 			env.fail(errorf("%s %q: assigner %v merges windows, so the Aggregator needs a Merge function", what, name, w.assigner))
 		}
 	}
 	return addKeyedOperator(w.keyed, "window", name, func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[T], error) {
-		return &windowOp[T, K, S, OUT]{base: base[OUT]{out}, w: w, fns: fns}, nil
+		return &windowOp[T, K, S, OUT]{base: base[OUT]{out}, w: w, fns: newFns()}, nil
 	})
 }
 
-// WindowReduce combines the records of each key and window with fn,
-// incrementally (one value per key and window is kept), and emits the
-// result when the window fires, with timestamp window.MaxTimestamp().
-func WindowReduce[T any, K comparable](w Windowed[T, K], fn func(a, b T) T) Stream[T] {
-	if fn == nil {
-		w.keyed.stream.env.fail(errorf("WindowReduce: nil reduce function"))
+// bufferedFuncs keep a window's records and run f over them when it fires.
+func bufferedFuncs[T any, K comparable, OUT any](f wholeFn[T, K, OUT]) windowFuncs[T, K, []T, OUT] {
+	return windowFuncs[T, K, []T, OUT]{
+		add:   func(s *[]T, v T, _ int64, _ bool) { *s = append(*s, v) },
+		merge: func(dst, src *[]T) { *dst = append(*dst, *src...) },
+		emit: func(ctx *WindowContext[K, OUT], s *[]T) error {
+			return f.process(ctx, *s)
+		},
+		clear: f.clear, close: f.close, userCtx: f.userCtx,
 	}
-	return addWindowOperator(w, "WindowReduce", windowFuncs[T, K, T, T]{
-		add: func(s *T, v T, created bool) {
+}
+
+func reduceFuncs[T any, K comparable, OUT any](fn func(a, b T) T, emit func(ctx *WindowContext[K, OUT], s *T) error) windowFuncs[T, K, T, OUT] {
+	return windowFuncs[T, K, T, OUT]{
+		add: func(s *T, v T, _ int64, created bool) {
 			if created {
 				*s = v
 			} else {
@@ -223,10 +289,42 @@ func WindowReduce[T any, K comparable](w Windowed[T, K], fn func(a, b T) T) Stre
 			}
 		},
 		merge: func(dst, src *T) { *dst = fn(*dst, *src) },
-		emit: func(_ K, _ window.TimeWindow, s *T, out *winOut[T]) error {
-			out.Collect(*s)
+		emit:  emit,
+	}
+}
+
+// WindowReduce combines the records of each key and window with fn,
+// incrementally (one value per key and window is kept), and emits the
+// result when the window fires, with timestamp window.MaxTimestamp().
+func WindowReduce[T any, K comparable](w Windowed[T, K], fn func(a, b T) T) Stream[T] {
+	if fn == nil {
+		w.env().fail(errorf("WindowReduce: nil reduce function"))
+	}
+	return addWindowOperator(w, "WindowReduce", true, func() windowFuncs[T, K, T, T] {
+		return reduceFuncs(fn, func(ctx *WindowContext[K, T], s *T) error {
+			ctx.Collect(*s)
 			return nil
-		},
+		})
+	})
+}
+
+// WindowReduceWith reduces incrementally like WindowReduce and passes each
+// firing's result to fn with the window's context (Flink's
+// reduce(ReduceFunction, ProcessWindowFunction)): fn emits any number of
+// records with ctx.Collect (timestamp window.MaxTimestamp()) and may use
+// the context's state and side outputs. An error from fn fails the job.
+func WindowReduceWith[T any, K comparable, OUT any](w Windowed[T, K], reduce func(a, b T) T,
+	fn func(ctx *WindowContext[K, OUT], result T) error) Stream[OUT] {
+	if reduce == nil {
+		w.env().fail(errorf("WindowReduceWith: nil reduce function"))
+	}
+	if fn == nil {
+		w.env().fail(errorf("WindowReduceWith: nil window function"))
+	}
+	return addWindowOperator(w, "WindowReduce", true, func() windowFuncs[T, K, T, OUT] {
+		f := reduceFuncs(reduce, func(ctx *WindowContext[K, OUT], s *T) error { return fn(ctx, *s) })
+		f.userCtx = true
+		return f
 	})
 }
 
@@ -237,9 +335,9 @@ func checkAggregator[T, ACC, OUT any](env *Environment, what string, agg state.A
 }
 
 func aggFuncs[T any, K comparable, ACC, R, OUT any](agg state.Aggregator[T, ACC, R],
-	emit func(key K, w window.TimeWindow, s *ACC, out *winOut[OUT]) error) windowFuncs[T, K, ACC, OUT] {
+	emit func(ctx *WindowContext[K, OUT], s *ACC) error) windowFuncs[T, K, ACC, OUT] {
 	f := windowFuncs[T, K, ACC, OUT]{
-		add: func(s *ACC, v T, created bool) {
+		add: func(s *ACC, v T, _ int64, created bool) {
 			if created {
 				*s = agg.Create()
 			}
@@ -259,46 +357,109 @@ func aggFuncs[T any, K comparable, ACC, R, OUT any](agg state.Aggregator[T, ACC,
 // fires (emitted with timestamp window.MaxTimestamp()). Merging (session)
 // windows combine accumulators with agg.Merge, which must then be set.
 func WindowAggregate[T any, K comparable, ACC, OUT any](w Windowed[T, K], agg state.Aggregator[T, ACC, OUT]) Stream[OUT] {
-	checkAggregator(w.keyed.stream.env, "WindowAggregate", agg)
-	return addWindowOperator(w, "WindowAggregate", aggFuncs[T, K](agg, func(_ K, _ window.TimeWindow, s *ACC, out *winOut[OUT]) error {
-		out.Collect(agg.Result(*s))
-		return nil
-	}))
+	checkAggregator(w.env(), "WindowAggregate", agg)
+	return addWindowOperator(w, "WindowAggregate", agg.Merge != nil, func() windowFuncs[T, K, ACC, OUT] {
+		return aggFuncs[T, K](agg, func(ctx *WindowContext[K, OUT], s *ACC) error {
+			ctx.Collect(agg.Result(*s))
+			return nil
+		})
+	})
 }
 
 // WindowAggregateWith aggregates incrementally like WindowAggregate and
-// passes each firing's result to fn together with the key and the window
-// (Flink's aggregate(AggregateFunction, ProcessWindowFunction)). fn emits
-// any number of records, with timestamp window.MaxTimestamp(); an error
-// from fn fails the job.
+// passes each firing's result to fn with the window's context (Flink's
+// aggregate(AggregateFunction, ProcessWindowFunction)): fn emits any number
+// of records with ctx.Collect (timestamp window.MaxTimestamp()) and may use
+// the context's state and side outputs. An error from fn fails the job.
 func WindowAggregateWith[T any, K comparable, ACC, R, OUT any](w Windowed[T, K], agg state.Aggregator[T, ACC, R],
-	fn func(key K, win window.TimeWindow, result R, out Collector[OUT]) error) Stream[OUT] {
-	checkAggregator(w.keyed.stream.env, "WindowAggregateWith", agg)
+	fn func(ctx *WindowContext[K, OUT], result R) error) Stream[OUT] {
+	checkAggregator(w.env(), "WindowAggregateWith", agg)
 	if fn == nil {
-		w.keyed.stream.env.fail(errorf("WindowAggregateWith: nil window function"))
+		w.env().fail(errorf("WindowAggregateWith: nil window function"))
 	}
-	return addWindowOperator(w, "WindowAggregate", aggFuncs[T, K](agg, func(key K, win window.TimeWindow, s *ACC, out *winOut[OUT]) error {
-		return fn(key, win, agg.Result(*s), out)
-	}))
+	return addWindowOperator(w, "WindowAggregate", agg.Merge != nil, func() windowFuncs[T, K, ACC, OUT] {
+		f := aggFuncs[T, K](agg, func(ctx *WindowContext[K, OUT], s *ACC) error {
+			return fn(ctx, agg.Result(*s))
+		})
+		f.userCtx = true
+		return f
+	})
+}
+
+// ProcessWindowFunction processes all records of a window when it fires
+// (Flink's ProcessWindowFunction). Run it with WindowProcessWith, or a
+// plain function with WindowProcess.
+//
+// It may also implement WindowClearer (Clear, called when a window is
+// cleaned up) and Closer (Close, at the end). Every call runs on the
+// subtask's goroutine: a function needs no locks.
+type ProcessWindowFunction[K comparable, T, OUT any] interface {
+	// Process is called when a window fires, with the window's records in
+	// arrival order (elems is only valid during the call). It emits records
+	// with ctx.Collect; an error fails the job.
+	Process(ctx *WindowContext[K, OUT], elems []T) error
+}
+
+// WindowClearer is implemented by window functions that keep state of
+// their own per window: Clear is called once per key and window when the
+// window is cleaned up — when the watermark passes its end plus the
+// allowed lateness (event time) or the clock passes its end (processing
+// time) — before the operator drops the window's contents and per-window
+// state (Flink's ProcessWindowFunction.clear). A trigger's Purge does not
+// call it. ctx.Collect in Clear emits with the window's max timestamp,
+// which is late for event-time operators downstream.
+type WindowClearer[K comparable, OUT any] interface {
+	Clear(ctx *WindowContext[K, OUT]) error
+}
+
+// WindowProcessFunc adapts a plain function to ProcessWindowFunction.
+type WindowProcessFunc[K comparable, T, OUT any] func(ctx *WindowContext[K, OUT], elems []T) error
+
+// Process calls f.
+func (f WindowProcessFunc[K, T, OUT]) Process(ctx *WindowContext[K, OUT], elems []T) error {
+	return f(ctx, elems)
 }
 
 // WindowProcess buffers every record of each key and window and calls fn
 // with all of them when the window fires (Flink's ProcessWindowFunction):
 // flexible, but it keeps all records in state, so prefer the incremental
 // functions when they suffice. elems is in arrival order and only valid
-// during the call. fn's records carry timestamp window.MaxTimestamp(); an
-// error from fn fails the job.
-func WindowProcess[T any, K comparable, OUT any](w Windowed[T, K], fn func(key K, win window.TimeWindow, elems []T, out Collector[OUT]) error) Stream[OUT] {
+// during the call. fn emits with ctx.Collect (timestamp
+// window.MaxTimestamp()) and may use the context's key, window, times,
+// state and side outputs; an error from fn fails the job.
+func WindowProcess[T any, K comparable, OUT any](w Windowed[T, K], fn func(ctx *WindowContext[K, OUT], elems []T) error) Stream[OUT] {
 	if fn == nil {
-		w.keyed.stream.env.fail(errorf("WindowProcess: nil window function"))
+		w.env().fail(errorf("WindowProcess: nil window function"))
 	}
-	return addWindowOperator(w, "WindowProcess", windowFuncs[T, K, []T, OUT]{
-		add:   func(s *[]T, v T, _ bool) { *s = append(*s, v) },
-		merge: func(dst, src *[]T) { *dst = append(*dst, *src...) },
-		emit: func(key K, win window.TimeWindow, s *[]T, out *winOut[OUT]) error {
-			return fn(key, win, *s, out)
-		},
-	})
+	return WindowProcessWith(w, func() ProcessWindowFunction[K, T, OUT] { return WindowProcessFunc[K, T, OUT](fn) })
+}
+
+// WindowProcessWith runs a ProcessWindowFunction on the windows of w, like
+// WindowProcess; newFn is called once per parallel subtask, so the
+// function may keep per-subtask fields. If the function implements
+// WindowClearer, its Clear runs when each window is cleaned up; if it
+// implements Closer, Close runs when the operator closes.
+func WindowProcessWith[T any, K comparable, OUT any](w Windowed[T, K], newFn func() ProcessWindowFunction[K, T, OUT]) Stream[OUT] {
+	if newFn == nil {
+		w.env().fail(errorf("WindowProcess: nil function factory"))
+	}
+	whole := func() wholeFn[T, K, OUT] {
+		pf := newFn()
+		if pf == nil {
+			return wholeFn[T, K, OUT]{userCtx: true, process: func(*WindowContext[K, OUT], []T) error {
+				return errors.New("WindowProcessWith: the factory returned a nil function")
+			}}
+		}
+		f := wholeFn[T, K, OUT]{process: pf.Process, userCtx: true}
+		if c, ok := pf.(WindowClearer[K, OUT]); ok {
+			f.clear = c.Clear
+		}
+		if c, ok := pf.(Closer); ok {
+			f.close = c.Close
+		}
+		return f
+	}
+	return addWindowOperator(w, "WindowProcess", true, func() windowFuncs[T, K, []T, OUT] { return bufferedFuncs(whole()) })
 }
 
 // ---- the window operator's core, shared by the window functions and the
@@ -350,7 +511,10 @@ type windowCore[K comparable, S any] struct {
 	onMergeFn mergeFunc
 	merge     func(dst, src *S)
 	emit      func(key K, w window.TimeWindow, s *S)
-	dropped   int64
+	// onClear, if set, is called when a window of the current key is
+	// cleaned up, after its contents and trigger state are dropped.
+	onClear func(key K, w window.TimeWindow)
+	dropped int64
 	// stateCodec builds the codec of S for snapshots (nil: codec.For[S]);
 	// set before open by operators whose S the default codec cannot handle.
 	stateCodec func() (codec.Codec[S], error)
@@ -471,7 +635,7 @@ var errNoTimestamp = errors.New("record without event timestamp in an event-time
 // addElement adds a record of the current key to its windows and runs the
 // trigger on each. It reports whether the record went into no window
 // because they were all late (Flink's isSkippedElement).
-func addElement[K comparable, S, T any](c *windowCore[K, S], v T, ts int64, add func(*S, T, bool)) bool {
+func addElement[K comparable, S, T any](c *windowCore[K, S], v T, ts int64, add func(*S, T, int64, bool)) bool {
 	if c.eventTime && ts == runtime.NoTimestamp {
 		runtime.Fail(c.name, errNoTimestamp)
 	}
@@ -488,7 +652,7 @@ func addElement[K comparable, S, T any](c *windowCore[K, S], v T, ts int64, add 
 		}
 		skipped = false
 		s, created := kw.upsert(w)
-		add(s, v, created)
+		add(s, v, ts, created)
 		r := window.Continue
 		switch c.fast {
 		case fastEventTime:
@@ -520,7 +684,7 @@ func addElement[K comparable, S, T any](c *windowCore[K, S], v T, ts int64, add 
 	return skipped
 }
 
-func addMerging[K comparable, S, T any](c *windowCore[K, S], v T, ts int64, add func(*S, T, bool)) bool {
+func addMerging[K comparable, S, T any](c *windowCore[K, S], v T, ts int64, add func(*S, T, int64, bool)) bool {
 	kg, key := c.backend.KeyGroupIndex(), c.backend.CurrentKey()
 	set, ok := c.sets.Get(kg, key)
 	if !ok {
@@ -538,7 +702,7 @@ func addMerging[K comparable, S, T any](c *windowCore[K, S], v T, ts int64, add 
 		sw, _ := set.stateWindow(actual)
 		kw := c.contents.get(true)
 		s, created := kw.upsert(sw)
-		add(s, v, created)
+		add(s, v, ts, created)
 		c.tctx.w = actual
 		r := c.trigger.OnElement(ts, actual, &c.tctx)
 		if r.IsFire() {
@@ -634,6 +798,9 @@ func (c *windowCore[K, S]) onTimer(t runtime.Timer[K, window.TimeWindow], eventT
 	if eventTime == c.eventTime && t.TS == c.cleanupTime(w) {
 		kw.remove(sw)
 		c.clearAll(w, set)
+		if c.onClear != nil {
+			c.onClear(t.Key, w)
+		}
 	}
 	c.contents.tidy(kw)
 }

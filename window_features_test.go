@@ -1,0 +1,456 @@
+package strom_test
+
+// Tests of the window function context (key, window, times, per-window and
+// global state, Clear, side outputs) against a naive simulation of the window operator: records in source order, the
+// punctuated watermark before each record that raises it, windows firing
+// when the watermark passes their end and again for every record within
+// the allowed lateness, cleaned up when it passes end + lateness.
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/state"
+	"github.com/strom-dev/strom/window"
+)
+
+// lateTevs makes n records over keys at about 2 ms each; most lag their
+// nominal time by a few ms, some by up to 500 ms, so with a watermark that
+// lags 20 ms many are late: some within an allowed lateness of 150 ms,
+// some beyond it. V is the record's index (unique).
+func lateTevs(seed uint64, n, keys int) []tev {
+	r := rand.New(rand.NewPCG(seed, 99))
+	out := make([]tev, n)
+	for i := range out {
+		ts := int64(i) * 2
+		if r.IntN(100) < 15 {
+			ts -= r.Int64N(500)
+		} else {
+			ts -= r.Int64N(15)
+		}
+		out[i] = tev{Key: fmt.Sprintf("k%d", r.IntN(keys)), TS: ts, V: int64(i)}
+	}
+	return out
+}
+
+const simLag = 20 // the punctuated watermark's lag behind the highest timestamp
+
+// simEvictor is the naive model of an evictor: which elements it keeps,
+// before or after the window function.
+type simEvictor struct {
+	name   string
+	ev     window.Evictor
+	after  bool
+	keepOf func(elems []tev) []tev
+}
+
+func testEvictors() []*simEvictor {
+	return []*simEvictor{nil}
+}
+
+// simFire is one call of the window function: the window, how many times
+// the function ran for it (N) and for its key (G), and what it saw.
+type simFire struct {
+	Key        string
+	Start, End int64
+	N, G       int64
+	Vals       string // the elements' V, in order
+	Count, Sum int64
+}
+
+func cmpFire(a, b simFire) int {
+	return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(a.Start, b.Start), cmp.Compare(a.End, b.End), cmp.Compare(a.N, b.N),
+		cmp.Compare(a.G, b.G), cmp.Compare(a.Vals, b.Vals))
+}
+
+// simClear is a window cleaned up, with the number of function calls it had.
+type simClear struct {
+	Key        string
+	Start, End int64
+	Calls      int64
+}
+
+func cmpClear(a, b simClear) int {
+	return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(a.Start, b.Start), cmp.Compare(a.End, b.End), cmp.Compare(a.Calls, b.Calls))
+}
+
+func fireOf(key string, w window.TimeWindow, n, g int64, elems []tev) simFire {
+	f := simFire{Key: key, Start: w.Start, End: w.End, N: n, G: g}
+	vals := make([]string, len(elems))
+	for i, e := range elems {
+		vals[i] = fmt.Sprint(e.V)
+		f.Count++
+		f.Sum += e.V
+	}
+	f.Vals = strings.Join(vals, ",")
+	return f
+}
+
+// simulateWindows runs the naive model over evs in order. keyOf maps a
+// record to its window key.
+func simulateWindows(evs []tev, keyOf func(tev) string, windowsOf func(int64) []window.TimeWindow, lateness int64, ev *simEvictor) (fires []simFire, clears []simClear, late []tev) {
+	type win struct {
+		key     string
+		w       window.TimeWindow
+		elems   []tev
+		pending bool // the firing at the window's end is still to come
+		calls   int64
+	}
+	wins := map[string]map[window.TimeWindow]*win{}
+	perKey := map[string]int64{}
+	fire := func(x *win) {
+		if len(x.elems) == 0 {
+			return
+		}
+		seen := x.elems
+		if ev != nil && !ev.after {
+			seen = ev.keepOf(x.elems)
+			x.elems = slices.Clone(seen)
+		}
+		x.calls++
+		perKey[x.key]++
+		fires = append(fires, fireOf(x.key, x.w, x.calls, perKey[x.key], seen))
+		if ev != nil && ev.after {
+			x.elems = slices.Clone(ev.keepOf(x.elems))
+		}
+	}
+	all := func() []*win {
+		var out []*win
+		for _, m := range wins {
+			for _, x := range m {
+				out = append(out, x)
+			}
+		}
+		slices.SortFunc(out, func(a, b *win) int { return cmp.Or(cmp.Compare(a.w.End, b.w.End), cmp.Compare(a.key, b.key)) })
+		return out
+	}
+	advance := func(wm int64) {
+		for _, x := range all() {
+			if x.pending && x.w.End-1 <= wm {
+				x.pending = false
+				fire(x)
+			}
+		}
+		for _, x := range all() {
+			if x.w.End-1+lateness <= wm {
+				clears = append(clears, simClear{x.key, x.w.Start, x.w.End, x.calls})
+				delete(wins[x.key], x.w)
+			}
+		}
+	}
+	maxTS, wm := int64(-1<<62), int64(-1<<62)
+	for _, e := range evs {
+		if e.TS > maxTS {
+			maxTS = e.TS
+			if maxTS-simLag > wm {
+				wm = maxTS - simLag
+				advance(wm)
+			}
+		}
+		key := keyOf(e)
+		isLate := true
+		// A record's windows are visited latest first, as Flink's (and
+		// Strom's) sliding assigner lists them: the order of the firings
+		// a late record causes.
+		ws := windowsOf(e.TS)
+		slices.SortFunc(ws, func(a, b window.TimeWindow) int { return cmp.Compare(b.Start, a.Start) })
+		for _, w := range ws {
+			if w.End-1+lateness <= wm {
+				continue
+			}
+			isLate = false
+			if wins[key] == nil {
+				wins[key] = map[window.TimeWindow]*win{}
+			}
+			x := wins[key][w]
+			if x == nil {
+				x = &win{key: key, w: w, pending: w.End-1 > wm}
+				wins[key][w] = x
+			}
+			x.elems = append(x.elems, e)
+			if w.End-1 <= wm {
+				fire(x)
+			}
+		}
+		if isLate {
+			late = append(late, e)
+		}
+	}
+	advance(1<<63 - 1)
+	slices.SortFunc(fires, cmpFire)
+	slices.SortFunc(clears, cmpClear)
+	return fires, clears, late
+}
+
+var (
+	firingsDesc = state.ValueDescriptor[int64]{Name: "firings"}
+	keyFireDesc = state.ValueDescriptor[int64]{Name: "key-firings"}
+)
+
+// statefulProc is a ProcessWindowFunction that counts its calls per window
+// (per-window state) and per key (global state), checks the context and
+// reports every firing; Clear reports the window's count to a side output.
+type statefulProc[K comparable] struct {
+	keyStr   func(K) string
+	clearTag strom.OutputTag[simClear]
+	fireTag  strom.OutputTag[int64]
+	closed   *atomic.Int64
+}
+
+func (p *statefulProc[K]) Process(ctx *strom.WindowContext[K, simFire], elems []tev) error {
+	w := ctx.Window()
+	if ctx.CurrentWatermark() < w.MaxTimestamp() {
+		return fmt.Errorf("window %v fired at watermark %d", w, ctx.CurrentWatermark())
+	}
+	if ctx.CurrentProcessingTime() < time.Now().Add(-time.Hour).UnixMilli() {
+		return errors.New("processing time is off")
+	}
+	n, err := state.GetValue(ctx.WindowState(), firingsDesc)
+	if err != nil {
+		return err
+	}
+	g, err := state.GetValue(ctx.GlobalState(), keyFireDesc)
+	if err != nil {
+		return err
+	}
+	nv, _ := n.Value()
+	gv, _ := g.Value()
+	n.Update(nv + 1)
+	g.Update(gv + 1)
+	ctx.Collect(fireOf(p.keyStr(ctx.Key()), w, nv+1, gv+1, elems))
+	p.fireTag.Emit(ctx, 1, w.MaxTimestamp())
+	return nil
+}
+
+func (p *statefulProc[K]) Clear(ctx *strom.WindowContext[K, simFire]) error {
+	n, err := state.GetValue(ctx.WindowState(), firingsDesc)
+	if err != nil {
+		return err
+	}
+	calls, _ := n.Value()
+	w := ctx.Window()
+	p.clearTag.Emit(ctx, simClear{p.keyStr(ctx.Key()), w.Start, w.End, calls}, w.MaxTimestamp())
+	return nil
+}
+
+func (p *statefulProc[K]) Close() error {
+	p.closed.Add(1)
+	return nil
+}
+
+// windowRun is what a job of runWindowFunctions collected.
+type windowRun struct {
+	proc, procWith *strom.Collected[simFire]
+	clears         *strom.Collected[simClear]
+	late           *strom.Collected[tev]
+	fireCount      *strom.Collected[int64]
+	reduce         *strom.Collected[tev]
+	agg, aggWith   *strom.Collected[winRes]
+	redWith        *strom.Collected[winRes]
+	factories      atomic.Int64
+	closed         atomic.Int64
+}
+
+// addWindowFunctions runs every window function on w.
+func addWindowFunctions[K comparable](w strom.Windowed[tev, K], keyStr func(K) string) *windowRun {
+	r := &windowRun{}
+	lateTag := strom.NewOutputTag[tev]("late")
+	clearTag := strom.NewOutputTag[simClear]("clears")
+	fireTag := strom.NewOutputTag[int64]("fires")
+	w = w.SideOutputLateData(lateTag)
+	procWith := strom.WindowProcessWith(w, func() strom.ProcessWindowFunction[K, tev, simFire] {
+		r.factories.Add(1)
+		return &statefulProc[K]{keyStr: keyStr, clearTag: clearTag, fireTag: fireTag, closed: &r.closed}
+	})
+	r.procWith = strom.Collect(procWith)
+	r.clears = strom.Collect(strom.SideOutput(procWith, clearTag))
+	r.late = strom.Collect(strom.SideOutput(procWith, lateTag))
+	// The fire marks go through an event-time window, which fires only if
+	// watermarks reach the side output.
+	marks := strom.SideOutput(procWith, fireTag)
+	r.fireCount = strom.Collect(strom.WindowReduce(strom.Window(strom.KeyBy(marks, func(int64) int { return 0 }), window.Tumbling(time.Hour).WithOffset(-30*time.Minute)),
+		func(a, b int64) int64 { return a + b }))
+	r.proc = strom.Collect(strom.WindowProcess(w, func(ctx *strom.WindowContext[K, simFire], elems []tev) error {
+		// No per-window state here: N and G are left 0.
+		ctx.Collect(fireOf(keyStr(ctx.Key()), ctx.Window(), 0, 0, elems))
+		return nil
+	}))
+	r.reduce = strom.Collect(strom.WindowReduce(w, func(a, b tev) tev { return tev{Key: a.Key, TS: max(a.TS, b.TS), V: a.V + b.V} }))
+	r.agg = strom.Collect(strom.WindowAggregate(w, countSum))
+	r.aggWith = strom.Collect(strom.WindowAggregateWith(w, countSum, func(ctx *strom.WindowContext[K, winRes], res winRes) error {
+		win := ctx.Window()
+		res.Key, res.Start, res.End = keyStr(ctx.Key()), win.Start, win.End
+		ctx.Collect(res)
+		return nil
+	}))
+	r.redWith = strom.Collect(strom.WindowReduceWith(w, func(a, b tev) tev { return tev{V: a.V + b.V} },
+		func(ctx *strom.WindowContext[K, winRes], res tev) error {
+			win := ctx.Window()
+			ctx.Collect(winRes{Key: keyStr(ctx.Key()), Start: win.Start, End: win.End, Sum: res.V})
+			return nil
+		}))
+	return r
+}
+
+// check compares what the job collected with the simulation.
+// subtasks is the window operators' parallelism; all says WindowAll (no
+// key in the results of WindowAggregate and WindowReduce).
+func (r *windowRun) check(t *testing.T, fires []simFire, clears []simClear, late []tev, p, subtasks int, all bool, what string) {
+	t.Helper()
+	got := slices.SortedFunc(slices.Values(r.procWith.Values()), cmpFire)
+	require.Equal(t, fires, got, "%s p=%d: WindowProcessWith firings", what, p)
+	for i, ts := range r.procWith.Timestamps() {
+		require.Equal(t, r.procWith.Values()[i].End-1, ts, "%s: Collect emits at the window's max timestamp", what)
+	}
+	require.Equal(t, clears, slices.SortedFunc(slices.Values(r.clears.Values()), cmpClear), "%s p=%d: Clear", what, p)
+	require.ElementsMatch(t, late, r.late.Values(), "%s p=%d: late data", what, p)
+	var marks int64
+	for _, n := range r.fireCount.Values() {
+		marks += n
+	}
+	require.EqualValues(t, len(fires), marks, "%s p=%d: side output marks through an event-time window", what, p)
+	require.EqualValues(t, subtasks, r.factories.Load(), "%s: one function per subtask", what)
+	require.EqualValues(t, subtasks, r.closed.Load(), "%s: Close per subtask", what)
+
+	var plain []simFire
+	var reduce, agg, aggWith, redWith []winRes
+	for _, f := range fires {
+		f.N, f.G = 0, 0
+		plain = append(plain, f)
+		agg = append(agg, winRes{Key: f.Key, Start: f.Start, End: f.End, Count: f.Count, Sum: f.Sum})
+		reduce = append(reduce, winRes{Key: f.Key, Start: f.Start, End: f.End, Sum: f.Sum})
+		aggWith = append(aggWith, winRes{Key: f.Key, Start: f.Start, End: f.End, Count: f.Count, Sum: f.Sum})
+		redWith = append(redWith, winRes{Key: f.Key, Start: f.Start, End: f.End, Sum: f.Sum})
+	}
+	slices.SortFunc(plain, cmpFire)
+	require.Equal(t, plain, slices.SortedFunc(slices.Values(r.proc.Values()), cmpFire), "%s p=%d: WindowProcess", what, p)
+	require.Equal(t, sortedRes(aggWith), sortedRes(r.aggWith.Values()), "%s p=%d: WindowAggregateWith", what, p)
+	require.Equal(t, sortedRes(redWith), sortedRes(r.redWith.Values()), "%s p=%d: WindowReduceWith", what, p)
+	// WindowAggregate and WindowReduce say the window by the timestamp
+	// (fixed-size windows: End = ts + 1) and the key by the record.
+	var gotAgg, gotRed []winRes
+	for i, v := range r.agg.Values() {
+		ts := r.agg.Timestamps()[i]
+		if all {
+			v.Key = ""
+		}
+		gotAgg = append(gotAgg, winRes{Key: v.Key, End: ts + 1, Count: v.Count, Sum: v.Sum})
+	}
+	for i, v := range r.reduce.Values() {
+		ts := r.reduce.Timestamps()[i]
+		key := v.Key
+		if all {
+			key = ""
+		}
+		gotRed = append(gotRed, winRes{Key: key, End: ts + 1, Sum: v.V})
+	}
+	for i := range agg {
+		agg[i].Start = 0
+		reduce[i].Start = 0
+	}
+	require.Equal(t, sortedRes(agg), sortedRes(gotAgg), "%s p=%d: WindowAggregate", what, p)
+	require.Equal(t, sortedRes(reduce), sortedRes(gotRed), "%s p=%d: WindowReduce", what, p)
+}
+
+type winCase struct {
+	name      string
+	assigner  window.Assigner
+	windowsOf func(int64) []window.TimeWindow
+}
+
+var fixedWindowCases = []winCase{
+	{"tumbling", window.Tumbling(100 * time.Millisecond), alignedWindows(100, 100, 0)},
+	{"sliding", window.Sliding(100*time.Millisecond, 30*time.Millisecond), alignedWindows(100, 30, 0)},
+}
+
+// TestWindowFunctionsWithContextStateAndEvictors runs every window function,
+// with and without each evictor, with and without allowed lateness, at
+// parallelism 1 and 2, over out-of-order input with late records, and
+// compares every firing, Clear and late record with the simulation.
+func TestWindowFunctionsWithContextStateAndEvictors(t *testing.T) {
+	evs := lateTevs(7, 1500, 4)
+	for _, wc := range fixedWindowCases {
+		for _, lateness := range []int64{0, 150} {
+			for _, ev := range testEvictors() {
+				evName := "no evictor"
+				if ev != nil {
+					evName = ev.name + " evictor"
+				}
+				what := fmt.Sprintf("%s, lateness %d, %s", wc.name, lateness, evName)
+				fires, clears, late := simulateWindows(evs, func(e tev) string { return e.Key }, wc.windowsOf, lateness, ev)
+				require.NotEmpty(t, late, what)
+				if lateness > 0 {
+					refired := 0
+					for _, f := range fires {
+						if f.N > 1 {
+							refired++
+						}
+					}
+					require.Positive(t, refired, "%s: the data must re-fire windows", what)
+				}
+				for _, p := range []int{1, 2} {
+					env := strom.NewEnvironment(strom.Config{Parallelism: p, BatchSize: 16, Logger: slog.New(slog.DiscardHandler)})
+					w := strom.Window(keyedEvs(punctualEvs(env, evs, simLag)), wc.assigner).AllowedLateness(time.Duration(lateness) * time.Millisecond)
+					r := addWindowFunctions(w, func(k string) string { return k })
+					runWin(t, env)
+					r.check(t, fires, clears, late, p, p, false, what)
+				}
+			}
+		}
+	}
+}
+
+// TestWindowStateOnSessionsFails: merging windows have no per-window state
+// (as in Flink); global state works.
+func TestWindowStateOnSessionsFails(t *testing.T) {
+	in := []tev{{"a", 1, 1}, {"a", 5, 1}, {"b", 3, 1}}
+	env := strom.NewEnvironment()
+	w := strom.Window(keyedEvs(timedEvs(env, in, 0)), window.Session(10*time.Millisecond))
+	global := strom.Collect(strom.WindowProcess(w, func(ctx *strom.WindowContext[string, int64], es []tev) error {
+		g, err := state.GetValue(ctx.GlobalState(), keyFireDesc)
+		if err != nil {
+			return err
+		}
+		n, _ := g.Value()
+		g.Update(n + int64(len(es)))
+		ctx.Collect(n + int64(len(es)))
+		return nil
+	}))
+	runWin(t, env)
+	require.ElementsMatch(t, []int64{2, 1}, global.Values())
+
+	env = strom.NewEnvironment()
+	w = strom.Window(keyedEvs(timedEvs(env, in, 0)), window.Session(10*time.Millisecond)).Name("sessions")
+	strom.Collect(strom.WindowProcess(w, func(ctx *strom.WindowContext[string, int64], es []tev) error {
+		_, err := state.GetValue(ctx.WindowState(), firingsDesc)
+		return err
+	}))
+	err := runWinErr(t, env)
+	require.ErrorContains(t, err, "per-window state")
+	require.ErrorContains(t, err, `"sessions"`)
+}
+
+func TestWindowClearError(t *testing.T) {
+	env := strom.NewEnvironment()
+	strom.Collect(strom.WindowProcessWith(strom.Window(keyedEvs(timedEvs(env, []tev{{"a", 1, 1}}, 0)), window.Tumbling(time.Second)).Name("clearing"),
+		func() strom.ProcessWindowFunction[string, tev, int] { return failingClear{} }))
+	err := runWinErr(t, env)
+	require.ErrorContains(t, err, "clear failed")
+	require.ErrorContains(t, err, `"clearing"`)
+}
+
+type failingClear struct{}
+
+func (failingClear) Process(*strom.WindowContext[string, int], []tev) error { return nil }
+func (failingClear) Clear(*strom.WindowContext[string, int]) error          { return errors.New("clear failed") }
