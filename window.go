@@ -28,9 +28,9 @@ import (
 // The window operator follows Flink's WindowOperator. For every record it
 // asks the assigner for the record's windows; per key and window it keeps
 // the window's contents in keyed state (an accumulator for the incremental
-// functions, the records for WindowProcess), and asks the trigger whether to
-// fire. When a window fires, the function's results are emitted with the
-// timestamp window.MaxTimestamp() (End − 1).
+// functions, the records for WindowProcess or with an Evictor), and asks
+// the trigger whether to fire. When a window fires, the function's results
+// are emitted with the timestamp window.MaxTimestamp() (End − 1).
 //
 // With event-time assigners, a window is cleaned up (its state dropped)
 // once the watermark passes MaxTimestamp + allowed lateness. Until then a
@@ -47,6 +47,7 @@ type Windowed[T any, K comparable] struct {
 	keyed    Keyed[T, K]
 	assigner window.Assigner
 	trigger  window.Trigger
+	evictor  window.Evictor
 	lateness int64
 	lateTag  string
 	name     string
@@ -81,6 +82,24 @@ func (w Windowed[T, K]) Trigger(t window.Trigger) Windowed[T, K] {
 		return w
 	}
 	w.trigger = t
+	return w
+}
+
+// Evictor removes elements from each window before and/or after the
+// window function runs (see window.Evictor; Flink's evictor). With an
+// evictor the operator keeps every element of a window, even for
+// WindowReduce and WindowAggregate (which then fold what the evictor left
+// when the window fires), so it costs the memory of WindowProcess.
+func (w Windowed[T, K]) Evictor(e window.Evictor) Windowed[T, K] {
+	if e == nil {
+		w.env().fail(errorf("Window: nil evictor"))
+		return w
+	}
+	if err := validate(e); err != nil {
+		w.env().fail(errorf("Window: %w", err))
+		return w
+	}
+	w.evictor = e
 	return w
 }
 
@@ -140,7 +159,8 @@ type windowFuncs[T any, K comparable, S, OUT any] struct {
 }
 
 // wholeFn is a window function over a window's whole contents: what runs
-// when a window of records (WindowProcess) fires.
+// when a window of records (WindowProcess, or any function with an
+// evictor) fires.
 type wholeFn[T any, K comparable, OUT any] struct {
 	process func(ctx *WindowContext[K, OUT], elems []T) error
 	clear   func(ctx *WindowContext[K, OUT]) error
@@ -267,6 +287,21 @@ func addWindowOperator[T any, K comparable, S, OUT any](w Windowed[T, K], what s
 	})
 }
 
+// addWindowFunction adds the window operator of a function that has an
+// incremental form (newInc, whose state S merges if canMerge) and a form
+// over a window's whole contents (newWhole), which runs instead when the
+// windows have an evictor.
+func addWindowFunction[T any, K comparable, S, OUT any](w Windowed[T, K], what string, canMerge bool,
+	newInc func() windowFuncs[T, K, S, OUT], newWhole func() wholeFn[T, K, OUT]) Stream[OUT] {
+	if w.evictor != nil {
+		ev := w.evictor
+		return addWindowOperator(w, what, true, func() windowFuncs[T, K, []tsVal[T], OUT] {
+			return evictingFuncs(ev, newWhole())
+		})
+	}
+	return addWindowOperator(w, what, canMerge, newInc)
+}
+
 // bufferedFuncs keep a window's records and run f over them when it fires.
 func bufferedFuncs[T any, K comparable, OUT any](f wholeFn[T, K, OUT]) windowFuncs[T, K, []T, OUT] {
 	return windowFuncs[T, K, []T, OUT]{
@@ -293,19 +328,43 @@ func reduceFuncs[T any, K comparable, OUT any](fn func(a, b T) T, emit func(ctx 
 	}
 }
 
+// reduceAll folds elems with fn; false if there are none.
+func reduceAll[T any](fn func(a, b T) T, elems []T) (T, bool) {
+	var acc T
+	if len(elems) == 0 {
+		return acc, false
+	}
+	acc = elems[0]
+	for _, v := range elems[1:] {
+		acc = fn(acc, v)
+	}
+	return acc, true
+}
+
 // WindowReduce combines the records of each key and window with fn,
 // incrementally (one value per key and window is kept), and emits the
 // result when the window fires, with timestamp window.MaxTimestamp().
+// With an evictor, it folds the records the evictor left (and emits
+// nothing if it left none).
 func WindowReduce[T any, K comparable](w Windowed[T, K], fn func(a, b T) T) Stream[T] {
 	if fn == nil {
 		w.env().fail(errorf("WindowReduce: nil reduce function"))
 	}
-	return addWindowOperator(w, "WindowReduce", true, func() windowFuncs[T, K, T, T] {
-		return reduceFuncs(fn, func(ctx *WindowContext[K, T], s *T) error {
-			ctx.Collect(*s)
-			return nil
+	return addWindowFunction(w, "WindowReduce", true,
+		func() windowFuncs[T, K, T, T] {
+			return reduceFuncs(fn, func(ctx *WindowContext[K, T], s *T) error {
+				ctx.Collect(*s)
+				return nil
+			})
+		},
+		func() wholeFn[T, K, T] {
+			return wholeFn[T, K, T]{process: func(ctx *WindowContext[K, T], elems []T) error {
+				if r, ok := reduceAll(fn, elems); ok {
+					ctx.Collect(r)
+				}
+				return nil
+			}}
 		})
-	})
 }
 
 // WindowReduceWith reduces incrementally like WindowReduce and passes each
@@ -321,11 +380,20 @@ func WindowReduceWith[T any, K comparable, OUT any](w Windowed[T, K], reduce fun
 	if fn == nil {
 		w.env().fail(errorf("WindowReduceWith: nil window function"))
 	}
-	return addWindowOperator(w, "WindowReduce", true, func() windowFuncs[T, K, T, OUT] {
-		f := reduceFuncs(reduce, func(ctx *WindowContext[K, OUT], s *T) error { return fn(ctx, *s) })
-		f.userCtx = true
-		return f
-	})
+	return addWindowFunction(w, "WindowReduce", true,
+		func() windowFuncs[T, K, T, OUT] {
+			f := reduceFuncs(reduce, func(ctx *WindowContext[K, OUT], s *T) error { return fn(ctx, *s) })
+			f.userCtx = true
+			return f
+		},
+		func() wholeFn[T, K, OUT] {
+			return wholeFn[T, K, OUT]{userCtx: true, process: func(ctx *WindowContext[K, OUT], elems []T) error {
+				if r, ok := reduceAll(reduce, elems); ok {
+					return fn(ctx, r)
+				}
+				return nil
+			}}
+		})
 }
 
 func checkAggregator[T, ACC, OUT any](env *Environment, what string, agg state.Aggregator[T, ACC, OUT]) {
@@ -351,19 +419,37 @@ func aggFuncs[T any, K comparable, ACC, R, OUT any](agg state.Aggregator[T, ACC,
 	return f
 }
 
+// aggregateAll aggregates elems from a new accumulator.
+func aggregateAll[T, ACC, R any](agg state.Aggregator[T, ACC, R], elems []T) R {
+	acc := agg.Create()
+	for _, v := range elems {
+		acc = agg.Add(acc, v)
+	}
+	return agg.Result(acc)
+}
+
 // WindowAggregate aggregates the records of each key and window
 // incrementally with agg (Flink's aggregate(AggregateFunction)): one
 // accumulator per key and window, Add per record, Result when the window
 // fires (emitted with timestamp window.MaxTimestamp()). Merging (session)
 // windows combine accumulators with agg.Merge, which must then be set.
+// With an evictor, a firing aggregates the records the evictor left into a
+// new accumulator.
 func WindowAggregate[T any, K comparable, ACC, OUT any](w Windowed[T, K], agg state.Aggregator[T, ACC, OUT]) Stream[OUT] {
 	checkAggregator(w.env(), "WindowAggregate", agg)
-	return addWindowOperator(w, "WindowAggregate", agg.Merge != nil, func() windowFuncs[T, K, ACC, OUT] {
-		return aggFuncs[T, K](agg, func(ctx *WindowContext[K, OUT], s *ACC) error {
-			ctx.Collect(agg.Result(*s))
-			return nil
+	return addWindowFunction(w, "WindowAggregate", agg.Merge != nil,
+		func() windowFuncs[T, K, ACC, OUT] {
+			return aggFuncs[T, K](agg, func(ctx *WindowContext[K, OUT], s *ACC) error {
+				ctx.Collect(agg.Result(*s))
+				return nil
+			})
+		},
+		func() wholeFn[T, K, OUT] {
+			return wholeFn[T, K, OUT]{process: func(ctx *WindowContext[K, OUT], elems []T) error {
+				ctx.Collect(aggregateAll(agg, elems))
+				return nil
+			}}
 		})
-	})
 }
 
 // WindowAggregateWith aggregates incrementally like WindowAggregate and
@@ -377,13 +463,19 @@ func WindowAggregateWith[T any, K comparable, ACC, R, OUT any](w Windowed[T, K],
 	if fn == nil {
 		w.env().fail(errorf("WindowAggregateWith: nil window function"))
 	}
-	return addWindowOperator(w, "WindowAggregate", agg.Merge != nil, func() windowFuncs[T, K, ACC, OUT] {
-		f := aggFuncs[T, K](agg, func(ctx *WindowContext[K, OUT], s *ACC) error {
-			return fn(ctx, agg.Result(*s))
+	return addWindowFunction(w, "WindowAggregate", agg.Merge != nil,
+		func() windowFuncs[T, K, ACC, OUT] {
+			f := aggFuncs[T, K](agg, func(ctx *WindowContext[K, OUT], s *ACC) error {
+				return fn(ctx, agg.Result(*s))
+			})
+			f.userCtx = true
+			return f
+		},
+		func() wholeFn[T, K, OUT] {
+			return wholeFn[T, K, OUT]{userCtx: true, process: func(ctx *WindowContext[K, OUT], elems []T) error {
+				return fn(ctx, aggregateAll(agg, elems))
+			}}
 		})
-		f.userCtx = true
-		return f
-	})
 }
 
 // ProcessWindowFunction processes all records of a window when it fires
@@ -459,7 +551,8 @@ func WindowProcessWith[T any, K comparable, OUT any](w Windowed[T, K], newFn fun
 		}
 		return f
 	}
-	return addWindowOperator(w, "WindowProcess", true, func() windowFuncs[T, K, []T, OUT] { return bufferedFuncs(whole()) })
+	return addWindowFunction(w, "WindowProcess", true,
+		func() windowFuncs[T, K, []T, OUT] { return bufferedFuncs(whole()) }, whole)
 }
 
 // ---- the window operator's core, shared by the window functions and the

@@ -1,13 +1,15 @@
 package strom_test
 
 // Tests of the window function context (key, window, times, per-window and
-// global state, Clear, side outputs) against a naive simulation of the window operator: records in source order, the
+// global state, Clear, side outputs) and evictors against a naive
+// simulation of the window operator: records in source order, the
 // punctuated watermark before each record that raises it, windows firing
 // when the watermark passes their end and again for every record within
 // the allowed lateness, cleaned up when it passes end + lateness.
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,8 +57,64 @@ type simEvictor struct {
 	keepOf func(elems []tev) []tev
 }
 
+func keepLast(n int) func([]tev) []tev {
+	return func(es []tev) []tev { return es[max(0, len(es)-n):] }
+}
+
+func keepRecent(d int64) func([]tev) []tev {
+	return func(es []tev) []tev {
+		newest := int64(-1 << 62)
+		for _, e := range es {
+			newest = max(newest, e.TS)
+		}
+		var out []tev
+		for _, e := range es {
+			if e.TS > newest-d {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+}
+
+func keepNear(th int64) func([]tev) []tev {
+	return func(es []tev) []tev {
+		if len(es) == 0 {
+			return es
+		}
+		last := es[len(es)-1]
+		var out []tev
+		for _, e := range es {
+			d := e.V - last.V
+			if d < 0 {
+				d = -d
+			}
+			if d < th {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+}
+
+func deltaV(a, b tev) float64 {
+	d := a.V - b.V
+	if d < 0 {
+		d = -d
+	}
+	return float64(d)
+}
+
 func testEvictors() []*simEvictor {
-	return []*simEvictor{nil}
+	return []*simEvictor{
+		nil,
+		{"count", window.CountEvictor(3), false, keepLast(3)},
+		{"count after", window.CountEvictor(3).After(), true, keepLast(3)},
+		{"time", window.TimeEvictor(40 * time.Millisecond), false, keepRecent(40)},
+		{"time after", window.TimeEvictor(40 * time.Millisecond).After(), true, keepRecent(40)},
+		{"delta", window.DeltaEvictor(20, deltaV), false, keepNear(20)},
+		{"delta after", window.DeltaEvictor(20, deltaV).After(), true, keepNear(20)},
+	}
 }
 
 // simFire is one call of the window function: the window, how many times
@@ -402,6 +460,9 @@ func TestWindowFunctionsWithContextStateAndEvictors(t *testing.T) {
 				for _, p := range []int{1, 2} {
 					env := strom.NewEnvironment(strom.Config{Parallelism: p, BatchSize: 16, Logger: slog.New(slog.DiscardHandler)})
 					w := strom.Window(keyedEvs(punctualEvs(env, evs, simLag)), wc.assigner).AllowedLateness(time.Duration(lateness) * time.Millisecond)
+					if ev != nil {
+						w = w.Evictor(ev.ev)
+					}
 					r := addWindowFunctions(w, func(k string) string { return k })
 					runWin(t, env)
 					r.check(t, fires, clears, late, p, p, false, what)
@@ -441,6 +502,58 @@ func TestWindowStateOnSessionsFails(t *testing.T) {
 	require.ErrorContains(t, err, `"sessions"`)
 }
 
+// TestWindowEvictorOnSessions: an evictor keeps the elements of merging
+// windows too (their lists merge), so even an Aggregator without Merge
+// works; the evictor sees the merged window's elements.
+func TestWindowEvictorOnSessions(t *testing.T) {
+	evs := genTevs(4, 2000, 20, 0, 3, 60, true)
+	want := sessionOracle(evs, 51)
+	noMerge := countSum
+	noMerge.Merge = nil
+	for _, p := range []int{1, 2} {
+		env := strom.NewEnvironment(strom.Config{Parallelism: p, AutoWatermarkInterval: time.Millisecond, BatchSize: 16})
+		w := strom.Window(keyedEvs(timedEvs(env, evs, 60*time.Millisecond)), window.Session(51*time.Millisecond))
+		all := strom.Collect(strom.WindowAggregateWith(w.Evictor(window.CountEvictor(1<<30)), noMerge, withWindow))
+		last2 := strom.Collect(strom.WindowProcess(w.Evictor(window.CountEvictor(2)), func(ctx *strom.WindowContext[string, int64], es []tev) error {
+			ctx.Collect(int64(len(es)))
+			return nil
+		}))
+		runWin(t, env)
+		require.Equal(t, want, sortedRes(all.Values()), "p=%d", p)
+		var wantLens []int64
+		for _, r := range want {
+			wantLens = append(wantLens, min(r.Count, 2))
+		}
+		require.ElementsMatch(t, wantLens, last2.Values(), "p=%d", p)
+	}
+}
+
+func TestWindowEvictorErrors(t *testing.T) {
+	for name, c := range map[string]struct {
+		ev   window.Evictor
+		want string
+	}{
+		"nil":            {nil, "nil evictor"},
+		"negative count": {window.CountEvictor(-1), "count"},
+		"zero time":      {window.TimeEvictor(0), "TimeEvictor"},
+		"nil delta":      {window.DeltaEvictor[tev](1, nil), "delta function"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			env := strom.NewEnvironment()
+			strom.Collect(strom.WindowAggregate(strom.Window(keyedEvs(timedEvs(env, nil, 0)), window.Tumbling(time.Second)).Evictor(c.ev), countSum))
+			require.ErrorContains(t, runWinErr(t, env), c.want)
+		})
+	}
+	t.Run("delta evictor of another type", func(t *testing.T) {
+		env := strom.NewEnvironment()
+		ev := window.DeltaEvictor(1, func(a, b int) float64 { return float64(a - b) })
+		strom.Collect(strom.WindowAggregate(strom.Window(keyedEvs(timedEvs(env, []tev{{"a", 1, 1}}, 0)), window.Tumbling(time.Second)).Evictor(ev).Name("typed"), countSum))
+		err := runWinErr(t, env)
+		require.ErrorContains(t, err, "DeltaEvictor of int records")
+		require.ErrorContains(t, err, `"typed"`)
+	})
+}
+
 func TestWindowClearError(t *testing.T) {
 	env := strom.NewEnvironment()
 	strom.Collect(strom.WindowProcessWith(strom.Window(keyedEvs(timedEvs(env, []tev{{"a", 1, 1}}, 0)), window.Tumbling(time.Second)).Name("clearing"),
@@ -454,3 +567,37 @@ type failingClear struct{}
 
 func (failingClear) Process(*strom.WindowContext[string, int], []tev) error { return nil }
 func (failingClear) Clear(*strom.WindowContext[string, int]) error          { return errors.New("clear failed") }
+
+// ExampleWindowed_Evictor sums the last two readings of each sensor and
+// window: with an evictor, WindowReduce folds what the evictor left.
+func ExampleWindowed_Evictor() {
+	type reading struct {
+		Sensor string
+		TS     int64
+		Value  int
+	}
+	env := strom.NewEnvironment()
+	readings := strom.AssignTimestamps(strom.FromElements(env,
+		reading{"a", 1_000, 1}, reading{"a", 2_000, 2}, reading{"b", 2_500, 7}, reading{"a", 3_000, 3}, reading{"a", 11_000, 10}),
+		strom.BoundedOutOfOrderness[reading](time.Second).WithTimestamps(func(r reading) int64 { return r.TS }))
+	w := strom.Window(strom.KeyBy(readings, func(r reading) string { return r.Sensor }), window.Tumbling(10*time.Second)).
+		Evictor(window.CountEvictor(2))
+	sums := strom.WindowReduce(w, func(a, b reading) reading { a.Value += b.Value; return a })
+	out := strom.Collect(sums)
+	if _, err := env.Execute(context.Background(), "last two readings"); err != nil {
+		fmt.Println(err)
+		return
+	}
+	lines := []string{}
+	for _, r := range out.Values() {
+		lines = append(lines, fmt.Sprintf("%s: %d", r.Sensor, r.Value))
+	}
+	slices.Sort(lines)
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+	// Output:
+	// a: 10
+	// a: 5
+	// b: 7
+}
