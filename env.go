@@ -84,6 +84,9 @@ type Environment struct {
 	cfg   Config
 	graph *graph.StreamGraph
 	err   error
+	// fixedPar holds operators whose parallelism cannot change (WindowAll),
+	// with the reason.
+	fixedPar map[*graph.Node]string
 }
 
 // NewEnvironment returns an environment with the given configuration.
@@ -124,6 +127,15 @@ func (e *Environment) fail(err error) {
 	if e.err == nil {
 		e.err = err
 	}
+}
+
+// fixParallelism makes Stream.Parallelism fail on n for a parallelism
+// other than n's, saying why.
+func (e *Environment) fixParallelism(n *graph.Node, why string) {
+	if e.fixedPar == nil {
+		e.fixedPar = map[*graph.Node]string{}
+	}
+	e.fixedPar[n] = why
 }
 
 // OperatorResult is an operator's record counts summed over its subtasks.

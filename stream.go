@@ -59,6 +59,10 @@ func (s Stream[T]) Parallelism(p int) Stream[T] {
 			s.env.fail(errorf("operator %q: parallelism %d must be at least 1", n.Name, p))
 			return
 		}
+		if why, ok := s.env.fixedPar[n]; ok && p != n.Parallelism {
+			s.env.fail(errorf("operator %q: cannot set parallelism %d: %s", n.Name, p, why))
+			return
+		}
 		n.Parallelism = p
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/strom-dev/strom/codec"
@@ -51,7 +52,15 @@ type Windowed[T any, K comparable] struct {
 	lateness int64
 	lateTag  string
 	name     string
+	all      bool // WindowAll: one constant key, parallelism 1
 }
+
+// AllWindowed is a non-keyed stream grouped into windows (Flink's
+// AllWindowedStream), made by WindowAll. It is a Windowed stream with a
+// single constant key, so it has the same settings and takes the same
+// window functions (WindowReduce, WindowAggregate, WindowProcess, ...);
+// their key is struct{}.
+type AllWindowed[T any] = Windowed[T, struct{}]
 
 // Window groups a keyed stream into the windows of assigner a (see package
 // window): window.Tumbling, window.Sliding, window.Session and their
@@ -63,6 +72,20 @@ func Window[T any, K comparable](k Keyed[T, K], a window.Assigner) Windowed[T, K
 		k.stream.env.fail(errorf("Window: %w", err))
 	}
 	return Windowed[T, K]{keyed: k, assigner: a}
+}
+
+// WindowAll groups a whole (non-keyed) stream into the windows of assigner
+// a (Flink's windowAll): every window holds the records of all subtasks of
+// s. The window operator runs with parallelism 1, as in Flink: setting
+// another parallelism on its result is an error. It is the keyed window
+// operator with one constant key, so everything said of Windowed holds.
+// Prefer Window on a keyed stream where the data allows it: one subtask
+// processes all records here.
+func WindowAll[T any](s Stream[T], a window.Assigner) AllWindowed[T] {
+	k := Keyed[T, struct{}]{stream: s, key: func(T) struct{} { return struct{}{} }, hasher: func(struct{}) uint64 { return 0 }}
+	w := Window(k, a)
+	w.all = true
+	return w
 }
 
 func validate(v any) error {
@@ -126,7 +149,8 @@ func (w Windowed[T, K]) SideOutputLateData(tag OutputTag[T]) Windowed[T, K] {
 }
 
 // Name names the window operator (default "WindowReduce",
-// "WindowAggregate" or "WindowProcess").
+// "WindowAggregate" or "WindowProcess"; "WindowAllReduce" and so on after
+// WindowAll).
 func (w Windowed[T, K]) Name(name string) Windowed[T, K] {
 	w.name = name
 	return w
@@ -270,6 +294,9 @@ func (o *windowOp[T, K, S, OUT]) Close() error {
 // window state merges (merge != nil).
 func addWindowOperator[T any, K comparable, S, OUT any](w Windowed[T, K], what string, canMerge bool, newFns func() windowFuncs[T, K, S, OUT]) Stream[OUT] {
 	env := w.env()
+	if w.all {
+		what = "WindowAll" + strings.TrimPrefix(what, "Window")
+	}
 	name := w.name
 	if name == "" {
 		name = what
@@ -282,9 +309,14 @@ func addWindowOperator[T any, K comparable, S, OUT any](w Windowed[T, K], what s
 			env.fail(errorf("%s %q: assigner %v merges windows, so the Aggregator needs a Merge function", what, name, w.assigner))
 		}
 	}
-	return addKeyedOperator(w.keyed, "window", name, func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[T], error) {
+	out := addKeyedOperator(w.keyed, "window", name, func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[T], error) {
 		return &windowOp[T, K, S, OUT]{base: base[OUT]{out}, w: w, fns: newFns()}, nil
 	})
+	if w.all {
+		out = out.Parallelism(1)
+		env.fixParallelism(out.node(), "WindowAll runs with parallelism 1, as Flink's windowAll")
+	}
+	return out
 }
 
 // addWindowFunction adds the window operator of a function that has an

@@ -1,8 +1,8 @@
 package strom_test
 
 // Tests of the window function context (key, window, times, per-window and
-// global state, Clear, side outputs) and evictors against a naive
-// simulation of the window operator: records in source order, the
+// global state, Clear, side outputs), evictors and WindowAll against a
+// naive simulation of the window operator: records in source order, the
 // punctuated watermark before each record that raises it, windows firing
 // when the watermark passes their end and again for every record within
 // the allowed lateness, cleaned up when it passes end + lateness.
@@ -337,8 +337,7 @@ func addWindowFunctions[K comparable](w strom.Windowed[tev, K], keyStr func(K) s
 	// The fire marks go through an event-time window, which fires only if
 	// watermarks reach the side output.
 	marks := strom.SideOutput(procWith, fireTag)
-	r.fireCount = strom.Collect(strom.WindowReduce(strom.Window(strom.KeyBy(marks, func(int64) int { return 0 }), window.Tumbling(time.Hour).WithOffset(-30*time.Minute)),
-		func(a, b int64) int64 { return a + b }))
+	r.fireCount = strom.Collect(strom.WindowReduce(strom.WindowAll(marks, window.Tumbling(time.Hour).WithOffset(-30*time.Minute)), func(a, b int64) int64 { return a + b }))
 	r.proc = strom.Collect(strom.WindowProcess(w, func(ctx *strom.WindowContext[K, simFire], elems []tev) error {
 		// No per-window state here: N and G are left 0.
 		ctx.Collect(fireOf(keyStr(ctx.Key()), ctx.Window(), 0, 0, elems))
@@ -472,6 +471,72 @@ func TestWindowFunctionsWithContextStateAndEvictors(t *testing.T) {
 	}
 }
 
+// TestWindowAll runs every window function on a non-keyed stream, checks
+// the operator's parallelism and compares with the simulation over one key.
+func TestWindowAll(t *testing.T) {
+	evs := lateTevs(8, 1200, 4)
+	for _, wc := range fixedWindowCases {
+		for _, ev := range []*simEvictor{nil, testEvictors()[1], testEvictors()[4]} {
+			what := wc.name
+			if ev != nil {
+				what += ", " + ev.name + " evictor"
+			}
+			fires, clears, late := simulateWindows(evs, func(tev) string { return "" }, wc.windowsOf, 150, ev)
+			for _, p := range []int{1, 2} {
+				env := strom.NewEnvironment(strom.Config{Parallelism: p, BatchSize: 16, Logger: slog.New(slog.DiscardHandler)})
+				w := strom.WindowAll(punctualEvs(env, evs, simLag), wc.assigner).AllowedLateness(150 * time.Millisecond)
+				if ev != nil {
+					w = w.Evictor(ev.ev)
+				}
+				r := addWindowFunctions(w, func(struct{}) string { return "" })
+				res := runWin(t, env)
+				r.check(t, fires, clears, late, p, 1, true, what)
+				op, ok := res.Operator("WindowAllProcess")
+				require.True(t, ok)
+				require.Equal(t, 1, op.Parallelism)
+				op, ok = res.Operator("WindowAllAggregate")
+				require.True(t, ok)
+				require.Equal(t, 1, op.Parallelism)
+			}
+		}
+	}
+}
+
+// TestWindowAllParallelSource: records of every subtask of a parallel
+// source meet in one window; compared with the oracle over one key.
+func TestWindowAllParallelSource(t *testing.T) {
+	evs := genTevs(9, 4000, 5, 0, 1, 30, false)
+	var one []tev
+	for _, e := range evs {
+		e.Key = ""
+		one = append(one, e)
+	}
+	for _, wc := range fixedWindowCases {
+		want := windowOracle(one, wc.windowsOf)
+		for _, p := range []int{1, 2} {
+			env := strom.NewEnvironment(strom.Config{Parallelism: p, AutoWatermarkInterval: time.Millisecond, BatchSize: 16})
+			all := strom.WindowAll(timedEvs(env, evs, 30*time.Millisecond), wc.assigner)
+			got := strom.Collect(strom.WindowAggregateWith(all, countSum, func(ctx *strom.WindowContext[struct{}, winRes], r winRes) error {
+				w := ctx.Window()
+				ctx.Collect(winRes{Start: w.Start, End: w.End, Count: r.Count, Sum: r.Sum})
+				return nil
+			}))
+			runWin(t, env)
+			require.Equal(t, want, sortedRes(got.Values()), "%s p=%d", wc.name, p)
+		}
+	}
+}
+
+func TestWindowAllParallelismIsOne(t *testing.T) {
+	env := strom.NewEnvironment(strom.Config{Parallelism: 2})
+	all := strom.WindowAll(timedEvs(env, []tev{{"a", 1, 1}}, 0), window.Tumbling(time.Second))
+	strom.Collect(strom.WindowReduce(all, func(a, b tev) tev { return a }).Parallelism(1)) // 1 is fine
+	strom.Collect(strom.WindowReduce(all.Name("all-windows"), func(a, b tev) tev { return a }).Parallelism(2))
+	err := runWinErr(t, env)
+	require.ErrorContains(t, err, `"all-windows"`)
+	require.ErrorContains(t, err, "parallelism 1")
+}
+
 // TestWindowStateOnSessionsFails: merging windows have no per-window state
 // (as in Flink); global state works.
 func TestWindowStateOnSessionsFails(t *testing.T) {
@@ -567,6 +632,43 @@ type failingClear struct{}
 
 func (failingClear) Process(*strom.WindowContext[string, int], []tev) error { return nil }
 func (failingClear) Clear(*strom.WindowContext[string, int]) error          { return errors.New("clear failed") }
+
+// ExampleWindowAll counts all clicks per minute, over every page, and
+// keeps a running total in the window function's global state.
+func ExampleWindowAll() {
+	type click struct {
+		Page string
+		TS   int64 // epoch ms
+	}
+	env := strom.NewEnvironment()
+	clicks := strom.AssignTimestamps(strom.FromElements(env,
+		click{"home", 1_000}, click{"cart", 5_000}, click{"home", 59_000}, click{"home", 61_000}),
+		strom.BoundedOutOfOrderness[click](time.Minute).WithTimestamps(func(c click) int64 { return c.TS }))
+	totalDesc := state.ValueDescriptor[int]{Name: "total"}
+	perMinute := strom.WindowProcess(strom.WindowAll(clicks, window.Tumbling(time.Minute)),
+		func(ctx *strom.WindowContext[struct{}, string], cs []click) error {
+			total, err := state.GetValue(ctx.GlobalState(), totalDesc)
+			if err != nil {
+				return err
+			}
+			n, _ := total.Value()
+			n += len(cs)
+			total.Update(n)
+			ctx.Collect(fmt.Sprintf("%v: %d clicks, %d so far", ctx.Window(), len(cs), n))
+			return nil
+		})
+	out := strom.Collect(perMinute)
+	if _, err := env.Execute(context.Background(), "clicks per minute"); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, l := range out.Values() {
+		fmt.Println(l)
+	}
+	// Output:
+	// [0, 60000): 3 clicks, 3 so far
+	// [60000, 120000): 1 clicks, 4 so far
+}
 
 // ExampleWindowed_Evictor sums the last two readings of each sensor and
 // window: with an evictor, WindowReduce folds what the evictor left.
