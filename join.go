@@ -22,25 +22,33 @@ type joinBuf[A, B any] struct {
 
 type windowJoinOp[A, B any, K comparable, OUT any] struct {
 	base[OUT]
-	a        Keyed[A, K]
-	bk       Keyed[B, K]
-	assigner window.Assigner
-	join     func(A, B) OUT
-	core     windowCore[K, joinBuf[A, B]]
-	addA     func(*joinBuf[A, B], A, bool)
-	addB     func(*joinBuf[A, B], B, bool)
+	j     JoinWindowed[A, B, K]
+	join  func(A, B) OUT
+	core  windowCore[K, joinBuf[A, B]]
+	addA  func(*joinBuf[A, B], A, int64, bool)
+	addB  func(*joinBuf[A, B], B, int64, bool)
+	late1 runtime.Output[A]
+	late2 runtime.Output[B]
+	sides []eventOutput
 }
 
 func (o *windowJoinOp[A, B, K, OUT]) Open(ctx *runtime.Context) error {
-	o.addA = func(s *joinBuf[A, B], v A, _ bool) { s.as = append(s.as, v) }
-	o.addB = func(s *joinBuf[A, B], v B, _ bool) { s.bs = append(s.bs, v) }
-	spec := windowSpec{assigner: o.assigner, trigger: o.assigner.DefaultTrigger()}
+	o.addA = func(s *joinBuf[A, B], v A, _ int64, _ bool) { s.as = append(s.as, v) }
+	o.addB = func(s *joinBuf[A, B], v B, _ int64, _ bool) { s.bs = append(s.bs, v) }
+	if o.j.lateTag1 != "" {
+		o.late1, _ = ctx.SideOutput(o.j.lateTag1).(runtime.Output[A])
+	}
+	if o.j.lateTag2 != "" {
+		o.late2, _ = ctx.SideOutput(o.j.lateTag2).(runtime.Output[B])
+	}
+	o.sides = consumedSides(ctx, o.sides[:0])
+	spec := windowSpec{assigner: o.j.assigner, trigger: o.j.effectiveTrigger(), lateness: o.j.lateness}
 	merge := func(dst, src *joinBuf[A, B]) {
 		dst.as = append(dst.as, src.as...)
 		dst.bs = append(dst.bs, src.bs...)
 	}
 	o.core.stateCodec = joinBufCodecFor[A, B]
-	return o.core.open(ctx, o.a.newBackend(ctx), spec, merge, func(_ K, w window.TimeWindow, s *joinBuf[A, B]) {
+	return o.core.open(ctx, o.j.a.newBackend(ctx), spec, merge, func(_ K, w window.TimeWindow, s *joinBuf[A, B]) {
 		ts := w.MaxTimestamp()
 		for _, a := range s.as {
 			for _, b := range s.bs {
@@ -51,63 +59,193 @@ func (o *windowJoinOp[A, B, K, OUT]) Open(ctx *runtime.Context) error {
 }
 
 func (o *windowJoinOp[A, B, K, OUT]) ProcessElement1(v A, ts int64) {
-	o.core.backend.SetCurrentKey(o.a.key(v))
+	o.core.backend.SetCurrentKey(o.j.a.key(v))
 	if addElement(&o.core, v, ts, o.addA) && o.core.isElementLate(ts) {
-		o.core.dropped++
+		if o.late1 != nil {
+			o.late1.Collect(v, ts)
+		} else {
+			o.core.dropped++
+		}
 	}
 }
 
 func (o *windowJoinOp[A, B, K, OUT]) ProcessElement2(v B, ts int64) {
-	o.core.backend.SetCurrentKey(o.bk.key(v))
+	o.core.backend.SetCurrentKey(o.j.b.key(v))
 	if addElement(&o.core, v, ts, o.addB) && o.core.isElementLate(ts) {
-		o.core.dropped++
+		if o.late2 != nil {
+			o.late2.Collect(v, ts)
+		} else {
+			o.core.dropped++
+		}
 	}
 }
 
 func (o *windowJoinOp[A, B, K, OUT]) ProcessWatermark(wm int64) {
 	o.core.timers.AdvanceWatermark(wm)
 	o.out.EmitWatermark(wm)
+	for _, s := range o.sides {
+		s.EmitWatermark(wm)
+	}
+}
+
+func (o *windowJoinOp[A, B, K, OUT]) ProcessIdle() {
+	o.out.MarkIdle()
+	for _, s := range o.sides {
+		s.MarkIdle()
+	}
 }
 
 func (o *windowJoinOp[A, B, K, OUT]) Finish() error { o.core.finish(); return nil }
 func (o *windowJoinOp[A, B, K, OUT]) Close() error  { o.core.close(); return nil }
 
-// WindowJoin joins two keyed streams over windows (Flink's
-// a.join(b).where(...).equalTo(...).window(assigner).apply(join)): for every
-// key and window, join is called for every pair (a, b) of records of that
-// key that both fall into the window, and its results are emitted with
-// timestamp window.MaxTimestamp() when the window fires. A pair that shares
-// several windows (sliding windows) is joined once per window; a window
-// with records on one side only emits nothing.
+// JoinWindowed is two keyed streams joined over windows (Flink's
+// a.join(b).where(...).equalTo(...).window(assigner)), made by
+// WindowJoinOf; WindowJoinApply runs the join. Its configuration methods
+// return a modified copy, so they chain:
+//
+//	j := strom.WindowJoinOf(persons, auctions, window.Tumbling(10*time.Second)).
+//		AllowedLateness(5 * time.Second).
+//		SideOutputLateData1(latePersons).
+//		SideOutputLateData2(lateAuctions)
+//	joined := strom.WindowJoinApply(j, func(p Person, a Auction) Row { ... })
+//
+// For every key and window, the join function is called for every pair
+// (a, b) of records of that key that both fall into the window, and its
+// results are emitted with timestamp window.MaxTimestamp() when the window
+// fires. A pair that shares several windows (sliding windows) is joined
+// once per window; a window with records on one side only emits nothing.
 //
 // It is one two-input window operator (no tagged union, so no boxing): both
 // inputs are hash-partitioned by key into the same subtask, each record is
 // added to its side's buffer of every window it belongs to, and the window
-// fires with the assigner's default trigger (event-time windows when the
-// watermark — the minimum of both inputs' — passes their end; merging
-// session windows work too). Windows are not allowed lateness: records
-// whose windows have fired already are dropped and counted. Like
-// WindowProcess, it buffers every record until its window fires.
-func WindowJoin[A, B any, K comparable, OUT any](a Keyed[A, K], b Keyed[B, K], assigner window.Assigner, join func(a A, b B) OUT) Stream[OUT] {
+// fires with the assigner's default trigger unless Trigger sets another
+// (event-time windows fire when the watermark — the minimum of both
+// inputs' — passes their end; merging session windows work too). Like
+// WindowProcess, it buffers every record until its window is cleaned up.
+//
+// Lateness works as for Windowed: an event-time window is kept for the
+// allowed lateness after the watermark passed its end, and a record
+// arriving for it meanwhile fires it again with the default trigger. As in
+// Flink (whose window join is a CoGroup over such a window), a firing joins
+// the window's whole contents: the pairs of the earlier firings are emitted
+// again together with the new ones, so downstream sees a complete, updated
+// join per firing. A record whose windows are all cleaned up is late data:
+// it goes to its side's late-data side output if one is set, else it is
+// dropped and counted (logged when the operator closes).
+type JoinWindowed[A, B any, K comparable] struct {
+	a        Keyed[A, K]
+	b        Keyed[B, K]
+	assigner window.Assigner
+	trigger  window.Trigger
+	lateness int64
+	lateTag1 string
+	lateTag2 string
+	name     string
+}
+
+// WindowJoinOf joins two keyed streams with the same key type over the
+// windows of assigner; run the join with WindowJoinApply.
+func WindowJoinOf[A, B any, K comparable](a Keyed[A, K], b Keyed[B, K], assigner window.Assigner) JoinWindowed[A, B, K] {
 	env := a.stream.env
 	if a.stream.env != b.stream.env {
 		env.fail(errorf("WindowJoin: streams belong to different environments"))
 	}
+	if assigner == nil {
+		env.fail(errorf("WindowJoin: nil assigner"))
+	} else if err := validate(assigner); err != nil {
+		env.fail(errorf("WindowJoin: %w", err))
+	}
+	return JoinWindowed[A, B, K]{a: a, b: b, assigner: assigner}
+}
+
+// Trigger replaces the assigner's default trigger (see window.Trigger).
+// With merging (session) windows the trigger must support merging.
+func (j JoinWindowed[A, B, K]) Trigger(t window.Trigger) JoinWindowed[A, B, K] {
+	if t == nil {
+		j.a.stream.env.fail(errorf("WindowJoin: nil trigger"))
+		return j
+	}
+	j.trigger = t
+	return j
+}
+
+// AllowedLateness keeps event-time windows (and their records) for d
+// after the watermark passed their end; a record arriving for such a
+// window fires its join again. It has no effect on processing-time
+// windows. The default is 0.
+func (j JoinWindowed[A, B, K]) AllowedLateness(d time.Duration) JoinWindowed[A, B, K] {
+	if d < 0 {
+		j.a.stream.env.fail(errorf("WindowJoin: allowed lateness %v must not be negative", d))
+		return j
+	}
+	j.lateness = d.Milliseconds()
+	return j
+}
+
+// SideOutputLateData1 sends records of the first input that arrive after
+// all their windows were cleaned up to the side output tag, with their
+// timestamps, instead of dropping them.
+func (j JoinWindowed[A, B, K]) SideOutputLateData1(tag OutputTag[A]) JoinWindowed[A, B, K] {
+	j.lateTag1 = tag.id
+	return j
+}
+
+// SideOutputLateData2 does the same for the second input's late records.
+func (j JoinWindowed[A, B, K]) SideOutputLateData2(tag OutputTag[B]) JoinWindowed[A, B, K] {
+	j.lateTag2 = tag.id
+	return j
+}
+
+// Name names the join operator (default "WindowJoin").
+func (j JoinWindowed[A, B, K]) Name(name string) JoinWindowed[A, B, K] {
+	j.name = name
+	return j
+}
+
+func (j JoinWindowed[A, B, K]) effectiveTrigger() window.Trigger {
+	if j.trigger != nil {
+		return j.trigger
+	}
+	if j.assigner == nil {
+		return window.EventTimeTrigger()
+	}
+	return j.assigner.DefaultTrigger()
+}
+
+// WindowJoinApply runs join on every pair of records of the same key and
+// window of j (see JoinWindowed).
+func WindowJoinApply[A, B any, K comparable, OUT any](j JoinWindowed[A, B, K], join func(a A, b B) OUT) Stream[OUT] {
+	env := j.a.stream.env
 	if join == nil {
 		env.fail(errorf("WindowJoin: nil join function"))
 	}
-	if assigner == nil {
-		env.fail(errorf("WindowJoin: nil assigner"))
-	} else if v, ok := assigner.(interface{ Validate() error }); ok {
-		if err := v.Validate(); err != nil {
-			env.fail(errorf("WindowJoin: %w", err))
-		}
+	name := j.name
+	if name == "" {
+		name = "WindowJoin"
 	}
-	return addTwoInputOperator(a.stream, b.stream, "windowjoin", "WindowJoin", runtime.Hash, a.kgFactory(), b.kgFactory(),
+	if _, ok := j.assigner.(window.MergingAssigner); ok && !j.effectiveTrigger().CanMerge() {
+		env.fail(errorf("WindowJoin %q: trigger %v cannot merge windows, but assigner %v merges them", name, j.effectiveTrigger(), j.assigner))
+	}
+	return addTwoInputOperator(j.a.stream, j.b.stream, "windowjoin", name, runtime.Hash, j.a.kgFactory(), j.b.kgFactory(),
 		func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.TwoInput[A, B], error) {
-			return &windowJoinOp[A, B, K, OUT]{base: base[OUT]{out}, a: a, bk: b, assigner: assigner, join: join}, nil
+			return &windowJoinOp[A, B, K, OUT]{base: base[OUT]{out}, j: j, join: join}, nil
 		})
 }
+
+// WindowJoin joins two keyed streams over windows with the default
+// settings: WindowJoinApply(WindowJoinOf(a, b, assigner), join). See
+// JoinWindowed.
+func WindowJoin[A, B any, K comparable, OUT any](a Keyed[A, K], b Keyed[B, K], assigner window.Assigner, join func(a A, b B) OUT) Stream[OUT] {
+	return WindowJoinApply(WindowJoinOf(a, b, assigner), join)
+}
+
+// tsOut is a Collector emitting with a set timestamp.
+type tsOut[OUT any] struct {
+	out runtime.Output[OUT]
+	ts  int64
+}
+
+func (c *tsOut[OUT]) Collect(v OUT) { c.out.Collect(v, c.ts) }
 
 // intervalBuf is one key's buffered records of one side of an interval
 // join, sorted by timestamp (records mostly arrive in order, so inserting
@@ -166,7 +304,7 @@ type intervalJoinOp[A, B any, K comparable, OUT any] struct {
 	left         *statebackend.Table[K, *intervalBuf[A]]
 	right        *statebackend.Table[K, *intervalBuf[B]]
 	timers       *runtime.Timers[K, bool] // namespace: true = left buffer
-	coll         winOut[OUT]
+	coll         tsOut[OUT]
 	dropped      int64
 }
 

@@ -355,7 +355,7 @@ func (r *iterReader[T]) Close() error {
 // on it is an error (Rebalance after it to spread the records).
 func FromIterator[T any](env *Environment, seq iter.Seq[T]) Stream[T] {
 	s := FromSource[T](env, iterSource[T]{seq: seq}, "Iterator Source")
-	s.node().NonParallel = true
+	s.node().NonParallel = "an iterator cannot be split"
 	return s
 }
 

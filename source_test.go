@@ -218,7 +218,7 @@ func TestFromIteratorRefusesParallelism(t *testing.T) {
 	env := newEnv(4)
 	strom.Discard(strom.FromIterator(env, seq).Parallelism(3))
 	_, err := env.Execute(context.Background(), "iter")
-	require.ErrorContains(t, err, `operator "Iterator Source" runs as one subtask only; parallelism 3 is not possible`)
+	require.ErrorContains(t, err, `operator "Iterator Source" runs as one subtask only (an iterator cannot be split); parallelism 3 is not possible`)
 
 	// With the environment's default parallelism of 4 it runs as one
 	// subtask, and says so in its results.

@@ -202,16 +202,16 @@ func TestSnapshotWindowRescale(t *testing.T) {
 		Result: func(a int64) int64 { return a },
 		Merge:  func(a, b int64) int64 { return a + b },
 	}
-	show := func(key int, w window.TimeWindow, n int64, out Collector[string]) error {
-		out.Collect(fmt.Sprintf("key %d window %v: %d", key, w, n))
+	show := func(ctx *WindowContext[int, string], n int64) error {
+		ctx.Collect(fmt.Sprintf("key %d window %v: %d", ctx.Key(), ctx.Window(), n))
 		return nil
 	}
-	list := func(key int, w window.TimeWindow, elems []jtRec, out Collector[string]) error {
+	list := func(ctx *WindowContext[int, string], elems []jtRec) error {
 		ids := make([]int, len(elems))
 		for i, e := range elems {
 			ids[i] = e.ID
 		}
-		out.Collect(fmt.Sprintf("key %d window %v: %v", key, w, ids))
+		ctx.Collect(fmt.Sprintf("key %d window %v: %v", ctx.Key(), ctx.Window(), ids))
 		return nil
 	}
 	cases := []struct {
@@ -246,7 +246,7 @@ func TestSnapshotWindowRescale(t *testing.T) {
 func TestSnapshotOperatorStateNames(t *testing.T) {
 	env := NewEnvironment()
 	k := KeyBy(FromSlice(env, []jtRec(nil)), func(r jtRec) int { return r.Key })
-	WindowProcess(Window(k, window.Session(time.Second)), func(int, window.TimeWindow, []jtRec, Collector[string]) error { return nil })
+	WindowProcess(Window(k, window.Session(time.Second)), func(*WindowContext[int, string], []jtRec) error { return nil })
 	ops := buildSubtasks[jtRec](t, env, 1, &jtOut[string]{})
 	require.Equal(t, []string{"window-contents", "window-trigger-state", "window-merging-sets", runtime.TimersStateName}, ops[0].backend.StateNames())
 }

@@ -59,8 +59,8 @@ func (s Stream[T]) Parallelism(p int) Stream[T] {
 			s.env.fail(errorf("operator %q: parallelism %d must be at least 1", n.Name, p))
 			return
 		}
-		if n.NonParallel && p != 1 {
-			s.env.fail(errorf("operator %q runs as one subtask only; parallelism %d is not possible", n.Name, p))
+		if n.NonParallel != "" && p != 1 {
+			s.env.fail(errorf("operator %q runs as one subtask only (%s); parallelism %d is not possible", n.Name, n.NonParallel, p))
 			return
 		}
 		n.Parallelism = p

@@ -71,8 +71,8 @@ func TestEveryUserFunctionCanReturnAnError(t *testing.T) {
 		},
 		"WindowProcess": func(env *strom.Environment) {
 			strom.Discard(strom.WindowProcess(strom.Window(strom.KeyBy(timed(env), func(v int) int { return v % 3 }), window.Tumbling(5*time.Millisecond)),
-				func(key int, w window.TimeWindow, elems []int, out strom.Collector[int]) error {
-					if w.Start == 5 {
+				func(ctx *strom.WindowContext[int, int], elems []int) error {
+					if ctx.Window().Start == 5 {
 						return errUser
 					}
 					return nil

@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/strom-dev/strom/codec"
@@ -17,9 +18,9 @@ import (
 )
 
 // Windowed is a keyed stream grouped into windows: the input of
-// WindowReduce, WindowAggregate, WindowAggregateWith and WindowProcess
-// (Flink's WindowedStream). Its configuration methods return a modified
-// copy, so they chain:
+// WindowReduce, WindowReduceWith, WindowAggregate, WindowAggregateWith,
+// WindowProcess and WindowProcessWith (Flink's WindowedStream). Its
+// configuration methods return a modified copy, so they chain:
 //
 //	w := strom.Window(keyed, window.Tumbling(time.Minute)).
 //		AllowedLateness(10 * time.Second).
@@ -28,9 +29,9 @@ import (
 // The window operator follows Flink's WindowOperator. For every record it
 // asks the assigner for the record's windows; per key and window it keeps
 // the window's contents in keyed state (an accumulator for the incremental
-// functions, the records for WindowProcess), and asks the trigger whether to
-// fire. When a window fires, the function's results are emitted with the
-// timestamp window.MaxTimestamp() (End − 1).
+// functions, the records for WindowProcess or with an Evictor), and asks
+// the trigger whether to fire. When a window fires, the function's results
+// are emitted with the timestamp window.MaxTimestamp() (End − 1).
 //
 // With event-time assigners, a window is cleaned up (its state dropped)
 // once the watermark passes MaxTimestamp + allowed lateness. Until then a
@@ -47,10 +48,19 @@ type Windowed[T any, K comparable] struct {
 	keyed    Keyed[T, K]
 	assigner window.Assigner
 	trigger  window.Trigger
+	evictor  window.Evictor
 	lateness int64
 	lateTag  string
 	name     string
+	all      bool // WindowAll: one constant key, parallelism 1
 }
+
+// AllWindowed is a non-keyed stream grouped into windows (Flink's
+// AllWindowedStream), made by WindowAll. It is a Windowed stream with a
+// single constant key, so it has the same settings and takes the same
+// window functions (WindowReduce, WindowAggregate, WindowProcess, ...);
+// their key is struct{}.
+type AllWindowed[T any] = Windowed[T, struct{}]
 
 // Window groups a keyed stream into the windows of assigner a (see package
 // window): window.Tumbling, window.Sliding, window.Session and their
@@ -58,22 +68,61 @@ type Windowed[T any, K comparable] struct {
 func Window[T any, K comparable](k Keyed[T, K], a window.Assigner) Windowed[T, K] {
 	if a == nil {
 		k.stream.env.fail(errorf("Window: nil assigner"))
-	} else if v, ok := a.(interface{ Validate() error }); ok {
-		if err := v.Validate(); err != nil {
-			k.stream.env.fail(errorf("Window: %w", err))
-		}
+	} else if err := validate(a); err != nil {
+		k.stream.env.fail(errorf("Window: %w", err))
 	}
 	return Windowed[T, K]{keyed: k, assigner: a}
 }
+
+// WindowAll groups a whole (non-keyed) stream into the windows of assigner
+// a (Flink's windowAll): every window holds the records of all subtasks of
+// s. The window operator runs with parallelism 1, as in Flink: setting
+// another parallelism on its result is an error. It is the keyed window
+// operator with one constant key, so everything said of Windowed holds.
+// Prefer Window on a keyed stream where the data allows it: one subtask
+// processes all records here.
+func WindowAll[T any](s Stream[T], a window.Assigner) AllWindowed[T] {
+	k := Keyed[T, struct{}]{stream: s, key: func(T) struct{} { return struct{}{} }, hasher: func(struct{}) uint64 { return 0 }}
+	w := Window(k, a)
+	w.all = true
+	return w
+}
+
+func validate(v any) error {
+	if v, ok := v.(interface{ Validate() error }); ok {
+		return v.Validate()
+	}
+	return nil
+}
+
+func (w Windowed[T, K]) env() *Environment { return w.keyed.stream.env }
 
 // Trigger replaces the assigner's default trigger (see window.Trigger).
 // With merging (session) windows the trigger must support merging.
 func (w Windowed[T, K]) Trigger(t window.Trigger) Windowed[T, K] {
 	if t == nil {
-		w.keyed.stream.env.fail(errorf("Window: nil trigger"))
+		w.env().fail(errorf("Window: nil trigger"))
 		return w
 	}
 	w.trigger = t
+	return w
+}
+
+// Evictor removes elements from each window before and/or after the
+// window function runs (see window.Evictor; Flink's evictor). With an
+// evictor the operator keeps every element of a window, even for
+// WindowReduce and WindowAggregate (which then fold what the evictor left
+// when the window fires), so it costs the memory of WindowProcess.
+func (w Windowed[T, K]) Evictor(e window.Evictor) Windowed[T, K] {
+	if e == nil {
+		w.env().fail(errorf("Window: nil evictor"))
+		return w
+	}
+	if err := validate(e); err != nil {
+		w.env().fail(errorf("Window: %w", err))
+		return w
+	}
+	w.evictor = e
 	return w
 }
 
@@ -83,7 +132,7 @@ func (w Windowed[T, K]) Trigger(t window.Trigger) Windowed[T, K] {
 // processing-time windows. The default is 0.
 func (w Windowed[T, K]) AllowedLateness(d time.Duration) Windowed[T, K] {
 	if d < 0 {
-		w.keyed.stream.env.fail(errorf("Window: allowed lateness %v must not be negative", d))
+		w.env().fail(errorf("Window: allowed lateness %v must not be negative", d))
 		return w
 	}
 	w.lateness = wholeMillis(w.keyed.stream.env, "Window: allowed lateness", d)
@@ -100,7 +149,8 @@ func (w Windowed[T, K]) SideOutputLateData(tag OutputTag[T]) Windowed[T, K] {
 }
 
 // Name names the window operator (default "WindowReduce",
-// "WindowAggregate" or "WindowProcess").
+// "WindowAggregate" or "WindowProcess"; "WindowAllReduce" and so on after
+// WindowAll).
 func (w Windowed[T, K]) Name(name string) Windowed[T, K] {
 	w.name = name
 	return w
@@ -116,22 +166,30 @@ func (w Windowed[T, K]) effectiveTrigger() window.Trigger {
 	return w.assigner.DefaultTrigger()
 }
 
-// winOut is the Collector of window functions: records carry the window's
-// max timestamp.
-type winOut[OUT any] struct {
-	out runtime.Output[OUT]
-	ts  int64
+// windowFuncs are what distinguishes the window functions: how a record is
+// added to a window's state S, how two states merge (nil if they cannot),
+// what a firing emits, and what happens when a window is cleaned up. One
+// windowFuncs value belongs to one subtask.
+type windowFuncs[T any, K comparable, S, OUT any] struct {
+	add   func(s *S, v T, ts int64, created bool)
+	merge func(dst, src *S)
+	emit  func(ctx *WindowContext[K, OUT], s *S) error
+	// clear is the user's Clear, called when a window is cleaned up.
+	clear func(ctx *WindowContext[K, OUT]) error
+	close func() error
+	// userCtx says the user function sees the WindowContext, so it may
+	// keep per-window state, which the operator drops with the window.
+	userCtx bool
 }
 
-func (c *winOut[OUT]) Collect(v OUT) { c.out.Collect(v, c.ts) }
-
-// windowFuncs are what distinguishes the window functions: how a record is
-// added to a window's state S, how two states merge (nil if they cannot)
-// and what a firing emits.
-type windowFuncs[T any, K comparable, S, OUT any] struct {
-	add   func(s *S, v T, created bool)
-	merge func(dst, src *S)
-	emit  func(key K, w window.TimeWindow, s *S, out *winOut[OUT]) error
+// wholeFn is a window function over a window's whole contents: what runs
+// when a window of records (WindowProcess, or any function with an
+// evictor) fires.
+type wholeFn[T any, K comparable, OUT any] struct {
+	process func(ctx *WindowContext[K, OUT], elems []T) error
+	clear   func(ctx *WindowContext[K, OUT]) error
+	close   func() error
+	userCtx bool
 }
 
 type windowOp[T any, K comparable, S, OUT any] struct {
@@ -140,21 +198,58 @@ type windowOp[T any, K comparable, S, OUT any] struct {
 	fns  windowFuncs[T, K, S, OUT]
 	core windowCore[K, S]
 	late runtime.Output[T]
-	coll winOut[OUT]
+	// sides are the consumed side outputs (late data and what the window
+	// function emits): watermarks reach them too.
+	sides []eventOutput
+	wctx  WindowContext[K, OUT]
 }
 
 func (o *windowOp[T, K, S, OUT]) Open(ctx *runtime.Context) error {
-	o.coll.out = o.out
 	if o.w.lateTag != "" {
 		o.late, _ = ctx.SideOutput(o.w.lateTag).(runtime.Output[T])
 	}
+	o.sides = consumedSides(ctx, o.sides[:0])
 	spec := windowSpec{assigner: o.w.assigner, trigger: o.w.effectiveTrigger(), lateness: o.w.lateness}
-	return o.core.open(ctx, o.w.keyed.newBackend(ctx), spec, o.fns.merge, func(key K, win window.TimeWindow, s *S) {
-		o.coll.ts = win.MaxTimestamp()
-		if err := o.fns.emit(key, win, s, &o.coll); err != nil {
-			runtime.Fail(o.core.name, err)
+	b := o.w.keyed.newBackend(ctx)
+	if err := o.core.open(ctx, b, spec, o.fns.merge, o.fire); err != nil {
+		return err
+	}
+	o.wctx = WindowContext[K, OUT]{out: o.out, rt: ctx, backend: b, timers: o.core.timers,
+		hasher: o.w.keyed.hasher, merging: o.core.merger != nil}
+	if o.fns.userCtx {
+		o.core.onClear = o.clearWindow
+	}
+	return nil
+}
+
+// consumedSides appends the operator's consumed side outputs to dst.
+func consumedSides(ctx *runtime.Context, dst []eventOutput) []eventOutput {
+	for _, so := range ctx.SideOutputs() {
+		if e, ok := so.(eventOutput); ok {
+			dst = append(dst, e)
 		}
-	})
+	}
+	return dst
+}
+
+// fire runs the window function on window win of key.
+func (o *windowOp[T, K, S, OUT]) fire(key K, win window.TimeWindow, s *S) {
+	c := o.wctx.at(key, win)
+	if err := o.fns.emit(c, s); err != nil {
+		runtime.Fail(o.core.name, err)
+	}
+}
+
+// clearWindow runs the user's Clear for a window being cleaned up and
+// drops its per-window state.
+func (o *windowOp[T, K, S, OUT]) clearWindow(key K, win window.TimeWindow) {
+	c := o.wctx.at(key, win)
+	if o.fns.clear != nil {
+		if err := o.fns.clear(c); err != nil {
+			runtime.Fail(o.core.name, fmt.Errorf("Clear: %w", err))
+		}
+	}
+	c.dropWindowState()
 }
 
 func (o *windowOp[T, K, S, OUT]) ProcessElement(v T, ts int64) {
@@ -171,25 +266,37 @@ func (o *windowOp[T, K, S, OUT]) ProcessElement(v T, ts int64) {
 func (o *windowOp[T, K, S, OUT]) ProcessWatermark(wm int64) {
 	o.core.timers.AdvanceWatermark(wm)
 	o.out.EmitWatermark(wm)
-	if o.late != nil {
-		o.late.EmitWatermark(wm)
+	for _, s := range o.sides {
+		s.EmitWatermark(wm)
 	}
 }
 
 func (o *windowOp[T, K, S, OUT]) ProcessIdle() {
 	o.out.MarkIdle()
-	if o.late != nil {
-		o.late.MarkIdle()
+	for _, s := range o.sides {
+		s.MarkIdle()
 	}
 }
 
 func (o *windowOp[T, K, S, OUT]) Finish() error { o.core.finish(); return nil }
-func (o *windowOp[T, K, S, OUT]) Close() error  { o.core.close(); return nil }
+
+func (o *windowOp[T, K, S, OUT]) Close() error {
+	o.core.close()
+	if o.fns.close != nil {
+		return o.fns.close()
+	}
+	return nil
+}
 
 // addWindowOperator adds the window operator of w, checking the
 // configuration at build time so mistakes fail Execute before anything runs.
-func addWindowOperator[T any, K comparable, S, OUT any](w Windowed[T, K], what string, fns windowFuncs[T, K, S, OUT]) Stream[OUT] {
-	env := w.keyed.stream.env
+// newFns makes the functions of one subtask; canMerge says whether its
+// window state merges (merge != nil).
+func addWindowOperator[T any, K comparable, S, OUT any](w Windowed[T, K], what string, canMerge bool, newFns func() windowFuncs[T, K, S, OUT]) Stream[OUT] {
+	env := w.env()
+	if w.all {
+		what = "WindowAll" + strings.TrimPrefix(what, "Window")
+	}
 	name := w.name
 	if name == "" {
 		name = what
@@ -198,28 +305,53 @@ func addWindowOperator[T any, K comparable, S, OUT any](w Windowed[T, K], what s
 		if !w.effectiveTrigger().CanMerge() {
 			env.fail(errorf("%s %q: trigger %v cannot merge windows, but assigner %v merges them", what, name, w.effectiveTrigger(), w.assigner))
 		}
-		if fns.merge == nil {
+		if !canMerge {
 			env.fail(errorf("%s %q: assigner %v merges windows, so the Aggregator needs a Merge function", what, name, w.assigner))
 		}
 	}
-	st := addKeyedOperator(w.keyed, "window", name, func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[T], error) {
-		return &windowOp[T, K, S, OUT]{base: base[OUT]{out}, w: w, fns: fns}, nil
+	out := addKeyedOperator(w.keyed, "window", name, func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[T], error) {
+		return &windowOp[T, K, S, OUT]{base: base[OUT]{out}, w: w, fns: newFns()}, nil
 	})
 	if w.lateTag != "" {
-		st.node().SideOutputTypes = map[string]runtime.TypeOps{w.lateTag: runtime.Ops[T]{}}
+		out.node().SideOutputTypes = map[string]runtime.TypeOps{w.lateTag: runtime.Ops[T]{}}
 	}
-	return st
+	if w.all {
+		out = out.Parallelism(1)
+		out.node().NonParallel = "WindowAll runs with parallelism 1, as Flink's windowAll"
+	}
+	return out
 }
 
-// WindowReduce combines the records of each key and window with fn,
-// incrementally (one value per key and window is kept), and emits the
-// result when the window fires, with timestamp window.MaxTimestamp().
-func WindowReduce[T any, K comparable](w Windowed[T, K], fn func(a, b T) T) Stream[T] {
-	if fn == nil {
-		w.keyed.stream.env.fail(errorf("WindowReduce: nil reduce function"))
+// addWindowFunction adds the window operator of a function that has an
+// incremental form (newInc, whose state S merges if canMerge) and a form
+// over a window's whole contents (newWhole), which runs instead when the
+// windows have an evictor.
+func addWindowFunction[T any, K comparable, S, OUT any](w Windowed[T, K], what string, canMerge bool,
+	newInc func() windowFuncs[T, K, S, OUT], newWhole func() wholeFn[T, K, OUT]) Stream[OUT] {
+	if w.evictor != nil {
+		ev := w.evictor
+		return addWindowOperator(w, what, true, func() windowFuncs[T, K, []tsVal[T], OUT] {
+			return evictingFuncs(ev, newWhole())
+		})
 	}
-	return addWindowOperator(w, "WindowReduce", windowFuncs[T, K, T, T]{
-		add: func(s *T, v T, created bool) {
+	return addWindowOperator(w, what, canMerge, newInc)
+}
+
+// bufferedFuncs keep a window's records and run f over them when it fires.
+func bufferedFuncs[T any, K comparable, OUT any](f wholeFn[T, K, OUT]) windowFuncs[T, K, []T, OUT] {
+	return windowFuncs[T, K, []T, OUT]{
+		add:   func(s *[]T, v T, _ int64, _ bool) { *s = append(*s, v) },
+		merge: func(dst, src *[]T) { *dst = append(*dst, *src...) },
+		emit: func(ctx *WindowContext[K, OUT], s *[]T) error {
+			return f.process(ctx, *s)
+		},
+		clear: f.clear, close: f.close, userCtx: f.userCtx,
+	}
+}
+
+func reduceFuncs[T any, K comparable, OUT any](fn func(a, b T) T, emit func(ctx *WindowContext[K, OUT], s *T) error) windowFuncs[T, K, T, OUT] {
+	return windowFuncs[T, K, T, OUT]{
+		add: func(s *T, v T, _ int64, created bool) {
 			if created {
 				*s = v
 			} else {
@@ -227,11 +359,76 @@ func WindowReduce[T any, K comparable](w Windowed[T, K], fn func(a, b T) T) Stre
 			}
 		},
 		merge: func(dst, src *T) { *dst = fn(*dst, *src) },
-		emit: func(_ K, _ window.TimeWindow, s *T, out *winOut[T]) error {
-			out.Collect(*s)
-			return nil
+		emit:  emit,
+	}
+}
+
+// reduceAll folds elems with fn; false if there are none.
+func reduceAll[T any](fn func(a, b T) T, elems []T) (T, bool) {
+	var acc T
+	if len(elems) == 0 {
+		return acc, false
+	}
+	acc = elems[0]
+	for _, v := range elems[1:] {
+		acc = fn(acc, v)
+	}
+	return acc, true
+}
+
+// WindowReduce combines the records of each key and window with fn,
+// incrementally (one value per key and window is kept), and emits the
+// result when the window fires, with timestamp window.MaxTimestamp().
+// With an evictor, it folds the records the evictor left (and emits
+// nothing if it left none).
+func WindowReduce[T any, K comparable](w Windowed[T, K], fn func(a, b T) T) Stream[T] {
+	if fn == nil {
+		w.env().fail(errorf("WindowReduce: nil reduce function"))
+	}
+	return addWindowFunction(w, "WindowReduce", true,
+		func() windowFuncs[T, K, T, T] {
+			return reduceFuncs(fn, func(ctx *WindowContext[K, T], s *T) error {
+				ctx.Collect(*s)
+				return nil
+			})
 		},
-	})
+		func() wholeFn[T, K, T] {
+			return wholeFn[T, K, T]{process: func(ctx *WindowContext[K, T], elems []T) error {
+				if r, ok := reduceAll(fn, elems); ok {
+					ctx.Collect(r)
+				}
+				return nil
+			}}
+		})
+}
+
+// WindowReduceWith reduces incrementally like WindowReduce and passes each
+// firing's result to fn with the window's context (Flink's
+// reduce(ReduceFunction, ProcessWindowFunction)): fn emits any number of
+// records with ctx.Collect (timestamp window.MaxTimestamp()) and may use
+// the context's state and side outputs. An error from fn fails the job.
+func WindowReduceWith[T any, K comparable, OUT any](w Windowed[T, K], reduce func(a, b T) T,
+	fn func(ctx *WindowContext[K, OUT], result T) error) Stream[OUT] {
+	if reduce == nil {
+		w.env().fail(errorf("WindowReduceWith: nil reduce function"))
+	}
+	if fn == nil {
+		w.env().fail(errorf("WindowReduceWith: nil window function"))
+	}
+	return addWindowFunction(w, "WindowReduce", true,
+		func() windowFuncs[T, K, T, OUT] {
+			f := reduceFuncs(reduce, func(ctx *WindowContext[K, OUT], s *T) error { return fn(ctx, *s) })
+			f.userCtx = true
+			return f
+		},
+		func() wholeFn[T, K, OUT] {
+			return wholeFn[T, K, OUT]{userCtx: true, process: func(ctx *WindowContext[K, OUT], elems []T) error {
+				if r, ok := reduceAll(reduce, elems); ok {
+					return fn(ctx, r)
+				}
+				return nil
+			}}
+		})
 }
 
 func checkAggregator[T, ACC, OUT any](env *Environment, what string, agg state.Aggregator[T, ACC, OUT]) {
@@ -241,9 +438,9 @@ func checkAggregator[T, ACC, OUT any](env *Environment, what string, agg state.A
 }
 
 func aggFuncs[T any, K comparable, ACC, R, OUT any](agg state.Aggregator[T, ACC, R],
-	emit func(key K, w window.TimeWindow, s *ACC, out *winOut[OUT]) error) windowFuncs[T, K, ACC, OUT] {
+	emit func(ctx *WindowContext[K, OUT], s *ACC) error) windowFuncs[T, K, ACC, OUT] {
 	f := windowFuncs[T, K, ACC, OUT]{
-		add: func(s *ACC, v T, created bool) {
+		add: func(s *ACC, v T, _ int64, created bool) {
 			if created {
 				*s = agg.Create()
 			}
@@ -257,52 +454,140 @@ func aggFuncs[T any, K comparable, ACC, R, OUT any](agg state.Aggregator[T, ACC,
 	return f
 }
 
+// aggregateAll aggregates elems from a new accumulator.
+func aggregateAll[T, ACC, R any](agg state.Aggregator[T, ACC, R], elems []T) R {
+	acc := agg.Create()
+	for _, v := range elems {
+		acc = agg.Add(acc, v)
+	}
+	return agg.Result(acc)
+}
+
 // WindowAggregate aggregates the records of each key and window
 // incrementally with agg (Flink's aggregate(AggregateFunction)): one
 // accumulator per key and window, Add per record, Result when the window
 // fires (emitted with timestamp window.MaxTimestamp()). Merging (session)
 // windows combine accumulators with agg.Merge, which must then be set.
+// With an evictor, a firing aggregates the records the evictor left into a
+// new accumulator.
 func WindowAggregate[T any, K comparable, ACC, OUT any](w Windowed[T, K], agg state.Aggregator[T, ACC, OUT]) Stream[OUT] {
-	checkAggregator(w.keyed.stream.env, "WindowAggregate", agg)
-	return addWindowOperator(w, "WindowAggregate", aggFuncs[T, K](agg, func(_ K, _ window.TimeWindow, s *ACC, out *winOut[OUT]) error {
-		out.Collect(agg.Result(*s))
-		return nil
-	}))
+	checkAggregator(w.env(), "WindowAggregate", agg)
+	return addWindowFunction(w, "WindowAggregate", agg.Merge != nil,
+		func() windowFuncs[T, K, ACC, OUT] {
+			return aggFuncs[T, K](agg, func(ctx *WindowContext[K, OUT], s *ACC) error {
+				ctx.Collect(agg.Result(*s))
+				return nil
+			})
+		},
+		func() wholeFn[T, K, OUT] {
+			return wholeFn[T, K, OUT]{process: func(ctx *WindowContext[K, OUT], elems []T) error {
+				ctx.Collect(aggregateAll(agg, elems))
+				return nil
+			}}
+		})
 }
 
 // WindowAggregateWith aggregates incrementally like WindowAggregate and
-// passes each firing's result to fn together with the key and the window
-// (Flink's aggregate(AggregateFunction, ProcessWindowFunction)). fn emits
-// any number of records, with timestamp window.MaxTimestamp(); an error
-// from fn fails the job.
+// passes each firing's result to fn with the window's context (Flink's
+// aggregate(AggregateFunction, ProcessWindowFunction)): fn emits any number
+// of records with ctx.Collect (timestamp window.MaxTimestamp()) and may use
+// the context's state and side outputs. An error from fn fails the job.
 func WindowAggregateWith[T any, K comparable, ACC, R, OUT any](w Windowed[T, K], agg state.Aggregator[T, ACC, R],
-	fn func(key K, win window.TimeWindow, result R, out Collector[OUT]) error) Stream[OUT] {
-	checkAggregator(w.keyed.stream.env, "WindowAggregateWith", agg)
+	fn func(ctx *WindowContext[K, OUT], result R) error) Stream[OUT] {
+	checkAggregator(w.env(), "WindowAggregateWith", agg)
 	if fn == nil {
-		w.keyed.stream.env.fail(errorf("WindowAggregateWith: nil window function"))
+		w.env().fail(errorf("WindowAggregateWith: nil window function"))
 	}
-	return addWindowOperator(w, "WindowAggregate", aggFuncs[T, K](agg, func(key K, win window.TimeWindow, s *ACC, out *winOut[OUT]) error {
-		return fn(key, win, agg.Result(*s), out)
-	}))
+	return addWindowFunction(w, "WindowAggregate", agg.Merge != nil,
+		func() windowFuncs[T, K, ACC, OUT] {
+			f := aggFuncs[T, K](agg, func(ctx *WindowContext[K, OUT], s *ACC) error {
+				return fn(ctx, agg.Result(*s))
+			})
+			f.userCtx = true
+			return f
+		},
+		func() wholeFn[T, K, OUT] {
+			return wholeFn[T, K, OUT]{userCtx: true, process: func(ctx *WindowContext[K, OUT], elems []T) error {
+				return fn(ctx, aggregateAll(agg, elems))
+			}}
+		})
+}
+
+// ProcessWindowFunction processes all records of a window when it fires
+// (Flink's ProcessWindowFunction). Run it with WindowProcessWith, or a
+// plain function with WindowProcess.
+//
+// It may also implement WindowClearer (Clear, called when a window is
+// cleaned up) and Closer (Close, at the end). Every call runs on the
+// subtask's goroutine: a function needs no locks.
+type ProcessWindowFunction[K comparable, T, OUT any] interface {
+	// Process is called when a window fires, with the window's records in
+	// arrival order (elems is only valid during the call). It emits records
+	// with ctx.Collect; an error fails the job.
+	Process(ctx *WindowContext[K, OUT], elems []T) error
+}
+
+// WindowClearer is implemented by window functions that keep state of
+// their own per window: Clear is called once per key and window when the
+// window is cleaned up — when the watermark passes its end plus the
+// allowed lateness (event time) or the clock passes its end (processing
+// time) — before the operator drops the window's contents and per-window
+// state (Flink's ProcessWindowFunction.clear). A trigger's Purge does not
+// call it. ctx.Collect in Clear emits with the window's max timestamp,
+// which is late for event-time operators downstream.
+type WindowClearer[K comparable, OUT any] interface {
+	Clear(ctx *WindowContext[K, OUT]) error
+}
+
+// WindowProcessFunc adapts a plain function to ProcessWindowFunction.
+type WindowProcessFunc[K comparable, T, OUT any] func(ctx *WindowContext[K, OUT], elems []T) error
+
+// Process calls f.
+func (f WindowProcessFunc[K, T, OUT]) Process(ctx *WindowContext[K, OUT], elems []T) error {
+	return f(ctx, elems)
 }
 
 // WindowProcess buffers every record of each key and window and calls fn
 // with all of them when the window fires (Flink's ProcessWindowFunction):
 // flexible, but it keeps all records in state, so prefer the incremental
 // functions when they suffice. elems is in arrival order and only valid
-// during the call. fn's records carry timestamp window.MaxTimestamp(); an
-// error from fn fails the job.
-func WindowProcess[T any, K comparable, OUT any](w Windowed[T, K], fn func(key K, win window.TimeWindow, elems []T, out Collector[OUT]) error) Stream[OUT] {
+// during the call. fn emits with ctx.Collect (timestamp
+// window.MaxTimestamp()) and may use the context's key, window, times,
+// state and side outputs; an error from fn fails the job.
+func WindowProcess[T any, K comparable, OUT any](w Windowed[T, K], fn func(ctx *WindowContext[K, OUT], elems []T) error) Stream[OUT] {
 	if fn == nil {
-		w.keyed.stream.env.fail(errorf("WindowProcess: nil window function"))
+		w.env().fail(errorf("WindowProcess: nil window function"))
 	}
-	return addWindowOperator(w, "WindowProcess", windowFuncs[T, K, []T, OUT]{
-		add:   func(s *[]T, v T, _ bool) { *s = append(*s, v) },
-		merge: func(dst, src *[]T) { *dst = append(*dst, *src...) },
-		emit: func(key K, win window.TimeWindow, s *[]T, out *winOut[OUT]) error {
-			return fn(key, win, *s, out)
-		},
-	})
+	return WindowProcessWith(w, func() ProcessWindowFunction[K, T, OUT] { return WindowProcessFunc[K, T, OUT](fn) })
+}
+
+// WindowProcessWith runs a ProcessWindowFunction on the windows of w, like
+// WindowProcess; newFn is called once per parallel subtask, so the
+// function may keep per-subtask fields. If the function implements
+// WindowClearer, its Clear runs when each window is cleaned up; if it
+// implements Closer, Close runs when the operator closes.
+func WindowProcessWith[T any, K comparable, OUT any](w Windowed[T, K], newFn func() ProcessWindowFunction[K, T, OUT]) Stream[OUT] {
+	if newFn == nil {
+		w.env().fail(errorf("WindowProcess: nil function factory"))
+	}
+	whole := func() wholeFn[T, K, OUT] {
+		pf := newFn()
+		if pf == nil {
+			return wholeFn[T, K, OUT]{userCtx: true, process: func(*WindowContext[K, OUT], []T) error {
+				return errors.New("WindowProcessWith: the factory returned a nil function")
+			}}
+		}
+		f := wholeFn[T, K, OUT]{process: pf.Process, userCtx: true}
+		if c, ok := pf.(WindowClearer[K, OUT]); ok {
+			f.clear = c.Clear
+		}
+		if c, ok := pf.(Closer); ok {
+			f.close = c.Close
+		}
+		return f
+	}
+	return addWindowFunction(w, "WindowProcess", true,
+		func() windowFuncs[T, K, []T, OUT] { return bufferedFuncs(whole()) }, whole)
 }
 
 // ---- the window operator's core, shared by the window functions and the
@@ -354,7 +639,10 @@ type windowCore[K comparable, S any] struct {
 	onMergeFn mergeFunc
 	merge     func(dst, src *S)
 	emit      func(key K, w window.TimeWindow, s *S)
-	dropped   int64
+	// onClear, if set, is called when a window of the current key is
+	// cleaned up, after its contents and trigger state are dropped.
+	onClear func(key K, w window.TimeWindow)
+	dropped int64
 	// stateCodec builds the codec of S for snapshots (nil: codec.For[S]);
 	// set before open by operators whose S the default codec cannot handle.
 	stateCodec func() (codec.Codec[S], error)
@@ -475,7 +763,7 @@ var errNoTimestamp = errors.New("record without event timestamp in an event-time
 // addElement adds a record of the current key to its windows and runs the
 // trigger on each. It reports whether the record went into no window
 // because they were all late (Flink's isSkippedElement).
-func addElement[K comparable, S, T any](c *windowCore[K, S], v T, ts int64, add func(*S, T, bool)) bool {
+func addElement[K comparable, S, T any](c *windowCore[K, S], v T, ts int64, add func(*S, T, int64, bool)) bool {
 	if c.eventTime && ts == runtime.NoTimestamp {
 		runtime.Fail(c.name, errNoTimestamp)
 	}
@@ -492,7 +780,7 @@ func addElement[K comparable, S, T any](c *windowCore[K, S], v T, ts int64, add 
 		}
 		skipped = false
 		s, created := kw.upsert(w)
-		add(s, v, created)
+		add(s, v, ts, created)
 		r := window.Continue
 		switch c.fast {
 		case fastEventTime:
@@ -524,7 +812,7 @@ func addElement[K comparable, S, T any](c *windowCore[K, S], v T, ts int64, add 
 	return skipped
 }
 
-func addMerging[K comparable, S, T any](c *windowCore[K, S], v T, ts int64, add func(*S, T, bool)) bool {
+func addMerging[K comparable, S, T any](c *windowCore[K, S], v T, ts int64, add func(*S, T, int64, bool)) bool {
 	kg, key := c.backend.KeyGroupIndex(), c.backend.CurrentKey()
 	set, ok := c.sets.Get(kg, key)
 	if !ok {
@@ -542,7 +830,7 @@ func addMerging[K comparable, S, T any](c *windowCore[K, S], v T, ts int64, add 
 		sw, _ := set.stateWindow(actual)
 		kw := c.contents.get(true)
 		s, created := kw.upsert(sw)
-		add(s, v, created)
+		add(s, v, ts, created)
 		c.tctx.w = actual
 		r := c.trigger.OnElement(ts, actual, &c.tctx)
 		if r.IsFire() {
@@ -638,6 +926,9 @@ func (c *windowCore[K, S]) onTimer(t runtime.Timer[K, window.TimeWindow], eventT
 	if eventTime == c.eventTime && t.TS == c.cleanupTime(w) {
 		kw.remove(sw)
 		c.clearAll(w, set)
+		if c.onClear != nil {
+			c.onClear(t.Key, w)
+		}
 	}
 	c.contents.tidy(kw)
 }

@@ -189,7 +189,8 @@ var countSum = state.Aggregator[tev, winRes, winRes]{
 	},
 }
 
-func processCountSum(key string, w window.TimeWindow, es []tev, out strom.Collector[winRes]) error {
+func processCountSum(ctx *strom.WindowContext[string, winRes], es []tev) error {
+	key, w := ctx.Key(), ctx.Window()
 	r := winRes{Key: key, Start: w.Start, End: w.End}
 	for _, e := range es {
 		if e.Key != key {
@@ -198,13 +199,14 @@ func processCountSum(key string, w window.TimeWindow, es []tev, out strom.Collec
 		r.Count++
 		r.Sum += e.V
 	}
-	out.Collect(r)
+	ctx.Collect(r)
 	return nil
 }
 
-func withWindow(key string, w window.TimeWindow, r winRes, out strom.Collector[winRes]) error {
-	r.Key, r.Start, r.End = key, w.Start, w.End
-	out.Collect(r)
+func withWindow(ctx *strom.WindowContext[string, winRes], r winRes) error {
+	w := ctx.Window()
+	r.Key, r.Start, r.End = ctx.Key(), w.Start, w.End
+	ctx.Collect(r)
 	return nil
 }
 
@@ -310,13 +312,14 @@ func TestWindowAllowedLatenessAndLateSideOutput(t *testing.T) {
 	lateTag := strom.NewOutputTag[tev]("late")
 	out := strom.WindowProcess(strom.Window(keyedEvs(punctualEvs(env, in, 0)), window.Tumbling(10*time.Millisecond)).
 		AllowedLateness(20*time.Millisecond).SideOutputLateData(lateTag),
-		func(key string, w window.TimeWindow, es []tev, out strom.Collector[winRes]) error {
-			r := winRes{Key: key, Start: w.Start, End: w.End}
+		func(ctx *strom.WindowContext[string, winRes], es []tev) error {
+			w := ctx.Window()
+			r := winRes{Key: ctx.Key(), Start: w.Start, End: w.End}
 			for _, e := range es {
 				r.Count++
 				r.Sum += e.TS
 			}
-			out.Collect(r)
+			ctx.Collect(r)
 			return nil
 		})
 	got := strom.Collect(out)
@@ -520,7 +523,7 @@ func TestWindowErrors(t *testing.T) {
 			env := strom.NewEnvironment(strom.Config{Parallelism: p})
 			boom := errors.New("boom")
 			strom.Collect(strom.WindowProcess(strom.Window(keyedEvs(timedEvs(env, genTevs(5, 100, 3, 0, 1, 0, false), 0)), window.Tumbling(10*time.Millisecond)).Name("my-window"),
-				func(string, window.TimeWindow, []tev, strom.Collector[int]) error { return boom }))
+				func(*strom.WindowContext[string, int], []tev) error { return boom }))
 			err := runWinErr(t, env)
 			require.ErrorIs(t, err, strom.ErrJobFailed)
 			require.ErrorIs(t, err, boom)
@@ -530,7 +533,7 @@ func TestWindowErrors(t *testing.T) {
 	t.Run("aggregate-with function error", func(t *testing.T) {
 		env := strom.NewEnvironment()
 		strom.Collect(strom.WindowAggregateWith(strom.Window(keyedEvs(timedEvs(env, []tev{{"a", 1, 1}}, 0)), window.Tumbling(time.Second)), countSum,
-			func(string, window.TimeWindow, winRes, strom.Collector[int]) error { return errors.New("nope") }).Name("agg-fn"))
+			func(*strom.WindowContext[string, int], winRes) error { return errors.New("nope") }).Name("agg-fn"))
 		err := runWinErr(t, env)
 		require.ErrorContains(t, err, `"agg-fn"`)
 		require.ErrorContains(t, err, "nope")
@@ -580,8 +583,8 @@ func ExampleWindowAggregate() {
 			Result: func(n int) int { return n },
 			Merge:  func(a, b int) int { return a + b },
 		},
-		func(page string, w window.TimeWindow, n int, out strom.Collector[string]) error {
-			out.Collect(fmt.Sprintf("%s %v: %d", page, w, n))
+		func(ctx *strom.WindowContext[string, string], n int) error {
+			ctx.Collect(fmt.Sprintf("%s %v: %d", ctx.Key(), ctx.Window(), n))
 			return nil
 		})
 	out := strom.Collect(counts)

@@ -111,9 +111,9 @@ func query8(events strom.Stream[Event], out *Output) {
 			return a
 		},
 		Result: func(a q8Acc) q8Acc { return a },
-	}, func(id int64, win window.TimeWindow, a q8Acc, c strom.Collector[Q8Row]) error {
+	}, func(ctx *strom.WindowContext[int64, Q8Row], a q8Acc) error {
 		if a.Person && a.Auctions {
-			c.Collect(Q8Row{ID: id, Name: a.Name, STime: win.Start})
+			ctx.Collect(Q8Row{ID: ctx.Key(), Name: a.Name, STime: ctx.Window().Start})
 		}
 		return nil
 	})

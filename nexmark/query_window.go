@@ -171,8 +171,8 @@ func query5(events strom.Stream[Event], out *Output) {
 		strom.Window(strom.KeyBy(local, func(c q5Count) int64 { return c.Auction }),
 			window.Tumbling(Q5SlideMs*time.Millisecond)).Name("q5: bids per pane"),
 		sumCounts,
-		func(auction int64, w window.TimeWindow, n int64, c strom.Collector[q5Count]) error {
-			c.Collect(q5Count{Auction: auction, Count: n, Start: w.Start})
+		func(ctx *strom.WindowContext[int64, q5Count], n int64) error {
+			ctx.Collect(q5Count{Auction: ctx.Key(), Count: n, Start: ctx.Window().Start})
 			return nil
 		})
 	perWindow := strom.FlatMap(panes, func(p q5Count, c strom.Collector[q5Count]) {
@@ -259,9 +259,9 @@ var maxAgg = state.Aggregator[Q7Row, q7Max, q7Max]{
 	Result: func(m q7Max) q7Max { return m },
 }
 
-func emitMax(_ int64, _ window.TimeWindow, m q7Max, c strom.Collector[Q7Row]) error {
+func emitMax(ctx *strom.WindowContext[int64, Q7Row], m q7Max) error {
 	for _, r := range m.Bids {
-		c.Collect(r)
+		ctx.Collect(r)
 	}
 	return nil
 }

@@ -91,8 +91,10 @@ func buildDemo(env *strom.Environment, rate float64, window_ time.Duration, sink
 				return a
 			},
 		},
-		func(page string, w window.TimeWindow, a clickAgg, out strom.Collector[PageWindow]) error {
-			out.Collect(PageWindow{Page: page, Start: w.Start, End: w.End, Clicks: a.N, Users: len(a.Users)})
+		func(ctx *strom.WindowContext[string, PageWindow], a clickAgg) error {
+			w := ctx.Window()
+			out := PageWindow{Page: ctx.Key(), Start: w.Start, End: w.End, Clicks: a.N, Users: len(a.Users)}
+			ctx.Collect(out)
 			return nil
 		}).Name("page windows")
 	totalDesc := state.ValueDescriptor[int64]{Name: "total-clicks"}

@@ -18,11 +18,11 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"math"
 	"sort"
 	"time"
 
 	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/state"
 	"github.com/strom-dev/strom/window"
 )
 
@@ -37,22 +37,16 @@ type Sum struct {
 	Window window.TimeWindow
 	N      int // readings in the window
 	Total  int
+	// LateUpdate: the window fired before, and a late record (within the
+	// allowed lateness) fired it again.
+	LateUpdate bool
 }
 
 const maxOutOfOrder = 2 * time.Second
 
-// perRecordWatermarks is BoundedOutOfOrderness(maxOutOfOrder) with a
-// watermark after every record instead of every 200ms of wall-clock time:
-// which records are late then depends on the data alone, so the program
-// prints the same on every run.
-type perRecordWatermarks struct{ maxTS int64 }
-
-func (g *perRecordWatermarks) OnEvent(ts int64, out strom.WatermarkOutput) {
-	g.maxTS = max(g.maxTS, ts)
-	out.EmitWatermark(g.maxTS - maxOutOfOrder.Milliseconds() - 1)
-}
-
-func (g *perRecordWatermarks) OnPeriodicEmit(strom.WatermarkOutput) {}
+// firingsDesc counts a window's firings in per-window state: the first is
+// on time, later ones are late updates.
+var firingsDesc = state.ValueDescriptor[int]{Name: "firings"}
 
 func main() {
 	env := strom.NewEnvironment(strom.Config{Parallelism: 2})
@@ -72,21 +66,29 @@ func main() {
 	// One source subtask and one watermark generator see the records in
 	// the order above; with several, which record is late would depend on
 	// how their outputs interleave.
+	// EmitPerRecord: a watermark after every record instead of every 200ms
+	// of wall-clock time, so which records are late depends on the data
+	// alone and the program prints the same on every run. AssignTimestamps
+	// runs with its source's parallelism, in the source's task.
 	timed := strom.AssignTimestamps(readings,
-		strom.CustomWatermarks[Reading](func() strom.WatermarkGenerator {
-			return &perRecordWatermarks{maxTS: math.MinInt64}
-		}).WithTimestamps(func(r Reading) int64 { return r.TS })).Parallelism(1)
+		strom.BoundedOutOfOrderness[Reading](maxOutOfOrder).EmitPerRecord().WithTimestamps(func(r Reading) int64 { return r.TS }))
 
 	late := strom.NewOutputTag[Reading]("late")
 	windowed := strom.Window(strom.KeyBy(timed, func(r Reading) string { return r.Sensor }), window.Tumbling(10*time.Second)).
 		AllowedLateness(5 * time.Second).
 		SideOutputLateData(late)
-	sums := strom.WindowProcess(windowed, func(sensor string, w window.TimeWindow, rs []Reading, out strom.Collector[Sum]) error {
-		s := Sum{Sensor: sensor, Window: w, N: len(rs)}
+	sums := strom.WindowProcess(windowed, func(ctx *strom.WindowContext[string, Sum], rs []Reading) error {
+		firings, err := state.GetValue(ctx.WindowState(), firingsDesc)
+		if err != nil {
+			return err
+		}
+		n, _ := firings.Value()
+		firings.Update(n + 1)
+		s := Sum{Sensor: ctx.Key(), Window: ctx.Window(), N: len(rs), LateUpdate: n > 0}
 		for _, r := range rs {
 			s.Total += r.Value
 		}
-		out.Collect(s)
+		ctx.Collect(s)
 		return nil
 	})
 	results := strom.Collect(sums)
@@ -109,9 +111,9 @@ func main() {
 		return a.N < b.N
 	})
 	fmt.Println("window sums:")
-	for i, s := range all {
+	for _, s := range all {
 		note := ""
-		if i > 0 && all[i-1].Sensor == s.Sensor && all[i-1].Window == s.Window {
+		if s.LateUpdate {
 			note = " (late update)"
 		}
 		fmt.Printf("  %s [%v, %v) n=%d sum=%d%s\n", s.Sensor, ms(s.Window.Start), ms(s.Window.End), s.N, s.Total, note)

@@ -46,10 +46,10 @@ type Node struct {
 	// takes its input's (AssignTimestamps, which belongs in its source's
 	// task, as Flink's assignTimestampsAndWatermarks).
 	InheritParallelism bool
-	// NonParallel: the operator can only run as one subtask (a source that
-	// cannot be split, a non-keyed window); any other parallelism is an
-	// error.
-	NonParallel bool
+	// NonParallel, when set, says why the operator can only run as one
+	// subtask (a source that cannot be split, a non-keyed window); any
+	// other parallelism is an error.
+	NonParallel string
 	// SideOutputTypes are the side outputs the operator itself declares
 	// (tag → TypeOps of its records), such as a window's late-data output,
 	// so that reading one with a tag of another type fails the build.
@@ -191,9 +191,9 @@ func BuildJobGraph(g *StreamGraph, o Options) (*JobGraph, error) {
 		return nil, err
 	}
 	for _, n := range g.Nodes {
-		if n.NonParallel {
+		if n.NonParallel != "" {
 			if n.Parallelism > 1 {
-				return nil, fmt.Errorf("operator %q runs as one subtask only; parallelism %d is not possible", n.Name, n.Parallelism)
+				return nil, fmt.Errorf("operator %q runs as one subtask only (%s); parallelism %d is not possible", n.Name, n.NonParallel, n.Parallelism)
 			}
 			n.Parallelism = 1
 		}

@@ -116,6 +116,9 @@ func (b *Keyed[K]) Register(name string, s any) (any, error) {
 // StateNames lists registered states in registration order.
 func (b *Keyed[K]) StateNames() []string { return append([]string(nil), b.order...) }
 
+// NumStates is the number of registered states.
+func (b *Keyed[K]) NumStates() int { return len(b.order) }
+
 // Table is one state's data: a map per key group from the state key (the
 // user key, or the user key with a namespace such as a window) to the value.
 //
