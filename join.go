@@ -427,7 +427,7 @@ func (o *intervalJoinOp[A, B, K, OUT]) ProcessWatermark(wm int64) {
 
 func (o *intervalJoinOp[A, B, K, OUT]) Close() error {
 	if o.dropped > 0 && o.rt != nil {
-		o.rt.Logger.Info("late records dropped", "operator", o.name, "count", o.dropped)
+		o.rt.Logger.Info("late records dropped", "count", o.dropped)
 	}
 	return nil
 }

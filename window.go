@@ -967,7 +967,7 @@ func (c *windowCore[K, S]) finish() {
 
 func (c *windowCore[K, S]) close() {
 	if c.dropped > 0 && c.rt != nil {
-		c.rt.Logger.Info("late records dropped", "operator", c.name, "count", c.dropped)
+		c.rt.Logger.Info("late records dropped", "count", c.dropped)
 	}
 }
 
