@@ -178,7 +178,7 @@ func (j JoinWindowed[A, B, K]) AllowedLateness(d time.Duration) JoinWindowed[A, 
 		j.a.stream.env.fail(errorf("WindowJoin: allowed lateness %v must not be negative", d))
 		return j
 	}
-	j.lateness = d.Milliseconds()
+	j.lateness = wholeMillis(j.a.stream.env, "WindowJoin: allowed lateness", d)
 	return j
 }
 
@@ -226,10 +226,26 @@ func WindowJoinApply[A, B any, K comparable, OUT any](j JoinWindowed[A, B, K], j
 	if _, ok := j.assigner.(window.MergingAssigner); ok && !j.effectiveTrigger().CanMerge() {
 		env.fail(errorf("WindowJoin %q: trigger %v cannot merge windows, but assigner %v merges them", name, j.effectiveTrigger(), j.assigner))
 	}
-	return addTwoInputOperator(j.a.stream, j.b.stream, "windowjoin", name, runtime.Hash, j.a.kgFactory(), j.b.kgFactory(),
+	st := addTwoInputOperator(j.a.stream, j.b.stream, "windowjoin", name, runtime.Hash, j.a.kgFactory(), j.b.kgFactory(),
 		func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.TwoInput[A, B], error) {
 			return &windowJoinOp[A, B, K, OUT]{base: base[OUT]{out}, j: j, join: join}, nil
 		})
+	// Declare the late-data outputs' types, so reading one with a tag of
+	// another type fails the build (see OutputTag).
+	sides := map[string]runtime.TypeOps{}
+	if j.lateTag1 != "" {
+		sides[j.lateTag1] = runtime.Ops[A]{}
+	}
+	if j.lateTag2 != "" {
+		if t, ok := sides[j.lateTag2]; ok && t != (runtime.TypeOps)(runtime.Ops[B]{}) {
+			env.fail(errorf("WindowJoin %q: the late-data tags of both inputs have id %q but different types", name, j.lateTag2))
+		}
+		sides[j.lateTag2] = runtime.Ops[B]{}
+	}
+	if len(sides) > 0 {
+		st.node().SideOutputTypes = sides
+	}
+	return st
 }
 
 // WindowJoin joins two keyed streams over windows with the default

@@ -70,3 +70,30 @@ func TestEmitWithTagOfAnotherTypeFailsJob(t *testing.T) {
 	require.ErrorContains(t, err, "int")
 	require.ErrorContains(t, err, "string")
 }
+
+// A window join declares its late-data outputs' types too.
+func TestWindowJoinLateTagsAreTyped(t *testing.T) {
+	build := func(env *strom.Environment) strom.Keyed[tsRec, string] {
+		src := strom.AssignTimestamps(strom.FromElements(env, tsRec{"a", 1}),
+			strom.Monotonous[tsRec]().WithTimestamps(func(r tsRec) int64 { return r.TS }))
+		return strom.KeyBy(src, func(r tsRec) string { return r.Key })
+	}
+	join := func(a, b tsRec) int { return 0 }
+
+	env := newEnv(1)
+	k := build(env)
+	j := strom.WindowJoinApply(strom.WindowJoinOf(k, k, window.Tumbling(time.Second)).
+		SideOutputLateData1(strom.NewOutputTag[tsRec]("late")).Name("J"), join)
+	strom.Discard(j)
+	strom.Discard(strom.SideOutput(j, strom.NewOutputTag[string]("late")))
+	_, err := env.Execute(context.Background(), "join late type")
+	require.ErrorContains(t, err, `operator "J": side output "late" is read with tags of different types`)
+
+	env = newEnv(1)
+	k = build(env)
+	strom.Discard(strom.WindowJoinApply(strom.WindowJoinOf(k, strom.KeyBy(strom.FromElements(env, 1), func(int) string { return "a" }), window.Tumbling(time.Second)).
+		SideOutputLateData1(strom.NewOutputTag[tsRec]("late")).
+		SideOutputLateData2(strom.NewOutputTag[int]("late")).Name("J"), func(a tsRec, b int) int { return 0 }))
+	_, err = env.Execute(context.Background(), "both late tags")
+	require.ErrorContains(t, err, `the late-data tags of both inputs have id "late" but different types`)
+}
