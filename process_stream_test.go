@@ -234,14 +234,21 @@ func TestProcessStreamOnWatermarkEmitsBeforeTheWatermark(t *testing.T) {
 			for name, c := range map[string]*strom.Collected[psArrival]{"chained": a, "keyed": b} {
 				got := c.Values()
 				require.GreaterOrEqual(t, len(got), 3000-p, name)
+				advanced := 0
 				for _, r := range got {
 					require.Less(t, r.Wm, r.Ts, "%s: a record emitted in OnWatermark arrived after the watermark", name)
-					if p == 1 && r.Ts > -1 {
-						// One channel: the previous watermark, ts − 1 (none
-						// before the first, −1).
+					if r.Wm != math.MinInt64 {
+						advanced++
+					}
+					if p == 1 && r.Ts > -1 && name == "chained" {
+						// Chained, one subtask: the previous watermark, ts − 1
+						// (none before the first, −1). Behind the shuffle,
+						// watermarks ride on the next batch (coalesced), so
+						// the keyed function may see an older one.
 						require.Equal(t, r.Ts-1, r.Wm, name)
 					}
 				}
+				require.Positive(t, advanced, "%s: watermarks arrive", name)
 			}
 		})
 	}
@@ -456,9 +463,6 @@ func TestProcessStreamSideOutputs(t *testing.T) {
 				require.Less(t, a.Wm, a.Ts)
 				if a.Wm != math.MinInt64 {
 					advanced++
-				}
-				if p == 1 {
-					require.Equal(t, a.Ts-1, a.Wm, "the side output got the watermark before the record")
 				}
 			}
 			require.ElementsMatch(t, wantOdd, gotOdd)

@@ -85,8 +85,14 @@ func TestEventTimeTimersFireOnWatermarkAndAtEnd(t *testing.T) {
 		want++
 		require.True(t, ok, "timer %v did not fire", k)
 		if v+10 <= 98 {
-			// Watermark v+10 arrives just before record v+11.
-			require.Equal(t, int64(v+10), f.Watermark, "timer %v fired late", k)
+			// Watermark v+10 precedes record v+11; behind the shuffle it
+			// rides on the batch (of 16) holding that record, or on the
+			// final batch with the end of input.
+			if f.Watermark != strom.MaxWatermark {
+				require.Less(t, f.Watermark, int64(v+10+16), "timer %v fired late", k)
+			} else {
+				require.Greater(t, v+10, 98-16, "timer %v fired late", k)
+			}
 		} else {
 			require.Equal(t, int64(strom.MaxWatermark), f.Watermark, "timer %v fires at the end of input", k)
 		}

@@ -158,15 +158,17 @@ func (p *OneInputProcessor[T]) guarded(i int, b *network.Batch[T]) {
 	p.handle(i, b)
 }
 
+// handle processes a batch: its records, then its event (a watermark that
+// rode on the records, or idle, end-of-partition, a barrier).
 func (p *OneInputProcessor[T]) handle(i int, b *network.Batch[T]) {
-	switch b.Kind {
-	case network.Records:
+	if len(b.Recs) > 0 {
 		p.valve.onRecord(i)
 		p.In.n += int64(len(b.Recs))
 		for _, r := range b.Recs {
 			p.op.ProcessElement(r.V, r.Ts)
 		}
-	default:
+	}
+	if b.Kind != network.Records {
 		p.valve.event(i, b.Kind, b.Value, p.op)
 	}
 }
@@ -215,13 +217,14 @@ func (p *TwoInputProcessor[A, B]) Poll() (bool, bool) {
 			if !ok {
 				continue
 			}
-			if b.Kind == network.Records {
+			if len(b.Recs) > 0 {
 				p.valve.onRecord(i)
 				p.In.n += int64(len(b.Recs))
 				for _, r := range b.Recs {
 					p.op.ProcessElement1(r.V, r.Ts)
 				}
-			} else {
+			}
+			if b.Kind != network.Records {
 				p.event(i, b.Kind, b.Value)
 			}
 			p.ch1[i].Recycle(b)
@@ -230,13 +233,14 @@ func (p *TwoInputProcessor[A, B]) Poll() (bool, bool) {
 			if !ok {
 				continue
 			}
-			if b.Kind == network.Records {
+			if len(b.Recs) > 0 {
 				p.valve.onRecord(i)
 				p.In.n += int64(len(b.Recs))
 				for _, r := range b.Recs {
 					p.op.ProcessElement2(r.V, r.Ts)
 				}
-			} else {
+			}
+			if b.Kind != network.Records {
 				p.event(i, b.Kind, b.Value)
 			}
 			p.ch2[i-n1].Recycle(b)

@@ -50,6 +50,18 @@ type Flusher interface {
 
 // Writer is the Output at the end of a chain: it partitions records onto the
 // channels of one outgoing edge, in batches.
+//
+// Watermarks are coalesced: EmitWatermark only records the watermark as
+// pending on every channel, and the next batch a channel sends carries the
+// latest pending watermark after its records (network.Batch). Only the latest
+// watermark matters, and delaying one behind later records never makes a
+// record late, so a watermark per record costs no buffer of its own. A record
+// at or behind the pending watermark (late, were it sent) sends it first, so
+// a consumer sees exactly the late records it would have seen. The delay is
+// bounded: when any channel sends a full batch, or after
+// BatchSize × channels watermarks, pending watermarks go out on every
+// channel (with whatever records wait there); Flush (the task is about to
+// block), MarkIdle and EndOfPartition send them too, before the event.
 type Writer[T any] struct {
 	ctx      context.Context
 	channels []*network.Channel[T]
@@ -60,6 +72,14 @@ type Writer[T any] struct {
 	rr       int
 	lastWM   int64
 	idle     bool
+	// wmSeq counts the watermarks emitted; sentSeq[i] is wmSeq when channel
+	// i last sent one, so channel i has a pending watermark (lastWM) while
+	// sentSeq[i] != wmSeq. flushedSeq is wmSeq when pending watermarks last
+	// went out on every channel: while it equals wmSeq nothing is pending.
+	wmSeq      uint64
+	sentSeq    []uint64
+	flushedSeq uint64
+	maxPending uint64
 	// Blocked counts nanoseconds-free backpressure events: how often the writer
 	// had to wait for a free buffer.
 	Blocked atomic.Int64
@@ -68,14 +88,20 @@ type Writer[T any] struct {
 // NewWriter returns a writer over channels (one per consumer subtask, or one
 // for Forward). kgOf is required for Hash.
 func NewWriter[T any](ctx context.Context, kind PartitionKind, channels []*network.Channel[T], kgOf KeyGroupOf[T], maxParallelism int) *Writer[T] {
+	maxPending := uint64(1)
+	if len(channels) > 0 {
+		maxPending = uint64(max(channels[0].BatchSize, 1) * len(channels))
+	}
 	return &Writer[T]{
-		ctx:      ctx,
-		channels: channels,
-		cur:      make([]*network.Batch[T], len(channels)),
-		kind:     kind,
-		kgOf:     kgOf,
-		maxPar:   maxParallelism,
-		lastWM:   MinWatermark,
+		ctx:        ctx,
+		channels:   channels,
+		cur:        make([]*network.Batch[T], len(channels)),
+		kind:       kind,
+		kgOf:       kgOf,
+		maxPar:     maxParallelism,
+		lastWM:     MinWatermark,
+		sentSeq:    make([]uint64, len(channels)),
+		maxPending: maxPending,
 	}
 }
 
@@ -97,13 +123,46 @@ func (w *Writer[T]) batch(i int) *network.Batch[T] {
 	return b
 }
 
+// send sends channel i's current batch b, with the pending watermark after
+// its records.
+func (w *Writer[T]) send(i int, b *network.Batch[T]) {
+	w.cur[i] = nil
+	if w.sentSeq[i] != w.wmSeq {
+		w.sentSeq[i] = w.wmSeq
+		b.Kind = network.Watermark
+		b.Value = w.lastWM
+	}
+	w.channels[i].Send(b)
+}
+
 func (w *Writer[T]) appendTo(i int, v T, ts int64) {
+	if ts <= w.lastWM && w.sentSeq[i] != w.wmSeq && ts != NoTimestamp {
+		// The record is late for the pending watermark: send the
+		// watermark first, so coalescing never changes which records a
+		// consumer sees as late (only on-time records overtake one).
+		w.send(i, w.batch(i))
+	}
 	b := w.batch(i)
 	b.Recs = append(b.Recs, network.Rec[T]{V: v, Ts: ts})
 	if len(b.Recs) >= w.channels[i].BatchSize {
-		w.cur[i] = nil
-		w.channels[i].Send(b)
+		w.send(i, b)
+		if w.flushedSeq != w.wmSeq {
+			// Channels that receive few records get their watermarks now
+			// rather than when their own batch fills.
+			w.flushWatermarks()
+		}
 	}
+}
+
+// flushWatermarks sends the pending watermark on every channel that has one,
+// after the records waiting there.
+func (w *Writer[T]) flushWatermarks() {
+	for i := range w.channels {
+		if w.sentSeq[i] != w.wmSeq {
+			w.send(i, w.batch(i))
+		}
+	}
+	w.flushedSeq = w.wmSeq
 }
 
 // Collect partitions one record.
@@ -128,29 +187,39 @@ func (w *Writer[T]) Collect(v T, ts int64) {
 	}
 }
 
+// sendEvent sends an event on every channel after the records and the
+// pending watermark before it.
 func (w *Writer[T]) sendEvent(kind network.EventKind, value int64) {
 	for i, ch := range w.channels {
-		if b := w.cur[i]; b != nil && len(b.Recs) > 0 {
-			w.cur[i] = nil
-			ch.Send(b)
+		if w.sentSeq[i] != w.wmSeq {
+			w.send(i, w.batch(i))
 		}
+		// The event rides on the records waiting, if any.
 		b := w.batch(i)
 		w.cur[i] = nil
 		b.Kind = kind
 		b.Value = value
 		ch.Send(b)
 	}
+	w.flushedSeq = w.wmSeq
 }
 
-// EmitWatermark broadcasts a watermark to every consumer, after the records
-// before it.
+// EmitWatermark makes a watermark pending on every consumer, after the
+// records before it. A watermark that does not advance is dropped, unless
+// the stream is idle: then it makes the stream active again.
 func (w *Writer[T]) EmitWatermark(wm int64) {
-	if wm <= w.lastWM && !w.idle {
-		return
+	if wm <= w.lastWM {
+		if !w.idle {
+			return
+		}
+		wm = w.lastWM
 	}
 	w.idle = false
 	w.lastWM = wm
-	w.sendEvent(network.Watermark, wm)
+	w.wmSeq++
+	if w.wmSeq-w.flushedSeq >= w.maxPending {
+		w.flushWatermarks()
+	}
 }
 
 // MarkIdle tells every consumer not to wait for this producer's watermark.
@@ -162,13 +231,16 @@ func (w *Writer[T]) MarkIdle() {
 	w.sendEvent(network.Idle, 0)
 }
 
-// Flush sends every non-empty batch.
+// Flush sends every non-empty batch and every pending watermark.
 func (w *Writer[T]) Flush() {
+	pending := w.flushedSeq != w.wmSeq
 	for i, b := range w.cur {
 		if b != nil && len(b.Recs) > 0 {
-			w.cur[i] = nil
-			w.channels[i].Send(b)
+			w.send(i, b)
 		}
+	}
+	if pending {
+		w.flushWatermarks()
 	}
 }
 

@@ -450,11 +450,16 @@ func TestTaskWatermarkAlignment(t *testing.T) {
 		defer col.mu.Unlock()
 		return append([]int64(nil), col.wms...)
 	}
+	// The writers' tasks would flush them before blocking: watermarks wait
+	// for the next batch until then.
 	w0.EmitWatermark(10)
 	w1.EmitWatermark(5)
+	w0.Flush()
+	w1.Flush()
 	require.Eventually(t, func() bool { return len(wms()) == 1 }, 5*time.Second, time.Millisecond)
 	require.Equal(t, []int64{5}, wms())
 	w1.EmitWatermark(20)
+	w1.Flush()
 	require.Eventually(t, func() bool { return len(wms()) == 2 }, 5*time.Second, time.Millisecond)
 	require.Equal(t, []int64{5, 10}, wms())
 	w0.MarkIdle() // channel 0 no longer holds event time back
@@ -528,11 +533,16 @@ func TestTwoInputTask(t *testing.T) {
 		wi.Collect(i, 0)
 		ws.Collect(fmt.Sprint(i), 0)
 	}
+	// Flush after each watermark, as the writers' tasks would before they
+	// block, so none is coalesced with the next.
 	wi.EmitWatermark(100)
+	wi.Flush()
 	ws.EmitWatermark(50)
+	ws.Flush()
 	wi.EmitWatermark(runtime.MaxWatermark)
 	wi.EndOfPartition()
 	ws.EmitWatermark(70)
+	ws.Flush()
 	ws.EmitWatermark(runtime.MaxWatermark)
 	ws.EndOfPartition()
 	require.NoError(t, <-errc)
