@@ -84,10 +84,23 @@ type sourceOp[T any] struct {
 	ended  bool
 }
 
-type sourceEmit[T any] struct{ out runtime.Output[T] }
+// sourceEmit is the reader's output. It checks the task's cancellation
+// flag per record, so a reader whose records are slow to make (or a slow
+// operator behind it) stops within one record of a cancellation.
+type sourceEmit[T any] struct {
+	out    runtime.Output[T]
+	cancel *runtime.CancelFlag
+}
 
-func (e sourceEmit[T]) Collect(v T)             { e.out.Collect(v, runtime.NoTimestamp) }
-func (e sourceEmit[T]) CollectAt(v T, ts int64) { e.out.Collect(v, ts) }
+func (e sourceEmit[T]) Collect(v T) {
+	e.cancel.Check()
+	e.out.Collect(v, runtime.NoTimestamp)
+}
+
+func (e sourceEmit[T]) CollectAt(v T, ts int64) {
+	e.cancel.Check()
+	e.out.Collect(v, ts)
+}
 
 func (o *sourceOp[T]) Open(ctx *runtime.Context) error {
 	o.ctx = ctx
@@ -107,7 +120,7 @@ func (o *sourceOp[T]) Open(ctx *runtime.Context) error {
 		return fmt.Errorf("source %q: creating reader: %w", o.name, err)
 	}
 	o.reader = r
-	o.emit = sourceEmit[T]{o.out}
+	o.emit = sourceEmit[T]{out: o.out, cancel: ctx.CancelFlag()}
 	return nil
 }
 

@@ -113,6 +113,7 @@ type OneInputProcessor[T any] struct {
 	next     int
 	name     string
 	cur      *int
+	cancel   *CancelFlag
 	In       Counter
 }
 
@@ -123,8 +124,10 @@ func (p *OneInputProcessor[T]) TrackCurrent(cur *int) { p.cur = cur }
 
 // NewOneInputProcessor reads channels into op.
 func NewOneInputProcessor[T any](channels []*network.Channel[T], op OneInput[T]) *OneInputProcessor[T] {
-	return &OneInputProcessor[T]{channels: channels, op: op, valve: newValve(len(channels))}
+	return &OneInputProcessor[T]{channels: channels, op: op, valve: newValve(len(channels)), cancel: new(CancelFlag)}
 }
+
+func (p *OneInputProcessor[T]) watchCancel(f *CancelFlag) { p.cancel = f }
 
 func (p *OneInputProcessor[T]) Poll() (bool, bool) {
 	n := len(p.channels)
@@ -164,7 +167,9 @@ func (p *OneInputProcessor[T]) handle(i int, b *network.Batch[T]) {
 	if len(b.Recs) > 0 {
 		p.valve.onRecord(i)
 		p.In.n += int64(len(b.Recs))
+		cancel := p.cancel
 		for _, r := range b.Recs {
+			cancel.Check() // within one record of a cancellation, at any batch size
 			p.op.ProcessElement(r.V, r.Ts)
 		}
 	}
@@ -182,9 +187,10 @@ type TwoInputProcessor[A, B any] struct {
 	valve *valve
 	next  int
 	// Name is the head operator's name, for failures.
-	Name string
-	In   Counter
-	cur  *int
+	Name   string
+	In     Counter
+	cur    *int
+	cancel *CancelFlag
 }
 
 // TrackCurrent: see OneInputProcessor.TrackCurrent.
@@ -192,8 +198,10 @@ func (p *TwoInputProcessor[A, B]) TrackCurrent(cur *int) { p.cur = cur }
 
 // NewTwoInputProcessor reads ch1 and ch2 into op.
 func NewTwoInputProcessor[A, B any](ch1 []*network.Channel[A], ch2 []*network.Channel[B], op TwoInput[A, B]) *TwoInputProcessor[A, B] {
-	return &TwoInputProcessor[A, B]{ch1: ch1, ch2: ch2, op: op, valve: newValve(len(ch1) + len(ch2))}
+	return &TwoInputProcessor[A, B]{ch1: ch1, ch2: ch2, op: op, valve: newValve(len(ch1) + len(ch2)), cancel: new(CancelFlag)}
 }
+
+func (p *TwoInputProcessor[A, B]) watchCancel(f *CancelFlag) { p.cancel = f }
 
 func (p *TwoInputProcessor[A, B]) Poll() (bool, bool) {
 	if p.cur == nil {
@@ -220,7 +228,9 @@ func (p *TwoInputProcessor[A, B]) Poll() (bool, bool) {
 			if len(b.Recs) > 0 {
 				p.valve.onRecord(i)
 				p.In.n += int64(len(b.Recs))
+				cancel := p.cancel
 				for _, r := range b.Recs {
+					cancel.Check()
 					p.op.ProcessElement1(r.V, r.Ts)
 				}
 			}
@@ -236,7 +246,9 @@ func (p *TwoInputProcessor[A, B]) Poll() (bool, bool) {
 			if len(b.Recs) > 0 {
 				p.valve.onRecord(i)
 				p.In.n += int64(len(b.Recs))
+				cancel := p.cancel
 				for _, r := range b.Recs {
+					cancel.Check()
 					p.op.ProcessElement2(r.V, r.Ts)
 				}
 			}

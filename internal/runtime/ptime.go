@@ -24,13 +24,16 @@ type ProcessingTime struct {
 	clock Clock
 	h     ptHeap
 	seq   uint64
+	// cancel is the task's cancellation flag, checked between callbacks
+	// here and between timers in the keyed timer services built on this.
+	cancel *CancelFlag
 }
 
 func newProcessingTime(c Clock) *ProcessingTime {
 	if c == nil {
 		c = WallClock
 	}
-	return &ProcessingTime{clock: c}
+	return &ProcessingTime{clock: c, cancel: new(CancelFlag)}
 }
 
 // Now is the current processing time in epoch milliseconds.
@@ -56,6 +59,7 @@ func (p *ProcessingTime) fire() int {
 	now := p.Now()
 	n := 0
 	for len(p.h) > 0 && p.h[0].t <= now {
+		p.cancel.Check()
 		e := heap.Pop(&p.h).(ptEntry)
 		e.fn(e.t)
 		n++
