@@ -41,7 +41,8 @@ func (k PartitionKind) String() string {
 type KeyGroupOf[T any] func(v T) int
 
 // Flusher is an output that buffers and must be flushed before the task
-// blocks, so that records never wait in a half-full batch while the task idles.
+// blocks, so that records never wait in a half-full batch, nor watermarks
+// pending, while the task idles.
 type Flusher interface {
 	Flush()
 	// EndOfPartition flushes and tells every consumer that nothing follows.
@@ -187,8 +188,8 @@ func (w *Writer[T]) Collect(v T, ts int64) {
 	}
 }
 
-// sendEvent sends an event on every channel after the records and the
-// pending watermark before it.
+// sendEvent sends an event (idle, end-of-partition, later barriers) on every
+// channel after the records and the pending watermark before it.
 func (w *Writer[T]) sendEvent(kind network.EventKind, value int64) {
 	for i, ch := range w.channels {
 		if w.sentSeq[i] != w.wmSeq {
