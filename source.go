@@ -121,11 +121,25 @@ type sourceOp[T any] struct {
 }
 
 // sourceEmit is the output of a source without a watermark strategy:
-// records go straight into the chain and splits are not told apart.
-type sourceEmit[T any] struct{ out runtime.Output[T] }
+// records go straight into the chain and splits are not told apart. It
+// checks the task's cancellation flag per record, so a reader whose records
+// are slow to make (or a slow operator behind it) stops within one record
+// of a cancellation.
+type sourceEmit[T any] struct {
+	out    runtime.Output[T]
+	cancel *runtime.CancelFlag
+}
 
-func (e *sourceEmit[T]) Collect(v T)                     { e.out.Collect(v, runtime.NoTimestamp) }
-func (e *sourceEmit[T]) CollectAt(v T, ts int64)         { e.out.Collect(v, ts) }
+func (e *sourceEmit[T]) Collect(v T) {
+	e.cancel.Check()
+	e.out.Collect(v, runtime.NoTimestamp)
+}
+
+func (e *sourceEmit[T]) CollectAt(v T, ts int64) {
+	e.cancel.Check()
+	e.out.Collect(v, ts)
+}
+
 func (e *sourceEmit[T]) ForSplit(string) SourceOutput[T] { return e }
 func (e *sourceEmit[T]) ReleaseSplit(string)             {}
 
@@ -148,10 +162,10 @@ func (o *sourceOp[T]) Open(ctx *runtime.Context) error {
 	}
 	o.reader = r
 	if o.strategy == nil {
-		o.emit = &sourceEmit[T]{o.out}
+		o.emit = &sourceEmit[T]{out: o.out, cancel: ctx.CancelFlag()}
 		return nil
 	}
-	o.wms = newSourceWatermarks(o.name, o.out, *o.strategy, ctx.Time)
+	o.wms = newSourceWatermarks(o.name, o.out, *o.strategy, ctx.Time, ctx.CancelFlag())
 	o.emit = o.wms.main
 	ctx.Time.Register(ctx.Time.Now()+o.interval, o.periodic)
 	return nil

@@ -66,6 +66,7 @@ func (s *splitOutput[T]) Collect(v T) { s.CollectAt(v, runtime.NoTimestamp) }
 
 func (s *splitOutput[T]) CollectAt(v T, ts int64) {
 	w := s.w
+	w.cancel.Check()
 	if w.assign != nil {
 		ts = w.assign(v)
 	}
@@ -119,6 +120,7 @@ func (g *splitGenOut[T]) MarkIdle() {
 
 // sourceWatermarks combines the watermarks of a source subtask's splits.
 type sourceWatermarks[T any] struct {
+	cancel   *runtime.CancelFlag // checked per record, as sourceEmit does
 	name     string
 	out      runtime.Output[T]
 	newGen   func() WatermarkGenerator
@@ -136,8 +138,9 @@ type sourceWatermarks[T any] struct {
 	emptySince int64
 }
 
-func newSourceWatermarks[T any](name string, out runtime.Output[T], st WatermarkStrategy[T], pt *runtime.ProcessingTime) *sourceWatermarks[T] {
+func newSourceWatermarks[T any](name string, out runtime.Output[T], st WatermarkStrategy[T], pt *runtime.ProcessingTime, cancel *runtime.CancelFlag) *sourceWatermarks[T] {
 	w := &sourceWatermarks[T]{
+		cancel: cancel,
 		name:   name,
 		out:    out,
 		newGen: st.NewGenerator,

@@ -121,7 +121,7 @@ func buildTask(ctx context.Context, job *Job, v *graph.JobVertex, subtask, attem
 				if target == nil {
 					return nil, nil, fmt.Errorf("internal error: chained operator %d built out of order", e.To)
 				}
-				out = e.Type.Chain(target, inCounters[e.To], g.Node(e.To).Name, task.CurrentOperator(), chainIndex[e.To])
+				out = e.Type.Chain(target, inCounters[e.To], g.Node(e.To).Name, task.CurrentOperator(), chainIndex[e.To], task.CancelFlag())
 			} else {
 				consumers := vertexOf[e.To].Parallelism
 				var chans []any

@@ -1,6 +1,7 @@
 // Package network moves records between tasks: typed batches through bounded
 // logical channels, with in-band events (watermarks, end of partition and,
-// later, checkpoint barriers) travelling in the same channels as records.
+// later, checkpoint barriers) travelling in the same channels as records, at
+// the end of a batch.
 //
 // Each logical channel (one producer subtask → one consumer subtask) owns a
 // fixed number of batch buffers. A producer must take a free buffer before it
@@ -65,11 +66,25 @@ type Rec[T any] struct {
 	Ts int64
 }
 
-// Batch is the unit that moves through a channel: either records or one event.
+// Batch is the unit that moves through a channel: records, watermarks
+// between them (Marks), and at most one event after them. Kind is the event
+// (Records: none); a consumer handles Recs with their Marks first, then the
+// event. So a watermark (or end-of-partition, idle, a barrier) rides on the
+// batch of records emitted with it instead of taking a buffer of its own.
 type Batch[T any] struct {
 	Kind  EventKind
 	Value int64 // the watermark, or the checkpoint id of a barrier
 	Recs  []Rec[T]
+	// Marks are watermarks in stream order with Recs: Mark{Pos, WM} comes
+	// after the first Pos records. Positions do not decrease.
+	Marks []Mark
+}
+
+// Mark is a watermark inside a batch of records, after its first Pos
+// records.
+type Mark struct {
+	Pos int
+	WM  int64
 }
 
 // ErrCanceled is returned (or panicked with, inside a task) when a channel
@@ -112,8 +127,8 @@ func NewChannel[T any](buffers, batchSize int, notify Notifier) *Channel[T] {
 		batchSize = 1
 	}
 	c := &Channel[T]{
-		// full has room for every buffer plus one event batch per buffer so
-		// that sending never blocks once a buffer is held.
+		// full has room for every buffer, so sending never blocks once a
+		// buffer is held.
 		full:      make(chan *Batch[T], buffers),
 		free:      make(chan *Batch[T], buffers),
 		notify:    notify,
@@ -172,6 +187,7 @@ func (c *Channel[T]) Poll() (*Batch[T], bool) {
 func (c *Channel[T]) Recycle(b *Batch[T]) {
 	clear(b.Recs) // drop references so the GC can free the records
 	b.Recs = b.Recs[:0]
+	b.Marks = b.Marks[:0]
 	b.Kind = Records
 	b.Value = 0
 	c.free <- b

@@ -113,6 +113,7 @@ type OneInputProcessor[T any] struct {
 	next     int
 	name     string
 	cur      *int
+	cancel   *CancelFlag
 	In       Counter
 }
 
@@ -123,8 +124,10 @@ func (p *OneInputProcessor[T]) TrackCurrent(cur *int) { p.cur = cur }
 
 // NewOneInputProcessor reads channels into op.
 func NewOneInputProcessor[T any](channels []*network.Channel[T], op OneInput[T]) *OneInputProcessor[T] {
-	return &OneInputProcessor[T]{channels: channels, op: op, valve: newValve(len(channels))}
+	return &OneInputProcessor[T]{channels: channels, op: op, valve: newValve(len(channels)), cancel: new(CancelFlag)}
 }
+
+func (p *OneInputProcessor[T]) watchCancel(f *CancelFlag) { p.cancel = f }
 
 func (p *OneInputProcessor[T]) Poll() (bool, bool) {
 	n := len(p.channels)
@@ -158,15 +161,21 @@ func (p *OneInputProcessor[T]) guarded(i int, b *network.Batch[T]) {
 	p.handle(i, b)
 }
 
+// handle processes a batch: its records, then its event (a watermark that
+// rode on the records, or idle, end-of-partition, a barrier).
 func (p *OneInputProcessor[T]) handle(i int, b *network.Batch[T]) {
-	switch b.Kind {
-	case network.Records:
+	if len(b.Marks) > 0 {
+		handleMarked(p.valve, i, b, p.op, p.cancel, &p.In, p.op.ProcessElement)
+	} else if len(b.Recs) > 0 {
 		p.valve.onRecord(i)
 		p.In.n += int64(len(b.Recs))
+		cancel := p.cancel
 		for _, r := range b.Recs {
+			cancel.Check() // within one record of a cancellation, at any batch size
 			p.op.ProcessElement(r.V, r.Ts)
 		}
-	default:
+	}
+	if b.Kind != network.Records {
 		p.valve.event(i, b.Kind, b.Value, p.op)
 	}
 }
@@ -180,9 +189,10 @@ type TwoInputProcessor[A, B any] struct {
 	valve *valve
 	next  int
 	// Name is the head operator's name, for failures.
-	Name string
-	In   Counter
-	cur  *int
+	Name   string
+	In     Counter
+	cur    *int
+	cancel *CancelFlag
 }
 
 // TrackCurrent: see OneInputProcessor.TrackCurrent.
@@ -190,8 +200,10 @@ func (p *TwoInputProcessor[A, B]) TrackCurrent(cur *int) { p.cur = cur }
 
 // NewTwoInputProcessor reads ch1 and ch2 into op.
 func NewTwoInputProcessor[A, B any](ch1 []*network.Channel[A], ch2 []*network.Channel[B], op TwoInput[A, B]) *TwoInputProcessor[A, B] {
-	return &TwoInputProcessor[A, B]{ch1: ch1, ch2: ch2, op: op, valve: newValve(len(ch1) + len(ch2))}
+	return &TwoInputProcessor[A, B]{ch1: ch1, ch2: ch2, op: op, valve: newValve(len(ch1) + len(ch2)), cancel: new(CancelFlag)}
 }
+
+func (p *TwoInputProcessor[A, B]) watchCancel(f *CancelFlag) { p.cancel = f }
 
 func (p *TwoInputProcessor[A, B]) Poll() (bool, bool) {
 	if p.cur == nil {
@@ -215,13 +227,18 @@ func (p *TwoInputProcessor[A, B]) Poll() (bool, bool) {
 			if !ok {
 				continue
 			}
-			if b.Kind == network.Records {
+			if len(b.Marks) > 0 {
+				handleMarked(p.valve, i, b, p.op, p.cancel, &p.In, p.op.ProcessElement1)
+			} else if len(b.Recs) > 0 {
 				p.valve.onRecord(i)
 				p.In.n += int64(len(b.Recs))
+				cancel := p.cancel
 				for _, r := range b.Recs {
+					cancel.Check()
 					p.op.ProcessElement1(r.V, r.Ts)
 				}
-			} else {
+			}
+			if b.Kind != network.Records {
 				p.event(i, b.Kind, b.Value)
 			}
 			p.ch1[i].Recycle(b)
@@ -230,13 +247,18 @@ func (p *TwoInputProcessor[A, B]) Poll() (bool, bool) {
 			if !ok {
 				continue
 			}
-			if b.Kind == network.Records {
+			if len(b.Marks) > 0 {
+				handleMarked(p.valve, i, b, p.op, p.cancel, &p.In, p.op.ProcessElement2)
+			} else if len(b.Recs) > 0 {
 				p.valve.onRecord(i)
 				p.In.n += int64(len(b.Recs))
+				cancel := p.cancel
 				for _, r := range b.Recs {
+					cancel.Check()
 					p.op.ProcessElement2(r.V, r.Ts)
 				}
-			} else {
+			}
+			if b.Kind != network.Records {
 				p.event(i, b.Kind, b.Value)
 			}
 			p.ch2[i-n1].Recycle(b)
@@ -276,5 +298,27 @@ func (v *valve) event(i int, kind network.EventKind, value int64, op timeReceive
 		if wm, ok := v.onEnd(i); ok {
 			op.ProcessWatermark(wm)
 		}
+	}
+}
+
+// handleMarked feeds the records of channel i's batch to process with the
+// watermarks among them (b.Marks) in stream order: the path of batches that
+// carry watermarks, kept apart so the plain record loop stays tight.
+func handleMarked[T any](v *valve, i int, b *network.Batch[T], op timeReceiver, cancel *CancelFlag, in *Counter, process func(T, int64)) {
+	if len(b.Recs) > 0 {
+		v.onRecord(i)
+		in.n += int64(len(b.Recs))
+	}
+	m := 0
+	for k, r := range b.Recs {
+		for m < len(b.Marks) && b.Marks[m].Pos <= k {
+			v.event(i, network.Watermark, b.Marks[m].WM, op)
+			m++
+		}
+		cancel.Check()
+		process(r.V, r.Ts)
+	}
+	for ; m < len(b.Marks); m++ {
+		v.event(i, network.Watermark, b.Marks[m].WM, op)
 	}
 }

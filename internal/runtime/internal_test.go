@@ -340,3 +340,38 @@ func TestProcessingTimeCancel(t *testing.T) {
 	require.Equal(t, 0, pt.Pending())
 	_ = keep
 }
+
+// A cancelled task stops between two timers: a watermark or a processing
+// time that makes thousands due does not run them all first.
+func TestTimersStopBetweenFiringsOnCancel(t *testing.T) {
+	clk := &manualClock{}
+	b, pt, tm, fired, procFired := newTestTimers(t, clk)
+	for i := range 10 {
+		b.SetCurrentKey(string(rune('a' + i)))
+		tm.RegisterEventTime(struct{}{}, int64(i))
+		tm.RegisterProcessingTime(struct{}{}, int64(i))
+	}
+	cancelAfter := func(fired *[]firedTimer, n int, fn func(Timer[string, struct{}])) func(Timer[string, struct{}]) {
+		return func(x Timer[string, struct{}]) {
+			fn(x)
+			if len(*fired) == n {
+				pt.cancel.Set()
+			}
+		}
+	}
+	tm.OnEventTime = cancelAfter(fired, 3, tm.OnEventTime)
+	require.Equal(t, canceled{}, recoverPanic(func() { tm.AdvanceWatermark(100) }))
+	require.Len(t, *fired, 3, "the cancellation is seen before the fourth timer")
+
+	pt.cancel = new(CancelFlag)
+	tm.OnProcessingTime = cancelAfter(procFired, 2, tm.OnProcessingTime)
+	clk.set(100)
+	require.Equal(t, canceled{}, recoverPanic(func() { pt.fire() }))
+	require.Len(t, *procFired, 2)
+}
+
+func recoverPanic(fn func()) (r any) {
+	defer func() { r = recover() }()
+	fn()
+	return nil
+}

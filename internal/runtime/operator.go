@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/strom-dev/strom/internal/keygroup"
 	"github.com/strom-dev/strom/internal/network"
@@ -153,6 +154,37 @@ type canceled struct{}
 
 // Cancelled aborts the task because its context ended.
 func Cancelled() { panic(canceled{}) }
+
+// CancelFlag is a task's cancellation flag. The task sets it (with
+// context.AfterFunc, no goroutine per task) when its context ends; the task
+// goroutine checks it between calls of user code — per record in the input
+// processors, chaining outputs and sources, per timer in the timer services
+// — so cancellation takes effect within one call of user code however large
+// a batch, or however many timers a watermark fires. A check is one atomic
+// load.
+type CancelFlag struct{ b atomic.Bool }
+
+// Set marks the task cancelled (any goroutine).
+func (f *CancelFlag) Set() { f.b.Store(true) }
+
+// IsSet reports whether the task is cancelled.
+func (f *CancelFlag) IsSet() bool { return f.b.Load() }
+
+// Check aborts the task as cancelled (see Cancelled) if the flag is set.
+func (f *CancelFlag) Check() {
+	if f.b.Load() {
+		Cancelled()
+	}
+}
+
+// CancelFlag is the task's cancellation flag, for operators that call user
+// code many times per record or watermark.
+func (c *Context) CancelFlag() *CancelFlag {
+	if c.Time == nil {
+		return new(CancelFlag)
+	}
+	return c.Time.cancel
+}
 
 func formatAny(v any) string { return fmt.Sprint(v) }
 

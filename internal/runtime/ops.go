@@ -19,8 +19,10 @@ type TypeOps interface {
 	// Chain returns an Output that calls next (a OneInput of T) directly,
 	// counting into in and attributing panics to next: through cur (the
 	// task's current-operator index, set to idx while next runs) when cur
-	// is not nil, else by recovering and re-panicking with name.
-	Chain(next Operator, in *Counter, name string, cur *int, idx int) any
+	// is not nil, else by recovering and re-panicking with name. With
+	// cancel (the task's flag), it aborts the task before a record once the
+	// task is cancelled, so a fan-out into slow operators stops within one.
+	Chain(next Operator, in *Counter, name string, cur *int, idx int, cancel *CancelFlag) any
 	Discard() any
 	// NewOneInputProcessor reads channels into head, a OneInput of T.
 	NewOneInputProcessor(channels []any, head Operator, name string) (InputProcessor, *Counter)
@@ -64,9 +66,12 @@ func (Ops[T]) Counting(out any, c *Counter) any {
 	return Output[T](Counting[T]{Out: out.(Output[T]), C: c})
 }
 
-func (Ops[T]) Chain(next Operator, in *Counter, name string, cur *int, idx int) any {
+func (Ops[T]) Chain(next Operator, in *Counter, name string, cur *int, idx int, cancel *CancelFlag) any {
 	if cur != nil {
-		return Output[T](&ChainingOutput[T]{next: next.(OneInput[T]), in: in, cur: cur, idx: idx})
+		if cancel == nil {
+			cancel = new(CancelFlag)
+		}
+		return Output[T](&ChainingOutput[T]{next: next.(OneInput[T]), in: in, cur: cur, idx: idx, cancel: cancel})
 	}
 	return Output[T](&guardedChainingOutput[T]{next: next.(OneInput[T]), in: in, name: name})
 }
@@ -89,13 +94,15 @@ func (Ops[T]) NewOneInputProcessor(channels []any, head Operator, name string) (
 // a deferred recover per record and hop (the index is not restored when a
 // panic unwinds, which is exactly what makes it point at the culprit).
 type ChainingOutput[T any] struct {
-	next OneInput[T]
-	in   *Counter
-	cur  *int
-	idx  int
+	next   OneInput[T]
+	in     *Counter
+	cur    *int
+	idx    int
+	cancel *CancelFlag
 }
 
 func (c *ChainingOutput[T]) Collect(v T, ts int64) {
+	c.cancel.Check()
 	c.in.n++
 	prev := *c.cur
 	*c.cur = c.idx

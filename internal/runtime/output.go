@@ -41,7 +41,8 @@ func (k PartitionKind) String() string {
 type KeyGroupOf[T any] func(v T) int
 
 // Flusher is an output that buffers and must be flushed before the task
-// blocks, so that records never wait in a half-full batch while the task idles.
+// blocks, so that records never wait in a half-full batch, nor watermarks
+// pending, while the task idles.
 type Flusher interface {
 	Flush()
 	// EndOfPartition flushes and tells every consumer that nothing follows.
@@ -50,6 +51,20 @@ type Flusher interface {
 
 // Writer is the Output at the end of a chain: it partitions records onto the
 // channels of one outgoing edge, in batches.
+//
+// Watermarks are coalesced: EmitWatermark only records the watermark as
+// pending on every channel. The next record appended to a channel's batch
+// takes the latest pending watermark in front of it (a network.Mark), and a
+// batch sent while one is pending carries it after its records
+// (network.Batch). So each channel's consumer sees records and watermarks in
+// exactly the order they were emitted, watermarks with no record between
+// them collapse into the latest, and a watermark per record costs no buffer
+// of its own. The delay of a watermark on a channel that gets no records is
+// bounded: a channel whose watermark has been pending since before the
+// previous full batch of any channel gets it at the next one (flushStale),
+// and after BatchSize × channels watermarks without a full batch every
+// channel does; Flush (the task is about to block), MarkIdle and
+// EndOfPartition send them too, before the event.
 type Writer[T any] struct {
 	ctx      context.Context
 	channels []*network.Channel[T]
@@ -60,6 +75,16 @@ type Writer[T any] struct {
 	rr       int
 	lastWM   int64
 	idle     bool
+	// wmSeq counts the watermarks emitted; sentSeq[i] is wmSeq when channel
+	// i last sent one, so channel i has a pending watermark (lastWM) while
+	// sentSeq[i] != wmSeq. flushedSeq is wmSeq when pending watermarks last
+	// went out on every channel: while it equals wmSeq nothing is pending.
+	wmSeq   uint64
+	sentSeq []uint64
+	// fullSeq is wmSeq when a channel last sent a full batch (flushStale).
+	fullSeq    uint64
+	flushedSeq uint64
+	maxPending uint64
 	// Blocked counts nanoseconds-free backpressure events: how often the writer
 	// had to wait for a free buffer.
 	Blocked atomic.Int64
@@ -68,14 +93,20 @@ type Writer[T any] struct {
 // NewWriter returns a writer over channels (one per consumer subtask, or one
 // for Forward). kgOf is required for Hash.
 func NewWriter[T any](ctx context.Context, kind PartitionKind, channels []*network.Channel[T], kgOf KeyGroupOf[T], maxParallelism int) *Writer[T] {
+	maxPending := uint64(1)
+	if len(channels) > 0 {
+		maxPending = uint64(max(channels[0].BatchSize, 1) * len(channels))
+	}
 	return &Writer[T]{
-		ctx:      ctx,
-		channels: channels,
-		cur:      make([]*network.Batch[T], len(channels)),
-		kind:     kind,
-		kgOf:     kgOf,
-		maxPar:   maxParallelism,
-		lastWM:   MinWatermark,
+		ctx:        ctx,
+		channels:   channels,
+		cur:        make([]*network.Batch[T], len(channels)),
+		kind:       kind,
+		kgOf:       kgOf,
+		maxPar:     maxParallelism,
+		lastWM:     MinWatermark,
+		sentSeq:    make([]uint64, len(channels)),
+		maxPending: maxPending,
 	}
 }
 
@@ -97,13 +128,63 @@ func (w *Writer[T]) batch(i int) *network.Batch[T] {
 	return b
 }
 
+// send sends channel i's current batch b, with the pending watermark after
+// its records.
+func (w *Writer[T]) send(i int, b *network.Batch[T]) {
+	w.cur[i] = nil
+	if w.sentSeq[i] != w.wmSeq {
+		w.sentSeq[i] = w.wmSeq
+		b.Kind = network.Watermark
+		b.Value = w.lastWM
+	}
+	w.channels[i].Send(b)
+}
+
 func (w *Writer[T]) appendTo(i int, v T, ts int64) {
 	b := w.batch(i)
+	if w.sentSeq[i] != w.wmSeq {
+		// The channel has not had the latest watermark: it goes in the
+		// batch right before this record, so a consumer sees records and
+		// watermarks of a channel in exactly the order they were emitted
+		// (timers and triggers fire between the same records), while
+		// watermarks with no record between them on this channel
+		// collapse into the latest.
+		b.Marks = append(b.Marks, network.Mark{Pos: len(b.Recs), WM: w.lastWM})
+		w.sentSeq[i] = w.wmSeq
+	}
 	b.Recs = append(b.Recs, network.Rec[T]{V: v, Ts: ts})
 	if len(b.Recs) >= w.channels[i].BatchSize {
-		w.cur[i] = nil
-		w.channels[i].Send(b)
+		w.send(i, b)
+		if w.flushedSeq != w.wmSeq {
+			w.flushStale()
+		}
 	}
+}
+
+// flushStale sends the pending watermark of channels that have been waiting
+// for it since before the previous full batch (of any channel): channels
+// that receive few records get their watermarks within two batches' worth
+// of records, while those that get records all the time take theirs in
+// front of their next record, without cutting a batch short.
+func (w *Writer[T]) flushStale() {
+	for i := range w.channels {
+		if w.sentSeq[i] != w.wmSeq && w.sentSeq[i] < w.fullSeq {
+			w.send(i, w.batch(i))
+		}
+	}
+	w.fullSeq = w.wmSeq
+}
+
+// flushWatermarks sends the pending watermark on every channel that has one,
+// after the records waiting there.
+func (w *Writer[T]) flushWatermarks() {
+	for i := range w.channels {
+		if w.sentSeq[i] != w.wmSeq {
+			w.send(i, w.batch(i))
+		}
+	}
+	w.flushedSeq = w.wmSeq
+	w.fullSeq = w.wmSeq
 }
 
 // Collect partitions one record.
@@ -128,29 +209,41 @@ func (w *Writer[T]) Collect(v T, ts int64) {
 	}
 }
 
+// sendEvent sends an event (idle, end-of-partition, later barriers) on every
+// channel after the records and the pending watermark before it.
 func (w *Writer[T]) sendEvent(kind network.EventKind, value int64) {
 	for i, ch := range w.channels {
-		if b := w.cur[i]; b != nil && len(b.Recs) > 0 {
-			w.cur[i] = nil
-			ch.Send(b)
+		if w.sentSeq[i] != w.wmSeq {
+			w.send(i, w.batch(i))
 		}
+		// The event rides on the records waiting, if any.
 		b := w.batch(i)
 		w.cur[i] = nil
 		b.Kind = kind
 		b.Value = value
 		ch.Send(b)
 	}
+	w.flushedSeq = w.wmSeq
 }
 
-// EmitWatermark broadcasts a watermark to every consumer, after the records
-// before it.
+// EmitWatermark makes a watermark pending on every consumer, after the
+// records before it. A watermark that does not advance is dropped, unless
+// the stream is idle: then it makes the stream active again.
 func (w *Writer[T]) EmitWatermark(wm int64) {
-	if wm <= w.lastWM && !w.idle {
-		return
+	if wm <= w.lastWM {
+		if !w.idle {
+			return
+		}
+		wm = w.lastWM
 	}
 	w.idle = false
 	w.lastWM = wm
-	w.sendEvent(network.Watermark, wm)
+	w.wmSeq++
+	if w.wmSeq-w.fullSeq >= w.maxPending {
+		// Watermarks without full batches (a filter drops every record):
+		// bounded too.
+		w.flushWatermarks()
+	}
 }
 
 // MarkIdle tells every consumer not to wait for this producer's watermark.
@@ -162,13 +255,16 @@ func (w *Writer[T]) MarkIdle() {
 	w.sendEvent(network.Idle, 0)
 }
 
-// Flush sends every non-empty batch.
+// Flush sends every non-empty batch and every pending watermark.
 func (w *Writer[T]) Flush() {
+	pending := w.flushedSeq != w.wmSeq
 	for i, b := range w.cur {
 		if b != nil && len(b.Recs) > 0 {
-			w.cur[i] = nil
-			w.channels[i].Send(b)
+			w.send(i, b)
 		}
+	}
+	if pending {
+		w.flushWatermarks()
 	}
 }
 

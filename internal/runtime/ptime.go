@@ -28,13 +28,16 @@ type ProcessingTime struct {
 	// due; their entries leave the heap lazily (when they reach its top, or
 	// when cancelled ones make up half of it).
 	cancelled map[uint64]struct{}
+	// cancel is the task's cancellation flag, checked between callbacks
+	// here and between timers in the keyed timer services built on this.
+	cancel *CancelFlag
 }
 
 func newProcessingTime(c Clock) *ProcessingTime {
 	if c == nil {
 		c = WallClock
 	}
-	return &ProcessingTime{clock: c}
+	return &ProcessingTime{clock: c, cancel: new(CancelFlag)}
 }
 
 // Now is the current processing time in epoch milliseconds.
@@ -109,6 +112,7 @@ func (p *ProcessingTime) fire() int {
 		if len(p.h) == 0 || p.h[0].t > now {
 			return n
 		}
+		p.cancel.Check()
 		e := heap.Pop(&p.h).(ptEntry)
 		e.fn(e.t)
 		n++

@@ -70,17 +70,29 @@ type Task struct {
 	// stopped is closed when Run returns, so Mail to a finished task fails
 	// instead of queueing work that never runs.
 	stopped chan struct{}
+	// cancel is set when Run's context ends (shared with Time).
+	cancel *CancelFlag
 }
+
+// CancelFlag is the task's cancellation flag, set when Run's context ends,
+// for chaining outputs to check per record.
+func (t *Task) CancelFlag() *CancelFlag { return t.cancel }
+
+// cancelWatcher is an input processor that checks the task's cancellation
+// flag per record.
+type cancelWatcher interface{ watchCancel(*CancelFlag) }
 
 // NewTask returns a task; the caller fills Chain, Input and Writers.
 func NewTask(info TaskInfo, notify network.Notifier, clock Clock, logger *slog.Logger) *Task {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	pt := newProcessingTime(clock)
 	return &Task{
 		Info:    info,
 		Notify:  notify,
-		Time:    newProcessingTime(clock),
+		Time:    pt,
+		cancel:  pt.cancel,
 		Logger:  logger,
 		mailbox: make(chan func(), 64),
 		stopped: make(chan struct{}),
@@ -121,6 +133,13 @@ var ErrTaskCanceled = errors.New("task canceled")
 func (t *Task) Run(ctx context.Context) (err error) {
 	opened := 0
 	defer close(t.stopped)
+	// Cancellation must take effect between two calls of user code, not
+	// only between batches: the flag is checked per record and per timer.
+	stop := context.AfterFunc(ctx, t.cancel.Set)
+	defer stop()
+	if cw, ok := t.Input.(cancelWatcher); ok {
+		cw.watchCancel(t.cancel)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = t.toError(ctx, r)

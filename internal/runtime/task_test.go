@@ -144,9 +144,9 @@ func sourceChain(n int, fnB, fnC func(int) int, lc *lifecycle) (*runtime.Task, *
 	ops := runtime.Ops[int]{}
 	col := &collector{hooks: hooks{name: "Sink", lc: lc}}
 	var inSink, inC, inB runtime.Counter
-	c := &mapper{hooks: hooks{name: "C", lc: lc}, fn: fnC, out: ops.Chain(col, &inSink, "Sink", task.CurrentOperator(), 3).(runtime.Output[int])}
-	b := &mapper{hooks: hooks{name: "B", lc: lc}, fn: fnB, out: ops.Chain(c, &inC, "C", task.CurrentOperator(), 2).(runtime.Output[int])}
-	src := &intSource{hooks: hooks{name: "Src", lc: lc}, n: n, panicAt: -1, out: ops.Chain(b, &inB, "B", task.CurrentOperator(), 1).(runtime.Output[int])}
+	c := &mapper{hooks: hooks{name: "C", lc: lc}, fn: fnC, out: ops.Chain(col, &inSink, "Sink", task.CurrentOperator(), 3, task.CancelFlag()).(runtime.Output[int])}
+	b := &mapper{hooks: hooks{name: "B", lc: lc}, fn: fnB, out: ops.Chain(c, &inC, "C", task.CurrentOperator(), 2, task.CancelFlag()).(runtime.Output[int])}
+	src := &intSource{hooks: hooks{name: "Src", lc: lc}, n: n, panicAt: -1, out: ops.Chain(b, &inB, "B", task.CurrentOperator(), 1, task.CancelFlag()).(runtime.Output[int])}
 	task.Chain = []runtime.ChainedOperator{
 		{Name: "Src", Op: src, Ctx: opCtx(ti, "Src", task)},
 		{Name: "B", Op: b, Ctx: opCtx(ti, "B", task), In: &inB},
@@ -450,11 +450,16 @@ func TestTaskWatermarkAlignment(t *testing.T) {
 		defer col.mu.Unlock()
 		return append([]int64(nil), col.wms...)
 	}
+	// The writers' tasks would flush them before blocking: watermarks wait
+	// for the next batch until then.
 	w0.EmitWatermark(10)
 	w1.EmitWatermark(5)
+	w0.Flush()
+	w1.Flush()
 	require.Eventually(t, func() bool { return len(wms()) == 1 }, 5*time.Second, time.Millisecond)
 	require.Equal(t, []int64{5}, wms())
 	w1.EmitWatermark(20)
+	w1.Flush()
 	require.Eventually(t, func() bool { return len(wms()) == 2 }, 5*time.Second, time.Millisecond)
 	require.Equal(t, []int64{5, 10}, wms())
 	w0.MarkIdle() // channel 0 no longer holds event time back
@@ -528,11 +533,16 @@ func TestTwoInputTask(t *testing.T) {
 		wi.Collect(i, 0)
 		ws.Collect(fmt.Sprint(i), 0)
 	}
+	// Flush after each watermark, as the writers' tasks would before they
+	// block, so none is coalesced with the next.
 	wi.EmitWatermark(100)
+	wi.Flush()
 	ws.EmitWatermark(50)
+	ws.Flush()
 	wi.EmitWatermark(runtime.MaxWatermark)
 	wi.EndOfPartition()
 	ws.EmitWatermark(70)
+	ws.Flush()
 	ws.EmitWatermark(runtime.MaxWatermark)
 	ws.EndOfPartition()
 	require.NoError(t, <-errc)
@@ -580,4 +590,65 @@ func TestMailToStoppedTaskFails(t *testing.T) {
 	require.NoError(t, task.Run(context.Background())) // no chain: returns at once
 	err := task.Mail(context.Background(), func() { t.Fatal("mail ran on a stopped task") })
 	require.ErrorIs(t, err, runtime.ErrTaskStopped)
+}
+
+// cancelAt cancels its task's context at its at-th record and waits until
+// the task's flag is set, as if the cancellation arrived during the call.
+type cancelAt struct {
+	hooks
+	at, seen int
+	cancel   func()
+	flag     *runtime.CancelFlag
+}
+
+func (c *cancelAt) ProcessElement(int, int64) {
+	c.seen++
+	if c.seen == c.at {
+		c.cancel()
+		for !c.flag.IsSet() {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+func (c *cancelAt) ProcessWatermark(int64) {}
+func (c *cancelAt) ProcessIdle()           {}
+
+// A cancelled task stops before the next record of a batch, not at the end
+// of the batch: cancellation takes effect within one call of user code.
+func TestTaskCancelStopsMidBatch(t *testing.T) {
+	notify := network.NewNotifier()
+	ch := network.NewChannel[int](2, 100, notify)
+	ti := info(0, 1)
+	task := runtime.NewTask(ti, notify, nil, quiet)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	op := &cancelAt{at: 3, cancel: cancel, flag: task.CancelFlag()}
+	in, cnt := runtime.Ops[int]{}.NewOneInputProcessor([]any{ch}, op, "Op")
+	task.Input = in
+	task.Chain = []runtime.ChainedOperator{{Name: "Op", Op: op, Ctx: opCtx(ti, "Op", task), In: cnt}}
+	w := runtime.NewWriter(context.Background(), runtime.Forward, []*network.Channel[int]{ch}, nil, 128)
+	for i := range 50 {
+		w.Collect(i, 0)
+	}
+	w.Flush()
+	require.ErrorIs(t, task.Run(ctx), runtime.ErrTaskCanceled)
+	require.Equal(t, 3, op.seen, "no record after the cancellation")
+
+	// The same in a chain: a source fanning out into a chained operator.
+	lc := &lifecycle{}
+	task2, src, col := sourceChain(-1, id, id, lc)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	task2.Chain[2].Op.(*mapper).fn = func(v int) int {
+		if v == 4 {
+			cancel2()
+			for !task2.CancelFlag().IsSet() {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		return v
+	}
+	require.ErrorIs(t, task2.Run(ctx2), runtime.ErrTaskCanceled)
+	require.Equal(t, []int{0, 1, 2, 3}, col.values(), "the record in flight stops at the next operator")
+	require.Equal(t, 4, src.next, "the source's step stopped too")
 }

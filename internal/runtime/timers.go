@@ -83,6 +83,7 @@ func (t *Timers[K, N]) AdvanceWatermark(wm int64) {
 		t.watermark = wm
 	}
 	for {
+		t.pt.cancel.Check() // between firings: a watermark may fire thousands
 		tm, ok := t.event.popUntil(wm)
 		if !ok {
 			return
@@ -96,6 +97,7 @@ func (t *Timers[K, N]) fireProcessing(int64) {
 	t.ptScheduled = MaxWatermark
 	now := t.pt.Now()
 	for {
+		t.pt.cancel.Check()
 		tm, ok := t.proc.popUntil(now)
 		if !ok {
 			break

@@ -7,6 +7,7 @@ package runtime
 // windows emit what they hold instead of losing it.
 func (t *Timers[K, N]) DrainProcessingTimers(until int64) {
 	for {
+		t.pt.cancel.Check()
 		tm, ok := t.proc.popUntil(until)
 		if !ok {
 			return

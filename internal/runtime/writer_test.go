@@ -31,7 +31,7 @@ func drain(ch *network.Channel[int]) []network.Batch[int] {
 		if !ok {
 			return out
 		}
-		c := network.Batch[int]{Kind: b.Kind, Value: b.Value, Recs: append([]network.Rec[int](nil), b.Recs...)}
+		c := network.Batch[int]{Kind: b.Kind, Value: b.Value, Recs: append([]network.Rec[int](nil), b.Recs...), Marks: append([]network.Mark(nil), b.Marks...)}
 		out = append(out, c)
 		ch.Recycle(b)
 	}
@@ -125,6 +125,7 @@ func TestWriterEventsFollowRecords(t *testing.T) {
 	w.EmitWatermark(10)
 	w.EmitWatermark(10) // not advancing: dropped
 	w.EmitWatermark(5)  // going back: dropped
+	w.Flush()           // the task is about to block: the watermark goes out
 	w.Collect(2, 11)    // → channel 0
 	w.EmitWatermark(11)
 	w.MarkIdle()
@@ -132,27 +133,28 @@ func TestWriterEventsFollowRecords(t *testing.T) {
 	w.EmitWatermark(11)
 	w.EndOfPartition()
 
+	// A batch is its records, then at most one event.
 	kinds := func(bs []network.Batch[int]) []string {
 		var out []string
 		for _, b := range bs {
-			s := b.Kind.String()
-			switch b.Kind {
-			case network.Records:
-				for _, r := range b.Recs {
-					s += " " + string(rune('0'+r.V))
-				}
-			case network.Watermark:
+			s := ""
+			for _, r := range b.Recs {
+				s += string(rune('0'+r.V)) + " "
+			}
+			s += b.Kind.String()
+			if b.Kind == network.Watermark {
 				s += " " + string(rune('0'+b.Value-10))
 			}
 			out = append(out, s)
 		}
 		return out
 	}
-	// Each channel sees the records emitted before a watermark ahead of it;
-	// the watermark goes to every channel; an idle stream's watermark is
-	// re-sent (even unchanged) to make it active again.
-	require.Equal(t, []string{"watermark 0", "records 2", "watermark 1", "idle", "watermark 1", "end-of-partition"}, kinds(drain(chs[0])))
-	require.Equal(t, []string{"records 1", "watermark 0", "watermark 1", "idle", "watermark 1", "end-of-partition"}, kinds(drain(chs[1])))
+	// Each channel sees the records emitted before a watermark ahead of it
+	// (in the same batch); the watermark goes to every channel, before
+	// idleness; an idle stream's watermark is re-sent (even unchanged) to
+	// make it active again.
+	require.Equal(t, []string{"watermark 0", "2 watermark 1", "idle", "watermark 1", "end-of-partition"}, kinds(drain(chs[0])))
+	require.Equal(t, []string{"1 watermark 0", "watermark 1", "idle", "watermark 1", "end-of-partition"}, kinds(drain(chs[1])))
 }
 
 func TestWriterBlocksWithoutCreditsAndCounts(t *testing.T) {
@@ -192,6 +194,8 @@ func TestFanoutCountingDiscard(t *testing.T) {
 		out.Collect(i, 0)
 	}
 	out.EmitWatermark(3)
+	w1.Flush()
+	w2.Flush()
 	require.Zero(t, c.Load(), "counts are published explicitly")
 	c.Publish()
 	require.Equal(t, int64(5), c.Load())
