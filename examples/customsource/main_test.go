@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
 	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/examples/internal/stdout"
 )
 
 // TestExampleRuns runs the example and checks its exact output against
@@ -20,7 +20,7 @@ func TestExampleRuns(t *testing.T) {
 	for p := range 5 {
 		fmt.Fprintf(&want, "partition %d: read by subtask %d, 200 records, sum %d\n", p, p%2, (p+1)*200*201/2)
 	}
-	require.Equal(t, want.String(), runMain(t))
+	require.Equal(t, want.String(), stdout.Capture(t, main))
 }
 
 // TestReaderSnapshot reads a few batches and checks that Snapshot reports
@@ -81,21 +81,3 @@ func (c *collector) CollectAt(v Record, _ int64) { *c = append(*c, v) }
 // A test output without watermarks: every split writes to the same place.
 func (c *collector) ForSplit(string) strom.SourceOutput[Record] { return c }
 func (c *collector) ReleaseSplit(string)                        {}
-
-// runMain runs main and returns what it printed.
-func runMain(t *testing.T) string {
-	t.Helper()
-	r, w, err := os.Pipe()
-	require.NoError(t, err)
-	stdout := os.Stdout
-	os.Stdout = w
-	defer func() { os.Stdout = stdout }()
-	done := make(chan []byte)
-	go func() {
-		b, _ := io.ReadAll(r)
-		done <- b
-	}()
-	main()
-	w.Close()
-	return string(<-done)
-}

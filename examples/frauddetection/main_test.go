@@ -1,11 +1,11 @@
 package main
 
 import (
-	"io"
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/strom-dev/strom/examples/internal/stdout"
 )
 
 // TestExampleRuns runs the example and checks its exact output: the three
@@ -15,23 +15,5 @@ func TestExampleRuns(t *testing.T) {
 ALERT dave: 0.01 at 1m0s, then 600.00 at 1m20s
 ALERT erin: 0.75 at 3m10s, then 501.00 at 3m50s
 `
-	require.Equal(t, want, runMain(t))
-}
-
-// runMain runs main and returns what it printed.
-func runMain(t *testing.T) string {
-	t.Helper()
-	r, w, err := os.Pipe()
-	require.NoError(t, err)
-	stdout := os.Stdout
-	os.Stdout = w
-	defer func() { os.Stdout = stdout }()
-	done := make(chan []byte)
-	go func() {
-		b, _ := io.ReadAll(r)
-		done <- b
-	}()
-	main()
-	w.Close()
-	return string(<-done)
+	require.Equal(t, want, stdout.Capture(t, main))
 }

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"io"
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/strom-dev/strom/examples/internal/stdout"
 )
 
 // TestExampleRuns runs the example and checks its exact output: the three
@@ -17,23 +17,5 @@ func TestExampleRuns(t *testing.T) {
 order o3 (cat, 99.90 at 2m0s) paid 50.00 by card at 5m0s, 3m0s later
 order o3 (cat, 99.90 at 2m0s) paid 49.90 by voucher at 12m0s, 10m0s later
 `
-	require.Equal(t, want, runMain(t))
-}
-
-// runMain runs main and returns what it printed.
-func runMain(t *testing.T) string {
-	t.Helper()
-	r, w, err := os.Pipe()
-	require.NoError(t, err)
-	stdout := os.Stdout
-	os.Stdout = w
-	defer func() { os.Stdout = stdout }()
-	done := make(chan []byte)
-	go func() {
-		b, _ := io.ReadAll(r)
-		done <- b
-	}()
-	main()
-	w.Close()
-	return string(<-done)
+	require.Equal(t, want, stdout.Capture(t, main))
 }

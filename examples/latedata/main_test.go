@@ -1,11 +1,11 @@
 package main
 
 import (
-	"io"
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/strom-dev/strom/examples/internal/stdout"
 )
 
 // TestExampleRuns runs the example and checks its exact output, worked
@@ -24,23 +24,5 @@ func TestExampleRuns(t *testing.T) {
 too late for their window (side output):
   s1 at 8s value=6
 `
-	require.Equal(t, want, runMain(t))
-}
-
-// runMain runs main and returns what it printed.
-func runMain(t *testing.T) string {
-	t.Helper()
-	r, w, err := os.Pipe()
-	require.NoError(t, err)
-	stdout := os.Stdout
-	os.Stdout = w
-	defer func() { os.Stdout = stdout }()
-	done := make(chan []byte)
-	go func() {
-		b, _ := io.ReadAll(r)
-		done <- b
-	}()
-	main()
-	w.Close()
-	return string(<-done)
+	require.Equal(t, want, stdout.Capture(t, main))
 }

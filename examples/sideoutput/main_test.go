@@ -1,11 +1,11 @@
 package main
 
 import (
-	"io"
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/strom-dev/strom/examples/internal/stdout"
 )
 
 // TestExampleRuns runs the example and checks its exact output: each input
@@ -27,23 +27,5 @@ malformed:
   "s1,abc": bad temperature "abc"
   "s2,": bad temperature ""
 `
-	require.Equal(t, want, runMain(t))
-}
-
-// runMain runs main and returns what it printed.
-func runMain(t *testing.T) string {
-	t.Helper()
-	r, w, err := os.Pipe()
-	require.NoError(t, err)
-	stdout := os.Stdout
-	os.Stdout = w
-	defer func() { os.Stdout = stdout }()
-	done := make(chan []byte)
-	go func() {
-		b, _ := io.ReadAll(r)
-		done <- b
-	}()
-	main()
-	w.Close()
-	return string(<-done)
+	require.Equal(t, want, stdout.Capture(t, main))
 }
