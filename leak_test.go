@@ -14,8 +14,9 @@ import (
 )
 
 // cancelAfter runs the job with a context cancelled once the job has run
-// for a while, and checks that Execute returns ErrJobCanceled promptly and
-// that nothing of the job is left running.
+// for a while, and checks that Execute returns ErrJobCanceled and that
+// nothing of the job is left running. (How promptly is measured by counting
+// calls of slow user code in cancel_latency_test.go, not by the clock.)
 func cancelAfter(t *testing.T, env *strom.Environment, name string, running func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -23,22 +24,19 @@ func cancelAfter(t *testing.T, env *strom.Environment, name string, running func
 	type result struct {
 		res *strom.JobResult
 		err error
-		at  time.Time
 	}
 	done := make(chan result, 1)
 	go func() {
 		res, err := env.Execute(ctx, name)
-		done <- result{res, err, time.Now()}
+		done <- result{res, err}
 	}()
 	require.Eventually(t, running, 30*time.Second, time.Millisecond, "job %q never got going", name)
-	canceledAt := time.Now()
 	cancel()
 	select {
 	case r := <-done:
 		require.ErrorIs(t, r.err, strom.ErrJobCanceled)
 		require.ErrorIs(t, r.err, context.Canceled, "the context's error is kept")
 		require.NotErrorIs(t, r.err, strom.ErrJobFailed)
-		require.Less(t, r.at.Sub(canceledAt), 2*time.Second, "cancellation took too long")
 		require.NotNil(t, r.res)
 	case <-time.After(30 * time.Second):
 		t.Fatalf("job %q did not stop after cancel", name)
@@ -152,10 +150,8 @@ func TestDeadlineCancelsJob(t *testing.T) {
 	strom.Discard(strom.FromGenerator(env, func(i int64) int64 { return i }))
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	_, err := env.Execute(ctx, "deadline")
 	require.ErrorIs(t, err, strom.ErrJobCanceled)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.Less(t, time.Since(start), 5*time.Second)
 	goleak.VerifyNone(t)
 }
