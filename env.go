@@ -58,11 +58,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/strom-dev/strom/internal/cluster"
 	"github.com/strom-dev/strom/internal/graph"
 	"github.com/strom-dev/strom/internal/keygroup"
+	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/runtime"
 )
 
@@ -89,9 +91,15 @@ type Config struct {
 	DisableChaining bool
 	// Logger receives the runtime's structured logs (default slog.Default()).
 	Logger *slog.Logger
+	// Cluster is the address of a Strom cluster to submit the job to
+	// (default: the STROM_CLUSTER environment variable; empty: run it in an
+	// embedded cluster in this process). Not supported yet: a job given a
+	// cluster fails to execute with ErrNotYetSupported rather than quietly
+	// running embedded.
+	Cluster string
 }
 
-// validate rejects settings that withDefaults would otherwise silently
+// validate rejects settings that EnsureDefaults would otherwise silently
 // replace: zero means "the default", a negative value is a mistake.
 func (c Config) validate() error {
 	for _, f := range []struct {
@@ -118,7 +126,10 @@ func (c Config) validate() error {
 	return nil
 }
 
-func (c Config) withDefaults() Config {
+// EnsureDefaults returns c with every unset (zero) field given its default:
+// the one place the defaults of a job's settings live (as Pebble's
+// Options.EnsureDefaults). Environment.Config returns the result.
+func (c Config) EnsureDefaults() Config {
 	if c.Parallelism <= 0 {
 		c.Parallelism = 1
 	}
@@ -126,10 +137,13 @@ func (c Config) withDefaults() Config {
 		c.MaxParallelism = keygroup.DefaultMaxParallelism
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 512
+		c.BatchSize = network.DefaultBatchSize
 	}
 	if c.BuffersPerChannel <= 0 {
-		c.BuffersPerChannel = 4
+		c.BuffersPerChannel = network.DefaultBuffersPerChannel
+	}
+	if c.Cluster == "" {
+		c.Cluster = os.Getenv(ClusterEnv)
 	}
 	if c.AutoWatermarkInterval <= 0 {
 		c.AutoWatermarkInterval = 200 * time.Millisecond
@@ -138,6 +152,41 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// ClusterEnv is the environment variable that names the cluster a job is
+// submitted to when Config.Cluster is empty.
+const ClusterEnv = "STROM_CLUSTER"
+
+// workerEnv is set by a TaskManager in the job-worker processes it starts
+// (the distributed runtime; DESIGN.md, "The job binary").
+const workerEnv = "STROM_JOB_WORKER"
+
+// ErrNotYetSupported is wrapped by the error of a request for something
+// Strom does not do yet (such as submitting to a cluster), so it fails
+// clearly instead of silently doing something else.
+var ErrNotYetSupported = errors.New("not yet supported")
+
+// runMode is how Execute runs a job: the seam where the distributed runtime
+// plugs in. The job binary is the unit of deployment (DESIGN.md): the same
+// program runs embedded, submits itself to a cluster, or serves as a
+// TaskManager's worker for its job.
+type runMode int
+
+const (
+	runEmbedded runMode = iota // an embedded cluster in this process
+	runSubmit                  // submit the binary and its JobGraph to Config.Cluster
+	runWorker                  // run tasks for a TaskManager that started this process
+)
+
+func (c Config) runMode() runMode {
+	switch {
+	case os.Getenv(workerEnv) != "":
+		return runWorker
+	case c.Cluster != "":
+		return runSubmit
+	}
+	return runEmbedded
 }
 
 // Environment builds and runs a job.
@@ -170,10 +219,10 @@ func (e *Environment) SetMaxParallelism(m int) *Environment {
 }
 
 // Parallelism is the default parallelism.
-func (e *Environment) Parallelism() int { return e.cfg.withDefaults().Parallelism }
+func (e *Environment) Parallelism() int { return e.cfg.EnsureDefaults().Parallelism }
 
 // Config returns the environment's configuration (with defaults applied).
-func (e *Environment) Config() Config { return e.cfg.withDefaults() }
+func (e *Environment) Config() Config { return e.cfg.EnsureDefaults() }
 
 // Configure changes the configuration.
 func (e *Environment) Configure(fn func(*Config)) *Environment {
@@ -263,9 +312,16 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 	if err := e.cfg.validate(); err != nil {
 		return nil, fmt.Errorf("strom: job %q: %w", jobName, err)
 	}
-	cfg := e.cfg.withDefaults()
+	cfg := e.cfg.EnsureDefaults()
 	if err := keygroup.Validate(cfg.Parallelism, cfg.MaxParallelism); err != nil {
 		return nil, fmt.Errorf("strom: job %q: %w", jobName, err)
+	}
+	switch cfg.runMode() {
+	case runSubmit:
+		return nil, fmt.Errorf("strom: job %q: submitting to the cluster at %q (Config.Cluster or $%s): %w — the distributed runtime is not built yet; leave both empty to run the job embedded",
+			jobName, cfg.Cluster, ClusterEnv, ErrNotYetSupported)
+	case runWorker:
+		return nil, fmt.Errorf("strom: job %q: running as a TaskManager's job worker ($%s is set): %w", jobName, workerEnv, ErrNotYetSupported)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("strom: job %q: %w: %w", jobName, ErrJobCanceled, context.Cause(ctx))

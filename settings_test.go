@@ -99,3 +99,48 @@ func TestSubMillisecondDurationsAreErrors(t *testing.T) {
 		require.ErrorContains(t, err, c.want, name)
 	}
 }
+
+// Defaults live in one place, EnsureDefaults; set fields are kept.
+func TestConfigEnsureDefaults(t *testing.T) {
+	t.Setenv(strom.ClusterEnv, "")
+	d := strom.Config{}.EnsureDefaults()
+	require.Equal(t, 1, d.Parallelism)
+	require.Equal(t, 128, d.MaxParallelism)
+	require.Equal(t, 512, d.BatchSize)
+	require.Equal(t, 4, d.BuffersPerChannel)
+	require.Equal(t, 200*time.Millisecond, d.AutoWatermarkInterval)
+	require.NotNil(t, d.Logger)
+	require.Empty(t, d.Cluster)
+	set := strom.Config{Parallelism: 3, MaxParallelism: 64, BatchSize: 16, BuffersPerChannel: 2, AutoWatermarkInterval: time.Second}.EnsureDefaults()
+	require.Equal(t, strom.Config{Parallelism: 3, MaxParallelism: 64, BatchSize: 16, BuffersPerChannel: 2, AutoWatermarkInterval: time.Second, Logger: set.Logger}, set)
+	require.Equal(t, d, newEnvDefaults().Config())
+}
+
+func newEnvDefaults() *strom.Environment { return strom.NewEnvironment() }
+
+// Asking to run a job on a cluster, or as a TaskManager's worker, is a
+// clear "not yet" until the distributed runtime exists — never a silent
+// fallback to the embedded cluster.
+func TestClusterExecutionIsNotYetSupported(t *testing.T) {
+	run := func(cfg strom.Config) error {
+		env := strom.NewEnvironment(cfg)
+		out := strom.Collect(strom.FromElements(env, 1, 2, 3))
+		_, err := env.Execute(context.Background(), "remote")
+		require.Zero(t, out.Len(), "nothing ran embedded")
+		return err
+	}
+	err := run(strom.Config{Cluster: "http://127.0.0.1:8081"})
+	require.ErrorIs(t, err, strom.ErrNotYetSupported)
+	require.ErrorContains(t, err, `submitting to the cluster at "http://127.0.0.1:8081"`)
+
+	t.Setenv(strom.ClusterEnv, "http://127.0.0.1:9")
+	err = run(strom.Config{})
+	require.ErrorIs(t, err, strom.ErrNotYetSupported)
+	require.ErrorContains(t, err, "STROM_CLUSTER")
+
+	t.Setenv(strom.ClusterEnv, "")
+	t.Setenv("STROM_JOB_WORKER", "1")
+	err = run(strom.Config{})
+	require.ErrorIs(t, err, strom.ErrNotYetSupported)
+	require.ErrorContains(t, err, "job worker")
+}

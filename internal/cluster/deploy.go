@@ -35,10 +35,10 @@ type JobConfig struct {
 // WithDefaults fills unset fields.
 func (c JobConfig) WithDefaults() JobConfig {
 	if c.BuffersPerChannel <= 0 {
-		c.BuffersPerChannel = 4
+		c.BuffersPerChannel = network.DefaultBuffersPerChannel
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 512
+		c.BatchSize = network.DefaultBatchSize
 	}
 	if c.Clock == nil {
 		c.Clock = runtime.WallClock

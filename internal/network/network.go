@@ -54,6 +54,14 @@ func (k EventKind) String() string {
 	return "unknown"
 }
 
+// DefaultBatchSize and DefaultBuffersPerChannel are the defaults of a
+// channel's batch size (records per buffer) and credits (buffers): the one
+// place they are set, used by the API's Config and the cluster alike.
+const (
+	DefaultBatchSize         = 512
+	DefaultBuffersPerChannel = 4
+)
+
 // NoTimestamp marks a record that carries no event time.
 const NoTimestamp = math.MinInt64
 
