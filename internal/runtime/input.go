@@ -1,6 +1,11 @@
 package runtime
 
-import "github.com/strom-dev/strom/internal/network"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/strom-dev/strom/internal/network"
+)
 
 // InputProcessor reads a task's inputs and drives its head operator.
 type InputProcessor interface {
@@ -298,8 +303,18 @@ func (v *valve) event(i int, kind network.EventKind, value int64, op timeReceive
 		if wm, ok := v.onEnd(i); ok {
 			op.ProcessWatermark(wm)
 		}
+	case network.Barrier:
+		// Nothing injects barriers yet: one arriving is a bug upstream, and
+		// dropping it silently would hide a lost checkpoint later.
+		Fail("", fmt.Errorf("%w: checkpoint barrier %d on input channel %d", ErrUnexpectedEvent, value, i))
+	default:
+		Fail("", fmt.Errorf("%w: event kind %d on input channel %d", ErrUnexpectedEvent, kind, i))
 	}
 }
+
+// ErrUnexpectedEvent is wrapped by the failure of a task that received an
+// in-band event it cannot handle (until checkpoints exist, a barrier).
+var ErrUnexpectedEvent = errors.New("unexpected in-band event")
 
 // handleMarked feeds the records of channel i's batch to process with the
 // watermarks among them (b.Marks) in stream order: the path of batches that

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/strom-dev/strom/internal/keygroup"
+	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/statebackend"
 )
 
@@ -375,3 +376,29 @@ func recoverPanic(fn func()) (r any) {
 	fn()
 	return nil
 }
+
+// Until checkpoints exist nothing sends barriers: a barrier reaching a task
+// fails it clearly instead of being dropped.
+func TestBarrierFailsTheTask(t *testing.T) {
+	notify := network.NewNotifier()
+	ch := network.NewChannel[int](2, 4, notify)
+	p := NewOneInputProcessor([]*network.Channel[int]{ch}, OneInput[int](&nopOp{}))
+	b, ok := ch.TryAcquire()
+	require.True(t, ok)
+	b.Kind, b.Value = network.Barrier, 7
+	ch.Send(b)
+	r := recoverPanic(func() { p.Poll() })
+	f, ok := r.(failure)
+	require.True(t, ok, "panicked with %v", r)
+	require.ErrorIs(t, f.err, ErrUnexpectedEvent)
+	require.ErrorContains(t, f.err, "checkpoint barrier 7")
+}
+
+type nopOp struct{}
+
+func (nopOp) Open(*Context) error       { return nil }
+func (nopOp) Finish() error             { return nil }
+func (nopOp) Close() error              { return nil }
+func (nopOp) ProcessElement(int, int64) {}
+func (nopOp) ProcessWatermark(int64)    {}
+func (nopOp) ProcessIdle()              {}
