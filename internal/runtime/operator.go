@@ -97,8 +97,6 @@ type Context struct {
 	Time *ProcessingTime
 	// sideOutputs maps a side-output tag to an Output[U] (erased).
 	sideOutputs map[string]any
-	// taskSink reports keyed backends etc. to the task (for snapshots later).
-	stateful []Stateful
 }
 
 // SideOutput returns the Output for a side-output tag, or nil if no stream
@@ -108,15 +106,6 @@ func (c *Context) SideOutput(tag string) any { return c.sideOutputs[tag] }
 // SideOutputs returns every consumed side output (tag → Output[U], erased),
 // for operators that forward watermarks to them. Do not modify the map.
 func (c *Context) SideOutputs() map[string]any { return c.sideOutputs }
-
-// RegisterStateful records a component whose state a checkpoint must capture.
-func (c *Context) RegisterStateful(s Stateful) { c.stateful = append(c.stateful, s) }
-
-// Stateful is implemented by state that checkpoints will snapshot (keyed
-// backends, source readers, timer services).
-type Stateful interface {
-	StateName() string
-}
 
 // TaskError is the error a task fails with: it names the job, the operator
 // and the subtask.
