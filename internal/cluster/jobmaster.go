@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/scheduler"
 )
 
 // JobMaster runs one job: it feeds the Scheduler with events from the
@@ -16,7 +17,7 @@ import (
 // actions the Scheduler returns.
 type JobMaster struct {
 	job     *Job
-	sched   *Scheduler
+	sched   *scheduler.Scheduler
 	inbox   chan any
 	stopped chan struct{}
 	rm      *ResourceManager
@@ -25,8 +26,8 @@ type JobMaster struct {
 
 	mu      sync.Mutex
 	metrics []OperatorMetrics
-	execs   []Execution
-	state   JobState
+	execs   []scheduler.Execution
+	state   scheduler.JobState
 	start   time.Time
 	result  *JobResult
 	done    chan struct{}
@@ -36,7 +37,7 @@ type JobMaster struct {
 type JobResult struct {
 	JobID     string
 	JobName   string
-	State     JobState
+	State     scheduler.JobState
 	Err       error
 	Duration  time.Duration
 	Operators []OperatorTotals
@@ -58,7 +59,7 @@ type OperatorTotals struct {
 type msgCancelJob struct{}
 
 func newJobMaster(job *Job, rm *ResourceManager, tms map[string]*TaskManager) *JobMaster {
-	sched := NewScheduler(job.JobGraph)
+	sched := scheduler.New(job.JobGraph)
 	return &JobMaster{
 		job:     job,
 		sched:   sched,
@@ -87,35 +88,35 @@ func (jm *JobMaster) registerMetrics(m []OperatorMetrics) {
 
 func (jm *JobMaster) run(ctx context.Context) {
 	defer close(jm.stopped)
-	jm.apply(ctx, jm.sched.Handle(EvStart{}))
+	jm.apply(ctx, jm.sched.Handle(scheduler.EvStart{}))
 	for !jm.sched.State().Terminal() {
 		select {
 		case <-ctx.Done():
-			jm.finish(JobResult{State: JobCanceled, Err: fmt.Errorf("cluster shut down: %w", ctx.Err())})
+			jm.finish(JobResult{State: scheduler.JobCanceled, Err: fmt.Errorf("cluster shut down: %w", ctx.Err())})
 			return
 		case m := <-jm.inbox:
-			var ev any
+			var ev scheduler.Event
 			switch m := m.(type) {
 			case msgTaskState:
-				ev = EvTaskState(m)
+				ev = scheduler.EvTaskState(m)
 			case slotAnswer:
 				if m.Err != nil {
-					ev = EvSlotsRefused{Err: m.Err}
+					ev = scheduler.EvSlotsRefused{Err: m.Err}
 				} else {
-					ev = EvSlotsGranted{Slots: m.Slots}
+					ev = scheduler.EvSlotsGranted{Slots: m.Slots}
 				}
 			case msgCancelJob:
-				ev = EvCancel{}
+				ev = scheduler.EvCancel{}
 			}
 			jm.apply(ctx, jm.sched.Handle(ev))
 		}
 	}
 }
 
-func (jm *JobMaster) apply(ctx context.Context, acts []any) {
+func (jm *JobMaster) apply(ctx context.Context, acts []scheduler.Action) {
 	for _, a := range acts {
 		switch a := a.(type) {
-		case ActRequestSlots:
+		case scheduler.ActRequestSlots:
 			reply := make(chan slotAnswer, 1)
 			if err := jm.rm.send(ctx, msgRequestSlots{JobID: jm.job.ID, N: a.N, Reply: reply}); err != nil {
 				continue
@@ -127,22 +128,22 @@ func (jm *JobMaster) apply(ctx context.Context, acts []any) {
 				case <-ctx.Done():
 				}
 			}()
-		case ActDeploy:
+		case scheduler.ActDeploy:
 			tm := jm.tms[a.Slot.TaskManager]
 			if tm == nil {
-				jm.post(msgTaskState{ID: a.ID, State: Failed, Err: fmt.Errorf("no TaskManager %s", a.Slot.TaskManager)})
+				jm.post(msgTaskState{ID: a.ID, State: scheduler.Failed, Err: fmt.Errorf("no TaskManager %s", a.Slot.TaskManager)})
 				continue
 			}
 			_ = tm.send(ctx, msgDeploy{Job: jm.job, ID: a.ID, Slot: a.Slot, JM: jm})
-		case ActCancelTask:
+		case scheduler.ActCancelTask:
 			if tm := jm.tms[a.Slot.TaskManager]; tm != nil {
 				_ = tm.send(ctx, msgCancelTask{JobID: jm.job.ID, ID: a.ID})
 			}
-		case ActCancelSlotRequest:
+		case scheduler.ActCancelSlotRequest:
 			_ = jm.rm.send(ctx, msgCancelSlotRequest{JobID: jm.job.ID})
-		case ActReleaseSlots:
+		case scheduler.ActReleaseSlots:
 			_ = jm.rm.send(ctx, msgReleaseSlots{JobID: jm.job.ID, Slots: a.Slots})
-		case ActJobDone:
+		case scheduler.ActJobDone:
 			jm.logOutcome(a)
 			jm.finish(JobResult{State: a.State, Err: a.Err})
 		}
@@ -157,13 +158,13 @@ func (jm *JobMaster) apply(ctx context.Context, acts []any) {
 // decided, so a failure is logged here and not by every task it touches.
 // The failing subtask is named by attributes; a panic's stack is logged at
 // debug level only (it is in the error for whoever wants it).
-func (jm *JobMaster) logOutcome(a ActJobDone) {
+func (jm *JobMaster) logOutcome(a scheduler.ActJobDone) {
 	log := jm.job.Config.Logger
 	if log == nil {
 		return
 	}
 	log = log.With("job", jm.job.Name, "job_id", jm.job.ID)
-	if a.State != JobFailed {
+	if a.State != scheduler.JobFailed {
 		log.Debug("job ended", "state", a.State.String())
 		return
 	}
@@ -247,10 +248,10 @@ func (h *JobHandle) Wait(ctx context.Context) (JobResult, error) {
 }
 
 // Status is a snapshot of the job's state and executions.
-func (h *JobHandle) Status() (JobState, []Execution) {
+func (h *JobHandle) Status() (scheduler.JobState, []scheduler.Execution) {
 	h.jm.mu.Lock()
 	defer h.jm.mu.Unlock()
-	return h.jm.state, append([]Execution(nil), h.jm.execs...)
+	return h.jm.state, append([]scheduler.Execution(nil), h.jm.execs...)
 }
 
 // Totals are the current per-operator record counts.

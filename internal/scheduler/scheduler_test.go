@@ -1,22 +1,20 @@
-package cluster
+package scheduler
 
 import (
 	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/strom-dev/strom/internal/graph"
 )
 
 // The Scheduler is a pure state machine: these tests script events and
 // check the actions and states it answers with, without goroutines.
 
-func twoVertexGraph() *graph.JobGraph {
-	return &graph.JobGraph{JobName: "job", MaxParallelism: 128, Vertices: []*graph.JobVertex{
+func twoVertexGraph() *JobGraph {
+	return &JobGraph{JobName: "job", MaxParallelism: 128, Vertices: []*JobVertex{
 		{ID: 0, Name: "src", Parallelism: 2, MaxParallelism: 128, SlotSharingGroup: "default", IsSource: true},
 		{ID: 1, Name: "sink", Parallelism: 2, MaxParallelism: 128, SlotSharingGroup: "default"},
-	}, Edges: []*graph.JobEdge{{From: 0, To: 1, Partition: "REBALANCE"}}}
+	}}
 }
 
 var (
@@ -45,7 +43,7 @@ func allIn(t *testing.T, s *Scheduler, want ExecState) {
 // startRunning takes a fresh scheduler to RUNNING with every task RUNNING.
 func startRunning(t *testing.T, s *Scheduler) {
 	t.Helper()
-	require.Equal(t, []any{ActRequestSlots{N: 2}}, s.Handle(EvStart{}))
+	require.Equal(t, []Action{ActRequestSlots{N: 2}}, s.Handle(EvStart{}))
 	s.Handle(EvSlotsGranted{Slots: []SlotID{slotA, slotB}})
 	for _, id := range []ExecutionID{eid(0, 0), eid(0, 1), eid(1, 0), eid(1, 1)} {
 		require.Empty(t, s.Handle(EvTaskState{ID: id, State: Initializing}))
@@ -56,17 +54,17 @@ func startRunning(t *testing.T, s *Scheduler) {
 }
 
 func TestSchedulerHappyPath(t *testing.T) {
-	s := NewScheduler(twoVertexGraph())
+	s := New(twoVertexGraph())
 	require.Equal(t, JobCreated, s.State())
 	allIn(t, s, Created)
 
-	require.Equal(t, []any{ActRequestSlots{N: 2}}, s.Handle(EvStart{}))
+	require.Equal(t, []Action{ActRequestSlots{N: 2}}, s.Handle(EvStart{}))
 	allIn(t, s, Scheduled)
 	require.Nil(t, s.Handle(EvStart{}), "a second start is ignored")
 
 	acts := s.Handle(EvSlotsGranted{Slots: []SlotID{slotA, slotB}})
 	// Slot sharing: subtask i of every vertex goes to slot i.
-	require.Equal(t, []any{
+	require.Equal(t, []Action{
 		ActDeploy{ID: eid(0, 0), Slot: slotA},
 		ActDeploy{ID: eid(0, 1), Slot: slotB},
 		ActDeploy{ID: eid(1, 0), Slot: slotA},
@@ -87,7 +85,7 @@ func TestSchedulerHappyPath(t *testing.T) {
 		require.Equal(t, JobRunning, s.State())
 	}
 	acts = s.Handle(EvTaskState{ID: ids[3], State: Finished})
-	require.Equal(t, []any{
+	require.Equal(t, []Action{
 		ActReleaseSlots{Slots: []SlotID{slotA, slotB}},
 		ActJobDone{State: JobFinished},
 	}, acts)
@@ -102,13 +100,13 @@ func TestSchedulerHappyPath(t *testing.T) {
 }
 
 func TestSchedulerTaskFailureCancelsTheOthers(t *testing.T) {
-	s := NewScheduler(twoVertexGraph())
+	s := New(twoVertexGraph())
 	startRunning(t, s)
 	require.Empty(t, s.Handle(EvTaskState{ID: eid(0, 1), State: Finished}))
 
 	cause := errors.New("operator Map failed")
 	acts := s.Handle(EvTaskState{ID: eid(1, 0), State: Failed, Err: cause})
-	require.Equal(t, []any{
+	require.Equal(t, []Action{
 		ActCancelTask{ID: eid(0, 0), Slot: slotA},
 		ActCancelTask{ID: eid(1, 1), Slot: slotB},
 	}, acts, "every task still running is cancelled; finished ones are left alone")
@@ -120,7 +118,7 @@ func TestSchedulerTaskFailureCancelsTheOthers(t *testing.T) {
 	// A second failure while failing keeps the first cause.
 	require.Empty(t, s.Handle(EvTaskState{ID: eid(1, 1), State: Failed, Err: errors.New("consequence")}))
 	acts = s.Handle(EvTaskState{ID: eid(0, 0), State: Canceled})
-	require.Equal(t, []any{
+	require.Equal(t, []Action{
 		ActReleaseSlots{Slots: []SlotID{slotA, slotB}},
 		ActJobDone{State: JobFailed, Err: cause},
 	}, acts)
@@ -134,14 +132,14 @@ func TestSchedulerTaskFailureCancelsTheOthers(t *testing.T) {
 }
 
 func TestSchedulerFailureWithoutCause(t *testing.T) {
-	s := NewScheduler(twoVertexGraph())
+	s := New(twoVertexGraph())
 	startRunning(t, s)
 	s.Handle(EvTaskState{ID: eid(0, 0), State: Failed})
 	require.ErrorContains(t, s.Err(), "task failed")
 }
 
 func TestSchedulerFailureWhileDeploying(t *testing.T) {
-	s := NewScheduler(twoVertexGraph())
+	s := New(twoVertexGraph())
 	s.Handle(EvStart{})
 	s.Handle(EvSlotsGranted{Slots: []SlotID{slotA, slotB}})
 	cause := errors.New("build: bad operator")
@@ -155,7 +153,7 @@ func TestSchedulerFailureWhileDeploying(t *testing.T) {
 }
 
 func TestSchedulerUnexpectedCancelFailsTheJob(t *testing.T) {
-	s := NewScheduler(twoVertexGraph())
+	s := New(twoVertexGraph())
 	startRunning(t, s)
 	acts := s.Handle(EvTaskState{ID: eid(0, 1), State: Canceled})
 	require.Len(t, acts, 3)
@@ -164,11 +162,11 @@ func TestSchedulerUnexpectedCancelFailsTheJob(t *testing.T) {
 }
 
 func TestSchedulerCancelRunningJob(t *testing.T) {
-	s := NewScheduler(twoVertexGraph())
+	s := New(twoVertexGraph())
 	startRunning(t, s)
 	require.Empty(t, s.Handle(EvTaskState{ID: eid(0, 0), State: Finished}))
 	acts := s.Handle(EvCancel{})
-	require.Equal(t, []any{
+	require.Equal(t, []Action{
 		ActCancelTask{ID: eid(0, 1), Slot: slotB},
 		ActCancelTask{ID: eid(1, 0), Slot: slotA},
 		ActCancelTask{ID: eid(1, 1), Slot: slotB},
@@ -179,7 +177,7 @@ func TestSchedulerCancelRunningJob(t *testing.T) {
 	// A task that fails while being cancelled does not turn the job FAILED.
 	s.Handle(EvTaskState{ID: eid(1, 0), State: Failed, Err: errors.New("interrupted")})
 	acts = s.Handle(EvTaskState{ID: eid(1, 1), State: Canceled})
-	require.Equal(t, []any{
+	require.Equal(t, []Action{
 		ActReleaseSlots{Slots: []SlotID{slotA, slotB}},
 		ActJobDone{State: JobCanceled},
 	}, acts)
@@ -187,22 +185,22 @@ func TestSchedulerCancelRunningJob(t *testing.T) {
 }
 
 func TestSchedulerCancelBeforeStart(t *testing.T) {
-	s := NewScheduler(twoVertexGraph())
-	require.Equal(t, []any{ActJobDone{State: JobCanceled}}, s.Handle(EvCancel{}))
+	s := New(twoVertexGraph())
+	require.Equal(t, []Action{ActJobDone{State: JobCanceled}}, s.Handle(EvCancel{}))
 	allIn(t, s, Canceled)
 	require.Empty(t, s.Handle(EvStart{}))
 }
 
 func TestSchedulerCancelWhileWaitingForSlots(t *testing.T) {
 	// The slots arrive after the cancel: they go straight back.
-	s := NewScheduler(twoVertexGraph())
+	s := New(twoVertexGraph())
 	s.Handle(EvStart{})
 	acts := s.Handle(EvCancel{})
-	require.Equal(t, []any{ActCancelSlotRequest{}}, acts, "the job ends only when the withdrawn slot request is answered")
+	require.Equal(t, []Action{ActCancelSlotRequest{}}, acts, "the job ends only when the withdrawn slot request is answered")
 	require.Equal(t, JobCanceling, s.State())
 	allIn(t, s, Canceled)
 	acts = s.Handle(EvSlotsGranted{Slots: []SlotID{slotA, slotB}})
-	require.Equal(t, []any{
+	require.Equal(t, []Action{
 		ActReleaseSlots{Slots: []SlotID{slotA, slotB}},
 		ActJobDone{State: JobCanceled},
 	}, acts)
@@ -210,17 +208,17 @@ func TestSchedulerCancelWhileWaitingForSlots(t *testing.T) {
 	require.NoError(t, s.Err())
 
 	// The request is withdrawn and refused: the job is CANCELED, not FAILED.
-	s = NewScheduler(twoVertexGraph())
+	s = New(twoVertexGraph())
 	s.Handle(EvStart{})
 	s.Handle(EvCancel{})
 	acts = s.Handle(EvSlotsRefused{Err: errors.New("slot request withdrawn")})
-	require.Equal(t, []any{ActJobDone{State: JobCanceled}}, acts)
+	require.Equal(t, []Action{ActJobDone{State: JobCanceled}}, acts)
 	require.Equal(t, JobCanceled, s.State())
 	allIn(t, s, Canceled)
 }
 
 func TestSchedulerSlotsRefused(t *testing.T) {
-	s := NewScheduler(twoVertexGraph())
+	s := New(twoVertexGraph())
 	s.Handle(EvStart{})
 	cause := errors.New("job needs 2 slots but the cluster has 1")
 	acts := s.Handle(EvSlotsRefused{Err: cause})
@@ -235,7 +233,7 @@ func TestSchedulerSlotsRefused(t *testing.T) {
 }
 
 func TestSchedulerTooFewSlotsGranted(t *testing.T) {
-	s := NewScheduler(twoVertexGraph())
+	s := New(twoVertexGraph())
 	s.Handle(EvStart{})
 	acts := s.Handle(EvSlotsGranted{Slots: []SlotID{slotA}})
 	require.Len(t, acts, 2)
@@ -246,7 +244,7 @@ func TestSchedulerTooFewSlotsGranted(t *testing.T) {
 }
 
 func TestSchedulerIgnoresStaleAndUnknownExecutions(t *testing.T) {
-	s := NewScheduler(twoVertexGraph())
+	s := New(twoVertexGraph())
 	startRunning(t, s)
 	stale := ExecutionID{Vertex: 0, Subtask: 1, Attempt: 1}
 	require.Empty(t, s.Handle(EvTaskState{ID: stale, State: Failed, Err: errors.New("old attempt")}))
@@ -263,16 +261,16 @@ func TestSchedulerIgnoresStaleAndUnknownExecutions(t *testing.T) {
 }
 
 func TestSchedulerSlotSharingGroups(t *testing.T) {
-	jg := &graph.JobGraph{JobName: "job", MaxParallelism: 128, Vertices: []*graph.JobVertex{
+	jg := &JobGraph{JobName: "job", MaxParallelism: 128, Vertices: []*JobVertex{
 		{ID: 0, Name: "src", Parallelism: 2, SlotSharingGroup: "default", IsSource: true},
 		{ID: 1, Name: "heavy", Parallelism: 1, SlotSharingGroup: "heavy"},
 		{ID: 2, Name: "sink", Parallelism: 1, SlotSharingGroup: "default"},
 	}}
-	s := NewScheduler(jg)
-	require.Equal(t, []any{ActRequestSlots{N: 3}}, s.Handle(EvStart{}))
+	s := New(jg)
+	require.Equal(t, []Action{ActRequestSlots{N: 3}}, s.Handle(EvStart{}))
 	acts := s.Handle(EvSlotsGranted{Slots: []SlotID{slotA, slotB, slotC}})
 	// Groups take consecutive runs of slots in name order: default [A B], heavy [C].
-	require.Equal(t, []any{
+	require.Equal(t, []Action{
 		ActDeploy{ID: eid(0, 0), Slot: slotA},
 		ActDeploy{ID: eid(0, 1), Slot: slotB},
 		ActDeploy{ID: eid(1, 0), Slot: slotC},
