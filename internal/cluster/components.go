@@ -195,15 +195,6 @@ func newTaskManager(id string, slots int, reg *network.Registry) *TaskManager {
 	return &TaskManager{ID: id, Slots: slots, inbox: make(chan any, 256), reg: reg, tasks: map[taskKey]context.CancelFunc{}}
 }
 
-func (tm *TaskManager) send(ctx context.Context, m any) error {
-	select {
-	case tm.inbox <- m:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 func (tm *TaskManager) run(ctx context.Context) {
 	defer tm.wg.Wait()
 	for {
