@@ -2,6 +2,10 @@ package scheduler
 
 import (
 	"errors"
+	"go/parser"
+	"go/token"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -60,4 +64,29 @@ func TestStateNames(t *testing.T) {
 	}
 	require.Equal(t, "v1/2#3", ExecutionID{1, 2, 3}.String())
 	require.Equal(t, "tm-1/slot-0", SlotID{TaskManager: "tm-1"}.String())
+}
+
+// The scheduler stays a pure state machine: it imports neither the runtime
+// nor the cluster, and the JobGraph only in jobgraph.go (so renaming that
+// package is a one-line change).
+func TestImports(t *testing.T) {
+	entries, err := os.ReadDir(".")
+	require.NoError(t, err)
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
+		require.NoError(t, err)
+		for _, imp := range f.Imports {
+			path := strings.Trim(imp.Path.Value, `"`)
+			if !strings.HasPrefix(path, "github.com/strom-dev/strom/") {
+				continue
+			}
+			require.Equal(t, "jobgraph.go", name, "%s imports %s", name, path)
+			require.NotContains(t, path, "runtime")
+			require.NotContains(t, path, "cluster")
+		}
+	}
 }
