@@ -66,6 +66,7 @@ import (
 	"github.com/strom-dev/strom/internal/keygroup"
 	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/scheduler"
 )
 
 // Config is the configuration of an Environment. Zero values take defaults.
@@ -405,9 +406,9 @@ func (c *JobClient) Wait(ctx context.Context) (*JobResult, error) {
 	}
 	res := toResult(r)
 	switch r.State {
-	case cluster.JobFinished:
+	case scheduler.JobFinished:
 		return res, nil
-	case cluster.JobCanceled:
+	case scheduler.JobCanceled:
 		if c.ctx.Err() != nil {
 			return res, fmt.Errorf("strom: job %q: %w: %w", c.name, ErrJobCanceled, context.Cause(c.ctx))
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/strom-dev/strom/internal/graph"
 	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/scheduler"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -114,7 +115,7 @@ func TestMiniClusterRunsJob(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, h.ID(), 32)
 		r := wait(t, h)
-		require.Equal(t, JobFinished, r.State)
+		require.Equal(t, scheduler.JobFinished, r.State)
 		require.NoError(t, r.Err)
 		require.Equal(t, 3*gauss(1000), total.Load())
 		require.Equal(t, "sum", r.JobName)
@@ -124,14 +125,14 @@ func TestMiniClusterRunsJob(t *testing.T) {
 		require.Equal(t, int64(3000), r.Operators[1].RecordsIn)
 
 		st, execs := h.Status()
-		require.Equal(t, JobFinished, st)
+		require.Equal(t, scheduler.JobFinished, st)
 		wantExecs := 6
 		if chain {
 			wantExecs = 3
 		}
 		require.Len(t, execs, wantExecs)
 		for _, e := range execs {
-			require.Equal(t, Finished, e.State, "%v", e.ID)
+			require.Equal(t, scheduler.Finished, e.State, "%v", e.ID)
 			require.NotEmpty(t, e.Slot.TaskManager)
 		}
 		select {
@@ -151,7 +152,7 @@ func TestJobNeedingMoreSlotsThanTheClusterFails(t *testing.T) {
 	h, err := mc.Submit(newJob(t, jobSpec{name: "wide", parallelism: 3, n: 10, panicAt: -1}, &total))
 	require.NoError(t, err)
 	r := wait(t, h)
-	require.Equal(t, JobFailed, r.State)
+	require.Equal(t, scheduler.JobFailed, r.State)
 	require.ErrorContains(t, r.Err, "could not allocate slots: job needs 3 slots but the cluster has 2 (1 TaskManagers)")
 	require.Zero(t, total.Load())
 }
@@ -166,7 +167,7 @@ func TestTaskFailureFailsJobAndCancelsOthers(t *testing.T) {
 	h, err := mc.Submit(newJob(t, jobSpec{name: "failing", parallelism: 2, n: 100000, panicAt: 500}, &total))
 	require.NoError(t, err)
 	r := wait(t, h)
-	require.Equal(t, JobFailed, r.State)
+	require.Equal(t, scheduler.JobFailed, r.State)
 	var te *runtime.TaskError
 	require.ErrorAs(t, r.Err, &te)
 	require.Equal(t, "Source", te.Operator)
@@ -176,11 +177,11 @@ func TestTaskFailureFailsJobAndCancelsOthers(t *testing.T) {
 	failed := 0
 	for _, e := range execs {
 		require.True(t, e.State.Terminal(), "%v is %v", e.ID, e.State)
-		if e.State == Failed {
+		if e.State == scheduler.Failed {
 			failed++
 		}
 		if e.ID.Vertex == 1 {
-			require.Equal(t, Canceled, e.State, "sink %v", e.ID)
+			require.Equal(t, scheduler.Canceled, e.State, "sink %v", e.ID)
 		}
 	}
 	require.GreaterOrEqual(t, failed, 1)
@@ -195,11 +196,11 @@ func TestJobHandleStatesAndCancel(t *testing.T) {
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		st, execs := h.Status()
-		if st != JobRunning {
+		if st != scheduler.JobRunning {
 			return false
 		}
 		for _, e := range execs {
-			if e.State != Running {
+			if e.State != scheduler.Running {
 				return false
 			}
 		}
@@ -219,12 +220,12 @@ func TestJobHandleStatesAndCancel(t *testing.T) {
 
 	h.Cancel()
 	r := wait(t, h)
-	require.Equal(t, JobCanceled, r.State)
+	require.Equal(t, scheduler.JobCanceled, r.State)
 	require.NoError(t, r.Err)
 	st, execs := h.Status()
-	require.Equal(t, JobCanceled, st)
+	require.Equal(t, scheduler.JobCanceled, st)
 	for _, e := range execs {
-		require.Equal(t, Canceled, e.State)
+		require.Equal(t, scheduler.Canceled, e.State)
 	}
 	h.Cancel() // after the end: returns, does nothing
 }
@@ -241,7 +242,7 @@ func TestTwoJobsShareTheCluster(t *testing.T) {
 	h2, err := mc.Submit(newJob(t, jobSpec{name: "b", parallelism: 1, n: 5000, panicAt: -1}, &t2))
 	require.NoError(t, err)
 	r2 := wait(t, h2)
-	require.Equal(t, JobFinished, r2.State)
+	require.Equal(t, scheduler.JobFinished, r2.State)
 	require.Equal(t, gauss(5000), t2.Load())
 
 	// A two-slot job waits for a's slot: its tasks stay SCHEDULED.
@@ -249,23 +250,23 @@ func TestTwoJobsShareTheCluster(t *testing.T) {
 	h3, err := mc.Submit(newJob(t, jobSpec{name: "c", parallelism: 2, n: 100, panicAt: -1}, &t3))
 	require.NoError(t, err)
 	st, execs := h3.Status()
-	require.Equal(t, JobCreated, st)
+	require.Equal(t, scheduler.JobCreated, st)
 	require.Len(t, execs, 4, "the execution graph exists from submission")
 	require.Eventually(t, func() bool {
 		st, execs := h3.Status()
-		return st == JobCreated && len(execs) == 4 && execs[0].State == Scheduled
+		return st == scheduler.JobCreated && len(execs) == 4 && execs[0].State == scheduler.Scheduled
 	}, 5*time.Second, time.Millisecond)
 	time.Sleep(20 * time.Millisecond)
 	st, _ = h3.Status()
-	require.Equal(t, JobCreated, st, "c cannot run while a holds a slot")
+	require.Equal(t, scheduler.JobCreated, st, "c cannot run while a holds a slot")
 
 	// Cancelling a frees its slot; c gets both and finishes.
 	h1.Cancel()
-	require.Equal(t, JobCanceled, wait(t, h1).State)
+	require.Equal(t, scheduler.JobCanceled, wait(t, h1).State)
 	r3 := wait(t, h3)
-	require.Equal(t, JobFinished, r3.State)
+	require.Equal(t, scheduler.JobFinished, r3.State)
 	require.Equal(t, 2*gauss(100), t3.Load())
-	slots := map[SlotID]bool{}
+	slots := map[scheduler.SlotID]bool{}
 	_, execs = h3.Status()
 	for _, e := range execs {
 		slots[e.Slot] = true
@@ -282,7 +283,7 @@ func TestCancelJobWaitingForSlots(t *testing.T) {
 	var total atomic.Int64
 	hog, err := mc.Submit(newJob(t, jobSpec{name: "hog", parallelism: 1, n: -1, panicAt: -1}, &total))
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { st, _ := hog.Status(); return st == JobRunning }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { st, _ := hog.Status(); return st == scheduler.JobRunning }, 5*time.Second, time.Millisecond)
 	waiting, err := mc.Submit(newJob(t, jobSpec{name: "waiting", parallelism: 1, n: 10, panicAt: -1}, &total))
 	require.NoError(t, err)
 	time.Sleep(10 * time.Millisecond)
@@ -291,18 +292,18 @@ func TestCancelJobWaitingForSlots(t *testing.T) {
 	defer cancel()
 	r, err := waiting.Wait(ctx)
 	require.NoError(t, err, "a queued job did not cancel")
-	require.Equal(t, JobCanceled, r.State)
+	require.Equal(t, scheduler.JobCanceled, r.State)
 	require.NoError(t, r.Err)
 	_, execs := waiting.Status()
-	require.Equal(t, Canceled, execs[0].State)
+	require.Equal(t, scheduler.Canceled, execs[0].State)
 	require.Zero(t, total.Load())
 
 	// The withdrawn request did not take the slot: the next job gets it.
 	hog.Cancel()
-	require.Equal(t, JobCanceled, wait(t, hog).State)
+	require.Equal(t, scheduler.JobCanceled, wait(t, hog).State)
 	next, err := mc.Submit(newJob(t, jobSpec{name: "next", parallelism: 1, n: 10, panicAt: -1}, &total))
 	require.NoError(t, err)
-	require.Equal(t, JobFinished, wait(t, next).State)
+	require.Equal(t, scheduler.JobFinished, wait(t, next).State)
 	require.Equal(t, gauss(10), total.Load())
 }
 
@@ -317,7 +318,7 @@ func TestCloseStopsEverything(t *testing.T) {
 		handles = append(handles, h)
 	}
 	for _, h := range handles {
-		require.Eventually(t, func() bool { st, _ := h.Status(); return st == JobRunning }, 5*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { st, _ := h.Status(); return st == scheduler.JobRunning }, 5*time.Second, time.Millisecond)
 	}
 	// A third job waits for slots when the cluster closes.
 	queued, err := mc.Submit(newJob(t, jobSpec{name: "queued", parallelism: 4, n: 1, panicAt: -1}, &total))
@@ -326,7 +327,7 @@ func TestCloseStopsEverything(t *testing.T) {
 	mc.Close()
 	for _, h := range append(handles, queued) {
 		r := wait(t, h)
-		require.Equal(t, JobCanceled, r.State)
+		require.Equal(t, scheduler.JobCanceled, r.State)
 		require.ErrorContains(t, r.Err, "cluster shut down")
 	}
 	_, err = mc.Submit(newJob(t, jobSpec{name: "late", parallelism: 1, n: 1}, &total))
@@ -353,7 +354,7 @@ func TestBuildFailureFailsJob(t *testing.T) {
 	h, err := mc.Submit(job)
 	require.NoError(t, err)
 	r := wait(t, h)
-	require.Equal(t, JobFailed, r.State)
+	require.Equal(t, scheduler.JobFailed, r.State)
 	require.ErrorContains(t, r.Err, `operator "Sum"`)
 	require.ErrorContains(t, r.Err, "build: cannot connect")
 }

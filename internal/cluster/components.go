@@ -8,6 +8,7 @@ import (
 
 	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/scheduler"
 )
 
 // The four roles talk only through these messages, sent to each other's
@@ -24,29 +25,29 @@ type (
 		Reply chan<- slotAnswer
 	}
 	slotAnswer struct {
-		Slots []SlotID
+		Slots []scheduler.SlotID
 		Err   error
 	}
 	msgReleaseSlots struct {
 		JobID string
-		Slots []SlotID
+		Slots []scheduler.SlotID
 	}
 	msgCancelSlotRequest struct {
 		JobID string
 	}
 	msgDeploy struct {
 		Job  *Job
-		ID   ExecutionID
-		Slot SlotID
+		ID   scheduler.ExecutionID
+		Slot scheduler.SlotID
 		JM   *JobMaster
 	}
 	msgCancelTask struct {
 		JobID string
-		ID    ExecutionID
+		ID    scheduler.ExecutionID
 	}
 	msgTaskState struct {
-		ID    ExecutionID
-		State ExecState
+		ID    scheduler.ExecutionID
+		State scheduler.ExecState
 		Err   error
 	}
 )
@@ -146,7 +147,7 @@ func (rm *ResourceManager) handle(m any) {
 func (rm *ResourceManager) serveQueue() {
 	for len(rm.queue) > 0 {
 		q := rm.queue[0]
-		var free []SlotID
+		var free []scheduler.SlotID
 		maxSlots := 0
 		for _, id := range rm.order {
 			if n := len(rm.tms[id].owner); n > maxSlots {
@@ -157,7 +158,7 @@ func (rm *ResourceManager) serveQueue() {
 			for _, id := range rm.order {
 				t := rm.tms[id]
 				if i < len(t.owner) && t.owner[i] == "" && len(free) < q.N {
-					free = append(free, SlotID{TaskManager: id, Index: i})
+					free = append(free, scheduler.SlotID{TaskManager: id, Index: i})
 				}
 			}
 		}
@@ -187,20 +188,11 @@ type TaskManager struct {
 
 type taskKey struct {
 	job string
-	id  ExecutionID
+	id  scheduler.ExecutionID
 }
 
 func newTaskManager(id string, slots int, reg *network.Registry) *TaskManager {
 	return &TaskManager{ID: id, Slots: slots, inbox: make(chan any, 256), reg: reg, tasks: map[taskKey]context.CancelFunc{}}
-}
-
-func (tm *TaskManager) send(ctx context.Context, m any) error {
-	select {
-	case tm.inbox <- m:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func (tm *TaskManager) run(ctx context.Context) {
@@ -236,7 +228,7 @@ func (tm *TaskManager) deploy(ctx context.Context, m msgDeploy) {
 	tm.mu.Lock()
 	tm.tasks[key] = cancel
 	tm.mu.Unlock()
-	report := func(st ExecState, err error) {
+	report := func(st scheduler.ExecState, err error) {
 		m.JM.post(msgTaskState{ID: m.ID, State: st, Err: err})
 	}
 	tm.wg.Add(1)
@@ -250,23 +242,23 @@ func (tm *TaskManager) deploy(ctx context.Context, m msgDeploy) {
 		}()
 		task, metrics, err := buildTask(tctx, m.Job, v, m.ID.Subtask, m.ID.Attempt, tm.reg)
 		if err != nil {
-			report(Failed, err)
+			report(scheduler.Failed, err)
 			return
 		}
 		if tm.onMetrics != nil {
 			tm.onMetrics(m.Job.ID, metrics)
 		}
 		m.JM.registerMetrics(metrics)
-		report(Initializing, nil)
-		report(Running, nil)
+		report(scheduler.Initializing, nil)
+		report(scheduler.Running, nil)
 		err = task.Run(tctx)
 		switch {
 		case err == nil:
-			report(Finished, nil)
+			report(scheduler.Finished, nil)
 		case errors.Is(err, runtime.ErrTaskCanceled):
-			report(Canceled, nil)
+			report(scheduler.Canceled, nil)
 		default:
-			report(Failed, err)
+			report(scheduler.Failed, err)
 		}
 	}()
 }

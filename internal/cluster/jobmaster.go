@@ -9,34 +9,66 @@ import (
 	"time"
 
 	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/scheduler"
 )
 
-// JobMaster runs one job: it feeds the Scheduler with events from the
-// ResourceManager, the TaskManagers and the user, and carries out the
-// actions the Scheduler returns.
+// JobMaster runs one job. It is the thin shell around the job's
+// scheduler.Scheduler (a pure state machine): its loop turns messages from
+// the ResourceManager, the TaskManagers and the user into typed events and
+// carries out the typed actions the Scheduler returns.
+//
+// The loop never blocks on anything but its own select, so it always keeps
+// draining its inbox (a TaskManager's tasks report into it; were the loop
+// stuck in a send to that TaskManager, neither could move):
+//   - Events the JobMaster raises itself (a deploy to a TaskManager it does
+//     not know fails the execution) go to a local queue fed to the Scheduler
+//     after the current actions, never to its own inbox, which may be full.
+//   - Messages to the ResourceManager and TaskManagers go to the outbox, a
+//     FIFO drained by the loop: each message is handed off without blocking
+//     when the receiver's inbox has room, otherwise the loop offers the head
+//     as one case of its select, next to its inbox. One FIFO keeps the
+//     Scheduler's order across receivers (a deploy before its cancel, the
+//     slot release before the job is reported done). It needs no bound of
+//     its own: the Scheduler emits at most one deploy and one cancel per
+//     execution and a few slot messages per job.
+//   - The slot answer arrives on a reply channel that is a case of the same
+//     select, so waiting for slots needs no goroutine.
 type JobMaster struct {
 	job     *Job
-	sched   *Scheduler
+	sched   *scheduler.Scheduler
 	inbox   chan any
 	stopped chan struct{}
 	rm      *ResourceManager
 	tms     map[string]*TaskManager
 	onDone  func(JobResult)
 
+	// Owned by the run loop.
+	local     []scheduler.Event // events raised by the JobMaster itself
+	outbox    []outMsg          // messages not yet handed to their receiver
+	slotReply chan slotAnswer   // the pending slot request's answer, or nil
+
 	mu      sync.Mutex
 	metrics []OperatorMetrics
-	execs   []Execution
-	state   JobState
+	execs   []scheduler.Execution
+	state   scheduler.JobState
 	start   time.Time
 	result  *JobResult
 	done    chan struct{}
+}
+
+// outMsg is one message in the outbox: m for the inbox to, or, when done is
+// set, the job's end, reported once everything before it was handed off.
+type outMsg struct {
+	to   chan<- any
+	m    any
+	done *JobResult
 }
 
 // JobResult is how a job ended.
 type JobResult struct {
 	JobID     string
 	JobName   string
-	State     JobState
+	State     scheduler.JobState
 	Err       error
 	Duration  time.Duration
 	Operators []OperatorTotals
@@ -58,7 +90,7 @@ type OperatorTotals struct {
 type msgCancelJob struct{}
 
 func newJobMaster(job *Job, rm *ResourceManager, tms map[string]*TaskManager) *JobMaster {
-	sched := NewScheduler(job.JobGraph)
+	sched := scheduler.New(job.JobGraph)
 	return &JobMaster{
 		job:     job,
 		sched:   sched,
@@ -72,6 +104,8 @@ func newJobMaster(job *Job, rm *ResourceManager, tms map[string]*TaskManager) *J
 	}
 }
 
+// post delivers a message from another goroutine (a task, the user). The
+// run loop itself never posts: see JobMaster.
 func (jm *JobMaster) post(m any) {
 	select {
 	case jm.inbox <- m:
@@ -87,65 +121,50 @@ func (jm *JobMaster) registerMetrics(m []OperatorMetrics) {
 
 func (jm *JobMaster) run(ctx context.Context) {
 	defer close(jm.stopped)
-	jm.apply(ctx, jm.sched.Handle(EvStart{}))
-	for !jm.sched.State().Terminal() {
+	jm.step(scheduler.EvTick{Now: time.Now()})
+	jm.step(scheduler.EvStart{})
+	for {
+		jm.flush()
+		if jm.sched.State().Terminal() && len(jm.outbox) == 0 {
+			return
+		}
+		var out chan<- any
+		var head any
+		if len(jm.outbox) > 0 {
+			out, head = jm.outbox[0].to, jm.outbox[0].m
+		}
 		select {
 		case <-ctx.Done():
-			jm.finish(JobResult{State: JobCanceled, Err: fmt.Errorf("cluster shut down: %w", ctx.Err())})
+			jm.finish(JobResult{State: scheduler.JobCanceled, Err: fmt.Errorf("cluster shut down: %w", ctx.Err())})
 			return
+		case out <- head:
+			jm.outbox = jm.outbox[1:]
+		case ans := <-jm.slotReply:
+			jm.slotReply = nil
+			if ans.Err != nil {
+				jm.step(scheduler.EvSlotsRefused{Err: ans.Err})
+			} else {
+				jm.step(scheduler.EvSlotsGranted{Slots: ans.Slots})
+			}
 		case m := <-jm.inbox:
-			var ev any
 			switch m := m.(type) {
 			case msgTaskState:
-				ev = EvTaskState(m)
-			case slotAnswer:
-				if m.Err != nil {
-					ev = EvSlotsRefused{Err: m.Err}
-				} else {
-					ev = EvSlotsGranted{Slots: m.Slots}
-				}
+				jm.step(scheduler.EvTaskState(m))
 			case msgCancelJob:
-				ev = EvCancel{}
+				jm.step(scheduler.EvCancel{})
 			}
-			jm.apply(ctx, jm.sched.Handle(ev))
 		}
 	}
 }
 
-func (jm *JobMaster) apply(ctx context.Context, acts []any) {
-	for _, a := range acts {
-		switch a := a.(type) {
-		case ActRequestSlots:
-			reply := make(chan slotAnswer, 1)
-			if err := jm.rm.send(ctx, msgRequestSlots{JobID: jm.job.ID, N: a.N, Reply: reply}); err != nil {
-				continue
-			}
-			go func() {
-				select {
-				case ans := <-reply:
-					jm.post(ans)
-				case <-ctx.Done():
-				}
-			}()
-		case ActDeploy:
-			tm := jm.tms[a.Slot.TaskManager]
-			if tm == nil {
-				jm.post(msgTaskState{ID: a.ID, State: Failed, Err: fmt.Errorf("no TaskManager %s", a.Slot.TaskManager)})
-				continue
-			}
-			_ = tm.send(ctx, msgDeploy{Job: jm.job, ID: a.ID, Slot: a.Slot, JM: jm})
-		case ActCancelTask:
-			if tm := jm.tms[a.Slot.TaskManager]; tm != nil {
-				_ = tm.send(ctx, msgCancelTask{JobID: jm.job.ID, ID: a.ID})
-			}
-		case ActCancelSlotRequest:
-			_ = jm.rm.send(ctx, msgCancelSlotRequest{JobID: jm.job.ID})
-		case ActReleaseSlots:
-			_ = jm.rm.send(ctx, msgReleaseSlots{JobID: jm.job.ID, Slots: a.Slots})
-		case ActJobDone:
-			jm.logOutcome(a)
-			jm.finish(JobResult{State: a.State, Err: a.Err})
-		}
+// step feeds ev to the Scheduler and carries out its actions, then does the
+// same for every event those actions raised, in order, until none is left.
+func (jm *JobMaster) step(ev scheduler.Event) {
+	jm.local = append(jm.local, ev)
+	for len(jm.local) > 0 {
+		ev := jm.local[0]
+		jm.local = jm.local[1:]
+		jm.apply(jm.sched.Handle(ev))
 	}
 	jm.mu.Lock()
 	jm.execs = jm.sched.Executions()
@@ -153,17 +172,72 @@ func (jm *JobMaster) apply(ctx context.Context, acts []any) {
 	jm.mu.Unlock()
 }
 
+// apply carries out actions without blocking: messages go to the outbox,
+// events for the Scheduler to the local queue.
+func (jm *JobMaster) apply(acts []scheduler.Action) {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case scheduler.ActRequestSlots:
+			// Room for the one answer, so the ResourceManager never waits
+			// for this loop.
+			jm.slotReply = make(chan slotAnswer, 1)
+			jm.send(jm.rm.inbox, msgRequestSlots{JobID: jm.job.ID, N: a.N, Reply: jm.slotReply})
+		case scheduler.ActDeploy:
+			tm := jm.tms[a.Slot.TaskManager]
+			if tm == nil {
+				jm.local = append(jm.local, scheduler.EvTaskState{ID: a.ID, State: scheduler.Failed, Err: fmt.Errorf("no TaskManager %s", a.Slot.TaskManager)})
+				continue
+			}
+			jm.send(tm.inbox, msgDeploy{Job: jm.job, ID: a.ID, Slot: a.Slot, JM: jm})
+		case scheduler.ActCancelTask:
+			if tm := jm.tms[a.Slot.TaskManager]; tm != nil {
+				jm.send(tm.inbox, msgCancelTask{JobID: jm.job.ID, ID: a.ID})
+			}
+		case scheduler.ActCancelSlotRequest:
+			jm.send(jm.rm.inbox, msgCancelSlotRequest{JobID: jm.job.ID})
+		case scheduler.ActReleaseSlots:
+			jm.send(jm.rm.inbox, msgReleaseSlots{JobID: jm.job.ID, Slots: a.Slots})
+		case scheduler.ActJobDone:
+			jm.logOutcome(a)
+			jm.outbox = append(jm.outbox, outMsg{done: &JobResult{State: a.State, Err: a.Err}})
+		}
+	}
+}
+
+func (jm *JobMaster) send(to chan<- any, m any) {
+	jm.outbox = append(jm.outbox, outMsg{to: to, m: m})
+}
+
+// flush hands off queued messages, in order, while their receivers have
+// room, and reports the job's end when it reaches it.
+func (jm *JobMaster) flush() {
+	for len(jm.outbox) > 0 {
+		o := jm.outbox[0]
+		if o.done != nil {
+			jm.finish(*o.done)
+		} else {
+			select {
+			case o.to <- o.m:
+			default:
+				return
+			}
+		}
+		jm.outbox[0] = outMsg{}
+		jm.outbox = jm.outbox[1:]
+	}
+}
+
 // logOutcome logs how the job ended, once: here is where its fate is
 // decided, so a failure is logged here and not by every task it touches.
 // The failing subtask is named by attributes; a panic's stack is logged at
 // debug level only (it is in the error for whoever wants it).
-func (jm *JobMaster) logOutcome(a ActJobDone) {
+func (jm *JobMaster) logOutcome(a scheduler.ActJobDone) {
 	log := jm.job.Config.Logger
 	if log == nil {
 		return
 	}
 	log = log.With("job", jm.job.Name, "job_id", jm.job.ID)
-	if a.State != JobFailed {
+	if a.State != scheduler.JobFailed {
 		log.Debug("job ended", "state", a.State.String())
 		return
 	}
@@ -247,10 +321,10 @@ func (h *JobHandle) Wait(ctx context.Context) (JobResult, error) {
 }
 
 // Status is a snapshot of the job's state and executions.
-func (h *JobHandle) Status() (JobState, []Execution) {
+func (h *JobHandle) Status() (scheduler.JobState, []scheduler.Execution) {
 	h.jm.mu.Lock()
 	defer h.jm.mu.Unlock()
-	return h.jm.state, append([]Execution(nil), h.jm.execs...)
+	return h.jm.state, append([]scheduler.Execution(nil), h.jm.execs...)
 }
 
 // Totals are the current per-operator record counts.

@@ -1,11 +1,19 @@
-package cluster
+// Package scheduler is the JobMaster's ExecutionGraph and scheduling logic
+// as a pure state machine, in the manner of etcd's raft core: events (a slot
+// answer, a task's new state, a cancel request, a clock tick) go in through
+// Scheduler.Handle, actions (request slots, deploy, cancel, release, job
+// done) come out. It starts no goroutines, does no I/O and reads no clock,
+// so every interleaving of task failures, cancellations and slot answers
+// can be scripted in a test (testdata/*.txt). The JobMaster in
+// internal/cluster is the shell that turns messages into events and carries
+// out the actions.
+package scheduler
 
 import (
 	"errors"
 	"fmt"
 	"sort"
-
-	"github.com/strom-dev/strom/internal/graph"
+	"time"
 )
 
 // ExecState is the state of one execution (attempt) of a subtask.
@@ -85,15 +93,23 @@ type Execution struct {
 	Err   error
 }
 
-// Scheduler events.
+// Event is an input to the Scheduler. The set is closed: only the Ev*
+// types of this package implement it.
+type Event interface{ isEvent() }
+
+// Events.
 type (
-	// EvStart starts scheduling.
+	// EvStart starts scheduling: every execution is SCHEDULED and the slots
+	// are requested.
 	EvStart struct{}
 	// EvSlotsGranted answers a slot request.
 	EvSlotsGranted struct{ Slots []SlotID }
-	// EvSlotsRefused says the slots cannot be had.
+	// EvSlotsRefused says the slots cannot be had (or the request was
+	// withdrawn).
 	EvSlotsRefused struct{ Err error }
-	// EvTaskState reports an execution's new state.
+	// EvTaskState reports an execution's new state. Reports for another
+	// attempt than the current one, or for an execution that has already
+	// ended, are ignored.
 	EvTaskState struct {
 		ID    ExecutionID
 		State ExecState
@@ -101,18 +117,36 @@ type (
 	}
 	// EvCancel asks to cancel the job.
 	EvCancel struct{}
+	// EvTick tells the scheduler the time: it reads no clock itself. Today
+	// it only records Now (no restart delays or timeouts exist yet); it is
+	// here so that restart strategies and checkpoint timeouts can be driven
+	// and scripted by time without changing the interface.
+	EvTick struct{ Now time.Time }
 )
 
-// Scheduler actions.
+func (EvStart) isEvent()        {}
+func (EvSlotsGranted) isEvent() {}
+func (EvSlotsRefused) isEvent() {}
+func (EvTaskState) isEvent()    {}
+func (EvCancel) isEvent()       {}
+func (EvTick) isEvent()         {}
+
+// Action is an output of the Scheduler for its shell to carry out, in
+// order. The set is closed: only the Act* types of this package implement
+// it.
+type Action interface{ isAction() }
+
+// Actions.
 type (
-	// ActRequestSlots asks the ResourceManager for N slots.
+	// ActRequestSlots asks the ResourceManager for N slots; the answer
+	// comes back as EvSlotsGranted or EvSlotsRefused.
 	ActRequestSlots struct{ N int }
 	// ActDeploy deploys an execution into a slot.
 	ActDeploy struct {
 		ID   ExecutionID
 		Slot SlotID
 	}
-	// ActCancelTask cancels a running execution.
+	// ActCancelTask cancels a deployed execution.
 	ActCancelTask struct {
 		ID   ExecutionID
 		Slot SlotID
@@ -123,31 +157,39 @@ type (
 	ActCancelSlotRequest struct{}
 	// ActReleaseSlots gives the job's slots back.
 	ActReleaseSlots struct{ Slots []SlotID }
-	// ActJobDone reports the job's terminal state.
+	// ActJobDone reports the job's terminal state; it is the last action.
 	ActJobDone struct {
 		State JobState
 		Err   error
 	}
 )
 
-// Scheduler is the JobMaster's ExecutionGraph and scheduling logic as a pure
-// state machine: Handle takes an event and returns the actions to carry
-// out. It starts no goroutines and does no I/O, so every interleaving of
-// task failures, cancellations and slot answers can be scripted in a test.
+func (ActRequestSlots) isAction()      {}
+func (ActDeploy) isAction()            {}
+func (ActCancelTask) isAction()        {}
+func (ActCancelSlotRequest) isAction() {}
+func (ActReleaseSlots) isAction()      {}
+func (ActJobDone) isAction()           {}
+
+// Scheduler is the ExecutionGraph (one Execution per subtask, with its
+// attempt number) and the job's state: Handle takes an event and returns the
+// actions to carry out. It is not safe for concurrent use; its shell calls it
+// from one goroutine.
 //
 // Restarts come with checkpoints (a later issue); today the first task
 // failure fails the job, after every other task has been cancelled.
 type Scheduler struct {
-	jg       *graph.JobGraph
+	jg       *JobGraph
 	execs    [][]*Execution
 	state    JobState
 	err      error
 	slots    []SlotID
-	inFlight bool
+	inFlight bool // a slot request is unanswered
+	now      time.Time
 }
 
-// NewScheduler returns a scheduler for jg.
-func NewScheduler(jg *graph.JobGraph) *Scheduler {
+// New returns a scheduler for jg, every execution CREATED at attempt 0.
+func New(jg *JobGraph) *Scheduler {
 	s := &Scheduler{jg: jg}
 	s.execs = make([][]*Execution, len(jg.Vertices))
 	for _, v := range jg.Vertices {
@@ -176,9 +218,15 @@ func (s *Scheduler) Executions() []Execution {
 	return out
 }
 
-// Handle applies one event.
-func (s *Scheduler) Handle(ev any) []any {
+// Now is the time of the last EvTick (zero before the first).
+func (s *Scheduler) Now() time.Time { return s.now }
+
+// Handle applies one event and returns the actions it calls for, in the
+// order they are to be carried out.
+func (s *Scheduler) Handle(ev Event) []Action {
 	switch ev := ev.(type) {
+	case EvTick:
+		s.now = ev.Now
 	case EvStart:
 		if s.state != JobCreated || s.inFlight {
 			return nil
@@ -189,12 +237,12 @@ func (s *Scheduler) Handle(ev any) []any {
 				e.State = Scheduled
 			}
 		}
-		return []any{ActRequestSlots{N: s.jg.SlotsNeeded()}}
+		return []Action{ActRequestSlots{N: s.jg.SlotsNeeded()}}
 	case EvSlotsGranted:
 		s.inFlight = false
 		if s.state != JobCreated {
 			// Cancelled while waiting: give the slots straight back.
-			return append([]any{ActReleaseSlots{Slots: ev.Slots}}, s.finishIfDone()...)
+			return append([]Action{ActReleaseSlots{Slots: ev.Slots}}, s.finishIfDone()...)
 		}
 		return s.deploy(ev.Slots)
 	case EvSlotsRefused:
@@ -214,7 +262,7 @@ func (s *Scheduler) Handle(ev any) []any {
 				e.State = Failed
 			}
 		}
-		return []any{ActJobDone{State: s.state, Err: s.err}}
+		return []Action{ActJobDone{State: s.state, Err: s.err}}
 	case EvTaskState:
 		return s.taskState(ev)
 	case EvCancel:
@@ -236,11 +284,11 @@ func (s *Scheduler) Handle(ev any) []any {
 	return nil
 }
 
-func (s *Scheduler) deploy(slots []SlotID) []any {
+func (s *Scheduler) deploy(slots []SlotID) []Action {
 	if len(slots) < s.jg.SlotsNeeded() {
 		// The job cannot use them: give them back before failing.
 		release := ActReleaseSlots{Slots: slots}
-		return append([]any{release}, s.Handle(EvSlotsRefused{Err: fmt.Errorf("granted %d slots, need %d", len(slots), s.jg.SlotsNeeded())})...)
+		return append([]Action{release}, s.Handle(EvSlotsRefused{Err: fmt.Errorf("granted %d slots, need %d", len(slots), s.jg.SlotsNeeded())})...)
 	}
 	s.slots = slots
 	s.state = JobRunning
@@ -263,7 +311,7 @@ func (s *Scheduler) deploy(slots []SlotID) []any {
 		offset[n] = next
 		next += groups[n]
 	}
-	var acts []any
+	var acts []Action
 	for _, v := range s.jg.Vertices {
 		for _, e := range s.execs[v.ID] {
 			e.Slot = slots[offset[v.SlotSharingGroup]+e.ID.Subtask]
@@ -285,7 +333,7 @@ func (s *Scheduler) exec(id ExecutionID) *Execution {
 	return e
 }
 
-func (s *Scheduler) taskState(ev EvTaskState) []any {
+func (s *Scheduler) taskState(ev EvTaskState) []Action {
 	e := s.exec(ev.ID)
 	if e == nil || e.State.Terminal() {
 		return nil
@@ -297,7 +345,7 @@ func (s *Scheduler) taskState(ev EvTaskState) []any {
 			e.Err = errors.New("task failed")
 		}
 	}
-	var acts []any
+	var acts []Action
 	switch {
 	case ev.State == Failed && (s.state == JobRunning || s.state == JobCreated):
 		s.state = JobFailing
@@ -312,8 +360,8 @@ func (s *Scheduler) taskState(ev EvTaskState) []any {
 	return append(acts, s.finishIfDone()...)
 }
 
-func (s *Scheduler) cancelAll() []any {
-	var acts []any
+func (s *Scheduler) cancelAll() []Action {
+	var acts []Action
 	for _, v := range s.execs {
 		for _, e := range v {
 			switch e.State {
@@ -328,7 +376,7 @@ func (s *Scheduler) cancelAll() []any {
 	return acts
 }
 
-func (s *Scheduler) finishIfDone() []any {
+func (s *Scheduler) finishIfDone() []Action {
 	if s.state.Terminal() || s.inFlight {
 		return nil
 	}
@@ -356,7 +404,7 @@ func (s *Scheduler) finishIfDone() []any {
 			s.err = errors.New("tasks ended without finishing")
 		}
 	}
-	var acts []any
+	var acts []Action
 	if len(s.slots) > 0 {
 		acts = append(acts, ActReleaseSlots{Slots: s.slots})
 		s.slots = nil

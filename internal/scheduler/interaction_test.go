@@ -1,0 +1,224 @@
+package scheduler
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+)
+
+// TestInteraction runs the scripts in testdata: each line is an event for
+// the scheduler (or sets up a job), and the expected output is the actions
+// it answered with followed by the job's state and every execution's state.
+// Rewrite the expected output with
+//
+//	go test ./internal/scheduler -run TestInteraction -rewrite
+//
+// and then read every changed line: the scripts are only worth what the
+// reading was.
+//
+// Commands:
+//
+//	new-job vertices=N parallelism=P      N vertices of P subtasks, one slot sharing group
+//	new-job parallelism=(2,1) groups=(a,b) one vertex per entry, in its group ("default" if none)
+//	state                                 prints the state, feeds nothing
+//	start                                 EvStart
+//	grant-slots n=N [tms=T]               EvSlotsGranted with N slots spread round-robin
+//	                                      over T TaskManagers (default 2), as the ResourceManager does
+//	refuse-slots [err=E]                  EvSlotsRefused
+//	task V/S [V/S...] STATE [attempt=A] [err=E]
+//	                                      EvTaskState for each execution, in order
+//	cancel                                EvCancel
+//	tick +D                               EvTick D after the previous tick (the first is at
+//	                                      2026-01-01T00:00:00Z + D)
+func TestInteraction(t *testing.T) {
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		var s *Scheduler
+		epoch := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			if d.Cmd != "new-job" && s == nil {
+				d.Fatalf(t, "%s before new-job", d.Cmd)
+			}
+			var out strings.Builder
+			switch d.Cmd {
+			case "new-job":
+				s = New(scriptJob(t, d))
+				fmt.Fprintf(&out, "slots needed: %d\n", s.jg.SlotsNeeded())
+			case "state":
+			case "start":
+				printActions(&out, s.Handle(EvStart{}))
+			case "grant-slots":
+				var n int
+				tms := 2
+				d.ScanArgs(t, "n", &n)
+				d.MaybeScanArgs(t, "tms", &tms)
+				slots := make([]SlotID, n)
+				for i := range slots {
+					slots[i] = SlotID{TaskManager: fmt.Sprintf("tm-%d", i%tms+1), Index: i / tms}
+				}
+				printActions(&out, s.Handle(EvSlotsGranted{Slots: slots}))
+			case "refuse-slots":
+				msg := "no slots"
+				d.MaybeScanArgs(t, "err", &msg)
+				printActions(&out, s.Handle(EvSlotsRefused{Err: errors.New(msg)}))
+			case "task":
+				evs := taskEvents(t, d)
+				for _, ev := range evs {
+					if len(evs) > 1 {
+						fmt.Fprintf(&out, "%v %v:\n", ev.ID, ev.State)
+					}
+					printActions(&out, s.Handle(ev))
+				}
+			case "cancel":
+				printActions(&out, s.Handle(EvCancel{}))
+			case "tick":
+				if len(d.CmdArgs) != 1 || !strings.HasPrefix(d.CmdArgs[0].Key, "+") {
+					d.Fatalf(t, "tick +DURATION")
+				}
+				dur, err := time.ParseDuration(d.CmdArgs[0].Key[1:])
+				if err != nil {
+					d.Fatalf(t, "%v", err)
+				}
+				now := s.Now()
+				if now.IsZero() {
+					now = epoch
+				}
+				printActions(&out, s.Handle(EvTick{Now: now.Add(dur)}))
+				fmt.Fprintf(&out, "now %s\n", s.Now().Format(time.RFC3339))
+			default:
+				d.Fatalf(t, "unknown command %q", d.Cmd)
+			}
+			printState(&out, s)
+			return out.String()
+		})
+	})
+}
+
+func scriptJob(t *testing.T, d *datadriven.TestData) *JobGraph {
+	var ps []int
+	var groups []string
+	if d.HasArg("vertices") {
+		var n, p int
+		d.ScanArgs(t, "vertices", &n)
+		d.ScanArgs(t, "parallelism", &p)
+		for range n {
+			ps = append(ps, p)
+		}
+	} else {
+		arg, ok := d.Arg("parallelism")
+		if !ok {
+			d.Fatalf(t, "new-job needs vertices= and parallelism=, or parallelism=(...)")
+		}
+		for i := range arg.Vals {
+			var p int
+			arg.Scan(t, i, &p)
+			ps = append(ps, p)
+		}
+		if g, ok := d.Arg("groups"); ok {
+			groups = g.Vals
+		}
+	}
+	jg := &JobGraph{JobName: "job", MaxParallelism: 128}
+	for i, p := range ps {
+		group := "default"
+		if i < len(groups) {
+			group = groups[i]
+		}
+		jg.Vertices = append(jg.Vertices, &JobVertex{ID: i, Name: fmt.Sprintf("v%d", i), Parallelism: p, MaxParallelism: 128, SlotSharingGroup: group})
+	}
+	return jg
+}
+
+func taskEvents(t *testing.T, d *datadriven.TestData) []EvTaskState {
+	var ids []ExecutionID
+	state := ExecState(-1)
+	attempt := 0
+	var err error
+	for _, a := range d.CmdArgs {
+		switch {
+		case a.Key == "attempt":
+			a.Scan(t, 0, &attempt)
+		case a.Key == "err":
+			err = errors.New(a.SingleVal(t))
+		case strings.Contains(a.Key, "/"):
+			v, sub, _ := strings.Cut(a.Key, "/")
+			vi, err1 := strconv.Atoi(v)
+			si, err2 := strconv.Atoi(sub)
+			if err1 != nil || err2 != nil {
+				d.Fatalf(t, "bad execution %q, want VERTEX/SUBTASK", a.Key)
+			}
+			ids = append(ids, ExecutionID{Vertex: vi, Subtask: si})
+		default:
+			state = parseExecState(t, d, a.Key)
+		}
+	}
+	if len(ids) == 0 || state < 0 {
+		d.Fatalf(t, "task V/S... STATE [attempt=A] [err=E]")
+	}
+	evs := make([]EvTaskState, len(ids))
+	for i, id := range ids {
+		id.Attempt = attempt
+		evs[i] = EvTaskState{ID: id, State: state, Err: err}
+	}
+	return evs
+}
+
+func parseExecState(t *testing.T, d *datadriven.TestData, name string) ExecState {
+	for i, n := range execStateNames {
+		if strings.EqualFold(n, name) {
+			return ExecState(i)
+		}
+	}
+	d.Fatalf(t, "unknown execution state %q", name)
+	return 0
+}
+
+func printActions(out *strings.Builder, acts []Action) {
+	if len(acts) == 0 {
+		out.WriteString("no actions\n")
+	}
+	for _, a := range acts {
+		switch a := a.(type) {
+		case ActRequestSlots:
+			fmt.Fprintf(out, "> request-slots n=%d\n", a.N)
+		case ActDeploy:
+			fmt.Fprintf(out, "> deploy %v to %v\n", a.ID, a.Slot)
+		case ActCancelTask:
+			fmt.Fprintf(out, "> cancel-task %v on %v\n", a.ID, a.Slot)
+		case ActCancelSlotRequest:
+			out.WriteString("> cancel-slot-request\n")
+		case ActReleaseSlots:
+			fmt.Fprintf(out, "> release-slots %v\n", a.Slots)
+		case ActJobDone:
+			fmt.Fprintf(out, "> job-done %v", a.State)
+			if a.Err != nil {
+				fmt.Fprintf(out, " err=%q", a.Err)
+			}
+			out.WriteString("\n")
+		default:
+			fmt.Fprintf(out, "> unknown action %#v\n", a)
+		}
+	}
+}
+
+func printState(out *strings.Builder, s *Scheduler) {
+	fmt.Fprintf(out, "job %v", s.State())
+	if s.Err() != nil {
+		fmt.Fprintf(out, " err=%q", s.Err())
+	}
+	out.WriteString("\n")
+	for _, e := range s.Executions() {
+		fmt.Fprintf(out, "  %v %v", e.ID, e.State)
+		if e.Slot != (SlotID{}) {
+			fmt.Fprintf(out, " %v", e.Slot)
+		}
+		if e.Err != nil {
+			fmt.Fprintf(out, " err=%q", e.Err)
+		}
+		out.WriteString("\n")
+	}
+}

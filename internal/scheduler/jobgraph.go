@@ -1,0 +1,14 @@
+package scheduler
+
+// The one import of the JobGraph: the scheduler reads only a job's vertices
+// (id, parallelism, slot sharing group) and SlotsNeeded, never the
+// operators' code, so it stays free of the runtime and the cluster.
+import jobgraph "github.com/strom-dev/strom/internal/graph"
+
+type (
+	// JobGraph is the job the scheduler deploys.
+	JobGraph = jobgraph.JobGraph
+	// JobVertex is one vertex of it: Parallelism subtasks in a slot
+	// sharing group.
+	JobVertex = jobgraph.JobVertex
+)
