@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/strom-dev/strom/internal/graph"
+	"github.com/strom-dev/strom/internal/jobgraph"
 )
 
 // ExecState is the state of one execution (attempt) of a subtask.
@@ -138,7 +138,7 @@ type (
 // Restarts come with checkpoints (a later issue); today the first task
 // failure fails the job, after every other task has been cancelled.
 type Scheduler struct {
-	jg       *graph.JobGraph
+	jg       *jobgraph.JobGraph
 	execs    [][]*Execution
 	state    JobState
 	err      error
@@ -147,7 +147,7 @@ type Scheduler struct {
 }
 
 // NewScheduler returns a scheduler for jg.
-func NewScheduler(jg *graph.JobGraph) *Scheduler {
+func NewScheduler(jg *jobgraph.JobGraph) *Scheduler {
 	s := &Scheduler{jg: jg}
 	s.execs = make([][]*Execution, len(jg.Vertices))
 	for _, v := range jg.Vertices {

@@ -6,17 +6,17 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/strom-dev/strom/internal/graph"
+	"github.com/strom-dev/strom/internal/jobgraph"
 )
 
 // The Scheduler is a pure state machine: these tests script events and
 // check the actions and states it answers with, without goroutines.
 
-func twoVertexGraph() *graph.JobGraph {
-	return &graph.JobGraph{JobName: "job", MaxParallelism: 128, Vertices: []*graph.JobVertex{
+func twoVertexGraph() *jobgraph.JobGraph {
+	return &jobgraph.JobGraph{JobName: "job", MaxParallelism: 128, Vertices: []*jobgraph.JobVertex{
 		{ID: 0, Name: "src", Parallelism: 2, MaxParallelism: 128, SlotSharingGroup: "default", IsSource: true},
 		{ID: 1, Name: "sink", Parallelism: 2, MaxParallelism: 128, SlotSharingGroup: "default"},
-	}, Edges: []*graph.JobEdge{{From: 0, To: 1, Partition: "REBALANCE"}}}
+	}, Edges: []*jobgraph.JobEdge{{From: 0, To: 1, Partition: "REBALANCE"}}}
 }
 
 var (
@@ -263,7 +263,7 @@ func TestSchedulerIgnoresStaleAndUnknownExecutions(t *testing.T) {
 }
 
 func TestSchedulerSlotSharingGroups(t *testing.T) {
-	jg := &graph.JobGraph{JobName: "job", MaxParallelism: 128, Vertices: []*graph.JobVertex{
+	jg := &jobgraph.JobGraph{JobName: "job", MaxParallelism: 128, Vertices: []*jobgraph.JobVertex{
 		{ID: 0, Name: "src", Parallelism: 2, SlotSharingGroup: "default", IsSource: true},
 		{ID: 1, Name: "heavy", Parallelism: 1, SlotSharingGroup: "heavy"},
 		{ID: 2, Name: "sink", Parallelism: 1, SlotSharingGroup: "default"},
