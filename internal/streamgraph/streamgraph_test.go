@@ -287,3 +287,15 @@ func TestSlotsNeeded(t *testing.T) {
 	b.source("c", 5).SlotSharingGroup = "y"
 	require.Equal(t, 1+5, b.build(t, streamgraph.Options{}).SlotsNeeded())
 }
+
+func TestPartitionMapping(t *testing.T) {
+	for _, k := range []runtime.PartitionKind{runtime.Forward, runtime.Rebalance, runtime.Hash, runtime.Broadcast} {
+		p := streamgraph.JobPartition(k)
+		require.Equal(t, k.String(), string(p), "the JobGraph names partitioning as the runtime prints it")
+		back, err := streamgraph.RuntimePartition(p)
+		require.NoError(t, err)
+		require.Equal(t, k, back)
+	}
+	_, err := streamgraph.RuntimePartition("SHUFFLE")
+	require.ErrorContains(t, err, `unknown partitioning "SHUFFLE"`)
+}
