@@ -97,6 +97,21 @@ func buildTask(ctx context.Context, job *Job, v *jobgraph.JobVertex, subtask, at
 		})
 	}
 
+	// The partitioning of an edge between vertices is the JobGraph's: it is
+	// what was submitted (BuildJobGraph may have turned a forward edge into a
+	// rebalance), the StreamGraph only supplies the edge's types and key.
+	jobEdges := map[int]*jobgraph.JobEdge{}
+	for _, je := range job.JobGraph.Edges {
+		jobEdges[je.StreamEdge] = je
+	}
+	partition := func(e *streamgraph.Edge) (runtime.PartitionKind, error) {
+		je := jobEdges[e.ID]
+		if je == nil {
+			return 0, fmt.Errorf("internal error: stream edge %d between vertices is not in the JobGraph", e.ID)
+		}
+		return streamgraph.RuntimePartition(je.Partition)
+	}
+
 	chainIndex := map[streamgraph.NodeID]int{}
 	for i, op := range v.Operators {
 		chainIndex[op.Node] = i
@@ -125,15 +140,19 @@ func buildTask(ctx context.Context, job *Job, v *jobgraph.JobVertex, subtask, at
 				out = e.Type.Chain(target, inCounters[e.To], g.Node(e.To).Name, task.CurrentOperator(), chainIndex[e.To], task.CancelFlag())
 			} else {
 				consumers := vertexOf[e.To].Parallelism
+				part, err := partition(e)
+				if err != nil {
+					return nil, nil, err
+				}
 				var chans []any
-				if e.Partition == runtime.Forward {
+				if part == runtime.Forward {
 					chans = []any{channel(e, subtask, subtask)}
 				} else {
 					for j := range consumers {
 						chans = append(chans, channel(e, subtask, j))
 					}
 				}
-				w, o := e.Type.NewWriter(ctx, e.Partition, chans, e.KeyGroupOf, vertexOf[e.To].MaxParallelism)
+				w, o := e.Type.NewWriter(ctx, part, chans, e.KeyGroupOf, vertexOf[e.To].MaxParallelism)
 				task.Writers = append(task.Writers, w)
 				wi := &writerInfo{w: w}
 				nodeWriters = append(nodeWriters, wi)
@@ -204,7 +223,11 @@ func buildTask(ctx context.Context, job *Job, v *jobgraph.JobVertex, subtask, at
 		chans := make([][]any, head.NumInputs)
 		for _, e := range head.Inputs {
 			producers := vertexOf[e.From].Parallelism
-			if e.Partition == runtime.Forward {
+			part, err := partition(e)
+			if err != nil {
+				return nil, nil, err
+			}
+			if part == runtime.Forward {
 				chans[e.InputIndex] = append(chans[e.InputIndex], channel(e, subtask, subtask))
 			} else {
 				for k := range producers {

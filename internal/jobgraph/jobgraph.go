@@ -88,3 +88,14 @@ func (jg *JobGraph) InputsOf(v int) []*JobEdge {
 	}
 	return out
 }
+
+// EdgeFor returns the job edge that carries StreamGraph edge streamEdge, or
+// nil when that edge stays inside a vertex (chained).
+func (jg *JobGraph) EdgeFor(streamEdge int) *JobEdge {
+	for _, e := range jg.Edges {
+		if e.StreamEdge == streamEdge {
+			return e
+		}
+	}
+	return nil
+}
