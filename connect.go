@@ -1,8 +1,8 @@
 package strom
 
 import (
-	"github.com/strom-dev/strom/internal/graph"
 	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/streamgraph"
 )
 
 // Connected is two keyed streams with the same key type, processed together
@@ -67,7 +67,7 @@ func KeyedCoProcess[A, B any, K comparable, OUT any](c Connected[A, B, K], newFn
 func addTwoInputOperator[A, B, OUT any](a Stream[A], b Stream[B], kind, name string, part runtime.PartitionKind, kgA, kgB func(int) any,
 	build func(ctx *runtime.Context, out runtime.Output[OUT]) (runtime.TwoInput[A, B], error)) Stream[OUT] {
 	env := a.env
-	n := env.graph.AddNode(&graph.Node{
+	n := env.graph.AddNode(&streamgraph.Node{
 		Kind:      kind,
 		Name:      name,
 		NumInputs: 2,

@@ -62,11 +62,11 @@ import (
 	"time"
 
 	"github.com/strom-dev/strom/internal/cluster"
-	"github.com/strom-dev/strom/internal/graph"
 	"github.com/strom-dev/strom/internal/keygroup"
 	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/scheduler"
+	"github.com/strom-dev/strom/internal/streamgraph"
 )
 
 // Config is the configuration of an Environment. Zero values take defaults.
@@ -193,7 +193,7 @@ func (c Config) runMode() runMode {
 // Environment builds and runs a job.
 type Environment struct {
 	cfg   Config
-	graph *graph.StreamGraph
+	graph *streamgraph.StreamGraph
 	err   error
 }
 
@@ -203,7 +203,7 @@ func NewEnvironment(cfg ...Config) *Environment {
 	if len(cfg) > 0 {
 		c = cfg[0]
 	}
-	return &Environment{cfg: c, graph: &graph.StreamGraph{}}
+	return &Environment{cfg: c, graph: &streamgraph.StreamGraph{}}
 }
 
 // SetParallelism sets the default parallelism of operators (0: the
@@ -328,8 +328,8 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 		return nil, fmt.Errorf("strom: job %q: %w: %w", jobName, ErrJobCanceled, context.Cause(ctx))
 	}
 	g := e.graph
-	e.graph = &graph.StreamGraph{}
-	jg, err := graph.BuildJobGraph(g, graph.Options{
+	e.graph = &streamgraph.StreamGraph{}
+	jg, err := streamgraph.BuildJobGraph(g, streamgraph.Options{
 		JobName:            jobName,
 		DefaultParallelism: cfg.Parallelism,
 		MaxParallelism:     cfg.MaxParallelism,

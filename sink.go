@@ -13,8 +13,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/strom-dev/strom/internal/graph"
 	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/streamgraph"
 )
 
 // SinkWriter writes one sink subtask's records (Flink's SinkWriter).
@@ -38,7 +38,7 @@ type SinkContext struct {
 // Sink is the end of a stream; it configures the sink operator.
 type Sink struct {
 	env  *Environment
-	node *graph.Node
+	node *streamgraph.Node
 }
 
 // Name names the sink operator.

@@ -13,8 +13,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/strom-dev/strom/internal/graph"
 	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/streamgraph"
 )
 
 // Split is a piece of a source's input that one reader reads: a file, a
@@ -221,7 +221,7 @@ func addSource[T any](env *Environment, src Source[T], name string, strategy *Wa
 		name = "Source"
 	}
 	interval := max(env.Config().AutoWatermarkInterval.Milliseconds(), 1)
-	n := env.graph.AddNode(&graph.Node{
+	n := env.graph.AddNode(&streamgraph.Node{
 		Kind: "source",
 		Name: name,
 		Out:  runtime.Ops[T]{},

@@ -1,8 +1,8 @@
 package strom
 
 import (
-	"github.com/strom-dev/strom/internal/graph"
 	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/streamgraph"
 )
 
 // Stream is a stream of records of type T: the output of an operator, a side
@@ -13,7 +13,7 @@ type Stream[T any] struct {
 }
 
 type streamInput struct {
-	node *graph.Node
+	node *streamgraph.Node
 	side string
 }
 
@@ -21,14 +21,14 @@ type streamInput struct {
 func (s Stream[T]) Env() *Environment { return s.env }
 
 // node returns the single operator producing the stream, or nil for a union.
-func (s Stream[T]) node() *graph.Node {
+func (s Stream[T]) node() *streamgraph.Node {
 	if len(s.inputs) != 1 {
 		return nil
 	}
 	return s.inputs[0].node
 }
 
-func (s Stream[T]) configure(what string, fn func(n *graph.Node)) Stream[T] {
+func (s Stream[T]) configure(what string, fn func(n *streamgraph.Node)) Stream[T] {
 	n := s.node()
 	if n == nil {
 		if s.env != nil {
@@ -43,18 +43,18 @@ func (s Stream[T]) configure(what string, fn func(n *graph.Node)) Stream[T] {
 // Name names the operator that produced the stream (shown in results,
 // logs and errors).
 func (s Stream[T]) Name(name string) Stream[T] {
-	return s.configure("Name", func(n *graph.Node) { n.Name = name })
+	return s.configure("Name", func(n *streamgraph.Node) { n.Name = name })
 }
 
 // UID sets the operator's stable id: the key of its state in savepoints.
 // Without one, a UID is derived from the operator's position in the graph.
 func (s Stream[T]) UID(uid string) Stream[T] {
-	return s.configure("UID", func(n *graph.Node) { n.UID = uid })
+	return s.configure("UID", func(n *streamgraph.Node) { n.UID = uid })
 }
 
 // Parallelism sets how many parallel subtasks run the operator.
 func (s Stream[T]) Parallelism(p int) Stream[T] {
-	return s.configure("Parallelism", func(n *graph.Node) {
+	return s.configure("Parallelism", func(n *streamgraph.Node) {
 		if p < 1 {
 			s.env.fail(errorf("operator %q: parallelism %d must be at least 1", n.Name, p))
 			return
@@ -70,7 +70,7 @@ func (s Stream[T]) Parallelism(p int) Stream[T] {
 // MaxParallelism sets the operator's maximum parallelism (its number of key
 // groups when keyed). Keyed operators must use the job's value.
 func (s Stream[T]) MaxParallelism(m int) Stream[T] {
-	return s.configure("MaxParallelism", func(n *graph.Node) {
+	return s.configure("MaxParallelism", func(n *streamgraph.Node) {
 		if m < 1 {
 			s.env.fail(errorf("operator %q: max parallelism %d must be at least 1", n.Name, m))
 			return
@@ -82,12 +82,12 @@ func (s Stream[T]) MaxParallelism(m int) Stream[T] {
 // SlotSharingGroup puts the operator in a slot sharing group: operators of
 // different groups never share a slot.
 func (s Stream[T]) SlotSharingGroup(group string) Stream[T] {
-	return s.configure("SlotSharingGroup", func(n *graph.Node) { n.SlotSharingGroup = group })
+	return s.configure("SlotSharingGroup", func(n *streamgraph.Node) { n.SlotSharingGroup = group })
 }
 
 // DisableChaining starts a new task at this operator.
 func (s Stream[T]) DisableChaining() Stream[T] {
-	return s.configure("DisableChaining", func(n *graph.Node) { n.DisableChaining = true })
+	return s.configure("DisableChaining", func(n *streamgraph.Node) { n.DisableChaining = true })
 }
 
 // Union merges streams of the same type into one.
@@ -108,7 +108,7 @@ func Union[T any](first Stream[T], more ...Stream[T]) Stream[T] {
 func addOperator[IN, OUT any](in Stream[IN], kind, name string, part runtime.PartitionKind, kgFactory func(int) any,
 	build func(ctx *runtime.Context, out runtime.Output[OUT]) (runtime.OneInput[IN], error)) Stream[OUT] {
 	env := in.env
-	n := env.graph.AddNode(&graph.Node{
+	n := env.graph.AddNode(&streamgraph.Node{
 		Kind:      kind,
 		Name:      name,
 		NumInputs: 1,
@@ -124,9 +124,9 @@ func addOperator[IN, OUT any](in Stream[IN], kind, name string, part runtime.Par
 	return Stream[OUT]{env: env, inputs: []streamInput{{node: n}}}
 }
 
-func connectInputs(env *Environment, inputs []streamInput, to *graph.Node, idx int, ops runtime.TypeOps, part runtime.PartitionKind, kgFactory func(int) any) {
+func connectInputs(env *Environment, inputs []streamInput, to *streamgraph.Node, idx int, ops runtime.TypeOps, part runtime.PartitionKind, kgFactory func(int) any) {
 	for _, in := range inputs {
-		env.graph.Connect(&graph.Edge{
+		env.graph.Connect(&streamgraph.Edge{
 			From:            in.node.ID,
 			To:              to.ID,
 			Partition:       part,

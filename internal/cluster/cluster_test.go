@@ -12,9 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/strom-dev/strom/internal/graph"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/scheduler"
+	"github.com/strom-dev/strom/internal/streamgraph"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -72,12 +72,12 @@ type jobSpec struct {
 // newJob builds source → sink (chained, or over a rebalance edge).
 func newJob(t *testing.T, spec jobSpec, total *atomic.Int64) *Job {
 	t.Helper()
-	g := &graph.StreamGraph{}
-	src := g.AddNode(&graph.Node{Kind: "source", Name: "Source", Parallelism: spec.parallelism, Out: runtime.Ops[int]{},
+	g := &streamgraph.StreamGraph{}
+	src := g.AddNode(&streamgraph.Node{Kind: "source", Name: "Source", Parallelism: spec.parallelism, Out: runtime.Ops[int]{},
 		Build: func(_ *runtime.Context, out any) (runtime.Operator, error) {
 			return &testSource{out: out.(runtime.Output[int]), n: spec.n, panicAt: spec.panicAt}, nil
 		}})
-	sink := g.AddNode(&graph.Node{Kind: "sink", Name: "Sum", Parallelism: spec.parallelism, NumInputs: 1, Out: runtime.Ops[struct{}]{},
+	sink := g.AddNode(&streamgraph.Node{Kind: "sink", Name: "Sum", Parallelism: spec.parallelism, NumInputs: 1, Out: runtime.Ops[struct{}]{},
 		Build: func(*runtime.Context, any) (runtime.Operator, error) { return sum{total}, nil },
 		Input: func(ch [][]any, head runtime.Operator, name string) (runtime.InputProcessor, *runtime.Counter) {
 			return runtime.Ops[int]{}.NewOneInputProcessor(ch[0], head, name)
@@ -86,8 +86,8 @@ func newJob(t *testing.T, spec jobSpec, total *atomic.Int64) *Job {
 	if spec.chain {
 		part = runtime.Forward
 	}
-	g.Connect(&graph.Edge{From: src.ID, To: sink.ID, Partition: part, Type: runtime.Ops[int]{}})
-	jg, err := graph.BuildJobGraph(g, graph.Options{JobName: spec.name, DefaultParallelism: 1, MaxParallelism: 128})
+	g.Connect(&streamgraph.Edge{From: src.ID, To: sink.ID, Partition: part, Type: runtime.Ops[int]{}})
+	jg, err := streamgraph.BuildJobGraph(g, streamgraph.Options{JobName: spec.name, DefaultParallelism: 1, MaxParallelism: 128})
 	require.NoError(t, err)
 	return &Job{Name: spec.name, Graph: g, JobGraph: jg, Config: JobConfig{Logger: slog.New(slog.DiscardHandler), BatchSize: 16}}
 }

@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/strom-dev/strom/internal/graph"
+	"github.com/strom-dev/strom/internal/jobgraph"
 	"github.com/strom-dev/strom/internal/keygroup"
 	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/streamgraph"
 )
 
 // Job is a job as the cluster runs it: the serialisable JobGraph and, in
@@ -16,8 +17,8 @@ import (
 type Job struct {
 	ID       string
 	Name     string
-	Graph    *graph.StreamGraph
-	JobGraph *graph.JobGraph
+	Graph    *streamgraph.StreamGraph
+	JobGraph *jobgraph.JobGraph
 	Config   JobConfig
 }
 
@@ -53,7 +54,7 @@ func (c JobConfig) WithDefaults() JobConfig {
 type OperatorMetrics struct {
 	Vertex   int
 	Subtask  int
-	Node     graph.NodeID
+	Node     streamgraph.NodeID
 	Name     string
 	UID      string
 	In, Out  *runtime.Counter
@@ -65,10 +66,10 @@ type OperatorMetrics struct {
 // each can be handed its successors, network writers for edges that leave
 // the vertex, and an input processor over the channels of edges that enter
 // it. Channels come from the registry, whichever side is deployed first.
-func buildTask(ctx context.Context, job *Job, v *graph.JobVertex, subtask, attempt int, reg *network.Registry) (*runtime.Task, []OperatorMetrics, error) {
+func buildTask(ctx context.Context, job *Job, v *jobgraph.JobVertex, subtask, attempt int, reg *network.Registry) (*runtime.Task, []OperatorMetrics, error) {
 	cfg := job.Config.WithDefaults()
 	g := job.Graph
-	vertexOf := map[graph.NodeID]*graph.JobVertex{}
+	vertexOf := map[streamgraph.NodeID]*jobgraph.JobVertex{}
 	for _, jv := range job.JobGraph.Vertices {
 		for _, op := range jv.Operators {
 			vertexOf[op.Node] = jv
@@ -87,7 +88,7 @@ func buildTask(ctx context.Context, job *Job, v *graph.JobVertex, subtask, attem
 	notify := reg.Notifier(network.TaskKey{Job: job.ID, Vertex: v.ID, Subtask: subtask})
 	task := runtime.NewTask(info, notify, cfg.Clock, logger)
 
-	channel := func(e *graph.Edge, producer, consumer int) any {
+	channel := func(e *streamgraph.Edge, producer, consumer int) any {
 		to := vertexOf[e.To]
 		key := network.ChannelKey{Job: job.ID, Edge: e.ID, Producer: producer, Consumer: consumer}
 		n := reg.Notifier(network.TaskKey{Job: job.ID, Vertex: to.ID, Subtask: consumer})
@@ -96,12 +97,27 @@ func buildTask(ctx context.Context, job *Job, v *graph.JobVertex, subtask, attem
 		})
 	}
 
-	chainIndex := map[graph.NodeID]int{}
+	// The partitioning of an edge between vertices is the JobGraph's: it is
+	// what was submitted (BuildJobGraph may have turned a forward edge into a
+	// rebalance), the StreamGraph only supplies the edge's types and key.
+	jobEdges := map[int]*jobgraph.JobEdge{}
+	for _, je := range job.JobGraph.Edges {
+		jobEdges[je.StreamEdge] = je
+	}
+	partition := func(e *streamgraph.Edge) (runtime.PartitionKind, error) {
+		je := jobEdges[e.ID]
+		if je == nil {
+			return 0, fmt.Errorf("internal error: stream edge %d between vertices is not in the JobGraph", e.ID)
+		}
+		return streamgraph.RuntimePartition(je.Partition)
+	}
+
+	chainIndex := map[streamgraph.NodeID]int{}
 	for i, op := range v.Operators {
 		chainIndex[op.Node] = i
 	}
-	inCounters := map[graph.NodeID]*runtime.Counter{}
-	built := map[graph.NodeID]runtime.Operator{}
+	inCounters := map[streamgraph.NodeID]*runtime.Counter{}
+	built := map[streamgraph.NodeID]runtime.Operator{}
 	chain := make([]runtime.ChainedOperator, len(v.Operators))
 	var metrics []OperatorMetrics
 	var writers []*writerInfo
@@ -110,7 +126,7 @@ func buildTask(ctx context.Context, job *Job, v *graph.JobVertex, subtask, attem
 		n := g.Node(info.Node)
 		inCounters[n.ID] = new(runtime.Counter)
 		var mainOuts []any
-		var mainChained []graph.NodeID // chained target per main output, -1 for network
+		var mainChained []streamgraph.NodeID // chained target per main output, -1 for network
 		sideOuts := map[string][]any{}
 		sideType := map[string]runtime.TypeOps{}
 		var nodeWriters []*writerInfo
@@ -124,15 +140,19 @@ func buildTask(ctx context.Context, job *Job, v *graph.JobVertex, subtask, attem
 				out = e.Type.Chain(target, inCounters[e.To], g.Node(e.To).Name, task.CurrentOperator(), chainIndex[e.To], task.CancelFlag())
 			} else {
 				consumers := vertexOf[e.To].Parallelism
+				part, err := partition(e)
+				if err != nil {
+					return nil, nil, err
+				}
 				var chans []any
-				if e.Partition == runtime.Forward {
+				if part == runtime.Forward {
 					chans = []any{channel(e, subtask, subtask)}
 				} else {
 					for j := range consumers {
 						chans = append(chans, channel(e, subtask, j))
 					}
 				}
-				w, o := e.Type.NewWriter(ctx, e.Partition, chans, e.KeyGroupOf, vertexOf[e.To].MaxParallelism)
+				w, o := e.Type.NewWriter(ctx, part, chans, e.KeyGroupOf, vertexOf[e.To].MaxParallelism)
 				task.Writers = append(task.Writers, w)
 				wi := &writerInfo{w: w}
 				nodeWriters = append(nodeWriters, wi)
@@ -203,7 +223,11 @@ func buildTask(ctx context.Context, job *Job, v *graph.JobVertex, subtask, attem
 		chans := make([][]any, head.NumInputs)
 		for _, e := range head.Inputs {
 			producers := vertexOf[e.From].Parallelism
-			if e.Partition == runtime.Forward {
+			part, err := partition(e)
+			if err != nil {
+				return nil, nil, err
+			}
+			if part == runtime.Forward {
 				chans[e.InputIndex] = append(chans[e.InputIndex], channel(e, subtask, subtask))
 			} else {
 				for k := range producers {
@@ -237,4 +261,4 @@ func (wi *writerInfo) blocked() int64 {
 
 func infoTask(t *runtime.Task) runtime.TaskInfo { return t.Info }
 
-func info2(t runtime.TaskInfo, _ *graph.Node) runtime.TaskInfo { return t }
+func info2(t runtime.TaskInfo, _ *streamgraph.Node) runtime.TaskInfo { return t }

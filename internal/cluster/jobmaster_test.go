@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/strom-dev/strom/internal/graph"
+	"github.com/strom-dev/strom/internal/jobgraph"
 	"github.com/strom-dev/strom/internal/scheduler"
 )
 
@@ -19,7 +19,7 @@ import (
 // oneVertexJob is a job of one vertex with parallelism p; no task of it is
 // ever built here, so it needs no StreamGraph.
 func oneVertexJob(p int) *Job {
-	return &Job{ID: NewJobID(), Name: "j", JobGraph: &graph.JobGraph{JobName: "j", MaxParallelism: 128, Vertices: []*graph.JobVertex{
+	return &Job{ID: NewJobID(), Name: "j", JobGraph: &jobgraph.JobGraph{JobName: "j", MaxParallelism: 128, Vertices: []*jobgraph.JobVertex{
 		{ID: 0, Name: "v", Parallelism: p, MaxParallelism: 128, SlotSharingGroup: "default", IsSource: true},
 	}}}
 }

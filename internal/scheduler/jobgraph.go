@@ -3,7 +3,7 @@ package scheduler
 // The one import of the JobGraph: the scheduler reads only a job's vertices
 // (id, parallelism, slot sharing group) and SlotsNeeded, never the
 // operators' code, so it stays free of the runtime and the cluster.
-import jobgraph "github.com/strom-dev/strom/internal/graph"
+import "github.com/strom-dev/strom/internal/jobgraph"
 
 type (
 	// JobGraph is the job the scheduler deploys.

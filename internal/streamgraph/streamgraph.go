@@ -1,10 +1,12 @@
-// Package graph holds the job's graphs: the StreamGraph the API builds (one
-// node per operator), and the JobGraph derived from it by chaining operators
-// joined by forward edges of equal parallelism into one vertex (one task per
-// subtask). The JobGraph is plain data and serialises to JSON; the operator
-// code it refers to is rebuilt in every process by the job binary, which
-// constructs the same StreamGraph deterministically (see DESIGN.md).
-package graph
+// Package streamgraph holds the StreamGraph the API builds (one node per
+// operator, with the closures that create its operator and input processor
+// and the TypeOps of its records) and BuildJobGraph, which derives the
+// JobGraph (internal/jobgraph, plain data) from it by resolving parallelism,
+// deriving UIDs and chaining operators joined by forward edges of equal
+// parallelism into one vertex (one task per subtask). A StreamGraph never
+// leaves its process: every process that runs a job's code rebuilds it by
+// running the job binary, which constructs it deterministically (DESIGN.md).
+package streamgraph
 
 import (
 	"crypto/sha256"
@@ -13,11 +15,13 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/strom-dev/strom/internal/jobgraph"
 	"github.com/strom-dev/strom/internal/runtime"
 )
 
-// NodeID identifies a StreamGraph node; assigned in construction order.
-type NodeID int
+// NodeID identifies a StreamGraph node; assigned in construction order. It
+// is the JobGraph's node ID: a vertex names the nodes it holds by it.
+type NodeID = jobgraph.NodeID
 
 // BuildFunc creates a node's operator for one subtask. out is the node's
 // main Output[OUT] (erased); ctx carries the side outputs and task info.
@@ -136,43 +140,6 @@ func (g *StreamGraph) DeriveUIDs() error {
 	return nil
 }
 
-// JobGraph is the serialisable form of a job: vertices of chained operators.
-type JobGraph struct {
-	JobName        string       `json:"jobName"`
-	MaxParallelism int          `json:"maxParallelism"`
-	Vertices       []*JobVertex `json:"vertices"`
-	Edges          []*JobEdge   `json:"edges"`
-}
-
-// JobVertex is a chain of operators run as one task per subtask.
-type JobVertex struct {
-	ID               int            `json:"id"`
-	Name             string         `json:"name"`
-	Operators        []OperatorInfo `json:"operators"` // head first
-	Parallelism      int            `json:"parallelism"`
-	MaxParallelism   int            `json:"maxParallelism"`
-	SlotSharingGroup string         `json:"slotSharingGroup"`
-	IsSource         bool           `json:"isSource"`
-}
-
-// OperatorInfo names one operator of a vertex.
-type OperatorInfo struct {
-	Node NodeID `json:"node"`
-	Name string `json:"name"`
-	UID  string `json:"uid"`
-	Kind string `json:"kind"`
-}
-
-// JobEdge is a StreamGraph edge between two vertices (a network exchange).
-type JobEdge struct {
-	StreamEdge int    `json:"streamEdge"`
-	From       int    `json:"from"` // vertex
-	To         int    `json:"to"`   // vertex
-	Partition  string `json:"partition"`
-	InputIndex int    `json:"inputIndex"`
-	SideTag    string `json:"sideTag,omitempty"`
-}
-
 // Options are the environment defaults applied while building the JobGraph.
 type Options struct {
 	JobName            string
@@ -183,7 +150,7 @@ type Options struct {
 
 // BuildJobGraph resolves parallelism, checks the graph and chains operators.
 // It also fills each hash edge's KeyGroupOf for the job's maxParallelism.
-func BuildJobGraph(g *StreamGraph, o Options) (*JobGraph, error) {
+func BuildJobGraph(g *StreamGraph, o Options) (*jobgraph.JobGraph, error) {
 	if len(g.Nodes) == 0 {
 		return nil, fmt.Errorf("job %q has no operators", o.JobName)
 	}
@@ -242,7 +209,7 @@ func BuildJobGraph(g *StreamGraph, o Options) (*JobGraph, error) {
 	// edge, that edge is forward and not a side output, parallelism and slot
 	// sharing group match, and neither side disabled chaining.
 	vertexOf := make([]int, len(g.Nodes))
-	jg := &JobGraph{JobName: o.JobName, MaxParallelism: o.MaxParallelism}
+	jg := &jobgraph.JobGraph{JobName: o.JobName, MaxParallelism: o.MaxParallelism}
 	for _, n := range g.Nodes { // nodes are in topological order by construction
 		chained := false
 		if len(n.Inputs) == 1 && !o.DisableChaining && !n.DisableChaining {
@@ -251,15 +218,15 @@ func BuildJobGraph(g *StreamGraph, o Options) (*JobGraph, error) {
 			if e.Partition == runtime.Forward && e.SideTag == "" && from.Parallelism == n.Parallelism &&
 				from.SlotSharingGroup == n.SlotSharingGroup && !from.DisableChaining {
 				v := jg.Vertices[vertexOf[from.ID]]
-				v.Operators = append(v.Operators, OperatorInfo{Node: n.ID, Name: n.Name, UID: n.UID, Kind: n.Kind})
+				v.Operators = append(v.Operators, jobgraph.OperatorInfo{Node: n.ID, Name: n.Name, UID: n.UID, Kind: n.Kind})
 				vertexOf[n.ID] = v.ID
 				chained = true
 			}
 		}
 		if !chained {
-			v := &JobVertex{
+			v := &jobgraph.JobVertex{
 				ID:               len(jg.Vertices),
-				Operators:        []OperatorInfo{{Node: n.ID, Name: n.Name, UID: n.UID, Kind: n.Kind}},
+				Operators:        []jobgraph.OperatorInfo{{Node: n.ID, Name: n.Name, UID: n.UID, Kind: n.Kind}},
 				Parallelism:      n.Parallelism,
 				MaxParallelism:   n.MaxParallelism,
 				SlotSharingGroup: n.SlotSharingGroup,
@@ -281,7 +248,7 @@ func BuildJobGraph(g *StreamGraph, o Options) (*JobGraph, error) {
 		if fv == tv {
 			continue
 		}
-		jg.Edges = append(jg.Edges, &JobEdge{StreamEdge: e.ID, From: fv, To: tv, Partition: e.Partition.String(), InputIndex: e.InputIndex, SideTag: e.SideTag})
+		jg.Edges = append(jg.Edges, &jobgraph.JobEdge{StreamEdge: e.ID, From: fv, To: tv, Partition: JobPartition(e.Partition), InputIndex: e.InputIndex, SideTag: e.SideTag})
 	}
 	sort.SliceStable(jg.Edges, func(i, j int) bool { return jg.Edges[i].StreamEdge < jg.Edges[j].StreamEdge })
 	return jg, nil
@@ -296,33 +263,6 @@ func joinArrow(names []string) string {
 		s += n
 	}
 	return s
-}
-
-// SlotsNeeded is the number of slots a job needs with slot sharing: per slot
-// sharing group the highest vertex parallelism, summed over groups.
-func (jg *JobGraph) SlotsNeeded() int {
-	max := map[string]int{}
-	for _, v := range jg.Vertices {
-		if v.Parallelism > max[v.SlotSharingGroup] {
-			max[v.SlotSharingGroup] = v.Parallelism
-		}
-	}
-	n := 0
-	for _, m := range max {
-		n += m
-	}
-	return n
-}
-
-// InputsOf returns the job edges into vertex v.
-func (jg *JobGraph) InputsOf(v int) []*JobEdge {
-	var out []*JobEdge
-	for _, e := range jg.Edges {
-		if e.To == v {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // checkSideOutputs rejects a side output read with tags of different types
@@ -364,4 +304,34 @@ func TypeName(ops runtime.TypeOps) string {
 		return s[i+1 : len(s)-1]
 	}
 	return s
+}
+
+// JobPartition is the JobGraph's name for the runtime's partitioning kind.
+func JobPartition(k runtime.PartitionKind) jobgraph.Partition {
+	switch k {
+	case runtime.Forward:
+		return jobgraph.Forward
+	case runtime.Rebalance:
+		return jobgraph.Rebalance
+	case runtime.Hash:
+		return jobgraph.Hash
+	case runtime.Broadcast:
+		return jobgraph.Broadcast
+	}
+	panic(fmt.Sprintf("streamgraph: unknown partitioning %v", k))
+}
+
+// RuntimePartition is the runtime's partitioning kind for a JobGraph edge's.
+func RuntimePartition(p jobgraph.Partition) (runtime.PartitionKind, error) {
+	switch p {
+	case jobgraph.Forward:
+		return runtime.Forward, nil
+	case jobgraph.Rebalance:
+		return runtime.Rebalance, nil
+	case jobgraph.Hash:
+		return runtime.Hash, nil
+	case jobgraph.Broadcast:
+		return runtime.Broadcast, nil
+	}
+	return 0, fmt.Errorf("unknown partitioning %q", p)
 }

@@ -1,4 +1,4 @@
-package graph_test
+package streamgraph_test
 
 import (
 	"encoding/json"
@@ -6,29 +6,30 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/strom-dev/strom/internal/graph"
+	"github.com/strom-dev/strom/internal/jobgraph"
 	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/streamgraph"
 )
 
 // builder makes small StreamGraphs of int streams.
-type builder struct{ g *graph.StreamGraph }
+type builder struct{ g *streamgraph.StreamGraph }
 
-func newBuilder() *builder { return &builder{g: &graph.StreamGraph{}} }
+func newBuilder() *builder { return &builder{g: &streamgraph.StreamGraph{}} }
 
-func (b *builder) source(name string, par int) *graph.Node {
-	return b.g.AddNode(&graph.Node{Kind: "source", Name: name, Parallelism: par, Out: runtime.Ops[int]{}})
+func (b *builder) source(name string, par int) *streamgraph.Node {
+	return b.g.AddNode(&streamgraph.Node{Kind: "source", Name: name, Parallelism: par, Out: runtime.Ops[int]{}})
 }
 
-func (b *builder) op(name string, par int, part runtime.PartitionKind, from ...*graph.Node) *graph.Node {
-	n := b.g.AddNode(&graph.Node{Kind: "map", Name: name, Parallelism: par, NumInputs: 1, Out: runtime.Ops[int]{}})
+func (b *builder) op(name string, par int, part runtime.PartitionKind, from ...*streamgraph.Node) *streamgraph.Node {
+	n := b.g.AddNode(&streamgraph.Node{Kind: "map", Name: name, Parallelism: par, NumInputs: 1, Out: runtime.Ops[int]{}})
 	for _, f := range from {
 		b.connect(f, n, part)
 	}
 	return n
 }
 
-func (b *builder) connect(from, to *graph.Node, part runtime.PartitionKind) *graph.Edge {
-	e := &graph.Edge{From: from.ID, To: to.ID, Partition: part, Type: runtime.Ops[int]{}}
+func (b *builder) connect(from, to *streamgraph.Node, part runtime.PartitionKind) *streamgraph.Edge {
+	e := &streamgraph.Edge{From: from.ID, To: to.ID, Partition: part, Type: runtime.Ops[int]{}}
 	if part == runtime.Hash {
 		e.KeyGroupFactory = func(maxPar int) any {
 			return runtime.KeyGroupOf[int](func(v int) int { return v % maxPar })
@@ -38,7 +39,7 @@ func (b *builder) connect(from, to *graph.Node, part runtime.PartitionKind) *gra
 	return e
 }
 
-func (b *builder) build(t *testing.T, o graph.Options) *graph.JobGraph {
+func (b *builder) build(t *testing.T, o streamgraph.Options) *jobgraph.JobGraph {
 	t.Helper()
 	if o.JobName == "" {
 		o.JobName = "job"
@@ -49,13 +50,13 @@ func (b *builder) build(t *testing.T, o graph.Options) *graph.JobGraph {
 	if o.MaxParallelism == 0 {
 		o.MaxParallelism = 128
 	}
-	jg, err := graph.BuildJobGraph(b.g, o)
+	jg, err := streamgraph.BuildJobGraph(b.g, o)
 	require.NoError(t, err)
 	return jg
 }
 
 // chains returns each vertex's operator names.
-func chains(jg *graph.JobGraph) [][]string {
+func chains(jg *jobgraph.JobGraph) [][]string {
 	var out [][]string
 	for _, v := range jg.Vertices {
 		var names []string
@@ -72,7 +73,7 @@ func TestForwardEqualParallelismChains(t *testing.T) {
 	src := b.source("src", 2)
 	m := b.op("map", 2, runtime.Forward, src)
 	b.op("sink", 2, runtime.Forward, m)
-	jg := b.build(t, graph.Options{})
+	jg := b.build(t, streamgraph.Options{})
 	require.Equal(t, [][]string{{"src", "map", "sink"}}, chains(jg))
 	require.Equal(t, "src -> map -> sink", jg.Vertices[0].Name)
 	require.True(t, jg.Vertices[0].IsSource)
@@ -84,7 +85,7 @@ func TestChainBreakers(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		configure func(b *builder) // builds src(2) → X → map
-		partition string
+		partition jobgraph.Partition
 	}{
 		{name: "keyBy", configure: func(b *builder) {
 			b.op("map", 2, runtime.Hash, b.g.Nodes[0])
@@ -113,11 +114,11 @@ func TestChainBreakers(t *testing.T) {
 			b := newBuilder()
 			b.source("src", 2)
 			tc.configure(b)
-			jg := b.build(t, graph.Options{})
+			jg := b.build(t, streamgraph.Options{})
 			require.Equal(t, [][]string{{"src"}, {"map"}}, chains(jg))
 			require.Len(t, jg.Edges, 1)
-			require.Equal(t, &graph.JobEdge{StreamEdge: 0, From: 0, To: 1, Partition: tc.partition}, jg.Edges[0])
-			require.Equal(t, []*graph.JobEdge{jg.Edges[0]}, jg.InputsOf(1))
+			require.Equal(t, &jobgraph.JobEdge{StreamEdge: 0, From: 0, To: 1, Partition: tc.partition}, jg.Edges[0])
+			require.Equal(t, []*jobgraph.JobEdge{jg.Edges[0]}, jg.InputsOf(1))
 			require.Empty(t, jg.InputsOf(0))
 		})
 	}
@@ -128,7 +129,7 @@ func TestDisableChainingForTheJob(t *testing.T) {
 	src := b.source("src", 1)
 	m := b.op("map", 1, runtime.Forward, src)
 	b.op("sink", 1, runtime.Forward, m)
-	jg := b.build(t, graph.Options{DisableChaining: true})
+	jg := b.build(t, streamgraph.Options{DisableChaining: true})
 	require.Equal(t, [][]string{{"src"}, {"map"}, {"sink"}}, chains(jg))
 	require.Len(t, jg.Edges, 2)
 }
@@ -138,10 +139,10 @@ func TestUnionAndSideOutputsAreNotChained(t *testing.T) {
 	s1 := b.source("s1", 1)
 	s2 := b.source("s2", 1)
 	u := b.op("union-map", 1, runtime.Forward, s1, s2)
-	side := b.g.AddNode(&graph.Node{Kind: "map", Name: "side", Parallelism: 1, NumInputs: 1, Out: runtime.Ops[int]{}})
-	b.g.Connect(&graph.Edge{From: u.ID, To: side.ID, Partition: runtime.Forward, SideTag: "late", Type: runtime.Ops[int]{}})
+	side := b.g.AddNode(&streamgraph.Node{Kind: "map", Name: "side", Parallelism: 1, NumInputs: 1, Out: runtime.Ops[int]{}})
+	b.g.Connect(&streamgraph.Edge{From: u.ID, To: side.ID, Partition: runtime.Forward, SideTag: "late", Type: runtime.Ops[int]{}})
 	b.op("main", 1, runtime.Forward, u)
-	jg := b.build(t, graph.Options{})
+	jg := b.build(t, streamgraph.Options{})
 	require.Equal(t, [][]string{{"s1"}, {"s2"}, {"union-map", "main"}, {"side"}}, chains(jg))
 	require.Len(t, jg.InputsOf(2), 2)
 	in := jg.InputsOf(3)
@@ -154,7 +155,7 @@ func TestFanOutChainsEveryForwardSuccessor(t *testing.T) {
 	src := b.source("src", 1)
 	b.op("a", 1, runtime.Forward, src)
 	b.op("b", 1, runtime.Forward, src)
-	jg := b.build(t, graph.Options{})
+	jg := b.build(t, streamgraph.Options{})
 	require.Equal(t, [][]string{{"src", "a", "b"}}, chains(jg))
 }
 
@@ -162,7 +163,7 @@ func TestDefaultsAndHashEdges(t *testing.T) {
 	b := newBuilder()
 	src := b.source("src", 0)
 	k := b.op("keyed", 0, runtime.Hash, src)
-	jg := b.build(t, graph.Options{DefaultParallelism: 3, MaxParallelism: 16})
+	jg := b.build(t, streamgraph.Options{DefaultParallelism: 3, MaxParallelism: 16})
 	require.Equal(t, 3, src.Parallelism)
 	require.Equal(t, 16, k.MaxParallelism)
 	require.Equal(t, "default", k.SlotSharingGroup)
@@ -174,24 +175,24 @@ func TestDefaultsAndHashEdges(t *testing.T) {
 }
 
 func TestBuildErrors(t *testing.T) {
-	_, err := graph.BuildJobGraph(&graph.StreamGraph{}, graph.Options{JobName: "empty", DefaultParallelism: 1, MaxParallelism: 128})
+	_, err := streamgraph.BuildJobGraph(&streamgraph.StreamGraph{}, streamgraph.Options{JobName: "empty", DefaultParallelism: 1, MaxParallelism: 128})
 	require.ErrorContains(t, err, `job "empty" has no operators`)
 
 	b := newBuilder()
 	b.source("wide", 200)
-	_, err = graph.BuildJobGraph(b.g, graph.Options{DefaultParallelism: 1, MaxParallelism: 128})
+	_, err = streamgraph.BuildJobGraph(b.g, streamgraph.Options{DefaultParallelism: 1, MaxParallelism: 128})
 	require.ErrorContains(t, err, `operator "wide": parallelism 200 exceeds maxParallelism 128`)
 
 	b = newBuilder()
-	b.g.AddNode(&graph.Node{Kind: "map", Name: "orphan", NumInputs: 1})
-	_, err = graph.BuildJobGraph(b.g, graph.Options{DefaultParallelism: 1, MaxParallelism: 128})
+	b.g.AddNode(&streamgraph.Node{Kind: "map", Name: "orphan", NumInputs: 1})
+	_, err = streamgraph.BuildJobGraph(b.g, streamgraph.Options{DefaultParallelism: 1, MaxParallelism: 128})
 	require.ErrorContains(t, err, `operator "orphan" has no input`)
 
 	b = newBuilder()
 	src := b.source("src", 1)
 	n := b.op("keyed", 1, runtime.Forward, nil...)
-	b.g.Connect(&graph.Edge{From: src.ID, To: n.ID, Partition: runtime.Hash})
-	_, err = graph.BuildJobGraph(b.g, graph.Options{DefaultParallelism: 1, MaxParallelism: 128})
+	b.g.Connect(&streamgraph.Edge{From: src.ID, To: n.ID, Partition: runtime.Hash})
+	_, err = streamgraph.BuildJobGraph(b.g, streamgraph.Options{DefaultParallelism: 1, MaxParallelism: 128})
 	require.ErrorContains(t, err, "hash partitioning without a key")
 }
 
@@ -206,8 +207,8 @@ func pipeline() *builder {
 
 func TestDerivedUIDsAreDeterministic(t *testing.T) {
 	b1, b2 := pipeline(), pipeline()
-	jg1 := b1.build(t, graph.Options{})
-	jg2 := b2.build(t, graph.Options{})
+	jg1 := b1.build(t, streamgraph.Options{})
+	jg2 := b2.build(t, streamgraph.Options{})
 	seen := map[string]bool{}
 	for i, n := range b1.g.Nodes {
 		require.Len(t, n.UID, 32)
@@ -221,7 +222,7 @@ func TestDerivedUIDsAreDeterministic(t *testing.T) {
 	// (derived UIDs hash the inputs' UIDs), but not those before it.
 	b3 := pipeline()
 	b3.g.Nodes[1].Name = "renamed"
-	b3.build(t, graph.Options{})
+	b3.build(t, streamgraph.Options{})
 	require.Equal(t, b1.g.Nodes[0].UID, b3.g.Nodes[0].UID)
 	for i := 1; i < 4; i++ {
 		require.NotEqual(t, b1.g.Nodes[i].UID, b3.g.Nodes[i].UID, "node %d", i)
@@ -230,7 +231,7 @@ func TestDerivedUIDsAreDeterministic(t *testing.T) {
 	// A user UID pins the operator's identity; derivation is idempotent.
 	b4 := pipeline()
 	b4.g.Nodes[2].UID = "my-counter"
-	b4.build(t, graph.Options{})
+	b4.build(t, streamgraph.Options{})
 	require.Equal(t, "my-counter", b4.g.Nodes[2].UID)
 	require.NotEqual(t, b1.g.Nodes[3].UID, b4.g.Nodes[3].UID)
 	before := b4.g.Nodes[3].UID
@@ -242,19 +243,19 @@ func TestDuplicateUIDsRejected(t *testing.T) {
 	b := pipeline()
 	b.g.Nodes[1].UID = "same"
 	b.g.Nodes[3].UID = "same"
-	_, err := graph.BuildJobGraph(b.g, graph.Options{DefaultParallelism: 1, MaxParallelism: 128})
+	_, err := streamgraph.BuildJobGraph(b.g, streamgraph.Options{DefaultParallelism: 1, MaxParallelism: 128})
 	require.ErrorContains(t, err, `operators "map" and "sink" have the same UID "same"`)
 }
 
 func TestJobGraphJSONRoundTrip(t *testing.T) {
 	b := pipeline()
 	b.g.Nodes[3].SlotSharingGroup = "sinks"
-	side := b.g.AddNode(&graph.Node{Kind: "map", Name: "late", NumInputs: 1, Out: runtime.Ops[int]{}})
-	b.g.Connect(&graph.Edge{From: 2, To: side.ID, Partition: runtime.Forward, SideTag: "late-tag", Type: runtime.Ops[int]{}})
-	jg := b.build(t, graph.Options{JobName: "round trip", DefaultParallelism: 4})
+	side := b.g.AddNode(&streamgraph.Node{Kind: "map", Name: "late", NumInputs: 1, Out: runtime.Ops[int]{}})
+	b.g.Connect(&streamgraph.Edge{From: 2, To: side.ID, Partition: runtime.Forward, SideTag: "late-tag", Type: runtime.Ops[int]{}})
+	jg := b.build(t, streamgraph.Options{JobName: "round trip", DefaultParallelism: 4})
 	data, err := json.Marshal(jg)
 	require.NoError(t, err)
-	var back graph.JobGraph
+	var back jobgraph.JobGraph
 	require.NoError(t, json.Unmarshal(data, &back))
 	require.Equal(t, jg, &back)
 	// The field names are part of the submission format.
@@ -270,19 +271,31 @@ func TestJobGraphJSONRoundTrip(t *testing.T) {
 
 func TestSlotsNeeded(t *testing.T) {
 	// One group: the highest parallelism.
-	jg := pipeline().build(t, graph.Options{})
+	jg := pipeline().build(t, streamgraph.Options{})
 	require.Equal(t, 4, jg.SlotsNeeded())
 
 	// Groups never share slots: sum of each group's highest parallelism.
 	b := pipeline()
 	b.g.Nodes[3].SlotSharingGroup = "sinks"
 	b.g.Nodes[3].Parallelism = 3
-	jg = b.build(t, graph.Options{})
+	jg = b.build(t, streamgraph.Options{})
 	require.Equal(t, 4+3, jg.SlotsNeeded())
 
 	b = newBuilder()
 	b.source("a", 1).SlotSharingGroup = "x"
 	b.source("b", 2).SlotSharingGroup = "y"
 	b.source("c", 5).SlotSharingGroup = "y"
-	require.Equal(t, 1+5, b.build(t, graph.Options{}).SlotsNeeded())
+	require.Equal(t, 1+5, b.build(t, streamgraph.Options{}).SlotsNeeded())
+}
+
+func TestPartitionMapping(t *testing.T) {
+	for _, k := range []runtime.PartitionKind{runtime.Forward, runtime.Rebalance, runtime.Hash, runtime.Broadcast} {
+		p := streamgraph.JobPartition(k)
+		require.Equal(t, k.String(), string(p), "the JobGraph names partitioning as the runtime prints it")
+		back, err := streamgraph.RuntimePartition(p)
+		require.NoError(t, err)
+		require.Equal(t, k, back)
+	}
+	_, err := streamgraph.RuntimePartition("SHUFFLE")
+	require.ErrorContains(t, err, `unknown partitioning "SHUFFLE"`)
 }
