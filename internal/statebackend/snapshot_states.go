@@ -410,6 +410,102 @@ func readFlags(d *decoder) (byte, error) {
 	return flags, nil
 }
 
+// appendCollections writes one key group of list or map state: the flags,
+// the number of keys, then per key its encoding and what appendEntry writes
+// of its collection. List and Map share this framing; they differ only in
+// their elements.
+func appendCollections[K comparable, C any](dst []byte, kc codec.Codec[K], flags byte, m map[K]C, appendEntry func([]byte, C) []byte) []byte {
+	dst = append(dst, flags)
+	dst = binary.AppendUvarint(dst, uint64(len(m)))
+	for k, c := range m {
+		dst = kc.Append(dst, k)
+		dst = appendEntry(dst, c)
+	}
+	return dst
+}
+
+// dropExpired expires the elements of every timed collection of a key
+// group (live expires one and returns how many elements are left) and
+// drops the keys left empty, before a snapshot.
+func dropExpired[K comparable, C any](m map[K]C, live func(C) int) {
+	for k, c := range m {
+		if live(c) == 0 {
+			delete(m, k)
+		}
+	}
+}
+
+// collectionReader decodes one key's collection: exp is the key's expiry
+// (flagsPerKey data) or neverExpires; with perEntry every element carries
+// its own. entryMin is the fewest bytes an element takes.
+type collectionReader[K comparable] struct {
+	entryMin int
+	prepare  func(flags byte, n int)
+	read     func(d *decoder, k K, cnt int, exp int64, perEntry bool, where string) error
+}
+
+// restoreCollections reads what appendCollections wrote, and the per-key
+// expiry layout of format version 1, into the key group kg.
+func restoreCollections[K comparable](b *Keyed[K], kg int, src []byte, r collectionReader[K]) error {
+	if kg < 0 || kg >= b.rng.Len() {
+		return idxErr(kg, b.rng.Len())
+	}
+	kc, err := b.KeyCodec()
+	if err != nil {
+		return err
+	}
+	d := decoder{b: src}
+	flags, err := readFlags(&d)
+	if err != nil {
+		return err
+	}
+	n, err := d.count(b.keyMin + 1 + boolInt(flags == flagsPerKey))
+	if err != nil {
+		return fmt.Errorf("number of entries: %w", err)
+	}
+	r.prepare(flags, min(n, len(src)))
+	perEntry := flags == flagsPerEntry
+	for i := range n {
+		k, err := decodeWith(&d, kc)
+		if err != nil {
+			return fmt.Errorf("entry %d of %d, key: %w", i, n, err)
+		}
+		if err := checkKeyGroup(b, k, kg, i); err != nil {
+			return err
+		}
+		where := fmt.Sprintf("entry %d of %d (key %v)", i, n, k)
+		exp := int64(neverExpires)
+		if flags == flagsPerKey {
+			e, err := d.varint()
+			if err != nil {
+				return fmt.Errorf("%s, expiry: %w", where, err)
+			}
+			exp = fromDisk(e)
+		}
+		cnt, err := d.count(r.entryMin + boolInt(perEntry))
+		if err != nil {
+			return fmt.Errorf("%s, size: %w", where, err)
+		}
+		if err := r.read(&d, k, cnt, exp, perEntry, where); err != nil {
+			return err
+		}
+	}
+	if d.rest() != 0 {
+		return corruptf("%d bytes after the last entry", d.rest())
+	}
+	return nil
+}
+
+// readExpiry reads the delta-encoded expiry of one element.
+func readExpiry(d *decoder, prev *int64) (int64, error) {
+	delta, err := d.varint()
+	if err != nil {
+		return 0, err
+	}
+	*prev += delta
+	return fromDisk(*prev), nil
+}
+
 func (s *List[K, V]) bind(any) {
 	s.b.KeyCodec()
 	s.ec.get()
@@ -420,16 +516,11 @@ func (s *List[K, V]) SnapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
 	if kg < 0 || kg >= s.b.rng.Len() {
 		return dst, idxErr(kg, s.b.rng.Len())
 	}
-	var n int
+	n := 0
 	if s.timed {
-		now, m := s.b.Now(), s.tl[kg]
-		for k, l := range m {
-			l.expire(now)
-			if len(l.vals) == 0 {
-				delete(m, k)
-			}
-		}
-		n = len(m)
+		now := s.b.Now()
+		dropExpired(s.tl[kg], func(l *timedList[V]) int { l.expire(now); return len(l.vals) })
+		n = len(s.tl[kg])
 	} else {
 		n = len(s.plain[kg])
 	}
@@ -445,21 +536,15 @@ func (s *List[K, V]) SnapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
 		return dst, err
 	}
 	if !s.timed {
-		dst = append(dst, flagsPlain)
-		dst = binary.AppendUvarint(dst, uint64(n))
-		for k, vs := range s.plain[kg] {
-			dst = kc.Append(dst, k)
+		return appendCollections(dst, kc, flagsPlain, s.plain[kg], func(dst []byte, vs []V) []byte {
 			dst = binary.AppendUvarint(dst, uint64(len(vs)))
 			for _, v := range vs {
 				dst = ec.Append(dst, v)
 			}
-		}
-		return dst, nil
+			return dst
+		}), nil
 	}
-	dst = append(dst, flagsPerEntry)
-	dst = binary.AppendUvarint(dst, uint64(n))
-	for k, l := range s.tl[kg] {
-		dst = kc.Append(dst, k)
+	return appendCollections(dst, kc, flagsPerEntry, s.tl[kg], func(dst []byte, l *timedList[V]) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(l.vals)))
 		prev := int64(0)
 		for i, v := range l.vals {
@@ -468,102 +553,67 @@ func (s *List[K, V]) SnapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
 			prev = e
 			dst = ec.Append(dst, v)
 		}
-	}
-	return dst, nil
+		return dst
+	}), nil
 }
 
 // RestoreKeyGroup implements Snapshotter. Data with expiries makes a state
 // without TTL keep expiries (see makeTimed); data without makes elements
 // that never expire.
 func (s *List[K, V]) RestoreKeyGroup(kg int, src []byte) error {
-	if kg < 0 || kg >= s.b.rng.Len() {
-		return idxErr(kg, s.b.rng.Len())
-	}
-	kc, err := s.b.KeyCodec()
-	if err != nil {
-		return err
-	}
 	ec, err := s.ec.get()
 	if err != nil {
 		return err
 	}
-	d := decoder{b: src}
-	flags, err := readFlags(&d)
-	if err != nil {
-		return err
-	}
-	if flags != flagsPlain && !s.timed {
-		s.makeTimed()
-	}
-	n, err := d.count(s.b.keyMin + 1 + boolInt(flags == flagsPerKey))
-	if err != nil {
-		return fmt.Errorf("number of entries: %w", err)
-	}
-	switch {
-	case !s.timed && len(s.plain[kg]) == 0:
-		s.plain[kg] = make(map[K][]V, min(n, len(src)))
-	case s.timed && len(s.tl[kg]) == 0:
-		s.tl[kg] = make(map[K]*timedList[V], min(n, len(src)))
-	}
-	perEntry := flags == flagsPerEntry
-	for i := range n {
-		k, err := decodeWith(&d, kc)
-		if err != nil {
-			return fmt.Errorf("entry %d of %d, key: %w", i, n, err)
-		}
-		if err := checkKeyGroup(s.b, k, kg, i); err != nil {
-			return err
-		}
-		exp := int64(neverExpires)
-		if flags == flagsPerKey {
-			e, err := d.varint()
-			if err != nil {
-				return fmt.Errorf("entry %d of %d (key %v), expiry: %w", i, n, k, err)
+	return restoreCollections(s.b, kg, src, collectionReader[K]{
+		entryMin: s.ec.min,
+		prepare: func(flags byte, n int) {
+			if flags != flagsPlain && !s.timed {
+				s.makeTimed()
 			}
-			exp = fromDisk(e)
-		}
-		cnt, err := d.count(s.ec.min + boolInt(perEntry))
-		if err != nil {
-			return fmt.Errorf("entry %d of %d (key %v), list length: %w", i, n, k, err)
-		}
-		vals := make([]V, 0, min(cnt, 4096))
-		var exps []int64
-		if perEntry {
-			exps = make([]int64, 0, min(cnt, 4096))
-		}
-		prev := int64(0)
-		for j := range cnt {
+			switch {
+			case !s.timed && len(s.plain[kg]) == 0:
+				s.plain[kg] = make(map[K][]V, n)
+			case s.timed && len(s.tl[kg]) == 0:
+				s.tl[kg] = make(map[K]*timedList[V], n)
+			}
+		},
+		read: func(d *decoder, k K, cnt int, exp int64, perEntry bool, where string) error {
+			vals := make([]V, 0, min(cnt, 4096))
+			var exps []int64
 			if perEntry {
-				delta, err := d.varint()
-				if err != nil {
-					return fmt.Errorf("entry %d of %d (key %v), element %d expiry: %w", i, n, k, j, err)
+				exps = make([]int64, 0, min(cnt, 4096))
+			}
+			prev := int64(0)
+			for j := range cnt {
+				if perEntry {
+					e, err := readExpiry(d, &prev)
+					if err != nil {
+						return fmt.Errorf("%s, element %d expiry: %w", where, j, err)
+					}
+					exps = append(exps, e)
 				}
-				prev += delta
-				exps = append(exps, fromDisk(prev))
+				v, err := decodeWith(d, ec)
+				if err != nil {
+					return fmt.Errorf("%s, element %d: %w", where, j, err)
+				}
+				vals = append(vals, v)
 			}
-			v, err := decodeWith(&d, ec)
-			if err != nil {
-				return fmt.Errorf("entry %d of %d (key %v), element %d: %w", i, n, k, j, err)
+			switch {
+			case cnt == 0:
+				s.clearKey(kg, k)
+			case !s.timed:
+				s.plain[kg][k] = vals
+			case perEntry:
+				l := &timedList[V]{vals: vals, exps: exps}
+				l.reindex()
+				s.tl[kg][k] = l
+			default:
+				s.tl[kg][k] = newTimedList(vals, exp)
 			}
-			vals = append(vals, v)
-		}
-		switch {
-		case cnt == 0:
-			s.clearKey(kg, k)
-		case !s.timed:
-			s.plain[kg][k] = vals
-		case perEntry:
-			l := &timedList[V]{vals: vals, exps: exps}
-			l.reindex()
-			s.tl[kg][k] = l
-		default:
-			s.tl[kg][k] = newTimedList(vals, exp)
-		}
-	}
-	if d.rest() != 0 {
-		return corruptf("%d bytes after the last entry", d.rest())
-	}
-	return nil
+			return nil
+		},
+	})
 }
 
 // clearKey removes key k of key-group index kg.
@@ -586,16 +636,11 @@ func (s *Map[K, UK, UV]) SnapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
 	if kg < 0 || kg >= s.b.rng.Len() {
 		return dst, idxErr(kg, s.b.rng.Len())
 	}
-	var n int
+	n := 0
 	if s.timed {
-		now, m := s.b.Now(), s.tm[kg]
-		for k, t := range m {
-			t.expire(now)
-			if len(t.vals) == 0 {
-				delete(m, k)
-			}
-		}
-		n = len(m)
+		now := s.b.Now()
+		dropExpired(s.tm[kg], func(t *timedMap[UK, UV]) int { t.expire(now); return len(t.vals) })
+		n = len(s.tm[kg])
 	} else {
 		n = len(s.plain[kg])
 	}
@@ -615,22 +660,16 @@ func (s *Map[K, UK, UV]) SnapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
 		return dst, err
 	}
 	if !s.timed {
-		dst = append(dst, flagsPlain)
-		dst = binary.AppendUvarint(dst, uint64(n))
-		for k, um := range s.plain[kg] {
-			dst = kc.Append(dst, k)
+		return appendCollections(dst, kc, flagsPlain, s.plain[kg], func(dst []byte, um map[UK]UV) []byte {
 			dst = binary.AppendUvarint(dst, uint64(len(um)))
 			for uk, uv := range um {
 				dst = ukc.Append(dst, uk)
 				dst = uvc.Append(dst, uv)
 			}
-		}
-		return dst, nil
+			return dst
+		}), nil
 	}
-	dst = append(dst, flagsPerEntry)
-	dst = binary.AppendUvarint(dst, uint64(n))
-	for k, t := range s.tm[kg] {
-		dst = kc.Append(dst, k)
+	return appendCollections(dst, kc, flagsPerEntry, s.tm[kg], func(dst []byte, t *timedMap[UK, UV]) []byte {
 		dst = binary.AppendUvarint(dst, uint64(len(t.vals)))
 		prev := int64(0)
 		for uk, uv := range t.vals {
@@ -640,19 +679,12 @@ func (s *Map[K, UK, UV]) SnapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
 			prev = e
 			dst = uvc.Append(dst, uv)
 		}
-	}
-	return dst, nil
+		return dst
+	}), nil
 }
 
 // RestoreKeyGroup implements Snapshotter, as List's.
 func (s *Map[K, UK, UV]) RestoreKeyGroup(kg int, src []byte) error {
-	if kg < 0 || kg >= s.b.rng.Len() {
-		return idxErr(kg, s.b.rng.Len())
-	}
-	kc, err := s.b.KeyCodec()
-	if err != nil {
-		return err
-	}
 	ukc, err := s.kc.get()
 	if err != nil {
 		return err
@@ -661,87 +693,57 @@ func (s *Map[K, UK, UV]) RestoreKeyGroup(kg int, src []byte) error {
 	if err != nil {
 		return err
 	}
-	d := decoder{b: src}
-	flags, err := readFlags(&d)
-	if err != nil {
-		return err
-	}
-	if flags != flagsPlain && !s.timed {
-		s.makeTimed()
-	}
-	n, err := d.count(s.b.keyMin + 1 + boolInt(flags == flagsPerKey))
-	if err != nil {
-		return fmt.Errorf("number of entries: %w", err)
-	}
-	switch {
-	case !s.timed && len(s.plain[kg]) == 0:
-		s.plain[kg] = make(map[K]map[UK]UV, min(n, len(src)))
-	case s.timed && len(s.tm[kg]) == 0:
-		s.tm[kg] = make(map[K]*timedMap[UK, UV], min(n, len(src)))
-	}
-	perEntry := flags == flagsPerEntry
-	for i := range n {
-		k, err := decodeWith(&d, kc)
-		if err != nil {
-			return fmt.Errorf("entry %d of %d, key: %w", i, n, err)
-		}
-		if err := checkKeyGroup(s.b, k, kg, i); err != nil {
-			return err
-		}
-		exp := int64(neverExpires)
-		if flags == flagsPerKey {
-			e, err := d.varint()
-			if err != nil {
-				return fmt.Errorf("entry %d of %d (key %v), expiry: %w", i, n, k, err)
+	return restoreCollections(s.b, kg, src, collectionReader[K]{
+		entryMin: s.kc.min + s.vc.min,
+		prepare: func(flags byte, n int) {
+			if flags != flagsPlain && !s.timed {
+				s.makeTimed()
 			}
-			exp = fromDisk(e)
-		}
-		cnt, err := d.count(s.kc.min + s.vc.min + boolInt(perEntry))
-		if err != nil {
-			return fmt.Errorf("entry %d of %d (key %v), map size: %w", i, n, k, err)
-		}
-		vals := make(map[UK]UV, min(cnt, 1024))
-		var exps map[UK]int64
-		if s.timed {
-			exps = make(map[UK]int64, min(cnt, 1024))
-		}
-		next, prev := int64(neverExpires), int64(0)
-		for j := range cnt {
-			uk, err := decodeWith(&d, ukc)
-			if err != nil {
-				return fmt.Errorf("entry %d of %d (key %v), map entry %d key: %w", i, n, k, j, err)
+			switch {
+			case !s.timed && len(s.plain[kg]) == 0:
+				s.plain[kg] = make(map[K]map[UK]UV, n)
+			case s.timed && len(s.tm[kg]) == 0:
+				s.tm[kg] = make(map[K]*timedMap[UK, UV], n)
 			}
-			if perEntry {
-				delta, err := d.varint()
+		},
+		read: func(d *decoder, k K, cnt int, exp int64, perEntry bool, where string) error {
+			vals := make(map[UK]UV, min(cnt, 1024))
+			var exps map[UK]int64
+			if s.timed {
+				exps = make(map[UK]int64, min(cnt, 1024))
+			}
+			next, prev := int64(neverExpires), int64(0)
+			for j := range cnt {
+				uk, err := decodeWith(d, ukc)
 				if err != nil {
-					return fmt.Errorf("entry %d of %d (key %v), map entry %d expiry: %w", i, n, k, j, err)
+					return fmt.Errorf("%s, map entry %d key: %w", where, j, err)
 				}
-				prev += delta
-				exp = fromDisk(prev)
+				if perEntry {
+					if exp, err = readExpiry(d, &prev); err != nil {
+						return fmt.Errorf("%s, map entry %d expiry: %w", where, j, err)
+					}
+				}
+				uv, err := decodeWith(d, uvc)
+				if err != nil {
+					return fmt.Errorf("%s, map entry %d value: %w", where, j, err)
+				}
+				vals[uk] = uv
+				if exps != nil {
+					exps[uk] = exp
+					next = min(next, exp)
+				}
 			}
-			uv, err := decodeWith(&d, uvc)
-			if err != nil {
-				return fmt.Errorf("entry %d of %d (key %v), map entry %d value: %w", i, n, k, j, err)
+			switch {
+			case len(vals) == 0:
+				s.clearKey(kg, k)
+			case !s.timed:
+				s.plain[kg][k] = vals
+			default:
+				s.tm[kg][k] = &timedMap[UK, UV]{vals: vals, exps: exps, next: next}
 			}
-			vals[uk] = uv
-			if exps != nil {
-				exps[uk] = exp
-				next = min(next, exp)
-			}
-		}
-		switch {
-		case len(vals) == 0:
-			s.clearKey(kg, k)
-		case !s.timed:
-			s.plain[kg][k] = vals
-		default:
-			s.tm[kg][k] = &timedMap[UK, UV]{vals: vals, exps: exps, next: next}
-		}
-	}
-	if d.rest() != 0 {
-		return corruptf("%d bytes after the last entry", d.rest())
-	}
-	return nil
+			return nil
+		},
+	})
 }
 
 // clearKey removes key k of key-group index kg.
