@@ -88,6 +88,9 @@ func TestSubMillisecondDurationsAreErrors(t *testing.T) {
 			k := keyed(env)
 			strom.Discard(strom.IntervalJoin(k, k, -time.Microsecond, time.Second, func(a, b tsRec, out strom.Collector[int]) error { return nil }))
 		}, "lower bound -1µs"},
+		"time evictor": {func(env *strom.Environment) {
+			strom.Discard(strom.WindowReduce(strom.Window(keyed(env), window.Tumbling(time.Second)).Evictor(window.TimeEvictor(1500*time.Microsecond)), reduce))
+		}, "TimeEvictor duration 1.5ms is not a whole number of milliseconds"},
 		"out of orderness": {func(env *strom.Environment) {
 			strom.Discard(strom.AssignTimestamps(strom.FromElements(env, 1), strom.BoundedOutOfOrderness[int](time.Millisecond+time.Microsecond)))
 		}, "max delay 1.001ms is not a whole number of milliseconds"},

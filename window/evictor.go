@@ -120,6 +120,7 @@ func (e CountEviction) String() string {
 type TimeEviction struct {
 	keep  int64
 	after bool
+	bad   error
 }
 
 // TimeEvictor evicts, before the window function runs, the elements whose
@@ -128,7 +129,11 @@ type TimeEviction struct {
 // ts > max(ts) − keep. Elements without timestamps (processing-time
 // windows of records without event time) are kept: it evicts nothing when
 // the first element has no timestamp, as in Flink.
-func TimeEvictor(keep time.Duration) TimeEviction { return TimeEviction{keep: keep.Milliseconds()} }
+func TimeEvictor(keep time.Duration) TimeEviction {
+	var e TimeEviction
+	e.keep = wholeMillis("TimeEvictor duration", keep, &e.bad)
+	return e
+}
 
 // After evicts after the window function instead.
 func (e TimeEviction) After() TimeEviction {
@@ -138,6 +143,9 @@ func (e TimeEviction) After() TimeEviction {
 
 // Validate reports a duration below 1 ms.
 func (e TimeEviction) Validate() error {
+	if e.bad != nil {
+		return e.bad
+	}
 	if e.keep < 1 {
 		return fmt.Errorf("window: TimeEvictor needs a duration of at least 1ms, got %dms", e.keep)
 	}
