@@ -338,6 +338,13 @@ func (s *Scheduler) taskState(ev EvTaskState) []Action {
 	if e == nil || e.State.Terminal() {
 		return nil
 	}
+	if e.State == Canceling && !ev.State.Terminal() {
+		// The cancel is on its way to the task, which reported an earlier
+		// step (INITIALIZING, RUNNING) before it saw it: the execution
+		// stays CANCELING until it ends, as in Flink, so nothing (a
+		// restart, a second cancel) mistakes it for a live task.
+		return nil
+	}
 	e.State = ev.State
 	if ev.State == Failed {
 		e.Err = ev.Err
