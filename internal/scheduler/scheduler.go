@@ -5,7 +5,7 @@
 // done) come out. It starts no goroutines, does no I/O and reads no clock,
 // so every interleaving of task failures, cancellations and slot answers
 // can be scripted in a test (testdata/*.txt). The JobMaster in
-// internal/cluster is the shell that turns messages into events and carries
+// internal/jobmaster is the shell that turns messages into events and carries
 // out the actions.
 package scheduler
 
