@@ -100,7 +100,9 @@ func (jm *JobMaster) Run(ctx context.Context) {
 	defer jm.ep.Close()
 	jm.step(scheduler.EvTick{Now: time.Now()})
 	jm.step(scheduler.EvStart{})
-	jm.publish()
+	if !jm.done { // the job may already have failed (no ResourceManager)
+		jm.publish()
+	}
 	for !jm.done {
 		select {
 		case <-ctx.Done():
