@@ -61,8 +61,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/strom-dev/strom/internal/cluster"
 	"github.com/strom-dev/strom/internal/keygroup"
+	"github.com/strom-dev/strom/internal/minicluster"
 	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/scheduler"
@@ -295,8 +295,8 @@ func (e *Environment) Execute(ctx context.Context, jobName string) (*JobResult, 
 
 // JobClient controls a job started with ExecuteAsync.
 type JobClient struct {
-	mc     *cluster.MiniCluster
-	h      *cluster.JobHandle
+	mc     *minicluster.MiniCluster
+	h      *minicluster.JobHandle
 	name   string
 	ctx    context.Context
 	stop   func() bool
@@ -345,15 +345,15 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 	if slots <= 0 {
 		slots = (jg.SlotsNeeded() + tms - 1) / tms
 	}
-	mc, err := cluster.Start(cluster.Config{TaskManagers: tms, SlotsPerManager: slots})
+	mc, err := minicluster.Start(minicluster.Config{TaskManagers: tms, SlotsPerManager: slots})
 	if err != nil {
 		return nil, fmt.Errorf("strom: starting embedded cluster: %w", err)
 	}
-	h, err := mc.Submit(&cluster.Job{
+	h, err := mc.Submit(&minicluster.Job{
 		Name:     jobName,
 		Graph:    g,
 		JobGraph: jg,
-		Config: cluster.JobConfig{
+		Config: minicluster.JobConfig{
 			BuffersPerChannel: cfg.BuffersPerChannel,
 			BatchSize:         cfg.BatchSize,
 			Logger:            cfg.Logger,
@@ -471,7 +471,7 @@ func publicError(err error) error {
 	}
 }
 
-func toResults(ts []cluster.OperatorTotals) []OperatorResult {
+func toResults(ts []minicluster.OperatorTotals) []OperatorResult {
 	out := make([]OperatorResult, len(ts))
 	for i, t := range ts {
 		out[i] = OperatorResult{Name: t.Name, UID: t.UID, Parallelism: t.Parallelism, RecordsIn: t.RecordsIn, RecordsOut: t.RecordsOut, BackpressureWaits: t.BackpressureWaits}
@@ -479,6 +479,6 @@ func toResults(ts []cluster.OperatorTotals) []OperatorResult {
 	return out
 }
 
-func toResult(r cluster.JobResult) *JobResult {
+func toResult(r minicluster.JobResult) *JobResult {
 	return &JobResult{JobID: r.JobID, JobName: r.JobName, Duration: r.Duration, Operators: toResults(r.Operators)}
 }

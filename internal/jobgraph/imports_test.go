@@ -1,13 +1,13 @@
 package jobgraph_test
 
 import (
-	"go/build"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/strom-dev/strom/internal/importcheck"
 )
 
-const module = "github.com/strom-dev/strom"
+const module = importcheck.Module
 
 // The JobGraph is data that crosses processes: it must not depend on the
 // runtime, the network, state backends, the StreamGraph (operator code) or the
@@ -18,7 +18,12 @@ var forbidden = []string{
 	module + "/internal/network",
 	module + "/internal/statebackend",
 	module + "/internal/streamgraph",
-	module + "/internal/cluster",
+	module + "/internal/rpc",
+	module + "/internal/dispatcher",
+	module + "/internal/jobmaster",
+	module + "/internal/resourcemanager",
+	module + "/internal/taskmanager",
+	module + "/internal/minicluster",
 }
 
 func TestImportsNoRuntime(t *testing.T) {
@@ -26,35 +31,10 @@ func TestImportsNoRuntime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Walk the module's packages that jobgraph imports, directly or not;
-	// via[p] is the package through which p was reached.
-	via := map[string]string{module + "/internal/jobgraph": ""}
-	queue := []string{module + "/internal/jobgraph"}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		dir := filepath.Join(root, filepath.FromSlash(strings.TrimPrefix(strings.TrimPrefix(p, module), "/")))
-		pkg, err := build.ImportDir(dir, 0) // non-test files only
-		if err != nil {
-			t.Fatalf("%s: %v", p, err)
-		}
-		for _, imp := range pkg.Imports {
-			if imp != module && !strings.HasPrefix(imp, module+"/") {
-				continue // the standard library or a third-party module
-			}
-			if _, seen := via[imp]; !seen {
-				via[imp] = p
-				queue = append(queue, imp)
-			}
-		}
-	}
+	via := importcheck.Deps(t, root, module+"/internal/jobgraph")
 	for _, f := range forbidden {
 		if _, ok := via[f]; ok {
-			chain := []string{f}
-			for p := via[f]; p != ""; p = via[p] {
-				chain = append([]string{p}, chain...)
-			}
-			t.Errorf("internal/jobgraph depends on %s: %s", f, strings.Join(chain, " → "))
+			t.Errorf("internal/jobgraph depends on %s: %s", f, importcheck.Chain(via, f))
 		}
 	}
 }

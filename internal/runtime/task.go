@@ -61,6 +61,10 @@ type Task struct {
 	Notify  network.Notifier
 	Time    *ProcessingTime
 	Logger  *slog.Logger
+	// OnRunning, when set, is called once on the task goroutine after every
+	// operator opened and before the first input is read: the moment the
+	// task is RUNNING in Flink's sense (its TaskManager reports it then).
+	OnRunning func()
 
 	mailbox chan func()
 	// current is the index in Chain of the operator running now (-1: none);
@@ -163,6 +167,9 @@ func (t *Task) Run(ctx context.Context) (err error) {
 		if oerr := t.call(i, func() error { return c.Op.Open(c.Ctx) }); oerr != nil {
 			return &TaskError{Job: t.Info.JobName, Operator: c.Name, Task: t.Info, Err: fmt.Errorf("open: %w", oerr)}
 		}
+	}
+	if t.OnRunning != nil {
+		t.OnRunning()
 	}
 	if err := t.loop(ctx); err != nil {
 		return err

@@ -5,7 +5,7 @@
 // done) come out. It starts no goroutines, does no I/O and reads no clock,
 // so every interleaving of task failures, cancellations and slot answers
 // can be scripted in a test (testdata/*.txt). The JobMaster in
-// internal/cluster is the shell that turns messages into events and carries
+// internal/jobmaster is the shell that turns messages into events and carries
 // out the actions.
 package scheduler
 
@@ -336,6 +336,13 @@ func (s *Scheduler) exec(id ExecutionID) *Execution {
 func (s *Scheduler) taskState(ev EvTaskState) []Action {
 	e := s.exec(ev.ID)
 	if e == nil || e.State.Terminal() {
+		return nil
+	}
+	if e.State == Canceling && !ev.State.Terminal() {
+		// The cancel is on its way to the task, which reported an earlier
+		// step (INITIALIZING, RUNNING) before it saw it: the execution
+		// stays CANCELING until it ends, as in Flink, so nothing (a
+		// restart, a second cancel) mistakes it for a live task.
 		return nil
 	}
 	e.State = ev.State

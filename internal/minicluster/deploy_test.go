@@ -1,4 +1,4 @@
-package cluster
+package minicluster
 
 import (
 	"encoding/json"

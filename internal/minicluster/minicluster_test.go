@@ -1,10 +1,11 @@
-package cluster
+package minicluster
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -357,4 +358,41 @@ func TestBuildFailureFailsJob(t *testing.T) {
 	require.Equal(t, scheduler.JobFailed, r.State)
 	require.ErrorContains(t, r.Err, `operator "Sum"`)
 	require.ErrorContains(t, r.Err, "build: cannot connect")
+}
+
+// gatedSource is a testSource whose Open waits for its gate.
+type gatedSource struct {
+	*testSource
+	gate <-chan struct{}
+}
+
+func (s gatedSource) Open(*runtime.Context) error { <-s.gate; return nil }
+
+// A task is RUNNING once its operators are open, not once it is built:
+// while an Open takes its time the execution stays INITIALIZING.
+func TestTaskRunsOnlyOnceOpened(t *testing.T) {
+	mc, err := Start(Config{TaskManagers: 1, SlotsPerManager: 1})
+	require.NoError(t, err)
+	defer mc.Close()
+	var total atomic.Int64
+	job := newJob(t, jobSpec{name: "slow-open", parallelism: 1, n: -1, panicAt: -1, chain: true}, &total)
+	gate := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(gate) }) }
+	defer open()
+	build := job.Graph.Nodes[0].Build
+	job.Graph.Nodes[0].Build = func(ctx *runtime.Context, out any) (runtime.Operator, error) {
+		op, err := build(ctx, out)
+		return gatedSource{op.(*testSource), gate}, err
+	}
+	h, err := mc.Submit(job)
+	require.NoError(t, err)
+	state := func() scheduler.ExecState { _, execs := h.Status(); return execs[0].State }
+	require.Eventually(t, func() bool { return state() == scheduler.Initializing }, 10*time.Second, time.Millisecond)
+	time.Sleep(20 * time.Millisecond)
+	require.Equal(t, scheduler.Initializing, state(), "RUNNING before the source was opened")
+	open()
+	require.Eventually(t, func() bool { return state() == scheduler.Running }, 10*time.Second, time.Millisecond)
+	h.Cancel()
+	require.Equal(t, scheduler.JobCanceled, wait(t, h).State)
 }

@@ -1,57 +1,21 @@
-package cluster
+package taskmanager
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
 
+	"github.com/strom-dev/strom/internal/jobcode"
 	"github.com/strom-dev/strom/internal/jobgraph"
 	"github.com/strom-dev/strom/internal/keygroup"
 	"github.com/strom-dev/strom/internal/network"
+	"github.com/strom-dev/strom/internal/rpc"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/streamgraph"
 )
 
-// Job is a job as the cluster runs it: the serialisable JobGraph and, in
-// this process, the StreamGraph whose nodes hold the operator code.
-type Job struct {
-	ID       string
-	Name     string
-	Graph    *streamgraph.StreamGraph
-	JobGraph *jobgraph.JobGraph
-	Config   JobConfig
-}
-
-// JobConfig are the runtime settings of a job.
-type JobConfig struct {
-	// BuffersPerChannel is the number of batch buffers (credits) of each
-	// logical channel.
-	BuffersPerChannel int
-	// BatchSize is the number of records per batch.
-	BatchSize int
-	Clock     runtime.Clock
-	Logger    *slog.Logger
-}
-
-// WithDefaults fills unset fields.
-func (c JobConfig) WithDefaults() JobConfig {
-	if c.BuffersPerChannel <= 0 {
-		c.BuffersPerChannel = network.DefaultBuffersPerChannel
-	}
-	if c.BatchSize <= 0 {
-		c.BatchSize = network.DefaultBatchSize
-	}
-	if c.Clock == nil {
-		c.Clock = runtime.WallClock
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return c
-}
-
-// OperatorMetrics are the counters of one operator subtask.
-type OperatorMetrics struct {
+// operatorCounters are the live counters of one operator subtask, read
+// only to take snapshots (rpc.OperatorMetrics) for the JobMaster.
+type operatorCounters struct {
 	Vertex   int
 	Subtask  int
 	Node     streamgraph.NodeID
@@ -62,11 +26,20 @@ type OperatorMetrics struct {
 	IsSource bool
 }
 
+func (c operatorCounters) snapshot() rpc.OperatorMetrics {
+	m := rpc.OperatorMetrics{Vertex: c.Vertex, Subtask: c.Subtask, Node: int(c.Node), Name: c.Name, UID: c.UID, IsSource: c.IsSource,
+		RecordsIn: c.In.Load(), RecordsOut: c.Out.Load()}
+	if c.Blocked != nil {
+		m.BackpressureWaits = c.Blocked()
+	}
+	return m
+}
+
 // buildTask wires one subtask of vertex v: operators built tail first so
 // each can be handed its successors, network writers for edges that leave
 // the vertex, and an input processor over the channels of edges that enter
 // it. Channels come from the registry, whichever side is deployed first.
-func buildTask(ctx context.Context, job *Job, v *jobgraph.JobVertex, subtask, attempt int, reg *network.Registry) (*runtime.Task, []OperatorMetrics, error) {
+func buildTask(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, subtask, attempt int, reg *network.Registry) (*runtime.Task, []operatorCounters, error) {
 	cfg := job.Config.WithDefaults()
 	g := job.Graph
 	vertexOf := map[streamgraph.NodeID]*jobgraph.JobVertex{}
@@ -119,7 +92,7 @@ func buildTask(ctx context.Context, job *Job, v *jobgraph.JobVertex, subtask, at
 	inCounters := map[streamgraph.NodeID]*runtime.Counter{}
 	built := map[streamgraph.NodeID]runtime.Operator{}
 	chain := make([]runtime.ChainedOperator, len(v.Operators))
-	var metrics []OperatorMetrics
+	var metrics []operatorCounters
 	var writers []*writerInfo
 	for i := len(v.Operators) - 1; i >= 0; i-- {
 		info := v.Operators[i]
@@ -203,7 +176,7 @@ func buildTask(ctx context.Context, job *Job, v *jobgraph.JobVertex, subtask, at
 		}
 		built[n.ID] = op
 		chain[i] = runtime.ChainedOperator{Name: n.Name, UID: n.UID, Op: op, Ctx: opCtx, In: inCounters[n.ID], Out: outCounter}
-		m := OperatorMetrics{Vertex: v.ID, Subtask: subtask, Node: n.ID, Name: n.Name, UID: n.UID, In: inCounters[n.ID], Out: outCounter, IsSource: n.NumInputs == 0}
+		m := operatorCounters{Vertex: v.ID, Subtask: subtask, Node: n.ID, Name: n.Name, UID: n.UID, In: inCounters[n.ID], Out: outCounter, IsSource: n.NumInputs == 0}
 		if len(nodeWriters) > 0 {
 			ws := nodeWriters
 			m.Blocked = func() int64 {

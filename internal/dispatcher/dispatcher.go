@@ -1,0 +1,245 @@
+// Package dispatcher is the Dispatcher role: it takes job submissions,
+// starts one JobMaster per job and follows each job through the status its
+// JobMaster reports, which is what clients (and later REST) read. It starts
+// JobMasters through a function it is given, so it does not import them.
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/strom-dev/strom/internal/jobgraph"
+	"github.com/strom-dev/strom/internal/rpc"
+	"github.com/strom-dev/strom/internal/scheduler"
+)
+
+// Submission is a job as the Dispatcher sees it: plain data. The job's code
+// is registered apart (internal/jobcode) by the submitting side.
+type Submission struct {
+	JobID    string
+	JobName  string
+	JobGraph *jobgraph.JobGraph
+}
+
+// Config wires a Dispatcher.
+type Config struct {
+	Address   string
+	Transport rpc.Transport
+	// StartJobMaster starts the JobMaster of a job at address, reporting
+	// to the Dispatcher at dispatcher. It returns once the JobMaster
+	// listens.
+	StartJobMaster func(sub Submission, address, dispatcher string) error
+	// OnJobEnd, when set, runs on the Dispatcher's loop once a job has
+	// ended (the embedded cluster frees the job's channels and code).
+	OnJobEnd func(jobID string)
+}
+
+// Dispatcher runs jobs.
+type Dispatcher struct {
+	cfg Config
+	ep  rpc.Endpoint
+
+	mu     sync.Mutex
+	jobs   map[string]*job
+	closed bool
+}
+
+// job is a submitted job as the Dispatcher follows it.
+type job struct {
+	sub       Submission
+	jobMaster string
+	start     time.Time
+	done      chan struct{}
+	// Under Dispatcher.mu.
+	status rpc.JobStatus
+	result *JobResult
+}
+
+// JobResult is how a job ended.
+type JobResult struct {
+	JobID     string
+	JobName   string
+	State     scheduler.JobState
+	Err       error
+	Duration  time.Duration
+	Operators []rpc.OperatorTotals
+}
+
+// ErrUnknownJob is returned for a job id the Dispatcher does not know.
+var ErrUnknownJob = errors.New("unknown job")
+
+// New creates the Dispatcher's endpoint; Run serves it.
+func New(cfg Config) (*Dispatcher, error) {
+	ep, err := cfg.Transport.Listen(cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher: %w", err)
+	}
+	return &Dispatcher{cfg: cfg, ep: ep, jobs: map[string]*job{}}, nil
+}
+
+// Run follows the jobs' JobMasters until ctx ends. Then a job whose end was
+// not reported is ended here as CANCELED, since its JobMaster stops with
+// the cluster.
+func (d *Dispatcher) Run(ctx context.Context) {
+	defer d.ep.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			d.receive() // ends reported before the shutdown count
+			d.mu.Lock()
+			d.closed = true
+			var open []*job
+			for _, j := range d.jobs {
+				if j.result == nil {
+					open = append(open, j)
+				}
+			}
+			d.mu.Unlock()
+			for _, j := range open {
+				st := j.status
+				st.State = scheduler.JobCanceled
+				d.end(j, &JobResult{
+					JobID: j.sub.JobID, JobName: j.sub.JobName, State: scheduler.JobCanceled,
+					Err: fmt.Errorf("cluster shut down: %w", ctx.Err()), Duration: time.Since(j.start), Operators: st.Operators,
+				}, st)
+			}
+			return
+		case <-d.ep.Ready():
+			d.receive()
+		}
+	}
+}
+
+func (d *Dispatcher) receive() {
+	for _, m := range d.ep.Receive() {
+		switch m := m.(type) {
+		case rpc.JobStatus:
+			d.mu.Lock()
+			if j := d.jobs[m.JobID]; j != nil && j.result == nil {
+				j.status = m
+			}
+			d.mu.Unlock()
+		case rpc.JobFinished:
+			d.mu.Lock()
+			j := d.jobs[m.JobID]
+			d.mu.Unlock()
+			if j == nil {
+				continue
+			}
+			d.end(j, &JobResult{
+				JobID: m.JobID, JobName: m.JobName, State: m.State, Err: m.Failure.Err(), Duration: m.Duration, Operators: m.Operators,
+			}, rpc.JobStatus{JobID: m.JobID, State: m.State, Executions: m.Executions, Operators: m.Operators})
+		}
+	}
+}
+
+// end records a job's result, once.
+func (d *Dispatcher) end(j *job, r *JobResult, st rpc.JobStatus) {
+	d.mu.Lock()
+	if j.result != nil {
+		d.mu.Unlock()
+		return
+	}
+	j.result, j.status = r, st
+	d.mu.Unlock()
+	close(j.done)
+	if d.cfg.OnJobEnd != nil {
+		d.cfg.OnJobEnd(j.sub.JobID)
+	}
+}
+
+// Submit starts a JobMaster for the job and returns a handle to it.
+func (d *Dispatcher) Submit(sub Submission) (*JobHandle, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil, errors.New("cluster is shut down")
+	}
+	if _, ok := d.jobs[sub.JobID]; ok {
+		return nil, fmt.Errorf("job %s already submitted", sub.JobID)
+	}
+	j := &job{sub: sub, jobMaster: "jobmaster-" + sub.JobID, start: time.Now(), done: make(chan struct{}),
+		status: rpc.JobStatus{JobID: sub.JobID, State: scheduler.JobCreated, Executions: created(sub.JobGraph)}}
+	if err := d.cfg.StartJobMaster(sub, j.jobMaster, d.ep.Address()); err != nil {
+		return nil, fmt.Errorf("starting the job master of job %s: %w", sub.JobID, err)
+	}
+	d.jobs[sub.JobID] = j
+	return &JobHandle{d: d, j: j}, nil
+}
+
+// created is the execution graph of a job not yet started: it exists from
+// submission, every execution CREATED.
+func created(jg *jobgraph.JobGraph) []rpc.ExecutionStatus {
+	var out []rpc.ExecutionStatus
+	for _, v := range jg.Vertices {
+		for i := range v.Parallelism {
+			out = append(out, rpc.ExecutionStatus{ID: scheduler.ExecutionID{Vertex: v.ID, Subtask: i}, State: scheduler.Created})
+		}
+	}
+	return out
+}
+
+// Job returns the handle of a submitted job.
+func (d *Dispatcher) Job(id string) (*JobHandle, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	j, ok := d.jobs[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownJob, id)
+	}
+	return &JobHandle{d: d, j: j}, nil
+}
+
+// JobHandle is the client's view of a submitted job.
+type JobHandle struct {
+	d *Dispatcher
+	j *job
+}
+
+// ID is the job id.
+func (h *JobHandle) ID() string { return h.j.sub.JobID }
+
+// Done is closed when the job has ended.
+func (h *JobHandle) Done() <-chan struct{} { return h.j.done }
+
+// Cancel asks the job to cancel; Wait reports when it has. After the job's
+// end it does nothing.
+func (h *JobHandle) Cancel() {
+	// An error means the JobMaster is gone: the job has ended or is ending
+	// with the cluster.
+	_ = h.d.cfg.Transport.JobMaster(h.j.jobMaster).CancelJob(rpc.CancelJob{JobID: h.ID()})
+}
+
+// Wait blocks until the job ends or ctx ends.
+func (h *JobHandle) Wait(ctx context.Context) (JobResult, error) {
+	select {
+	case <-h.j.done:
+		h.d.mu.Lock()
+		defer h.d.mu.Unlock()
+		return *h.j.result, nil
+	case <-ctx.Done():
+		return JobResult{}, ctx.Err()
+	}
+}
+
+// Status is the job's state and executions as last reported.
+func (h *JobHandle) Status() (scheduler.JobState, []scheduler.Execution) {
+	h.d.mu.Lock()
+	st := h.j.status
+	h.d.mu.Unlock()
+	execs := make([]scheduler.Execution, len(st.Executions))
+	for i, e := range st.Executions {
+		execs[i] = scheduler.Execution{ID: e.ID, State: e.State, Slot: e.Slot, Err: e.Failure.Err()}
+	}
+	return st.State, execs
+}
+
+// Totals are the per-operator record counts as last reported.
+func (h *JobHandle) Totals() []rpc.OperatorTotals {
+	h.d.mu.Lock()
+	defer h.d.mu.Unlock()
+	return append([]rpc.OperatorTotals(nil), h.j.status.Operators...)
+}

@@ -1,0 +1,94 @@
+// Package jobcode holds the code of the jobs this process can run, by job
+// id: the StreamGraph whose nodes build the operators, the JobGraph and the
+// job's runtime settings. A TaskManager told to deploy (job id, execution,
+// slot) looks the job up here; the submitting side registers it. In the
+// distributed runtime this is the job binary a TaskManager starts; in one
+// process it is this registry, so no message between roles carries code.
+package jobcode
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/strom-dev/strom/internal/jobgraph"
+	"github.com/strom-dev/strom/internal/network"
+	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/streamgraph"
+)
+
+// Job is a job as this process has it: the serialisable JobGraph and the
+// StreamGraph whose nodes hold the operator code.
+type Job struct {
+	ID       string
+	Name     string
+	Graph    *streamgraph.StreamGraph
+	JobGraph *jobgraph.JobGraph
+	Config   Config
+}
+
+// Config are the runtime settings of a job.
+type Config struct {
+	// BuffersPerChannel is the number of batch buffers (credits) of each
+	// logical channel.
+	BuffersPerChannel int
+	// BatchSize is the number of records per batch.
+	BatchSize int
+	Clock     runtime.Clock
+	Logger    *slog.Logger
+}
+
+// WithDefaults fills unset fields.
+func (c Config) WithDefaults() Config {
+	if c.BuffersPerChannel <= 0 {
+		c.BuffersPerChannel = network.DefaultBuffersPerChannel
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = network.DefaultBatchSize
+	}
+	if c.Clock == nil {
+		c.Clock = runtime.WallClock
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Registry maps job ids to the jobs' code. It is safe for concurrent use.
+type Registry struct {
+	mu   sync.Mutex
+	jobs map[string]*Job
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{jobs: map[string]*Job{}} }
+
+// Register adds a job; its id must be new.
+func (r *Registry) Register(job *Job) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.jobs[job.ID]; ok {
+		return fmt.Errorf("job %s already submitted", job.ID)
+	}
+	r.jobs[job.ID] = job
+	return nil
+}
+
+// Lookup returns the job's code.
+func (r *Registry) Lookup(id string) (*Job, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	job, ok := r.jobs[id]
+	if !ok {
+		return nil, fmt.Errorf("no code for job %s in this process", id)
+	}
+	return job, nil
+}
+
+// Remove forgets a job that has ended.
+func (r *Registry) Remove(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.jobs, id)
+}

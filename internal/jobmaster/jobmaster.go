@@ -1,0 +1,320 @@
+// Package jobmaster is the JobMaster role: the thin shell that drives one
+// job's scheduler.Scheduler (a pure state machine). Its loop turns the
+// messages of the ResourceManager, the TaskManagers and the Dispatcher into
+// events and carries out the actions the Scheduler returns by sending
+// messages through rpc gateways. It shares nothing with the other roles:
+// it knows the ResourceManager and the Dispatcher by address, and the
+// TaskManagers from the slots it is granted.
+package jobmaster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/strom-dev/strom/internal/jobgraph"
+	"github.com/strom-dev/strom/internal/rpc"
+	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/scheduler"
+)
+
+// Config describes one job's JobMaster.
+type Config struct {
+	JobID    string
+	JobName  string
+	JobGraph *jobgraph.JobGraph
+	// Address is where the JobMaster listens; ResourceManager and
+	// Dispatcher are where it reaches those roles.
+	Address         string
+	ResourceManager string
+	Dispatcher      string
+	Transport       rpc.Transport
+	// Logger receives how the job ended; nil: nothing is logged.
+	Logger *slog.Logger
+}
+
+// JobMaster runs one job.
+//
+// Its loop never blocks on anything but its own select, so it always keeps
+// draining its inbox:
+//   - Sends go through rpc gateways, which never wait for the receiver; the
+//     transport keeps them in order per receiver, and the loop sends in the
+//     Scheduler's order (a deploy before its cancel, the slot release
+//     before the job is reported done). That was the JobMaster's own FIFO
+//     outbox before the roles were split; it is now the transport's
+//     contract.
+//   - Events the JobMaster raises itself (a deploy to a TaskManager that
+//     cannot be reached fails the execution) go to a local queue fed to the
+//     Scheduler after the current actions, never to its own inbox.
+//   - The slot answer is a message like any other (SlotsGranted or
+//     SlotsRefused with the request's id), so waiting for slots needs no
+//     goroutine and no reply channel.
+type JobMaster struct {
+	cfg   Config
+	ep    rpc.Endpoint
+	sched *scheduler.Scheduler
+	rm    rpc.ResourceManagerGateway
+	disp  rpc.DispatcherGateway
+	start time.Time
+
+	local   []scheduler.Event // events raised by the JobMaster itself
+	request uint64            // id of the latest slot request
+	tms     map[string]string // TaskManager id → address, from slot grants
+	metrics map[subtask]*execMetrics
+	done    bool // JobFinished was sent
+}
+
+type subtask struct{ vertex, index int }
+
+// execMetrics is the latest counter snapshot of a subtask's current attempt.
+type execMetrics struct {
+	attempt int
+	final   bool // from the task's terminal state: later reports are older
+	ops     []rpc.OperatorMetrics
+}
+
+// New creates the JobMaster's endpoint; Run serves it.
+func New(cfg Config) (*JobMaster, error) {
+	ep, err := cfg.Transport.Listen(cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("job master of job %s: %w", cfg.JobID, err)
+	}
+	return &JobMaster{
+		cfg:     cfg,
+		ep:      ep,
+		sched:   scheduler.New(cfg.JobGraph),
+		rm:      cfg.Transport.ResourceManager(cfg.ResourceManager),
+		disp:    cfg.Transport.Dispatcher(cfg.Dispatcher),
+		start:   time.Now(),
+		tms:     map[string]string{},
+		metrics: map[subtask]*execMetrics{},
+	}, nil
+}
+
+// Run drives the job until it has ended and been reported, or until ctx
+// ends (the cluster shuts down), which ends the job as CANCELED.
+func (jm *JobMaster) Run(ctx context.Context) {
+	defer jm.ep.Close()
+	jm.step(scheduler.EvTick{Now: time.Now()})
+	jm.step(scheduler.EvStart{})
+	if !jm.done { // the job may already have failed (no ResourceManager)
+		jm.publish()
+	}
+	for !jm.done {
+		select {
+		case <-ctx.Done():
+			jm.finish(scheduler.JobCanceled, fmt.Errorf("cluster shut down: %w", ctx.Err()))
+			return
+		case <-jm.ep.Ready():
+			for _, m := range jm.ep.Receive() {
+				jm.handle(m)
+			}
+			if !jm.done {
+				jm.publish()
+			}
+		}
+	}
+}
+
+func (jm *JobMaster) handle(m rpc.Message) {
+	switch m := m.(type) {
+	case rpc.SlotsGranted:
+		if m.RequestID != jm.request {
+			// An answer to a request the Scheduler no longer waits for.
+			jm.releaseSlots(offeredSlots(m.Slots))
+			return
+		}
+		for _, s := range m.Slots {
+			jm.tms[s.Slot.TaskManager] = s.Address
+		}
+		jm.step(scheduler.EvSlotsGranted{Slots: offeredSlots(m.Slots)})
+	case rpc.SlotsRefused:
+		if m.RequestID == jm.request {
+			jm.step(scheduler.EvSlotsRefused{Err: errors.New(m.Reason)})
+		}
+	case rpc.TaskStateUpdate:
+		if m.Metrics != nil {
+			jm.recordMetrics(m.Execution, m.Metrics, m.State.Terminal())
+		}
+		jm.step(scheduler.EvTaskState{ID: m.Execution, State: m.State, Err: m.Failure.Err()})
+	case rpc.MetricsReport:
+		for _, t := range m.Tasks {
+			jm.recordMetrics(t.Execution, t.Operators, false)
+		}
+	case rpc.CancelJob:
+		jm.step(scheduler.EvCancel{})
+	default:
+		jm.logger().Warn("job master: unexpected message", "job_id", jm.cfg.JobID, "type", fmt.Sprintf("%T", m))
+	}
+}
+
+func offeredSlots(offers []rpc.SlotOffer) []scheduler.SlotID {
+	slots := make([]scheduler.SlotID, len(offers))
+	for i, o := range offers {
+		slots[i] = o.Slot
+	}
+	return slots
+}
+
+// recordMetrics keeps the newest snapshot of a subtask's current attempt.
+// A periodic report may arrive after the task's terminal state (they are
+// sent from different goroutines of the TaskManager), so once the final
+// counts are in, later reports of that attempt are ignored.
+func (jm *JobMaster) recordMetrics(id scheduler.ExecutionID, ops []rpc.OperatorMetrics, final bool) {
+	k := subtask{id.Vertex, id.Subtask}
+	cur := jm.metrics[k]
+	if cur != nil && (cur.attempt > id.Attempt || cur.attempt == id.Attempt && cur.final) {
+		return
+	}
+	jm.metrics[k] = &execMetrics{attempt: id.Attempt, final: final, ops: ops}
+}
+
+// step feeds ev to the Scheduler and carries out its actions, then does the
+// same for every event those actions raised, in order, until none is left.
+func (jm *JobMaster) step(ev scheduler.Event) {
+	jm.local = append(jm.local, ev)
+	for len(jm.local) > 0 {
+		ev := jm.local[0]
+		jm.local = jm.local[1:]
+		jm.apply(jm.sched.Handle(ev))
+	}
+}
+
+// apply carries out actions; a send that fails becomes an event for the
+// Scheduler on the local queue.
+func (jm *JobMaster) apply(acts []scheduler.Action) {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case scheduler.ActRequestSlots:
+			jm.request++
+			err := jm.rm.RequestSlots(rpc.RequestSlots{JobID: jm.cfg.JobID, RequestID: jm.request, N: a.N, JobMaster: jm.cfg.Address})
+			if err != nil {
+				jm.local = append(jm.local, scheduler.EvSlotsRefused{Err: fmt.Errorf("resource manager: %w", err)})
+			}
+		case scheduler.ActDeploy:
+			addr, ok := jm.tms[a.Slot.TaskManager]
+			if !ok {
+				jm.local = append(jm.local, scheduler.EvTaskState{ID: a.ID, State: scheduler.Failed, Err: fmt.Errorf("no TaskManager %s", a.Slot.TaskManager)})
+				continue
+			}
+			err := jm.cfg.Transport.TaskManager(addr).DeployTask(rpc.DeployTask{JobID: jm.cfg.JobID, Execution: a.ID, Slot: a.Slot, JobMaster: jm.cfg.Address})
+			if err != nil {
+				jm.local = append(jm.local, scheduler.EvTaskState{ID: a.ID, State: scheduler.Failed, Err: fmt.Errorf("deploying %v to TaskManager %s: %w", a.ID, a.Slot.TaskManager, err)})
+			}
+		case scheduler.ActCancelTask:
+			addr, ok := jm.tms[a.Slot.TaskManager]
+			if !ok || jm.cfg.Transport.TaskManager(addr).CancelTask(rpc.CancelTask{JobID: jm.cfg.JobID, Execution: a.ID}) != nil {
+				// No TaskManager to run it: the task is gone.
+				jm.local = append(jm.local, scheduler.EvTaskState{ID: a.ID, State: scheduler.Canceled})
+			}
+		case scheduler.ActCancelSlotRequest:
+			if err := jm.rm.CancelSlotRequest(rpc.CancelSlotRequest{JobID: jm.cfg.JobID, RequestID: jm.request}); err != nil {
+				jm.local = append(jm.local, scheduler.EvSlotsRefused{Err: fmt.Errorf("resource manager: %w", err)})
+			}
+		case scheduler.ActReleaseSlots:
+			jm.releaseSlots(a.Slots)
+		case scheduler.ActJobDone:
+			jm.logOutcome(a)
+			jm.finish(a.State, a.Err)
+		}
+	}
+}
+
+func (jm *JobMaster) releaseSlots(slots []scheduler.SlotID) {
+	if err := jm.rm.ReleaseSlots(rpc.ReleaseSlots{JobID: jm.cfg.JobID, Slots: slots}); err != nil {
+		// The ResourceManager is gone, and its slot table with it.
+		jm.logger().Debug("job master: slot release not delivered", "job_id", jm.cfg.JobID, "error", err)
+	}
+}
+
+// publish sends the job's current status to the Dispatcher.
+func (jm *JobMaster) publish() {
+	st := rpc.JobStatus{JobID: jm.cfg.JobID, State: jm.sched.State(), Executions: jm.executions(), Operators: jm.totals()}
+	if err := jm.disp.UpdateJobStatus(st); err != nil {
+		jm.logger().Debug("job master: job status not delivered", "job_id", jm.cfg.JobID, "error", err)
+	}
+}
+
+// finish reports the job's end to the Dispatcher, once.
+func (jm *JobMaster) finish(state scheduler.JobState, err error) {
+	if jm.done {
+		return
+	}
+	jm.done = true
+	f := rpc.JobFinished{
+		JobID: jm.cfg.JobID, JobName: jm.cfg.JobName, State: state, Failure: rpc.FailureOf(err),
+		Duration: time.Since(jm.start), Executions: jm.executions(), Operators: jm.totals(),
+	}
+	if err := jm.disp.JobFinished(f); err != nil {
+		jm.logger().Debug("job master: job end not delivered", "job_id", jm.cfg.JobID, "error", err)
+	}
+}
+
+func (jm *JobMaster) executions() []rpc.ExecutionStatus {
+	execs := jm.sched.Executions()
+	out := make([]rpc.ExecutionStatus, len(execs))
+	for i, e := range execs {
+		out[i] = rpc.ExecutionStatus{ID: e.ID, State: e.State, Slot: e.Slot, Failure: rpc.FailureOf(e.Err)}
+	}
+	return out
+}
+
+// totals sums the latest snapshots per operator.
+func (jm *JobMaster) totals() []rpc.OperatorTotals {
+	byNode := map[int]*rpc.OperatorTotals{}
+	for _, em := range jm.metrics {
+		for _, m := range em.ops {
+			t := byNode[m.Node]
+			if t == nil {
+				t = &rpc.OperatorTotals{Node: m.Node, Name: m.Name, UID: m.UID}
+				byNode[m.Node] = t
+			}
+			t.Parallelism++
+			t.RecordsIn += m.RecordsIn
+			t.RecordsOut += m.RecordsOut
+			t.BackpressureWaits += m.BackpressureWaits
+		}
+	}
+	out := make([]rpc.OperatorTotals, 0, len(byNode))
+	for _, t := range byNode {
+		out = append(out, *t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
+}
+
+func (jm *JobMaster) logger() *slog.Logger {
+	if jm.cfg.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return jm.cfg.Logger
+}
+
+// logOutcome logs how the job ended, once: here is where its fate is
+// decided, so a failure is logged here and not by every task it touches.
+// The failing subtask is named by attributes; a panic's stack is logged at
+// debug level only (it is in the error for whoever wants it).
+func (jm *JobMaster) logOutcome(a scheduler.ActJobDone) {
+	log := jm.cfg.Logger
+	if log == nil {
+		return
+	}
+	log = log.With("job", jm.cfg.JobName, "job_id", jm.cfg.JobID)
+	if a.State != scheduler.JobFailed {
+		log.Debug("job ended", "state", a.State.String())
+		return
+	}
+	var te *runtime.TaskError
+	if !errors.As(a.Err, &te) {
+		log.Error("job failed", "error", a.Err)
+		return
+	}
+	log.Error("job failed", "operator", te.Operator, "task", te.Task.VertexName,
+		"subtask", te.Task.Subtask, "attempt", te.Task.Attempt, "error", te.Err)
+	if te.Stack != "" {
+		log.Debug("stack of the failing subtask", "operator", te.Operator, "subtask", te.Task.Subtask, "stack", te.Stack)
+	}
+}

@@ -1,0 +1,198 @@
+// Package minicluster runs every role — Dispatcher, ResourceManager,
+// TaskManagers and one JobMaster per job — in one process, connected by
+// the in-process rpc transport: the embedded cluster of Execute and of
+// tests. The roles share no state: each has its own loop and endpoint and
+// reaches the others only through rpc gateways with plain-data messages.
+// What this process does share is what the distributed runtime will have
+// per process too: the jobs' code (jobcode.Registry, the job binary there)
+// and the shuffle environment (network.Registry, the data plane there).
+package minicluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/strom-dev/strom/internal/dispatcher"
+	"github.com/strom-dev/strom/internal/jobcode"
+	"github.com/strom-dev/strom/internal/jobmaster"
+	"github.com/strom-dev/strom/internal/network"
+	"github.com/strom-dev/strom/internal/resourcemanager"
+	"github.com/strom-dev/strom/internal/rpc"
+	"github.com/strom-dev/strom/internal/taskmanager"
+)
+
+// The types clients of the embedded cluster use, under the names they had
+// when the roles lived in one package.
+type (
+	Job            = jobcode.Job
+	JobConfig      = jobcode.Config
+	JobHandle      = dispatcher.JobHandle
+	JobResult      = dispatcher.JobResult
+	OperatorTotals = rpc.OperatorTotals
+)
+
+// ErrUnknownJob is returned for a job id the Dispatcher does not know.
+var ErrUnknownJob = dispatcher.ErrUnknownJob
+
+// Config sizes an embedded cluster.
+type Config struct {
+	TaskManagers    int
+	SlotsPerManager int
+}
+
+const (
+	resourceManagerAddress = "resourcemanager"
+	dispatcherAddress      = "dispatcher"
+)
+
+// MiniCluster is the embedded cluster: one Dispatcher, one ResourceManager
+// and N TaskManagers with M slots each, in this process.
+type MiniCluster struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	net    *rpc.Local
+	code   *jobcode.Registry
+	reg    *network.Registry
+	disp   *dispatcher.Dispatcher
+	slots  int
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// Start starts an embedded cluster; Close stops it.
+func Start(cfg Config) (*MiniCluster, error) {
+	if cfg.TaskManagers < 1 || cfg.SlotsPerManager < 1 {
+		return nil, fmt.Errorf("cluster needs at least one TaskManager with one slot (got %d × %d)", cfg.TaskManagers, cfg.SlotsPerManager)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &MiniCluster{
+		ctx:    ctx,
+		cancel: cancel,
+		net:    rpc.NewLocal(),
+		code:   jobcode.NewRegistry(),
+		reg:    network.NewRegistry(),
+		slots:  cfg.TaskManagers * cfg.SlotsPerManager,
+	}
+	if err := c.start(cfg); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *MiniCluster) start(cfg Config) error {
+	rm, err := resourcemanager.New(c.net, resourceManagerAddress, nil)
+	if err != nil {
+		return err
+	}
+	c.goRun(rm.Run)
+	for i := range cfg.TaskManagers {
+		id := fmt.Sprintf("tm-%d", i+1)
+		tm, err := taskmanager.New(taskmanager.Config{
+			ID: id, Address: "taskmanager-" + id, Slots: cfg.SlotsPerManager, ResourceManager: resourceManagerAddress,
+			Transport: c.net, Code: c.code, Network: c.reg,
+		})
+		if err != nil {
+			return err
+		}
+		c.goRun(tm.Run)
+	}
+	c.disp, err = dispatcher.New(dispatcher.Config{
+		Address:        dispatcherAddress,
+		Transport:      c.net,
+		StartJobMaster: c.startJobMaster,
+		OnJobEnd: func(id string) {
+			c.reg.ReleaseJob(id)
+			c.code.Remove(id)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	c.goRun(c.disp.Run)
+	return nil
+}
+
+// startJobMaster is the Dispatcher's way to start a JobMaster here.
+func (c *MiniCluster) startJobMaster(sub dispatcher.Submission, address, dispatcherAddr string) error {
+	var logger *slog.Logger
+	if job, err := c.code.Lookup(sub.JobID); err == nil {
+		logger = job.Config.Logger
+	}
+	jm, err := jobmaster.New(jobmaster.Config{
+		JobID: sub.JobID, JobName: sub.JobName, JobGraph: sub.JobGraph,
+		Address: address, ResourceManager: resourceManagerAddress, Dispatcher: dispatcherAddr,
+		Transport: c.net, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	c.goRun(jm.Run)
+	return nil
+}
+
+func (c *MiniCluster) goRun(fn func(context.Context)) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		fn(c.ctx)
+	}()
+}
+
+// NumSlots is the cluster's total number of slots.
+func (c *MiniCluster) NumSlots() int { return c.slots }
+
+// Submit registers the job's code in this process (where the TaskManagers
+// find it) and submits the job to the Dispatcher.
+func (c *MiniCluster) Submit(job *Job) (*JobHandle, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errors.New("cluster is shut down")
+	}
+	if job.ID == "" {
+		job.ID = NewJobID()
+	}
+	if _, err := c.disp.Job(job.ID); err == nil {
+		return nil, fmt.Errorf("job %s already submitted", job.ID)
+	}
+	if err := c.code.Register(job); err != nil {
+		return nil, err
+	}
+	h, err := c.disp.Submit(dispatcher.Submission{JobID: job.ID, JobName: job.Name, JobGraph: job.JobGraph})
+	if err != nil {
+		c.code.Remove(job.ID)
+		return nil, err
+	}
+	return h, nil
+}
+
+// Job returns the handle of a submitted job.
+func (c *MiniCluster) Job(id string) (*JobHandle, error) { return c.disp.Job(id) }
+
+// Close stops every role and waits for all their goroutines, tasks
+// included.
+func (c *MiniCluster) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+}
+
+// Registry is the in-process shuffle environment (tests inspect it).
+func (c *MiniCluster) Registry() *network.Registry { return c.reg }
+
+// NewJobID returns a random 32-hex-digit id, the shape of Flink's JobID.
+func NewJobID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,108 @@
+package resourcemanager
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/strom-dev/strom/internal/rpc"
+	"github.com/strom-dev/strom/internal/scheduler"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// start runs a ResourceManager with TaskManagers of the given slot counts
+// registered (tm-1, tm-2, ...) and returns a gateway to it and the
+// endpoint of a stand-in JobMaster at "jm".
+func start(t *testing.T, slots ...int) (rpc.ResourceManagerGateway, rpc.Endpoint) {
+	t.Helper()
+	net := rpc.NewLocal()
+	rm, err := New(net, "rm", slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); rm.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	gw := net.ResourceManager(rm.Address())
+	for i, n := range slots {
+		id := string(rune('1' + i))
+		require.NoError(t, gw.RegisterTaskManager(rpc.RegisterTaskManager{TaskManager: "tm-" + id, Address: "taskmanager-tm-" + id, Slots: n}))
+	}
+	jm, err := net.Listen("jm")
+	require.NoError(t, err)
+	t.Cleanup(jm.Close)
+	return gw, jm
+}
+
+// next is the stand-in JobMaster's next message.
+func next(t *testing.T, ep rpc.Endpoint) rpc.Message {
+	t.Helper()
+	for {
+		select {
+		case <-ep.Ready():
+		case <-time.After(10 * time.Second):
+			t.Fatal("no answer from the resource manager")
+		}
+		if ms := ep.Receive(); len(ms) > 0 {
+			require.Len(t, ms, 1, "one answer at a time")
+			return ms[0]
+		}
+	}
+}
+
+func requireQuiet(t *testing.T, ep rpc.Endpoint) {
+	t.Helper()
+	time.Sleep(10 * time.Millisecond)
+	require.Empty(t, ep.Receive())
+}
+
+func TestGrantsSpreadOverTaskManagersWithTheirAddresses(t *testing.T) {
+	rm, jm := start(t, 2, 2)
+	require.NoError(t, rm.RequestSlots(rpc.RequestSlots{JobID: "a", RequestID: 1, N: 3, JobMaster: "jm"}))
+	require.Equal(t, rpc.SlotsGranted{JobID: "a", RequestID: 1, Slots: []rpc.SlotOffer{
+		{Slot: scheduler.SlotID{TaskManager: "tm-1", Index: 0}, Address: "taskmanager-tm-1"},
+		{Slot: scheduler.SlotID{TaskManager: "tm-2", Index: 0}, Address: "taskmanager-tm-2"},
+		{Slot: scheduler.SlotID{TaskManager: "tm-1", Index: 1}, Address: "taskmanager-tm-1"},
+	}}, next(t, jm))
+}
+
+func TestRequestTheClusterCannotHoldIsRefusedAtOnce(t *testing.T) {
+	rm, jm := start(t, 2)
+	require.NoError(t, rm.RequestSlots(rpc.RequestSlots{JobID: "a", RequestID: 1, N: 3, JobMaster: "jm"}))
+	require.Equal(t, rpc.SlotsRefused{JobID: "a", RequestID: 1, Reason: "job needs 3 slots but the cluster has 2 (1 TaskManagers)"}, next(t, jm))
+}
+
+// A request that must wait for another job's slots queues; withdrawing it
+// (by job and request id) answers it with a refusal and leaves the slots
+// to the next request; released slots serve the queue.
+func TestQueuedRequestsWaitForReleaseAndCanBeWithdrawn(t *testing.T) {
+	rm, jm := start(t, 1)
+	require.NoError(t, rm.RequestSlots(rpc.RequestSlots{JobID: "a", RequestID: 1, N: 1, JobMaster: "jm"}))
+	granted := next(t, jm).(rpc.SlotsGranted)
+	require.NoError(t, rm.RequestSlots(rpc.RequestSlots{JobID: "b", RequestID: 1, N: 1, JobMaster: "jm"}))
+	require.NoError(t, rm.RequestSlots(rpc.RequestSlots{JobID: "c", RequestID: 1, N: 1, JobMaster: "jm"}))
+	requireQuiet(t, jm)
+
+	require.NoError(t, rm.CancelSlotRequest(rpc.CancelSlotRequest{JobID: "b", RequestID: 2})) // not b's request
+	requireQuiet(t, jm)
+	require.NoError(t, rm.CancelSlotRequest(rpc.CancelSlotRequest{JobID: "b", RequestID: 1}))
+	require.Equal(t, rpc.SlotsRefused{JobID: "b", RequestID: 1, Reason: "slot request withdrawn"}, next(t, jm))
+
+	require.NoError(t, rm.ReleaseSlots(rpc.ReleaseSlots{JobID: "a", Slots: []scheduler.SlotID{granted.Slots[0].Slot}}))
+	require.Equal(t, rpc.SlotsGranted{JobID: "c", RequestID: 1, Slots: granted.Slots}, next(t, jm))
+}
+
+// A grant that cannot be delivered (the JobMaster is gone) keeps the slots
+// free for the next request.
+func TestGrantToAGoneJobMasterKeepsTheSlotsFree(t *testing.T) {
+	rm, jm := start(t, 1)
+	require.NoError(t, rm.RequestSlots(rpc.RequestSlots{JobID: "gone", RequestID: 1, N: 1, JobMaster: "nobody"}))
+	require.NoError(t, rm.RequestSlots(rpc.RequestSlots{JobID: "a", RequestID: 1, N: 1, JobMaster: "jm"}))
+	require.IsType(t, rpc.SlotsGranted{}, next(t, jm))
+}

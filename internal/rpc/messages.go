@@ -1,0 +1,197 @@
+// Package rpc holds what Strom's runtime roles — Dispatcher, JobMaster,
+// ResourceManager, TaskManager — may say to each other: one gateway
+// interface per role and the messages its methods carry, plus the
+// in-process transport the embedded cluster uses.
+//
+// Every message is plain data: ids, states, counts and strings, no pointer
+// to another role, no closure, no reply channel, so each one survives a
+// JSON round trip (messages_test.go checks all of them) and a network
+// transport can replace the in-process one without touching the roles. An
+// answer is a message of its own sent back to the asker's gateway, matched
+// by a request id where one role may ask more than once.
+//
+// The one exception is Failure.Cause, kept only in this process (see
+// Failure).
+package rpc
+
+import (
+	"time"
+
+	"github.com/strom-dev/strom/internal/scheduler"
+)
+
+// Message is one of the message types of this package (the set is closed).
+type Message interface{ isMessage() }
+
+// Messages to the ResourceManager.
+type (
+	// RegisterTaskManager offers a TaskManager's slots. Address is where
+	// its gateway is reached; slot grants carry it to the JobMaster.
+	RegisterTaskManager struct {
+		TaskManager string
+		Address     string
+		Slots       int
+	}
+	// RequestSlots asks for N slots for a job. The answer, SlotsGranted or
+	// SlotsRefused with the same JobID and RequestID, goes to the
+	// JobMaster at JobMaster (an address).
+	RequestSlots struct {
+		JobID     string
+		RequestID uint64
+		N         int
+		JobMaster string
+	}
+	// CancelSlotRequest withdraws a request still waiting; it is then
+	// answered with SlotsRefused. A request already granted is released
+	// by the JobMaster when the grant arrives.
+	CancelSlotRequest struct {
+		JobID     string
+		RequestID uint64
+	}
+	// ReleaseSlots gives a job's slots back.
+	ReleaseSlots struct {
+		JobID string
+		Slots []scheduler.SlotID
+	}
+)
+
+// Messages to a JobMaster.
+type (
+	// SlotsGranted answers RequestSlots: the slots, each with the address
+	// of its TaskManager, which is how the JobMaster learns the
+	// TaskManagers it deploys to.
+	SlotsGranted struct {
+		JobID     string
+		RequestID uint64
+		Slots     []SlotOffer
+	}
+	// SlotsRefused answers RequestSlots: the slots cannot be had, or the
+	// request was withdrawn.
+	SlotsRefused struct {
+		JobID     string
+		RequestID uint64
+		Reason    string
+	}
+	// TaskStateUpdate reports an execution's new state. Metrics is the
+	// snapshot of its operators' counters when the state was reached (none
+	// before the task is built); the one sent with a terminal state holds
+	// the final counts. Failure is set for FAILED.
+	TaskStateUpdate struct {
+		JobID     string
+		Execution scheduler.ExecutionID
+		State     scheduler.ExecState
+		Failure   *Failure
+		Metrics   []OperatorMetrics
+	}
+	// MetricsReport is a TaskManager's periodic snapshot of the counters of
+	// a job's tasks that run on it, taken upstream vertex first.
+	MetricsReport struct {
+		JobID       string
+		TaskManager string
+		Tasks       []TaskMetrics
+	}
+	// CancelJob asks the JobMaster to cancel its job.
+	CancelJob struct {
+		JobID string
+	}
+)
+
+// Messages to a TaskManager.
+type (
+	// DeployTask tells a TaskManager to run an execution in one of its
+	// slots. The TaskManager finds the job's code itself (see
+	// internal/jobcode), and reports to the JobMaster at JobMaster.
+	DeployTask struct {
+		JobID     string
+		Execution scheduler.ExecutionID
+		Slot      scheduler.SlotID
+		JobMaster string
+	}
+	// CancelTask cancels an execution.
+	CancelTask struct {
+		JobID     string
+		Execution scheduler.ExecutionID
+	}
+)
+
+// Messages to the Dispatcher.
+type (
+	// JobStatus is a JobMaster's view of its job, sent whenever it changes.
+	JobStatus struct {
+		JobID      string
+		State      scheduler.JobState
+		Executions []ExecutionStatus
+		Operators  []OperatorTotals
+	}
+	// JobFinished reports how a job ended; it is the JobMaster's last
+	// message.
+	JobFinished struct {
+		JobID      string
+		JobName    string
+		State      scheduler.JobState
+		Failure    *Failure
+		Duration   time.Duration
+		Executions []ExecutionStatus
+		Operators  []OperatorTotals
+	}
+)
+
+func (RegisterTaskManager) isMessage() {}
+func (RequestSlots) isMessage()        {}
+func (CancelSlotRequest) isMessage()   {}
+func (ReleaseSlots) isMessage()        {}
+func (SlotsGranted) isMessage()        {}
+func (SlotsRefused) isMessage()        {}
+func (TaskStateUpdate) isMessage()     {}
+func (MetricsReport) isMessage()       {}
+func (CancelJob) isMessage()           {}
+func (DeployTask) isMessage()          {}
+func (CancelTask) isMessage()          {}
+func (JobStatus) isMessage()           {}
+func (JobFinished) isMessage()         {}
+
+// SlotOffer is a granted slot and where its TaskManager is reached.
+type SlotOffer struct {
+	Slot    scheduler.SlotID
+	Address string
+}
+
+// ExecutionStatus is one execution as the JobMaster sees it.
+type ExecutionStatus struct {
+	ID      scheduler.ExecutionID
+	State   scheduler.ExecState
+	Slot    scheduler.SlotID
+	Failure *Failure
+}
+
+// TaskMetrics are the counters of one execution's operators.
+type TaskMetrics struct {
+	Execution scheduler.ExecutionID
+	Operators []OperatorMetrics
+}
+
+// OperatorMetrics is a snapshot of the counters of one operator subtask.
+type OperatorMetrics struct {
+	Vertex     int
+	Subtask    int
+	Node       int
+	Name       string
+	UID        string
+	IsSource   bool
+	RecordsIn  int64
+	RecordsOut int64
+	// BackpressureWaits counts how often the operator's output had to wait
+	// for a free buffer.
+	BackpressureWaits int64
+}
+
+// OperatorTotals are an operator's counts summed over its subtasks.
+type OperatorTotals struct {
+	Node              int
+	Name              string
+	UID               string
+	Parallelism       int
+	RecordsIn         int64
+	RecordsOut        int64
+	BackpressureWaits int64
+}

@@ -1,0 +1,236 @@
+// Package taskmanager is the TaskManager role: it offers slots to the
+// ResourceManager and runs the tasks JobMasters deploy into them, each on
+// its own goroutine. A deploy names only (job, execution, slot): the
+// TaskManager takes the job's code from its process (internal/jobcode) and
+// builds the task itself (task.go). Task states, failures and counter
+// snapshots go to the JobMaster as plain data.
+package taskmanager
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/strom-dev/strom/internal/jobcode"
+	"github.com/strom-dev/strom/internal/network"
+	"github.com/strom-dev/strom/internal/rpc"
+	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/scheduler"
+)
+
+// DefaultMetricsInterval is how often running tasks' counters are sent to
+// their JobMasters when Config.MetricsInterval is not set.
+const DefaultMetricsInterval = 50 * time.Millisecond
+
+// Config describes one TaskManager.
+type Config struct {
+	ID              string
+	Address         string // where JobMasters reach it
+	Slots           int
+	ResourceManager string // the ResourceManager's address
+	Transport       rpc.Transport
+	Code            *jobcode.Registry // the jobs' code in this process
+	Network         *network.Registry // the in-process shuffle environment
+	MetricsInterval time.Duration
+	Logger          *slog.Logger
+}
+
+// TaskManager runs tasks in its slots.
+type TaskManager struct {
+	cfg Config
+	ep  rpc.Endpoint
+	wg  sync.WaitGroup // task goroutines
+
+	mu    sync.Mutex
+	tasks map[taskKey]*slotTask
+}
+
+type taskKey struct {
+	job string
+	id  scheduler.ExecutionID
+}
+
+// slotTask is a deployed task as its TaskManager tracks it.
+type slotTask struct {
+	cancel    context.CancelFunc
+	jobMaster string
+	counters  []operatorCounters // set (under TaskManager.mu) once the task is built
+}
+
+// New creates the TaskManager's endpoint and registers its slots with the
+// ResourceManager; Run serves it. Registering here, not in Run, means the
+// slots are offered before New returns (the ResourceManager takes messages
+// in order), so a job submitted next finds them.
+func New(cfg Config) (*TaskManager, error) {
+	if cfg.MetricsInterval <= 0 {
+		cfg.MetricsInterval = DefaultMetricsInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ep, err := cfg.Transport.Listen(cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("task manager %s: %w", cfg.ID, err)
+	}
+	reg := rpc.RegisterTaskManager{TaskManager: cfg.ID, Address: cfg.Address, Slots: cfg.Slots}
+	if err := cfg.Transport.ResourceManager(cfg.ResourceManager).RegisterTaskManager(reg); err != nil {
+		ep.Close()
+		return nil, fmt.Errorf("task manager %s: registering with the resource manager: %w", cfg.ID, err)
+	}
+	return &TaskManager{cfg: cfg, ep: ep, tasks: map[taskKey]*slotTask{}}, nil
+}
+
+// Run serves deploys and cancels until ctx ends, then cancels every task
+// and waits for them.
+func (tm *TaskManager) Run(ctx context.Context) {
+	defer tm.ep.Close()
+	defer tm.wg.Wait()
+	tick := time.NewTicker(tm.cfg.MetricsInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			tm.mu.Lock()
+			for _, t := range tm.tasks {
+				t.cancel()
+			}
+			tm.mu.Unlock()
+			return
+		case <-tick.C:
+			tm.reportMetrics()
+		case <-tm.ep.Ready():
+			for _, m := range tm.ep.Receive() {
+				switch m := m.(type) {
+				case rpc.DeployTask:
+					tm.deploy(ctx, m)
+				case rpc.CancelTask:
+					tm.mu.Lock()
+					if t, ok := tm.tasks[taskKey{m.JobID, m.Execution}]; ok {
+						t.cancel()
+					}
+					tm.mu.Unlock()
+				default:
+					tm.cfg.Logger.Warn("task manager: unexpected message", "task_manager", tm.cfg.ID, "type", fmt.Sprintf("%T", m))
+				}
+			}
+		}
+	}
+}
+
+// reportMetrics sends each job's JobMaster one snapshot of its tasks here.
+// Tasks are read upstream vertex first (vertex ids follow the topology), so
+// a consumer's count is never read before its producer's: records in
+// flight computed from one report are never overstated.
+func (tm *TaskManager) reportMetrics() {
+	type jobTasks struct {
+		jobMaster string
+		tasks     []rpc.TaskMetrics
+	}
+	byJob := map[string]*jobTasks{}
+	tm.mu.Lock()
+	keys := make([]taskKey, 0, len(tm.tasks))
+	for k, t := range tm.tasks {
+		if t.counters != nil {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b taskKey) int {
+		return cmp.Or(cmp.Compare(a.id.Vertex, b.id.Vertex), cmp.Compare(a.id.Subtask, b.id.Subtask))
+	})
+	for _, k := range keys {
+		t := tm.tasks[k]
+		j := byJob[k.job]
+		if j == nil {
+			j = &jobTasks{jobMaster: t.jobMaster}
+			byJob[k.job] = j
+		}
+		j.tasks = append(j.tasks, rpc.TaskMetrics{Execution: k.id, Operators: snapshot(t.counters)})
+	}
+	tm.mu.Unlock()
+	for job, j := range byJob {
+		// A JobMaster that is gone needs no metrics.
+		_ = tm.cfg.Transport.JobMaster(j.jobMaster).ReportMetrics(rpc.MetricsReport{JobID: job, TaskManager: tm.cfg.ID, Tasks: j.tasks})
+	}
+}
+
+func snapshot(cs []operatorCounters) []rpc.OperatorMetrics {
+	out := make([]rpc.OperatorMetrics, len(cs))
+	for i, c := range cs {
+		out[i] = c.snapshot()
+	}
+	return out
+}
+
+func (tm *TaskManager) deploy(ctx context.Context, m rpc.DeployTask) {
+	tctx, cancel := context.WithCancel(ctx)
+	key := taskKey{m.JobID, m.Execution}
+	st := &slotTask{cancel: cancel, jobMaster: m.JobMaster}
+	tm.mu.Lock()
+	tm.tasks[key] = st
+	tm.mu.Unlock()
+	jm := tm.cfg.Transport.JobMaster(m.JobMaster)
+	var counters []operatorCounters
+	report := func(state scheduler.ExecState, err error) {
+		u := rpc.TaskStateUpdate{JobID: m.JobID, Execution: m.Execution, State: state, Failure: rpc.FailureOf(err)}
+		if counters != nil {
+			u.Metrics = snapshot(counters)
+		}
+		if err := jm.UpdateTaskState(u); err != nil {
+			// The JobMaster is gone (its job ended or the cluster stops):
+			// nobody waits for this task's state any more.
+			tm.cfg.Logger.Debug("task manager: task state not delivered", "execution", m.Execution.String(), "state", state.String(), "error", err)
+		}
+	}
+	tm.wg.Add(1)
+	go func() {
+		defer tm.wg.Done()
+		defer func() {
+			tm.mu.Lock()
+			delete(tm.tasks, key)
+			tm.mu.Unlock()
+			cancel()
+		}()
+		task, cs, err := tm.build(tctx, m)
+		if err != nil {
+			report(scheduler.Failed, err)
+			return
+		}
+		counters = cs
+		tm.mu.Lock()
+		st.counters = cs
+		tm.mu.Unlock()
+		report(scheduler.Initializing, nil)
+		// RUNNING once every operator is open (later: its state restored),
+		// not merely once the task is built.
+		task.OnRunning = func() { report(scheduler.Running, nil) }
+		err = task.Run(tctx)
+		// The counters were published when Run returned: the terminal
+		// report carries the task's final counts.
+		switch {
+		case err == nil:
+			report(scheduler.Finished, nil)
+		case errors.Is(err, runtime.ErrTaskCanceled):
+			report(scheduler.Canceled, nil)
+		default:
+			report(scheduler.Failed, err)
+		}
+	}()
+}
+
+// build finds the job's code in this process and wires the task.
+func (tm *TaskManager) build(ctx context.Context, m rpc.DeployTask) (*runtime.Task, []operatorCounters, error) {
+	job, err := tm.cfg.Code.Lookup(m.JobID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("task manager %s: deploying %v: %w", tm.cfg.ID, m.Execution, err)
+	}
+	vs := job.JobGraph.Vertices
+	if m.Execution.Vertex < 0 || m.Execution.Vertex >= len(vs) {
+		return nil, nil, fmt.Errorf("task manager %s: deploying %v: job %s has no vertex %d", tm.cfg.ID, m.Execution, m.JobID, m.Execution.Vertex)
+	}
+	return buildTask(ctx, job, vs[m.Execution.Vertex], m.Execution.Subtask, m.Execution.Attempt, tm.cfg.Network)
+}
