@@ -253,10 +253,15 @@ func TestTwoJobsShareTheCluster(t *testing.T) {
 	st, execs := h3.Status()
 	require.Equal(t, scheduler.JobCreated, st)
 	require.Len(t, execs, 4, "the execution graph exists from submission")
-	require.Eventually(t, func() bool {
-		st, execs := h3.Status()
-		return st == scheduler.JobCreated && len(execs) == 4 && execs[0].State == scheduler.Scheduled
-	}, 5*time.Second, time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		st, execs = h3.Status()
+		if st == scheduler.JobCreated && len(execs) == 4 && execs[0].State == scheduler.Scheduled {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("c is not waiting for slots: job %v, executions %+v", st, execs)
+		}
+	}
 	time.Sleep(20 * time.Millisecond)
 	st, _ = h3.Status()
 	require.Equal(t, scheduler.JobCreated, st, "c cannot run while a holds a slot")
