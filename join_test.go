@@ -53,9 +53,13 @@ func jtGen(seed uint64, n, keys int, step, disorder int64, idBase int) []jtRec {
 	return out
 }
 
+// jtTimed is recs keyed, with a watermark after every record, so firings and
+// cleanups interleave with the records as they would in a long-running job.
+// (This package's tests cannot use connector/datagen's rate limit: it
+// imports this package.)
 func jtTimed(env *Environment, recs []jtRec, disorder time.Duration) Keyed[jtRec, int] {
-	src := FromGenerator(env, func(i int64) jtRec { return recs[i] }, Count(int64(len(recs))), RatePerSecond(float64(len(recs))*5))
-	ts := AssignTimestamps(src, BoundedOutOfOrderness[jtRec](disorder).WithTimestamps(func(r jtRec) int64 { return r.TS }))
+	src := FromSlice(env, recs)
+	ts := AssignTimestamps(src, BoundedOutOfOrderness[jtRec](disorder).WithTimestamps(func(r jtRec) int64 { return r.TS }).EmitPerRecord())
 	return KeyBy(ts, func(r jtRec) int { return r.Key })
 }
 
