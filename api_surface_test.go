@@ -26,6 +26,8 @@ func TestPublicAPIExposesNoInternalOrUnexportedType(t *testing.T) {
 		"github.com/strom-dev/strom/state",
 		"github.com/strom-dev/strom/window",
 		"github.com/strom-dev/strom/codec",
+		"github.com/strom-dev/strom/connector/file",
+		"github.com/strom-dev/strom/connector/datagen",
 	} {
 		pkg, err := imp.Import(path)
 		require.NoError(t, err, path)

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/connector/datagen"
 )
 
 // An unbounded source feeding a slow sink must be slowed down by credit-
@@ -30,7 +31,7 @@ func TestMemoryBoundedUnderBackpressure(t *testing.T) {
 				c.BatchSize = batch
 				c.BuffersPerChannel = buffers
 			})
-			gen := strom.FromGenerator(env, func(i int64) int64 { return i })
+			gen := datagen.FromGenerator(env, func(i int64) int64 { return i })
 			var src strom.Stream[int64] = gen
 			if tc.p > 1 {
 				src = strom.Rebalance(gen) // a rebalance node of its own (chaining is off)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/connector/datagen"
 )
 
 // BenchmarkPipeline runs b.N records through generator → Map → KeyBy →
@@ -24,7 +25,7 @@ func BenchmarkPipeline(b *testing.B) {
 // reports records/s: BenchmarkPipeline and BenchmarkPunctuatedWatermarks.
 func benchPipeline(b *testing.B, p int, strategy *strom.WatermarkStrategy[int64]) {
 	env := strom.NewEnvironment(strom.Config{Parallelism: p, Logger: slog.New(slog.DiscardHandler)})
-	gen := strom.FromGenerator(env, func(i int64) int64 { return i }, strom.Count(int64(b.N)))
+	gen := datagen.FromGenerator(env, func(i int64) int64 { return i }, datagen.Count(int64(b.N)))
 	if strategy != nil {
 		gen = strom.AssignTimestamps(gen, *strategy)
 	}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/connector/datagen"
 	"github.com/strom-dev/strom/window"
 )
 
@@ -85,15 +86,15 @@ func TestCancelStopsSlowUserCodeWithinARecord(t *testing.T) {
 		build func(env *strom.Environment, calls *slowCalls)
 	}{
 		{"sink chained to the source", func(env *strom.Environment, calls *slowCalls) {
-			gen := strom.FromGenerator(env, func(i int64) int64 { return i }, strom.Count(n))
+			gen := datagen.FromGenerator(env, func(i int64) int64 { return i }, datagen.Count(n))
 			strom.SinkFunc(gen, func(int64) error { calls.call(); return nil })
 		}},
 		{"sink behind a shuffle", func(env *strom.Environment, calls *slowCalls) {
-			gen := strom.FromGenerator(env, func(i int64) int64 { return i }, strom.Count(n))
+			gen := datagen.FromGenerator(env, func(i int64) int64 { return i }, datagen.Count(n))
 			strom.SinkFunc(strom.Rebalance(gen), func(int64) error { calls.call(); return nil })
 		}},
 		{"keyed sink behind a shuffle", func(env *strom.Environment, calls *slowCalls) {
-			gen := strom.FromGenerator(env, func(i int64) int64 { return i }, strom.Count(n))
+			gen := datagen.FromGenerator(env, func(i int64) int64 { return i }, datagen.Count(n))
 			strom.Discard(strom.KeyedProcessFunc(strom.KeyBy(gen, func(v int64) int64 { return v % 7 }),
 				func(ctx *strom.KeyedContext[int64, int64], v int64) error { calls.call(); ctx.Collect(v); return nil }))
 		}},
@@ -107,7 +108,7 @@ func TestCancelStopsSlowUserCodeWithinARecord(t *testing.T) {
 			strom.SinkFunc(many, func(int) error { calls.call(); return nil })
 		}},
 		{"slow source", func(env *strom.Environment, calls *slowCalls) {
-			gen := strom.FromGenerator(env, func(i int64) int64 { calls.call(); return i }, strom.Count(n))
+			gen := datagen.FromGenerator(env, func(i int64) int64 { calls.call(); return i }, datagen.Count(n))
 			strom.Discard(gen)
 		}},
 	} {
@@ -127,7 +128,7 @@ func TestExpiredContextStopsSlowSinkWithinARecord(t *testing.T) {
 	calls := &slowCalls{}
 	// 2000 calls of 5 ms: the job would run 10 s; the deadline falls while
 	// the slow sink is busy.
-	gen := strom.FromGenerator(env, func(i int64) int64 { return i }, strom.Count(2000))
+	gen := datagen.FromGenerator(env, func(i int64) int64 { return i }, datagen.Count(2000))
 	strom.SinkFunc(strom.Rebalance(gen), func(int64) error { calls.call(); return nil })
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
@@ -148,7 +149,7 @@ func TestFailureElsewhereStopsSlowSinkWithinARecord(t *testing.T) {
 	errBoom := errors.New("boom")
 	env := newEnv(1, bigBatches)
 	calls := &slowCalls{}
-	gen := strom.FromGenerator(env, func(i int64) int64 { return i }, strom.Count(400))
+	gen := datagen.FromGenerator(env, func(i int64) int64 { return i }, datagen.Count(400))
 	strom.SinkFunc(strom.Rebalance(gen), func(int64) error { calls.call(); return nil }).Name("Slow")
 	strom.SinkFunc(strom.Rebalance(gen), func(v int64) error {
 		if v != 0 {
@@ -175,7 +176,7 @@ func TestFailureElsewhereStopsSlowSinkWithinARecord(t *testing.T) {
 func TestCancelStopsWindowFiringStorm(t *testing.T) {
 	env := newEnv(1, bigBatches)
 	calls := &slowCalls{}
-	gen := strom.FromGenerator(env, func(i int64) tev { return tev{Key: strconv.FormatInt(i, 10), TS: i % 10, V: 1} }, strom.Count(400))
+	gen := datagen.FromGenerator(env, func(i int64) tev { return tev{Key: strconv.FormatInt(i, 10), TS: i % 10, V: 1} }, datagen.Count(400))
 	stamped := strom.AssignTimestamps(gen, strom.BoundedOutOfOrderness[tev](0).WithTimestamps(func(e tev) int64 { return e.TS }))
 	// One window per key, all fired by the final watermark.
 	strom.Discard(strom.WindowProcess(strom.Window(keyedEvs(stamped), window.Tumbling(time.Second)),
@@ -215,11 +216,11 @@ func TestCancelStopsKeyedTimerStorm(t *testing.T) {
 		t.Run(map[bool]string{false: "event time", true: "processing time"}[processing], func(t *testing.T) {
 			env := newEnv(1, bigBatches)
 			calls := &slowCalls{}
-			opts := []strom.GeneratorOption{strom.Count(400)}
+			opts := []datagen.GeneratorOption{datagen.Count(400)}
 			if processing {
 				opts = nil // unbounded: processing timers fire while it runs
 			}
-			gen := strom.FromGenerator(env, func(i int64) int64 { return i }, opts...)
+			gen := datagen.FromGenerator(env, func(i int64) int64 { return i }, opts...)
 			stamped := strom.AssignTimestamps(gen, strom.BoundedOutOfOrderness[int64](0).WithTimestamps(func(int64) int64 { return 0 }))
 			strom.Discard(strom.KeyedProcess(strom.KeyBy(stamped, func(v int64) int64 { return v }),
 				func() strom.KeyedProcessFunction[int64, int64, int64] {
@@ -235,7 +236,7 @@ func TestCancelStopsKeyedTimerStorm(t *testing.T) {
 func TestCancelStopsProcessingTimerStorm(t *testing.T) {
 	env := newEnv(1, bigBatches)
 	calls := &slowCalls{}
-	gen := strom.FromGenerator(env, func(i int64) int64 { return i }) // unbounded
+	gen := datagen.FromGenerator(env, func(i int64) int64 { return i }) // unbounded
 	strom.Discard(strom.Process(gen, func() strom.ProcessFunction[int64, int64] {
 		return strom.ProcessElementFunc[int64, int64](func(ctx *strom.ProcessContext[int64], v int64) error {
 			ctx.RegisterProcessingTimer(ctx.CurrentProcessingTime(), func(*strom.ProcessContext[int64], int64) error {

@@ -1,6 +1,7 @@
 package strom
 
 import (
+	"github.com/strom-dev/strom/internal/operator"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/streamgraph"
 )
@@ -41,13 +42,13 @@ func (o *coProcessOp[K, A, B, OUT]) Open(ctx *runtime.Context) error {
 
 func (o *coProcessOp[K, A, B, OUT]) ProcessElement1(v A, ts int64) {
 	if err := o.fn.ProcessElement1(o.element(o.c.a.key(v), ts), v); err != nil {
-		runtime.Fail(o.name, err)
+		runtime.Fail(o.Name, err)
 	}
 }
 
 func (o *coProcessOp[K, A, B, OUT]) ProcessElement2(v B, ts int64) {
 	if err := o.fn.ProcessElement2(o.element(o.c.b.key(v), ts), v); err != nil {
-		runtime.Fail(o.name, err)
+		runtime.Fail(o.Name, err)
 	}
 }
 
@@ -59,7 +60,7 @@ func (o *coProcessOp[K, A, B, OUT]) Close() error { return closeFn(o.fn) }
 func KeyedCoProcess[A, B any, K comparable, OUT any](c Connected[A, B, K], newFn func() KeyedCoProcessFunction[K, A, B, OUT]) Stream[OUT] {
 	return addTwoInputOperator(c.a.stream, c.b.stream, "coprocess", "KeyedCoProcess", runtime.Hash, c.a.kgFactory(), c.b.kgFactory(),
 		func(_ *runtime.Context, out runtime.Output[OUT]) (runtime.TwoInput[A, B], error) {
-			return &coProcessOp[K, A, B, OUT]{keyedFunction: keyedFunction[K, OUT]{base: base[OUT]{out}}, c: c, fn: newFn()}, nil
+			return &coProcessOp[K, A, B, OUT]{keyedFunction: keyedFunction[K, OUT]{KeyedFunction: operator.KeyedFunction[K, OUT]{Out: out}}, c: c, fn: newFn()}, nil
 		})
 }
 

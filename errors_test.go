@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/connector/datagen"
 	"github.com/strom-dev/strom/state"
 )
 
@@ -129,7 +130,7 @@ func (panickyGenerator) OnPeriodicEmit(strom.WatermarkOutput) { panic("generator
 
 func TestPanicInPeriodicWatermarkGenerator(t *testing.T) {
 	env := newEnv(1)
-	gen := strom.FromGenerator(env, func(i int64) int64 { return i }) // unbounded: only the panic ends it
+	gen := datagen.FromGenerator(env, func(i int64) int64 { return i }) // unbounded: only the panic ends it
 	strom.Discard(strom.AssignTimestamps(gen, strom.CustomWatermarks[int64](func() strom.WatermarkGenerator { return panickyGenerator{} })).Name("Stamper"))
 	_, err := run(t, env, "generator")
 	requireTaskFailure(t, err, "generator", "Stamper")
@@ -150,7 +151,7 @@ func (procTimerPanic) OnTimer(*strom.KeyedContext[int64, int64], int64) error {
 
 func TestPanicInProcessingTimeTimer(t *testing.T) {
 	env := newEnv(1)
-	gen := strom.FromGenerator(env, func(i int64) int64 { return i % 3 }, strom.RatePerSecond(1000))
+	gen := datagen.FromGenerator(env, func(i int64) int64 { return i % 3 }, datagen.RatePerSecond(1000))
 	strom.Discard(strom.KeyedProcess(strom.KeyBy(gen, func(v int64) int64 { return v }),
 		func() strom.KeyedProcessFunction[int64, int64, int64] { return procTimerPanic{} }).Name("PT"))
 	_, err := run(t, env, "pt panic")

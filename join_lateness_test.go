@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/strom-dev/strom/internal/operator"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/window"
 )
@@ -179,7 +180,7 @@ func TestWindowJoinLatenessDriven(t *testing.T) {
 				op, err := n.Build(ctx, runtime.Output[jtPair](out))
 				require.NoError(t, err)
 				require.NoError(t, op.Open(ctx))
-				jo := op.(*windowJoinOp[jtRec, jtRec, int, jtPair])
+				jo := op.(*operator.WindowJoinOp[jtRec, jtRec, int, jtPair])
 				for _, s := range steps {
 					switch s.side {
 					case 0:
@@ -199,15 +200,15 @@ func TestWindowJoinLatenessDriven(t *testing.T) {
 				if sideOutputs {
 					require.Equal(t, want1, lo1.vals, name)
 					require.Equal(t, want2, lo2.vals, name)
-					require.Zero(t, jo.core.dropped, name)
+					require.Zero(t, jo.Stats().Dropped, name)
 					for i, v := range lo1.vals {
 						require.Equal(t, v.TS, lo1.ts[i])
 					}
 				} else {
 					require.Empty(t, lo1.vals, name)
-					require.EqualValues(t, len(want1)+len(want2), jo.core.dropped, name)
+					require.EqualValues(t, len(want1)+len(want2), jo.Stats().Dropped, name)
 				}
-				require.Zero(t, jo.core.contents.Len(), "%s: window contents after the end", name)
+				require.Zero(t, jo.Stats().Windows, "%s: window contents after the end", name)
 			}
 		}
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/strom-dev/strom/internal/keygroup"
 	"github.com/strom-dev/strom/internal/network"
+	"github.com/strom-dev/strom/internal/operator"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/state"
 	"github.com/strom-dev/strom/window"
@@ -52,9 +53,13 @@ func jtGen(seed uint64, n, keys int, step, disorder int64, idBase int) []jtRec {
 	return out
 }
 
+// jtTimed is recs keyed, with a watermark after every record, so firings and
+// cleanups interleave with the records as they would in a long-running job.
+// (This package's tests cannot use connector/datagen's rate limit: it
+// imports this package.)
 func jtTimed(env *Environment, recs []jtRec, disorder time.Duration) Keyed[jtRec, int] {
-	src := FromGenerator(env, func(i int64) jtRec { return recs[i] }, Count(int64(len(recs))), RatePerSecond(float64(len(recs))*5))
-	ts := AssignTimestamps(src, BoundedOutOfOrderness[jtRec](disorder).WithTimestamps(func(r jtRec) int64 { return r.TS }))
+	src := FromSlice(env, recs)
+	ts := AssignTimestamps(src, BoundedOutOfOrderness[jtRec](disorder).WithTimestamps(func(r jtRec) int64 { return r.TS }).EmitPerRecord())
 	return KeyBy(ts, func(r jtRec) int { return r.Key })
 }
 
@@ -222,7 +227,7 @@ func TestJoinErrors(t *testing.T) {
 		plain := KeyBy(FromSlice(env, recs), func(r jtRec) int { return r.Key })
 		Collect(IntervalJoin(plain, plain, 0, time.Second, join))
 		err := jtRun(t, env)
-		require.ErrorIs(t, err, errIntervalNoTimestamp)
+		require.ErrorIs(t, err, operator.ErrIntervalNoTimestamp)
 		require.ErrorContains(t, err, "IntervalJoin")
 	})
 	t.Run("interval join bounds", func(t *testing.T) {
@@ -312,7 +317,7 @@ func TestWindowOperatorCleansUpState(t *testing.T) {
 			}
 			WindowAggregate(w, jtCount)
 			out := &jtOut[int64]{}
-			op := buildLast[int64](t, env, out).(*windowOp[jtRec, int, int64, int64])
+			op := buildLast[int64](t, env, out).(*operator.WindowOp[jtRec, int, int64, int64, *WindowContext[int, int64]])
 			recs := jtGen(3, 2000, 50, 1, 20, 0)
 			for i, r := range recs {
 				op.ProcessElement(r, r.TS)
@@ -320,15 +325,14 @@ func TestWindowOperatorCleansUpState(t *testing.T) {
 					op.ProcessWatermark(r.TS - 500) // a few records become late
 				}
 			}
-			require.Positive(t, op.core.contents.Len())
+			require.Positive(t, op.Stats().Windows)
 			last := recs[len(recs)-1].TS
 			op.ProcessWatermark(last + 100 + 50 + 30)
-			require.Zero(t, op.core.contents.Len(), "window contents")
-			require.Zero(t, op.core.tstate.Len(), "trigger state")
-			require.Zero(t, op.core.timers.NumEventTimers(), "timers")
-			if op.core.sets != nil {
-				require.Zero(t, op.core.sets.Len(), "merging window sets")
-			}
+			st := op.Stats()
+			require.Zero(t, st.Windows, "window contents")
+			require.Zero(t, st.TriggerState, "trigger state")
+			require.Zero(t, st.EventTimers, "timers")
+			require.Zero(t, st.MergingSets, "merging window sets")
 			require.NotEmpty(t, out.vals)
 		})
 	}
@@ -338,7 +342,7 @@ func TestWindowHotPathDoesNotAllocate(t *testing.T) {
 	env := NewEnvironment()
 	WindowAggregate(Window(KeyBy(FromSlice(env, []jtRec(nil)), func(r jtRec) int { return r.Key }),
 		window.Sliding(10*time.Second, 2*time.Second)), jtCount)
-	op := buildLast[int64](t, env, &jtOut[int64]{}).(*windowOp[jtRec, int, int64, int64])
+	op := buildLast[int64](t, env, &jtOut[int64]{}).(*operator.WindowOp[jtRec, int, int64, int64, *WindowContext[int, int64]])
 	for k := range 100 {
 		op.ProcessElement(jtRec{Key: k, TS: 5000}, 5000)
 	}
@@ -358,38 +362,28 @@ func TestIntervalJoinCleansUpBuffers(t *testing.T) {
 		return nil
 	})
 	out := &jtOut[jtPair]{}
-	op := buildLast[jtPair](t, env, out).(*intervalJoinOp[jtRec, jtRec, int, jtPair])
+	op := buildLast[jtPair](t, env, out).(*operator.IntervalJoinOp[jtRec, jtRec, int, jtPair, Collector[jtPair]])
 	for i := range 100 {
 		op.ProcessElement1(jtRec{Key: i % 3, TS: int64(i), ID: i}, int64(i))
 		op.ProcessElement2(jtRec{Key: i % 3, TS: int64(i), ID: -i}, int64(i))
 	}
-	require.Equal(t, 3, op.left.Len())
+	require.Equal(t, 3, op.Stats().LeftKeys)
 	// Left records are kept until the watermark reaches ts+30, right ones
 	// until ts+20.
 	op.ProcessWatermark(69)
-	countBuf := func() (l, r int) {
-		for kg := range op.left.NumKeyGroups() {
-			for _, b := range op.left.KeyGroup(kg) {
-				l += len(b.ts)
-			}
-			for _, b := range op.right.KeyGroup(kg) {
-				r += len(b.ts)
-			}
-		}
-		return l, r
-	}
-	l, r := countBuf()
+	l, r := op.Stats().LeftRecords, op.Stats().RightRecords
 	require.Equal(t, 60, l, "left records at 40..99 remain")
 	require.Equal(t, 50, r, "right records at 50..99 remain")
 	// A record at the watermark is late: dropped, not joined.
 	n := len(out.vals)
 	op.ProcessElement2(jtRec{Key: 0, TS: 69, ID: -1000}, 69)
 	require.Equal(t, n, len(out.vals))
-	require.Equal(t, int64(1), op.dropped)
+	require.Equal(t, int64(1), op.Stats().Dropped)
 	op.ProcessWatermark(200)
-	require.Zero(t, op.left.Len())
-	require.Zero(t, op.right.Len())
-	require.Zero(t, op.timers.NumEventTimers())
+	st := op.Stats()
+	require.Zero(t, st.LeftKeys)
+	require.Zero(t, st.RightKeys)
+	require.Zero(t, st.EventTimers)
 	// Every pair was found: compare with the oracle.
 	var as, bs []jtRec
 	for i := range 100 {

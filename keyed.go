@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/strom-dev/strom/internal/keygroup"
+	"github.com/strom-dev/strom/internal/operator"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/statebackend"
 	"github.com/strom-dev/strom/state"
@@ -240,34 +241,27 @@ func (f KeyedProcessElementFunc[K, IN, OUT]) ProcessElement(ctx *KeyedContext[K,
 }
 
 // keyedFunction is what keyed process and co-process operators share: the
-// keyed context (backend, timers, output), timer dispatch to the user's
-// OnTimer, and the optional Open/Close of the user function.
+// engine's core (timers, timer dispatch, watermarks to side outputs), the
+// keyed context the user's function sees, and its optional Open.
 type keyedFunction[K comparable, OUT any] struct {
-	base[OUT]
-	name  string
-	onTmr TimerHandler[K, OUT]
-	kctx  KeyedContext[K, OUT]
-	// sides are the consumed side outputs: watermarks reach them too, so
-	// event time advances for operators downstream of a side output.
-	sides []eventOutput
+	operator.KeyedFunction[K, OUT]
+	kctx KeyedContext[K, OUT]
 }
 
 // open creates the backend's timers and context and opens fn.
 func (o *keyedFunction[K, OUT]) open(ctx *runtime.Context, b *statebackend.Keyed[K], fn any) error {
-	o.name = ctx.OperatorName
-	o.sides = o.sides[:0]
-	for _, so := range ctx.SideOutputs() {
-		if e, ok := so.(eventOutput); ok {
-			o.sides = append(o.sides, e)
-		}
-	}
-	t := runtime.NewTimers[K, struct{}](b, ctx.Time)
-	o.kctx = KeyedContext[K, OUT]{backend: b, store: statebackend.StoreOf(b).(*state.Store), timers: t, out: o.out, rt: ctx, ts: runtime.NoTimestamp}
-	o.onTmr, _ = fn.(TimerHandler[K, OUT])
-	t.OnEventTime = func(tm runtime.Timer[K, struct{}]) { o.fire(tm.TS, tm.TS, EventTime) }
-	t.OnProcessingTime = func(tm runtime.Timer[K, struct{}]) { o.fire(tm.TS, runtime.NoTimestamp, ProcessingTime) }
-	if _, err := b.Register(runtime.TimersStateName, t.State()); err != nil {
+	if err := o.Setup(ctx, b); err != nil {
 		return err
+	}
+	o.kctx = KeyedContext[K, OUT]{backend: b, store: statebackend.StoreOf(b).(*state.Store), timers: o.Timers, out: o.Out, rt: ctx, ts: runtime.NoTimestamp}
+	if h, ok := fn.(TimerHandler[K, OUT]); ok {
+		o.OnTimer = func(at, ts int64, eventTime bool) error {
+			o.kctx.ts, o.kctx.domain = ts, ProcessingTime
+			if eventTime {
+				o.kctx.domain = EventTime
+			}
+			return h.OnTimer(&o.kctx, at)
+		}
 	}
 	if op, ok := fn.(KeyedOpener[K, OUT]); ok {
 		return op.Open(&o.kctx)
@@ -275,39 +269,11 @@ func (o *keyedFunction[K, OUT]) open(ctx *runtime.Context, b *statebackend.Keyed
 	return nil
 }
 
-func (o *keyedFunction[K, OUT]) fire(at, ts int64, d TimeDomain) {
-	if o.onTmr == nil {
-		return
-	}
-	// Processing-time timers fire from the task's timer service, outside
-	// any guarded call: name this operator if OnTimer panics.
-	defer runtime.Guard(o.name)
-	o.kctx.ts, o.kctx.domain = ts, d
-	if err := o.onTmr.OnTimer(&o.kctx, at); err != nil {
-		runtime.Fail(o.name, fmt.Errorf("OnTimer: %w", err))
-	}
-}
-
 // element makes key current and stamps the context before a user call.
 func (o *keyedFunction[K, OUT]) element(key K, ts int64) *KeyedContext[K, OUT] {
 	o.kctx.backend.SetCurrentKey(key)
 	o.kctx.ts = ts
 	return &o.kctx
-}
-
-func (o *keyedFunction[K, OUT]) ProcessWatermark(wm int64) {
-	o.kctx.timers.AdvanceWatermark(wm)
-	o.out.EmitWatermark(wm)
-	for _, s := range o.sides {
-		s.EmitWatermark(wm)
-	}
-}
-
-func (o *keyedFunction[K, OUT]) ProcessIdle() {
-	o.out.MarkIdle()
-	for _, s := range o.sides {
-		s.MarkIdle()
-	}
 }
 
 func closeFn(fn any) error {
@@ -329,7 +295,7 @@ func (o *keyedProcessOp[K, IN, OUT]) Open(ctx *runtime.Context) error {
 
 func (o *keyedProcessOp[K, IN, OUT]) ProcessElement(v IN, ts int64) {
 	if err := o.fn.ProcessElement(o.element(o.keyed.key(v), ts), v); err != nil {
-		runtime.Fail(o.name, err)
+		runtime.Fail(o.Name, err)
 	}
 }
 
@@ -345,7 +311,7 @@ func KeyedProcess[IN any, K comparable, OUT any](k Keyed[IN, K], newFn func() Ke
 		if fn == nil {
 			return nil, errorf("KeyedProcess: newFn returned nil")
 		}
-		return &keyedProcessOp[K, IN, OUT]{keyedFunction: keyedFunction[K, OUT]{base: base[OUT]{out}}, keyed: k, fn: fn}, nil
+		return &keyedProcessOp[K, IN, OUT]{keyedFunction: keyedFunction[K, OUT]{KeyedFunction: operator.KeyedFunction[K, OUT]{Out: out}}, keyed: k, fn: fn}, nil
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/connector/datagen"
 )
 
 // cancelAfter runs the job with a context cancelled once the job has run
@@ -47,7 +48,7 @@ func cancelAfter(t *testing.T, env *strom.Environment, name string, running func
 func TestCancelUnboundedJob(t *testing.T) {
 	for _, p := range []int{1, 4} {
 		env := newEnv(p)
-		gen := strom.FromGenerator(env, func(i int64) int64 { return i })
+		gen := datagen.FromGenerator(env, func(i int64) int64 { return i })
 		keyed := strom.KeyBy(strom.Map(gen, func(v int64) int64 { return v * 3 }), func(v int64) int64 { return v % 100 })
 		sink := &liveSink[int64]{}
 		strom.SinkFunc(strom.Reduce(keyed, func(a, b int64) int64 { return a + b }), func(v int64) error {
@@ -64,7 +65,7 @@ func TestCancelUnboundedJob(t *testing.T) {
 // cancel: no task may wait for a credit forever.
 func TestCancelBackpressuredJob(t *testing.T) {
 	env := newEnv(2, func(c *strom.Config) { c.BuffersPerChannel = 1; c.BatchSize = 4; c.DisableChaining = true })
-	gen := strom.FromGenerator(env, func(i int64) int64 { return i })
+	gen := datagen.FromGenerator(env, func(i int64) int64 { return i })
 	started := make(chan struct{})
 	var once bool
 	strom.SinkFunc(strom.Rebalance(strom.Map(gen, func(v int64) int64 { return v })), func(int64) error {
@@ -116,7 +117,7 @@ func TestCancelIteratorSource(t *testing.T) {
 // A failing job tears down every task, also those far from the failure.
 func TestFailedJobLeavesNoGoroutines(t *testing.T) {
 	env := newEnv(4)
-	gen := strom.FromGenerator(env, func(i int64) int64 { return i })
+	gen := datagen.FromGenerator(env, func(i int64) int64 { return i })
 	keyed := strom.KeyBy(gen, func(v int64) int64 { return v % 16 })
 	strom.Discard(strom.KeyedProcessFunc(keyed, func(ctx *strom.KeyedContext[int64, int64], v int64) error {
 		if v == 50000 {
@@ -134,7 +135,7 @@ func TestFailedJobLeavesNoGoroutines(t *testing.T) {
 // Closing a client of a running job cancels it and stops the cluster.
 func TestJobClientCloseStopsRunningJob(t *testing.T) {
 	env := newEnv(2)
-	strom.Discard(strom.FromGenerator(env, func(i int64) int64 { return i }))
+	strom.Discard(datagen.FromGenerator(env, func(i int64) int64 { return i }))
 	jc, err := env.ExecuteAsync(context.Background(), "closed")
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return jc.Status() == "RUNNING" }, 10*time.Second, time.Millisecond)
@@ -147,7 +148,7 @@ func TestJobClientCloseStopsRunningJob(t *testing.T) {
 // with the context's error.
 func TestDeadlineCancelsJob(t *testing.T) {
 	env := newEnv(1)
-	strom.Discard(strom.FromGenerator(env, func(i int64) int64 { return i }))
+	strom.Discard(datagen.FromGenerator(env, func(i int64) int64 { return i }))
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err := env.Execute(ctx, "deadline")

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/connector/datagen"
 	"github.com/strom-dev/strom/window"
 )
 
@@ -392,7 +393,7 @@ func (f *psTimers) ProcessElement(ctx *strom.ProcessContext[psTick], _ int64) er
 func TestProcessStreamProcessingTimers(t *testing.T) {
 	const p = 2
 	env := newEnv(p)
-	gen := strom.FromGenerator(env, func(i int64) int64 { return i }, strom.RatePerSecond(1000))
+	gen := datagen.FromGenerator(env, func(i int64) int64 { return i }, datagen.RatePerSecond(1000))
 	ticks := strom.Process(gen, func() strom.ProcessFunction[int64, psTick] { return &psTimers{} })
 	out := &liveSink[psTick]{}
 	strom.SinkFunc(ticks, out.add)
@@ -547,7 +548,7 @@ func TestProcessStreamErrors(t *testing.T) {
 				// until a processing timer fires.
 				var src strom.Stream[int]
 				if c.fail == "timer" {
-					src = strom.FromGenerator(env, func(i int64) int { return int(i) }, strom.RatePerSecond(1000))
+					src = datagen.FromGenerator(env, func(i int64) int { return int(i) }, datagen.RatePerSecond(1000))
 				} else {
 					src = psTimed(env, 200)
 				}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/connector/datagen"
 	"github.com/strom-dev/strom/state"
 )
 
@@ -105,7 +106,7 @@ func TestEventTimeTimersFireOnWatermarkAndAtEnd(t *testing.T) {
 
 func TestPeriodicWatermarksDriveTimers(t *testing.T) {
 	env := newEnv(2, func(c *strom.Config) { c.AutoWatermarkInterval = time.Millisecond })
-	gen := strom.FromGenerator(env, func(i int64) int { return int(i) }, strom.Count(1500), strom.RatePerSecond(10000))
+	gen := datagen.FromGenerator(env, func(i int64) int { return int(i) }, datagen.Count(1500), datagen.RatePerSecond(10000))
 	src := strom.AssignTimestamps(gen, strom.BoundedOutOfOrderness[int](5*time.Millisecond).WithTimestamps(func(v int) int64 { return int64(v) }))
 	fired := strom.Collect(strom.KeyedProcess(strom.KeyBy(src, func(v int) int { return v % 5 }),
 		func() strom.KeyedProcessFunction[int, int, firing] { return watermarkTimer{} }))
@@ -239,7 +240,7 @@ func (f *procTimers) OnTimer(ctx *strom.KeyedContext[int64, procTimerReport], ts
 
 func TestProcessingTimeTimersAndTTL(t *testing.T) {
 	env := newEnv(2)
-	gen := strom.FromGenerator(env, func(i int64) int64 { return i % 4 }, strom.RatePerSecond(500))
+	gen := datagen.FromGenerator(env, func(i int64) int64 { return i % 4 }, datagen.RatePerSecond(500))
 	out := &liveSink[procTimerReport]{}
 	strom.SinkFunc(strom.KeyedProcess(strom.KeyBy(gen, func(v int64) int64 { return v }),
 		func() strom.KeyedProcessFunction[int64, int64, procTimerReport] { return &procTimers{} }), out.add)

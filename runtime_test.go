@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -13,43 +12,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/connector/datagen"
+	"github.com/strom-dev/strom/internal/stromtest"
 	"github.com/strom-dev/strom/state"
 )
 
-// newEnv returns an environment with quiet logs and small batches, so
-// tests cross batch boundaries with little data.
-func newEnv(p int, opts ...func(*strom.Config)) *strom.Environment {
-	cfg := strom.Config{Parallelism: p, BatchSize: 16, Logger: slog.New(slog.DiscardHandler)}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	return strom.NewEnvironment(cfg)
-}
-
-// run executes the job with a deadline that only a hang reaches.
-func run(t *testing.T, env *strom.Environment, name string) (*strom.JobResult, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	res, err := env.Execute(ctx, name)
-	require.NotErrorIs(t, err, context.DeadlineExceeded, "job %q hung", name)
-	return res, err
-}
-
-func mustRun(t *testing.T, env *strom.Environment, name string) *strom.JobResult {
-	t.Helper()
-	res, err := run(t, env, name)
-	require.NoError(t, err)
-	return res
-}
-
-func rangeSlice(n int) []int {
-	s := make([]int, n)
-	for i := range s {
-		s[i] = i
-	}
-	return s
-}
+// The helpers every test here uses (shared with the connectors' tests).
+var (
+	newEnv     = stromtest.NewEnv
+	run        = stromtest.Run
+	mustRun    = stromtest.MustRun
+	rangeSlice = stromtest.Ints
+)
 
 // subtaskRecord is a record with the sink subtask that received it.
 type subtaskRecord[T any] struct {
@@ -286,9 +260,9 @@ func (f *sessionize) OnTimer(ctx *strom.KeyedContext[int64, userTotal], ts int64
 
 func equivalencePipeline(p int) ([]userTotal, []int64) {
 	env := newEnv(p, func(c *strom.Config) { c.AutoWatermarkInterval = time.Millisecond })
-	gen := strom.FromGenerator(env, func(i int64) event {
+	gen := datagen.FromGenerator(env, func(i int64) event {
 		return event{User: (i * 7919) % 53, Ts: i * 3, Value: i % 101}
-	}, strom.Count(20000))
+	}, datagen.Count(20000))
 	withTs := strom.AssignTimestamps(gen, strom.Monotonous[event]().WithTimestamps(func(e event) int64 { return e.Ts }))
 	odd := strom.Filter(strom.Rebalance(withTs), func(e event) bool { return e.Value%5 != 0 })
 	totals := strom.KeyedProcess(strom.KeyBy(odd, func(e event) int64 { return e.User }),
@@ -349,7 +323,7 @@ func TestSameResultsAtParallelism124(t *testing.T) {
 
 func TestJobClientStatesAndMetrics(t *testing.T) {
 	env := newEnv(2)
-	gen := strom.FromGenerator(env, func(i int64) int64 { return i }, strom.RatePerSecond(2000))
+	gen := datagen.FromGenerator(env, func(i int64) int64 { return i }, datagen.RatePerSecond(2000))
 	strom.Discard(strom.Map(strom.Rebalance(gen), func(v int64) int64 { return v }))
 	jc, err := env.ExecuteAsync(context.Background(), "client")
 	require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/connector/datagen"
 	"github.com/strom-dev/strom/window"
 )
 
@@ -17,7 +18,7 @@ import (
 func TestKeyedSideOutputCarriesWatermarks(t *testing.T) {
 	for _, p := range []int{1, 2} {
 		env := strom.NewEnvironment(strom.Config{Parallelism: p, AutoWatermarkInterval: time.Millisecond})
-		src := strom.FromGenerator(env, func(i int64) int64 { return i }, strom.Count(200))
+		src := datagen.FromGenerator(env, func(i int64) int64 { return i }, datagen.Count(200))
 		timed := strom.AssignTimestamps(src, strom.Monotonous[int64]().WithTimestamps(func(i int64) int64 { return i * 10 }))
 		tag := strom.NewOutputTag[int64]("odd")
 		main := strom.KeyedProcessFunc(strom.KeyBy(timed, func(i int64) int64 { return i % 4 }),

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/connector/datagen"
 )
 
 type wc struct {
@@ -18,7 +19,7 @@ type wc struct {
 func TestSmokeWordCount(t *testing.T) {
 	for _, p := range []int{1, 2, 4} {
 		env := strom.NewEnvironment(strom.Config{Parallelism: p})
-		words := strom.FromGenerator(env, func(i int64) string { return []string{"a", "b", "c"}[i%3] }, strom.Count(3000))
+		words := datagen.FromGenerator(env, func(i int64) string { return []string{"a", "b", "c"}[i%3] }, datagen.Count(3000))
 		counts := strom.Reduce(strom.KeyBy(strom.Map(words, func(w string) wc { return wc{w, 1} }), func(c wc) string { return c.Word }),
 			func(a, b wc) wc { return wc{a.Word, a.N + b.N} })
 		out := strom.Collect(counts)

@@ -5,13 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"os"
-	"path/filepath"
-	"slices"
-	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -56,93 +51,6 @@ func TestFromIterator(t *testing.T) {
 	src, _ := res.Operator("Iterator Source")
 	require.Equal(t, 1, src.Parallelism)
 	require.True(t, stopped.Load())
-}
-
-func TestFromFile(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "single.txt")
-	// CRLF and a last line without a newline are read as lines too.
-	require.NoError(t, os.WriteFile(file, []byte("one\r\ntwo\n\nfour"), 0o644))
-
-	env := newEnv(1)
-	got := strom.Collect(strom.FromFile(env, file))
-	mustRun(t, env, "file")
-	require.Equal(t, []string{"one", "two", "", "four"}, got.Values())
-
-	// A directory: every visible file, over the source's subtasks.
-	data := filepath.Join(dir, "data")
-	require.NoError(t, os.Mkdir(data, 0o755))
-	var want []string
-	for f := range 5 {
-		var b strings.Builder
-		for l := range 1000 {
-			line := fmt.Sprintf("f%d-l%d", f, l)
-			want = append(want, line)
-			b.WriteString(line + "\n")
-		}
-		require.NoError(t, os.WriteFile(filepath.Join(data, fmt.Sprintf("part-%d.txt", f)), []byte(b.String()), 0o644))
-	}
-	require.NoError(t, os.WriteFile(filepath.Join(data, ".hidden"), []byte("no\n"), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(data, "_in-progress"), []byte("no\n"), 0o644))
-	require.NoError(t, os.Mkdir(filepath.Join(data, "subdir"), 0o755))
-	for _, p := range []int{1, 3} {
-		env := newEnv(p)
-		got := strom.Collect(strom.FromFile(env, data))
-		res := mustRun(t, env, "dir")
-		lines := got.Values()
-		slices.Sort(lines)
-		slices.Sort(want)
-		require.Equal(t, want, lines, "parallelism %d", p)
-		src, ok := res.Operator("File Source: " + data)
-		require.True(t, ok)
-		require.Equal(t, int64(5000), src.RecordsOut)
-	}
-}
-
-func TestFromFileMissing(t *testing.T) {
-	missing := filepath.Join(t.TempDir(), "does-not-exist.txt")
-	env := newEnv(2)
-	strom.Discard(strom.FromFile(env, missing))
-	_, err := run(t, env, "missing file")
-	requireTaskFailure(t, err, "missing file", "File Source: "+missing)
-	require.ErrorIs(t, err, os.ErrNotExist)
-	require.ErrorContains(t, err, "listing splits")
-	require.ErrorContains(t, err, missing)
-}
-
-func TestFromGeneratorCount(t *testing.T) {
-	for _, p := range []int{1, 3} {
-		env := newEnv(p)
-		got := strom.Collect(strom.FromGenerator(env, func(i int64) int64 { return i * i }, strom.Count(10000)))
-		zero := strom.Collect(strom.FromGenerator(env, func(i int64) int64 { return i }, strom.Count(0)))
-		mustRun(t, env, "generator")
-		vals := got.Values()
-		require.Len(t, vals, 10000)
-		seen := make(map[int64]bool, len(vals))
-		for _, v := range vals {
-			require.False(t, seen[v], "index generated twice")
-			seen[v] = true
-		}
-		for i := range int64(10000) {
-			require.True(t, seen[i*i])
-		}
-		require.Zero(t, zero.Len())
-	}
-}
-
-func TestFromGeneratorRate(t *testing.T) {
-	for _, p := range []int{1, 2} {
-		env := newEnv(p)
-		strom.Discard(strom.FromGenerator(env, func(i int64) int64 { return i }, strom.Count(200), strom.RatePerSecond(1000)))
-		start := time.Now()
-		res := mustRun(t, env, "rate")
-		elapsed := time.Since(start)
-		// 200 records at 1000/s take 200ms; allow for the first batch.
-		require.GreaterOrEqual(t, elapsed, 150*time.Millisecond, "parallelism %d", p)
-		require.Less(t, elapsed, 10*time.Second)
-		d, _ := res.Operator("Discard")
-		require.Equal(t, int64(200), d.RecordsIn)
-	}
 }
 
 // A user Source: its errors fail the job naming the source.

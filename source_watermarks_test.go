@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/connector/file"
 	"github.com/strom-dev/strom/window"
 )
 
@@ -396,7 +397,7 @@ func TestFileSourcePerSplitWatermarks(t *testing.T) {
 	} {
 		for _, p := range []int{1, 2} {
 			env := newEnv(p, func(c *strom.Config) { c.AutoWatermarkInterval = time.Millisecond })
-			lines := strom.FromSourceWithWatermarks(env, strom.FileSource(dir), st, "Files")
+			lines := strom.FromSourceWithWatermarks(env, file.FileSource(dir), st, "Files")
 			counts, late := countPerSecond(lines, keyOf)
 			mustRun(t, env, "file per split")
 			require.Zero(t, late.Len(), "%s p=%d", name, p)
@@ -405,7 +406,7 @@ func TestFileSourcePerSplitWatermarks(t *testing.T) {
 	}
 
 	env := newEnv(1)
-	lines := strom.AssignTimestamps(strom.FromFile(env, dir), punctuatedMinus1(tsOf))
+	lines := strom.AssignTimestamps(file.FromFile(env, dir), punctuatedMinus1(tsOf))
 	counts, late := countPerSecond(lines, keyOf)
 	mustRun(t, env, "file assign after source")
 	require.Equal(t, oracleCounts(keys[:1500], tss[:1500]), results(counts), "only the first file is on time")

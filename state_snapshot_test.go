@@ -21,6 +21,7 @@ import (
 
 	"github.com/strom-dev/strom/internal/keygroup"
 	"github.com/strom-dev/strom/internal/network"
+	"github.com/strom-dev/strom/internal/operator"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/statebackend"
 	"github.com/strom-dev/strom/state"
@@ -63,10 +64,10 @@ func backendOf(op runtime.Operator) *statebackend.Keyed[int] {
 	switch o := op.(type) {
 	case *keyedProcessOp[int, jtRec, string]:
 		return o.kctx.backend
-	case *windowOp[jtRec, int, int64, string]:
-		return o.core.backend
-	case *windowOp[jtRec, int, []jtRec, string]:
-		return o.core.backend
+	case *operator.WindowOp[jtRec, int, int64, string, *WindowContext[int, string]]:
+		return o.Backend()
+	case *operator.WindowOp[jtRec, int, []jtRec, string, *WindowContext[int, string]]:
+		return o.Backend()
 	}
 	panic(fmt.Sprintf("no backend for %T", op))
 }
@@ -270,10 +271,10 @@ func TestSnapshotJoins(t *testing.T) {
 			require.NoError(t, op.Open(ctx))
 			var b *statebackend.Keyed[int]
 			switch o := op.(type) {
-			case *windowJoinOp[jtRec, jtRec, int, jtPair]:
-				b = o.core.backend
-			case *intervalJoinOp[jtRec, jtRec, int, jtPair]:
-				b = o.backend
+			case *operator.WindowJoinOp[jtRec, jtRec, int, jtPair]:
+				b = o.Backend()
+			case *operator.IntervalJoinOp[jtRec, jtRec, int, jtPair, Collector[jtPair]]:
+				b = o.Backend()
 			}
 			ops = append(ops, two{op.(runtime.TwoInput[jtRec, jtRec]), b})
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/connector/datagen"
 	"github.com/strom-dev/strom/window"
 )
 
@@ -221,7 +222,7 @@ func (r *blockingReader) Close() error                     { return nil }
 // Wait's context bounds the wait only: the job goes on until cancelled.
 func TestWaitContextDoesNotCancelTheJob(t *testing.T) {
 	env := newEnv(1)
-	strom.Discard(strom.FromGenerator(env, func(i int64) int64 { return i }, strom.RatePerSecond(1000)))
+	strom.Discard(datagen.FromGenerator(env, func(i int64) int64 { return i }, datagen.RatePerSecond(1000)))
 	jc, err := env.ExecuteAsync(context.Background(), "long")
 	require.NoError(t, err)
 	defer jc.Close()

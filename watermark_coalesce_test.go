@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/connector/datagen"
 	"github.com/strom-dev/strom/window"
 )
 
@@ -88,7 +89,7 @@ func TestWatermarkReachesSubtaskWithoutRecords(t *testing.T) {
 	env := newEnv(2)
 	// One source task, unbounded and never idle (it never flushes for
 	// lack of work), chained with its watermark generator.
-	gen := strom.FromGenerator(env, func(i int64) tev { return tev{Key: "only", TS: i, V: 1} }).Parallelism(1)
+	gen := datagen.FromGenerator(env, func(i int64) tev { return tev{Key: "only", TS: i, V: 1} }).Parallelism(1)
 	src := strom.AssignTimestamps(gen, strom.CustomWatermarks[tev](func() strom.WatermarkGenerator {
 		return &punctuatedWM{max: -1 << 62, lag: 1}
 	}).WithTimestamps(func(e tev) int64 { return e.TS })).Parallelism(1)

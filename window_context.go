@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
 
 	"github.com/strom-dev/strom/internal/keygroup"
+	"github.com/strom-dev/strom/internal/operator"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/statebackend"
 	"github.com/strom-dev/strom/state"
@@ -128,6 +128,15 @@ func (c *WindowContext[K, OUT]) newWindowState() error {
 	return nil
 }
 
+// windowContextOf binds a subtask's WindowContext for the window engine,
+// once the engine has made the backend and timers.
+func windowContextOf[K comparable, OUT any](out runtime.Output[OUT], hasher keygroup.Hasher[K]) func(*runtime.Context, *statebackend.Keyed[K], *runtime.Timers[K, window.TimeWindow], bool) operator.Context[K, *WindowContext[K, OUT]] {
+	return func(rt *runtime.Context, b *statebackend.Keyed[K], timers *runtime.Timers[K, window.TimeWindow], merging bool) operator.Context[K, *WindowContext[K, OUT]] {
+		c := &WindowContext[K, OUT]{out: out, rt: rt, backend: b, timers: timers, hasher: hasher, merging: merging}
+		return operator.Context[K, *WindowContext[K, OUT]]{At: c.at, DropWindowState: c.dropWindowState}
+	}
+}
+
 // at makes key and win the context's current window before a user call.
 func (c *WindowContext[K, OUT]) at(key K, win window.TimeWindow) *WindowContext[K, OUT] {
 	c.key, c.win = key, win
@@ -180,90 +189,4 @@ func (s *nestedState[K]) SnapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
 
 func (s *nestedState[K]) RestoreKeyGroup(kg int, src []byte) error {
 	return s.b.RestoreKeyGroup(s.b.Range().Start+kg, src)
-}
-
-// ---- evictors -------------------------------------------------------------
-
-// tsVal is an element of a window with an evictor: a record and its
-// timestamp.
-type tsVal[T any] struct {
-	V  T
-	TS int64
-}
-
-// evictElems is the window.Elements (and window.Values[T]) evictors see.
-type evictElems[T any] struct {
-	s       []tsVal[T]
-	evicted []bool
-	n       int // elements marked
-}
-
-func (e *evictElems[T]) Len() int              { return len(e.s) }
-func (e *evictElems[T]) Timestamp(i int) int64 { return e.s[i].TS }
-func (e *evictElems[T]) Value(i int) T         { return e.s[i].V }
-func (e *evictElems[T]) Evicted(i int) bool    { return e.evicted[i] }
-
-func (e *evictElems[T]) Evict(i int) {
-	if !e.evicted[i] {
-		e.evicted[i] = true
-		e.n++
-	}
-}
-
-// begin shows s to an evictor.
-func (e *evictElems[T]) begin(s []tsVal[T]) *evictElems[T] {
-	e.s, e.n = s, 0
-	e.evicted = slices.Grow(e.evicted[:0], len(s))[:len(s)]
-	clear(e.evicted)
-	return e
-}
-
-// end removes the marked elements and returns what is left.
-func (e *evictElems[T]) end() []tsVal[T] {
-	s := e.s
-	e.s = nil
-	if e.n == 0 {
-		return s
-	}
-	j := 0
-	for i, x := range s {
-		if !e.evicted[i] {
-			s[j] = x
-			j++
-		}
-	}
-	clear(s[j:])
-	return s[:j]
-}
-
-// evictingFuncs keep every element of a window with its timestamp; a
-// firing runs the evictor's EvictBefore, f over what is left, then
-// EvictAfter (Flink's EvictingWindowOperator). A window whose elements
-// were all evicted does not fire again, as in Flink.
-func evictingFuncs[T any, K comparable, OUT any](ev window.Evictor, f wholeFn[T, K, OUT]) windowFuncs[T, K, []tsVal[T], OUT] {
-	var elems evictElems[T]
-	var vals []T
-	return windowFuncs[T, K, []tsVal[T], OUT]{
-		add: func(s *[]tsVal[T], v T, ts int64, _ bool) { *s = append(*s, tsVal[T]{v, ts}) },
-		merge: func(dst, src *[]tsVal[T]) {
-			*dst = append(*dst, *src...)
-		},
-		emit: func(ctx *WindowContext[K, OUT], s *[]tsVal[T]) error {
-			if len(*s) == 0 {
-				return nil
-			}
-			ev.EvictBefore(elems.begin(*s), ctx.win, ctx)
-			*s = elems.end()
-			for _, e := range *s {
-				vals = append(vals, e.V)
-			}
-			err := f.process(ctx, vals)
-			clear(vals)
-			vals = vals[:0]
-			ev.EvictAfter(elems.begin(*s), ctx.win, ctx)
-			*s = elems.end()
-			return err
-		},
-		clear: f.clear, close: f.close, userCtx: f.userCtx,
-	}
 }

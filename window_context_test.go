@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/strom-dev/strom/internal/operator"
 	"github.com/strom-dev/strom/internal/statebackend"
 	"github.com/strom-dev/strom/state"
 	"github.com/strom-dev/strom/window"
@@ -53,7 +54,7 @@ func TestWindowStateDroppedWithWindow(t *testing.T) {
 			AllowedLateness(lateness).Trigger(window.CountTrigger(3))
 		WindowProcess(w, windowStateProbe)
 		out := &jtOut[string]{}
-		op := buildLast[string](t, env, out).(*windowOp[jtRec, int, []jtRec, string])
+		op := buildLast[string](t, env, out).(*operator.WindowOp[jtRec, int, []jtRec, string, *WindowContext[int, string]])
 		recs := jtGen(3, 2000, 20, 1, 20, 0)
 		for i, r := range recs {
 			op.ProcessElement(r, r.TS)
@@ -61,8 +62,9 @@ func TestWindowStateDroppedWithWindow(t *testing.T) {
 				op.ProcessWatermark(r.TS - 200)
 			}
 		}
-		ws := op.wctx.ws
-		require.NotNil(t, ws)
+		nested, ok := op.Backend().Lookup(windowStateName)
+		require.True(t, ok)
+		ws := nested.(*nestedState[WindowKey[int]]).b
 		entries := func(name string) int {
 			s, ok := ws.Lookup(name)
 			require.True(t, ok, name)
@@ -73,7 +75,7 @@ func TestWindowStateDroppedWithWindow(t *testing.T) {
 		op.ProcessWatermark(math.MaxInt64)
 		require.Zero(t, entries("firings"), "per-window value state after cleanup, lateness %v", lateness)
 		require.Zero(t, entries("seen-ids"), "per-window list state after cleanup, lateness %v", lateness)
-		g, ok := op.core.backend.Lookup("key-firings")
+		g, ok := op.Backend().Lookup("key-firings")
 		require.True(t, ok)
 		require.Equal(t, 20, g.(*statebackend.Value[int, int64]).Entries(), "global state stays")
 		require.NotEmpty(t, out.vals)

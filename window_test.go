@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/connector/datagen"
 	"github.com/strom-dev/strom/state"
 	"github.com/strom-dev/strom/window"
 )
@@ -218,7 +219,7 @@ func runAllFunctions(t *testing.T, evs []tev, disorder time.Duration, a window.A
 		// Frequent watermarks and small batches, so windows fire while
 		// out-of-order records still arrive.
 		env := strom.NewEnvironment(strom.Config{Parallelism: p, AutoWatermarkInterval: time.Millisecond, BatchSize: 16})
-		src := strom.FromGenerator(env, func(i int64) tev { return evs[i] }, strom.Count(int64(len(evs))), strom.RatePerSecond(float64(len(evs))*5))
+		src := datagen.FromGenerator(env, func(i int64) tev { return evs[i] }, datagen.Count(int64(len(evs))), datagen.RatePerSecond(float64(len(evs))*5))
 		w := strom.Window(keyedEvs(strom.AssignTimestamps(src,
 			strom.BoundedOutOfOrderness[tev](disorder).WithTimestamps(func(e tev) int64 { return e.TS }))), a)
 		proc := strom.Collect(strom.WindowProcess(w, processCountSum))
@@ -466,8 +467,8 @@ func resCounts(rs []winRes) []int64 {
 func TestWindowProcessingTime(t *testing.T) {
 	const n = 600
 	env := strom.NewEnvironment(strom.Config{Parallelism: 2})
-	src := strom.FromGenerator(env, func(i int64) tev { return tev{Key: fmt.Sprintf("k%d", i%5), V: 1} },
-		strom.Count(n), strom.RatePerSecond(3000))
+	src := datagen.FromGenerator(env, func(i int64) tev { return tev{Key: fmt.Sprintf("k%d", i%5), V: 1} },
+		datagen.Count(n), datagen.RatePerSecond(3000))
 	k := keyedEvs(src) // no timestamps: processing time needs none
 	tumbling := strom.Collect(strom.WindowAggregateWith(strom.Window(k, window.TumblingProcessingTime(20*time.Millisecond)), countSum, withWindow))
 	sliding := strom.Collect(strom.WindowAggregateWith(strom.Window(k, window.SlidingProcessingTime(40*time.Millisecond, 20*time.Millisecond)), countSum, withWindow))
@@ -606,7 +607,7 @@ func ExampleWindowAggregate() {
 func benchmarkWindow(b *testing.B, a window.Assigner) {
 	n := int64(max(b.N, 1000))
 	env := strom.NewEnvironment(strom.Config{Parallelism: 1, Logger: slog.New(slog.DiscardHandler)})
-	src := strom.FromGenerator(env, func(i int64) tev { return tev{Key: "", TS: i / 10, V: i % 10000} }, strom.Count(n))
+	src := datagen.FromGenerator(env, func(i int64) tev { return tev{Key: "", TS: i / 10, V: i % 10000} }, datagen.Count(n))
 	ts := strom.AssignTimestamps(src, strom.BoundedOutOfOrderness[tev](0).WithTimestamps(func(e tev) int64 { return e.TS }))
 	k := strom.KeyBy(ts, func(e tev) int64 { return e.V })
 	strom.Discard(strom.WindowAggregate(strom.Window(k, a), state.Aggregator[tev, int64, int64]{

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/strom-dev/strom"
+	"github.com/strom-dev/strom/connector/datagen"
 	"github.com/strom-dev/strom/state"
 	"github.com/strom-dev/strom/window"
 )
@@ -69,7 +70,7 @@ type clickAgg struct {
 // ValueState → sink.
 func buildDemo(env *strom.Environment, rate float64, window_ time.Duration, sink func(PageWindow) error) {
 	base := time.Now().UnixMilli()
-	clicks := strom.FromGenerator(env, clickAt(base, rate), strom.RatePerSecond(rate)).Name("clicks")
+	clicks := datagen.FromGenerator(env, clickAt(base, rate), datagen.RatePerSecond(rate)).Name("clicks")
 	timed := strom.AssignTimestamps(clicks,
 		strom.BoundedOutOfOrderness[Click](time.Second).WithTimestamps(func(c Click) int64 { return c.TS })).
 		Name("event time")

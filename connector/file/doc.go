@@ -1,0 +1,10 @@
+// Package file is the file connector: a source that reads the lines of a
+// file or of a directory of files (FromFile, FileSource, or LineSource for
+// records decoded from lines), and a sink that writes one line per record
+// (WriteLines, WriteJSONLines) to a file or to one part file per subtask.
+//
+// A file is one split; its reader's position is the byte offset of the
+// next line, so a reader resumes where it stopped. The connector is built
+// on the public API of package strom only (strom.Source, strom.SinkTo), as
+// any connector written outside this module would be.
+package file
