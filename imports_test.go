@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strom-dev/strom/internal/depcheck"
+	"github.com/strom-dev/strom/internal/importcheck"
 )
 
 // The public API never depends on a connector, not even through another
@@ -12,13 +12,10 @@ import (
 // module would be), so the dependency points from them to it. Tests of this
 // package may import connectors; they are not part of it.
 func TestImportsNoConnector(t *testing.T) {
-	via, err := depcheck.Walk(".", depcheck.Module)
-	if err != nil {
-		t.Fatal(err)
-	}
+	via := importcheck.Deps(t, ".", importcheck.Module)
 	for p := range via {
-		if strings.HasPrefix(p, depcheck.Module+"/connector/") || p == depcheck.Module+"/connector" {
-			t.Errorf("package strom depends on %s: %s", p, depcheck.Chain(via, p))
+		if strings.HasPrefix(p, importcheck.Module+"/connector/") || p == importcheck.Module+"/connector" {
+			t.Errorf("package strom depends on %s: %s", p, importcheck.Chain(via, p))
 		}
 	}
 }
