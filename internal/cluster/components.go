@@ -248,6 +248,9 @@ func (tm *TaskManager) deploy(ctx context.Context, m msgDeploy) {
 		if tm.onMetrics != nil {
 			tm.onMetrics(m.Job.ID, metrics)
 		}
+		if m.Job.Config.OnTask != nil {
+			m.Job.Config.OnTask(task)
+		}
 		m.JM.registerMetrics(metrics)
 		report(scheduler.Initializing, nil)
 		report(scheduler.Running, nil)

@@ -31,6 +31,12 @@ type JobConfig struct {
 	BatchSize int
 	Clock     runtime.Clock
 	Logger    *slog.Logger
+	// Restore is the state the job starts from (nil: empty); see
+	// runtime.JobRestore.
+	Restore runtime.JobRestore
+	// OnTask, if set, is called with every task built, before it runs:
+	// the seam tests use to snapshot running tasks until checkpoints do.
+	OnTask func(*runtime.Task)
 }
 
 // WithDefaults fills unset fields.
@@ -217,6 +223,9 @@ func buildTask(ctx context.Context, job *Job, v *jobgraph.JobVertex, subtask, at
 		metrics = append(metrics, m)
 	}
 	task.Chain = chain
+	if err := restoreTask(job, v, subtask, task); err != nil {
+		return nil, nil, err
+	}
 
 	head := g.Node(v.Operators[0].Node)
 	if head.NumInputs > 0 {
