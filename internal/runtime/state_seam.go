@@ -317,36 +317,21 @@ func (t *Task) initState() error {
 
 // SnapshotState snapshots every operator of the chain (see the top of this
 // file). It must run on the task goroutine, between batches: from a
-// mailbox action (TriggerSnapshot) or, later, on a barrier. An operator's
-// failure fails the snapshot, not the task.
-func (t *Task) SnapshotState(checkpointID int64) (snap TaskSnapshot, err error) {
-	snap = TaskSnapshot{CheckpointID: checkpointID, Task: t.Info}
-	name := ""
-	defer func(cur int) { t.current = cur }(t.current)
-	defer func() {
-		// Snapshot code runs user hooks and codecs: a panic there is this
-		// snapshot's failure; Fail from a user hook too.
-		if r := recover(); r != nil {
-			if _, ok := r.(canceled); ok {
-				panic(r)
-			}
-			if f, ok := r.(failure); ok {
-				err = fmt.Errorf("snapshot %d, operator %q: %w", checkpointID, name, f.err)
-				return
-			}
-			err = fmt.Errorf("snapshot %d, operator %q: panic: %v", checkpointID, name, r)
-		}
-	}()
+// mailbox action (TriggerSnapshot) or, later, on a barrier.
+func (t *Task) SnapshotState(checkpointID int64) (TaskSnapshot, error) {
+	snap := TaskSnapshot{CheckpointID: checkpointID, Task: t.Info}
+	// A panic, or Fail, in an operator's snapshot code or in what it emits
+	// fails the task as anywhere else: Run recovers it, attributed through
+	// t.current (which the loop resets before the next mail). An error
+	// returned fails only this snapshot.
 	for i, c := range t.Chain {
 		if p, ok := c.Op.(PreBarrierPreparer); ok {
-			name = c.Name
 			if err := t.call(i, func() error { return p.PrepareSnapshotPreBarrier(checkpointID) }); err != nil {
 				return snap, fmt.Errorf("snapshot %d, operator %q: preparing: %w", checkpointID, c.Name, err)
 			}
 		}
 	}
 	for i, c := range t.Chain {
-		name = c.Name
 		t.current = i
 		var os OperatorSnapshot
 		var err error

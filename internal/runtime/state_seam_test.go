@@ -2,11 +2,14 @@ package runtime
 
 import (
 	"bytes"
+	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/strom-dev/strom/internal/keygroup"
+	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/statebackend"
 )
 
@@ -57,3 +60,40 @@ func TestRedistributeKeyedStreams(t *testing.T) {
 	_, err = Redistribute(snaps[:1], nil)
 	require.EqualError(t, err, `operator "keyed": snapshots of 1 of its 2 subtasks`)
 }
+
+// panicky panics in its snapshot.
+type panicky struct{ Operator }
+
+func (panicky) SnapshotState(int64) (OperatorSnapshot, error) { panic("boom") }
+
+// TestSnapshotPanicFailsTask: a panic in an operator's snapshot fails the
+// task, attributed to that operator, like a panic anywhere else in it.
+func TestSnapshotPanicFailsTask(t *testing.T) {
+	task := NewTask(TaskInfo{JobName: "j", VertexName: "v", Parallelism: 1}, network.NewNotifier(), nil, nil)
+	src := &blockingSource{}
+	task.Chain = []ChainedOperator{{Name: "src", Op: src}, {Name: "bad", Op: panicky{nopOperator{}}}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- task.Run(ctx) }()
+	_, err := task.TriggerSnapshot(ctx, 1)
+	require.ErrorIs(t, err, ErrTaskStopped)
+	var te *TaskError
+	require.ErrorAs(t, <-done, &te)
+	require.Equal(t, "bad", te.Operator)
+	require.ErrorContains(t, te, "boom")
+}
+
+type nopOperator struct{}
+
+func (nopOperator) Open(*Context) error { return nil }
+func (nopOperator) Finish() error       { return nil }
+func (nopOperator) Close() error        { return nil }
+
+// blockingSource never ends and never emits.
+type blockingSource struct{ nopOperator }
+
+func (*blockingSource) Step() SourceStep {
+	return SourceStep{Status: NothingAvailable, WakeAt: time.Now().Add(time.Millisecond)}
+}
+func (*blockingSource) EndInput() {}
