@@ -195,6 +195,8 @@ type Environment struct {
 	cfg   Config
 	graph *streamgraph.StreamGraph
 	err   error
+	// seam is set by tests of the state seam (state_seam_test.go).
+	seam stateSeam
 }
 
 // NewEnvironment returns an environment with the given configuration.
@@ -357,6 +359,8 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 			BuffersPerChannel: cfg.BuffersPerChannel,
 			BatchSize:         cfg.BatchSize,
 			Logger:            cfg.Logger,
+			Restore:           e.seam.restore,
+			OnTask:            e.seam.onTask,
 		},
 	})
 	if err != nil {

@@ -43,8 +43,12 @@ func (k Keyed[T, K]) kgFactory() func(int) any {
 }
 
 // newBackend creates the keyed state backend of one subtask.
+// The task snapshots it with the operator and restores it here, before
+// the operator registers any state (see runtime.Context.RegisterKeyedBackend).
 func (k Keyed[T, K]) newBackend(ctx *runtime.Context) *statebackend.Keyed[K] {
-	return statebackend.NewKeyed(k.hasher, ctx.Task.MaxParallelism, ctx.KeyGroups)
+	b := statebackend.NewKeyed(k.hasher, ctx.Task.MaxParallelism, ctx.KeyGroups)
+	ctx.RegisterKeyedBackend(b)
+	return b
 }
 
 // addKeyedOperator adds an operator fed by a hash-partitioned edge.

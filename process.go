@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/state"
 )
 
 // ProcessFunction processes a (non-keyed) stream one record at a time
@@ -75,6 +76,8 @@ type ProcessContext[OUT any] struct {
 	name string
 	ts   int64
 	wm   int64
+	// opState is the subtask's operator state, made on first use.
+	opState *state.OperatorStore
 }
 
 // Collect emits v with the current record's timestamp. In OnWatermark,

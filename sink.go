@@ -9,6 +9,7 @@ import (
 
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/streamgraph"
+	"github.com/strom-dev/strom/state"
 )
 
 // SinkWriter writes one sink subtask's records (Flink's SinkWriter).
@@ -27,6 +28,8 @@ type SinkContext struct {
 	// Context is the subtask's context: it is cancelled when the job is
 	// cancelled or fails, so a writer blocked on I/O can give up at once.
 	Context context.Context
+	// opState is the writer's operator state (operator_state.go).
+	opState *state.OperatorStore
 }
 
 // Sink is the end of a stream; it configures the sink operator.
@@ -79,7 +82,7 @@ type sinkOp[T any] struct {
 
 func (o *sinkOp[T]) Open(ctx *runtime.Context) error {
 	o.name = ctx.OperatorName
-	w, err := o.newWriter(SinkContext{Subtask: ctx.Task.Subtask, Parallelism: ctx.Task.Parallelism, JobName: ctx.Task.JobName, Context: ctx.Ctx})
+	w, err := o.newWriter(SinkContext{Subtask: ctx.Task.Subtask, Parallelism: ctx.Task.Parallelism, JobName: ctx.Task.JobName, Context: ctx.Ctx, opState: operatorStore(ctx)})
 	if err != nil {
 		return err
 	}

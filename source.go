@@ -8,6 +8,7 @@ import (
 
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/streamgraph"
+	"github.com/strom-dev/strom/state"
 )
 
 // Split is a piece of a source's input that one reader reads: a file, a
@@ -27,6 +28,8 @@ type SourceContext struct {
 	Parallelism int
 	// Now is processing time, for rate limits (replaceable in tests).
 	Now func() time.Time
+	// opState is the reader's operator state (operator_state.go).
+	opState *state.OperatorStore
 }
 
 // ReadStatus is what a reader's Read reports.
@@ -139,17 +142,11 @@ func (e *sourceEmit[T]) ReleaseSplit(string)             {}
 func (o *sourceOp[T]) Open(ctx *runtime.Context) error {
 	o.ctx = ctx
 	p := ctx.Task.Parallelism
-	splits, err := o.src.Splits(p)
+	mine, err := o.assignSplits(ctx)
 	if err != nil {
-		return fmt.Errorf("source %q: listing splits: %w", o.name, err)
+		return err
 	}
-	var mine []Split
-	for i, s := range splits {
-		if i%p == ctx.Task.Subtask {
-			mine = append(mine, s)
-		}
-	}
-	r, err := o.src.NewReader(SourceContext{Context: ctx.Ctx, Subtask: ctx.Task.Subtask, Parallelism: p, Now: time.Now}, mine)
+	r, err := o.src.NewReader(SourceContext{Context: ctx.Ctx, Subtask: ctx.Task.Subtask, Parallelism: p, Now: time.Now, opState: operatorStore(ctx)}, mine)
 	if err != nil {
 		return fmt.Errorf("source %q: creating reader: %w", o.name, err)
 	}

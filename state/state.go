@@ -20,9 +20,14 @@
 //
 // Snapshots encode keys and values with codec.Of of their types unless the
 // descriptor sets a Codec. A type the default codec cannot handle (one with
-// func, chan or interface fields, or only unexported fields) works as state
-// but makes snapshots fail with an error naming the state and the type; set
-// a Codec (codec.JSON, codec.CBOR, or your own) for such types.
+// func, chan or interface fields) works as state but makes snapshots fail
+// with an error naming the state and the type; a struct type with
+// unexported fields, which the default codec would silently leave out, is
+// refused when the state is declared. Set a Codec (codec.JSON, codec.CBOR,
+// or your own) for such types.
+//
+// Operator state (GetOperatorList, GetUnionList) is state of a non-keyed
+// operator subtask: see OperatorStore.
 package state
 
 import (
@@ -258,6 +263,9 @@ func get[K comparable, S any](scope Scope[K], kind, name string, create func(b *
 
 // GetValue returns the operator's ValueState for d.
 func GetValue[K comparable, V any](scope Scope[K], d ValueDescriptor[V]) (ValueState[V], error) {
+	if err := checkCodec(d.Name, d.Codec); err != nil {
+		return nil, err
+	}
 	return get(scope, "value", d.Name, func(b *statebackend.Keyed[K]) ValueState[V] {
 		s := statebackend.NewValue[K, V](b, d.TTL.internal())
 		s.SetCodec(d.Codec)
@@ -267,6 +275,9 @@ func GetValue[K comparable, V any](scope Scope[K], d ValueDescriptor[V]) (ValueS
 
 // GetList returns the operator's ListState for d.
 func GetList[K comparable, V any](scope Scope[K], d ListDescriptor[V]) (ListState[V], error) {
+	if err := checkCodec(d.Name, d.Codec); err != nil {
+		return nil, err
+	}
 	return get(scope, "list", d.Name, func(b *statebackend.Keyed[K]) ListState[V] {
 		s := statebackend.NewList[K, V](b, d.TTL.internal())
 		s.SetCodec(d.Codec)
@@ -276,6 +287,12 @@ func GetList[K comparable, V any](scope Scope[K], d ListDescriptor[V]) (ListStat
 
 // GetMap returns the operator's MapState for d.
 func GetMap[K, UK comparable, UV any](scope Scope[K], d MapDescriptor[UK, UV]) (MapState[UK, UV], error) {
+	if err := checkCodec(d.Name, d.KeyCodec); err != nil {
+		return nil, err
+	}
+	if err := checkCodec(d.Name, d.Codec); err != nil {
+		return nil, err
+	}
 	return get(scope, "map", d.Name, func(b *statebackend.Keyed[K]) MapState[UK, UV] {
 		s := statebackend.NewMap[K, UK, UV](b, d.TTL.internal())
 		s.SetCodecs(d.KeyCodec, d.Codec)
@@ -288,6 +305,9 @@ func GetReducing[K comparable, V any](scope Scope[K], d ReducingDescriptor[V]) (
 	if d.Reduce == nil {
 		return nil, fmt.Errorf("state %q: reducing state needs a Reduce function", d.Name)
 	}
+	if err := checkCodec(d.Name, d.Codec); err != nil {
+		return nil, err
+	}
 	return get(scope, "reducing", d.Name, func(b *statebackend.Keyed[K]) ReducingState[V] {
 		s := statebackend.NewReducing[K, V](b, d.TTL.internal(), d.Reduce)
 		s.SetCodec(d.Codec)
@@ -299,6 +319,9 @@ func GetReducing[K comparable, V any](scope Scope[K], d ReducingDescriptor[V]) (
 func GetAggregating[K comparable, IN, ACC, OUT any](scope Scope[K], d AggregatingDescriptor[IN, ACC, OUT]) (AggregatingState[IN, OUT], error) {
 	if d.Agg.Create == nil || d.Agg.Add == nil || d.Agg.Result == nil {
 		return nil, fmt.Errorf("state %q: aggregating state needs Create, Add and Result", d.Name)
+	}
+	if err := checkCodec(d.Name, d.Codec); err != nil {
+		return nil, err
 	}
 	return get(scope, "aggregating", d.Name, func(b *statebackend.Keyed[K]) AggregatingState[IN, OUT] {
 		s := statebackend.NewAggregating[K, IN, ACC, OUT](b, d.TTL.internal(), d.Agg.Create, d.Agg.Add, d.Agg.Result)

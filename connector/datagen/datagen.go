@@ -1,7 +1,7 @@
 package datagen
 
 import (
-	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -59,12 +59,15 @@ func (s genSource[T]) Splits(p int) ([]strom.Split, error) {
 
 func (s genSource[T]) NewReader(ctx strom.SourceContext, splits []strom.Split) (strom.SourceReader[T], error) {
 	r := &genReader[T]{src: s, fn: s.newFn(), now: ctx.Now}
-	if len(splits) > 1 {
-		return nil, errors.New("generator reader given more than one split")
-	}
-	if len(splits) == 1 {
-		c := *splits[0].(*GeneratorSplit)
-		r.split = &c
+	// One split per reader on a fresh start; more after a restore at a
+	// lower parallelism, which deals the old readers' splits out.
+	for _, sp := range splits {
+		g, ok := sp.(*GeneratorSplit)
+		if !ok {
+			return nil, fmt.Errorf("generator reader given a %T, not a *GeneratorSplit", sp)
+		}
+		c := *g
+		r.splits = append(r.splits, &c)
 	}
 	if s.rate > 0 {
 		r.rate = s.rate / float64(ctx.Parallelism)
@@ -76,7 +79,7 @@ func (s genSource[T]) NewReader(ctx strom.SourceContext, splits []strom.Split) (
 type genReader[T any] struct {
 	src     genSource[T]
 	fn      func(i int64) T
-	split   *GeneratorSplit
+	splits  []*GeneratorSplit // unfinished, in no particular order
 	rate    float64
 	start   time.Time
 	emitted int64
@@ -84,7 +87,7 @@ type genReader[T any] struct {
 }
 
 func (r *genReader[T]) Read(out strom.SourceOutput[T]) (strom.ReadStatus, error) {
-	if r.split == nil {
+	if len(r.splits) == 0 {
 		return strom.ReadStatus{Done: true}, nil
 	}
 	n := int64(readBatch)
@@ -98,11 +101,19 @@ func (r *genReader[T]) Read(out strom.SourceOutput[T]) (strom.ReadStatus, error)
 		}
 		n = min(n, allowed)
 	}
-	sp := r.split
+	// The split furthest behind goes first, so several splits advance
+	// together (their indexes stay close, as at the old parallelism).
+	at := 0
+	for i, sp := range r.splits {
+		if sp.Next < r.splits[at].Next {
+			at = i
+		}
+	}
+	sp := r.splits[at]
 	for range n {
 		if r.src.count >= 0 && sp.Next >= r.src.count {
-			r.split = nil
-			return strom.ReadStatus{Done: true}, nil
+			r.splits = append(r.splits[:at], r.splits[at+1:]...)
+			return strom.ReadStatus{Done: len(r.splits) == 0}, nil
 		}
 		out.Collect(r.fn(sp.Next))
 		sp.Next += sp.Stride
@@ -112,11 +123,12 @@ func (r *genReader[T]) Read(out strom.SourceOutput[T]) (strom.ReadStatus, error)
 }
 
 func (r *genReader[T]) Snapshot() ([]strom.Split, error) {
-	if r.split == nil {
-		return nil, nil
+	out := make([]strom.Split, len(r.splits))
+	for i, sp := range r.splits {
+		c := *sp
+		out[i] = &c
 	}
-	c := *r.split
-	return []strom.Split{&c}, nil
+	return out, nil
 }
 
 func (r *genReader[T]) Close() error { return nil }

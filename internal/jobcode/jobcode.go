@@ -36,6 +36,12 @@ type Config struct {
 	BatchSize int
 	Clock     runtime.Clock
 	Logger    *slog.Logger
+	// Restore is the state the job starts from (nil: empty); see
+	// runtime.JobRestore.
+	Restore runtime.JobRestore
+	// OnTask, if set, is called with every task built, before it runs:
+	// the seam tests use to snapshot running tasks until checkpoints do.
+	OnTask func(*runtime.Task)
 }
 
 // WithDefaults fills unset fields.

@@ -97,6 +97,8 @@ type Context struct {
 	Time *ProcessingTime
 	// sideOutputs maps a side-output tag to an Output[U] (erased).
 	sideOutputs map[string]any
+	// state is the operator's part of the state seam (state_seam.go).
+	state *operatorState
 }
 
 // SideOutput returns the Output for a side-output tag, or nil if no stream

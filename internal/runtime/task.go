@@ -65,6 +65,9 @@ type Task struct {
 	// operator opened and before the first input is read: the moment the
 	// task is RUNNING in Flink's sense (its TaskManager reports it then).
 	OnRunning func()
+	// Restore holds the chain's operators' state to start from (nil: a
+	// fresh start); see state_seam.go.
+	Restore TaskRestore
 
 	mailbox chan func()
 	// current is the index in Chain of the operator running now (-1: none);
@@ -158,6 +161,9 @@ func (t *Task) Run(ctx context.Context) (err error) {
 		}
 		t.publish()
 	}()
+	if err := t.initState(); err != nil {
+		return err
+	}
 	for i := len(t.Chain) - 1; i >= 0; i-- {
 		c := t.Chain[i]
 		// Counted before Open: an operator whose Open fails half-way is
@@ -166,6 +172,9 @@ func (t *Task) Run(ctx context.Context) (err error) {
 		opened++
 		if oerr := t.call(i, func() error { return c.Op.Open(c.Ctx) }); oerr != nil {
 			return &TaskError{Job: t.Info.JobName, Operator: c.Name, Task: t.Info, Err: fmt.Errorf("open: %w", oerr)}
+		}
+		if serr := c.Ctx.stateErr(); serr != nil {
+			return &TaskError{Job: t.Info.JobName, Operator: c.Name, Task: t.Info, Err: fmt.Errorf("open: %w", serr)}
 		}
 	}
 	if t.OnRunning != nil {

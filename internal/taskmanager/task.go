@@ -190,6 +190,9 @@ func buildTask(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, sub
 		metrics = append(metrics, m)
 	}
 	task.Chain = chain
+	if err := restoreTask(job, v, subtask, task); err != nil {
+		return nil, nil, err
+	}
 
 	head := g.Node(v.Operators[0].Node)
 	if head.NumInputs > 0 {
@@ -219,6 +222,9 @@ func buildTask(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, sub
 				metrics[i].In = in
 			}
 		}
+	}
+	if job.Config.OnTask != nil {
+		job.Config.OnTask(task)
 	}
 	return task, metrics, nil
 }

@@ -1,0 +1,18 @@
+package strom
+
+import "github.com/strom-dev/strom/internal/runtime"
+
+// Test hooks for package strom_test.
+
+// ReadBatch is how many records a built-in reader emits per Read.
+const ReadBatch = readBatch
+
+// SetStateSeam makes env's next job start from restore and hands onTask
+// every task before it runs, so tests can snapshot tasks through the state
+// seam until checkpoints do (see stateSeam).
+func SetStateSeam(env *Environment, restore runtime.JobRestore, onTask func(*runtime.Task)) {
+	env.seam = stateSeam{restore: restore, onTask: onTask}
+}
+
+// SliceSource is the source FromSlice reads (with its split codec).
+func SliceSource[T any](data []T) Source[T] { return sliceSource[T]{data: data} }

@@ -1,0 +1,383 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/strom-dev/strom/internal/keygroup"
+	"github.com/strom-dev/strom/internal/statebackend"
+)
+
+// The state seam: how a task finds, restores and snapshots every piece of
+// state of its chained operators (Flink's StreamOperatorStateHandler).
+//
+// Before any operator opens, the task gives each operator's Context the
+// operator's restore (found by operator UID in Task.Restore; none on a
+// fresh start) and an operator-state store filled from it. Then, tail
+// first, it calls InitializeState (operators that implement
+// StateInitializer) and Open. An operator with keyed state hands its keyed
+// backend to Context.RegisterKeyedBackend when it creates it (in Open); the
+// backend is restored from the operator's keyed-state streams right there,
+// before the operator sees a record. Timers, window and join contents are
+// states registered in that backend, so they travel with it.
+//
+// Task.SnapshotState, on the task goroutine between two batches, first
+// calls PrepareSnapshotPreBarrier on every operator head first (an
+// operator may still emit there, and what the head emits reaches the rest
+// of the chain before they snapshot), then takes every operator's
+// OperatorSnapshot: SnapshotState for operators that implement
+// StateSnapshotter (sources add their split positions, functions run their
+// pre-snapshot hooks), else the Context's default, which is the keyed
+// backend's stream and the operator-state store's lists. Checkpoint
+// barriers will call it; today tests do, through Task.TriggerSnapshot.
+
+// StateInitializer is implemented by operators that restore state of their
+// own before Open (a source decoding its restored splits). The Context's
+// Restore and OperatorStateStore are set when it is called.
+type StateInitializer interface {
+	InitializeState(ctx *Context) error
+}
+
+// PreBarrierPreparer is implemented by operators that flush before a
+// snapshot: records emitted in PrepareSnapshotPreBarrier precede the
+// snapshot's barrier downstream (a pre-aggregating function emits its
+// partial results here).
+type PreBarrierPreparer interface {
+	PrepareSnapshotPreBarrier(checkpointID int64) error
+}
+
+// StateSnapshotter is implemented by operators that put state of their own
+// into a snapshot: they update their operator state (or run user hooks)
+// and return ctx.SnapshotState(checkpointID)'s result, possibly amended.
+type StateSnapshotter interface {
+	SnapshotState(checkpointID int64) (OperatorSnapshot, error)
+}
+
+// KeyedBackend is what the seam needs of a keyed state backend (a
+// *statebackend.Keyed[K] of any K).
+type KeyedBackend interface {
+	Snapshot(w io.Writer) error
+	Restore(r io.Reader) error
+	Range() keygroup.Range
+}
+
+// OperatorSnapshot is the state of one operator subtask.
+type OperatorSnapshot struct {
+	UID  string
+	Name string
+	// Keyed is the keyed backend's snapshot stream (statebackend format,
+	// key groups of the subtask's range); nil without keyed state.
+	Keyed []byte
+	// Operator is the operator state: every list of the operator-state
+	// store, source split positions among them.
+	Operator []statebackend.OperatorState
+}
+
+// TaskSnapshot is the state of every operator of a task's chain, head
+// first.
+type TaskSnapshot struct {
+	CheckpointID int64
+	Task         TaskInfo
+	Operators    []OperatorSnapshot
+}
+
+// OperatorRestore is what one operator subtask restores from.
+type OperatorRestore struct {
+	// Keyed are keyed-state streams of old subtasks. After a rescale there
+	// are several: the backend takes the key groups of its own range from
+	// each and skips the rest.
+	Keyed [][]byte
+	// Operator is the operator state, already redistributed for this
+	// subtask (see Redistribute).
+	Operator []statebackend.OperatorState
+}
+
+// TaskRestore maps operator UIDs to their restores. An operator with no
+// entry starts empty (a new operator in a restored job).
+type TaskRestore map[string]*OperatorRestore
+
+// JobRestore is the restore of a whole job: per operator UID, one restore
+// per subtask of the new parallelism.
+type JobRestore map[string][]*OperatorRestore
+
+// ForSubtask picks subtask's restores of the operators in uids (a task's
+// chain), checking that each was redistributed to the parallelism the
+// operator runs with.
+func (j JobRestore) ForSubtask(uids []string, subtask, parallelism int) (TaskRestore, error) {
+	if len(j) == 0 {
+		return nil, nil
+	}
+	tr := TaskRestore{}
+	for _, uid := range uids {
+		rs, ok := j[uid]
+		if !ok {
+			continue
+		}
+		if len(rs) != parallelism {
+			return nil, fmt.Errorf("restore of operator %q is for %d subtasks, the operator runs with %d", uid, len(rs), parallelism)
+		}
+		tr[uid] = rs[subtask]
+	}
+	return tr, nil
+}
+
+// Redistribute turns the snapshots of every subtask of a job (any order)
+// into the restore of the job at new parallelisms: parallelism(uid) is an
+// operator's new parallelism (0: keep the old one). Keyed streams go to
+// every new subtask whose key-group range overlaps theirs; operator state
+// is redistributed by statebackend.RedistributeOperatorState (round robin
+// for lists, everything everywhere for union lists).
+func Redistribute(snaps []TaskSnapshot, parallelism func(uid string) int) (JobRestore, error) {
+	type old struct {
+		maxPar int
+		subs   map[int]OperatorSnapshot
+		par    int
+	}
+	byUID := map[string]*old{}
+	var uids []string
+	for _, ts := range snaps {
+		for _, os := range ts.Operators {
+			o, ok := byUID[os.UID]
+			if !ok {
+				o = &old{maxPar: ts.Task.MaxParallelism, subs: map[int]OperatorSnapshot{}, par: ts.Task.Parallelism}
+				byUID[os.UID] = o
+				uids = append(uids, os.UID)
+			}
+			if _, dup := o.subs[ts.Task.Subtask]; dup {
+				return nil, fmt.Errorf("operator %q: two snapshots of subtask %d", os.UID, ts.Task.Subtask)
+			}
+			o.subs[ts.Task.Subtask] = os
+		}
+	}
+	jr := JobRestore{}
+	for _, uid := range uids {
+		o := byUID[uid]
+		if len(o.subs) != o.par {
+			return nil, fmt.Errorf("operator %q: snapshots of %d of its %d subtasks", uid, len(o.subs), o.par)
+		}
+		n := o.par
+		if parallelism != nil && parallelism(uid) > 0 {
+			n = parallelism(uid)
+		}
+		opState := make([][]statebackend.OperatorState, o.par)
+		for i := range o.par {
+			opState[i] = o.subs[i].Operator
+		}
+		per, err := statebackend.RedistributeOperatorState(opState, n)
+		if err != nil {
+			return nil, fmt.Errorf("operator %q: %w", uid, err)
+		}
+		rs := make([]*OperatorRestore, n)
+		for i := range n {
+			r := &OperatorRestore{Operator: per[i]}
+			mine := keygroup.RangeFor(o.maxPar, n, i)
+			for j := range o.par {
+				k := o.subs[j].Keyed
+				if k == nil {
+					continue
+				}
+				info, err := statebackend.ReadSnapshotInfo(bytes.NewReader(k))
+				if err != nil {
+					return nil, fmt.Errorf("operator %q, old subtask %d: %w", uid, j, err)
+				}
+				if info.Range.Start <= mine.End && mine.Start <= info.Range.End {
+					r.Keyed = append(r.Keyed, k)
+				}
+			}
+			rs[i] = r
+		}
+		jr[uid] = rs
+	}
+	return jr, nil
+}
+
+// operatorState is an operator's part of the seam, held by its Context.
+type operatorState struct {
+	restore *OperatorRestore
+	store   *statebackend.OperatorStore
+	keyed   KeyedBackend
+	// err is a keyed restore's failure; the task reports it after Open,
+	// since RegisterKeyedBackend cannot return one to where it is called.
+	err error
+}
+
+// Restore is the operator's restore, nil on a fresh start.
+func (c *Context) Restore() *OperatorRestore {
+	if c.state == nil {
+		return nil
+	}
+	return c.state.restore
+}
+
+// OperatorStateStore is the operator's operator-state store (nil before
+// the task initialised state, as in operator unit tests that build a
+// Context by hand).
+func (c *Context) OperatorStateStore() *statebackend.OperatorStore {
+	if c.state == nil {
+		return nil
+	}
+	return c.state.store
+}
+
+// RegisterKeyedBackend makes b the operator's keyed state: it restores the
+// operator's keyed streams into b now (states registered later claim their
+// data then) and snapshots b with the operator. Call it once, when the
+// backend is created, before registering states.
+func (c *Context) RegisterKeyedBackend(b KeyedBackend) {
+	if c.state == nil {
+		c.state = &operatorState{}
+	}
+	s := c.state
+	if s.keyed != nil {
+		s.err = errors.Join(s.err, fmt.Errorf("operator %q registered a second keyed state backend", c.OperatorName))
+		return
+	}
+	s.keyed = b
+	if s.restore == nil {
+		return
+	}
+	for i, k := range s.restore.Keyed {
+		if err := b.Restore(bytes.NewReader(k)); err != nil {
+			s.err = errors.Join(s.err, fmt.Errorf("restoring keyed state (stream %d of %d): %w", i+1, len(s.restore.Keyed), err))
+			return
+		}
+	}
+}
+
+// initState installs the operator's restore and builds its operator-state
+// store.
+func (c *Context) initState(r *OperatorRestore) error {
+	var lists []statebackend.OperatorState
+	if r != nil {
+		lists = r.Operator
+	}
+	st, err := statebackend.NewOperatorStore(r != nil, lists)
+	if err != nil {
+		return fmt.Errorf("restoring operator state: %w", err)
+	}
+	c.state = &operatorState{restore: r, store: st}
+	return nil
+}
+
+// stateErr is a failure of restoring state during Open.
+func (c *Context) stateErr() error {
+	if c == nil || c.state == nil {
+		return nil
+	}
+	return c.state.err
+}
+
+// SnapshotState is the default snapshot of an operator: its keyed backend's
+// stream and its operator-state lists.
+func (c *Context) SnapshotState(checkpointID int64) (OperatorSnapshot, error) {
+	snap := OperatorSnapshot{UID: c.OperatorUID, Name: c.OperatorName}
+	if c.state == nil {
+		return snap, nil
+	}
+	if c.state.keyed != nil {
+		var buf bytes.Buffer
+		if err := c.state.keyed.Snapshot(&buf); err != nil {
+			return snap, fmt.Errorf("keyed state: %w", err)
+		}
+		snap.Keyed = buf.Bytes()
+	}
+	if c.state.store != nil {
+		lists, err := c.state.store.Snapshot()
+		if err != nil {
+			return snap, err
+		}
+		snap.Operator = lists
+	}
+	return snap, nil
+}
+
+// initState gives every chained operator its restore and operator-state
+// store and calls InitializeState, tail first like Open.
+func (t *Task) initState() error {
+	for i := len(t.Chain) - 1; i >= 0; i-- {
+		c := t.Chain[i]
+		if c.Ctx == nil {
+			// Only runtime tests chain operators without a Context.
+			continue
+		}
+		if err := c.Ctx.initState(t.Restore[c.UID]); err != nil {
+			return &TaskError{Job: t.Info.JobName, Operator: c.Name, Task: t.Info, Err: err}
+		}
+		if si, ok := c.Op.(StateInitializer); ok {
+			if err := t.call(i, func() error { return si.InitializeState(c.Ctx) }); err != nil {
+				return &TaskError{Job: t.Info.JobName, Operator: c.Name, Task: t.Info, Err: fmt.Errorf("initialize state: %w", err)}
+			}
+		}
+	}
+	return nil
+}
+
+// SnapshotState snapshots every operator of the chain (see the top of this
+// file). It must run on the task goroutine, between batches: from a
+// mailbox action (TriggerSnapshot) or, later, on a barrier.
+func (t *Task) SnapshotState(checkpointID int64) (TaskSnapshot, error) {
+	snap := TaskSnapshot{CheckpointID: checkpointID, Task: t.Info}
+	// A panic, or Fail, in an operator's snapshot code or in what it emits
+	// fails the task as anywhere else: Run recovers it, attributed through
+	// t.current (which the loop resets before the next mail). An error
+	// returned fails only this snapshot.
+	for i, c := range t.Chain {
+		if p, ok := c.Op.(PreBarrierPreparer); ok {
+			if err := t.call(i, func() error { return p.PrepareSnapshotPreBarrier(checkpointID) }); err != nil {
+				return snap, fmt.Errorf("snapshot %d, operator %q: preparing: %w", checkpointID, c.Name, err)
+			}
+		}
+	}
+	for i, c := range t.Chain {
+		t.current = i
+		var os OperatorSnapshot
+		var err error
+		switch s, ok := c.Op.(StateSnapshotter); {
+		case ok:
+			os, err = s.SnapshotState(checkpointID)
+		case c.Ctx == nil:
+			os = OperatorSnapshot{UID: c.UID, Name: c.Name}
+		default:
+			os, err = c.Ctx.SnapshotState(checkpointID)
+		}
+		if err != nil {
+			return snap, fmt.Errorf("snapshot %d, operator %q: %w", checkpointID, c.Name, err)
+		}
+		snap.Operators = append(snap.Operators, os)
+	}
+	return snap, nil
+}
+
+// TriggerSnapshot takes a snapshot on the task goroutine (through the
+// mailbox) and waits for it. It fails with ErrTaskStopped once the task
+// has stopped.
+func (t *Task) TriggerSnapshot(ctx context.Context, checkpointID int64) (TaskSnapshot, error) {
+	type result struct {
+		snap TaskSnapshot
+		err  error
+	}
+	done := make(chan result, 1)
+	if err := t.Mail(ctx, func() {
+		s, err := t.SnapshotState(checkpointID)
+		done <- result{s, err}
+	}); err != nil {
+		return TaskSnapshot{}, err
+	}
+	select {
+	case r := <-done:
+		return r.snap, r.err
+	case <-t.stopped:
+		// The mail may have run just before the task stopped.
+		select {
+		case r := <-done:
+			return r.snap, r.err
+		default:
+			return TaskSnapshot{}, ErrTaskStopped
+		}
+	case <-ctx.Done():
+		return TaskSnapshot{}, ctx.Err()
+	}
+}
