@@ -157,16 +157,27 @@ func TestWriterEventsFollowRecords(t *testing.T) {
 	require.Equal(t, []string{"1 watermark 0", "watermark 1", "idle", "watermark 1", "end-of-partition"}, kinds(drain(chs[1])))
 }
 
+// A writer whose credits are spent is not available, goes on into the
+// overdraft in the middle of a batch, and only then blocks until the
+// consumer hands a buffer back.
 func TestWriterBlocksWithoutCreditsAndCounts(t *testing.T) {
 	chs, notify := newChannels(1, 2, 1)
 	w := runtime.NewWriter(context.Background(), runtime.Forward, chs, nil, 128)
+	require.True(t, w.Available())
 	w.Collect(0, 0)
 	w.Collect(1, 0)
 	require.Zero(t, w.BlockedCount())
+	require.False(t, w.Available(), "both credits are with the consumer")
+	require.Equal(t, int64(1), w.BlockedCount(), "a task that finds its output unavailable waits: counted")
+	for i := 2; i < 2+network.DefaultOverdraftBuffers; i++ {
+		w.Collect(i, 0) // the overdraft: no wait
+	}
+	require.Equal(t, int64(1), w.BlockedCount())
 	done := make(chan struct{})
+	last := 2 + network.DefaultOverdraftBuffers
 	go func() {
 		defer close(done)
-		w.Collect(2, 0) // both buffers are with the consumer: waits
+		w.Collect(last, 0) // the overdraft is spent too: waits
 	}()
 	select {
 	case <-done:
@@ -179,8 +190,8 @@ func TestWriterBlocksWithoutCreditsAndCounts(t *testing.T) {
 	require.Equal(t, 0, b.Recs[0].V)
 	chs[0].Recycle(b)
 	<-done
-	require.Equal(t, int64(1), w.BlockedCount())
-	require.Equal(t, []int{1, 2}, values(drain(chs[0])))
+	require.Equal(t, int64(2), w.BlockedCount())
+	require.Equal(t, seq(last + 1)[1:], values(drain(chs[0])))
 }
 
 func TestFanoutCountingDiscard(t *testing.T) {
