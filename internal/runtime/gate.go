@@ -116,6 +116,39 @@ func (g *Gate) event(i int, kind network.EventKind, value int64) {
 // in-band event it cannot handle (until checkpoints exist, a barrier).
 var ErrUnexpectedEvent = errors.New("unexpected in-band event")
 
+// pollChannel hands the next batch of channel i, if there is one, to
+// process: its records with the watermarks among them, then (once the
+// buffer is back with its producer, which can go on while a watermark fires
+// timers) its event. It reports whether there was a batch.
+func pollChannel[T any](g *Gate, i int, ch *network.Channel[T], e elements[T]) bool {
+	b, ok := ch.Poll()
+	if !ok {
+		return false
+	}
+	if len(b.Marks) > 0 {
+		handleMarked(g, i, b, e.ProcessElement)
+	} else if len(b.Recs) > 0 {
+		g.records(i, len(b.Recs))
+		cancel := g.cancel
+		for _, r := range b.Recs {
+			cancel.Check() // within one record of a cancellation, at any batch size
+			e.ProcessElement(r.V, r.Ts)
+		}
+	}
+	kind, value := b.Kind, b.Value
+	ch.Recycle(b)
+	if kind != network.Records {
+		g.event(i, kind, value)
+	}
+	return true
+}
+
+// elements is what takes the records of one input: a OneInput, or one
+// input of a TwoInput (first, second). An interface, not a type parameter
+// or a func value: either of those adds an indirect call per record
+// (BenchmarkInputProcessor: about 1 ns, a quarter of the input's cost).
+type elements[T any] interface{ ProcessElement(v T, ts int64) }
+
 // handleMarked feeds the records of channel i's batch to process with the
 // watermarks among them (b.Marks) in stream order: the path of batches that
 // carry watermarks, kept apart so the plain record loops of the processors
