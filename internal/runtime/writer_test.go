@@ -228,3 +228,37 @@ func seq(n int) []int {
 	}
 	return s
 }
+
+// A backpressured task flushes only the channels whose consumer has nothing
+// queued: a busy consumer's partial batch keeps filling, a starving one's
+// goes out. Watermarks and events pass a channel whose credits are all with
+// the consumer, in event-only batches.
+func TestWriterFlushStarvingAndEventsWithoutCredit(t *testing.T) {
+	chs, _ := newChannels(1, 2, 2)
+	ch := chs[0]
+	w := runtime.NewWriter(context.Background(), runtime.Forward, chs, nil, 128)
+	w.Collect(1, 0)
+	w.Collect(2, 0) // a full batch: sent
+	w.Collect(3, 0) // the second credit, partly filled
+	require.False(t, w.Available())
+	w.FlushStarving()
+	require.Equal(t, 1, ch.Queued(), "the consumer has a batch to work on: the partial one stays")
+
+	held, ok := ch.Poll() // the consumer works on [1 2], holding its buffer
+	require.True(t, ok)
+	w.FlushStarving()
+	require.Equal(t, 1, ch.Queued(), "the consumer is out of work: the partial batch goes")
+
+	w.EmitWatermark(5)
+	w.Flush() // no credit free: the watermark takes an event-only batch
+	w.MarkIdle()
+	require.False(t, w.Available())
+	ch.Recycle(held)
+	bs := drain(ch)
+	require.Len(t, bs, 3)
+	require.Equal(t, []int{3}, values(bs[:1]))
+	require.Equal(t, network.Watermark, bs[1].Kind)
+	require.Equal(t, int64(5), bs[1].Value)
+	require.Equal(t, network.Idle, bs[2].Kind)
+	require.True(t, w.Available())
+}
