@@ -141,8 +141,10 @@ type Channel[T any] struct {
 	events chan *Batch[T] // free event-only batches
 	notify Notifier
 	// producer is the producer task's notifier, woken when a buffer comes
-	// back, so a task waiting for output availability wakes (see Available).
+	// back while wantFree is set (see Available), so a task waiting for
+	// output availability wakes, and one that is not is left alone.
 	producer atomic.Pointer[Notifier]
+	wantFree atomic.Bool
 	// overdraft is how many buffers beyond the credits the producer may
 	// make; made is how many it has made (producer goroutine only).
 	overdraft, made int
@@ -197,9 +199,19 @@ func (c *Channel[T]) SetProducerNotifier(n Notifier) { c.producer.Store(&n) }
 // for every channel it writes, so it rarely blocks in the middle of a batch
 // and can run mail while it waits (Flink's output availability). Producer
 // goroutine only.
+//
+// When it reports false, the next buffer that comes back wakes the producer
+// notifier (SetProducerNotifier), once.
 func (c *Channel[T]) Available() bool {
 	// The producer has made c.made overdraft buffers; while at least that
 	// many are free too, one of the credits is.
+	if len(c.free) > c.made {
+		return true
+	}
+	c.wantFree.Store(true)
+	// A buffer recycled before the flag was set did not wake anyone: look
+	// again. (Both sides store, then load: with sequentially consistent
+	// atomics one of them sees the other.)
 	return len(c.free) > c.made
 }
 
@@ -282,8 +294,12 @@ func (c *Channel[T]) Recycle(b *Batch[T]) {
 	} else {
 		c.free <- b
 	}
-	if n := c.producer.Load(); n != nil {
-		n.Notify()
+	// Only a producer waiting for a buffer is woken: waking an idle one
+	// per batch would cost a futile round of its loop each time.
+	if c.wantFree.Load() && c.wantFree.CompareAndSwap(true, false) {
+		if n := c.producer.Load(); n != nil {
+			n.Notify()
+		}
 	}
 }
 
