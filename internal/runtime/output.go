@@ -240,19 +240,20 @@ func (w *Writer[T]) appendTo(i int, v T, ts int64) {
 // for it since before the previous full batch (of any channel): channels
 // that receive few records get their watermarks within two batches' worth
 // of records, while those that get records all the time take theirs in
-// front of their next record, without cutting a batch short.
+// front of their next record, without cutting a batch short. It runs in
+// the middle of a batch, so it may wait for a buffer (see eventBatch): the
+// bound must hold while the task keeps emitting to other channels.
 func (w *Writer[T]) flushStale() {
 	for i := range w.channels {
 		if w.sentSeq[i] != w.wmSeq && w.sentSeq[i] < w.fullSeq {
-			w.trySendWatermark(i)
+			w.send(i, w.eventBatch(i))
 		}
 	}
 	w.fullSeq = w.wmSeq
 }
 
 // trySendWatermark sends channel i's pending watermark, after the records
-// waiting there, unless no buffer is free: a watermark never waits for
-// backpressure, it stays pending and goes with the channel's next batch.
+// waiting there, unless no buffer is free.
 func (w *Writer[T]) trySendWatermark(i int) bool {
 	b := w.tryEventBatch(i)
 	if b == nil {
@@ -262,12 +263,20 @@ func (w *Writer[T]) trySendWatermark(i int) bool {
 	return true
 }
 
-// flushWatermarks sends the pending watermark on every channel that has one
-// and a free buffer, after the records waiting there.
-func (w *Writer[T]) flushWatermarks() {
+// flushWatermarks sends the pending watermark on every channel that has
+// one, after the records waiting there. In the middle of a batch (wait) it
+// may wait for a buffer, like flushStale. Before the task sleeps it does
+// not: a watermark that finds no buffer stays pending, and the buffer's
+// return wakes the task (Channel.Available armed it), which flushes again.
+func (w *Writer[T]) flushWatermarks(wait bool) {
 	all := true
 	for i := range w.channels {
-		if w.sentSeq[i] != w.wmSeq && !w.trySendWatermark(i) {
+		if w.sentSeq[i] == w.wmSeq {
+			continue
+		}
+		if wait {
+			w.send(i, w.eventBatch(i))
+		} else if !w.trySendWatermark(i) {
 			all = false
 		}
 	}
@@ -333,7 +342,7 @@ func (w *Writer[T]) EmitWatermark(wm int64) {
 	if w.wmSeq-w.fullSeq >= w.maxPending {
 		// Watermarks without full batches (a filter drops every record):
 		// bounded too.
-		w.flushWatermarks()
+		w.flushWatermarks(true)
 	}
 }
 
@@ -356,7 +365,7 @@ func (w *Writer[T]) Flush() {
 		}
 	}
 	if pending {
-		w.flushWatermarks()
+		w.flushWatermarks(false)
 	}
 }
 
