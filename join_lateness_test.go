@@ -292,7 +292,10 @@ func TestWindowJoinLatenessJob(t *testing.T) {
 			}
 		}
 		for _, p := range []int{1, 2} {
-			env := NewEnvironment(Config{Parallelism: p, BatchSize: 16, Logger: slog.New(slog.DiscardHandler)})
+			// How far the join's watermark lags behind the source's grows
+			// with the batches a channel holds (credits plus overdraft):
+			// two credits keep it within lateJoinSteps' margin.
+			env := NewEnvironment(Config{Parallelism: p, BatchSize: 16, BuffersPerChannel: 2, Logger: slog.New(slog.DiscardHandler)})
 			in := AssignTimestamps(FromSlice(env, src).Parallelism(1), CustomWatermarks[tagged](func() WatermarkGenerator {
 				return &lagWM{max: math.MinInt64, lag: 20}
 			}).WithTimestamps(func(x tagged) int64 { return x.R.TS })).Parallelism(1)

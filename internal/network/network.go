@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"sync/atomic"
 )
 
 // EventKind says what a batch carries.
@@ -62,6 +63,21 @@ const (
 	DefaultBuffersPerChannel = 4
 )
 
+// DefaultOverdraftBuffers is how many buffers beyond its credits a channel
+// lends a producer in the middle of a batch (Flink's overdraft buffers). A
+// task takes input only while each of its channels has a credit free (see
+// Channel.Available), but one input batch can produce more than one output
+// batch (a flatMap, a window firing): the overdraft lets it finish instead of
+// blocking half-way, where the task could run no mail. They are made on
+// first use, so a channel that never needs them costs nothing.
+const DefaultOverdraftBuffers = 2
+
+// eventBuffers is how many event-only batches (an event with no records
+// before it) a channel can have in flight. Events take these instead of a
+// data buffer, so an idle marker, end of partition or (later) a barrier never
+// waits behind backpressure; they hold no records, so they cost no credit.
+const eventBuffers = 4
+
 // NoTimestamp marks a record that carries no event time.
 const NoTimestamp = math.MinInt64
 
@@ -86,6 +102,9 @@ type Batch[T any] struct {
 	// Marks are watermarks in stream order with Recs: Mark{Pos, WM} comes
 	// after the first Pos records. Positions do not decrease.
 	Marks []Mark
+	// event marks a batch from the channel's event-only buffers: Recycle
+	// returns it there, not to the data buffers.
+	event bool
 }
 
 // Mark is a watermark inside a batch of records, after its first Pos
@@ -119,33 +138,115 @@ func (n Notifier) Notify() {
 type Channel[T any] struct {
 	full   chan *Batch[T]
 	free   chan *Batch[T]
+	events chan *Batch[T] // free event-only batches
 	notify Notifier
+	// producer is the producer task's notifier, woken when a buffer comes
+	// back while wantFree is set (see Available), so a task waiting for
+	// output availability wakes, and one that is not is left alone.
+	producer atomic.Pointer[Notifier]
+	wantFree atomic.Bool
+	// overdraft is how many buffers beyond the credits the producer may
+	// make; made is how many it has made (producer goroutine only).
+	overdraft, made int
 	// BatchSize is the number of records a producer puts in a batch before it
 	// sends it.
 	BatchSize int
 }
 
 // NewChannel returns a channel with the given number of buffers (credits) of
-// batchSize records each. notify is the consumer's notifier.
+// batchSize records each, and DefaultOverdraftBuffers of overdraft. notify
+// is the consumer's notifier.
 func NewChannel[T any](buffers, batchSize int, notify Notifier) *Channel[T] {
+	return NewChannelOverdraft[T](buffers, DefaultOverdraftBuffers, batchSize, notify)
+}
+
+// NewChannelOverdraft is NewChannel with overdraft buffers beyond the
+// credits (see DefaultOverdraftBuffers).
+func NewChannelOverdraft[T any](buffers, overdraft, batchSize int, notify Notifier) *Channel[T] {
 	if buffers < 1 {
 		buffers = 1
 	}
 	if batchSize < 1 {
 		batchSize = 1
 	}
+	overdraft = max(overdraft, 0)
 	c := &Channel[T]{
 		// full has room for every buffer, so sending never blocks once a
 		// buffer is held.
-		full:      make(chan *Batch[T], buffers),
-		free:      make(chan *Batch[T], buffers),
+		full:      make(chan *Batch[T], buffers+overdraft+eventBuffers),
+		free:      make(chan *Batch[T], buffers+overdraft),
+		events:    make(chan *Batch[T], eventBuffers),
 		notify:    notify,
+		overdraft: overdraft,
 		BatchSize: batchSize,
 	}
 	for range buffers {
 		c.free <- &Batch[T]{Recs: make([]Rec[T], 0, batchSize)}
 	}
+	for range eventBuffers {
+		c.events <- &Batch[T]{event: true}
+	}
 	return c
+}
+
+// SetProducerNotifier makes the channel wake n whenever a buffer comes back
+// from the consumer: n is the producer task's notifier, which it sleeps on
+// while it waits for output availability.
+func (c *Channel[T]) SetProducerNotifier(n Notifier) { c.producer.Store(&n) }
+
+// Available reports whether the producer can take a buffer within its
+// credits, not counting overdraft: a task takes input only while this holds
+// for every channel it writes, so it rarely blocks in the middle of a batch
+// and can run mail while it waits (Flink's output availability). Producer
+// goroutine only.
+//
+// When it reports false, the next buffer that comes back wakes the producer
+// notifier (SetProducerNotifier), once.
+func (c *Channel[T]) Available() bool {
+	// The producer has made c.made overdraft buffers; while at least that
+	// many are free too, one of the credits is.
+	if len(c.free) > c.made {
+		return true
+	}
+	c.wantFree.Store(true)
+	// A buffer recycled before the flag was set did not wake anyone: look
+	// again. (Both sides store, then load: with sequentially consistent
+	// atomics one of them sees the other.)
+	return len(c.free) > c.made
+}
+
+// TryOverdraft takes a free buffer, or makes an overdraft buffer if the
+// channel has not made all of them yet: for a producer in the middle of a
+// batch whose credits are spent.
+func (c *Channel[T]) TryOverdraft() (*Batch[T], bool) {
+	if b, ok := c.TryAcquire(); ok {
+		return b, true
+	}
+	if c.made < c.overdraft {
+		c.made++
+		return &Batch[T]{Recs: make([]Rec[T], 0, c.BatchSize)}, true
+	}
+	return nil, false
+}
+
+// TryEvent takes a free event-only batch: one that carries an event (and
+// watermarks), no records, and costs no credit.
+func (c *Channel[T]) TryEvent() (*Batch[T], bool) {
+	return tryTake(c.events)
+}
+
+// AcquireEvent takes an event-only batch or, failing that, a data buffer,
+// blocking until one of them is free: only when eventBuffers events are in
+// flight with every credit spent. It returns ErrCanceled if ctx ends first.
+func (c *Channel[T]) AcquireEvent(ctx context.Context) (*Batch[T], error) {
+	select {
+	case b := <-c.events:
+		return b, nil
+	case b := <-c.free:
+		return b, nil
+	case <-ctx.Done():
+		return nil, ErrCanceled
+	}
 }
 
 // Acquire takes a free buffer, blocking while the consumer holds them all
@@ -166,12 +267,7 @@ func (c *Channel[T]) Acquire(ctx context.Context) (*Batch[T], error) {
 
 // TryAcquire takes a free buffer if one is available.
 func (c *Channel[T]) TryAcquire() (*Batch[T], bool) {
-	select {
-	case b := <-c.free:
-		return b, true
-	default:
-		return nil, false
-	}
+	return tryTake(c.free)
 }
 
 // Send hands a filled buffer to the consumer. It never blocks: the buffer came
@@ -183,12 +279,7 @@ func (c *Channel[T]) Send(b *Batch[T]) {
 
 // Poll returns the next batch if one is waiting.
 func (c *Channel[T]) Poll() (*Batch[T], bool) {
-	select {
-	case b := <-c.full:
-		return b, true
-	default:
-		return nil, false
-	}
+	return tryTake(c.full)
 }
 
 // Recycle gives a processed buffer back to the producer.
@@ -198,8 +289,32 @@ func (c *Channel[T]) Recycle(b *Batch[T]) {
 	b.Marks = b.Marks[:0]
 	b.Kind = Records
 	b.Value = 0
-	c.free <- b
+	if b.event {
+		c.events <- b
+	} else {
+		c.free <- b
+	}
+	// Only a producer waiting for a buffer is woken: waking an idle one
+	// per batch would cost a futile round of its loop each time.
+	if c.wantFree.Load() && c.wantFree.CompareAndSwap(true, false) {
+		if n := c.producer.Load(); n != nil {
+			n.Notify()
+		}
+	}
 }
 
+// tryTake receives from q if a batch is there.
+func tryTake[T any](q chan *Batch[T]) (*Batch[T], bool) {
+	select {
+	case b := <-q:
+		return b, true
+	default:
+		return nil, false
+	}
+}
+
+// Queued is the number of batches sent and not yet polled by the consumer.
+func (c *Channel[T]) Queued() int { return len(c.full) }
+
 // Buffers is the number of buffers (credits) of the channel.
-func (c *Channel[T]) Buffers() int { return cap(c.free) }
+func (c *Channel[T]) Buffers() int { return cap(c.free) - c.overdraft }

@@ -214,7 +214,7 @@ func TestRegistryCreatesOnceAndReleasesJobs(t *testing.T) {
 	c2 := r.Channel(k, create)
 	require.Same(t, c1.(*network.Channel[int]), c2.(*network.Channel[int]), "producer and consumer must share one channel")
 	require.Equal(t, 1, created)
-	require.Equal(t, "j1/e3/0->1", k.String())
+	require.Equal(t, "j1#0/e3/0->1", k.String())
 
 	// Concurrent first use from both sides still creates once.
 	var wg sync.WaitGroup

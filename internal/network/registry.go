@@ -6,17 +6,24 @@ import (
 )
 
 // ChannelKey names one logical channel of one job attempt: the stream edge,
-// the producer subtask and the consumer subtask.
+// the producer subtask and the consumer subtask, and the attempt both run
+// in. A restarted task looks up its channels under its new attempt, so it
+// never reads what a previous attempt of its producer left in a channel, nor
+// does a previous attempt still winding down write into the new one's.
+// Producer and consumer of a pipelined channel fail and restart together
+// (one pipelined region), so they share the attempt number.
 type ChannelKey struct {
 	Job      string
+	Attempt  int
 	Edge     int
 	Producer int
 	Consumer int
 }
 
-// TaskKey names a consumer task, for its notifier.
+// TaskKey names a consumer task attempt, for its notifier.
 type TaskKey struct {
 	Job     string
+	Attempt int
 	Vertex  int
 	Subtask int
 }
@@ -75,6 +82,24 @@ func (r *Registry) ReleaseJob(job string) {
 	}
 }
 
+// ReleaseAttempt forgets every channel and notifier of one attempt of a job,
+// once its tasks have ended: the batches left in them are dropped with them,
+// and the next attempt starts from empty channels of its own.
+func (r *Registry) ReleaseAttempt(job string, attempt int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k := range r.channels {
+		if k.Job == job && k.Attempt == attempt {
+			delete(r.channels, k)
+		}
+	}
+	for k := range r.notifiers {
+		if k.Job == job && k.Attempt == attempt {
+			delete(r.notifiers, k)
+		}
+	}
+}
+
 // Len is the number of live channels (tests check that jobs release theirs).
 func (r *Registry) Len() int {
 	r.mu.Lock()
@@ -83,5 +108,5 @@ func (r *Registry) Len() int {
 }
 
 func (k ChannelKey) String() string {
-	return fmt.Sprintf("%s/e%d/%d->%d", k.Job, k.Edge, k.Producer, k.Consumer)
+	return fmt.Sprintf("%s#%d/e%d/%d->%d", k.Job, k.Attempt, k.Edge, k.Producer, k.Consumer)
 }

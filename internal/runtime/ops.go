@@ -84,8 +84,8 @@ func (Ops[T]) NewOneInputProcessor(channels []any, head Operator, name string) (
 		chs[i] = c.(*network.Channel[T])
 	}
 	p := NewOneInputProcessor(chs, head.(OneInput[T]))
-	p.name = name
-	return p, &p.In
+	p.gate.name = name
+	return p, &p.gate.In
 }
 
 // ChainingOutput passes records straight to the next operator of a chain.
@@ -202,6 +202,6 @@ func NewTwoInput[A, B any](ch1, ch2 []any, head Operator, name string) (InputPro
 		c2[i] = c.(*network.Channel[B])
 	}
 	p := NewTwoInputProcessor(c1, c2, head.(TwoInput[A, B]))
-	p.Name = name
-	return p, &p.In
+	p.gate.name = name
+	return p, &p.gate.In
 }

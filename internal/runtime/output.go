@@ -85,8 +85,9 @@ type Writer[T any] struct {
 	fullSeq    uint64
 	flushedSeq uint64
 	maxPending uint64
-	// Blocked counts nanoseconds-free backpressure events: how often the writer
-	// had to wait for a free buffer.
+	// Blocked counts backpressure waits: how often the task found the
+	// writer unavailable (Available) or the writer, overdraft spent, had to
+	// wait for a free buffer in the middle of a batch.
 	Blocked atomic.Int64
 }
 
@@ -116,8 +117,10 @@ func (w *Writer[T]) batch(i int) *network.Batch[T] {
 		return b
 	}
 	ch := w.channels[i]
-	b, ok := ch.TryAcquire()
+	b, ok := ch.TryOverdraft()
 	if !ok {
+		// Even the overdraft is spent (one input batch fanned out into
+		// more than it holds): block as Flink does, cancellably.
 		w.Blocked.Add(1)
 		var err error
 		if b, err = ch.Acquire(w.ctx); err != nil {
@@ -126,6 +129,78 @@ func (w *Writer[T]) batch(i int) *network.Batch[T] {
 	}
 	w.cur[i] = b
 	return b
+}
+
+// eventBatch returns the batch that carries an event on channel i: the one
+// being filled, else an event-only batch, else a data buffer; it blocks only
+// if none of them is free (see network.Channel.AcquireEvent).
+func (w *Writer[T]) eventBatch(i int) *network.Batch[T] {
+	if b := w.tryEventBatch(i); b != nil {
+		return b
+	}
+	b, err := w.channels[i].AcquireEvent(w.ctx)
+	if err != nil {
+		Cancelled()
+	}
+	return b
+}
+
+// tryEventBatch is eventBatch without blocking: nil if nothing is free. It
+// takes a data buffer only within the credits, never the overdraft.
+func (w *Writer[T]) tryEventBatch(i int) *network.Batch[T] {
+	if b := w.cur[i]; b != nil {
+		return b
+	}
+	ch := w.channels[i]
+	if b, ok := ch.TryEvent(); ok {
+		return b
+	}
+	if ch.Available() {
+		b, _ := ch.TryAcquire()
+		return b
+	}
+	return nil
+}
+
+// Available reports whether every channel of the writer has a credit free,
+// so the task can take a batch of input without blocking on this writer
+// (overdraft aside). It counts a backpressure wait when not.
+func (w *Writer[T]) Available() bool {
+	for _, ch := range w.channels {
+		if !ch.Available() {
+			w.Blocked.Add(1)
+			return false
+		}
+	}
+	return true
+}
+
+// FlushStarving sends, without blocking, the partial batch and the pending
+// watermark of every channel whose consumer has nothing queued. A task whose
+// output is unavailable calls it before it waits: it keeps the partial
+// batches of busy channels (their consumers have work and will hand back
+// buffers; flushing would cut batches short exactly under load), but a
+// consumer that is out of work gets what is waiting for it, and a channel
+// whose only credit is the batch being filled is never stuck.
+func (w *Writer[T]) FlushStarving() {
+	for i, ch := range w.channels {
+		if ch.Queued() > 0 {
+			continue
+		}
+		if b := w.cur[i]; b != nil && len(b.Recs) > 0 {
+			w.send(i, b)
+		} else if w.sentSeq[i] != w.wmSeq {
+			w.trySendWatermark(i)
+		}
+	}
+}
+
+// NotifyAvailable makes every channel wake n (the task's notifier) when the
+// consumer hands a buffer back, so a task waiting for Available wakes.
+func (w *Writer[T]) NotifyAvailable(n network.Notifier) {
+	for _, ch := range w.channels {
+		ch.SetProducerNotifier(n)
+	}
 }
 
 // send sends channel i's current batch b, with the pending watermark after
@@ -165,25 +240,49 @@ func (w *Writer[T]) appendTo(i int, v T, ts int64) {
 // for it since before the previous full batch (of any channel): channels
 // that receive few records get their watermarks within two batches' worth
 // of records, while those that get records all the time take theirs in
-// front of their next record, without cutting a batch short.
+// front of their next record, without cutting a batch short. It runs in
+// the middle of a batch, so it may wait for a buffer (see eventBatch): the
+// bound must hold while the task keeps emitting to other channels.
 func (w *Writer[T]) flushStale() {
 	for i := range w.channels {
 		if w.sentSeq[i] != w.wmSeq && w.sentSeq[i] < w.fullSeq {
-			w.send(i, w.batch(i))
+			w.send(i, w.eventBatch(i))
 		}
 	}
 	w.fullSeq = w.wmSeq
 }
 
-// flushWatermarks sends the pending watermark on every channel that has one,
-// after the records waiting there.
-func (w *Writer[T]) flushWatermarks() {
+// trySendWatermark sends channel i's pending watermark, after the records
+// waiting there, unless no buffer is free.
+func (w *Writer[T]) trySendWatermark(i int) bool {
+	b := w.tryEventBatch(i)
+	if b == nil {
+		return false
+	}
+	w.send(i, b)
+	return true
+}
+
+// flushWatermarks sends the pending watermark on every channel that has
+// one, after the records waiting there. In the middle of a batch (wait) it
+// may wait for a buffer, like flushStale. Before the task sleeps it does
+// not: a watermark that finds no buffer stays pending, and the buffer's
+// return wakes the task (Channel.Available armed it), which flushes again.
+func (w *Writer[T]) flushWatermarks(wait bool) {
+	all := true
 	for i := range w.channels {
-		if w.sentSeq[i] != w.wmSeq {
-			w.send(i, w.batch(i))
+		if w.sentSeq[i] == w.wmSeq {
+			continue
+		}
+		if wait {
+			w.send(i, w.eventBatch(i))
+		} else if !w.trySendWatermark(i) {
+			all = false
 		}
 	}
-	w.flushedSeq = w.wmSeq
+	if all {
+		w.flushedSeq = w.wmSeq
+	}
 	w.fullSeq = w.wmSeq
 }
 
@@ -210,14 +309,15 @@ func (w *Writer[T]) Collect(v T, ts int64) {
 }
 
 // sendEvent sends an event (idle, end-of-partition, later barriers) on every
-// channel after the records and the pending watermark before it.
+// channel after the records and the pending watermark before it. Events do
+// not wait for a credit: they take event-only batches (eventBatch).
 func (w *Writer[T]) sendEvent(kind network.EventKind, value int64) {
 	for i, ch := range w.channels {
 		if w.sentSeq[i] != w.wmSeq {
-			w.send(i, w.batch(i))
+			w.send(i, w.eventBatch(i))
 		}
 		// The event rides on the records waiting, if any.
-		b := w.batch(i)
+		b := w.eventBatch(i)
 		w.cur[i] = nil
 		b.Kind = kind
 		b.Value = value
@@ -242,7 +342,7 @@ func (w *Writer[T]) EmitWatermark(wm int64) {
 	if w.wmSeq-w.fullSeq >= w.maxPending {
 		// Watermarks without full batches (a filter drops every record):
 		// bounded too.
-		w.flushWatermarks()
+		w.flushWatermarks(true)
 	}
 }
 
@@ -255,7 +355,8 @@ func (w *Writer[T]) MarkIdle() {
 	w.sendEvent(network.Idle, 0)
 }
 
-// Flush sends every non-empty batch and every pending watermark.
+// Flush sends every non-empty batch and every pending watermark that a free
+// buffer can carry. It never blocks.
 func (w *Writer[T]) Flush() {
 	pending := w.flushedSeq != w.wmSeq
 	for i, b := range w.cur {
@@ -264,7 +365,7 @@ func (w *Writer[T]) Flush() {
 		}
 	}
 	if pending {
-		w.flushWatermarks()
+		w.flushWatermarks(false)
 	}
 }
 

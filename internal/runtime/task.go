@@ -69,14 +69,14 @@ type Task struct {
 	// fresh start); see state_seam.go.
 	Restore TaskRestore
 
-	mailbox chan func()
+	mailbox mailbox
+	// outputs are the writers' availability, checked before each batch of
+	// input or source step.
+	outputs []availability
 	// current is the index in Chain of the operator running now (-1: none);
 	// chaining outputs and input processors keep it up to date, so a panic
 	// is attributed to the innermost operator (see ChainingOutput).
 	current int
-	// stopped is closed when Run returns, so Mail to a finished task fails
-	// instead of queueing work that never runs.
-	stopped chan struct{}
 	// cancel is set when Run's context ends (shared with Time).
 	cancel *CancelFlag
 }
@@ -101,8 +101,6 @@ func NewTask(info TaskInfo, notify network.Notifier, clock Clock, logger *slog.L
 		Time:    pt,
 		cancel:  pt.cancel,
 		Logger:  logger,
-		mailbox: make(chan func(), 64),
-		stopped: make(chan struct{}),
 		current: -1,
 	}
 }
@@ -110,24 +108,29 @@ func NewTask(info TaskInfo, notify network.Notifier, clock Clock, logger *slog.L
 // ErrTaskStopped is returned by Mail once the task has stopped.
 var ErrTaskStopped = errors.New("task stopped")
 
-// Mail runs fn on the task goroutine between two batches. It blocks while
-// the mailbox is full, or until ctx ends. Mail to a task that has stopped
-// returns ErrTaskStopped; mail queued when the task stops does not run.
+// Mail runs fn on the task goroutine between two batches, also while the
+// task is backpressured (its outputs full). It never blocks: the mailbox is
+// unbounded, so a JobMaster or checkpoint coordinator mailing many tasks is
+// never held up by one slow task. Mail to a task that has stopped returns
+// ErrTaskStopped; mail queued when the task stops does not run. ctx is only
+// checked on entry.
 func (t *Task) Mail(ctx context.Context, fn func()) error {
-	select {
-	case <-t.stopped:
-		return ErrTaskStopped
-	default:
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	select {
-	case t.mailbox <- fn:
-		t.Notify.Notify()
-		return nil
-	case <-t.stopped:
+	if !t.mailbox.put(fn) {
 		return ErrTaskStopped
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	t.Notify.Notify()
+	return nil
+}
+
+// availability is a writer that can tell whether it can take a batch
+// without blocking (see Writer.Available).
+type availability interface {
+	Available() bool
+	FlushStarving()
+	NotifyAvailable(network.Notifier)
 }
 
 // ErrTaskCanceled is returned by Run when the task stopped because its
@@ -139,13 +142,20 @@ var ErrTaskCanceled = errors.New("task canceled")
 // always closed.
 func (t *Task) Run(ctx context.Context) (err error) {
 	opened := 0
-	defer close(t.stopped)
+	defer t.mailbox.close()
 	// Cancellation must take effect between two calls of user code, not
 	// only between batches: the flag is checked per record and per timer.
 	stop := context.AfterFunc(ctx, t.cancel.Set)
 	defer stop()
 	if cw, ok := t.Input.(cancelWatcher); ok {
 		cw.watchCancel(t.cancel)
+	}
+	t.outputs = t.outputs[:0]
+	for _, w := range t.Writers {
+		if a, ok := w.(availability); ok {
+			a.NotifyAvailable(t.Notify)
+			t.outputs = append(t.outputs, a)
+		}
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -264,19 +274,33 @@ func (t *Task) publish() {
 	}
 }
 
-func (t *Task) runMail() bool {
-	ran := false
-	for {
-		select {
-		case fn := <-t.mailbox:
-			fn()
-			ran = true
-		default:
-			return ran
-		}
+func (t *Task) runMail() {
+	q := t.mailbox.take()
+	if q == nil {
+		return
 	}
+	for _, fn := range q {
+		fn()
+	}
+	t.mailbox.done(q)
 }
 
+// outputsAvailable reports whether every writer can take a batch.
+func (t *Task) outputsAvailable() bool {
+	for _, o := range t.outputs {
+		if !o.Available() {
+			return false
+		}
+	}
+	return true
+}
+
+// loop is the mailbox loop (Flink's MailboxProcessor): mail and due timers
+// first, then the default action — one input batch or one source step —
+// but only while every output can take a batch. A backpressured task does
+// not block in a writer; it waits for a buffer to come back together with
+// mail, timers and cancellation, so mail (and later checkpoint triggers)
+// runs however long the backpressure lasts.
 func (t *Task) loop(ctx context.Context) error {
 	var src SourceOperator
 	if t.Input == nil {
@@ -298,6 +322,21 @@ func (t *Task) loop(ctx context.Context) error {
 		t.current = -1 // mail and timer callbacks attribute their own panics
 		t.runMail()
 		t.Time.fire()
+		if !t.outputsAvailable() {
+			// Backpressured. Only consumers out of work get the partial
+			// batches (FlushStarving): the others have full buffers to
+			// work on, and cutting batches short would cost most exactly
+			// when throughput matters. A recycled buffer wakes the task
+			// through its notifier.
+			for _, o := range t.outputs {
+				o.FlushStarving()
+			}
+			t.publish()
+			if !t.wait(ctx, timer, time.Time{}, nil) {
+				return ErrTaskCanceled
+			}
+			continue
+		}
 		var wakeAt time.Time
 		var avail <-chan struct{}
 		if src != nil {
@@ -331,42 +370,45 @@ func (t *Task) loop(ctx context.Context) error {
 			w.Flush()
 		}
 		t.publish()
-		if next, ok := t.Time.next(); ok {
-			if wakeAt.IsZero() || next < wakeAt.UnixMilli() {
-				wakeAt = time.UnixMilli(next)
-			}
-		}
-		var timerC <-chan time.Time
-		if !wakeAt.IsZero() {
-			d := time.Until(wakeAt)
-			if d <= 0 {
-				continue
-			}
-			timer.Reset(d)
-			timerC = timer.C
-		}
-		select {
-		case <-t.Notify:
-		case <-avail:
-		case <-timerC:
-		case fn := <-t.mailbox:
-			fn()
-		case <-ctx.Done():
-			if !timer.Stop() && timerC != nil {
-				select {
-				case <-timer.C:
-				default:
-				}
-			}
+		if !t.wait(ctx, timer, wakeAt, avail) {
 			return ErrTaskCanceled
 		}
-		if timerC != nil && !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
+	}
+}
+
+// wait sleeps until the task's notifier fires (input, mail, a buffer handed
+// back by a consumer), avail fires, wakeAt or the next processing-time timer
+// is due, or ctx ends (false).
+func (t *Task) wait(ctx context.Context, timer *time.Timer, wakeAt time.Time, avail <-chan struct{}) bool {
+	if next, ok := t.Time.next(); ok {
+		if wakeAt.IsZero() || next < wakeAt.UnixMilli() {
+			wakeAt = time.UnixMilli(next)
 		}
 	}
+	var timerC <-chan time.Time
+	if !wakeAt.IsZero() {
+		d := time.Until(wakeAt)
+		if d <= 0 {
+			return true
+		}
+		timer.Reset(d)
+		timerC = timer.C
+	}
+	ok := true
+	select {
+	case <-t.Notify:
+	case <-avail:
+	case <-timerC:
+	case <-ctx.Done():
+		ok = false
+	}
+	if timerC != nil && !timer.Stop() {
+		select {
+		case <-timer.C:
+		default:
+		}
+	}
+	return ok
 }
 
 func (t *Task) step(src SourceOperator) SourceStep {

@@ -306,7 +306,7 @@ func TestTaskWithoutInputNeedsSourceHead(t *testing.T) {
 	require.NoError(t, empty.Run(context.Background()))
 }
 
-// A source task whose only consumer never reads blocks on its output once
+// A source task whose only consumer never reads waits for its output once
 // the channel's credits are spent; cancelling it must end Run with
 // ErrTaskCanceled at once, close its operators and leave no goroutine.
 func TestTaskCancelWhileBackpressured(t *testing.T) {
@@ -338,7 +338,10 @@ func TestTaskCancelWhileBackpressured(t *testing.T) {
 		t.Fatal("a cancelled task blocked on backpressure did not stop")
 	}
 	require.Equal(t, []string{"open Src", "close Src"}, lc.get())
-	require.Equal(t, 8, src.next, "exactly the records that fit in the two buffers were emitted, plus the one waiting")
+	// One source step of 10 records: 8 in the two credits, 2 in an
+	// overdraft buffer; then the task waited for its output without taking
+	// another step.
+	require.Equal(t, 10, src.next, "the task took no step while its output was unavailable")
 }
 
 // oneInputTask is a consumer task reading chans into a collector.

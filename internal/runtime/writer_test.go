@@ -157,16 +157,27 @@ func TestWriterEventsFollowRecords(t *testing.T) {
 	require.Equal(t, []string{"1 watermark 0", "watermark 1", "idle", "watermark 1", "end-of-partition"}, kinds(drain(chs[1])))
 }
 
+// A writer whose credits are spent is not available, goes on into the
+// overdraft in the middle of a batch, and only then blocks until the
+// consumer hands a buffer back.
 func TestWriterBlocksWithoutCreditsAndCounts(t *testing.T) {
 	chs, notify := newChannels(1, 2, 1)
 	w := runtime.NewWriter(context.Background(), runtime.Forward, chs, nil, 128)
+	require.True(t, w.Available())
 	w.Collect(0, 0)
 	w.Collect(1, 0)
 	require.Zero(t, w.BlockedCount())
+	require.False(t, w.Available(), "both credits are with the consumer")
+	require.Equal(t, int64(1), w.BlockedCount(), "a task that finds its output unavailable waits: counted")
+	for i := 2; i < 2+network.DefaultOverdraftBuffers; i++ {
+		w.Collect(i, 0) // the overdraft: no wait
+	}
+	require.Equal(t, int64(1), w.BlockedCount())
 	done := make(chan struct{})
+	last := 2 + network.DefaultOverdraftBuffers
 	go func() {
 		defer close(done)
-		w.Collect(2, 0) // both buffers are with the consumer: waits
+		w.Collect(last, 0) // the overdraft is spent too: waits
 	}()
 	select {
 	case <-done:
@@ -179,8 +190,8 @@ func TestWriterBlocksWithoutCreditsAndCounts(t *testing.T) {
 	require.Equal(t, 0, b.Recs[0].V)
 	chs[0].Recycle(b)
 	<-done
-	require.Equal(t, int64(1), w.BlockedCount())
-	require.Equal(t, []int{1, 2}, values(drain(chs[0])))
+	require.Equal(t, int64(2), w.BlockedCount())
+	require.Equal(t, seq(last + 1)[1:], values(drain(chs[0])))
 }
 
 func TestFanoutCountingDiscard(t *testing.T) {
@@ -216,4 +227,38 @@ func seq(n int) []int {
 		s[i] = i
 	}
 	return s
+}
+
+// A backpressured task flushes only the channels whose consumer has nothing
+// queued: a busy consumer's partial batch keeps filling, a starving one's
+// goes out. Watermarks and events pass a channel whose credits are all with
+// the consumer, in event-only batches.
+func TestWriterFlushStarvingAndEventsWithoutCredit(t *testing.T) {
+	chs, _ := newChannels(1, 2, 2)
+	ch := chs[0]
+	w := runtime.NewWriter(context.Background(), runtime.Forward, chs, nil, 128)
+	w.Collect(1, 0)
+	w.Collect(2, 0) // a full batch: sent
+	w.Collect(3, 0) // the second credit, partly filled
+	require.False(t, w.Available())
+	w.FlushStarving()
+	require.Equal(t, 1, ch.Queued(), "the consumer has a batch to work on: the partial one stays")
+
+	held, ok := ch.Poll() // the consumer works on [1 2], holding its buffer
+	require.True(t, ok)
+	w.FlushStarving()
+	require.Equal(t, 1, ch.Queued(), "the consumer is out of work: the partial batch goes")
+
+	w.EmitWatermark(5)
+	w.Flush() // no credit free: the watermark takes an event-only batch
+	w.MarkIdle()
+	require.False(t, w.Available())
+	ch.Recycle(held)
+	bs := drain(ch)
+	require.Len(t, bs, 3)
+	require.Equal(t, []int{3}, values(bs[:1]))
+	require.Equal(t, network.Watermark, bs[1].Kind)
+	require.Equal(t, int64(5), bs[1].Value)
+	require.Equal(t, network.Idle, bs[2].Kind)
+	require.True(t, w.Available())
 }

@@ -58,13 +58,13 @@ func buildTask(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, sub
 		Attempt:        attempt,
 	}
 	logger := cfg.Logger.With("job", job.Name, "task", v.Name, "subtask", subtask)
-	notify := reg.Notifier(network.TaskKey{Job: job.ID, Vertex: v.ID, Subtask: subtask})
+	notify := reg.Notifier(network.TaskKey{Job: job.ID, Attempt: attempt, Vertex: v.ID, Subtask: subtask})
 	task := runtime.NewTask(info, notify, cfg.Clock, logger)
 
 	channel := func(e *streamgraph.Edge, producer, consumer int) any {
 		to := vertexOf[e.To]
-		key := network.ChannelKey{Job: job.ID, Edge: e.ID, Producer: producer, Consumer: consumer}
-		n := reg.Notifier(network.TaskKey{Job: job.ID, Vertex: to.ID, Subtask: consumer})
+		key := network.ChannelKey{Job: job.ID, Attempt: attempt, Edge: e.ID, Producer: producer, Consumer: consumer}
+		n := reg.Notifier(network.TaskKey{Job: job.ID, Attempt: attempt, Vertex: to.ID, Subtask: consumer})
 		return reg.Channel(key, func() any {
 			return e.Type.NewChannel(cfg.BuffersPerChannel, cfg.BatchSize, n)
 		})
