@@ -14,6 +14,22 @@ type mailbox struct {
 	q      []func()
 	spare  []func()
 	closed bool
+	// stopped is closed with the mailbox, so whoever waits for a mail's
+	// result learns that it will never run (made on first use).
+	stopped chan struct{}
+}
+
+// stoppedChan returns a channel closed once the mailbox is closed.
+func (m *mailbox) stoppedChan() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped == nil {
+		m.stopped = make(chan struct{})
+		if m.closed {
+			close(m.stopped)
+		}
+	}
+	return m.stopped
 }
 
 func (m *mailbox) put(fn func()) bool {
@@ -57,4 +73,7 @@ func (m *mailbox) close() {
 	m.closed = true
 	m.q = nil
 	m.queued.Store(0)
+	if m.stopped != nil {
+		close(m.stopped)
+	}
 }

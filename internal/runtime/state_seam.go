@@ -369,7 +369,7 @@ func (t *Task) TriggerSnapshot(ctx context.Context, checkpointID int64) (TaskSna
 	select {
 	case r := <-done:
 		return r.snap, r.err
-	case <-t.stopped:
+	case <-t.mailbox.stoppedChan():
 		// The mail may have run just before the task stopped.
 		select {
 		case r := <-done:
