@@ -32,6 +32,9 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 		s.b, err = openFile(ctx, u)
 	case "mem":
 		s.b, s.shared = openMem(u)
+		// memblob takes its bucket lock around the existence check and
+		// the insert.
+		s.exclusive = true
 	case "s3":
 		s.b, err = openS3(ctx, u)
 		// S3 has honoured "If-None-Match: *" on PUT since 2024 and s3blob
@@ -42,11 +45,6 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	}
 	if err != nil {
 		return nil, &Error{Op: "open", URL: rawURL, Err: err}
-	}
-	if u.Scheme == "mem" {
-		// memblob takes its bucket lock around the existence check and
-		// the insert.
-		s.exclusive = true
 	}
 	return s, nil
 }

@@ -54,6 +54,7 @@ var ErrInjected = errors.New("blob: injected fault")
 // fault is not a pure delay or tear, the operation fails with Err (or
 // ErrInjected) — a torn write with Err set is a write that failed half way
 // and left its prefix behind; a torn write without Err reports success.
+// Tear applies to writes only; on other operations such a fault fails.
 type Fault struct {
 	Op    Op
 	Match func(key string) bool
@@ -147,14 +148,14 @@ func (f *Faulty) before(ctx context.Context, op Op, key string, flt *Fault) erro
 			return &Error{Op: op.String(), URL: f.URL(), Key: key, Err: ctx.Err()}
 		}
 	}
-	if flt.Tear {
-		return nil
+	if flt.Tear && op == OpWrite {
+		return nil // the write itself stores the prefix, then fails or not
 	}
 	return f.injected(op, key, flt)
 }
 
 func (f *Faulty) injected(op Op, key string, flt *Fault) error {
-	if flt.Err == nil && (flt.Delay > 0 || flt.Tear) {
+	if flt.Err == nil && (flt.Delay > 0 || (flt.Tear && op == OpWrite)) {
 		return nil
 	}
 	err := flt.Err

@@ -75,6 +75,11 @@ func TestFaultyTear(t *testing.T) {
 	got, err = f.Read(ctx, "b")
 	require.NoError(t, err)
 	require.Equal(t, "ab", string(got))
+
+	// Only writes tear; a tear fault on a read fails it.
+	f.Inject(blob.Fault{Op: blob.OpRead, Match: blob.KeyContains("a"), Tear: true, Keep: 1})
+	_, err = f.Read(ctx, "a")
+	require.ErrorIs(t, err, blob.ErrInjected)
 }
 
 func TestFaultyDelay(t *testing.T) {

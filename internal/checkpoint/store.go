@@ -394,19 +394,22 @@ func (s *CompletedStore) release(ctx context.Context, md *Metadata) {
 
 // Discard deletes the files of a checkpoint that was never added (aborted,
 // or refused by Add), except shared files a retained checkpoint references.
-// Errors go to OnDiscardError.
+// Errors go to OnDiscardError. Discarding a retained checkpoint is refused
+// (reported there too): it is only ever deleted by subsumption.
 func (s *CompletedStore) Discard(ctx context.Context, md *Metadata) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if slices.ContainsFunc(s.retained, func(rc *RetainedCheckpoint) bool { return rc.ID == md.ID }) {
+		s.opts.OnDiscardError(fmt.Errorf("checkpoint store of job %s: discard %s %d: it is retained", s.job, md.Kind, md.ID))
+		return
+	}
 	for p := range sharedPaths(md) {
 		if s.refs[p] == 0 {
 			s.deleteKey(ctx, p)
 		}
 	}
 	s.deleteOwnOutside(ctx, md)
-	if !slices.ContainsFunc(s.retained, func(rc *RetainedCheckpoint) bool { return rc.ID == md.ID }) {
-		s.deleteDir(ctx, CheckpointDir(s.job, md.Kind, md.ID))
-	}
+	s.deleteDir(ctx, CheckpointDir(s.job, md.Kind, md.ID))
 }
 
 // deleteOwnOutside deletes md's own (not shared) files that lie outside its

@@ -175,7 +175,7 @@ func TestStoreSharedFiles(t *testing.T) {
 	require.Equal(t, 2, s.SharedRefs(SharedDir(job)+"c"))
 
 	// The counts come back from the retained metadata after a restart.
-	s, _, _ = recovered(t, storage, 2)
+	s, _, d = recovered(t, storage, 2)
 	require.Equal(t, 1, s.SharedRefs(SharedDir(job)+"b"))
 	require.Equal(t, 2, s.SharedRefs(SharedDir(job)+"c"))
 	require.Equal(t, 1, s.SharedRefs(SharedDir(job)+"d"))
@@ -193,6 +193,13 @@ func TestStoreSharedFiles(t *testing.T) {
 	require.True(t, exists("c"))
 	require.False(t, exists("e"))
 	require.NotContains(t, keys(t, storage), "chk-5/op-0")
+
+	// A retained checkpoint is not discarded.
+	retained, _ := s.Latest()
+	s.Discard(ctx, retained.Metadata)
+	require.Len(t, d.errs, 1)
+	require.ErrorContains(t, d.errs[0], "retained")
+	require.Contains(t, keys(t, storage), "chk-4/op-0")
 }
 
 // A write that fails half way — the metadata, or the pointer after it —
