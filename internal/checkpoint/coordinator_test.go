@@ -46,7 +46,7 @@ import (
 //	ack ID task=T|(T,...) [uids=(U,...)]
 //	                                   EvAck per task, with a state for each operator of
 //	                                   its vertex (or for the UIDs given)
-//	decline ID task=T [reason=R]       EvDecline
+//	decline ID task=T [reason=R]       EvDecline (R, E: one word each)
 //	end-of-input task=T|(T,...)        EvEndOfInput per task
 //	finished task=T|(T,...)            EvTaskFinished per task
 //	failed task=T                      EvTaskFailed
