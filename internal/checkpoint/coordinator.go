@@ -337,6 +337,11 @@ func (c *Coordinator) maybeAllAcked(p *pending) []Action {
 	if len(p.waiting) > 0 || p.writing {
 		return nil
 	}
+	if len(p.acked) == 0 {
+		// Every task finished before taking it: it holds nothing a
+		// restore could use, and the job is ending, not failing.
+		return c.abort(p, "every task finished", false)
+	}
 	p.writing = true
 	md := Metadata{JobID: c.jobID, ID: p.id, Kind: p.kind, Triggered: p.triggered, Completed: c.now}
 	for _, v := range c.jg.Vertices {
@@ -424,7 +429,7 @@ func (c *Coordinator) abort(p *pending, reason string, count bool) []Action {
 		return acts
 	}
 	c.failures = 0
-	acts = append(acts, ActFailJob{Reason: fmt.Sprintf("%d consecutive checkpoints failed (tolerable: %d), the last: checkpoint %d %s", c.cfg.TolerableFailures+1, c.cfg.TolerableFailures, p.id, reason)})
+	acts = append(acts, ActFailJob{Reason: fmt.Sprintf("too many failed checkpoints (%d in a row, %d tolerable); the last, checkpoint %d: %s", c.cfg.TolerableFailures+1, c.cfg.TolerableFailures, p.id, reason)})
 	// The job is failing: trigger nothing more and end what is pending
 	// until it runs again.
 	return append(acts, c.stop("job failing: too many failed checkpoints")...)
