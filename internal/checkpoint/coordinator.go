@@ -196,6 +196,9 @@ func (c *Coordinator) Handle(ev Event) []Action {
 		}
 		acts = c.expire()
 	case EvTrigger:
+		if ev.Kind != KindSavepoint {
+			ev.Kind = KindCheckpoint
+		}
 		c.requests = append(c.requests, ev)
 	case EvTasksRunning:
 		c.tasksRunning(ev.Attempt)
@@ -303,8 +306,9 @@ func (c *Coordinator) ack(ev EvAck) []Action {
 	ops := c.jg.Vertices[ev.Task.Vertex].Operators
 	for _, s := range ev.States {
 		if !slices.ContainsFunc(ops, func(o jobgraph.OperatorInfo) bool { return o.UID == s.UID }) {
-			// Metadata without this state would restore the operator
-			// empty; it is a bug in the task, not a state to drop.
+			// The task runs other code than the job graph says: the
+			// metadata has no place for this state, and dropping it
+			// would lose it silently.
 			return c.abort(p, fmt.Sprintf("%v acked state of operator %q, which its vertex does not have", ev.Task, s.UID), true)
 		}
 	}

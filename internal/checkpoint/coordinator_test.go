@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -448,4 +449,54 @@ func TestImportsNoRuntime(t *testing.T) {
 			t.Errorf("internal/checkpoint depends on %s: %s", f, importcheck.Chain(via, f))
 		}
 	}
+}
+
+// What a script cannot show: the names printed in logs and status pages,
+// and that a refused setting is refused by New as by Validate.
+func TestNames(t *testing.T) {
+	require.Equal(t, "v1/2#3", TaskID{Vertex: 1, Subtask: 2, Attempt: 3}.String())
+	require.Equal(t, "EXACTLY_ONCE", ExactlyOnce.String())
+	require.Equal(t, "AT_LEAST_ONCE", AtLeastOnce.String())
+	require.Equal(t, "Mode(7)", Mode(7).String())
+	require.Equal(t, "SAVEPOINT", KindSavepoint.String())
+}
+
+func TestConfigValidate(t *testing.T) {
+	require.NoError(t, Config{}.Validate())
+	require.NoError(t, Config{Interval: time.Second, Timeout: time.Minute, MinPause: time.Second, MaxConcurrent: 3, TolerableFailures: 2, Mode: AtLeastOnce}.Validate())
+	bad := Config{MinPause: -time.Second}
+	require.ErrorContains(t, bad.Validate(), "min pause")
+	_, err := New("job", &jobgraph.JobGraph{}, bad)
+	require.ErrorContains(t, err, "min pause")
+	d := Config{}.withDefaults()
+	require.Equal(t, DefaultTimeout, d.Timeout)
+	require.Equal(t, 1, d.MaxConcurrent)
+}
+
+// The metadata the coordinator asks to write survives the JSON round trip
+// the metadata file makes, finished subtasks included.
+func TestMetadataRoundTrip(t *testing.T) {
+	jg := &jobgraph.JobGraph{MaxParallelism: 128, Vertices: []*jobgraph.JobVertex{
+		{ID: 0, Parallelism: 2, IsSource: true, Operators: []jobgraph.OperatorInfo{{Name: "src", UID: "src"}}},
+	}}
+	c, err := New("job", jg, Config{})
+	require.NoError(t, err)
+	c.Handle(EvTick{Now: epoch})
+	c.Handle(EvTasksRunning{})
+	c.Handle(EvTaskFinished{Task: TaskID{Vertex: 0, Subtask: 1}})
+	acts := c.Handle(EvTrigger{Request: 1, Kind: KindSavepoint, Dir: "/sp"})
+	require.Equal(t, []Action{ActTrigger{ID: 1, Kind: KindSavepoint, Timestamp: epoch, Tasks: []TaskID{{}}, Mode: ExactlyOnce, Dir: "/sp", Request: 1}}, acts)
+	state := SubtaskState{Subtask: 0, Operator: []StateHandle{{Path: "sp/src-0", Size: 3}}, Watermark: 42}
+	acts = c.Handle(EvAck{ID: 1, Task: TaskID{}, States: []OperatorSnapshot{{UID: "src", State: state}}})
+	require.Len(t, acts, 1)
+	md := acts[0].(ActWriteMetadata).Metadata
+	want := Metadata{JobID: "job", ID: 1, Kind: KindSavepoint, Triggered: epoch, Completed: epoch, Operators: []OperatorState{
+		{UID: "src", Name: "src", Parallelism: 2, MaxParallelism: 128, Subtasks: []SubtaskState{state, {Subtask: 1, Finished: true}}},
+	}}
+	require.Equal(t, want, md)
+	b, err := json.Marshal(md)
+	require.NoError(t, err)
+	var back Metadata
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Equal(t, want, back)
 }

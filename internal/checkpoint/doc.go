@@ -49,8 +49,9 @@
 //
 // # Metadata and storage
 //
-// The metadata file (Metadata, checksummed) and the completed-checkpoint
-// store, which keeps the retained checkpoints, reference-counts shared
-// files and finds the latest checkpoint to restore from, live beside the
-// coordinator and share its plain data (types.go).
+// The plain data a checkpoint consists of (types.go: handles to state
+// files, each operator's state by UID, the metadata) is shared with the
+// metadata file, which the shell writes on ActWriteMetadata, and with the
+// store of completed checkpoints, which keeps the retained ones and finds
+// the one to restore from (metadata.go, store.go).
 package checkpoint

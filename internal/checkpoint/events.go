@@ -60,10 +60,14 @@ type (
 	// queued until allowed: a savepoint as soon as all tasks run, a
 	// checkpoint also within MaxConcurrent and MinPause (never waiting for
 	// the interval). Request is the shell's number for the request (not
-	// 0), echoed in ActTrigger so it can tell the user the id.
+	// 0), echoed in ActTrigger so it can tell the user the id. Requests
+	// wait across restarts; those still queued when the job ends are the
+	// shell's to refuse.
 	EvTrigger struct {
 		Request int
-		Kind    Kind
+		// Kind is KindCheckpoint or KindSavepoint; any other value means
+		// KindCheckpoint.
+		Kind Kind
 		// Dir is where a savepoint goes; empty for the configured
 		// checkpoint storage.
 		Dir string
