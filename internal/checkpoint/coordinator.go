@@ -201,7 +201,7 @@ func (c *Coordinator) Handle(ev Event) []Action {
 		}
 		c.requests = append(c.requests, ev)
 	case EvTasksRunning:
-		c.tasksRunning(ev.Attempt)
+		acts = c.tasksRunning(ev.Attempt)
 	case EvTasksStopped:
 		acts = c.stop("job stopped: " + ev.Reason)
 	case EvAck:
@@ -246,9 +246,15 @@ func (c *Coordinator) find(id ID) *pending {
 	return nil
 }
 
-func (c *Coordinator) tasksRunning(attempt int) {
-	if c.running || (c.started && attempt <= c.attempt) {
-		return
+func (c *Coordinator) tasksRunning(attempt int) []Action {
+	if c.started && attempt <= c.attempt {
+		return nil
+	}
+	var acts []Action
+	if c.running {
+		// A newer attempt runs: the old one stopped, whether or not the
+		// shell said so.
+		acts = c.stop(fmt.Sprintf("job restarted with attempt %d", attempt))
 	}
 	c.started, c.running, c.attempt = true, true, attempt
 	for _, v := range c.tasks {
@@ -257,6 +263,7 @@ func (c *Coordinator) tasksRunning(attempt int) {
 	// The first periodic checkpoint comes an interval after the start, as
 	// the tasks need time to restore and process.
 	c.periodicFrom = c.now
+	return acts
 }
 
 // stop aborts the checkpoints still collecting acks. One whose acks are
@@ -404,9 +411,10 @@ func (c *Coordinator) metadataWritten(ev EvMetadataWritten) []Action {
 	if p.kind == KindCheckpoint {
 		// A newer complete checkpoint makes older pending ones useless
 		// (as in Flink, they are subsumed; that is no failure). Savepoints
-		// are the user's and go on.
+		// are the user's and go on, and so do checkpoints whose metadata
+		// is being written: the shell's write would race the discard.
 		for _, o := range slices.Clone(c.pending) {
-			if o.id < p.id && o.kind == KindCheckpoint {
+			if o.id < p.id && o.kind == KindCheckpoint && !o.writing {
 				acts = append(acts, c.abort(o, fmt.Sprintf("subsumed by checkpoint %d", p.id), false)...)
 			}
 		}

@@ -73,8 +73,9 @@ type (
 		Dir string
 	}
 	// EvTasksRunning says every task of the job runs with this attempt:
-	// the job has started or restarted. Attempts only grow; a report of an
-	// older one, or of the current one once it stopped, is ignored.
+	// the job has started or restarted. Attempts only grow: a report of an
+	// older one, or of the current one again, is ignored, and a newer one
+	// ends the current one as EvTasksStopped does.
 	EvTasksRunning struct{ Attempt int }
 	// EvTasksStopped says the job's tasks stopped (failed, cancelled,
 	// suspended): pending checkpoints are aborted and none is triggered
@@ -165,7 +166,9 @@ type (
 	// ActNotifyComplete tells the tasks that checkpoint ID is complete:
 	// they commit what it covers (two-phase commit sinks). Finish are the
 	// tasks that had reached the end of their input when it was
-	// triggered: they may now finish.
+	// triggered: they may now finish. Notifications may come out of id
+	// order (an older checkpoint's metadata written last): a task commits
+	// what an id covers once, and ignores an id below one it has seen.
 	ActNotifyComplete struct {
 		ID     ID
 		Tasks  []TaskID
