@@ -58,6 +58,10 @@ type SubtaskState struct {
 	Channel  []StateHandle `json:"channel,omitempty"`
 	// Watermark is the operator's current watermark at the snapshot.
 	Watermark int64 `json:"watermark"`
+	// Finished says the subtask had finished when the checkpoint was
+	// taken (FLIP-147): it has no state, all it produced is in its
+	// consumers' state, and a restore must not run it again.
+	Finished bool `json:"finished,omitempty"`
 }
 
 // OperatorState is one operator's state in a checkpoint, matched to the
