@@ -485,7 +485,7 @@ func TestConfigValidate(t *testing.T) {
 
 // The metadata the coordinator asks to write survives the JSON round trip
 // the metadata file makes, finished subtasks included.
-func TestMetadataRoundTrip(t *testing.T) {
+func TestMetadataJSONRoundTrip(t *testing.T) {
 	jg := &jobgraph.JobGraph{MaxParallelism: 128, Vertices: []*jobgraph.JobVertex{
 		{ID: 0, Parallelism: 2, IsSource: true, Operators: []jobgraph.OperatorInfo{{Name: "src", UID: "src"}}},
 	}}
