@@ -32,6 +32,8 @@ type Config struct {
 	ResourceManager string
 	Dispatcher      string
 	Transport       rpc.Transport
+	// Restart is the job's restart strategy (zero: none).
+	Restart scheduler.RestartStrategy
 	// Logger receives how the job ended; nil: nothing is logged.
 	Logger *slog.Logger
 }
@@ -78,6 +80,10 @@ type execMetrics struct {
 
 // New creates the JobMaster's endpoint; Run serves it.
 func New(cfg Config) (*JobMaster, error) {
+	sched, err := scheduler.New(cfg.JobGraph, cfg.Restart)
+	if err != nil {
+		return nil, fmt.Errorf("job master of job %s: %w", cfg.JobID, err)
+	}
 	ep, err := cfg.Transport.Listen(cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("job master of job %s: %w", cfg.JobID, err)
@@ -85,7 +91,7 @@ func New(cfg Config) (*JobMaster, error) {
 	return &JobMaster{
 		cfg:     cfg,
 		ep:      ep,
-		sched:   scheduler.New(cfg.JobGraph),
+		sched:   sched,
 		rm:      cfg.Transport.ResourceManager(cfg.ResourceManager),
 		disp:    cfg.Transport.Dispatcher(cfg.Dispatcher),
 		start:   time.Now(),
