@@ -60,11 +60,13 @@ type job struct {
 
 // JobResult is how a job ended.
 type JobResult struct {
-	JobID     string
-	JobName   string
-	State     scheduler.JobState
-	Err       error
-	Duration  time.Duration
+	JobID    string
+	JobName  string
+	State    scheduler.JobState
+	Err      error
+	Duration time.Duration
+	// Restarts is the number of times the job was restarted.
+	Restarts  int
 	Operators []rpc.OperatorTotals
 }
 
@@ -103,7 +105,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 				st.State = scheduler.JobCanceled
 				d.end(j, &JobResult{
 					JobID: j.sub.JobID, JobName: j.sub.JobName, State: scheduler.JobCanceled,
-					Err: fmt.Errorf("cluster shut down: %w", ctx.Err()), Duration: time.Since(j.start), Operators: st.Operators,
+					Err: fmt.Errorf("cluster shut down: %w", ctx.Err()), Duration: time.Since(j.start), Restarts: st.Restarts, Operators: st.Operators,
 				}, st)
 			}
 			return
@@ -130,8 +132,8 @@ func (d *Dispatcher) receive() {
 				continue
 			}
 			d.end(j, &JobResult{
-				JobID: m.JobID, JobName: m.JobName, State: m.State, Err: m.Failure.Err(), Duration: m.Duration, Operators: m.Operators,
-			}, rpc.JobStatus{JobID: m.JobID, State: m.State, Executions: m.Executions, Operators: m.Operators})
+				JobID: m.JobID, JobName: m.JobName, State: m.State, Err: m.Failure.Err(), Duration: m.Duration, Restarts: m.Restarts, Operators: m.Operators,
+			}, rpc.JobStatus{JobID: m.JobID, State: m.State, Restarts: m.Restarts, Executions: m.Executions, Operators: m.Operators})
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/strom-dev/strom/internal/jobgraph"
 	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/scheduler"
 	"github.com/strom-dev/strom/internal/streamgraph"
 )
 
@@ -39,6 +40,10 @@ type Config struct {
 	// Restore is the state the job starts from (nil: empty); see
 	// runtime.JobRestore.
 	Restore runtime.JobRestore
+	// Restart is the job's restart strategy; the zero value is none, the
+	// default while jobs have no checkpoints to restart from (see
+	// scheduler.DefaultRestartStrategy).
+	Restart scheduler.RestartStrategy
 	// OnTask, if set, is called with every task built, before it runs:
 	// the seam tests use to snapshot running tasks until checkpoints do.
 	OnTask func(*runtime.Task)

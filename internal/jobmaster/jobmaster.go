@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sort"
 	"time"
@@ -32,6 +33,17 @@ type Config struct {
 	ResourceManager string
 	Dispatcher      string
 	Transport       rpc.Transport
+	// Restart is the job's restart strategy (zero: none). An
+	// exponential-delay strategy without a seed gets one from the job id,
+	// so that jobs failing together do not restart in step, yet a job's
+	// delays do not depend on chance.
+	Restart scheduler.RestartStrategy
+	// OnRestart, if set, is called when the job restarts, once every task
+	// of the previous attempt has ended: the process that runs the roles
+	// releases that attempt's channels in its shuffle environment (the
+	// JobMaster shares nothing with the TaskManagers, so it cannot). It
+	// runs on the JobMaster's loop and must not block.
+	OnRestart func(previousAttempt int)
 	// Logger receives how the job ended; nil: nothing is logged.
 	Logger *slog.Logger
 }
@@ -52,6 +64,12 @@ type Config struct {
 //   - The slot answer is a message like any other (SlotsGranted or
 //     SlotsRefused with the request's id), so waiting for slots needs no
 //     goroutine and no reply channel.
+//   - Time reaches the Scheduler only as EvTick: the loop ticks before each
+//     batch of messages (so a failure is timed when it arrives, which the
+//     restart strategies count by) and when the timer set for an
+//     ActScheduleTick (a restart delay) fires. One timer serves, since the
+//     Scheduler asks for one tick at a time; it is stopped when Run
+//     returns.
 type JobMaster struct {
 	cfg   Config
 	ep    rpc.Endpoint
@@ -64,7 +82,8 @@ type JobMaster struct {
 	request uint64            // id of the latest slot request
 	tms     map[string]string // TaskManager id → address, from slot grants
 	metrics map[subtask]*execMetrics
-	done    bool // JobFinished was sent
+	done    bool        // JobFinished was sent
+	timer   *time.Timer // for the tick the Scheduler asked for; nil: none
 }
 
 type subtask struct{ vertex, index int }
@@ -78,6 +97,17 @@ type execMetrics struct {
 
 // New creates the JobMaster's endpoint; Run serves it.
 func New(cfg Config) (*JobMaster, error) {
+	if r := cfg.Restart; r.Kind == scheduler.RestartExponentialDelay && r.ExponentialDelay != nil && r.ExponentialDelay.Seed == 0 {
+		p := *r.ExponentialDelay // the caller's copy stays as it was
+		h := fnv.New64a()
+		h.Write([]byte(cfg.JobID))
+		p.Seed = h.Sum64()
+		cfg.Restart.ExponentialDelay = &p
+	}
+	sched, err := scheduler.New(cfg.JobGraph, cfg.Restart)
+	if err != nil {
+		return nil, fmt.Errorf("job master of job %s: %w", cfg.JobID, err)
+	}
 	ep, err := cfg.Transport.Listen(cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("job master of job %s: %w", cfg.JobID, err)
@@ -85,7 +115,7 @@ func New(cfg Config) (*JobMaster, error) {
 	return &JobMaster{
 		cfg:     cfg,
 		ep:      ep,
-		sched:   scheduler.New(cfg.JobGraph),
+		sched:   sched,
 		rm:      cfg.Transport.ResourceManager(cfg.ResourceManager),
 		disp:    cfg.Transport.Dispatcher(cfg.Dispatcher),
 		start:   time.Now(),
@@ -98,6 +128,7 @@ func New(cfg Config) (*JobMaster, error) {
 // ends (the cluster shuts down), which ends the job as CANCELED.
 func (jm *JobMaster) Run(ctx context.Context) {
 	defer jm.ep.Close()
+	defer jm.stopTimer()
 	jm.step(scheduler.EvTick{Now: time.Now()})
 	jm.step(scheduler.EvStart{})
 	if !jm.done { // the job may already have failed (no ResourceManager)
@@ -109,13 +140,36 @@ func (jm *JobMaster) Run(ctx context.Context) {
 			jm.finish(scheduler.JobCanceled, fmt.Errorf("cluster shut down: %w", ctx.Err()))
 			return
 		case <-jm.ep.Ready():
+			jm.step(scheduler.EvTick{Now: time.Now()})
 			for _, m := range jm.ep.Receive() {
 				jm.handle(m)
 			}
 			if !jm.done {
 				jm.publish()
 			}
+		case <-jm.timerC():
+			jm.timer = nil
+			jm.step(scheduler.EvTick{Now: time.Now()})
+			if !jm.done {
+				jm.publish()
+			}
 		}
+	}
+}
+
+// timerC is the channel of the pending tick's timer; nil (never ready)
+// when none is pending.
+func (jm *JobMaster) timerC() <-chan time.Time {
+	if jm.timer == nil {
+		return nil
+	}
+	return jm.timer.C
+}
+
+func (jm *JobMaster) stopTimer() {
+	if jm.timer != nil {
+		jm.timer.Stop()
+		jm.timer = nil
 	}
 }
 
@@ -216,6 +270,17 @@ func (jm *JobMaster) apply(acts []scheduler.Action) {
 			}
 		case scheduler.ActReleaseSlots:
 			jm.releaseSlots(a.Slots)
+		case scheduler.ActScheduleTick:
+			// At carries the monotonic reading of the tick it was computed
+			// from, so the timer does not fire before it: the tick it
+			// brings is never too early for the Scheduler.
+			jm.stopTimer()
+			jm.timer = time.NewTimer(time.Until(a.At))
+		case scheduler.ActRestarting:
+			jm.logger().Info("job restarting", "job", jm.cfg.JobName, "job_id", jm.cfg.JobID, "attempt", a.Attempt, "cause", a.Cause)
+			if jm.cfg.OnRestart != nil {
+				jm.cfg.OnRestart(a.Attempt - 1)
+			}
 		case scheduler.ActJobDone:
 			jm.logOutcome(a)
 			jm.finish(a.State, a.Err)
@@ -232,7 +297,7 @@ func (jm *JobMaster) releaseSlots(slots []scheduler.SlotID) {
 
 // publish sends the job's current status to the Dispatcher.
 func (jm *JobMaster) publish() {
-	st := rpc.JobStatus{JobID: jm.cfg.JobID, State: jm.sched.State(), Executions: jm.executions(), Operators: jm.totals()}
+	st := rpc.JobStatus{JobID: jm.cfg.JobID, State: jm.sched.State(), Restarts: jm.sched.Restarts(), Executions: jm.executions(), Operators: jm.totals()}
 	if err := jm.disp.UpdateJobStatus(st); err != nil {
 		jm.logger().Debug("job master: job status not delivered", "job_id", jm.cfg.JobID, "error", err)
 	}
@@ -246,7 +311,7 @@ func (jm *JobMaster) finish(state scheduler.JobState, err error) {
 	jm.done = true
 	f := rpc.JobFinished{
 		JobID: jm.cfg.JobID, JobName: jm.cfg.JobName, State: state, Failure: rpc.FailureOf(err),
-		Duration: time.Since(jm.start), Executions: jm.executions(), Operators: jm.totals(),
+		Duration: time.Since(jm.start), Restarts: jm.sched.Restarts(), Executions: jm.executions(), Operators: jm.totals(),
 	}
 	if err := jm.disp.JobFinished(f); err != nil {
 		jm.logger().Debug("job master: job end not delivered", "job_id", jm.cfg.JobID, "error", err)

@@ -2,6 +2,7 @@ package jobmaster
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -65,7 +66,7 @@ type harness struct {
 // for jg. The ResourceManager grants slots of TaskManager tm at tmAddress.
 // The JobMaster runs until ctx ends, the stand-ins until the test ends, so
 // they hear the JobMaster's last words.
-func start(t *testing.T, ctx context.Context, wg *sync.WaitGroup, jg *jobgraph.JobGraph, tm, tmAddress string) *harness {
+func start(t *testing.T, ctx context.Context, wg *sync.WaitGroup, jg *jobgraph.JobGraph, tm, tmAddress string, opts ...func(*Config)) *harness {
 	t.Helper()
 	pctx, pcancel := context.WithCancel(context.Background())
 	var pwg sync.WaitGroup
@@ -90,7 +91,11 @@ func start(t *testing.T, ctx context.Context, wg *sync.WaitGroup, jg *jobgraph.J
 			h.finished <- m
 		}
 	})
-	jm, err := New(Config{JobID: "job-1", JobName: "j", JobGraph: jg, Address: "jm", ResourceManager: "rm", Dispatcher: "dispatcher", Transport: h.net})
+	cfg := Config{JobID: "job-1", JobName: "j", JobGraph: jg, Address: "jm", ResourceManager: "rm", Dispatcher: "dispatcher", Transport: h.net}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	jm, err := New(cfg)
 	require.NoError(t, err)
 	wg.Add(1)
 	go func() { defer wg.Done(); defer close(h.stopped); jm.Run(ctx) }()
@@ -203,4 +208,103 @@ func TestJobMasterKeepsFinalMetrics(t *testing.T) {
 	f := h.wait(t)
 	require.Equal(t, scheduler.JobFinished, f.State)
 	require.Equal(t, []rpc.OperatorTotals{{Node: 3, Name: "src", UID: "u", Parallelism: 1, RecordsOut: 10}}, f.Operators)
+}
+
+// taskManager is a TaskManager stand-in that hands the test every deploy.
+func taskManager(t *testing.T, ctx context.Context, wg *sync.WaitGroup, net *rpc.Local) <-chan rpc.DeployTask {
+	deployed := make(chan rpc.DeployTask, 16)
+	peer(t, ctx, wg, net, "taskmanager-tm-1", func(m rpc.Message) {
+		if d, ok := m.(rpc.DeployTask); ok {
+			deployed <- d
+		}
+	})
+	return deployed
+}
+
+func nextDeploy(t *testing.T, deployed <-chan rpc.DeployTask) rpc.DeployTask {
+	t.Helper()
+	select {
+	case d := <-deployed:
+		return d
+	case <-time.After(10 * time.Second):
+		t.Fatal("no deploy")
+		return rpc.DeployTask{}
+	}
+}
+
+// A failed task is deployed again as the next attempt, into the same slot,
+// once the strategy's delay has run on the JobMaster's timer; the shell
+// tells its process which attempt to release and reports the restart.
+func TestJobMasterRestartsAfterTheDelay(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	const delay = 50 * time.Millisecond
+	released := make(chan int, 4)
+	h := start(t, ctx, &wg, oneVertexJob(1), "tm-1", "taskmanager-tm-1", func(c *Config) {
+		c.Restart = scheduler.FixedDelayRestart(1, delay)
+		c.OnRestart = func(previous int) { released <- previous }
+	})
+	deployed := taskManager(t, ctx, &wg, h.net)
+	jm := h.net.JobMaster("jm")
+
+	d := nextDeploy(t, deployed)
+	require.Equal(t, 0, d.Execution.Attempt)
+	failedAt := time.Now()
+	require.NoError(t, jm.UpdateTaskState(rpc.TaskStateUpdate{JobID: d.JobID, Execution: d.Execution, State: scheduler.Failed, Failure: rpc.FailureOf(errors.New("boom"))}))
+
+	again := nextDeploy(t, deployed)
+	require.GreaterOrEqual(t, time.Since(failedAt), delay, "restarted before the delay")
+	require.Equal(t, scheduler.ExecutionID{Attempt: 1}, again.Execution)
+	require.Equal(t, d.Slot, again.Slot, "the job keeps its slots")
+	require.Equal(t, 0, <-released)
+	require.Eventually(t, func() bool { st := h.state(); return st.Restarts == 1 && st.State == scheduler.JobRunning }, 10*time.Second, time.Millisecond)
+
+	require.NoError(t, jm.UpdateTaskState(rpc.TaskStateUpdate{JobID: d.JobID, Execution: again.Execution, State: scheduler.Finished}))
+	f := h.wait(t)
+	require.Equal(t, scheduler.JobFinished, f.State)
+	require.Equal(t, 1, f.Restarts)
+	require.Empty(t, released, "one restart, one release")
+}
+
+// A cancel while the restart delay runs ends the job at once; the timer
+// dies with the loop.
+func TestJobMasterCancelWhileWaitingToRestart(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	h := start(t, ctx, &wg, oneVertexJob(1), "tm-1", "taskmanager-tm-1", func(c *Config) {
+		c.Restart = scheduler.FixedDelayRestart(1, time.Hour)
+	})
+	deployed := taskManager(t, ctx, &wg, h.net)
+	jm := h.net.JobMaster("jm")
+	d := nextDeploy(t, deployed)
+	require.NoError(t, jm.UpdateTaskState(rpc.TaskStateUpdate{JobID: d.JobID, Execution: d.Execution, State: scheduler.Failed, Failure: rpc.FailureOf(errors.New("boom"))}))
+	require.Eventually(t, func() bool { return h.state().State == scheduler.JobRestarting }, 10*time.Second, time.Millisecond)
+
+	require.NoError(t, jm.CancelJob(rpc.CancelJob{JobID: "job-1"}))
+	f := h.wait(t)
+	require.Equal(t, scheduler.JobCanceled, f.State)
+	require.Zero(t, f.Restarts)
+	select {
+	case <-h.stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("JobMaster loop did not end")
+	}
+	require.Empty(t, deployed)
+}
+
+// An exponential-delay strategy without a seed gets one from the job id;
+// the caller's strategy is left alone.
+func TestJobMasterSeedsJitterFromJobID(t *testing.T) {
+	r := scheduler.ExponentialDelayRestart()
+	net := rpc.NewLocal()
+	jm, err := New(Config{JobID: "job-1", JobGraph: oneVertexJob(1), Address: "jm", Transport: net, Restart: r})
+	require.NoError(t, err)
+	defer jm.ep.Close()
+	require.NotZero(t, jm.cfg.Restart.ExponentialDelay.Seed)
+	require.Zero(t, r.ExponentialDelay.Seed)
+
+	_, err = New(Config{JobID: "job-2", JobGraph: oneVertexJob(1), Address: "jm-2", Transport: net, Restart: scheduler.FixedDelayRestart(0, 0)})
+	require.ErrorContains(t, err, "job master of job job-2: restart strategy fixed-delay: attempts must be at least 1")
 }

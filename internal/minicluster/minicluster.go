@@ -23,6 +23,7 @@ import (
 	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/resourcemanager"
 	"github.com/strom-dev/strom/internal/rpc"
+	"github.com/strom-dev/strom/internal/scheduler"
 	"github.com/strom-dev/strom/internal/taskmanager"
 )
 
@@ -123,13 +124,18 @@ func (c *MiniCluster) start(cfg Config) error {
 // startJobMaster is the Dispatcher's way to start a JobMaster here.
 func (c *MiniCluster) startJobMaster(sub dispatcher.Submission, address, dispatcherAddr string) error {
 	var logger *slog.Logger
+	var restart scheduler.RestartStrategy
 	if job, err := c.code.Lookup(sub.JobID); err == nil {
 		logger = job.Config.Logger
+		restart = job.Config.Restart
 	}
 	jm, err := jobmaster.New(jobmaster.Config{
 		JobID: sub.JobID, JobName: sub.JobName, JobGraph: sub.JobGraph,
 		Address: address, ResourceManager: resourceManagerAddress, Dispatcher: dispatcherAddr,
-		Transport: c.net, Logger: logger,
+		Transport: c.net, Logger: logger, Restart: restart,
+		// Every task of the previous attempt has ended: its channels (and
+		// the batches left in them) can go; the new attempt has its own.
+		OnRestart: func(previous int) { c.reg.ReleaseAttempt(sub.JobID, previous) },
 	})
 	if err != nil {
 		return err

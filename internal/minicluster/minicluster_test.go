@@ -401,3 +401,91 @@ func TestTaskRunsOnlyOnceOpened(t *testing.T) {
 	h.Cancel()
 	require.Equal(t, scheduler.JobCanceled, wait(t, h).State)
 }
+
+// restartJob is source → sink over a rebalance edge (so the restarted
+// attempt has channels of its own) whose sources panic at record 500 in
+// attempt 0 only. The sink sums per attempt: without checkpoints a restart
+// replays the input, so only the last attempt's sum is the job's result.
+type restartJob struct {
+	panics  atomic.Int32    // sources of attempt 0 that panicked
+	sources [3]atomic.Int32 // sources built, by attempt
+	sums    [3]atomic.Int64 // sink totals, by attempt
+}
+
+func (rj *restartJob) job(t *testing.T, restart scheduler.RestartStrategy) *Job {
+	var unused atomic.Int64
+	job := newJob(t, jobSpec{name: "restart", parallelism: 2, n: 1000, panicAt: -1}, &unused)
+	job.Config.Restart = restart
+	job.Graph.Nodes[0].Build = func(ctx *runtime.Context, out any) (runtime.Operator, error) {
+		attempt := min(ctx.Task.Attempt, len(rj.sources)-1)
+		rj.sources[attempt].Add(1)
+		src := &testSource{out: out.(runtime.Output[int]), n: 1000, panicAt: -1}
+		if attempt == 0 {
+			return panicOnce{src, &rj.panics}, nil
+		}
+		return src, nil
+	}
+	job.Graph.Nodes[1].Build = func(ctx *runtime.Context, _ any) (runtime.Operator, error) {
+		return sum{&rj.sums[min(ctx.Task.Attempt, len(rj.sums)-1)]}, nil
+	}
+	return job
+}
+
+// panicOnce is a testSource that counts its panic at record 500.
+type panicOnce struct {
+	*testSource
+	panics *atomic.Int32
+}
+
+func (p panicOnce) Step() runtime.SourceStep {
+	if p.next >= 500 {
+		p.panics.Add(1)
+		panic("source failed in attempt 0")
+	}
+	return p.testSource.Step()
+}
+
+// With a fixed-delay strategy a job whose sources fail in their first
+// attempt restarts once, into the slots it holds, and finishes with the
+// second attempt's result.
+func TestJobRestartsAfterTaskFailure(t *testing.T) {
+	mc, err := Start(Config{TaskManagers: 1, SlotsPerManager: 2})
+	require.NoError(t, err)
+	defer mc.Close()
+	var rj restartJob
+	h, err := mc.Submit(rj.job(t, scheduler.FixedDelayRestart(2, 10*time.Millisecond)))
+	require.NoError(t, err)
+	r := wait(t, h)
+	require.Equal(t, scheduler.JobFinished, r.State)
+	require.NoError(t, r.Err)
+	require.Equal(t, 1, r.Restarts, "both sources failing counts as one restart")
+	require.GreaterOrEqual(t, rj.panics.Load(), int32(1), "the first attempt failed")
+	require.Equal(t, int32(2), rj.sources[1].Load(), "attempt 1 ran both sources")
+	require.Zero(t, rj.sources[2].Load(), "no attempt 2")
+	require.Equal(t, 2*gauss(1000), rj.sums[1].Load())
+	require.Less(t, rj.sums[0].Load(), 2*gauss(1000), "attempt 0 did not get to the end")
+	_, execs := h.Status()
+	for _, e := range execs {
+		require.Equal(t, 1, e.ID.Attempt, "%v", e.ID)
+		require.Equal(t, scheduler.Finished, e.State, "%v", e.ID)
+	}
+	require.Eventually(t, func() bool { return mc.Registry().Len() == 0 }, 5*time.Second, time.Millisecond, "both attempts' channels are released")
+}
+
+// The same job under strategy none (the default) fails at the first
+// failure: no second attempt.
+func TestJobWithoutRestartStrategyFailsAtOnce(t *testing.T) {
+	mc, err := Start(Config{TaskManagers: 1, SlotsPerManager: 2})
+	require.NoError(t, err)
+	defer mc.Close()
+	var rj restartJob
+	h, err := mc.Submit(rj.job(t, scheduler.RestartStrategy{}))
+	require.NoError(t, err)
+	r := wait(t, h)
+	require.Equal(t, scheduler.JobFailed, r.State)
+	require.ErrorContains(t, r.Err, "panic: source failed in attempt 0")
+	require.NotContains(t, r.Err.Error(), "restart strategy", "none leaves the cause alone")
+	require.Zero(t, r.Restarts)
+	require.GreaterOrEqual(t, rj.panics.Load(), int32(1))
+	require.Zero(t, rj.sources[1].Load(), "no attempt 1")
+}

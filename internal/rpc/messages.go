@@ -118,8 +118,11 @@ type (
 type (
 	// JobStatus is a JobMaster's view of its job, sent whenever it changes.
 	JobStatus struct {
-		JobID      string
-		State      scheduler.JobState
+		JobID string
+		State scheduler.JobState
+		// Restarts counts the job's restarts so far (its executions'
+		// attempt number).
+		Restarts   int
 		Executions []ExecutionStatus
 		Operators  []OperatorTotals
 	}
@@ -131,6 +134,7 @@ type (
 		State      scheduler.JobState
 		Failure    *Failure
 		Duration   time.Duration
+		Restarts   int
 		Executions []ExecutionStatus
 		Operators  []OperatorTotals
 	}

@@ -44,8 +44,8 @@ var messages = []Message{
 	CancelJob{JobID: "job-1"},
 	DeployTask{JobID: "job-1", Execution: exec, Slot: slot, JobMaster: "jobmaster-job-1"},
 	CancelTask{JobID: "job-1", Execution: exec},
-	JobStatus{JobID: "job-1", State: scheduler.JobFailing, Executions: []ExecutionStatus{execStatus}, Operators: []OperatorTotals{totals}},
-	JobFinished{JobID: "job-1", JobName: "j", State: scheduler.JobFailed, Failure: failure, Duration: time.Second,
+	JobStatus{JobID: "job-1", State: scheduler.JobFailing, Restarts: 2, Executions: []ExecutionStatus{execStatus}, Operators: []OperatorTotals{totals}},
+	JobFinished{JobID: "job-1", JobName: "j", State: scheduler.JobFailed, Failure: failure, Duration: time.Second, Restarts: 3,
 		Executions: []ExecutionStatus{execStatus}, Operators: []OperatorTotals{totals}},
 }
 

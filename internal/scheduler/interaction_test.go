@@ -25,6 +25,11 @@ import (
 //
 //	new-job vertices=N parallelism=P      N vertices of P subtasks, one slot sharing group
 //	new-job parallelism=(2,1) groups=(a,b) one vertex per entry, in its group ("default" if none)
+//	  [restart=KIND ...]                  the restart strategy (default none) and its parameters:
+//	                                      fixed-delay attempts=N delay=D
+//	                                      exponential-delay initial=D max=D multiplier=F reset=D
+//	                                        [jitter=F seed=N attempts=N] (jitter 0 unless given)
+//	                                      failure-rate max-failures=N interval=D delay=D
 //	state                                 prints the state, feeds nothing
 //	start                                 EvStart
 //	grant-slots n=N [tms=T]               EvSlotsGranted with N slots spread round-robin
@@ -46,7 +51,11 @@ func TestInteraction(t *testing.T) {
 			var out strings.Builder
 			switch d.Cmd {
 			case "new-job":
-				s = New(scriptJob(t, d))
+				var err error
+				s, err = New(scriptJob(t, d), scriptRestart(t, d))
+				if err != nil {
+					return fmt.Sprintf("error: %v\n", err)
+				}
 				fmt.Fprintf(&out, "slots needed: %d\n", s.jg.SlotsNeeded())
 			case "state":
 			case "start":
@@ -133,6 +142,48 @@ func scriptJob(t *testing.T, d *datadriven.TestData) *JobGraph {
 	return jg
 }
 
+func scriptRestart(t *testing.T, d *datadriven.TestData) RestartStrategy {
+	var kind string
+	d.MaybeScanArgs(t, "restart", &kind)
+	dur := func(key string) time.Duration {
+		var v string
+		d.ScanArgs(t, key, &v)
+		dd, err := time.ParseDuration(v)
+		if err != nil {
+			d.Fatalf(t, "%s: %v", key, err)
+		}
+		return dd
+	}
+	switch RestartKind(kind) {
+	case RestartFixedDelay:
+		var n int
+		d.ScanArgs(t, "attempts", &n)
+		return FixedDelayRestart(n, dur("delay"))
+	case RestartExponentialDelay:
+		p := ExponentialDelay{InitialBackoff: dur("initial"), MaxBackoff: dur("max"), ResetThreshold: dur("reset")}
+		var mult, jitter string
+		d.ScanArgs(t, "multiplier", &mult)
+		d.MaybeScanArgs(t, "jitter", &jitter)
+		d.MaybeScanArgs(t, "seed", &p.Seed)
+		d.MaybeScanArgs(t, "attempts", &p.Attempts)
+		var err error
+		if p.Multiplier, err = strconv.ParseFloat(mult, 64); err != nil {
+			d.Fatalf(t, "multiplier: %v", err)
+		}
+		if jitter != "" {
+			if p.JitterFactor, err = strconv.ParseFloat(jitter, 64); err != nil {
+				d.Fatalf(t, "jitter: %v", err)
+			}
+		}
+		return RestartStrategy{Kind: RestartExponentialDelay, ExponentialDelay: &p}
+	case RestartFailureRate:
+		var n int
+		d.ScanArgs(t, "max-failures", &n)
+		return FailureRateRestart(n, dur("interval"), dur("delay"))
+	}
+	return RestartStrategy{Kind: RestartKind(kind)}
+}
+
 func taskEvents(t *testing.T, d *datadriven.TestData) []EvTaskState {
 	var ids []ExecutionID
 	state := ExecState(-1)
@@ -193,6 +244,10 @@ func printActions(out *strings.Builder, acts []Action) {
 			out.WriteString("> cancel-slot-request\n")
 		case ActReleaseSlots:
 			fmt.Fprintf(out, "> release-slots %v\n", a.Slots)
+		case ActScheduleTick:
+			fmt.Fprintf(out, "> schedule-tick at %s\n", a.At.Format(time.RFC3339Nano))
+		case ActRestarting:
+			fmt.Fprintf(out, "> restarting attempt=%d cause=%q\n", a.Attempt, a.Cause)
 		case ActJobDone:
 			fmt.Fprintf(out, "> job-done %v", a.State)
 			if a.Err != nil {
@@ -207,6 +262,12 @@ func printActions(out *strings.Builder, acts []Action) {
 
 func printState(out *strings.Builder, s *Scheduler) {
 	fmt.Fprintf(out, "job %v", s.State())
+	if s.Restarts() > 0 || s.State() == JobRestarting {
+		fmt.Fprintf(out, " restarts=%d", s.Restarts())
+	}
+	if s.waiting {
+		fmt.Fprintf(out, " restart-at=%s", s.restartAt.Format(time.RFC3339Nano))
+	}
 	if s.Err() != nil {
 		fmt.Fprintf(out, " err=%q", s.Err())
 	}

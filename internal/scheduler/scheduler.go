@@ -1,8 +1,8 @@
 // Package scheduler is the JobMaster's ExecutionGraph and scheduling logic
 // as a pure state machine, in the manner of etcd's raft core: events (a slot
 // answer, a task's new state, a cancel request, a clock tick) go in through
-// Scheduler.Handle, actions (request slots, deploy, cancel, release, job
-// done) come out. It starts no goroutines, does no I/O and reads no clock,
+// Scheduler.Handle, actions (request slots, deploy, cancel, release, ask
+// for a tick, restarting, job done) come out. It starts no goroutines, does no I/O and reads no clock,
 // so every interleaving of task failures, cancellations and slot answers
 // can be scripted in a test (testdata/*.txt). The JobMaster in
 // internal/jobmaster is the shell that turns messages into events and carries
@@ -54,9 +54,14 @@ const (
 	JobFinished
 	JobFailed
 	JobCanceled
+	// JobRestarting: a task failed and the restart strategy allows a
+	// restart; the other tasks are being cancelled, or all have ended and
+	// the strategy's delay runs. Last in the list so that the numbers of
+	// the older states (which travel in messages) stay what they were.
+	JobRestarting
 )
 
-var jobStateNames = [...]string{"CREATED", "RUNNING", "FAILING", "CANCELLING", "FINISHED", "FAILED", "CANCELED"}
+var jobStateNames = [...]string{"CREATED", "RUNNING", "FAILING", "CANCELLING", "FINISHED", "FAILED", "CANCELED", "RESTARTING"}
 
 func (s JobState) String() string {
 	if int(s) < len(jobStateNames) {
@@ -117,10 +122,11 @@ type (
 	}
 	// EvCancel asks to cancel the job.
 	EvCancel struct{}
-	// EvTick tells the scheduler the time: it reads no clock itself. Today
-	// it only records Now (no restart delays or timeouts exist yet); it is
-	// here so that restart strategies and checkpoint timeouts can be driven
-	// and scripted by time without changing the interface.
+	// EvTick tells the scheduler the time: it reads no clock itself. The
+	// time of every other event is that of the last tick, so a shell ticks
+	// before it feeds events whose time matters (a failure: restart
+	// strategies count failures by time) and when an ActScheduleTick is
+	// due. A tick at or after a pending restart's time carries it out.
 	EvTick struct{ Now time.Time }
 )
 
@@ -157,6 +163,18 @@ type (
 	ActCancelSlotRequest struct{}
 	// ActReleaseSlots gives the job's slots back.
 	ActReleaseSlots struct{ Slots []SlotID }
+	// ActScheduleTick asks the shell for an EvTick at (or after) At: the
+	// scheduler's only way to be woken up, since it reads no clock. Only
+	// the latest one counts; an earlier tick does no harm.
+	ActScheduleTick struct{ At time.Time }
+	// ActRestarting says every task of the previous attempt has ended and
+	// the job restarts as Attempt (= Restarts()), the ActDeploys of its
+	// executions following; Cause is the failure that caused it. The
+	// previous attempt's resources (its channels) can be released now.
+	ActRestarting struct {
+		Attempt int
+		Cause   error
+	}
 	// ActJobDone reports the job's terminal state; it is the last action.
 	ActJobDone struct {
 		State JobState
@@ -169,6 +187,8 @@ func (ActDeploy) isAction()            {}
 func (ActCancelTask) isAction()        {}
 func (ActCancelSlotRequest) isAction() {}
 func (ActReleaseSlots) isAction()      {}
+func (ActScheduleTick) isAction()      {}
+func (ActRestarting) isAction()        {}
 func (ActJobDone) isAction()           {}
 
 // Scheduler is the ExecutionGraph (one Execution per subtask, with its
@@ -176,8 +196,14 @@ func (ActJobDone) isAction()           {}
 // actions to carry out. It is not safe for concurrent use; its shell calls it
 // from one goroutine.
 //
-// Restarts come with checkpoints (a later issue); today the first task
-// failure fails the job, after every other task has been cancelled.
+// A task failure (or a task cancelled without the job asking) cancels every
+// other task; what then is the restart strategy's call. Strategy none fails
+// the job once all have ended. Otherwise the job is RESTARTING: once all
+// have ended the strategy's delay runs (ActScheduleTick asks for the tick
+// that ends it), then every execution is deployed again as the next attempt
+// into the slot it had — the job keeps its slots across restarts, as in
+// Flink. All executions share the attempt number (the number of restarts),
+// since producer and consumer of a pipelined channel restart together.
 type Scheduler struct {
 	jg       *JobGraph
 	execs    [][]*Execution
@@ -186,11 +212,23 @@ type Scheduler struct {
 	slots    []SlotID
 	inFlight bool // a slot request is unanswered
 	now      time.Time
+
+	restart     restarter
+	restarts    int
+	lastRestart time.Time     // when the current attempt was deployed
+	cause       error         // of the pending restart
+	delay       time.Duration // of the pending restart, once all ended
+	restartAt   time.Time     // set once all ended and the delay runs
+	waiting     bool          // restartAt is set
 }
 
-// New returns a scheduler for jg, every execution CREATED at attempt 0.
-func New(jg *JobGraph) *Scheduler {
-	s := &Scheduler{jg: jg}
+// New returns a scheduler for jg, every execution CREATED at attempt 0,
+// restarting the job as the strategy says (its zero value: never).
+func New(jg *JobGraph, restart RestartStrategy) (*Scheduler, error) {
+	if err := restart.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Scheduler{jg: jg, restart: newRestarter(restart)}
 	s.execs = make([][]*Execution, len(jg.Vertices))
 	for _, v := range jg.Vertices {
 		s.execs[v.ID] = make([]*Execution, v.Parallelism)
@@ -198,8 +236,12 @@ func New(jg *JobGraph) *Scheduler {
 			s.execs[v.ID][i] = &Execution{ID: ExecutionID{Vertex: v.ID, Subtask: i}}
 		}
 	}
-	return s
+	return s, nil
 }
+
+// Restarts is the number of restarts so far, which is also the attempt
+// number of the current executions.
+func (s *Scheduler) Restarts() int { return s.restarts }
 
 // State is the job's state.
 func (s *Scheduler) State() JobState { return s.state }
@@ -227,6 +269,9 @@ func (s *Scheduler) Handle(ev Event) []Action {
 	switch ev := ev.(type) {
 	case EvTick:
 		s.now = ev.Now
+		if s.state == JobRestarting && s.waiting && !s.now.Before(s.restartAt) {
+			return s.restartNow()
+		}
 	case EvStart:
 		if s.state != JobCreated || s.inFlight {
 			return nil
@@ -279,6 +324,14 @@ func (s *Scheduler) Handle(ev Event) []Action {
 		case JobRunning:
 			s.state = JobCanceling
 			return s.cancelAll()
+		case JobRestarting:
+			// No restart after a cancel: the tasks still being cancelled
+			// end the job, or, if all have ended (the delay runs), it
+			// ends now.
+			s.state = JobCanceling
+			s.waiting = false
+			s.cause = nil
+			return append(s.cancelAll(), s.finishIfDone()...)
 		}
 	}
 	return nil
@@ -354,17 +407,87 @@ func (s *Scheduler) taskState(ev EvTaskState) []Action {
 	}
 	var acts []Action
 	switch {
-	case ev.State == Failed && (s.state == JobRunning || s.state == JobCreated):
+	case ev.State == Failed && s.state == JobRunning:
+		acts = s.fail(e.Err)
+	case ev.State == Failed && s.state == JobCreated:
+		// Not deployed, so nothing to restart.
 		s.state = JobFailing
 		s.err = e.Err
 		acts = s.cancelAll()
 	case ev.State == Canceled && s.state == JobRunning:
 		// A task cancelled without the job asking: treat it as a failure.
-		s.state = JobFailing
-		s.err = fmt.Errorf("task %v was canceled unexpectedly", ev.ID)
-		acts = s.cancelAll()
+		acts = s.fail(fmt.Errorf("task %v was canceled unexpectedly", ev.ID))
+	}
+	// Failures while FAILING or RESTARTING (typically the consequences of
+	// the first: a consumer losing its producer) only end their execution:
+	// one failover counts once with the strategy.
+	if s.state == JobRestarting {
+		return append(acts, s.scheduleRestart()...)
 	}
 	return append(acts, s.finishIfDone()...)
+}
+
+// fail handles the failure that ends the current attempt: the strategy
+// decides between restarting and failing the job; either way every other
+// task is cancelled first.
+func (s *Scheduler) fail(cause error) []Action {
+	delay, ok, err := s.restart.failed(s.now, s.lastRestart, s.restarts)
+	if !ok {
+		s.state = JobFailing
+		s.err = cause
+		if err != nil {
+			s.err = fmt.Errorf("%w: %w", err, cause)
+		}
+		return s.cancelAll()
+	}
+	s.state = JobRestarting
+	s.cause = cause
+	s.delay = delay
+	return s.cancelAll()
+}
+
+// scheduleRestart starts the delay once every execution has ended (Flink
+// waits for the cancellation too: a new attempt must not meet the old one
+// in its slot), and restarts at once when there is none.
+func (s *Scheduler) scheduleRestart() []Action {
+	if s.waiting || !s.allEnded() {
+		return nil
+	}
+	if s.delay <= 0 {
+		return s.restartNow()
+	}
+	s.waiting = true
+	s.restartAt = s.now.Add(s.delay)
+	return []Action{ActScheduleTick{At: s.restartAt}}
+}
+
+// restartNow deploys every execution again, as the next attempt, into the
+// slot its subtask had.
+func (s *Scheduler) restartNow() []Action {
+	s.restarts++
+	s.lastRestart = s.now
+	s.state = JobRunning
+	s.waiting = false
+	acts := []Action{ActRestarting{Attempt: s.restarts, Cause: s.cause}}
+	s.cause = nil
+	for _, v := range s.execs {
+		for _, e := range v {
+			*e = Execution{ID: ExecutionID{Vertex: e.ID.Vertex, Subtask: e.ID.Subtask, Attempt: s.restarts}, State: Deploying, Slot: e.Slot}
+			acts = append(acts, ActDeploy{ID: e.ID, Slot: e.Slot})
+		}
+	}
+	return acts
+}
+
+func (s *Scheduler) allEnded() bool {
+	for _, v := range s.execs {
+		for _, e := range v {
+			if !e.State.Terminal() {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (s *Scheduler) cancelAll() []Action {
@@ -384,7 +507,7 @@ func (s *Scheduler) cancelAll() []Action {
 }
 
 func (s *Scheduler) finishIfDone() []Action {
-	if s.state.Terminal() || s.inFlight {
+	if s.state.Terminal() || s.state == JobRestarting || s.inFlight {
 		return nil
 	}
 	allFinished := true
