@@ -1,7 +1,7 @@
 // Package network moves records between tasks: typed batches through bounded
-// logical channels, with in-band events (watermarks, end of partition and,
-// later, checkpoint barriers) travelling in the same channels as records, at
-// the end of a batch.
+// logical channels, with in-band events (watermarks, idle markers, end of
+// partition, checkpoint barriers and their cancel markers) travelling in the
+// same channels as records, at the end of a batch.
 //
 // Each logical channel (one producer subtask → one consumer subtask) owns a
 // fixed number of batch buffers. A producer must take a free buffer before it

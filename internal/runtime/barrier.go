@@ -172,6 +172,7 @@ func (t *Task) takeCheckpoint(opts CheckpointOptions) {
 		w.EmitBarrier(opts.ID, b)
 	}
 	snap, err := t.snapshotOperators(opts.ID)
+	snap.Options = opts
 	t.report(opts.ID, snap, err)
 }
 

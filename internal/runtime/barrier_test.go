@@ -420,6 +420,7 @@ func TestAlignmentBlocksUntilEveryChannelDeliveredTheBarrier(t *testing.T) {
 	require.NoError(t, got[0].err)
 	require.Equal(t, int64(1), got[0].id)
 	require.Equal(t, "[1 2 10]", stateOf(t, got[0].snap, "Rec"))
+	require.Equal(t, runtime.CheckpointOptions{ID: 1, Kind: network.Savepoint, Timestamp: 77}, got[0].snap.Options)
 
 	a.out.waitStream(t, "r1", "r2", "r10", "barrier 1 exactly-once savepoint 77", "r3", "r4")
 	b, v = a.blocked(t)

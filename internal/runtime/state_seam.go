@@ -81,8 +81,11 @@ type OperatorSnapshot struct {
 // first.
 type TaskSnapshot struct {
 	CheckpointID int64
-	Task         TaskInfo
-	Operators    []OperatorSnapshot
+	// Options are the checkpoint's, as its trigger or barrier carried them
+	// (a savepoint is written in its own format); zero from SnapshotState.
+	Options   CheckpointOptions
+	Task      TaskInfo
+	Operators []OperatorSnapshot
 }
 
 // OperatorRestore is what one operator subtask restores from.

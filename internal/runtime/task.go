@@ -321,7 +321,7 @@ func (t *Task) outputsAvailable() bool {
 // first, then the default action — one input batch or one source step —
 // but only while every output can take a batch. A backpressured task does
 // not block in a writer; it waits for a buffer to come back together with
-// mail, timers and cancellation, so mail (and later checkpoint triggers)
+// mail, timers and cancellation, so mail (checkpoint triggers among it)
 // runs however long the backpressure lasts.
 func (t *Task) loop(ctx context.Context) error {
 	var src SourceOperator
