@@ -753,6 +753,18 @@ func TestTriggerCheckpointRefused(t *testing.T) {
 	got = cps.wait(t, 2)
 	require.NoError(t, got[0].err)
 	require.ErrorIs(t, got[1].err, runtime.ErrCheckpointAborted)
+
+	// Aborted before its trigger arrived: the trigger is refused.
+	require.NoError(t, running.AbortCheckpoint(ctx, 3))
+	require.NoError(t, running.AbortCheckpoint(ctx, 2)) // taken: nothing
+	require.NoError(t, running.TriggerCheckpoint(ctx, runtime.CheckpointOptions{ID: 3}))
+	require.NoError(t, running.TriggerCheckpoint(ctx, runtime.CheckpointOptions{ID: 4}))
+	got = cps.wait(t, 5)
+	require.Len(t, got, 5)
+	require.Equal(t, []int64{3, 3, 4}, []int64{got[2].id, got[3].id, got[4].id})
+	require.ErrorContains(t, got[2].err, "aborted by the coordinator")
+	require.ErrorContains(t, got[3].err, "not newer than checkpoint 3")
+	require.NoError(t, got[4].err)
 	rcancel()
 	require.ErrorIs(t, <-errc, runtime.ErrTaskCanceled)
 }

@@ -111,6 +111,9 @@ func (g *Gate) event(i int, kind network.EventKind, value int64, b network.Barri
 	case network.Barrier:
 		g.barrier(i, value, b)
 	case network.CancelBarrier:
+		if value <= 0 {
+			Fail("", fmt.Errorf("%w: checkpoint cancel marker with id %d on input channel %d", ErrUnexpectedEvent, value, i))
+		}
 		g.cancelCheckpoint(value, fmt.Errorf("%w: checkpoint %d cancelled upstream (input channel %d)", ErrCheckpointAborted, value, i))
 	default:
 		Fail("", fmt.Errorf("%w: event kind %d on input channel %d", ErrUnexpectedEvent, kind, i))

@@ -406,6 +406,7 @@ func TestBarrierWithoutHandlerDroppedMalformedEventFails(t *testing.T) {
 	}{
 		{network.EventKind(99), 0, "event kind 99"},
 		{network.Barrier, 0, "checkpoint barrier with id 0"},
+		{network.CancelBarrier, -1, "checkpoint cancel marker with id -1"},
 	} {
 		send(c.kind, c.value)
 		r := recoverPanic(func() { p.Poll() })
