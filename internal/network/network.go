@@ -1,7 +1,7 @@
 // Package network moves records between tasks: typed batches through bounded
-// logical channels, with in-band events (watermarks, end of partition and,
-// later, checkpoint barriers) travelling in the same channels as records, at
-// the end of a batch.
+// logical channels, with in-band events (watermarks, idle markers, end of
+// partition, checkpoint barriers and their cancel markers) travelling in the
+// same channels as records, at the end of a batch.
 //
 // Each logical channel (one producer subtask → one consumer subtask) owns a
 // fixed number of batch buffers. A producer must take a free buffer before it
@@ -35,8 +35,13 @@ const (
 	Idle
 	// EndOfPartition: the producer has finished; nothing follows.
 	EndOfPartition
-	// Barrier is reserved for checkpoint barriers (Value = checkpoint id).
+	// Barrier is a checkpoint barrier: Value is the checkpoint id and
+	// Batch.Barrier its options. Everything before it on the channel belongs
+	// to the checkpoint, everything after it does not.
 	Barrier
+	// CancelBarrier aborts the checkpoint Value (Flink's
+	// CancelCheckpointMarker): a consumer aligning it stops waiting.
+	CancelBarrier
 )
 
 func (k EventKind) String() string {
@@ -51,6 +56,8 @@ func (k EventKind) String() string {
 		return "end-of-partition"
 	case Barrier:
 		return "barrier"
+	case CancelBarrier:
+		return "cancel-barrier"
 	}
 	return "unknown"
 }
@@ -74,7 +81,7 @@ const DefaultOverdraftBuffers = 2
 
 // eventBuffers is how many event-only batches (an event with no records
 // before it) a channel can have in flight. Events take these instead of a
-// data buffer, so an idle marker, end of partition or (later) a barrier never
+// data buffer, so an idle marker, end of partition or a barrier never
 // waits behind backpressure; they hold no records, so they cost no credit.
 const eventBuffers = 4
 
@@ -90,6 +97,58 @@ type Rec[T any] struct {
 	Ts int64
 }
 
+// CheckpointMode is how a checkpoint treats the inputs of a task with
+// several channels.
+type CheckpointMode uint8
+
+const (
+	// ExactlyOnce aligns barriers: a channel that delivered the barrier is
+	// held back until every channel has delivered it.
+	ExactlyOnce CheckpointMode = iota
+	// AtLeastOnce only counts barriers: no channel is held back, so records
+	// after the barrier of a fast channel may enter the snapshot's state and
+	// be replayed after a restore.
+	AtLeastOnce
+)
+
+func (m CheckpointMode) String() string {
+	switch m {
+	case ExactlyOnce:
+		return "exactly-once"
+	case AtLeastOnce:
+		return "at-least-once"
+	}
+	return "unknown"
+}
+
+// SnapshotKind says whether a barrier takes a checkpoint or a savepoint.
+type SnapshotKind uint8
+
+const (
+	// Checkpoint is a checkpoint, owned and retired by the system.
+	Checkpoint SnapshotKind = iota
+	// Savepoint is a savepoint, owned by the user.
+	Savepoint
+)
+
+func (k SnapshotKind) String() string {
+	switch k {
+	case Checkpoint:
+		return "checkpoint"
+	case Savepoint:
+		return "savepoint"
+	}
+	return "unknown"
+}
+
+// BarrierOptions are what a barrier carries besides its checkpoint id.
+type BarrierOptions struct {
+	Mode CheckpointMode
+	Kind SnapshotKind
+	// Timestamp is when the coordinator triggered the checkpoint (Unix ms).
+	Timestamp int64
+}
+
 // Batch is the unit that moves through a channel: records, watermarks
 // between them (Marks), and at most one event after them. Kind is the event
 // (Records: none); a consumer handles Recs with their Marks first, then the
@@ -97,8 +156,11 @@ type Rec[T any] struct {
 // batch of records emitted with it instead of taking a buffer of its own.
 type Batch[T any] struct {
 	Kind  EventKind
-	Value int64 // the watermark, or the checkpoint id of a barrier
-	Recs  []Rec[T]
+	Value int64 // the watermark, or the checkpoint id of a barrier or cancel marker
+	// Barrier holds a barrier's options (Kind == Barrier). It is apart from
+	// Value so the record and watermark path carries no more than before.
+	Barrier BarrierOptions
+	Recs    []Rec[T]
 	// Marks are watermarks in stream order with Recs: Mark{Pos, WM} comes
 	// after the first Pos records. Positions do not decrease.
 	Marks []Mark
@@ -289,6 +351,7 @@ func (c *Channel[T]) Recycle(b *Batch[T]) {
 	b.Marks = b.Marks[:0]
 	b.Kind = Records
 	b.Value = 0
+	b.Barrier = BarrierOptions{}
 	if b.event {
 		c.events <- b
 	} else {

@@ -276,8 +276,36 @@ func TestRegistryCreatesOnceAndReleasesJobs(t *testing.T) {
 func TestEventKindString(t *testing.T) {
 	for k, s := range map[network.EventKind]string{
 		network.Records: "records", network.Watermark: "watermark", network.Idle: "idle",
-		network.EndOfPartition: "end-of-partition", network.Barrier: "barrier", network.EventKind(99): "unknown",
+		network.EndOfPartition: "end-of-partition", network.Barrier: "barrier", network.CancelBarrier: "cancel-barrier",
+		network.EventKind(99): "unknown",
 	} {
 		require.Equal(t, s, k.String())
+	}
+	require.Equal(t, "exactly-once", network.ExactlyOnce.String())
+	require.Equal(t, "at-least-once", network.AtLeastOnce.String())
+	require.Equal(t, "unknown", network.CheckpointMode(9).String())
+	require.Equal(t, "checkpoint", network.Checkpoint.String())
+	require.Equal(t, "savepoint", network.Savepoint.String())
+	require.Equal(t, "unknown", network.SnapshotKind(9).String())
+}
+
+// A barrier's options ride on an event-only batch and are cleared when the
+// batch is recycled, so the next event in that buffer does not inherit them.
+func TestBarrierOptionsRecycled(t *testing.T) {
+	ch := network.NewChannel[int](1, 4, network.NewNotifier())
+	b, ok := ch.TryEvent()
+	require.True(t, ok)
+	b.Kind, b.Value = network.Barrier, 3
+	b.Barrier = network.BarrierOptions{Mode: network.AtLeastOnce, Kind: network.Savepoint, Timestamp: 42}
+	ch.Send(b)
+	got, ok := ch.Poll()
+	require.True(t, ok)
+	require.Equal(t, network.BarrierOptions{Mode: network.AtLeastOnce, Kind: network.Savepoint, Timestamp: 42}, got.Barrier)
+	ch.Recycle(got)
+	for range 4 {
+		e, ok := ch.TryEvent()
+		require.True(t, ok)
+		require.Equal(t, network.BarrierOptions{}, e.Barrier)
+		require.Equal(t, network.Records, e.Kind)
 	}
 }

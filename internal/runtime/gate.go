@@ -34,6 +34,8 @@ type Gate struct {
 	cancel *CancelFlag
 	// In counts the records handed to the head operator.
 	In Counter
+	// align is the barrier alignment (barrier.go).
+	align aligner
 }
 
 func newGate(channels int, op timeReceiver) Gate {
@@ -95,7 +97,7 @@ func (g *Gate) records(i, n int) {
 }
 
 // event applies the event a batch of channel i ends with.
-func (g *Gate) event(i int, kind network.EventKind, value int64) {
+func (g *Gate) event(i int, kind network.EventKind, value int64, b network.BarrierOptions) {
 	switch kind {
 	case network.Watermark, network.Idle:
 		g.valve.event(i, kind, value, g.op)
@@ -103,17 +105,24 @@ func (g *Gate) event(i int, kind network.EventKind, value int64) {
 		g.ended++
 		g.skip[i] = true
 		g.valve.event(i, kind, value, g.op)
+		// An ended channel counts as aligned (FLIP-147): its end may be
+		// all the checkpoint being aligned waited for.
+		g.checkAligned()
 	case network.Barrier:
-		// Nothing injects barriers yet: one arriving is a bug upstream, and
-		// dropping it silently would hide a lost checkpoint later.
-		Fail("", fmt.Errorf("%w: checkpoint barrier %d on input channel %d", ErrUnexpectedEvent, value, i))
+		g.barrier(i, value, b)
+	case network.CancelBarrier:
+		if value <= 0 {
+			Fail("", fmt.Errorf("%w: checkpoint cancel marker with id %d on input channel %d", ErrUnexpectedEvent, value, i))
+		}
+		g.cancelCheckpoint(value, fmt.Errorf("%w: checkpoint %d cancelled upstream (input channel %d)", ErrCheckpointAborted, value, i))
 	default:
 		Fail("", fmt.Errorf("%w: event kind %d on input channel %d", ErrUnexpectedEvent, kind, i))
 	}
 }
 
-// ErrUnexpectedEvent is wrapped by the failure of a task that received an
-// in-band event it cannot handle (until checkpoints exist, a barrier).
+// ErrUnexpectedEvent is wrapped by the failure of a task that received a
+// malformed in-band event: an unknown kind, a barrier without a valid id or
+// one repeated on a channel.
 var ErrUnexpectedEvent = errors.New("unexpected in-band event")
 
 // pollChannel hands the next batch of channel i, if there is one, to
@@ -135,10 +144,10 @@ func pollChannel[T any](g *Gate, i int, ch *network.Channel[T], e elements[T]) b
 			e.ProcessElement(r.V, r.Ts)
 		}
 	}
-	kind, value := b.Kind, b.Value
+	kind, value, bopts := b.Kind, b.Value, b.Barrier
 	ch.Recycle(b)
 	if kind != network.Records {
-		g.event(i, kind, value)
+		g.event(i, kind, value, bopts)
 	}
 	return true
 }

@@ -377,21 +377,44 @@ func recoverPanic(fn func()) (r any) {
 	return nil
 }
 
-// Until checkpoints exist nothing sends barriers: a barrier reaching a task
-// fails it clearly instead of being dropped.
-func TestBarrierFailsTheTask(t *testing.T) {
+// An input processor driven outside a task has no one to take a
+// checkpoint: it drops barriers and cancel markers and reads on. Malformed
+// events still fail it: an unknown kind, a barrier without a valid id.
+func TestBarrierWithoutHandlerDroppedMalformedEventFails(t *testing.T) {
 	notify := network.NewNotifier()
 	ch := network.NewChannel[int](2, 4, notify)
 	p := NewOneInputProcessor([]*network.Channel[int]{ch}, OneInput[int](&nopOp{}))
-	b, ok := ch.TryAcquire()
-	require.True(t, ok)
-	b.Kind, b.Value = network.Barrier, 7
-	ch.Send(b)
-	r := recoverPanic(func() { p.Poll() })
-	f, ok := r.(failure)
-	require.True(t, ok, "panicked with %v", r)
-	require.ErrorIs(t, f.err, ErrUnexpectedEvent)
-	require.ErrorContains(t, f.err, "checkpoint barrier 7")
+	send := func(kind network.EventKind, value int64) {
+		b, ok := ch.TryEvent()
+		require.True(t, ok)
+		b.Kind, b.Value = kind, value
+		ch.Send(b)
+	}
+	send(network.Barrier, 7)
+	send(network.CancelBarrier, 7)
+	for range 2 {
+		progress, done := p.Poll()
+		require.True(t, progress)
+		require.False(t, done)
+	}
+	require.False(t, p.Gate().Blocked(0))
+
+	for _, c := range []struct {
+		kind  network.EventKind
+		value int64
+		msg   string
+	}{
+		{network.EventKind(99), 0, "event kind 99"},
+		{network.Barrier, 0, "checkpoint barrier with id 0"},
+		{network.CancelBarrier, -1, "checkpoint cancel marker with id -1"},
+	} {
+		send(c.kind, c.value)
+		r := recoverPanic(func() { p.Poll() })
+		f, ok := r.(failure)
+		require.True(t, ok, "panicked with %v", r)
+		require.ErrorIs(t, f.err, ErrUnexpectedEvent)
+		require.ErrorContains(t, f.err, c.msg)
+	}
 }
 
 type nopOp struct{}

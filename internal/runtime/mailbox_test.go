@@ -35,48 +35,10 @@ func (s *stalledSink) ProcessIdle()           {}
 // machine. How many mails took longer than 50 ms is logged, not asserted:
 // raw timings are noisy on a shared machine.
 func TestBackpressuredTaskRunsMail(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	notify := network.NewNotifier()
-	ch := network.NewChannel[int](2, 4, notify)
-
-	srcInfo := info(0, 1)
-	src := runtime.NewTask(srcInfo, network.NewNotifier(), nil, quiet)
-	w := runtime.NewWriter(ctx, runtime.Forward, []*network.Channel[int]{ch}, nil, 128)
-	src.Writers = []runtime.Flusher{w}
-	gen := &intSource{hooks: hooks{name: "Src"}, n: -1, panicAt: -1, out: w}
-	src.Chain = []runtime.ChainedOperator{{Name: "Src", Op: gen, Ctx: opCtx(srcInfo, "Src", src)}}
-
-	release := make(chan struct{})
-	sinkInfo := info(0, 1)
-	sinkInfo.VertexName = "Sink"
-	sinkTask := runtime.NewTask(sinkInfo, notify, nil, quiet)
-	sink := &stalledSink{hooks: hooks{name: "Sink"}, release: release, stalled: make(chan struct{})}
-	in, cnt := runtime.Ops[int]{}.NewOneInputProcessor([]any{ch}, sink, "Sink")
-	sinkTask.Input = in
-	sinkTask.Chain = []runtime.ChainedOperator{{Name: "Sink", Op: sink, Ctx: opCtx(sinkInfo, "Sink", sinkTask), In: cnt}}
-
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, task := range []*runtime.Task{src, sinkTask} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = task.Run(ctx)
-		}()
-	}
-	released := false
-	defer func() {
-		if !released {
-			close(release)
-		}
-		cancel()
-		wg.Wait()
-	}()
-
-	<-sink.stalled
-	require.Eventually(t, func() bool { return w.BlockedCount() > 0 }, 10*time.Second, time.Millisecond,
-		"the source's output never filled up")
+	bp := newBackpressured(t)
+	bp.start(t)
+	ctx, src, w, ch := bp.ctx, bp.src, bp.w, bp.ch
+	release := bp.releaseCh
 
 	const mails = 20
 	var late int
@@ -106,11 +68,7 @@ func TestBackpressuredTaskRunsMail(t *testing.T) {
 	_, ok := ch.TryAcquire()
 	require.False(t, ok, "the source's output stayed full while the mail ran")
 
-	close(release)
-	released = true
-	cancel()
-	wg.Wait()
-	for _, err := range errs {
+	for _, err := range bp.stop() {
 		require.ErrorIs(t, err, runtime.ErrTaskCanceled)
 	}
 }
@@ -135,4 +93,72 @@ func TestMailNeverBlocksSender(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, <-errc, runtime.ErrTaskCanceled)
 	require.Equal(t, seq(n), got)
+}
+
+// backpressured is a source task (countSource, endless) whose only
+// consumer stalls in its first record until the test releases it, so the
+// source's output channel fills and stays full.
+type backpressured struct {
+	ctx       context.Context
+	src       *runtime.Task
+	w         *runtime.Writer[int]
+	ch        *network.Channel[int]
+	releaseCh chan struct{}
+	sink      *stalledSink
+	sinkTask  *runtime.Task
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	errs      []error
+	once      sync.Once
+}
+
+// newBackpressured builds the tasks; the test may set up the source task
+// before start runs them.
+func newBackpressured(t *testing.T) *backpressured {
+	bp := &backpressured{releaseCh: make(chan struct{}), errs: make([]error, 2)}
+	bp.ctx, bp.cancel = context.WithCancel(context.Background())
+	notify := network.NewNotifier()
+	bp.ch = network.NewChannel[int](2, 4, notify)
+
+	srcInfo := info(0, 1)
+	bp.src = runtime.NewTask(srcInfo, network.NewNotifier(), nil, quiet)
+	bp.w = runtime.NewWriter(bp.ctx, runtime.Forward, []*network.Channel[int]{bp.ch}, nil, 128)
+	bp.src.Writers = []runtime.Flusher{bp.w}
+	gen := &countSource{hooks: hooks{name: "Src"}, out: bp.w, limit: 1 << 40}
+	bp.src.Chain = []runtime.ChainedOperator{{Name: "Src", Op: gen, Ctx: opCtx(srcInfo, "Src", bp.src)}}
+
+	sinkInfo := info(0, 1)
+	sinkInfo.VertexName = "Sink"
+	bp.sinkTask = runtime.NewTask(sinkInfo, notify, nil, quiet)
+	bp.sink = &stalledSink{hooks: hooks{name: "Sink"}, release: bp.releaseCh, stalled: make(chan struct{})}
+	in, cnt := runtime.Ops[int]{}.NewOneInputProcessor([]any{bp.ch}, bp.sink, "Sink")
+	bp.sinkTask.Input = in
+	bp.sinkTask.Chain = []runtime.ChainedOperator{{Name: "Sink", Op: bp.sink, Ctx: opCtx(sinkInfo, "Sink", bp.sinkTask), In: cnt}}
+	t.Cleanup(func() { bp.stop() })
+	return bp
+}
+
+// start runs both tasks and waits until the source is backpressured.
+func (bp *backpressured) start(t *testing.T) {
+	for i, task := range []*runtime.Task{bp.src, bp.sinkTask} {
+		bp.wg.Add(1)
+		go func() {
+			defer bp.wg.Done()
+			bp.errs[i] = task.Run(bp.ctx)
+		}()
+	}
+	<-bp.sink.stalled
+	require.Eventually(t, func() bool { return bp.w.BlockedCount() > 0 }, 10*time.Second, time.Millisecond,
+		"the source's output never filled up")
+}
+
+// stop releases the sink, cancels both tasks and returns what they
+// returned.
+func (bp *backpressured) stop() []error {
+	bp.once.Do(func() {
+		close(bp.releaseCh)
+		bp.cancel()
+		bp.wg.Wait()
+	})
+	return bp.errs
 }

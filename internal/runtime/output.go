@@ -47,6 +47,13 @@ type Flusher interface {
 	Flush()
 	// EndOfPartition flushes and tells every consumer that nothing follows.
 	EndOfPartition()
+	// EmitBarrier sends checkpoint barrier id on every channel, after
+	// everything emitted before it; it never waits for a credit (see
+	// Writer.sendEvent). Part of every task output, so no output can drop a
+	// barrier and leave its consumers aligning forever.
+	EmitBarrier(id int64, opts network.BarrierOptions)
+	// EmitCancelBarrier tells every consumer that checkpoint id is aborted.
+	EmitCancelBarrier(id int64)
 }
 
 // Writer is the Output at the end of a chain: it partitions records onto the
@@ -308,10 +315,10 @@ func (w *Writer[T]) Collect(v T, ts int64) {
 	}
 }
 
-// sendEvent sends an event (idle, end-of-partition, later barriers) on every
+// sendEvent sends an event (idle, end-of-partition, barriers) on every
 // channel after the records and the pending watermark before it. Events do
 // not wait for a credit: they take event-only batches (eventBatch).
-func (w *Writer[T]) sendEvent(kind network.EventKind, value int64) {
+func (w *Writer[T]) sendEvent(kind network.EventKind, value int64, opts network.BarrierOptions) {
 	for i, ch := range w.channels {
 		if w.sentSeq[i] != w.wmSeq {
 			w.send(i, w.eventBatch(i))
@@ -321,6 +328,7 @@ func (w *Writer[T]) sendEvent(kind network.EventKind, value int64) {
 		w.cur[i] = nil
 		b.Kind = kind
 		b.Value = value
+		b.Barrier = opts
 		ch.Send(b)
 	}
 	w.flushedSeq = w.wmSeq
@@ -352,7 +360,7 @@ func (w *Writer[T]) MarkIdle() {
 		return
 	}
 	w.idle = true
-	w.sendEvent(network.Idle, 0)
+	w.sendEvent(network.Idle, 0, network.BarrierOptions{})
 }
 
 // Flush sends every non-empty batch and every pending watermark that a free
@@ -370,7 +378,21 @@ func (w *Writer[T]) Flush() {
 }
 
 // EndOfPartition flushes and ends every channel.
-func (w *Writer[T]) EndOfPartition() { w.sendEvent(network.EndOfPartition, 0) }
+func (w *Writer[T]) EndOfPartition() {
+	w.sendEvent(network.EndOfPartition, 0, network.BarrierOptions{})
+}
+
+// EmitBarrier sends barrier id on every channel, riding on the records
+// waiting there: a consumer handles them before the barrier.
+func (w *Writer[T]) EmitBarrier(id int64, opts network.BarrierOptions) {
+	w.sendEvent(network.Barrier, id, opts)
+}
+
+// EmitCancelBarrier sends a cancel marker for checkpoint id on every
+// channel.
+func (w *Writer[T]) EmitCancelBarrier(id int64) {
+	w.sendEvent(network.CancelBarrier, id, network.BarrierOptions{})
+}
 
 // Fanout copies a stream to several outputs (an operator with several
 // chained successors or outgoing edges).

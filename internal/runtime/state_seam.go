@@ -31,8 +31,9 @@ import (
 // OperatorSnapshot: SnapshotState for operators that implement
 // StateSnapshotter (sources add their split positions, functions run their
 // pre-snapshot hooks), else the Context's default, which is the keyed
-// backend's stream and the operator-state store's lists. Checkpoint
-// barriers will call it; today tests do, through Task.TriggerSnapshot.
+// backend's stream and the operator-state store's lists. Checkpoints take
+// it in two halves, with the barrier sent between them (barrier.go); tests
+// also call it whole, through Task.TriggerSnapshot.
 
 // StateInitializer is implemented by operators that restore state of their
 // own before Open (a source decoding its restored splits). The Context's
@@ -80,8 +81,11 @@ type OperatorSnapshot struct {
 // first.
 type TaskSnapshot struct {
 	CheckpointID int64
-	Task         TaskInfo
-	Operators    []OperatorSnapshot
+	// Options are the checkpoint's, as its trigger or barrier carried them
+	// (a savepoint is written in its own format); zero from SnapshotState.
+	Options   CheckpointOptions
+	Task      TaskInfo
+	Operators []OperatorSnapshot
 }
 
 // OperatorRestore is what one operator subtask restores from.
@@ -317,20 +321,36 @@ func (t *Task) initState() error {
 
 // SnapshotState snapshots every operator of the chain (see the top of this
 // file). It must run on the task goroutine, between batches: from a
-// mailbox action (TriggerSnapshot) or, later, on a barrier.
+// mailbox action (TriggerSnapshot) or a checkpoint (barrier.go, which puts
+// the barrier between the two halves).
 func (t *Task) SnapshotState(checkpointID int64) (TaskSnapshot, error) {
-	snap := TaskSnapshot{CheckpointID: checkpointID, Task: t.Info}
-	// A panic, or Fail, in an operator's snapshot code or in what it emits
-	// fails the task as anywhere else: Run recovers it, attributed through
-	// t.current (which the loop resets before the next mail). An error
-	// returned fails only this snapshot.
+	if err := t.prepareSnapshot(checkpointID); err != nil {
+		return TaskSnapshot{CheckpointID: checkpointID, Task: t.Info}, err
+	}
+	return t.snapshotOperators(checkpointID)
+}
+
+// prepareSnapshot calls PrepareSnapshotPreBarrier on every operator, head
+// first.
+//
+// A panic, or Fail, in an operator's snapshot code or in what it emits
+// fails the task as anywhere else: Run recovers it, attributed through
+// t.current (which the loop resets before the next mail). An error
+// returned fails only this snapshot.
+func (t *Task) prepareSnapshot(checkpointID int64) error {
 	for i, c := range t.Chain {
 		if p, ok := c.Op.(PreBarrierPreparer); ok {
 			if err := t.call(i, func() error { return p.PrepareSnapshotPreBarrier(checkpointID) }); err != nil {
-				return snap, fmt.Errorf("snapshot %d, operator %q: preparing: %w", checkpointID, c.Name, err)
+				return fmt.Errorf("snapshot %d, operator %q: preparing: %w", checkpointID, c.Name, err)
 			}
 		}
 	}
+	return nil
+}
+
+// snapshotOperators takes every operator's snapshot, head first.
+func (t *Task) snapshotOperators(checkpointID int64) (TaskSnapshot, error) {
+	snap := TaskSnapshot{CheckpointID: checkpointID, Task: t.Info}
 	for i, c := range t.Chain {
 		t.current = i
 		var os OperatorSnapshot

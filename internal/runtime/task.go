@@ -68,6 +68,11 @@ type Task struct {
 	// Restore holds the chain's operators' state to start from (nil: a
 	// fresh start); see state_seam.go.
 	Restore TaskRestore
+	// OnCheckpoint, when set, gets the result of every checkpoint the task
+	// learns of, once per id, on the task goroutine (barrier.go): the
+	// snapshot, or why there is none. It must not block for long: the
+	// TaskManager hands the snapshot on (upload, ack) elsewhere.
+	OnCheckpoint func(id int64, snap TaskSnapshot, err error)
 
 	mailbox mailbox
 	// outputs are the writers' availability, checked before each batch of
@@ -79,6 +84,9 @@ type Task struct {
 	current int
 	// cancel is set when Run's context ends (shared with Time).
 	cancel *CancelFlag
+	// lastCheckpoint is, in a source task, the newest checkpoint id
+	// triggered or aborted (other tasks keep theirs in the gate).
+	lastCheckpoint int64
 }
 
 // CancelFlag is the task's cancellation flag, set when Run's context ends,
@@ -118,7 +126,13 @@ func (t *Task) Mail(ctx context.Context, fn func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !t.mailbox.put(fn) {
+	return t.mailDropped(fn, nil)
+}
+
+// mailDropped is Mail with a handler that runs, on the task goroutine,
+// instead of fn if the task stops before fn ran.
+func (t *Task) mailDropped(fn, dropped func()) error {
+	if !t.mailbox.put(mail{run: fn, dropped: dropped}) {
 		return ErrTaskStopped
 	}
 	t.Notify.Notify()
@@ -149,6 +163,9 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	defer stop()
 	if cw, ok := t.Input.(cancelWatcher); ok {
 		cw.watchCancel(t.cancel)
+	}
+	if g := t.gate(); g != nil {
+		g.setBarrierHandler(t)
 	}
 	t.outputs = t.outputs[:0]
 	for _, w := range t.Writers {
@@ -190,7 +207,12 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	if t.OnRunning != nil {
 		t.OnRunning()
 	}
-	if err := t.loop(ctx); err != nil {
+	err = t.loop(ctx)
+	// No mail runs after the loop: closing the mailbox now makes a
+	// checkpoint trigger for a task whose input has ended fail at once
+	// (ErrTaskStopped) instead of waiting in a mailbox no one reads.
+	t.mailbox.close()
+	if err != nil {
 		return err
 	}
 	for i, c := range t.Chain {
@@ -279,8 +301,8 @@ func (t *Task) runMail() {
 	if q == nil {
 		return
 	}
-	for _, fn := range q {
-		fn()
+	for _, ml := range q {
+		ml.run()
 	}
 	t.mailbox.done(q)
 }
@@ -299,7 +321,7 @@ func (t *Task) outputsAvailable() bool {
 // first, then the default action — one input batch or one source step —
 // but only while every output can take a batch. A backpressured task does
 // not block in a writer; it waits for a buffer to come back together with
-// mail, timers and cancellation, so mail (and later checkpoint triggers)
+// mail, timers and cancellation, so mail (checkpoint triggers among it)
 // runs however long the backpressure lasts.
 func (t *Task) loop(ctx context.Context) error {
 	var src SourceOperator

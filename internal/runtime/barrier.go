@@ -1,0 +1,316 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/strom-dev/strom/internal/network"
+)
+
+// Checkpoint barriers on the task side (Flink's CheckpointBarrierHandler and
+// SubtaskCheckpointCoordinator).
+//
+// A source task takes checkpoint n when TriggerCheckpoint's mail runs,
+// between two reader steps. Every other task takes it when its input gate
+// has seen barrier n on every live channel (an ended channel counts as
+// aligned: FLIP-147). Exactly-once blocks each channel once its barrier
+// arrived, so no record behind a barrier reaches the operators before the
+// snapshot; at-least-once only counts. Taking checkpoint n is always the
+// same, on the task goroutine: PrepareSnapshotPreBarrier on the chain head
+// first (what it emits precedes the barrier), barrier n on every output,
+// the synchronous snapshot, then OnCheckpoint.
+//
+// A task follows one checkpoint at a time (the newest it has seen; the
+// coordinator runs one at a time too). A barrier, cancel marker or
+// AbortCheckpoint for a newer id aborts the one being aligned; anything for
+// an older id, or for one the task already took or aborted, is ignored.
+// Every checkpoint a task learns of (trigger, barrier, cancel marker,
+// AbortCheckpoint) ends with exactly one OnCheckpoint call: the snapshot,
+// or an error; an aborted one also sends a cancel marker downstream, once,
+// so tasks there stop aligning it.
+
+// CheckpointOptions says which checkpoint to take and how.
+type CheckpointOptions struct {
+	// ID is the checkpoint id, > 0, increasing per job.
+	ID   int64
+	Mode network.CheckpointMode
+	Kind network.SnapshotKind
+	// Timestamp is when the coordinator triggered it (Unix ms).
+	Timestamp int64
+}
+
+func (o CheckpointOptions) barrier() network.BarrierOptions {
+	return network.BarrierOptions{Mode: o.Mode, Kind: o.Kind, Timestamp: o.Timestamp}
+}
+
+// CheckpointListener is implemented by operators that act once a
+// checkpoint is complete (a transactional sink commits) or aborted. Every
+// operator of the chain is notified, tail first (see notifyCheckpoint).
+// Notifications are not ordered against each other: one for an id older
+// than one already notified is still delivered, and a restore can repeat
+// one, so an operator must be idempotent and must not assume ids increase
+// (a sink commits everything up to id it has not committed yet).
+type CheckpointListener interface {
+	NotifyCheckpointComplete(id int64) error
+	NotifyCheckpointAborted(id int64) error
+}
+
+// ErrCheckpointAborted is wrapped by the error OnCheckpoint gets for a
+// checkpoint the task aborted: superseded by a newer one, cancelled
+// upstream or by AbortCheckpoint.
+var ErrCheckpointAborted = errors.New("checkpoint aborted")
+
+// TriggerCheckpoint makes a source task take checkpoint opts.ID: a mail, so
+// it never blocks the caller and runs between two reader steps, also while
+// the task is backpressured. The result goes to OnCheckpoint. A task that
+// has stopped, or whose reader has ended, returns ErrTaskStopped, or (if it
+// stops with the trigger queued) reports an error wrapping it; a task that
+// is not a source, or a trigger not newer than the last checkpoint the task
+// took or aborted, reports an error.
+func (t *Task) TriggerCheckpoint(ctx context.Context, opts CheckpointOptions) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if opts.ID <= 0 {
+		return fmt.Errorf("checkpoint id %d: must be positive", opts.ID)
+	}
+	return t.mailDropped(func() { t.triggerSource(opts) }, func() {
+		t.report(opts.ID, TaskSnapshot{}, fmt.Errorf("checkpoint %d: %w", opts.ID, ErrTaskStopped))
+	})
+}
+
+func (t *Task) triggerSource(opts CheckpointOptions) {
+	switch {
+	case t.Input != nil:
+		t.report(opts.ID, TaskSnapshot{}, fmt.Errorf("checkpoint %d: task %s/%d is not a source: its barriers come through its inputs",
+			opts.ID, t.Info.VertexName, t.Info.Subtask))
+	case opts.ID <= t.lastCheckpoint:
+		t.report(opts.ID, TaskSnapshot{}, fmt.Errorf("%w: checkpoint %d is not newer than checkpoint %d", ErrCheckpointAborted, opts.ID, t.lastCheckpoint))
+	default:
+		t.lastCheckpoint = opts.ID
+		t.takeCheckpoint(opts)
+	}
+}
+
+// AbortCheckpoint aborts checkpoint id (a mail): a task aligning it
+// unblocks its channels, sends a cancel marker downstream and reports the
+// abort; a task that has not seen id yet does the same and will ignore its
+// barriers; one that took or aborted it already does nothing.
+func (t *Task) AbortCheckpoint(ctx context.Context, id int64) error {
+	return t.Mail(ctx, func() {
+		err := fmt.Errorf("%w: checkpoint %d aborted by the coordinator", ErrCheckpointAborted, id)
+		if g := t.gate(); g != nil {
+			g.cancelCheckpoint(id, err)
+			return
+		}
+		if id > t.lastCheckpoint {
+			t.lastCheckpoint = id
+			t.abortedCheckpoint(id, err)
+		}
+	})
+}
+
+// NotifyCheckpointComplete tells every operator implementing
+// CheckpointListener that checkpoint id is complete (a mail).
+func (t *Task) NotifyCheckpointComplete(ctx context.Context, id int64) error {
+	return t.Mail(ctx, func() { t.notifyCheckpoint(id, true) })
+}
+
+// NotifyCheckpointAborted tells every operator implementing
+// CheckpointListener that checkpoint id was aborted (a mail). It does not
+// stop an alignment: that is AbortCheckpoint.
+func (t *Task) NotifyCheckpointAborted(ctx context.Context, id int64) error {
+	return t.Mail(ctx, func() { t.notifyCheckpoint(id, false) })
+}
+
+// notifyCheckpoint notifies the chain tail first: the side effects of
+// downstream operators (a sink's commit makes output visible) happen
+// before those of upstream ones (a source commits its read positions for
+// monitoring), so what is reported as consumed is already visible. Every
+// operator is notified even if one fails (as in Flink); the first error
+// then fails the task, since a sink that cannot commit must not go on.
+func (t *Task) notifyCheckpoint(id int64, complete bool) {
+	var failed error
+	failedOp := ""
+	for i := len(t.Chain) - 1; i >= 0; i-- {
+		c := t.Chain[i]
+		l, ok := c.Op.(CheckpointListener)
+		if !ok {
+			continue
+		}
+		t.current = i
+		var err error
+		if complete {
+			err = l.NotifyCheckpointComplete(id)
+		} else {
+			err = l.NotifyCheckpointAborted(id)
+		}
+		if err != nil && failed == nil {
+			what := "complete"
+			if !complete {
+				what = "aborted"
+			}
+			failed, failedOp = fmt.Errorf("notify checkpoint %d %s: %w", id, what, err), c.Name
+		}
+	}
+	if failed != nil {
+		Fail(failedOp, failed)
+	}
+}
+
+// takeCheckpoint takes checkpoint opts.ID now: pre-barrier, barrier on
+// every output, snapshot, report.
+func (t *Task) takeCheckpoint(opts CheckpointOptions) {
+	if err := t.prepareSnapshot(opts.ID); err != nil {
+		// No barrier follows: downstream must not wait for it.
+		t.abortedCheckpoint(opts.ID, err)
+		return
+	}
+	b := opts.barrier()
+	for _, w := range t.Writers {
+		w.EmitBarrier(opts.ID, b)
+	}
+	snap, err := t.snapshotOperators(opts.ID)
+	snap.Options = opts
+	t.report(opts.ID, snap, err)
+}
+
+// abortedCheckpoint sends a cancel marker for id downstream and reports
+// err.
+func (t *Task) abortedCheckpoint(id int64, err error) {
+	for _, w := range t.Writers {
+		w.EmitCancelBarrier(id)
+	}
+	t.report(id, TaskSnapshot{}, err)
+}
+
+// report hands a checkpoint's result to OnCheckpoint. The callback is the
+// TaskManager's, not an operator's: a panic there is not attributed to one.
+func (t *Task) report(id int64, snap TaskSnapshot, err error) {
+	if t.OnCheckpoint == nil {
+		return
+	}
+	t.current = -1
+	t.OnCheckpoint(id, snap, err)
+}
+
+// gate is the task's input gate, nil for a source task.
+func (t *Task) gate() *Gate {
+	if g, ok := t.Input.(interface{ Gate() *Gate }); ok {
+		return g.Gate()
+	}
+	return nil
+}
+
+// barrierHandler is what a gate's alignment drives: the task.
+type barrierHandler interface {
+	takeCheckpoint(opts CheckpointOptions)
+	abortedCheckpoint(id int64, err error)
+}
+
+// aligner is a gate's barrier state.
+type aligner struct {
+	h barrierHandler
+	// latest is the newest checkpoint id seen; aligning says it is being
+	// aligned (not yet taken or aborted), with opts and the channels whose
+	// barrier has arrived.
+	latest   int64
+	aligning bool
+	opts     CheckpointOptions
+	arrived  []bool
+}
+
+// setBarrierHandler makes the gate align barriers for h. Without a handler
+// (an input processor driven outside a task) barriers and cancel markers
+// are dropped.
+func (g *Gate) setBarrierHandler(h barrierHandler) {
+	g.align.h = h
+	if g.align.arrived == nil {
+		g.align.arrived = make([]bool, len(g.skip))
+	}
+}
+
+// barrier handles barrier id from channel i.
+func (g *Gate) barrier(i int, id int64, b network.BarrierOptions) {
+	a := &g.align
+	if id <= 0 {
+		Fail("", fmt.Errorf("%w: checkpoint barrier with id %d on input channel %d", ErrUnexpectedEvent, id, i))
+	}
+	if a.h == nil || id < a.latest || (id == a.latest && !a.aligning) {
+		return
+	}
+	if id > a.latest {
+		if a.aligning {
+			g.abortAlignment(fmt.Errorf("%w: checkpoint %d superseded by barrier %d on input channel %d", ErrCheckpointAborted, a.latest, id, i))
+		}
+		a.latest, a.aligning = id, true
+		a.opts = CheckpointOptions{ID: id, Mode: b.Mode, Kind: b.Kind, Timestamp: b.Timestamp}
+		clear(a.arrived)
+	}
+	if a.arrived[i] {
+		// A producer sends each barrier once per channel: a second one
+		// means the stream is corrupt.
+		Fail("", fmt.Errorf("%w: second checkpoint barrier %d on input channel %d", ErrUnexpectedEvent, id, i))
+	}
+	a.arrived[i] = true
+	if a.opts.Mode == network.ExactlyOnce {
+		g.Block(i)
+	}
+	g.checkAligned()
+}
+
+// checkAligned takes the checkpoint being aligned once every channel has
+// delivered its barrier or ended.
+func (g *Gate) checkAligned() {
+	a := &g.align
+	if !a.aligning {
+		return
+	}
+	for j, arrived := range a.arrived {
+		if !arrived && !g.valve.ended[j] {
+			return
+		}
+	}
+	a.aligning = false
+	// The snapshot comes before the unblocking: nothing behind a barrier
+	// reaches the operators before it.
+	a.h.takeCheckpoint(a.opts)
+	g.unblockAll()
+}
+
+func (g *Gate) unblockAll() {
+	for j := range g.blocked {
+		if g.blocked[j] {
+			g.Unblock(j)
+		}
+	}
+}
+
+// abortAlignment aborts the checkpoint being aligned.
+func (g *Gate) abortAlignment(err error) {
+	a := &g.align
+	a.aligning = false
+	g.unblockAll()
+	a.h.abortedCheckpoint(a.latest, err)
+}
+
+// cancelCheckpoint aborts checkpoint id (a cancel marker or
+// AbortCheckpoint): the one being aligned, or a newer one not seen yet,
+// whose barriers will then be ignored.
+func (g *Gate) cancelCheckpoint(id int64, err error) {
+	a := &g.align
+	if a.h == nil {
+		return
+	}
+	switch {
+	case id == a.latest && a.aligning:
+		g.abortAlignment(err)
+	case id > a.latest:
+		if a.aligning {
+			g.abortAlignment(fmt.Errorf("%w: checkpoint %d superseded by the abort of checkpoint %d", ErrCheckpointAborted, a.latest, id))
+		}
+		a.latest = id
+		a.h.abortedCheckpoint(id, err)
+	}
+}
