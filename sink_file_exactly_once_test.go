@@ -60,6 +60,15 @@ func TestExactlyOnceFileSinkWithoutCheckpoints(t *testing.T) {
 	require.Equal(t, []string{"part-0-0-9223372036854775807", "part-1-0-9223372036854775807"}, visible)
 	require.Equal(t, rangeSlice(100), lines)
 
+	// A second run into the same directory would commit onto the first
+	// run's names: it fails rather than replace them.
+	env = strom.NewEnvironment().SetParallelism(2)
+	file.WriteLinesExactlyOnce(strom.FromSlice(env, rangeSlice(10)), dir, nil)
+	_, err = env.Execute(context.Background(), t.Name()+"-again")
+	require.ErrorContains(t, err, "refusing to overwrite")
+	_, _, lines = dirFiles(t, dir)
+	require.Equal(t, rangeSlice(100), lines)
+
 	type rec struct{ N int }
 	jdir := t.TempDir()
 	env = strom.NewEnvironment()

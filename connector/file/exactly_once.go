@@ -230,7 +230,10 @@ func exactlyOnceSink[T any](s strom.Stream[T], dir, name string, format func([]b
 // checkpoints the records after the last checkpoint of a bounded job stay
 // in progress until the final checkpoint (FLIP-147), which is not wired
 // yet. Set a UID on the returned Sink so a restore finds its state; one
-// job at a time may write to dir.
+// job at a time may write to dir. A commit whose final name is already
+// taken by another file (an earlier run's output in the same directory)
+// fails the job rather than replace it: give each fresh run its own
+// directory.
 func WriteLinesExactlyOnce[T any](s strom.Stream[T], dir string, format func(T) string) strom.Sink {
 	return exactlyOnceSink(s, dir, "Exactly-Once File Sink: "+dir, lineFormat(format))
 }
