@@ -24,7 +24,11 @@ type SinkWriter[T any] interface {
 type SinkContext struct {
 	Subtask     int
 	Parallelism int
-	JobName     string
+	// Attempt is the subtask's execution attempt (0 first, one more per
+	// restart), so a writer can name what it writes apart from what an
+	// earlier attempt left.
+	Attempt int
+	JobName string
 	// Context is the subtask's context: it is cancelled when the job is
 	// cancelled or fails, so a writer blocked on I/O can give up at once.
 	Context context.Context
@@ -82,7 +86,7 @@ type sinkOp[T any] struct {
 
 func (o *sinkOp[T]) Open(ctx *runtime.Context) error {
 	o.name = ctx.OperatorName
-	w, err := o.newWriter(SinkContext{Subtask: ctx.Task.Subtask, Parallelism: ctx.Task.Parallelism, JobName: ctx.Task.JobName, Context: ctx.Ctx, opState: operatorStore(ctx)})
+	w, err := o.newWriter(sinkContext(ctx))
 	if err != nil {
 		return err
 	}

@@ -115,24 +115,33 @@ func removeStaleParts(dir string, parallelism int) error {
 // parallelism are deleted before writing, so the directory holds exactly
 // this run's parts; other files in it are left alone.
 func WriteLines[T any](s strom.Stream[T], path string, format func(T) string) strom.Sink {
-	if format == nil {
-		format = func(v T) string { return fmt.Sprint(v) }
-	}
-	return fileSink(s, path, "File Sink: "+path, func(b []byte, v T) ([]byte, error) { return append(b, format(v)...), nil })
+	return fileSink(s, path, "File Sink: "+path, lineFormat(format))
 }
 
 // WriteJSONLines writes each record as one line of JSON (encoding/json, or
 // the record's own AppendJSON([]byte) []byte method when it has one). Files
 // and part files are written as by WriteLines.
 func WriteJSONLines[T any](s strom.Stream[T], path string) strom.Sink {
-	return fileSink(s, path, "JSON File Sink: "+path, func(b []byte, v T) ([]byte, error) {
-		if a, ok := any(v).(interface{ AppendJSON([]byte) []byte }); ok {
-			return a.AppendJSON(b), nil
-		}
-		j, err := json.Marshal(v)
-		if err != nil {
-			return b, err
-		}
-		return append(b, j...), nil
-	})
+	return fileSink(s, path, "JSON File Sink: "+path, appendJSON[T])
+}
+
+// appendJSON appends v as JSON: the record's own AppendJSON([]byte) []byte
+// method when it has one, else encoding/json.
+func appendJSON[T any](b []byte, v T) ([]byte, error) {
+	if a, ok := any(v).(interface{ AppendJSON([]byte) []byte }); ok {
+		return a.AppendJSON(b), nil
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		return b, err
+	}
+	return append(b, j...), nil
+}
+
+// lineFormat is WriteLines's formatting: format, or fmt's %v when nil.
+func lineFormat[T any](format func(T) string) func([]byte, T) ([]byte, error) {
+	if format == nil {
+		format = func(v T) string { return fmt.Sprint(v) }
+	}
+	return func(b []byte, v T) ([]byte, error) { return append(b, format(v)...), nil }
 }
