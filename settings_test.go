@@ -2,6 +2,7 @@ package strom_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,8 +115,19 @@ func TestConfigEnsureDefaults(t *testing.T) {
 	require.Equal(t, 200*time.Millisecond, d.AutoWatermarkInterval)
 	require.NotNil(t, d.Logger)
 	require.Empty(t, d.Cluster)
-	set := strom.Config{Parallelism: 3, MaxParallelism: 64, BatchSize: 16, BuffersPerChannel: 2, AutoWatermarkInterval: time.Second}.EnsureDefaults()
-	require.Equal(t, strom.Config{Parallelism: 3, MaxParallelism: 64, BatchSize: 16, BuffersPerChannel: 2, AutoWatermarkInterval: time.Second, Logger: set.Logger}, set)
+	require.Equal(t, strom.DefaultCheckpointDir(), d.CheckpointDir)
+	require.True(t, strings.HasPrefix(d.CheckpointDir, "file://"), d.CheckpointDir)
+	require.Equal(t, strom.DefaultCheckpointTimeout, d.CheckpointTimeout)
+	require.Equal(t, 1, d.MaxConcurrentCheckpoints)
+	require.Equal(t, 1, d.RetainedCheckpoints)
+	require.Zero(t, d.CheckpointInterval, "checkpointing is off by default")
+	require.Equal(t, "default", d.RestartStrategy.String())
+	ck := func(c strom.Config) strom.Config {
+		c.CheckpointDir, c.CheckpointTimeout, c.MaxConcurrentCheckpoints, c.RetainedCheckpoints = "mem://x", time.Minute, 2, 3
+		return c
+	}
+	set := ck(strom.Config{Parallelism: 3, MaxParallelism: 64, BatchSize: 16, BuffersPerChannel: 2, AutoWatermarkInterval: time.Second}).EnsureDefaults()
+	require.Equal(t, ck(strom.Config{Parallelism: 3, MaxParallelism: 64, BatchSize: 16, BuffersPerChannel: 2, AutoWatermarkInterval: time.Second, Logger: set.Logger}), set)
 	require.Equal(t, d, newEnvDefaults().Config())
 }
 
