@@ -58,14 +58,23 @@ func (f *ckCountFn) ProcessElement(ctx *strom.KeyedContext[int64, keyCount], v i
 // lastCounts is the test sink: the last count seen per key. The sink is not
 // exactly-once (a restore replays what followed the checkpoint), but the
 // last value per key is the final state.
+//
+// rewound records, per key, the count the key went back to when a restart
+// replayed: the restored count + 1 after a restore from a checkpoint, 1
+// after a fresh start — which tells the two apart, since both end with the
+// same final counts.
 type lastCounts struct {
-	mu   sync.Mutex
-	last map[int64]int64
+	mu      sync.Mutex
+	last    map[int64]int64
+	rewound map[int64]int64
 }
 
 func (l *lastCounts) put(kc keyCount) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if prev, ok := l.last[kc.Key]; ok && kc.Count <= prev {
+		l.rewound[kc.Key] = kc.Count
+	}
 	l.last[kc.Key] = kc.Count
 	return nil
 }
@@ -110,7 +119,7 @@ func latestRetained(t *testing.T, s blob.Store) (key string, id int64, notified 
 // runCounting runs the counting job; inject, if set, is called by a map
 // before each record with how many records that subtask has seen, and may
 // panic.
-func runCounting(t *testing.T, cfg strom.Config, inject func(seen int)) (*strom.JobResult, map[int64]int64, error) {
+func runCounting(t *testing.T, cfg strom.Config, inject func(seen int)) (*strom.JobResult, *lastCounts, error) {
 	t.Helper()
 	data := make([]int64, ckRecords)
 	for i := range data {
@@ -128,14 +137,12 @@ func runCounting(t *testing.T, cfg strom.Config, inject func(seen int)) (*strom.
 	}
 	counts := strom.KeyedProcess(strom.KeyBy(mapped, func(v int64) int64 { return v }),
 		func() strom.KeyedProcessFunction[int64, int64, keyCount] { return &ckCountFn{} })
-	sink := &lastCounts{last: map[int64]int64{}}
+	sink := &lastCounts{last: map[int64]int64{}, rewound: map[int64]int64{}}
 	strom.SinkFunc(counts, sink.put)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	r, err := env.Execute(ctx, "checkpointed count")
-	sink.mu.Lock()
-	defer sink.mu.Unlock()
-	return r, sink.last, err
+	return r, sink, err // the job has ended: no more writes to sink
 }
 
 func ckConfig(url string) strom.Config {
@@ -146,10 +153,10 @@ func ckConfig(url string) strom.Config {
 	}
 }
 
-func requireExactCounts(t *testing.T, last map[int64]int64) {
+func requireExactCounts(t *testing.T, sink *lastCounts) {
 	t.Helper()
-	require.Len(t, last, ckKeys)
-	for k, n := range last {
+	require.Len(t, sink.last, ckKeys)
+	for k, n := range sink.last {
 		require.Equal(t, int64(ckRecords/ckKeys), n, "final count of key %d", k)
 	}
 }
@@ -158,11 +165,12 @@ func requireExactCounts(t *testing.T, last map[int64]int64) {
 // metadata is in storage, naming the keyed state files, which exist.
 func TestCheckpointsCompleteEndToEnd(t *testing.T) {
 	url, store := memStore(t)
-	r, last, err := runCounting(t, ckConfig(url), nil)
+	r, sink, err := runCounting(t, ckConfig(url), nil)
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, r.CheckpointsCompleted, 1, "the job ran %v", r.Duration)
 	require.Zero(t, r.Restarts)
-	requireExactCounts(t, last)
+	require.Empty(t, sink.rewound)
+	requireExactCounts(t, sink)
 
 	key, id, _ := latestRetained(t, store)
 	require.NotEmpty(t, key, "a retained checkpoint in storage")
@@ -200,4 +208,72 @@ func allFinished(md *checkpoint.Metadata) bool {
 		}
 	}
 	return true
+}
+
+// A failure after a checkpoint restarts the job from it: the keyed counts
+// and the sources' positions come back together, so every key's final
+// count is exact (too low if the state were lost, too high if the sources
+// replayed from the start).
+func TestRecoveryFromLatestCheckpointKeepsExactCounts(t *testing.T) {
+	url, store := memStore(t)
+	var failed atomic.Bool
+	var failedAfter atomic.Int64
+	r, sink, err := runCounting(t, ckConfig(url), func(seen int) {
+		if failed.Load() || seen < 300 || seen%10 != 0 {
+			return
+		}
+		if _, id, _ := latestRetained(t, store); id > 0 && !failed.Swap(true) {
+			failedAfter.Store(id)
+			panic("injected failure after a checkpoint")
+		}
+	})
+	require.NoError(t, err)
+	require.True(t, failed.Load(), "the failure was injected (the job ran %v)", r.Duration)
+	require.GreaterOrEqual(t, r.Restarts, 1)
+	require.GreaterOrEqual(t, r.RestoredCheckpoint, failedAfter.Load(), "restored from the checkpoint retained at the failure, or a later one")
+	require.Positive(t, r.RestoredCheckpoint)
+	requireExactCounts(t, sink)
+	// The restored state reached the tasks: keys went back to their
+	// checkpointed counts, not to zero (a fresh start would also end with
+	// exact counts, replaying every record).
+	require.NotEmpty(t, sink.rewound, "the restart replayed records after the checkpoint")
+	for k, n := range sink.rewound {
+		require.Greater(t, n, int64(1), "key %d restarted from its checkpointed count, not from zero", k)
+	}
+}
+
+// A latest checkpoint whose metadata is corrupt, and whose completion the
+// tasks were notified of, must not be skipped for an older one: recovery
+// fails, naming it.
+func TestRecoveryFailsOnCorruptNotifiedCheckpoint(t *testing.T) {
+	url, store := memStore(t)
+	var failed atomic.Bool
+	var corrupted atomic.Int64
+	_, _, err := runCounting(t, ckConfig(url), func(seen int) {
+		if failed.Load() || seen < 300 || seen%10 != 0 {
+			return
+		}
+		key, id, notified := latestRetained(t, store)
+		if id == 0 || !notified || failed.Swap(true) {
+			return
+		}
+		require.NoError(t, store.Write(context.Background(), key, []byte("STROMCKP garbage"), blob.WriteOptions{}))
+		corrupted.Store(id)
+		panic("injected failure after corrupting the latest checkpoint")
+	})
+	require.True(t, failed.Load(), "the failure was injected")
+	require.ErrorIs(t, err, strom.ErrJobFailed)
+	require.ErrorContains(t, err, "checkpoint "+itoa(corrupted.Load()))
+	require.ErrorContains(t, err, "corrupt checkpoint metadata")
+}
+
+func itoa(n int64) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
 }
