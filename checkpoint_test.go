@@ -277,3 +277,50 @@ func itoa(n int64) string {
 	}
 	return string(b)
 }
+
+// A latest checkpoint whose metadata is corrupt but that was never
+// notified complete (its marker is gone) cannot have been committed by any
+// sink: recovery falls back to the retained one before it, and the counts
+// are still exact.
+func TestRecoveryFallsBackPastCorruptUnnotifiedCheckpoint(t *testing.T) {
+	url, store := memStore(t)
+	cfg := ckConfig(url)
+	cfg.RetainedCheckpoints = 2
+	var failed atomic.Bool
+	var corrupted atomic.Int64
+	r, sink, err := runCounting(t, cfg, func(seen int) {
+		if failed.Load() || seen < 300 || seen%10 != 0 || retainedCount(store) < 2 {
+			return
+		}
+		key, id, notified := latestRetained(t, store)
+		if !notified || failed.Swap(true) {
+			return
+		}
+		ctx := context.Background()
+		job := strings.TrimSuffix(key, "/chk-"+itoa(id)+"/_metadata")
+		require.NoError(t, store.Delete(ctx, checkpoint.NotifiedKey(job, checkpoint.KindCheckpoint, checkpoint.ID(id))))
+		require.NoError(t, store.Write(ctx, key, []byte("STROMCKP garbage"), blob.WriteOptions{}))
+		corrupted.Store(id)
+		panic("injected failure after corrupting the latest, unnotified checkpoint")
+	})
+	require.NoError(t, err)
+	require.True(t, failed.Load(), "the failure was injected")
+	require.GreaterOrEqual(t, r.Restarts, 1)
+	require.Positive(t, r.RestoredCheckpoint)
+	require.NotEqual(t, corrupted.Load(), r.RestoredCheckpoint, "not restored from the corrupt checkpoint")
+	requireExactCounts(t, sink)
+}
+
+func retainedCount(s blob.Store) int {
+	objs, err := s.List(context.Background(), "")
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, o := range objs {
+		if strings.Contains(o.Key, "/retained/chk-") {
+			n++
+		}
+	}
+	return n
+}

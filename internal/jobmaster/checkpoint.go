@@ -339,7 +339,19 @@ func (jm *JobMaster) loadRestore() {
 				break
 			}
 			err = fmt.Errorf("restoring job %s from checkpoint %d: its metadata cannot be loaded: %w", jobID, c.ID, err)
-			if c.Notified || errors.Is(err, context.Canceled) {
+			if errors.Is(err, context.Canceled) {
+				break
+			}
+			// The marker in storage decides, not what this JobMaster
+			// remembers: the same decision a new JobMaster would take
+			// after a failover.
+			notified, exErr := ck.blob.Exists(ctx, checkpoint.NotifiedKey(jobID, c.Kind, c.ID))
+			if exErr != nil {
+				err = fmt.Errorf("%w; whether it was notified complete cannot be read either: %w", err, exErr)
+				break
+			}
+			if notified {
+				err = fmt.Errorf("%w (it was notified complete, so falling back to an older checkpoint could repeat committed output)", err)
 				break
 			}
 			log.Warn("checkpoint cannot be loaded and was never notified complete: falling back to an older one",
@@ -351,7 +363,6 @@ func (jm *JobMaster) loadRestore() {
 			held := ck.held
 			ck.held = nil
 			if err != nil {
-				err = fmt.Errorf("%w (it was notified complete, so falling back to an older checkpoint could repeat committed output)", err)
 				for _, d := range held {
 					jm.local = append(jm.local, scheduler.EvTaskState{ID: d.ID, State: scheduler.Failed, Err: err})
 				}
