@@ -50,7 +50,7 @@ type Config struct {
 	// storage and read restores from there.
 	Checkpoint *Checkpointing
 	// OnTask, if set, is called with every task built, before it runs:
-	// the seam tests use to snapshot running tasks until checkpoints do.
+	// the seam tests use to snapshot running tasks without checkpoints.
 	OnTask func(*runtime.Task)
 }
 
