@@ -98,6 +98,41 @@ type Config struct {
 	// cluster fails to execute with ErrNotYetSupported rather than quietly
 	// running embedded.
 	Cluster string
+
+	// CheckpointInterval turns on periodic checkpoints (0: off). A job
+	// with checkpoints restarts after a failure (see RestartStrategy) from
+	// the latest completed checkpoint: keyed and operator state and the
+	// sources' read positions as of that checkpoint.
+	CheckpointInterval time.Duration
+	// CheckpointDir is the URL of checkpoint storage: file:///dir, or
+	// mem://name for storage that lives as long as the process (tests).
+	// Default DefaultCheckpointDir(). Each job writes below <job id>/.
+	CheckpointDir string
+	// CheckpointMode: CheckpointExactlyOnce (default) or
+	// CheckpointAtLeastOnce.
+	CheckpointMode CheckpointMode
+	// CheckpointTimeout aborts a checkpoint not complete after this long
+	// (default DefaultCheckpointTimeout, 10 min).
+	CheckpointTimeout time.Duration
+	// MinPauseBetweenCheckpoints is the least time from the end of one
+	// checkpoint to the start of the next (default 0).
+	MinPauseBetweenCheckpoints time.Duration
+	// MaxConcurrentCheckpoints bounds the checkpoints in progress at once
+	// (default 1).
+	MaxConcurrentCheckpoints int
+	// TolerableCheckpointFailures is how many checkpoints in a row may
+	// fail (declined, expired) before the job is failed (default 0, as in
+	// Flink); failures caused by the job failing do not count.
+	TolerableCheckpointFailures int
+	// RetainedCheckpoints is how many completed checkpoints are kept
+	// (default 1). Recovery falls back to an older one only when the
+	// newest cannot be read and was never announced complete to the
+	// tasks.
+	RetainedCheckpoints int
+	// RestartStrategy says whether and when the job restarts after a
+	// failure; the zero value is the default (none without checkpoints,
+	// ExponentialDelayRestart with them).
+	RestartStrategy RestartStrategy
 }
 
 // validate rejects settings that EnsureDefaults would otherwise silently
@@ -124,7 +159,7 @@ func (c Config) validate() error {
 	if c.AutoWatermarkInterval%time.Millisecond != 0 {
 		return fmt.Errorf("config: AutoWatermarkInterval %v is not a whole number of milliseconds", c.AutoWatermarkInterval)
 	}
-	return nil
+	return c.validateCheckpointing()
 }
 
 // EnsureDefaults returns c with every unset (zero) field given its default:
@@ -152,6 +187,7 @@ func (c Config) EnsureDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.ensureCheckpointDefaults()
 	return c
 }
 
@@ -258,6 +294,13 @@ type JobResult struct {
 	JobName   string
 	Duration  time.Duration
 	Operators []OperatorResult
+	// Restarts counts the job's restarts after failures.
+	Restarts int
+	// CheckpointsCompleted counts the checkpoints that completed;
+	// RestoredCheckpoint is the id of the checkpoint the job last
+	// restarted from (0: none).
+	CheckpointsCompleted int
+	RestoredCheckpoint   int64
 }
 
 // Operator returns the counts of the first operator named name.
@@ -360,6 +403,8 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 			BatchSize:         cfg.BatchSize,
 			Logger:            cfg.Logger,
 			Restore:           e.seam.restore,
+			Checkpoint:        cfg.checkpointing(),
+			Restart:           cfg.RestartStrategy.strategy(cfg.CheckpointInterval > 0),
 			OnTask:            e.seam.onTask,
 		},
 	})
@@ -484,5 +529,6 @@ func toResults(ts []minicluster.OperatorTotals) []OperatorResult {
 }
 
 func toResult(r minicluster.JobResult) *JobResult {
-	return &JobResult{JobID: r.JobID, JobName: r.JobName, Duration: r.Duration, Operators: toResults(r.Operators)}
+	return &JobResult{JobID: r.JobID, JobName: r.JobName, Duration: r.Duration, Operators: toResults(r.Operators),
+		Restarts: r.Restarts, CheckpointsCompleted: r.CheckpointsCompleted, RestoredCheckpoint: r.RestoredCheckpoint}
 }

@@ -9,7 +9,8 @@ const ReadBatch = readBatch
 
 // SetStateSeam makes env's next job start from restore and hands onTask
 // every task before it runs, so tests can snapshot tasks through the state
-// seam until checkpoints do (see stateSeam).
+// seam directly, with snapshots and restores of their own choosing (see
+// stateSeam; checkpoint_test.go tests the real checkpoints).
 func SetStateSeam(env *Environment, restore runtime.JobRestore, onTask func(*runtime.Task)) {
 	env.seam = stateSeam{restore: restore, onTask: onTask}
 }

@@ -199,7 +199,7 @@ func (o *sourceOp[T]) SnapshotState(id int64) (runtime.OperatorSnapshot, error) 
 	return o.ctx.SnapshotState(id)
 }
 
-// stateSeam is how tests drive the state seam until checkpoints do: the
+// stateSeam is how tests drive the state seam without checkpoints: the
 // job starts from restore, and onTask sees every task before it runs (to
 // snapshot it with runtime.Task.TriggerSnapshot).
 type stateSeam struct {

@@ -2,6 +2,7 @@ package strom_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,8 +115,19 @@ func TestConfigEnsureDefaults(t *testing.T) {
 	require.Equal(t, 200*time.Millisecond, d.AutoWatermarkInterval)
 	require.NotNil(t, d.Logger)
 	require.Empty(t, d.Cluster)
-	set := strom.Config{Parallelism: 3, MaxParallelism: 64, BatchSize: 16, BuffersPerChannel: 2, AutoWatermarkInterval: time.Second}.EnsureDefaults()
-	require.Equal(t, strom.Config{Parallelism: 3, MaxParallelism: 64, BatchSize: 16, BuffersPerChannel: 2, AutoWatermarkInterval: time.Second, Logger: set.Logger}, set)
+	require.Equal(t, strom.DefaultCheckpointDir(), d.CheckpointDir)
+	require.True(t, strings.HasPrefix(d.CheckpointDir, "file://"), d.CheckpointDir)
+	require.Equal(t, strom.DefaultCheckpointTimeout, d.CheckpointTimeout)
+	require.Equal(t, 1, d.MaxConcurrentCheckpoints)
+	require.Equal(t, 1, d.RetainedCheckpoints)
+	require.Zero(t, d.CheckpointInterval, "checkpointing is off by default")
+	require.Equal(t, "default", d.RestartStrategy.String())
+	ck := func(c strom.Config) strom.Config {
+		c.CheckpointDir, c.CheckpointTimeout, c.MaxConcurrentCheckpoints, c.RetainedCheckpoints = "mem://x", time.Minute, 2, 3
+		return c
+	}
+	set := ck(strom.Config{Parallelism: 3, MaxParallelism: 64, BatchSize: 16, BuffersPerChannel: 2, AutoWatermarkInterval: time.Second}).EnsureDefaults()
+	require.Equal(t, ck(strom.Config{Parallelism: 3, MaxParallelism: 64, BatchSize: 16, BuffersPerChannel: 2, AutoWatermarkInterval: time.Second, Logger: set.Logger}), set)
 	require.Equal(t, d, newEnvDefaults().Config())
 }
 
@@ -146,4 +158,46 @@ func TestClusterExecutionIsNotYetSupported(t *testing.T) {
 	err = run(strom.Config{})
 	require.ErrorIs(t, err, strom.ErrNotYetSupported)
 	require.ErrorContains(t, err, "job worker")
+}
+
+// Checkpoint and restart settings that cannot be meant are errors naming
+// the field.
+func TestBadCheckpointSettingsAreErrors(t *testing.T) {
+	for want, set := range map[string]func(*strom.Config){
+		"CheckpointInterval -1s must not be negative":       func(c *strom.Config) { c.CheckpointInterval = -time.Second },
+		"CheckpointTimeout -1s must not be negative":        func(c *strom.Config) { c.CheckpointTimeout = -time.Second },
+		"MinPauseBetweenCheckpoints -1ms must not be":       func(c *strom.Config) { c.MinPauseBetweenCheckpoints = -time.Millisecond },
+		"MaxConcurrentCheckpoints -1 must not be negative":  func(c *strom.Config) { c.MaxConcurrentCheckpoints = -1 },
+		"TolerableCheckpointFailures -2 must not be":        func(c *strom.Config) { c.TolerableCheckpointFailures = -2 },
+		"RetainedCheckpoints -1 must not be negative":       func(c *strom.Config) { c.RetainedCheckpoints = -1 },
+		"unknown CheckpointMode CheckpointMode(7)":          func(c *strom.Config) { c.CheckpointMode = 7 },
+		`CheckpointDir "/tmp/ck" is not a URL: write file:`: func(c *strom.Config) { c.CheckpointDir = "/tmp/ck" },
+		"config: RestartStrategy: ":                         func(c *strom.Config) { c.RestartStrategy = strom.FixedDelayRestart(0, time.Second) },
+	} {
+		env := newEnv(1, set)
+		strom.Discard(strom.FromElements(env, 1, 2, 3))
+		_, err := env.Execute(context.Background(), "bad checkpoint settings")
+		require.ErrorContains(t, err, want)
+	}
+	require.Equal(t, "fixed-delay", strom.FixedDelayRestart(1, time.Second).String())
+	require.Equal(t, "none", strom.NoRestart().String())
+	require.Equal(t, "exponential-delay", strom.ExponentialDelayRestart().String())
+	require.Equal(t, "failure-rate", strom.FailureRateRestart(1, time.Minute, time.Second).String())
+}
+
+// Without a restart strategy a job with checkpoints still restarts (the
+// default is exponential delay); NoRestart turns that off.
+func TestNoRestartFailsACheckpointedJobAtOnce(t *testing.T) {
+	env := strom.NewEnvironment(strom.Config{Parallelism: 1, CheckpointInterval: 10 * time.Millisecond,
+		CheckpointDir: "mem://no-restart-" + t.Name(), RestartStrategy: strom.NoRestart()})
+	strom.Discard(strom.Map(strom.FromElements(env, 1, 2, 3), func(v int) int {
+		if v == 2 {
+			panic("no second chance")
+		}
+		return v
+	}))
+	r, err := env.Execute(context.Background(), "no restart")
+	require.ErrorIs(t, err, strom.ErrJobFailed)
+	require.ErrorContains(t, err, "no second chance")
+	require.Zero(t, r.Restarts)
 }

@@ -1,8 +1,8 @@
 package strom_test
 
 // End-to-end tests of the state seam through real jobs in the embedded
-// cluster. Checkpoints do not exist yet, so the tests drive snapshots the
-// way a checkpoint trigger will reach a task: a mailbox action on the task
+// cluster, without checkpoints (checkpoint_test.go has those): the tests
+// drive snapshots the way a checkpoint trigger reaches a task: a mailbox action on the task
 // goroutine (runtime.Task.TriggerSnapshot), between two batches. The test
 // hook strom.SetStateSeam (export_test.go) hands the test every task before
 // it runs and starts the job from a runtime.JobRestore computed by

@@ -64,6 +64,11 @@ func dirName(kind Kind, id ID) string {
 	return chkPrefix + strconv.FormatInt(int64(id), 10)
 }
 
+// NotifiedKey is the key of the marker MarkNotified writes.
+func NotifiedKey(job string, kind Kind, id ID) string {
+	return CheckpointDir(job, kind, id) + notifiedName
+}
+
 // parseDirName is dirName backwards.
 func parseDirName(name string) (Kind, ID, bool) {
 	kind, rest := KindCheckpoint, strings.TrimPrefix(name, chkPrefix)
@@ -227,7 +232,7 @@ func (s *CompletedStore) Recover(ctx context.Context) ([]RetainedCheckpoint, err
 // recorded in the result.
 func (s *CompletedStore) load(ctx context.Context, kind Kind, id ID) (*RetainedCheckpoint, error) {
 	rc := &RetainedCheckpoint{ID: id, Kind: kind, MetadataKey: MetadataKey(s.job, kind, id)}
-	notified, err := s.storage.Exists(ctx, CheckpointDir(s.job, kind, id)+notifiedName)
+	notified, err := s.storage.Exists(ctx, NotifiedKey(s.job, kind, id))
 	if err != nil {
 		return nil, err
 	}
@@ -494,7 +499,7 @@ func (s *CompletedStore) MarkNotified(ctx context.Context, id ID) error {
 		return fmt.Errorf("checkpoint store of job %s: mark %d notified: not retained", s.job, id)
 	}
 	rc := s.retained[i]
-	if err := s.storage.Write(ctx, CheckpointDir(s.job, rc.Kind, rc.ID)+notifiedName, nil, blob.WriteOptions{}); err != nil {
+	if err := s.storage.Write(ctx, NotifiedKey(s.job, rc.Kind, rc.ID), nil, blob.WriteOptions{}); err != nil {
 		return fmt.Errorf("mark %s %d of job %s notified: %w", rc.Kind, rc.ID, s.job, err)
 	}
 	rc.Notified = true

@@ -68,6 +68,11 @@ type JobResult struct {
 	// Restarts is the number of times the job was restarted.
 	Restarts  int
 	Operators []rpc.OperatorTotals
+	// CheckpointsCompleted counts the job's completed checkpoints;
+	// RestoredCheckpoint is the id of the checkpoint it last restored
+	// from (0: none).
+	CheckpointsCompleted int
+	RestoredCheckpoint   int64
 }
 
 // ErrUnknownJob is returned for a job id the Dispatcher does not know.
@@ -133,6 +138,7 @@ func (d *Dispatcher) receive() {
 			}
 			d.end(j, &JobResult{
 				JobID: m.JobID, JobName: m.JobName, State: m.State, Err: m.Failure.Err(), Duration: m.Duration, Restarts: m.Restarts, Operators: m.Operators,
+				CheckpointsCompleted: m.CheckpointsCompleted, RestoredCheckpoint: m.RestoredCheckpoint,
 			}, rpc.JobStatus{JobID: m.JobID, State: m.State, Restarts: m.Restarts, Executions: m.Executions, Operators: m.Operators})
 		}
 	}

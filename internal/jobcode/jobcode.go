@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/strom-dev/strom/internal/checkpoint"
 	"github.com/strom-dev/strom/internal/jobgraph"
 	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/runtime"
@@ -40,13 +41,29 @@ type Config struct {
 	// Restore is the state the job starts from (nil: empty); see
 	// runtime.JobRestore.
 	Restore runtime.JobRestore
-	// Restart is the job's restart strategy; the zero value is none, the
-	// default while jobs have no checkpoints to restart from (see
-	// scheduler.DefaultRestartStrategy).
+	// Restart is the job's restart strategy; the zero value is none (see
+	// scheduler.DefaultRestartStrategy for the defaults with and without
+	// checkpointing).
 	Restart scheduler.RestartStrategy
+	// Checkpoint enables periodic checkpoints (nil: none). The JobMaster
+	// runs the coordinator with it; TaskManagers upload task state to its
+	// storage and read restores from there.
+	Checkpoint *Checkpointing
 	// OnTask, if set, is called with every task built, before it runs:
-	// the seam tests use to snapshot running tasks until checkpoints do.
+	// the seam tests use to snapshot running tasks without checkpoints.
 	OnTask func(*runtime.Task)
+}
+
+// Checkpointing are a job's checkpoint settings.
+type Checkpointing struct {
+	checkpoint.Config
+	// Storage is the URL of checkpoint storage (see blob.Open): file://dir,
+	// mem://name (one process), or a bucket.
+	Storage string
+	// Retained is how many completed checkpoints are kept (default 1).
+	// Recovery falls back to an older one only if the newer one's
+	// metadata cannot be read and it was never notified as complete.
+	Retained int
 }
 
 // WithDefaults fills unset fields.

@@ -14,8 +14,11 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
+	"github.com/strom-dev/strom/internal/checkpoint"
+	"github.com/strom-dev/strom/internal/jobcode"
 	"github.com/strom-dev/strom/internal/jobgraph"
 	"github.com/strom-dev/strom/internal/rpc"
 	"github.com/strom-dev/strom/internal/runtime"
@@ -44,6 +47,10 @@ type Config struct {
 	// JobMaster shares nothing with the TaskManagers, so it cannot). It
 	// runs on the JobMaster's loop and must not block.
 	OnRestart func(previousAttempt int)
+	// Checkpoint enables checkpoints (nil: none): the JobMaster runs the
+	// job's checkpoint coordinator and, on a restart, deploys the new
+	// attempt from the latest completed checkpoint (checkpoint.go).
+	Checkpoint *jobcode.Checkpointing
 	// Logger receives how the job ended; nil: nothing is logged.
 	Logger *slog.Logger
 }
@@ -84,6 +91,14 @@ type JobMaster struct {
 	metrics map[subtask]*execMetrics
 	done    bool        // JobFinished was sent
 	timer   *time.Timer // for the tick the Scheduler asked for; nil: none
+
+	ck *ckShell // nil without checkpointing
+	// Work off the loop (storage I/O) hands its result back on asyncC;
+	// asyncCtx ends and asyncWG is waited for when Run returns.
+	asyncC      chan func()
+	asyncCtx    context.Context
+	asyncCancel context.CancelFunc
+	asyncWG     sync.WaitGroup
 }
 
 type subtask struct{ vertex, index int }
@@ -112,15 +127,19 @@ func New(cfg Config) (*JobMaster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("job master of job %s: %w", cfg.JobID, err)
 	}
+	actx, acancel := context.WithCancel(context.Background())
 	return &JobMaster{
-		cfg:     cfg,
-		ep:      ep,
-		sched:   sched,
-		rm:      cfg.Transport.ResourceManager(cfg.ResourceManager),
-		disp:    cfg.Transport.Dispatcher(cfg.Dispatcher),
-		start:   time.Now(),
-		tms:     map[string]string{},
-		metrics: map[subtask]*execMetrics{},
+		asyncC:      make(chan func()),
+		asyncCtx:    actx,
+		asyncCancel: acancel,
+		cfg:         cfg,
+		ep:          ep,
+		sched:       sched,
+		rm:          cfg.Transport.ResourceManager(cfg.ResourceManager),
+		disp:        cfg.Transport.Dispatcher(cfg.Dispatcher),
+		start:       time.Now(),
+		tms:         map[string]string{},
+		metrics:     map[subtask]*execMetrics{},
 	}, nil
 }
 
@@ -129,7 +148,15 @@ func New(cfg Config) (*JobMaster, error) {
 func (jm *JobMaster) Run(ctx context.Context) {
 	defer jm.ep.Close()
 	defer jm.stopTimer()
+	defer jm.asyncCancel()
+	defer jm.stopCheckpointing()
 	jm.step(scheduler.EvTick{Now: time.Now()})
+	if jm.cfg.Checkpoint != nil {
+		if err := jm.startCheckpointing(ctx); err != nil {
+			jm.finish(scheduler.JobFailed, err)
+			return
+		}
+	}
 	jm.step(scheduler.EvStart{})
 	if !jm.done { // the job may already have failed (no ResourceManager)
 		jm.publish()
@@ -144,12 +171,24 @@ func (jm *JobMaster) Run(ctx context.Context) {
 			for _, m := range jm.ep.Receive() {
 				jm.handle(m)
 			}
+			if len(jm.local) > 0 { // raised by the checkpoint shell
+				jm.step(scheduler.EvTick{Now: time.Now()})
+			}
 			if !jm.done {
 				jm.publish()
 			}
 		case <-jm.timerC():
 			jm.timer = nil
 			jm.step(scheduler.EvTick{Now: time.Now()})
+			if !jm.done {
+				jm.publish()
+			}
+		case now := <-jm.ckTickC():
+			jm.ckStep(checkpoint.EvTick{Now: now})
+			jm.step(scheduler.EvTick{Now: now}) // a failed job fails from ckStep
+		case done := <-jm.asyncC:
+			done()
+			jm.step(scheduler.EvTick{Now: time.Now()}) // deploys released, restores failed
 			if !jm.done {
 				jm.publish()
 			}
@@ -194,6 +233,11 @@ func (jm *JobMaster) handle(m rpc.Message) {
 			jm.recordMetrics(m.Execution, m.Metrics, m.State.Terminal())
 		}
 		jm.step(scheduler.EvTaskState{ID: m.Execution, State: m.State, Err: m.Failure.Err()})
+		jm.taskStateForCheckpoints(m.Execution, m.State)
+	case rpc.AcknowledgeCheckpoint:
+		jm.ckStep(checkpoint.EvAck{ID: checkpoint.ID(m.CheckpointID), Task: taskID(m.Execution), States: m.States})
+	case rpc.DeclineCheckpoint:
+		jm.ckStep(checkpoint.EvDecline{ID: checkpoint.ID(m.CheckpointID), Task: taskID(m.Execution), Reason: m.Reason})
 	case rpc.MetricsReport:
 		for _, t := range m.Tasks {
 			jm.recordMetrics(t.Execution, t.Operators, false)
@@ -249,16 +293,14 @@ func (jm *JobMaster) apply(acts []scheduler.Action) {
 				jm.local = append(jm.local, scheduler.EvSlotsRefused{Err: fmt.Errorf("resource manager: %w", err)})
 			}
 		case scheduler.ActDeploy:
-			addr, ok := jm.tms[a.Slot.TaskManager]
-			if !ok {
-				jm.local = append(jm.local, scheduler.EvTaskState{ID: a.ID, State: scheduler.Failed, Err: fmt.Errorf("no TaskManager %s", a.Slot.TaskManager)})
-				continue
-			}
-			err := jm.cfg.Transport.TaskManager(addr).DeployTask(rpc.DeployTask{JobID: jm.cfg.JobID, Execution: a.ID, Slot: a.Slot, JobMaster: jm.cfg.Address})
-			if err != nil {
-				jm.local = append(jm.local, scheduler.EvTaskState{ID: a.ID, State: scheduler.Failed, Err: fmt.Errorf("deploying %v to TaskManager %s: %w", a.ID, a.Slot.TaskManager, err)})
+			if !jm.holdDeploy(a) {
+				jm.deploy(a)
 			}
 		case scheduler.ActCancelTask:
+			if jm.unholdDeploy(a.ID) {
+				jm.local = append(jm.local, scheduler.EvTaskState{ID: a.ID, State: scheduler.Canceled})
+				continue
+			}
 			addr, ok := jm.tms[a.Slot.TaskManager]
 			if !ok || jm.cfg.Transport.TaskManager(addr).CancelTask(rpc.CancelTask{JobID: jm.cfg.JobID, Execution: a.ID}) != nil {
 				// No TaskManager to run it: the task is gone.
@@ -281,10 +323,25 @@ func (jm *JobMaster) apply(acts []scheduler.Action) {
 			if jm.cfg.OnRestart != nil {
 				jm.cfg.OnRestart(a.Attempt - 1)
 			}
+			jm.restarting()
 		case scheduler.ActJobDone:
 			jm.logOutcome(a)
 			jm.finish(a.State, a.Err)
 		}
+	}
+}
+
+// deploy sends a deploy to its TaskManager, with the checkpoint the
+// attempt restores from.
+func (jm *JobMaster) deploy(a scheduler.ActDeploy) {
+	addr, ok := jm.tms[a.Slot.TaskManager]
+	if !ok {
+		jm.local = append(jm.local, scheduler.EvTaskState{ID: a.ID, State: scheduler.Failed, Err: fmt.Errorf("no TaskManager %s", a.Slot.TaskManager)})
+		return
+	}
+	err := jm.cfg.Transport.TaskManager(addr).DeployTask(rpc.DeployTask{JobID: jm.cfg.JobID, Execution: a.ID, Slot: a.Slot, JobMaster: jm.cfg.Address, Restore: jm.restoreHandles()})
+	if err != nil {
+		jm.local = append(jm.local, scheduler.EvTaskState{ID: a.ID, State: scheduler.Failed, Err: fmt.Errorf("deploying %v to TaskManager %s: %w", a.ID, a.Slot.TaskManager, err)})
 	}
 }
 
@@ -309,9 +366,11 @@ func (jm *JobMaster) finish(state scheduler.JobState, err error) {
 		return
 	}
 	jm.done = true
+	completed, restored := jm.checkpointCounts()
 	f := rpc.JobFinished{
 		JobID: jm.cfg.JobID, JobName: jm.cfg.JobName, State: state, Failure: rpc.FailureOf(err),
 		Duration: time.Since(jm.start), Restarts: jm.sched.Restarts(), Executions: jm.executions(), Operators: jm.totals(),
+		CheckpointsCompleted: completed, RestoredCheckpoint: restored,
 	}
 	if err := jm.disp.JobFinished(f); err != nil {
 		jm.logger().Debug("job master: job end not delivered", "job_id", jm.cfg.JobID, "error", err)

@@ -28,12 +28,17 @@ type JobMasterGateway interface {
 	UpdateTaskState(TaskStateUpdate) error
 	ReportMetrics(MetricsReport) error
 	CancelJob(CancelJob) error
+	AcknowledgeCheckpoint(AcknowledgeCheckpoint) error
+	DeclineCheckpoint(DeclineCheckpoint) error
 }
 
 // TaskManagerGateway is how a JobMaster reaches a TaskManager.
 type TaskManagerGateway interface {
 	DeployTask(DeployTask) error
 	CancelTask(CancelTask) error
+	TriggerCheckpoint(TriggerCheckpoint) error
+	AbortCheckpoint(AbortCheckpoint) error
+	NotifyCheckpointComplete(NotifyCheckpointComplete) error
 }
 
 // DispatcherGateway is how a JobMaster reports to the Dispatcher.

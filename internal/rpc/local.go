@@ -73,8 +73,17 @@ func (g localGateway) ReportMetrics(m MetricsReport) error             { return 
 func (g localGateway) CancelJob(m CancelJob) error                     { return g.l.send(g.address, m) }
 func (g localGateway) DeployTask(m DeployTask) error                   { return g.l.send(g.address, m) }
 func (g localGateway) CancelTask(m CancelTask) error                   { return g.l.send(g.address, m) }
-func (g localGateway) UpdateJobStatus(m JobStatus) error               { return g.l.send(g.address, m) }
-func (g localGateway) JobFinished(m JobFinished) error                 { return g.l.send(g.address, m) }
+func (g localGateway) AcknowledgeCheckpoint(m AcknowledgeCheckpoint) error {
+	return g.l.send(g.address, m)
+}
+func (g localGateway) DeclineCheckpoint(m DeclineCheckpoint) error { return g.l.send(g.address, m) }
+func (g localGateway) TriggerCheckpoint(m TriggerCheckpoint) error { return g.l.send(g.address, m) }
+func (g localGateway) AbortCheckpoint(m AbortCheckpoint) error     { return g.l.send(g.address, m) }
+func (g localGateway) NotifyCheckpointComplete(m NotifyCheckpointComplete) error {
+	return g.l.send(g.address, m)
+}
+func (g localGateway) UpdateJobStatus(m JobStatus) error { return g.l.send(g.address, m) }
+func (g localGateway) JobFinished(m JobFinished) error   { return g.l.send(g.address, m) }
 
 // mailbox is an endpoint of Local: an unbounded FIFO, so a send never
 // waits for the receiver (see the gateways' contract). Its growth is

@@ -17,6 +17,7 @@ package rpc
 import (
 	"time"
 
+	"github.com/strom-dev/strom/internal/checkpoint"
 	"github.com/strom-dev/strom/internal/scheduler"
 )
 
@@ -94,6 +95,25 @@ type (
 	CancelJob struct {
 		JobID string
 	}
+	// AcknowledgeCheckpoint is a task's snapshot for a checkpoint, sent
+	// once its state is in checkpoint storage: per chained operator with
+	// state, the handles of its files (paths relative to the storage
+	// root). SyncPause is how long the task stopped processing for the
+	// synchronous part of the snapshot.
+	AcknowledgeCheckpoint struct {
+		JobID        string
+		Execution    scheduler.ExecutionID
+		CheckpointID int64
+		States       []checkpoint.OperatorSnapshot
+		SyncPause    time.Duration
+	}
+	// DeclineCheckpoint says a task could not take a checkpoint.
+	DeclineCheckpoint struct {
+		JobID        string
+		Execution    scheduler.ExecutionID
+		CheckpointID int64
+		Reason       string
+	}
 )
 
 // Messages to a TaskManager.
@@ -101,16 +121,48 @@ type (
 	// DeployTask tells a TaskManager to run an execution in one of its
 	// slots. The TaskManager finds the job's code itself (see
 	// internal/jobcode), and reports to the JobMaster at JobMaster.
+	//
+	// Restore, when set, is the checkpoint the task starts from (Flink's
+	// TaskStateSnapshot in the deployment descriptor): the handles of
+	// every subtask of the operators of the job, which the TaskManager
+	// reads from checkpoint storage itself and redistributes to its
+	// subtask, so the JobMaster never moves state bytes.
 	DeployTask struct {
 		JobID     string
 		Execution scheduler.ExecutionID
 		Slot      scheduler.SlotID
 		JobMaster string
+		Restore   *RestoreHandles
 	}
 	// CancelTask cancels an execution.
 	CancelTask struct {
 		JobID     string
 		Execution scheduler.ExecutionID
+	}
+	// TriggerCheckpoint makes a source task take a checkpoint.
+	TriggerCheckpoint struct {
+		JobID        string
+		Execution    scheduler.ExecutionID
+		CheckpointID int64
+		// Timestamp is when the coordinator triggered it (Unix ms).
+		Timestamp int64
+		Mode      checkpoint.Mode
+		Kind      checkpoint.Kind
+	}
+	// AbortCheckpoint tells a task to drop a checkpoint (stop aligning
+	// it) and its operators that it was aborted.
+	AbortCheckpoint struct {
+		JobID        string
+		Execution    scheduler.ExecutionID
+		CheckpointID int64
+		Reason       string
+	}
+	// NotifyCheckpointComplete tells a task that a checkpoint is complete
+	// (its metadata is in storage): its operators may commit.
+	NotifyCheckpointComplete struct {
+		JobID        string
+		Execution    scheduler.ExecutionID
+		CheckpointID int64
 	}
 )
 
@@ -137,22 +189,32 @@ type (
 		Restarts   int
 		Executions []ExecutionStatus
 		Operators  []OperatorTotals
+		// CheckpointsCompleted counts the job's completed checkpoints;
+		// RestoredCheckpoint is the id of the checkpoint the job last
+		// restored from (0: none).
+		CheckpointsCompleted int
+		RestoredCheckpoint   int64
 	}
 )
 
-func (RegisterTaskManager) isMessage() {}
-func (RequestSlots) isMessage()        {}
-func (CancelSlotRequest) isMessage()   {}
-func (ReleaseSlots) isMessage()        {}
-func (SlotsGranted) isMessage()        {}
-func (SlotsRefused) isMessage()        {}
-func (TaskStateUpdate) isMessage()     {}
-func (MetricsReport) isMessage()       {}
-func (CancelJob) isMessage()           {}
-func (DeployTask) isMessage()          {}
-func (CancelTask) isMessage()          {}
-func (JobStatus) isMessage()           {}
-func (JobFinished) isMessage()         {}
+func (RegisterTaskManager) isMessage()      {}
+func (RequestSlots) isMessage()             {}
+func (CancelSlotRequest) isMessage()        {}
+func (ReleaseSlots) isMessage()             {}
+func (SlotsGranted) isMessage()             {}
+func (SlotsRefused) isMessage()             {}
+func (TaskStateUpdate) isMessage()          {}
+func (MetricsReport) isMessage()            {}
+func (CancelJob) isMessage()                {}
+func (DeployTask) isMessage()               {}
+func (CancelTask) isMessage()               {}
+func (JobStatus) isMessage()                {}
+func (AcknowledgeCheckpoint) isMessage()    {}
+func (DeclineCheckpoint) isMessage()        {}
+func (TriggerCheckpoint) isMessage()        {}
+func (AbortCheckpoint) isMessage()          {}
+func (NotifyCheckpointComplete) isMessage() {}
+func (JobFinished) isMessage()              {}
 
 // SlotOffer is a granted slot and where its TaskManager is reached.
 type SlotOffer struct {
@@ -198,4 +260,11 @@ type OperatorTotals struct {
 	RecordsIn         int64
 	RecordsOut        int64
 	BackpressureWaits int64
+}
+
+// RestoreHandles is the checkpoint a redeployed task restores from: the
+// operators' states as the checkpoint's metadata holds them.
+type RestoreHandles struct {
+	CheckpointID int64
+	Operators    []checkpoint.OperatorState
 }

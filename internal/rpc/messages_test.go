@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/strom-dev/strom/internal/checkpoint"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/scheduler"
 )
@@ -28,7 +29,10 @@ var (
 	opMetrics = OperatorMetrics{Vertex: 1, Subtask: 2, Node: 3, Name: "Map", UID: "uid", IsSource: true,
 		RecordsIn: 5, RecordsOut: 6, BackpressureWaits: 7}
 	execStatus = ExecutionStatus{ID: exec, State: scheduler.Failed, Slot: slot, Failure: failure}
-	totals     = OperatorTotals{Node: 3, Name: "Map", UID: "uid", Parallelism: 2, RecordsIn: 5, RecordsOut: 6, BackpressureWaits: 7}
+	handle     = checkpoint.StateHandle{Path: "job-1/chk-3/uid/0-keyed", Size: 9, Inline: []byte("x"), Shared: true}
+	subState   = checkpoint.SubtaskState{Subtask: 1, Keyed: []checkpoint.StateHandle{handle}, Operator: []checkpoint.StateHandle{handle},
+		Channel: []checkpoint.StateHandle{handle}, Watermark: 5, Finished: true}
+	totals = OperatorTotals{Node: 3, Name: "Map", UID: "uid", Parallelism: 2, RecordsIn: 5, RecordsOut: 6, BackpressureWaits: 7}
 )
 
 // messages holds one value of every message type, every field non-zero.
@@ -42,11 +46,17 @@ var messages = []Message{
 	TaskStateUpdate{JobID: "job-1", Execution: exec, State: scheduler.Failed, Failure: failure, Metrics: []OperatorMetrics{opMetrics}},
 	MetricsReport{JobID: "job-1", TaskManager: "tm-1", Tasks: []TaskMetrics{{Execution: exec, Operators: []OperatorMetrics{opMetrics}}}},
 	CancelJob{JobID: "job-1"},
-	DeployTask{JobID: "job-1", Execution: exec, Slot: slot, JobMaster: "jobmaster-job-1"},
+	DeployTask{JobID: "job-1", Execution: exec, Slot: slot, JobMaster: "jobmaster-job-1", Restore: &RestoreHandles{CheckpointID: 3,
+		Operators: []checkpoint.OperatorState{{UID: "uid", Name: "Map", Parallelism: 2, MaxParallelism: 128, Subtasks: []checkpoint.SubtaskState{subState}}}}},
+	AcknowledgeCheckpoint{JobID: "job-1", Execution: exec, CheckpointID: 3, States: []checkpoint.OperatorSnapshot{{UID: "uid", State: subState}}, SyncPause: time.Millisecond},
+	DeclineCheckpoint{JobID: "job-1", Execution: exec, CheckpointID: 3, Reason: "no"},
+	TriggerCheckpoint{JobID: "job-1", Execution: exec, CheckpointID: 3, Timestamp: 1700000000000, Mode: checkpoint.AtLeastOnce, Kind: checkpoint.KindSavepoint},
+	AbortCheckpoint{JobID: "job-1", Execution: exec, CheckpointID: 3, Reason: "expired"},
+	NotifyCheckpointComplete{JobID: "job-1", Execution: exec, CheckpointID: 3},
 	CancelTask{JobID: "job-1", Execution: exec},
 	JobStatus{JobID: "job-1", State: scheduler.JobFailing, Restarts: 2, Executions: []ExecutionStatus{execStatus}, Operators: []OperatorTotals{totals}},
 	JobFinished{JobID: "job-1", JobName: "j", State: scheduler.JobFailed, Failure: failure, Duration: time.Second, Restarts: 3,
-		Executions: []ExecutionStatus{execStatus}, Operators: []OperatorTotals{totals}},
+		Executions: []ExecutionStatus{execStatus}, Operators: []OperatorTotals{totals}, CheckpointsCompleted: 4, RestoredCheckpoint: 2},
 }
 
 // Every message survives encoding/json unchanged: it is plain data, ready

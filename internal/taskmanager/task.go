@@ -39,7 +39,7 @@ func (c operatorCounters) snapshot() rpc.OperatorMetrics {
 // each can be handed its successors, network writers for edges that leave
 // the vertex, and an input processor over the channels of edges that enter
 // it. Channels come from the registry, whichever side is deployed first.
-func buildTask(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, subtask, attempt int, reg *network.Registry) (*runtime.Task, []operatorCounters, error) {
+func buildTask(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, subtask, attempt int, reg *network.Registry, restore runtime.JobRestore) (*runtime.Task, []operatorCounters, error) {
 	cfg := job.Config.WithDefaults()
 	g := job.Graph
 	vertexOf := map[streamgraph.NodeID]*jobgraph.JobVertex{}
@@ -190,7 +190,7 @@ func buildTask(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, sub
 		metrics = append(metrics, m)
 	}
 	task.Chain = chain
-	if err := restoreTask(job, v, subtask, task); err != nil {
+	if err := restoreTask(job, v, subtask, task, restore); err != nil {
 		return nil, nil, err
 	}
 

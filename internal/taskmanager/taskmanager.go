@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strom-dev/strom/internal/blob"
 	"github.com/strom-dev/strom/internal/jobcode"
 	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/rpc"
@@ -46,8 +47,9 @@ type TaskManager struct {
 	ep  rpc.Endpoint
 	wg  sync.WaitGroup // task goroutines
 
-	mu    sync.Mutex
-	tasks map[taskKey]*slotTask
+	mu     sync.Mutex
+	tasks  map[taskKey]*slotTask
+	stores map[string]blob.Store // checkpoint storage by URL (checkpoint.go)
 }
 
 type taskKey struct {
@@ -60,6 +62,7 @@ type slotTask struct {
 	cancel    context.CancelFunc
 	jobMaster string
 	counters  []operatorCounters // set (under TaskManager.mu) once the task is built
+	task      *runtime.Task      // set (under TaskManager.mu) once the task is built
 }
 
 // New creates the TaskManager's endpoint and registers its slots with the
@@ -82,13 +85,14 @@ func New(cfg Config) (*TaskManager, error) {
 		ep.Close()
 		return nil, fmt.Errorf("task manager %s: registering with the resource manager: %w", cfg.ID, err)
 	}
-	return &TaskManager{cfg: cfg, ep: ep, tasks: map[taskKey]*slotTask{}}, nil
+	return &TaskManager{cfg: cfg, ep: ep, tasks: map[taskKey]*slotTask{}, stores: map[string]blob.Store{}}, nil
 }
 
 // Run serves deploys and cancels until ctx ends, then cancels every task
 // and waits for them.
 func (tm *TaskManager) Run(ctx context.Context) {
 	defer tm.ep.Close()
+	defer tm.closeStores() // after the uploads (wg) are done
 	defer tm.wg.Wait()
 	tick := time.NewTicker(tm.cfg.MetricsInterval)
 	defer tick.Stop()
@@ -115,6 +119,9 @@ func (tm *TaskManager) Run(ctx context.Context) {
 					}
 					tm.mu.Unlock()
 				default:
+					if tm.checkpointMessage(ctx, m) {
+						continue
+					}
 					tm.cfg.Logger.Warn("task manager: unexpected message", "task_manager", tm.cfg.ID, "type", fmt.Sprintf("%T", m))
 				}
 			}
@@ -200,9 +207,16 @@ func (tm *TaskManager) deploy(ctx context.Context, m rpc.DeployTask) {
 			report(scheduler.Failed, err)
 			return
 		}
+		if job, err := tm.cfg.Code.Lookup(m.JobID); err == nil && job.Config.Checkpoint != nil {
+			// Uploads use the TaskManager's context, not the task's: the
+			// snapshot a task took just before finishing is still part
+			// of its checkpoint.
+			task.OnCheckpoint = tm.onCheckpoint(ctx, job, m, st)
+		}
 		counters = cs
 		tm.mu.Lock()
 		st.counters = cs
+		st.task = task
 		tm.mu.Unlock()
 		report(scheduler.Initializing, nil)
 		// RUNNING once every operator is open (later: its state restored),
@@ -232,5 +246,13 @@ func (tm *TaskManager) build(ctx context.Context, m rpc.DeployTask) (*runtime.Ta
 	if m.Execution.Vertex < 0 || m.Execution.Vertex >= len(vs) {
 		return nil, nil, fmt.Errorf("task manager %s: deploying %v: job %s has no vertex %d", tm.cfg.ID, m.Execution, m.JobID, m.Execution.Vertex)
 	}
-	return buildTask(ctx, job, vs[m.Execution.Vertex], m.Execution.Subtask, m.Execution.Attempt, tm.cfg.Network)
+	v := vs[m.Execution.Vertex]
+	restore := job.Config.Restore
+	if m.Restore != nil {
+		// Read on the task's goroutine: the TaskManager's loop goes on.
+		if restore, err = tm.readRestore(ctx, job, v, m.Restore); err != nil {
+			return nil, nil, fmt.Errorf("task manager %s: deploying %v: %w", tm.cfg.ID, m.Execution, err)
+		}
+	}
+	return buildTask(ctx, job, v, m.Execution.Subtask, m.Execution.Attempt, tm.cfg.Network, restore)
 }

@@ -1,0 +1,269 @@
+package taskmanager
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/strom-dev/strom/internal/blob"
+	"github.com/strom-dev/strom/internal/checkpoint"
+	"github.com/strom-dev/strom/internal/jobcode"
+	"github.com/strom-dev/strom/internal/jobgraph"
+	"github.com/strom-dev/strom/internal/network"
+	"github.com/strom-dev/strom/internal/rpc"
+	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/scheduler"
+	"github.com/strom-dev/strom/internal/statebackend"
+)
+
+// The TaskManager's share of checkpoints: it routes the JobMaster's
+// trigger, abort and notification messages to its tasks (mails, so its
+// loop never waits for a task), uploads each snapshot to checkpoint storage
+// off the task goroutine (the asynchronous part of a checkpoint: the task
+// goes on processing while its state is written) and acknowledges it with
+// the handles of the files written. A task deployed with a restore reads
+// the files of the checkpoint it starts from itself.
+//
+// Task state layout in storage, under the checkpoint's directory
+// (checkpoint.CheckpointDir):
+//
+//	<uid>/<subtask>-keyed     the keyed-state stream (statebackend format)
+//	<uid>/<subtask>-operator  the operator-state lists, as JSON
+//
+// Files are never inlined in the metadata yet: every state a restore reads
+// comes from storage, one path for all sizes.
+
+// storage returns the TaskManager's handle on checkpoint storage at url,
+// opened once and closed when the TaskManager stops (mem:// stores are
+// shared per process, so one handle per URL is what every task sees).
+func (tm *TaskManager) storage(ctx context.Context, url string) (blob.Store, error) {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	if s, ok := tm.stores[url]; ok {
+		return s, nil
+	}
+	s, err := blob.Open(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("task manager %s: opening checkpoint storage: %w", tm.cfg.ID, err)
+	}
+	tm.stores[url] = s
+	return s, nil
+}
+
+func (tm *TaskManager) closeStores() {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	for url, s := range tm.stores {
+		if err := s.Close(); err != nil {
+			tm.cfg.Logger.Warn("task manager: closing checkpoint storage", "task_manager", tm.cfg.ID, "url", url, "error", err)
+		}
+	}
+	clear(tm.stores)
+}
+
+// running returns the built task of an execution here, nil if none.
+func (tm *TaskManager) running(job string, id scheduler.ExecutionID) (*slotTask, *runtime.Task) {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	st := tm.tasks[taskKey{job, id}]
+	if st == nil {
+		return nil, nil
+	}
+	return st, st.task
+}
+
+// checkpointMessage handles the checkpoint messages of the loop; it
+// reports whether m was one.
+func (tm *TaskManager) checkpointMessage(ctx context.Context, m rpc.Message) bool {
+	switch m := m.(type) {
+	case rpc.TriggerCheckpoint:
+		st, task := tm.running(m.JobID, m.Execution)
+		if task == nil {
+			tm.decline(m.JobID, m.Execution, st, m.CheckpointID, "task is not running")
+			return true
+		}
+		if task.Input != nil {
+			// The coordinator triggers a task with inputs once every
+			// producer has finished (FLIP-147), which the runtime cannot
+			// inject a barrier into yet. The task is about to finish too:
+			// its FINISHED state releases the checkpoint from waiting for
+			// it, where a decline would count as a failed checkpoint.
+			tm.cfg.Logger.Debug("task manager: trigger of a task with inputs ignored", "execution", m.Execution.String(), "checkpoint", m.CheckpointID)
+			return true
+		}
+		opts := runtime.CheckpointOptions{ID: m.CheckpointID, Timestamp: m.Timestamp, Mode: network.ExactlyOnce, Kind: network.Checkpoint}
+		if m.Mode == checkpoint.AtLeastOnce {
+			opts.Mode = network.AtLeastOnce
+		}
+		if m.Kind == checkpoint.KindSavepoint {
+			opts.Kind = network.Savepoint
+		}
+		if err := task.TriggerCheckpoint(ctx, opts); err != nil && !errors.Is(err, runtime.ErrTaskStopped) {
+			tm.decline(m.JobID, m.Execution, st, m.CheckpointID, err.Error())
+		}
+	case rpc.AbortCheckpoint:
+		if _, task := tm.running(m.JobID, m.Execution); task != nil {
+			// Both are mails: the abort stops an alignment, the
+			// notification tells the operators (a sink drops what it
+			// staged for the id).
+			_ = task.AbortCheckpoint(ctx, m.CheckpointID)
+			_ = task.NotifyCheckpointAborted(ctx, m.CheckpointID)
+		}
+	case rpc.NotifyCheckpointComplete:
+		if _, task := tm.running(m.JobID, m.Execution); task != nil {
+			_ = task.NotifyCheckpointComplete(ctx, m.CheckpointID)
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+func (tm *TaskManager) decline(job string, id scheduler.ExecutionID, st *slotTask, ckID int64, reason string) {
+	if st == nil {
+		return // nobody to tell: the JobMaster learns of the task's end
+	}
+	d := rpc.DeclineCheckpoint{JobID: job, Execution: id, CheckpointID: ckID, Reason: reason}
+	_ = tm.cfg.Transport.JobMaster(st.jobMaster).DeclineCheckpoint(d)
+}
+
+// onCheckpoint is a task's Task.OnCheckpoint: it runs on the task
+// goroutine, so it only hands the snapshot to an upload goroutine.
+func (tm *TaskManager) onCheckpoint(ctx context.Context, job *jobcode.Job, m rpc.DeployTask, st *slotTask) func(int64, runtime.TaskSnapshot, error) {
+	return func(id int64, snap runtime.TaskSnapshot, err error) {
+		if err != nil {
+			if errors.Is(err, runtime.ErrTaskStopped) {
+				return // the task's end reaches the coordinator instead
+			}
+			tm.decline(m.JobID, m.Execution, st, id, err.Error())
+			return
+		}
+		// The synchronous part ended with the snapshot; the barrier went
+		// out when it began (Options.Timestamp is the trigger's time, so
+		// this is an upper bound for sources and includes alignment for
+		// others): cheap, and what a slow snapshot shows up in.
+		var pause time.Duration
+		if snap.Options.Timestamp > 0 {
+			pause = max(0, time.Since(time.UnixMilli(snap.Options.Timestamp)))
+		}
+		tm.wg.Add(1)
+		go func() {
+			defer tm.wg.Done()
+			states, err := tm.upload(ctx, job, id, snap)
+			jm := tm.cfg.Transport.JobMaster(m.JobMaster)
+			if err != nil {
+				_ = jm.DeclineCheckpoint(rpc.DeclineCheckpoint{JobID: m.JobID, Execution: m.Execution, CheckpointID: id, Reason: err.Error()})
+				return
+			}
+			_ = jm.AcknowledgeCheckpoint(rpc.AcknowledgeCheckpoint{JobID: m.JobID, Execution: m.Execution, CheckpointID: id, States: states, SyncPause: pause})
+		}()
+	}
+}
+
+// upload writes each operator's state of snap and returns their handles.
+func (tm *TaskManager) upload(ctx context.Context, job *jobcode.Job, id int64, snap runtime.TaskSnapshot) ([]checkpoint.OperatorSnapshot, error) {
+	cc := job.Config.Checkpoint
+	if cc == nil {
+		return nil, fmt.Errorf("job %s has no checkpoint storage", job.ID)
+	}
+	store, err := tm.storage(ctx, cc.Storage)
+	if err != nil {
+		return nil, err
+	}
+	kind := checkpoint.KindCheckpoint
+	if snap.Options.Kind == network.Savepoint {
+		kind = checkpoint.KindSavepoint
+	}
+	dir := checkpoint.CheckpointDir(job.ID, kind, checkpoint.ID(id))
+	sub := strconv.Itoa(snap.Task.Subtask)
+	var out []checkpoint.OperatorSnapshot
+	for _, op := range snap.Operators {
+		ss := checkpoint.SubtaskState{Subtask: snap.Task.Subtask, Watermark: runtime.MinWatermark}
+		if op.Keyed != nil {
+			key := dir + op.UID + "/" + sub + "-keyed"
+			if err := store.Write(ctx, key, op.Keyed, blob.WriteOptions{}); err != nil {
+				return nil, fmt.Errorf("checkpoint %d: keyed state of %s/%d: %w", id, op.UID, snap.Task.Subtask, err)
+			}
+			ss.Keyed = []checkpoint.StateHandle{{Path: key, Size: int64(len(op.Keyed))}}
+		}
+		if len(op.Operator) > 0 {
+			data, err := json.Marshal(op.Operator)
+			if err != nil {
+				return nil, fmt.Errorf("checkpoint %d: operator state of %s/%d: %w", id, op.UID, snap.Task.Subtask, err)
+			}
+			key := dir + op.UID + "/" + sub + "-operator"
+			if err := store.Write(ctx, key, data, blob.WriteOptions{}); err != nil {
+				return nil, fmt.Errorf("checkpoint %d: operator state of %s/%d: %w", id, op.UID, snap.Task.Subtask, err)
+			}
+			ss.Operator = []checkpoint.StateHandle{{Path: key, Size: int64(len(data))}}
+		}
+		out = append(out, checkpoint.OperatorSnapshot{UID: op.UID, State: ss})
+	}
+	return out, nil
+}
+
+// readRestore reads the state files of the checkpoint a task of vertex v
+// restores from and redistributes them to the vertex's parallelism (which
+// may differ from the checkpoint's). Every subtask's files of the chain's
+// operators are read: a keyed stream covers the key groups of its old
+// subtask, and only Redistribute knows which overlap this one's.
+func (tm *TaskManager) readRestore(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, r *rpc.RestoreHandles) (runtime.JobRestore, error) {
+	if job.Config.Checkpoint == nil {
+		return nil, fmt.Errorf("restoring checkpoint %d: job %s has no checkpoint storage", r.CheckpointID, job.ID)
+	}
+	store, err := tm.storage(ctx, job.Config.Checkpoint.Storage)
+	if err != nil {
+		return nil, err
+	}
+	mine := map[string]bool{}
+	for _, op := range v.Operators {
+		mine[op.UID] = true
+	}
+	read := func(hs []checkpoint.StateHandle) ([]byte, error) {
+		switch len(hs) {
+		case 0:
+			return nil, nil
+		case 1:
+			if hs[0].Inline != nil || hs[0].Path == "" {
+				return hs[0].Inline, nil
+			}
+			return store.Read(ctx, hs[0].Path)
+		}
+		return nil, fmt.Errorf("%d state handles for one stream, this build writes one", len(hs))
+	}
+	var snaps []runtime.TaskSnapshot
+	for _, os := range r.Operators {
+		if !mine[os.UID] {
+			continue
+		}
+		for _, ss := range os.Subtasks {
+			keyed, err := read(ss.Keyed)
+			if err != nil {
+				return nil, fmt.Errorf("restoring checkpoint %d: keyed state of %s/%d: %w", r.CheckpointID, os.UID, ss.Subtask, err)
+			}
+			opData, err := read(ss.Operator)
+			if err != nil {
+				return nil, fmt.Errorf("restoring checkpoint %d: operator state of %s/%d: %w", r.CheckpointID, os.UID, ss.Subtask, err)
+			}
+			var lists []statebackend.OperatorState
+			if opData != nil {
+				if err := json.Unmarshal(opData, &lists); err != nil {
+					return nil, fmt.Errorf("restoring checkpoint %d: operator state of %s/%d: %w", r.CheckpointID, os.UID, ss.Subtask, err)
+				}
+			}
+			snaps = append(snaps, runtime.TaskSnapshot{
+				CheckpointID: r.CheckpointID,
+				Task:         runtime.TaskInfo{Subtask: ss.Subtask, Parallelism: os.Parallelism, MaxParallelism: os.MaxParallelism},
+				Operators:    []runtime.OperatorSnapshot{{UID: os.UID, Name: os.Name, Keyed: keyed, Operator: lists}},
+			})
+		}
+	}
+	jr, err := runtime.Redistribute(snaps, func(string) int { return v.Parallelism })
+	if err != nil {
+		return nil, fmt.Errorf("restoring checkpoint %d: %w", r.CheckpointID, err)
+	}
+	return jr, nil
+}
