@@ -28,10 +28,21 @@ import (
 // the generator's OutOfOrderness (the generator guarantees no event is later than that),
 // so no event is ever late.
 func Events(env *strom.Environment, g *Generator, count int64) strom.Stream[Event] {
+	return eventsAt(env, g, count, 0)
+}
+
+// eventsAt is Events with the sources emitting at most tps events per second of
+// wall-clock time in all (0: as fast as they can), as nexmark-flink's TPS setting, so
+// checkpoints, failures and savepoints fall in the middle of a run.
+func eventsAt(env *strom.Environment, g *Generator, count int64, tps float64) strom.Stream[Event] {
+	opts := []datagen.GeneratorOption{datagen.Count(count)}
+	if tps > 0 {
+		opts = append(opts, datagen.RatePerSecond(tps))
+	}
 	gen := datagen.SourceWith(func() func(n int64) Event {
 		var slab Slab
 		return func(n int64) Event { return g.EventInto(n, &slab) }
-	}, datagen.Count(count))
+	}, opts...)
 	src := strom.FromSource(env, gen, "Nexmark Source")
 	return strom.AssignTimestamps(src, strom.BoundedOutOfOrderness[Event](g.Config().OutOfOrderness).WithTimestamps(Event.Timestamp)).Name("Nexmark Watermarks")
 }
@@ -193,6 +204,9 @@ type RunConfig struct {
 	Output *Output
 	// Configure, if set, adjusts the environment's configuration.
 	Configure func(*strom.Config)
+	// TPS limits generated events to this many per second of wall-clock time over
+	// all source subtasks (0: no limit). Not for Input.
+	TPS float64
 }
 
 // RunResult is what Run measured.
@@ -215,6 +229,9 @@ func Run(ctx context.Context, cfg RunConfig) (RunResult, error) {
 	if cfg.Input != "" && cfg.Events > 0 {
 		return RunResult{}, errors.New("nexmark: give either generated events or an input file, not both")
 	}
+	if cfg.TPS < 0 || (cfg.TPS > 0 && cfg.Input != "") {
+		return RunResult{}, fmt.Errorf("nexmark: TPS %v: a rate limit needs generated events and must not be negative", cfg.TPS)
+	}
 	if cfg.Input != "" {
 		if _, err := fileSource(cfg.Input).Splits(1); err != nil {
 			return RunResult{}, fmt.Errorf("nexmark: input: %w", err)
@@ -232,7 +249,7 @@ func Run(ctx context.Context, cfg RunConfig) (RunResult, error) {
 	if cfg.Input != "" {
 		events = FileEvents(env, cfg.Input, cfg.OutOfOrderness)
 	} else {
-		events = Events(env, NewGenerator(cfg.Generator), max(cfg.Events, 0))
+		events = eventsAt(env, NewGenerator(cfg.Generator), max(cfg.Events, 0), cfg.TPS)
 	}
 	if err := BuildQuery(cfg.Query, events, out); err != nil {
 		return RunResult{}, err

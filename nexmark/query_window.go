@@ -19,6 +19,9 @@ import (
 // every bid, and they are never late at the keyed phase that combines them: every
 // channel's partials precede the channel's watermark that would close their window.
 //
+// Before a checkpoint's barrier both emit what they buffer (PrepareSnapshot), so a
+// restored job loses no bid that only this phase had seen.
+//
 // A bid that arrives after its window was emitted here (later than this subtask's own
 // watermark allows, which the generator never produces) is passed on alone, and the
 // keyed phase decides whether it is late by its own watermark, exactly as it did when
@@ -143,6 +146,20 @@ func (f *q5Panes) OnWatermark(ctx *strom.ProcessContext[q5Count], wm int64) erro
 		}
 		clear(*m)
 	})
+	return nil
+}
+
+// PrepareSnapshot emits the pane counts buffered so far, before a checkpoint's
+// barrier: the keyed phase sums pane counts, so a pane may arrive in parts, and no bid
+// that the snapshot's source position has passed lives only in this function's memory
+// (which a snapshot does not hold). The panes stay open for the bids after it.
+func (f *q5Panes) PrepareSnapshot(ctx *strom.ProcessContext[q5Count]) error {
+	for start, m := range f.panes.wins {
+		for a, n := range *m {
+			ctx.CollectAt(q5Count{Auction: a, Count: n, Start: start}, start+Q5SlideMs-1)
+		}
+		clear(*m)
+	}
 	return nil
 }
 
@@ -306,6 +323,21 @@ func (f *q7Candidates) OnWatermark(ctx *strom.ProcessContext[Q7Row], wm int64) e
 	return nil
 }
 
+// PrepareSnapshot emits each window's candidates so far, before a checkpoint's
+// barrier, for the same reason as q5Panes: the keyed phase keeps the highest of all
+// candidates it gets, so a window may arrive in parts, and each bid is emitted once
+// (the window's buffer starts again empty).
+func (f *q7Candidates) PrepareSnapshot(ctx *strom.ProcessContext[Q7Row]) error {
+	for start, m := range f.wins.wins {
+		for _, r := range m.Bids {
+			ctx.CollectAt(r, start+Q7WindowMs-1)
+		}
+		clear(m.Bids)
+		m.Bids = m.Bids[:0]
+	}
+	return nil
+}
+
 // Finish emits what no watermark completed (nothing, after the final watermark).
 func (f *q7Candidates) Finish(ctx *strom.ProcessContext[Q7Row]) error {
 	return f.OnWatermark(ctx, math.MaxInt64)
@@ -324,3 +356,8 @@ func query7(events strom.Stream[Event], out *Output) {
 		maxAgg, emitMax)
 	sinkRows(rows, out)
 }
+
+var (
+	_ strom.ProcessSnapshotHook[q5Count] = (*q5Panes)(nil)
+	_ strom.ProcessSnapshotHook[Q7Row]   = (*q7Candidates)(nil)
+)

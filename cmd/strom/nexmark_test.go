@@ -101,6 +101,25 @@ func TestNexmarkJSONSummary(t *testing.T) {
 	require.EqualValues(t, 4600, s["rows"])
 }
 
+// With --checkpoint-interval and --tps the run takes checkpoints while it reads, and
+// the summary says how many completed; the rows are the same as without.
+func TestNexmarkCheckpoints(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	out, err := runStrom(t, "nexmark", "--query", "q5", "--events", "20000", "--rate", "1000", "--parallelism", "2",
+		"--tps", "100000", "--checkpoint-interval", "10ms", "--checkpoint-dir", "mem://nexmark-cli-test", "--json")
+	require.NoError(t, err)
+	var s map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &s))
+	require.Greater(t, s["checkpoints_completed"].(float64), 0.0, "no checkpoint completed in a 0.2 s run")
+	require.EqualValues(t, 0, s["restarts"])
+	plain, err := runStrom(t, "nexmark", "--query", "q5", "--events", "20000", "--rate", "1000", "--parallelism", "2", "--json")
+	require.NoError(t, err)
+	var p map[string]any
+	require.NoError(t, json.Unmarshal([]byte(plain), &p))
+	require.Equal(t, p["rows"], s["rows"])
+	require.EqualValues(t, 0, p["checkpoints_completed"])
+}
+
 func TestNexmarkHumanReadable(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	out, err := runStrom(t, "nexmark", "--query", "q2", "--events", "10000", "--baseline")
@@ -161,6 +180,13 @@ func TestNexmarkErrors(t *testing.T) {
 		{"malformed line", []string{"--query", "q0", "--input", bad}, []string{"bad.jsonl: line 4:", "invalid event JSON"}},
 		{"bad parallelism", []string{"--query", "q0", "--events", "10", "--parallelism", "0"}, []string{"--parallelism"}},
 		{"baseline with input", []string{"--query", "q0", "--input", bad, "--baseline"}, []string{"--baseline"}},
+		{"negative tps", []string{"--query", "q0", "--events", "10", "--tps", "-1"}, []string{"--tps"}},
+		{"tps with input", []string{"--query", "q0", "--input", bad, "--tps", "10"}, []string{"--tps", "--input"}},
+		{"unaligned", []string{"--query", "q0", "--events", "10", "--checkpoint-interval", "1s", "--checkpoint-mode", "unaligned"}, []string{"unaligned", "not yet supported"}},
+		{"unknown mode", []string{"--query", "q0", "--events", "10", "--checkpoint-mode", "sometimes"}, []string{"--checkpoint-mode", "sometimes"}},
+		{"negative interval", []string{"--query", "q0", "--events", "10", "--checkpoint-interval", "-1s"}, []string{"--checkpoint-interval"}},
+		{"output with checkpoints", []string{"--query", "q0", "--events", "10", "--checkpoint-interval", "1s", "--output", filepath.Join(dir, "o")}, []string{"--output", "not yet supported"}},
+		{"bad checkpoint dir", []string{"--query", "q0", "--events", "10", "--checkpoint-interval", "1s", "--checkpoint-dir", "relative/dir"}, []string{"relative/dir"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := runStrom(t, append([]string{"nexmark"}, c.args...)...)
