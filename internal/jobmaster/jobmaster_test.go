@@ -152,9 +152,14 @@ func TestJobMasterKeepsServingWhileTaskManagerIsStuck(t *testing.T) {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	const p = 8
-	h := start(t, ctx, &wg, oneVertexJob(p), "tm-1", "taskmanager-tm-1")
-	stuck, err := h.net.Listen("taskmanager-tm-1") // never read
-	require.NoError(t, err)
+	// The stuck TaskManager listens before the JobMaster starts, or its
+	// deploys could find no endpoint (and fail the job) on a slow machine.
+	var stuck rpc.Endpoint
+	h := start(t, ctx, &wg, oneVertexJob(p), "tm-1", "taskmanager-tm-1", func(c *Config) {
+		var err error
+		stuck, err = c.Transport.Listen("taskmanager-tm-1") // never read
+		require.NoError(t, err)
+	})
 	defer stuck.Close()
 
 	require.Eventually(t, func() bool { return h.state().State == scheduler.JobRunning }, 10*time.Second, time.Millisecond)
