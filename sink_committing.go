@@ -139,6 +139,10 @@ func (o *committingSinkOp[T, C]) InitializeState(ctx *runtime.Context) error {
 	if o.list, err = state.GetUnionList(o.sctx, desc); err != nil {
 		return fmt.Errorf("sink %q: %w", o.name, err)
 	}
+	// With checkpointing on, every commit waits for a checkpoint, from
+	// the start: a commit before the first one (at the end of a short
+	// input, say) would be repeated by a restart from scratch.
+	o.checkpointed = ctx.Checkpointing
 	if !o.sctx.opState.IsRestored() {
 		return nil
 	}
@@ -201,8 +205,19 @@ func (o *committingSinkOp[T, C]) prepare(id int64) error {
 
 // PrepareSnapshotPreBarrier is the pre-commit: the transaction closed here
 // holds exactly the records before the barrier.
+//
+// Committables prepared at the end of input (Finish) belong to this
+// checkpoint, the first taken after them (FLIP-147's final checkpoint): its
+// notification commits them, and a restore from it commits them too, the
+// records they hold being behind the restored position. They keep
+// EndOfInput in their file names (the writer named them then).
 func (o *committingSinkOp[T, C]) PrepareSnapshotPreBarrier(id int64) error {
 	o.checkpointed = true
+	for i := range o.pending {
+		if o.pending[i].Checkpoint == EndOfInput {
+			o.pending[i].Checkpoint = id
+		}
+	}
 	return o.prepare(id)
 }
 
@@ -243,13 +258,12 @@ func (o *committingSinkOp[T, C]) NotifyCheckpointComplete(id int64) error {
 func (o *committingSinkOp[T, C]) NotifyCheckpointAborted(int64) error { return nil }
 
 // Finish flushes and pre-commits the writer's last transaction. A subtask
-// that never took a checkpoint (a job without checkpointing) commits
-// everything now, so bounded jobs produce output. A checkpointed one
-// leaves the commit to a checkpoint: committing here would make records
-// after the last checkpoint visible, and a restore from that checkpoint
-// would write them again. That is FLIP-147's final checkpoint, which is
-// not wired yet: until it is, such a subtask's last transaction stays
-// pre-committed, never visible.
+// that never took a checkpoint, of a job without checkpointing, commits
+// everything now, so bounded jobs produce output. Otherwise the commit is
+// a checkpoint's: committing here would make records after the last
+// checkpoint visible, and a restore from that checkpoint would write them
+// again. The task stays after Finish for the final checkpoint (FLIP-147;
+// see PrepareSnapshotPreBarrier), whose notification commits them.
 func (o *committingSinkOp[T, C]) Finish() error {
 	if err := o.w.Flush(); err != nil {
 		return err
@@ -280,8 +294,9 @@ func (o *committingSinkOp[T, C]) Close() error {
 // types are. Give the sink a UID so a restore finds its committables.
 //
 // Commits happen on checkpoint notifications (everything up to the
-// checkpoint notified), on a restore (everything restored) and, for a
-// subtask that never took a checkpoint, at the end of input.
+// checkpoint notified; the output of a bounded job's end of input at the
+// final checkpoint's), on a restore (everything restored) and, without
+// checkpointing, at the end of input.
 func SinkToCommitting[T, C any](s Stream[T], name string,
 	newWriter func(SinkContext) (CommittingSinkWriter[T, C], error),
 	newCommitter func(SinkContext) (Committer[C], error),

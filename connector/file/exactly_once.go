@@ -227,9 +227,9 @@ func exactlyOnceSink[T any](s strom.Stream[T], dir, name string, format func([]b
 // left in progress; other files in dir are never touched. Without
 // checkpoints each subtask's records become visible at the end of input,
 // as part-<subtask>-<attempt>-9223372036854775807 (strom.EndOfInput). With
-// checkpoints the records after the last checkpoint of a bounded job stay
-// in progress until the final checkpoint (FLIP-147), which is not wired
-// yet. Set a UID on the returned Sink so a restore finds its state; one
+// checkpoints the records after the last checkpoint of a bounded job go to
+// a file of that name too, committed by the job's final checkpoint
+// (FLIP-147), which the job waits for before it finishes. Set a UID on the returned Sink so a restore finds its state; one
 // job at a time may write to dir. A commit whose final name is already
 // taken by another file (an earlier run's output in the same directory)
 // fails the job rather than replace it: give each fresh run its own

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/strom-dev/strom/internal/blob"
@@ -48,6 +49,21 @@ type ckShell struct {
 	held           []scheduler.ActDeploy
 	restore        *rpc.RestoreHandles
 	restoredFrom   checkpoint.ID
+
+	// ended are the executions that reported their end of input: they
+	// wait for a checkpoint and, their outputs ended, get its trigger
+	// directly (no barrier reaches them). Executions of older attempts
+	// are dropped on a restart.
+	ended map[scheduler.ExecutionID]bool
+	// triggered are the checkpoints in progress: the trigger message and
+	// the executions it went to, so an execution whose input ends while
+	// one is pending gets that trigger too, once.
+	triggered map[checkpoint.ID]*ckTriggered
+}
+
+type ckTriggered struct {
+	msg rpc.TriggerCheckpoint
+	to  map[scheduler.ExecutionID]bool
 }
 
 // async runs work off the loop; the closure it returns runs on the loop.
@@ -83,7 +99,8 @@ func (jm *JobMaster) startCheckpointing(ctx context.Context) error {
 		OnDiscardError: func(err error) { log.Warn("checkpoint storage cleanup", "job_id", jm.cfg.JobID, "error", err) },
 	})
 	if err == nil {
-		jm.ck = &ckShell{cfg: cc, coord: coord, blob: bs, store: store, runningAttempt: -1}
+		jm.ck = &ckShell{cfg: cc, coord: coord, blob: bs, store: store, runningAttempt: -1,
+			ended: map[scheduler.ExecutionID]bool{}, triggered: map[checkpoint.ID]*ckTriggered{}}
 		jm.ck.retained, err = store.Recover(ctx)
 	}
 	if err != nil {
@@ -135,6 +152,12 @@ func (jm *JobMaster) ckStep(ev checkpoint.Event) {
 		return
 	}
 	jm.ck.local = append(jm.ck.local, ev)
+	jm.ckDrain()
+}
+
+// ckDrain feeds the coordinator the events raised while carrying out
+// actions, and carries out theirs.
+func (jm *JobMaster) ckDrain() {
 	for len(jm.ck.local) > 0 && !jm.done {
 		ev := jm.ck.local[0]
 		jm.ck.local = jm.ck.local[1:]
@@ -171,12 +194,25 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 	for _, a := range acts {
 		switch a := a.(type) {
 		case checkpoint.ActTrigger:
-			for i, gw := range jm.tmOf(a.Tasks) {
-				m := rpc.TriggerCheckpoint{JobID: jm.cfg.JobID, Execution: execID(a.Tasks[i]), CheckpointID: int64(a.ID),
-					Timestamp: a.Timestamp.UnixMilli(), Mode: a.Mode, Kind: a.Kind}
-				if gw == nil || gw.TriggerCheckpoint(m) != nil {
-					ck.local = append(ck.local, checkpoint.EvDecline{ID: a.ID, Task: a.Tasks[i], Reason: "task's TaskManager unreachable"})
+			tr := &ckTriggered{to: map[scheduler.ExecutionID]bool{},
+				msg: rpc.TriggerCheckpoint{JobID: jm.cfg.JobID, CheckpointID: int64(a.ID), Timestamp: a.Timestamp.UnixMilli(), Mode: a.Mode, Kind: a.Kind}}
+			ck.triggered[a.ID] = tr
+			// Besides the tasks the coordinator names (barriers flow from
+			// them), every task of it whose input has ended: its channels
+			// carry no barrier any more (FLIP-147).
+			tasks := slices.Clone(a.Tasks)
+			for _, p := range ck.coord.Pending() {
+				if p.ID != a.ID {
+					continue
 				}
+				for _, w := range p.Waiting {
+					if ck.ended[execID(w)] && !slices.Contains(tasks, w) {
+						tasks = append(tasks, w)
+					}
+				}
+			}
+			for i, gw := range jm.tmOf(tasks) {
+				jm.sendTrigger(gw, tr, tasks[i])
 			}
 		case checkpoint.ActWriteMetadata:
 			md := a.Metadata
@@ -199,6 +235,7 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 				}
 			})
 		case checkpoint.ActNotifyComplete:
+			delete(ck.triggered, a.ID)
 			// The marker first: once any task may have committed what the
 			// checkpoint covers (a two-phase-commit sink), recovery must
 			// never fall back past it, so the marker must exist by then.
@@ -210,6 +247,13 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 					if err != nil {
 						jm.logger().Warn("checkpoint complete, but its notified marker was not written: tasks not notified",
 							"job_id", jm.cfg.JobID, "checkpoint", a.ID, "error", err)
+						if len(a.Finish) > 0 {
+							// The coordinator released tasks that will
+							// now never hear of it: restart from it
+							// rather than wait forever (a restore
+							// commits what it holds).
+							jm.failJob(fmt.Errorf("checkpoint %d: tasks waiting for it cannot be told it is complete: %w", a.ID, err))
+						}
 						return
 					}
 					ck.retained = ck.store.Retained()
@@ -221,6 +265,7 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 				}
 			})
 		case checkpoint.ActAbort:
+			delete(ck.triggered, a.ID)
 			jm.logger().Debug("checkpoint aborted", "job_id", jm.cfg.JobID, "checkpoint", a.ID, "reason", a.Reason)
 			for i, gw := range jm.tmOf(a.Tasks) {
 				if gw != nil {
@@ -235,6 +280,56 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 			jm.failJob(fmt.Errorf("checkpointing of job %s: %s", jm.cfg.JobID, a.Reason))
 		}
 	}
+}
+
+// sendTrigger sends the trigger of tr to task, once; an unreachable
+// TaskManager declines it.
+func (jm *JobMaster) sendTrigger(gw rpc.TaskManagerGateway, tr *ckTriggered, task checkpoint.TaskID) {
+	id := execID(task)
+	if tr.to[id] {
+		return
+	}
+	tr.to[id] = true
+	m := tr.msg
+	m.Execution = id
+	if gw == nil || gw.TriggerCheckpoint(m) != nil {
+		jm.ck.local = append(jm.ck.local, checkpoint.EvDecline{ID: checkpoint.ID(m.CheckpointID), Task: task, Reason: "task's TaskManager unreachable"})
+	}
+}
+
+// endOfInput handles a task's report that its input ended: the
+// coordinator hears of it (it may trigger the final checkpoint now), and
+// every checkpoint in progress that waits for the task's ack but was not
+// sent to it is: the barriers of such a checkpoint cannot reach the task
+// any more, as its input channels have all ended.
+func (jm *JobMaster) endOfInput(id scheduler.ExecutionID) {
+	ck := jm.ck
+	if ck == nil {
+		return
+	}
+	ck.ended[id] = true
+	if id.Attempt != ck.runningAttempt {
+		// Fed when its attempt is reported running (taskStateForCheckpoints):
+		// the coordinator ignores tasks of an attempt it does not run.
+		return
+	}
+	jm.ckStep(checkpoint.EvEndOfInput{Task: taskID(id)})
+	jm.triggerEnded(id)
+}
+
+// triggerEnded sends the task whose input ended the checkpoints in
+// progress that wait for it and have not been sent to it.
+func (jm *JobMaster) triggerEnded(id scheduler.ExecutionID) {
+	ck := jm.ck
+	t := taskID(id)
+	for _, p := range ck.coord.Pending() {
+		tr := ck.triggered[p.ID]
+		if tr == nil || tr.to[id] || !slices.Contains(p.Waiting, t) {
+			continue
+		}
+		jm.sendTrigger(jm.tmOf([]checkpoint.TaskID{t})[0], tr, t)
+	}
+	jm.ckDrain()
 }
 
 // failJob fails the job from the JobMaster's side (too many failed
@@ -293,6 +388,19 @@ func (jm *JobMaster) taskStateForCheckpoints(id scheduler.ExecutionID, st schedu
 	for _, e := range execs {
 		if e.State == scheduler.Finished {
 			jm.ckStep(checkpoint.EvTaskFinished{Task: taskID(e.ID)})
+		}
+	}
+	// Tasks whose input ended before every task ran: the coordinator
+	// hears of them now.
+	for id := range jm.ck.ended {
+		if id.Attempt < attempt {
+			delete(jm.ck.ended, id)
+		}
+	}
+	for _, e := range execs {
+		if e.State == scheduler.Running && jm.ck.ended[e.ID] {
+			jm.ckStep(checkpoint.EvEndOfInput{Task: taskID(e.ID)})
+			jm.triggerEnded(e.ID)
 		}
 	}
 }

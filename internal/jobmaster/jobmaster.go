@@ -238,6 +238,8 @@ func (jm *JobMaster) handle(m rpc.Message) {
 		jm.ckStep(checkpoint.EvAck{ID: checkpoint.ID(m.CheckpointID), Task: taskID(m.Execution), States: m.States})
 	case rpc.DeclineCheckpoint:
 		jm.ckStep(checkpoint.EvDecline{ID: checkpoint.ID(m.CheckpointID), Task: taskID(m.Execution), Reason: m.Reason})
+	case rpc.TaskEndOfInput:
+		jm.endOfInput(m.Execution)
 	case rpc.MetricsReport:
 		for _, t := range m.Tasks {
 			jm.recordMetrics(t.Execution, t.Operators, false)

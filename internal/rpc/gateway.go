@@ -30,6 +30,7 @@ type JobMasterGateway interface {
 	CancelJob(CancelJob) error
 	AcknowledgeCheckpoint(AcknowledgeCheckpoint) error
 	DeclineCheckpoint(DeclineCheckpoint) error
+	EndOfInput(TaskEndOfInput) error
 }
 
 // TaskManagerGateway is how a JobMaster reaches a TaskManager.

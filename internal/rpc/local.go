@@ -77,6 +77,7 @@ func (g localGateway) AcknowledgeCheckpoint(m AcknowledgeCheckpoint) error {
 	return g.l.send(g.address, m)
 }
 func (g localGateway) DeclineCheckpoint(m DeclineCheckpoint) error { return g.l.send(g.address, m) }
+func (g localGateway) EndOfInput(m TaskEndOfInput) error           { return g.l.send(g.address, m) }
 func (g localGateway) TriggerCheckpoint(m TriggerCheckpoint) error { return g.l.send(g.address, m) }
 func (g localGateway) AbortCheckpoint(m AbortCheckpoint) error     { return g.l.send(g.address, m) }
 func (g localGateway) NotifyCheckpointComplete(m NotifyCheckpointComplete) error {

@@ -114,6 +114,14 @@ type (
 		CheckpointID int64
 		Reason       string
 	}
+	// TaskEndOfInput says a task of a checkpointed job has processed all
+	// its input, finished its operators and ended its outputs; it waits,
+	// still RUNNING, for a checkpoint taken after this point to complete
+	// (FLIP-147's final checkpoint) before it finishes.
+	TaskEndOfInput struct {
+		JobID     string
+		Execution scheduler.ExecutionID
+	}
 )
 
 // Messages to a TaskManager.
@@ -211,6 +219,7 @@ func (CancelTask) isMessage()               {}
 func (JobStatus) isMessage()                {}
 func (AcknowledgeCheckpoint) isMessage()    {}
 func (DeclineCheckpoint) isMessage()        {}
+func (TaskEndOfInput) isMessage()           {}
 func (TriggerCheckpoint) isMessage()        {}
 func (AbortCheckpoint) isMessage()          {}
 func (NotifyCheckpointComplete) isMessage() {}

@@ -50,6 +50,7 @@ var messages = []Message{
 		Operators: []checkpoint.OperatorState{{UID: "uid", Name: "Map", Parallelism: 2, MaxParallelism: 128, Subtasks: []checkpoint.SubtaskState{subState}}}}},
 	AcknowledgeCheckpoint{JobID: "job-1", Execution: exec, CheckpointID: 3, States: []checkpoint.OperatorSnapshot{{UID: "uid", State: subState}}, SyncPause: time.Millisecond},
 	DeclineCheckpoint{JobID: "job-1", Execution: exec, CheckpointID: 3, Reason: "no"},
+	TaskEndOfInput{JobID: "job-1", Execution: exec},
 	TriggerCheckpoint{JobID: "job-1", Execution: exec, CheckpointID: 3, Timestamp: 1700000000000, Mode: checkpoint.AtLeastOnce, Kind: checkpoint.KindSavepoint},
 	AbortCheckpoint{JobID: "job-1", Execution: exec, CheckpointID: 3, Reason: "expired"},
 	NotifyCheckpointComplete{JobID: "job-1", Execution: exec, CheckpointID: 3},

@@ -61,13 +61,23 @@ type CheckpointListener interface {
 // upstream or by AbortCheckpoint.
 var ErrCheckpointAborted = errors.New("checkpoint aborted")
 
-// TriggerCheckpoint makes a source task take checkpoint opts.ID: a mail, so
-// it never blocks the caller and runs between two reader steps, also while
-// the task is backpressured. The result goes to OnCheckpoint. A task that
-// has stopped, or whose reader has ended, returns ErrTaskStopped, or (if it
-// stops with the trigger queued) reports an error wrapping it; a task that
-// is not a source, or a trigger not newer than the last checkpoint the task
-// took or aborted, reports an error.
+// TriggerCheckpoint makes the task take checkpoint opts.ID: a mail, so it
+// never blocks the caller and runs between two reader steps or input
+// batches, also while the task is backpressured. The result goes to
+// OnCheckpoint.
+//
+// A source task takes it when the mail runs. A task with inputs is
+// triggered directly only once its producers have finished or it has
+// reached the end of its input (FLIP-147: an ended channel carries no
+// barrier): it takes it once its input has ended and its operators
+// finished, after the records still queued in its channels; a trigger for
+// a checkpoint it already took or aborted is ignored (its result went out
+// then).
+//
+// A task that has stopped returns ErrTaskStopped, or (if it stops with the
+// trigger queued or deferred) reports an error wrapping it; a source
+// trigger not newer than the last checkpoint the task took or aborted
+// reports an error.
 func (t *Task) TriggerCheckpoint(ctx context.Context, opts CheckpointOptions) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -75,22 +85,44 @@ func (t *Task) TriggerCheckpoint(ctx context.Context, opts CheckpointOptions) er
 	if opts.ID <= 0 {
 		return fmt.Errorf("checkpoint id %d: must be positive", opts.ID)
 	}
-	return t.mailDropped(func() { t.triggerSource(opts) }, func() {
+	return t.mailDropped(func() { t.triggerMail(opts) }, func() {
 		t.report(opts.ID, TaskSnapshot{}, fmt.Errorf("checkpoint %d: %w", opts.ID, ErrTaskStopped))
 	})
 }
 
-func (t *Task) triggerSource(opts CheckpointOptions) {
+func (t *Task) triggerMail(opts CheckpointOptions) {
 	switch {
-	case t.Input != nil:
-		t.report(opts.ID, TaskSnapshot{}, fmt.Errorf("checkpoint %d: task %s/%d is not a source: its barriers come through its inputs",
-			opts.ID, t.Info.VertexName, t.Info.Subtask))
-	case opts.ID <= t.lastCheckpoint:
+	case t.Input == nil && opts.ID <= t.lastCheckpoint:
 		t.report(opts.ID, TaskSnapshot{}, fmt.Errorf("%w: checkpoint %d is not newer than checkpoint %d", ErrCheckpointAborted, opts.ID, t.lastCheckpoint))
-	default:
+	case t.Input == nil:
 		t.lastCheckpoint = opts.ID
 		t.takeCheckpoint(opts)
+	case t.gate() == nil:
+		t.report(opts.ID, TaskSnapshot{}, fmt.Errorf("checkpoint %d: task %s/%d has no input gate to align barriers in",
+			opts.ID, t.Info.VertexName, t.Info.Subtask))
+	case t.inputEnded:
+		t.triggerEnded(opts)
+	case t.deferred == nil || opts.ID > t.deferred.ID:
+		// Its producers have finished: what they sent is all still to
+		// be processed before the snapshot, which is therefore taken at
+		// the end of the input. A newer trigger replaces an older one
+		// (the coordinator has moved on).
+		if d := t.deferred; d != nil {
+			t.report(d.ID, TaskSnapshot{}, fmt.Errorf("%w: checkpoint %d superseded by checkpoint %d", ErrCheckpointAborted, d.ID, opts.ID))
+		}
+		t.deferred = &opts
 	}
+}
+
+// triggerEnded takes checkpoint opts in a task with inputs whose input has
+// ended, unless the gate has seen it (taken, or aborted) or a newer one.
+func (t *Task) triggerEnded(opts CheckpointOptions) {
+	a := &t.gate().align
+	if opts.ID <= a.latest {
+		return
+	}
+	a.latest = opts.ID
+	t.takeCheckpoint(opts)
 }
 
 // AbortCheckpoint aborts checkpoint id (a mail): a task aligning it
@@ -131,6 +163,13 @@ func (t *Task) NotifyCheckpointAborted(ctx context.Context, id int64) error {
 // operator is notified even if one fails (as in Flink); the first error
 // then fails the task, since a sink that cannot commit must not go on.
 func (t *Task) notifyCheckpoint(id int64, complete bool) {
+	defer func() {
+		// Committed: a task waiting for its final checkpoint may end
+		// (not when a listener failed: Fail has panicked past this).
+		if complete && t.finalFrom > 0 && id >= t.finalFrom {
+			t.released = true
+		}
+	}()
 	var failed error
 	failedOp := ""
 	for i := len(t.Chain) - 1; i >= 0; i-- {
@@ -167,20 +206,29 @@ func (t *Task) takeCheckpoint(opts CheckpointOptions) {
 		t.abortedCheckpoint(opts.ID, err)
 		return
 	}
-	b := opts.barrier()
-	for _, w := range t.Writers {
-		w.EmitBarrier(opts.ID, b)
+	if !t.inputEnded {
+		// After the end of partition no consumer reads a barrier: the
+		// ended channel counts as aligned downstream.
+		b := opts.barrier()
+		for _, w := range t.Writers {
+			w.EmitBarrier(opts.ID, b)
+		}
 	}
 	snap, err := t.snapshotOperators(opts.ID)
 	snap.Options = opts
+	if err == nil && t.inputEnded && t.finalFrom == 0 {
+		t.finalFrom = opts.ID
+	}
 	t.report(opts.ID, snap, err)
 }
 
 // abortedCheckpoint sends a cancel marker for id downstream and reports
 // err.
 func (t *Task) abortedCheckpoint(id int64, err error) {
-	for _, w := range t.Writers {
-		w.EmitCancelBarrier(id)
+	if !t.inputEnded {
+		for _, w := range t.Writers {
+			w.EmitCancelBarrier(id)
+		}
 	}
 	t.report(id, TaskSnapshot{}, err)
 }

@@ -336,7 +336,11 @@ type alignTask struct {
 	errc chan error
 }
 
-func newAlignTask(t *testing.T, n int) *alignTask {
+func newAlignTask(t *testing.T, n int) *alignTask { return newAlignTaskWith(t, n, nil) }
+
+// newAlignTaskWith is newAlignTask with setup applied to the task before it
+// runs.
+func newAlignTaskWith(t *testing.T, n int, setup func(*runtime.Task)) *alignTask {
 	ctx, cancel := context.WithCancel(context.Background())
 	notify := network.NewNotifier()
 	a := &alignTask{cps: &checkpoints{}, errc: make(chan error, 1)}
@@ -357,6 +361,9 @@ func newAlignTask(t *testing.T, n int) *alignTask {
 	a.task.Writers = []runtime.Flusher{w}
 	a.task.Chain = []runtime.ChainedOperator{{Name: "Rec", Op: a.rec, Ctx: opCtx(ti, "Rec", a.task), In: cnt}}
 	a.task.OnCheckpoint = a.cps.hook("Rec")
+	if setup != nil {
+		setup(a.task)
+	}
 	go func() { a.errc <- a.task.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
@@ -709,12 +716,18 @@ func TestTriggerCheckpointUnderBackpressure(t *testing.T) {
 func TestTriggerCheckpointRefused(t *testing.T) {
 	ctx := context.Background()
 
-	// Not a source.
+	// Not a source, and its input ends before a final checkpoint could be
+	// taken (no WaitForFinalCheckpoint): the deferred trigger is reported
+	// with ErrTaskStopped.
 	a := newAlignTask(t, 1)
 	require.NoError(t, a.task.TriggerCheckpoint(ctx, runtime.CheckpointOptions{ID: 1}))
-	got := a.cps.wait(t, 1)
-	require.ErrorContains(t, got[0].err, "not a source")
 	require.Error(t, a.task.TriggerCheckpoint(ctx, runtime.CheckpointOptions{ID: 0}))
+	a.in[0].EndOfPartition()
+	require.NoError(t, <-a.errc)
+	a.errc <- nil // for the cleanup
+	got := a.cps.wait(t, 1)
+	require.Len(t, got, 1)
+	require.ErrorIs(t, got[0].err, runtime.ErrTaskStopped)
 
 	newSource := func(limit int) (*runtime.Task, *checkpoints) {
 		ti := info(0, 1)
@@ -767,4 +780,85 @@ func TestTriggerCheckpointRefused(t *testing.T) {
 	require.NoError(t, got[4].err)
 	rcancel()
 	require.ErrorIs(t, <-errc, runtime.ErrTaskCanceled)
+}
+
+// A source task waiting for its final checkpoint (FLIP-147): at the end of
+// its input it finishes, ends its output and reports it, then stays until
+// notified of a checkpoint it took after that point. That checkpoint sends
+// no barrier (the consumer's channel has ended); a notification of an
+// earlier checkpoint does not release it.
+func TestSourceWaitsForFinalCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	ti := info(0, 1)
+	task := runtime.NewTask(ti, network.NewNotifier(), nil, quiet)
+	out := network.NewChannel[int](4, 64, network.NewNotifier())
+	w := runtime.NewWriter(ctx, runtime.Forward, []*network.Channel[int]{out}, nil, 128)
+	task.Writers = []runtime.Flusher{w}
+	task.Chain = []runtime.ChainedOperator{{Name: "Src", Op: &intSource{hooks: hooks{name: "Src"}, n: 3, panicAt: -1, out: w}, Ctx: opCtx(ti, "Src", task)}}
+	cps := &checkpoints{}
+	task.OnCheckpoint = cps.hook("Src")
+	task.WaitForFinalCheckpoint = true
+	ended := make(chan struct{})
+	task.OnEndOfInput = func() { close(ended) }
+	errc := make(chan error, 1)
+	go func() { errc <- task.Run(ctx) }()
+
+	<-ended
+	drain := &outDrain{ch: out}
+	drain.waitStream(t, "r0", "r1", "r2", "end")
+	require.NoError(t, task.NotifyCheckpointComplete(ctx, 7)) // nothing taken since the end
+	require.NoError(t, task.TriggerCheckpoint(ctx, runtime.CheckpointOptions{ID: 8}))
+	got := cps.wait(t, 1)
+	require.NoError(t, got[0].err)
+	require.Equal(t, int64(8), got[0].id)
+	select {
+	case err := <-errc:
+		t.Fatalf("the task ended before its final checkpoint was notified: %v", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	require.NoError(t, task.NotifyCheckpointComplete(ctx, 8))
+	require.NoError(t, <-errc)
+	require.Equal(t, []string{"r0", "r1", "r2", "end"}, drain.stream(), "no barrier after the end of partition")
+	require.ErrorIs(t, task.TriggerCheckpoint(ctx, runtime.CheckpointOptions{ID: 9}), runtime.ErrTaskStopped)
+}
+
+// A task with inputs triggered directly (its producers finished) takes the
+// checkpoint once its input has ended, after every record still queued; a
+// second trigger of the same checkpoint is ignored, a newer one is taken,
+// and its notification ends the task.
+func TestTaskWithInputsTakesDirectTriggerAtEndOfInput(t *testing.T) {
+	ctx := context.Background()
+	ended := make(chan struct{})
+	a := newAlignTaskWith(t, 2, func(task *runtime.Task) {
+		task.WaitForFinalCheckpoint = true
+		task.OnEndOfInput = func() { close(ended) }
+	})
+	send(a.in[0], 1, 2)
+	require.NoError(t, a.task.TriggerCheckpoint(ctx, runtime.CheckpointOptions{ID: 3}))
+	send(a.in[1], 5)
+	a.in[0].EndOfPartition()
+	_, vals := a.blocked(t)
+	require.Empty(t, a.cps.all(), "deferred until the input ends (processed so far: %v)", vals)
+	a.in[1].EndOfPartition()
+	<-ended
+	got := a.cps.wait(t, 1)
+	require.NoError(t, got[0].err)
+	require.Equal(t, int64(3), got[0].id)
+	require.ElementsMatch(t, []int{1, 2, 5}, a.rec.values())
+
+	require.NoError(t, a.task.TriggerCheckpoint(ctx, runtime.CheckpointOptions{ID: 3})) // taken: ignored
+	require.NoError(t, a.task.TriggerCheckpoint(ctx, runtime.CheckpointOptions{ID: 4}))
+	got = a.cps.wait(t, 2)
+	require.Len(t, got, 2)
+	require.NoError(t, got[1].err)
+	require.Equal(t, int64(4), got[1].id)
+	require.NoError(t, a.task.NotifyCheckpointComplete(ctx, 4))
+	require.NoError(t, <-a.errc)
+	a.errc <- nil // for the cleanup
+	out := a.out.stream()
+	require.Equal(t, "end", out[len(out)-1])
+	for _, e := range out {
+		require.NotContains(t, e, "barrier")
+	}
+	require.Len(t, a.cps.all(), 2)
 }

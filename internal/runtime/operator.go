@@ -95,6 +95,11 @@ type Context struct {
 	Logger    *slog.Logger
 	// Time is the task's processing-time service.
 	Time *ProcessingTime
+	// Checkpointing says the job takes checkpoints: a two-phase-commit
+	// sink then leaves every commit, its end of input's included, to a
+	// checkpoint's notification (the final checkpoint, FLIP-147), since
+	// a restore replays whatever followed the checkpoint restored.
+	Checkpointing bool
 	// sideOutputs maps a side-output tag to an Output[U] (erased).
 	sideOutputs map[string]any
 	// state is the operator's part of the state seam (state_seam.go).

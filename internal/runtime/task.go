@@ -73,6 +73,19 @@ type Task struct {
 	// snapshot, or why there is none. It must not block for long: the
 	// TaskManager hands the snapshot on (upload, ack) elsewhere.
 	OnCheckpoint func(id int64, snap TaskSnapshot, err error)
+	// WaitForFinalCheckpoint makes a task whose input has ended stay, its
+	// operators finished and its end of partition sent, until it is
+	// notified of a checkpoint it took after that point (FLIP-147): a
+	// two-phase-commit sink's last transaction is committed only by such a
+	// checkpoint, so the task must still be there to take it and to commit
+	// on its notification. The TaskManager sets it when the job checkpoints.
+	WaitForFinalCheckpoint bool
+	// OnEndOfInput, when set, is called once on the task goroutine when a
+	// task waiting for its final checkpoint has finished its operators and
+	// ended its outputs: from then on it only takes checkpoint triggers
+	// and notifications (the TaskManager tells the JobMaster, whose
+	// coordinator triggers the final checkpoint once every task waits).
+	OnEndOfInput func()
 
 	mailbox mailbox
 	// outputs are the writers' availability, checked before each batch of
@@ -87,6 +100,16 @@ type Task struct {
 	// lastCheckpoint is, in a source task, the newest checkpoint id
 	// triggered or aborted (other tasks keep theirs in the gate).
 	lastCheckpoint int64
+	// inputEnded: the operators finished and the outputs ended; only
+	// checkpoints and notifications are left (WaitForFinalCheckpoint).
+	inputEnded bool
+	// deferred is a trigger of a task with inputs that came before its
+	// input ended: taken once it has (see triggerMail).
+	deferred *CheckpointOptions
+	// finalFrom is the first checkpoint taken after the input ended (0:
+	// none yet); released is set by a notification of it or a later one.
+	finalFrom int64
+	released  bool
 }
 
 // CancelFlag is the task's cancellation flag, set when Run's context ends,
@@ -178,6 +201,12 @@ func (t *Task) Run(ctx context.Context) (err error) {
 		if r := recover(); r != nil {
 			err = t.toError(ctx, r)
 		}
+		if d := t.deferred; d != nil {
+			// Every trigger gets its report, also one the task's end
+			// caught before its input ended.
+			t.deferred = nil
+			t.report(d.ID, TaskSnapshot{}, fmt.Errorf("checkpoint %d: %w", d.ID, ErrTaskStopped))
+		}
 		// Close in chain order; the first close error is reported if the task
 		// had none.
 		for i := len(t.Chain) - opened; i < len(t.Chain); i++ {
@@ -208,10 +237,13 @@ func (t *Task) Run(ctx context.Context) (err error) {
 		t.OnRunning()
 	}
 	err = t.loop(ctx)
-	// No mail runs after the loop: closing the mailbox now makes a
-	// checkpoint trigger for a task whose input has ended fail at once
-	// (ErrTaskStopped) instead of waiting in a mailbox no one reads.
-	t.mailbox.close()
+	if err != nil || !t.WaitForFinalCheckpoint {
+		// No mail runs after the loop: closing the mailbox now makes a
+		// checkpoint trigger for a task whose input has ended fail at
+		// once (ErrTaskStopped) instead of waiting in a mailbox no one
+		// reads.
+		t.mailbox.close()
+	}
 	if err != nil {
 		return err
 	}
@@ -223,6 +255,44 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	for _, w := range t.Writers {
 		w.EndOfPartition()
 	}
+	if !t.WaitForFinalCheckpoint {
+		return nil
+	}
+	return t.awaitFinalCheckpoint(ctx)
+}
+
+// awaitFinalCheckpoint is the rest of a finished task's life with
+// checkpointing (FLIP-147): it reports its end of input, takes the
+// checkpoint triggered since (the deferred one, or one mailed later) and
+// returns once notified of a checkpoint it took after its end of input,
+// so the output its operators flushed at Finish is committed before the
+// task is FINISHED. Only mail runs: timers and input are over.
+func (t *Task) awaitFinalCheckpoint(ctx context.Context) error {
+	t.inputEnded = true
+	if t.OnEndOfInput != nil {
+		t.current = -1
+		t.OnEndOfInput()
+	}
+	if d := t.deferred; d != nil {
+		t.deferred = nil
+		t.triggerEnded(*d)
+	}
+	for !t.released {
+		if ctx.Err() != nil {
+			return ErrTaskCanceled
+		}
+		t.current = -1
+		t.runMail()
+		if t.released {
+			break
+		}
+		select {
+		case <-t.Notify:
+		case <-ctx.Done():
+			return ErrTaskCanceled
+		}
+	}
+	t.mailbox.close()
 	return nil
 }
 

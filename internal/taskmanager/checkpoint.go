@@ -85,15 +85,9 @@ func (tm *TaskManager) checkpointMessage(ctx context.Context, m rpc.Message) boo
 			tm.decline(m.JobID, m.Execution, st, m.CheckpointID, "task is not running")
 			return true
 		}
-		if task.Input != nil {
-			// The coordinator triggers a task with inputs once every
-			// producer has finished (FLIP-147), which the runtime cannot
-			// inject a barrier into yet. The task is about to finish too:
-			// its FINISHED state releases the checkpoint from waiting for
-			// it, where a decline would count as a failed checkpoint.
-			tm.cfg.Logger.Debug("task manager: trigger of a task with inputs ignored", "execution", m.Execution.String(), "checkpoint", m.CheckpointID)
-			return true
-		}
+		// A task with inputs is triggered once its producers finished or
+		// its input ended (FLIP-147): the runtime takes it at the end of
+		// its input, where no barrier can reach it any more.
 		opts := runtime.CheckpointOptions{ID: m.CheckpointID, Timestamp: m.Timestamp, Mode: network.ExactlyOnce, Kind: network.Checkpoint}
 		if m.Mode == checkpoint.AtLeastOnce {
 			opts.Mode = network.AtLeastOnce

@@ -157,13 +157,14 @@ func buildTask(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, sub
 			main = n.Out.Counting(n.Out.Fanout(mainOuts), outCounter)
 		}
 		opCtx := &runtime.Context{
-			Ctx:          ctx,
-			Task:         info2(infoTask(task), n),
-			OperatorName: n.Name,
-			OperatorUID:  n.UID,
-			KeyGroups:    keygroup.RangeFor(v.MaxParallelism, v.Parallelism, subtask),
-			Logger:       logger.With("operator", n.Name),
-			Time:         task.Time,
+			Ctx:           ctx,
+			Task:          info2(infoTask(task), n),
+			OperatorName:  n.Name,
+			OperatorUID:   n.UID,
+			KeyGroups:     keygroup.RangeFor(v.MaxParallelism, v.Parallelism, subtask),
+			Logger:        logger.With("operator", n.Name),
+			Time:          task.Time,
+			Checkpointing: job.Config.Checkpoint != nil,
 		}
 		side := map[string]any{}
 		for tag, outs := range sideOuts {

@@ -212,6 +212,16 @@ func (tm *TaskManager) deploy(ctx context.Context, m rpc.DeployTask) {
 			// snapshot a task took just before finishing is still part
 			// of its checkpoint.
 			task.OnCheckpoint = tm.onCheckpoint(ctx, job, m, st)
+			// A checkpointed job's tasks wait at the end of their input
+			// for a checkpoint taken after it (FLIP-147), so what they
+			// flushed then is committed; the JobMaster's coordinator
+			// triggers that checkpoint once every task waits.
+			task.WaitForFinalCheckpoint = true
+			task.OnEndOfInput = func() {
+				if err := jm.EndOfInput(rpc.TaskEndOfInput{JobID: m.JobID, Execution: m.Execution}); err != nil {
+					tm.cfg.Logger.Debug("task manager: end of input not delivered", "execution", m.Execution.String(), "error", err)
+				}
+			}
 		}
 		counters = cs
 		tm.mu.Lock()
