@@ -84,6 +84,11 @@ func FileEvents(env *strom.Environment, path string, outOfOrderness time.Duratio
 type Output struct {
 	// Path is the JSON-lines file to write (rows as Row.AppendJSON writes them).
 	Path string
+	// ExactlyOnce makes Path a directory written by the exactly-once file sink
+	// (connector/file.WriteJSONLinesExactlyOnce): with checkpoints, its committed
+	// files (names not starting with '.') hold exactly the rows of a failure-free run,
+	// in no particular order.
+	ExactlyOnce bool
 	// Lines, if set (and Path is not), is called with each row's JSON, without newline;
 	// the slice is only valid during the call.
 	Lines func(line []byte)
@@ -102,6 +107,8 @@ const pathSinkName = "JSON File Sink"
 // sinkRows attaches the sink described by out to a query's row stream.
 func sinkRows[R Row](rows strom.Stream[R], out *Output) {
 	switch {
+	case out.Path != "" && out.ExactlyOnce:
+		file.WriteJSONLinesExactlyOnce(rows, out.Path).Name(pathSinkName)
 	case out.Path != "":
 		file.WriteJSONLines(rows, out.Path).Name(pathSinkName)
 	case out.Lines != nil:
