@@ -1,0 +1,6 @@
+package strom
+
+// NetworkChannels is how many channels the shuffle registry of c's embedded
+// cluster holds right now, so a test can check that restarts release the
+// channels of the attempts they replace (recovery_chaos_test.go).
+func NetworkChannels(c *JobClient) int { return c.mc.Registry().Len() }
