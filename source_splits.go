@@ -1,90 +1,41 @@
 package strom
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
+
+	"github.com/strom-dev/strom/codec"
 )
 
-// Split codecs of the built-in sources (SplitCodec), so snapshots can store
-// their readers' positions. Each encodes a split as a few varints (and the
-// file split its path); decoding checks the split is one the source can
-// read, so a snapshot restored into a changed program fails loudly.
+// The slice source's split codec (SplitCodec), so snapshots can store its
+// readers' positions. A split is stored as its fields through package codec,
+// as connector/file and connector/datagen store theirs; decoding checks the
+// split fits the slice, so a snapshot restored into a changed program fails
+// loudly.
 
-// errSplitBytes is wrapped by every error for split bytes that do not
-// decode.
-var errSplitBytes = errors.New("corrupt or truncated split")
-
-// splitReader decodes the varints of one encoded split.
-type splitReader struct {
-	b   []byte
-	err error
-}
-
-func (r *splitReader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.err = errSplitBytes
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *splitReader) string() string {
-	n := r.varint()
-	if r.err != nil {
-		return ""
-	}
-	if n < 0 || n > int64(len(r.b)) {
-		r.err = errSplitBytes
-		return ""
-	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
-	return s
-}
-
-// done reports a decoding error, or bytes left over.
-func (r *splitReader) done(what string) error {
-	if r.err == nil && len(r.b) != 0 {
-		r.err = fmt.Errorf("%w: %d bytes after the split", errSplitBytes, len(r.b))
-	}
-	if r.err != nil {
-		return fmt.Errorf("decoding %s: %w", what, r.err)
-	}
-	return nil
-}
-
-func wrongSplit(want string, s Split) error {
-	return fmt.Errorf("encoding split: want a %s, got %T", want, s)
-}
+var sliceSplitCodec = codec.Of[sliceSplit]()
 
 // EncodeSplit implements SplitCodec.
 func (s sliceSource[T]) EncodeSplit(sp Split) ([]byte, error) {
 	p, ok := sp.(*sliceSplit)
 	if !ok {
-		return nil, wrongSplit("slice split", sp)
+		return nil, fmt.Errorf("encoding split: want a slice split, got %T", sp)
 	}
-	b := binary.AppendVarint(nil, int64(p.Start))
-	b = binary.AppendVarint(b, int64(p.End))
-	return binary.AppendVarint(b, int64(p.Pos)), nil
+	return sliceSplitCodec.Append(nil, *p), nil
 }
 
 // DecodeSplit implements SplitCodec.
 func (s sliceSource[T]) DecodeSplit(b []byte) (Split, error) {
-	r := splitReader{b: b}
-	start, end, pos := r.varint(), r.varint(), r.varint()
-	if err := r.done("slice split"); err != nil {
-		return nil, err
+	p, n, err := sliceSplitCodec.Decode(b)
+	if err == nil && n != len(b) {
+		err = fmt.Errorf("%d bytes after the split", len(b)-n)
 	}
-	if start < 0 || start > end || pos < start || pos > end || end > int64(len(s.data)) {
-		return nil, fmt.Errorf("slice split [%d:%d] at %d does not fit the slice of %d elements", start, end, pos, len(s.data))
+	if err != nil {
+		return nil, fmt.Errorf("decoding slice split: %w", err)
 	}
-	return &sliceSplit{Start: int(start), End: int(end), Pos: int(pos)}, nil
+	if p.Start < 0 || p.Start > p.End || p.Pos < p.Start || p.Pos > p.End || p.End > len(s.data) {
+		return nil, fmt.Errorf("slice split [%d:%d] at %d does not fit the slice of %d elements", p.Start, p.End, p.Pos, len(s.data))
+	}
+	return &p, nil
 }
 
 // notReplayable: an iterator is read once; nothing can restart it at a

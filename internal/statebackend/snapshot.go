@@ -142,14 +142,6 @@ func (b *Keyed[K]) SetKeyCodec(c codec.Codec[K]) {
 	b.keyC, b.keyErr, b.keyResolved = c, nil, false
 }
 
-// StateType is the type tag of state s, or "" if it cannot be snapshotted.
-func stateType(s any) string {
-	if sn, ok := s.(Snapshotter); ok {
-		return sn.StateType()
-	}
-	return ""
-}
-
 // SnapshotKeyGroup appends the payload of key group kg (absolute, within
 // the backend's range) to dst: every registered state's entries, plus
 // restored data of states not registered yet. Keyed.Snapshot frames and
