@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/datadriven")
+	"github.com/cockroachdb/datadriven"
+)
 
 // TestInteraction runs the scripts in testdata: each line is an event for
 // the scheduler (or sets up a job), and the expected output is the actions
