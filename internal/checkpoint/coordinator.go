@@ -82,8 +82,8 @@ type Coordinator struct {
 
 	tasks   [][]taskState // per vertex, per subtask, of its current attempt
 	attempt int           // the job's restart count (EvTasksRunning.Attempt)
-	started bool // an EvTasksRunning was taken
-	running bool // every unfinished task of attempt runs
+	started bool          // an EvTasksRunning was taken
+	running bool          // every unfinished task of attempt runs
 
 	now          time.Time
 	nextID       ID
