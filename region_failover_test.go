@@ -29,7 +29,7 @@ func (f *countingOpens) Open(ctx *strom.KeyedContext[int64, keyCount]) error {
 // latest checkpoint; the other's tasks run on untouched (they open once),
 // and both end with exact counts.
 func TestRegionFailoverRestartsOnlyTheFailedRegion(t *testing.T) {
-	url, _ := memStore(t)
+	url, store := memStore(t)
 	cfg := ckConfig(url)
 	env := strom.NewEnvironment(cfg)
 
@@ -54,8 +54,13 @@ func TestRegionFailoverRestartsOnlyTheFailedRegion(t *testing.T) {
 		return sink, opens
 	}
 	var failed atomic.Bool
+	// The failure comes after a checkpoint completed, so the restart has
+	// one to restore from.
 	sinkA, opensA := pipeline("a", ckRecords, func(seen int64) {
-		if seen == ckRecords/2 && failed.CompareAndSwap(false, true) {
+		if failed.Load() || seen < 300 || seen%10 != 0 {
+			return
+		}
+		if _, id, _ := latestRetained(t, store); id > 0 && failed.CompareAndSwap(false, true) {
 			panic(errors.New("injected failure in region a"))
 		}
 	})
