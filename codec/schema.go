@@ -28,10 +28,14 @@ import (
 // its kind).
 const (
 	KindBool       = "bool"
-	KindInt        = "int" // every signed integer but int8: zigzag varint
-	KindInt8       = "int8"
-	KindUint       = "uint" // every unsigned integer but uint8: uvarint
-	KindUint8      = "uint8"
+	KindInt8       = "int8" // one byte
+	KindInt16      = "int16"
+	KindInt32      = "int32"
+	KindInt        = "int64" // int, int64, time.Duration: zigzag varint (as int16, int32, in range)
+	KindUint8      = "uint8" // one byte
+	KindUint16     = "uint16"
+	KindUint32     = "uint32"
+	KindUint       = "uint64"      // uint, uint64, uintptr: uvarint (as uint16, uint32, in range)
 	KindFixedInt   = "fixed_int64" // int64 field tagged codec:"fixed"
 	KindFixedUint  = "fixed_uint64"
 	KindFloat32    = "float32"
@@ -132,9 +136,9 @@ func CodecSchema[T any](c Codec[T]) *Schema {
 
 // primKinds are the schema kinds of the primitive Go kinds.
 var primKinds = map[reflect.Kind]string{
-	reflect.Bool: KindBool, reflect.Int: KindInt, reflect.Int16: KindInt, reflect.Int32: KindInt,
-	reflect.Int64: KindInt, reflect.Int8: KindInt8, reflect.Uint: KindUint, reflect.Uint16: KindUint,
-	reflect.Uint32: KindUint, reflect.Uint64: KindUint, reflect.Uintptr: KindUint, reflect.Uint8: KindUint8,
+	reflect.Bool: KindBool, reflect.Int: KindInt, reflect.Int16: KindInt16, reflect.Int32: KindInt32,
+	reflect.Int64: KindInt, reflect.Int8: KindInt8, reflect.Uint: KindUint, reflect.Uint16: KindUint16,
+	reflect.Uint32: KindUint32, reflect.Uint64: KindUint, reflect.Uintptr: KindUint, reflect.Uint8: KindUint8,
 	reflect.Float32: KindFloat32, reflect.Float64: KindFloat64, reflect.Complex64: KindComplex64,
 	reflect.Complex128: KindComplex128, reflect.String: KindString,
 }
@@ -268,13 +272,19 @@ func (d *dynDecoder) decode(s *Schema, src []byte, depth int) (any, int, error) 
 	case KindInt:
 		return decodeAs(Int64(), src)
 	case KindInt8:
-		v, n, err := Int8().Decode(src)
-		return int64(v), n, err
+		return decodeInt(Int8(), src)
+	case KindInt16:
+		return decodeInt(Int16(), src)
+	case KindInt32:
+		return decodeInt(Int32(), src)
 	case KindUint:
 		return decodeAs(Uint64(), src)
 	case KindUint8:
-		v, n, err := Uint8().Decode(src)
-		return uint64(v), n, err
+		return decodeUint(Uint8(), src)
+	case KindUint16:
+		return decodeUint(Uint16(), src)
+	case KindUint32:
+		return decodeUint(Uint32(), src)
 	case KindFixedInt:
 		return decodeAs(FixedInt64(), src)
 	case KindFixedUint:
@@ -361,6 +371,24 @@ func decodeAs[T any](c Codec[T], src []byte) (any, int, error) {
 		return nil, 0, err
 	}
 	return v, n, nil
+}
+
+// decodeInt and decodeUint decode with the codec of a narrower integer
+// (which range-checks) and widen the result.
+func decodeInt[T int8 | int16 | int32](c Codec[T], src []byte) (any, int, error) {
+	v, n, err := c.Decode(src)
+	if err != nil {
+		return nil, 0, err
+	}
+	return int64(v), n, nil
+}
+
+func decodeUint[T uint8 | uint16 | uint32](c Codec[T], src []byte) (any, int, error) {
+	v, n, err := c.Decode(src)
+	if err != nil {
+		return nil, 0, err
+	}
+	return uint64(v), n, nil
 }
 
 // open makes s the target of KindRef schemas naming its type below it.

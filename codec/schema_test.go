@@ -247,3 +247,32 @@ func TestSchemaOfUnsupported(t *testing.T) {
 	var ute *UnsupportedTypeError
 	require.ErrorAs(t, err, &ute)
 }
+
+// FuzzDecodeDynamic: on any input, DecodeDynamic with FuzzStruct's schema
+// agrees with the typed decoder — both fail, or both succeed consuming the
+// same bytes — never panics, and its errors wrap ErrCorrupt.
+//
+//	go test ./codec -run XXX -fuzz FuzzDecodeDynamic -fuzztime 30s
+func FuzzDecodeDynamic(f *testing.F) {
+	c := Of[FuzzStruct]()
+	s, err := SchemaOf(reflect.TypeFor[FuzzStruct]())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(c.Append(nil, FuzzStruct{
+		Bid: sampleBid(), Tags: []string{"a"}, Attrs: map[string][]int32{"k": {1}},
+		Next: &FuzzStruct{Blob: []byte{1}},
+	}))
+	f.Add(c.Append(nil, FuzzStruct{}))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		_, n, err := c.Decode(in)
+		_, dn, derr := DecodeDynamic(s, in)
+		if derr != nil && !errors.Is(derr, ErrCorrupt) {
+			t.Fatalf("error does not wrap ErrCorrupt: %v", derr)
+		}
+		if (err == nil) != (derr == nil) || n != dn {
+			t.Fatalf("typed decode: %d bytes, %v; dynamic: %d bytes, %v", n, err, dn, derr)
+		}
+	})
+}

@@ -54,7 +54,7 @@ func TestSavepointInspect(t *testing.T) {
 		for _, ks := range op.KeyedStates {
 			if op.UID == savepointtest.CountUID && ks.Name == savepointtest.CountState {
 				require.Equal(t, "value<string,int64>", ks.Type)
-				require.Equal(t, "int", ks.Schema.Value.Kind)
+				require.Equal(t, "int64", ks.Schema.Value.Kind)
 				keys = *ks.Keys
 			}
 		}

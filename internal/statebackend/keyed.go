@@ -38,6 +38,9 @@ type Keyed[K comparable] struct {
 	restored     []bool            // per key-group index
 	scratch      []byte            // a state's data while a snapshot is taken
 	schemas      map[string]string // state name → schema JSON (schema.go)
+	// schemaSection is the encoded schema section, kept until the set of
+	// states changes (Register, a restore adding pending states).
+	schemaSection []byte
 }
 
 // NewKeyed returns a backend owning key groups rng of maxParallelism.
@@ -112,6 +115,7 @@ func (b *Keyed[K]) Register(name string, s any) (any, error) {
 	}
 	b.states[name] = s
 	b.order = append(b.order, name)
+	b.schemaSection = nil // lists the states
 	return s, nil
 }
 

@@ -126,7 +126,16 @@ type storedState struct {
 }
 
 // appendSchemaSection appends the schema section of the backend's states.
+// It is encoded once for a set of states (type tags and schemas do not
+// change once registered), so periodic snapshots only copy it.
 func (b *Keyed[K]) appendSchemaSection(dst []byte) []byte {
+	if b.schemaSection == nil {
+		b.schemaSection = b.encodeSchemaSection(nil)
+	}
+	return append(dst, b.schemaSection...)
+}
+
+func (b *Keyed[K]) encodeSchemaSection(dst []byte) []byte {
 	start := len(dst)
 	var payload []byte
 	payload = binary.AppendUvarint(payload, uint64(len(b.order)+len(b.pendingOrder)))

@@ -332,6 +332,7 @@ func (b *Keyed[K]) applyKeyGroup(kg int, secs []section, stored map[string]store
 			p = &pendingState{typ: s.typ, schema: stored[s.name].Schema, data: map[int][]byte{}}
 			b.pending[s.name] = p
 			b.pendingOrder = append(b.pendingOrder, s.name)
+			b.schemaSection = nil
 		} else if p.typ != s.typ {
 			return fmt.Errorf("statebackend: state %q has type %s in key group %d but %s in others", s.name, s.typ, kg, p.typ)
 		}

@@ -200,4 +200,15 @@ func TestPendingStateKeepsSchema(t *testing.T) {
 	for _, st := range c.States {
 		require.NotNil(t, st.Schema, st.Name)
 	}
+
+	// A state registered later is in the next snapshot's schema section
+	// (which is kept between snapshots while the states do not change).
+	_, err = b2.Register("extra", statebackend.NewList[string, float64](b2, statebackend.TTL{}))
+	require.NoError(t, err)
+	c, err = statebackend.ReadSnapshotContents(bytes.NewReader(snapshot(t, b2)))
+	require.NoError(t, err)
+	require.Equal(t, "extra", c.States[0].Name, "registered states first")
+	require.Equal(t, "list<string,float64>", c.States[0].Type)
+	require.Equal(t, codec.KindFloat64, c.States[0].Schema.Value.Kind)
+	require.Len(t, c.States, 9)
 }
