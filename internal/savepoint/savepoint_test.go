@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -176,4 +177,43 @@ func TestCorruptStateFile(t *testing.T) {
 	_, err = s.Summarize(ctx)
 	require.ErrorContains(t, err, "keyed state of operator counts subtask 0")
 	require.ErrorContains(t, err, "checksum mismatch")
+}
+
+// A savepoint's handles are relative to its own directory (the layout
+// savepoints are written in, so they can be moved): made here from the
+// checkpoint by rewriting its metadata.
+func TestSavepointLayout(t *testing.T) {
+	src := checkpointDir(t)
+	dir := filepath.Join(t.TempDir(), "my-savepoint")
+	require.NoError(t, os.CopyFS(dir, os.DirFS(src)))
+	data, err := os.ReadFile(filepath.Join(dir, "_metadata"))
+	require.NoError(t, err)
+	md, err := checkpoint.DecodeMetadata("_metadata", data)
+	require.NoError(t, err)
+	prefix := checkpoint.CheckpointDir(md.JobID, md.Kind, md.ID)
+	md.Kind = checkpoint.KindSavepoint
+	for i := range md.Operators {
+		for j := range md.Operators[i].Subtasks {
+			st := &md.Operators[i].Subtasks[j]
+			for _, hs := range [][]checkpoint.StateHandle{st.Keyed, st.Operator} {
+				for k := range hs {
+					hs[k].Path = strings.TrimPrefix(hs[k].Path, prefix)
+				}
+			}
+		}
+	}
+	data, err = checkpoint.EncodeMetadata(md)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "_metadata"), data, 0o644))
+
+	ctx := context.Background()
+	s, err := savepoint.Open(ctx, dir)
+	require.NoError(t, err)
+	defer s.Close()
+	sum, err := s.Summarize(ctx)
+	require.NoError(t, err)
+	require.Equal(t, "SAVEPOINT", sum.Kind)
+	var out bytes.Buffer
+	require.NoError(t, s.Dump(ctx, savepointtest.CountUID, savepointtest.CountState, &out))
+	require.Equal(t, savepointtest.Keys, bytes.Count(out.Bytes(), []byte("\n")))
 }

@@ -3,6 +3,7 @@ package statebackend_test
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"hash/crc32"
 	"strconv"
 	"testing"
@@ -211,4 +212,45 @@ func TestPendingStateKeepsSchema(t *testing.T) {
 	require.Equal(t, "list<string,float64>", c.States[0].Type)
 	require.Equal(t, codec.KindFloat64, c.States[0].Schema.Value.Kind)
 	require.Len(t, c.States, 9)
+}
+
+// Codecs set by hand: the JSON codec's values are recorded as JSON (and
+// read back as it); a codec without a schema makes the state's entries
+// unsplittable, which Entries reports instead of guessing.
+func TestSnapshotContentsCustomCodecs(t *testing.T) {
+	b, _ := newStringBackend(t, 4, 1, 0)
+	js := statebackend.NewValue[string, avg](b, statebackend.TTL{})
+	js.SetCodec(codec.JSON[avg]())
+	user := statebackend.NewValue[string, int64](b, statebackend.TTL{})
+	user.SetCodec(codec.OrderedInt64())
+	for _, r := range []struct {
+		name string
+		st   any
+	}{{"json", js}, {"user", user}} {
+		_, err := b.Register(r.name, r.st)
+		require.NoError(t, err)
+	}
+	b.SetCurrentKey("k")
+	js.Update(avg{Sum: 3, N: 2})
+	user.Update(7)
+	c, err := statebackend.ReadSnapshotContents(bytes.NewReader(snapshot(t, b)))
+	require.NoError(t, err)
+	require.Equal(t, codec.CodecJSON, c.States[0].Schema.Value.Codec)
+	require.Equal(t, codec.CodecUser, c.States[1].Schema.Value.Codec)
+	for _, sec := range c.Sections {
+		sc := c.States[0].Schema
+		if sec.State == "user" {
+			err := sec.Entries(c.States[1].Schema, func(statebackend.Entry) error { return nil })
+			require.ErrorIs(t, err, statebackend.ErrNoEntries)
+			continue
+		}
+		n := 0
+		require.NoError(t, sec.Entries(sc, func(e statebackend.Entry) error {
+			n++
+			require.Equal(t, "k", dyn(t, sc.Key, e.Key))
+			require.JSONEq(t, `{"Sum":3,"N":2}`, string(dyn(t, sc.Value, e.Value).(json.RawMessage)))
+			return nil
+		}))
+		require.Equal(t, 1, n)
+	}
 }
