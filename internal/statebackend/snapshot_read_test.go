@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"hash/crc32"
 	"strconv"
 	"testing"
@@ -253,4 +254,42 @@ func TestSnapshotContentsCustomCodecs(t *testing.T) {
 		}))
 		require.Equal(t, 1, n)
 	}
+}
+
+// FuzzSnapshotEntries reads arbitrary bytes as a snapshot stream, and as
+// each kind's section data split with its schema: errors wrap
+// ErrCorruptSnapshot (or ErrUnsupportedVersion, ErrNoEntries), nothing
+// panics.
+//
+//	go test ./internal/statebackend -run '^$' -fuzz FuzzSnapshotEntries -fuzztime 60s
+func FuzzSnapshotEntries(f *testing.F) {
+	b, now := newStringBackend(f, 1, 1, 0)
+	fill(newAllStates(f, b, true), keys(3), now)
+	var buf bytes.Buffer
+	if err := b.Snapshot(&buf); err != nil {
+		f.Fatal(err)
+	}
+	c, err := statebackend.ReadSnapshotContents(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	for _, sec := range c.Sections {
+		f.Add(sec.Data)
+	}
+	ok := func(t *testing.T, err error) {
+		if err != nil && !errors.Is(err, statebackend.ErrCorruptSnapshot) && !errors.Is(err, statebackend.ErrUnsupportedVersion) &&
+			!errors.Is(err, statebackend.ErrNoEntries) {
+			t.Fatalf("undocumented error: %v", err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		_, err := statebackend.ReadSnapshotContents(bytes.NewReader(in))
+		ok(t, err)
+		for _, st := range c.States {
+			sec := statebackend.Section{State: st.Name, Type: st.Type, Data: in}
+			sec.NumKeys()
+			ok(t, sec.Entries(st.Schema, func(statebackend.Entry) error { return nil }))
+		}
+	})
 }
