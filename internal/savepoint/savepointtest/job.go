@@ -85,6 +85,7 @@ func CountingCheckpoint(t *testing.T, root string) string {
 	}()
 	// Once every record was counted, the next checkpoint triggered holds
 	// the final counts; wait until one after it is retained.
+	// Ids start at 1, so with none retained yet (-1) the one in flight is 1.
 	after, dir := -1, ""
 	for ctx.Err() == nil {
 		mu.Lock()
@@ -92,7 +93,7 @@ func CountingCheckpoint(t *testing.T, root string) string {
 		mu.Unlock()
 		id, d := latestRetained(root)
 		if all && after < 0 {
-			after = id
+			after = max(id, 0)
 		}
 		if after >= 0 && id > after+1 {
 			dir = d
