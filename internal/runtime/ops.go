@@ -111,6 +111,7 @@ func (c *ChainingOutput[T]) Collect(v T, ts int64) {
 }
 
 func (c *ChainingOutput[T]) EmitWatermark(wm int64) {
+	c.in.noteWatermark(wm)
 	prev := *c.cur
 	*c.cur = c.idx
 	c.next.ProcessWatermark(wm)
