@@ -17,8 +17,14 @@ type wmHead struct {
 	out runtime.Output[int]
 }
 
-func (h *wmHead) ProcessElement(v int, ts int64) { h.collector.ProcessElement(v, ts); h.out.Collect(v, ts) }
-func (h *wmHead) ProcessWatermark(wm int64)      { h.collector.ProcessWatermark(wm); h.out.EmitWatermark(wm) }
+func (h *wmHead) ProcessElement(v int, ts int64) {
+	h.collector.ProcessElement(v, ts)
+	h.out.Collect(v, ts)
+}
+func (h *wmHead) ProcessWatermark(wm int64) {
+	h.collector.ProcessWatermark(wm)
+	h.out.EmitWatermark(wm)
+}
 
 func startWMTask(t *testing.T, restore runtime.TaskRestore) (*runtime.Task, *wmHead, *collector, *runtime.Writer[int], chan error) {
 	ctx, cancel := context.WithCancel(context.Background())
