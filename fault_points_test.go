@@ -83,8 +83,8 @@ type snapshotFailingWriter struct {
 }
 
 func (w *snapshotFailingWriter) Write(kc keyCount, _ int64) error { return w.sink.put(kc) }
-func (w *snapshotFailingWriter) Flush() error                   { return nil }
-func (w *snapshotFailingWriter) Close() error                   { return nil }
+func (w *snapshotFailingWriter) Flush() error                     { return nil }
+func (w *snapshotFailingWriter) Close() error                     { return nil }
 func (w *snapshotFailingWriter) PrepareSnapshot(id int64) error {
 	if !w.arm(id) {
 		return nil
