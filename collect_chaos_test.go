@@ -69,12 +69,7 @@ func TestCollectExactlyOnceWithRestarts(t *testing.T) {
 				rng := rand.New(rand.NewPCG(uint64(seed), 0xc011ec7))
 				data, counts := seqData(uint64(seed), records, keys, p)
 				failures := 1 + rng.IntN(3)
-				c := &chaos{thresholds: make([]int64, failures), subtask: rng.IntN(p), inKeyed: rng.IntN(2) == 1}
-				at := int64(0)
-				for i := range c.thresholds {
-					at += records/10 + rng.Int64N(records/5-records/10)
-					c.thresholds[i] = at
-				}
+				c := seededChaos(rng, records, p, failures)
 				t.Logf("failures at %v records, in subtask %d of the keyed function: %v", c.thresholds, c.subtask, c.inKeyed)
 				url, store := memStore(t)
 				c.store = store
