@@ -140,8 +140,9 @@ func measureRecovery(tb testing.TB, seed uint64, c recoveryCase) time.Duration {
 // failure to output flowing again (see measureRecovery) and reports the
 // median and the largest over the iterations: with the 10 ms restart delay
 // of strom nexmark --fail-every (nexmark.FailRestartDelay), with none (the
-// framework's own cost), and with about 80 000 keys' state to restore
-// (1.5 s at 100 000 records/s over 100 000 keys before the failure).
+// framework's own cost), and with up to 100 000 keys' state to restore
+// (record i counts key i mod 100 000; 1.5 s at 100 000 records/s before
+// the failure).
 // BENCHMARKS.md has figures:
 //
 //	go test -run '^$' -bench BenchmarkRecoveryTime -benchtime 10x -count 5 .
