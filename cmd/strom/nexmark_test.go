@@ -192,6 +192,7 @@ func TestNexmarkFailEveryExactlyOnce(t *testing.T) {
 			require.GreaterOrEqual(t, s["failures_injected"].(float64), s["restarts"].(float64),
 				"every restart was caused by an injected failure")
 			require.Equal(t, want, committedLines(t, q, out), "%s: committed rows with failures = rows without", q)
+			require.EqualValues(t, len(want), s["rows"], "rows counts the committed rows")
 		})
 	}
 }
