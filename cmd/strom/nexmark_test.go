@@ -207,6 +207,20 @@ func TestNexmarkHumanReadable(t *testing.T) {
 	}
 }
 
+// The text summary of a run with failures says how long the last checkpoint took,
+// how many failures were injected and with which seed (to repeat the choices).
+func TestNexmarkHumanReadableFailures(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	out, err := runStrom(t, "nexmark", "--query", "q1", "--events", "20000", "--tps", "20000",
+		"--checkpoint-interval", "20ms", "--checkpoint-dir", "mem://nexmark-human-failures",
+		"--fail-every", "300ms", "--fail-seed", "5")
+	require.NoError(t, err)
+	for _, want := range []string{"checkpoints", "last checkpoint", "ms (trigger to metadata written)", "restarts",
+		"failures injected", "(--fail-seed 5)"} {
+		require.Contains(t, out, want)
+	}
+}
+
 // TestNexmarkOutputMatchesReference checks --output files against the reference, for
 // generated events and for the same events read back with --input.
 func TestNexmarkOutputMatchesReference(t *testing.T) {
