@@ -73,6 +73,9 @@ type JobResult struct {
 	// from (0: none).
 	CheckpointsCompleted int
 	RestoredCheckpoint   int64
+	// LastCheckpointDuration is the last completed checkpoint's, trigger
+	// to metadata written (0: none).
+	LastCheckpointDuration time.Duration
 }
 
 // ErrUnknownJob is returned for a job id the Dispatcher does not know.
@@ -139,6 +142,7 @@ func (d *Dispatcher) receive() {
 			d.end(j, &JobResult{
 				JobID: m.JobID, JobName: m.JobName, State: m.State, Err: m.Failure.Err(), Duration: m.Duration, Restarts: m.Restarts, Operators: m.Operators,
 				CheckpointsCompleted: m.CheckpointsCompleted, RestoredCheckpoint: m.RestoredCheckpoint,
+				LastCheckpointDuration: m.LastCheckpointDuration,
 			}, rpc.JobStatus{JobID: m.JobID, State: m.State, Restarts: m.Restarts, Executions: m.Executions, Operators: m.Operators})
 		}
 	}

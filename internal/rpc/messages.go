@@ -202,6 +202,10 @@ type (
 		// restored from (0: none).
 		CheckpointsCompleted int
 		RestoredCheckpoint   int64
+		// LastCheckpointDuration is how long the last completed checkpoint
+		// took, from its trigger until its metadata was written (it is
+		// complete then); 0 if none completed.
+		LastCheckpointDuration time.Duration
 	}
 )
 

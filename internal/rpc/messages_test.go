@@ -57,7 +57,8 @@ var messages = []Message{
 	CancelTask{JobID: "job-1", Execution: exec},
 	JobStatus{JobID: "job-1", State: scheduler.JobFailing, Restarts: 2, Executions: []ExecutionStatus{execStatus}, Operators: []OperatorTotals{totals}},
 	JobFinished{JobID: "job-1", JobName: "j", State: scheduler.JobFailed, Failure: failure, Duration: time.Second, Restarts: 3,
-		Executions: []ExecutionStatus{execStatus}, Operators: []OperatorTotals{totals}, CheckpointsCompleted: 4, RestoredCheckpoint: 2},
+		Executions: []ExecutionStatus{execStatus}, Operators: []OperatorTotals{totals}, CheckpointsCompleted: 4, RestoredCheckpoint: 2,
+		LastCheckpointDuration: 250 * time.Millisecond},
 }
 
 // Every message survives encoding/json unchanged: it is plain data, ready
