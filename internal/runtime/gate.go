@@ -134,6 +134,11 @@ func pollChannel[T any](g *Gate, i int, ch *network.Channel[T], e elements[T]) b
 	if !ok {
 		return false
 	}
+	if g.align.recording != nil && g.align.recording[i] {
+		// Taken after an unaligned snapshot, before this channel's
+		// barrier: in-flight data of the checkpoint (channelstate.go).
+		record(g, i, b.Recs)
+	}
 	if len(b.Marks) > 0 {
 		handleMarked(g, i, b, e.ProcessElement)
 	} else if len(b.Recs) > 0 {
@@ -149,6 +154,23 @@ func pollChannel[T any](g *Gate, i int, ch *network.Channel[T], e elements[T]) b
 	if kind != network.Records {
 		g.event(i, kind, value, bopts)
 	}
+	return true
+}
+
+// pollPriority handles channel i's priority events (unaligned barriers),
+// leaving its queued data alone: the gate sees an unaligned barrier also
+// while the task is backpressured or holds the channel back.
+func pollPriority[T any](g *Gate, i int, ch *network.Channel[T]) bool {
+	if g.valve.ended[i] || !ch.HasPriority() {
+		return false
+	}
+	b, ok := ch.PollPriority()
+	if !ok {
+		return false
+	}
+	kind, value, bopts := b.Kind, b.Value, b.Barrier
+	ch.Recycle(b)
+	g.event(i, kind, value, bopts)
 	return true
 }
 

@@ -68,6 +68,10 @@ type Task struct {
 	// Restore holds the chain's operators' state to start from (nil: a
 	// fresh start); see state_seam.go.
 	Restore TaskRestore
+	// ChannelRestore is the channel state of the unaligned checkpoint the
+	// task restores from (nil: none), replayed before any new input (see
+	// channelstate.go).
+	ChannelRestore *ChannelState
 	// OnCheckpoint, when set, gets the result of every checkpoint the task
 	// learns of, once per id, on the task goroutine (barrier.go): the
 	// snapshot, or why there is none. It must not block for long: the
@@ -235,6 +239,9 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	}
 	if t.OnRunning != nil {
 		t.OnRunning()
+	}
+	if rerr := t.replayChannelState(); rerr != nil {
+		return &TaskError{Job: t.Info.JobName, Task: t.Info, Err: rerr}
 	}
 	err = t.loop(ctx)
 	if err != nil || !t.WaitForFinalCheckpoint {
@@ -420,6 +427,10 @@ func (t *Task) loop(ctx context.Context) error {
 			// work on, and cutting batches short would cost most exactly
 			// when throughput matters. A recycled buffer wakes the task
 			// through its notifier.
+			if pp, ok := t.Input.(priorityPoller); ok && pp.PollPriority() {
+				// An unaligned barrier overtakes the backpressure.
+				continue
+			}
 			for _, o := range t.outputs {
 				o.FlushStarving()
 			}
