@@ -183,9 +183,9 @@ type Batch[T any] struct {
 	// event marks a batch from the channel's event-only buffers: Recycle
 	// returns it there, not to the data buffers.
 	event bool
-	// priority marks a batch made for the priority lane (SendPriority):
-	// it belongs to no pool, so Recycle drops it.
-	priority bool
+	// unpooled marks a batch made for one event (SendPriority,
+	// UnpooledEvent): it belongs to no pool, so Recycle drops it.
+	unpooled bool
 }
 
 // Mark is a watermark inside a batch of records, after its first Pos
@@ -232,9 +232,13 @@ type Channel[T any] struct {
 	// that must not take the lock (Queued, HasPriority).
 	queued atomic.Int32
 	prioN  atomic.Int32
-	free   chan *Batch[T]
-	events chan *Batch[T] // free event-only batches
-	notify Notifier
+	// deadline is when the oldest queued aligned barrier with an
+	// alignment timeout may overtake the batches before it (Unix ms; 0:
+	// none queued); see Overtake.
+	deadline atomic.Int64
+	free     chan *Batch[T]
+	events   chan *Batch[T] // free event-only batches
+	notify   Notifier
 	// producer is the producer task's notifier, woken when a buffer comes
 	// back while wantFree is set (see Available), so a task waiting for
 	// output availability wakes, and one that is not is left alone.
@@ -328,6 +332,11 @@ func (c *Channel[T]) TryEvent() (*Batch[T], bool) {
 	return tryTake(c.events)
 }
 
+// UnpooledEvent returns a new event-only batch outside the channel's
+// pools, for a barrier that must not wait for a free one (Writer): one
+// per checkpoint and channel at most, so the memory stays bounded.
+func (c *Channel[T]) UnpooledEvent() *Batch[T] { return &Batch[T]{unpooled: true} }
+
 // AcquireEvent takes an event-only batch or, failing that, a data buffer,
 // blocking until one of them is free: only when eventBuffers events are in
 // flight with every credit spent. It returns ErrCanceled if ctx ends first.
@@ -375,6 +384,9 @@ func (c *Channel[T]) Send(b *Batch[T]) {
 	}
 	c.queue = append(c.queue, b)
 	c.queued.Store(int32(len(c.queue) - c.head))
+	if b.Kind == Barrier && b.Barrier.AlignedTimeout > 0 && c.deadline.Load() == 0 {
+		c.deadline.Store(b.Barrier.Timestamp + b.Barrier.AlignedTimeout)
+	}
 	c.mu.Unlock()
 	c.notify.Notify()
 }
@@ -387,7 +399,7 @@ func (c *Channel[T]) Send(b *Batch[T]) {
 // batches stay queued and are delivered as usual). It never blocks and
 // takes no credit.
 func (c *Channel[T]) SendPriority(kind EventKind, value int64, opts BarrierOptions, overtaken func(*Batch[T])) {
-	b := &Batch[T]{Kind: kind, Value: value, Barrier: opts, priority: true}
+	b := &Batch[T]{Kind: kind, Value: value, Barrier: opts, unpooled: true}
 	c.mu.Lock()
 	if overtaken != nil {
 		for _, q := range c.queue[c.head:] {
@@ -417,7 +429,52 @@ func (c *Channel[T]) Poll() (*Batch[T], bool) {
 	c.queue[c.head] = nil
 	c.head++
 	c.queued.Store(int32(len(c.queue) - c.head))
+	if b.Kind == Barrier && b.Barrier.AlignedTimeout > 0 {
+		c.resetDeadline()
+	}
 	return b, true
+}
+
+// resetDeadline sets deadline from the next queued timeoutable barrier
+// (under the lock).
+func (c *Channel[T]) resetDeadline() {
+	for _, q := range c.queue[c.head:] {
+		if q.Kind == Barrier && q.Barrier.AlignedTimeout > 0 {
+			c.deadline.Store(q.Barrier.Timestamp + q.Barrier.AlignedTimeout)
+			return
+		}
+	}
+	c.deadline.Store(0)
+}
+
+// OvertakeDeadline is when the oldest queued aligned barrier's alignment
+// timeout expires (Unix ms), 0 if none is queued: the consumer calls
+// Overtake once it has passed. Any goroutine.
+func (c *Channel[T]) OvertakeDeadline() int64 { return c.deadline.Load() }
+
+// Overtake takes the oldest queued aligned barrier with an alignment
+// timeout out of the stream, as if it had come in the priority lane (an
+// aligned checkpoint switched to unaligned while its barrier was still
+// queued: Flink's timed-out aligned barrier). overtaken is called with the
+// records before the barrier, oldest first: those of the queued batches
+// ahead of it and of its own batch, which stay queued and are delivered as
+// usual (the barrier's batch as plain records). Consumer goroutine only.
+func (c *Channel[T]) Overtake(overtaken func([]Rec[T])) (id int64, opts BarrierOptions, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, q := range c.queue[c.head:] {
+		if len(q.Recs) > 0 {
+			overtaken(q.Recs)
+		}
+		if q.Kind == Barrier && q.Barrier.AlignedTimeout > 0 {
+			id, opts = q.Value, q.Barrier
+			q.Kind, q.Value, q.Barrier = Records, 0, BarrierOptions{}
+			c.resetDeadline()
+			return id, opts, true
+		}
+	}
+	c.deadline.Store(0)
+	return 0, BarrierOptions{}, false
 }
 
 // PollPriority returns the next priority event if one is waiting, leaving
@@ -452,8 +509,8 @@ func (c *Channel[T]) popPriority() (*Batch[T], bool) {
 
 // Recycle gives a processed buffer back to the producer.
 func (c *Channel[T]) Recycle(b *Batch[T]) {
-	if b.priority {
-		return // made for one priority event, in no pool
+	if b.unpooled {
+		return // made for one event, in no pool
 	}
 	clear(b.Recs) // drop references so the GC can free the records
 	b.Recs = b.Recs[:0]

@@ -372,7 +372,12 @@ func (g *Gate) setBarrierHandler(h barrierHandler) {
 }
 
 // barrier handles barrier id from channel i.
-func (g *Gate) barrier(i int, id int64, b network.BarrierOptions) {
+func (g *Gate) barrier(i int, id int64, b network.BarrierOptions) { g.barrierThen(i, id, b, nil) }
+
+// barrierThen is barrier, calling then (if set) once the barrier is
+// counted and before the checkpoint may complete: overtakeTimedOut adds
+// the records its barrier overtook to the input channel state there.
+func (g *Gate) barrierThen(i int, id int64, b network.BarrierOptions, then func()) {
 	a := &g.align
 	if id <= 0 {
 		Fail("", fmt.Errorf("%w: checkpoint barrier with id %d on input channel %d", ErrUnexpectedEvent, id, i))
@@ -388,7 +393,12 @@ func (g *Gate) barrier(i int, id int64, b network.BarrierOptions) {
 		a.opts = CheckpointOptions{ID: id, Mode: b.Mode, Kind: b.Kind, Timestamp: b.Timestamp, AlignedTimeout: b.AlignedTimeout}
 		clear(a.arrived)
 		if b.Mode == network.ExactlyOnce && b.AlignedTimeout > 0 {
-			g.armAlignmentTimeout(time.Duration(b.AlignedTimeout) * time.Millisecond)
+			// Flink measures the timeout from the checkpoint's start.
+			d := time.Duration(b.AlignedTimeout) * time.Millisecond
+			if b.Timestamp > 0 {
+				d = time.Until(time.UnixMilli(b.Timestamp + b.AlignedTimeout))
+			}
+			g.armAlignmentTimeout(d)
 		}
 	}
 	if a.arrived[i] {
@@ -409,6 +419,9 @@ func (g *Gate) barrier(i int, id int64, b network.BarrierOptions) {
 		}
 	case a.opts.Mode == network.ExactlyOnce:
 		g.Block(i)
+	}
+	if then != nil {
+		then()
 	}
 	g.checkAligned()
 }

@@ -136,9 +136,11 @@ func (p *OneInputProcessor[T]) Poll() (bool, bool) {
 	if g.enter() {
 		defer Guard(g.name)
 	}
-	if g.align.aligning && p.pollPriority() {
-		// A blocked channel's priority event (a newer or unaligned
-		// barrier) must not wait for the alignment it ends.
+	if g.align.h != nil && p.pollPriority() {
+		// Priority events first, of every channel: a blocked channel's
+		// (a newer or unaligned barrier) must not wait for the alignment
+		// it ends, nor a timed-out aligned barrier for the batches ahead
+		// of it. A few atomic loads per batch.
 		return true, g.done()
 	}
 	for range p.channels {
@@ -164,8 +166,9 @@ func (p *OneInputProcessor[T]) pollPriority() bool {
 	g := &p.gate
 	g.checkAlignmentTimeout()
 	got := false
+	var now int64
 	for i, ch := range p.channels {
-		got = pollPriority(g, i, ch) || got
+		got = pollPriority(g, i, ch, &now) || got
 	}
 	return got
 }
@@ -221,7 +224,7 @@ func (p *TwoInputProcessor[A, B]) Poll() (bool, bool) {
 	if g.enter() {
 		defer Guard(g.name)
 	}
-	if g.align.aligning && p.pollPriority() {
+	if g.align.h != nil && p.pollPriority() {
 		return true, g.done()
 	}
 	n1 := len(p.ch1)
@@ -255,11 +258,12 @@ func (p *TwoInputProcessor[A, B]) pollPriority() bool {
 	g := &p.gate
 	g.checkAlignmentTimeout()
 	got := false
+	var now int64
 	for i, ch := range p.ch1 {
-		got = pollPriority(g, i, ch) || got
+		got = pollPriority(g, i, ch, &now) || got
 	}
 	for i, ch := range p.ch2 {
-		got = pollPriority(g, len(p.ch1)+i, ch) || got
+		got = pollPriority(g, len(p.ch1)+i, ch, &now) || got
 	}
 	return got
 }

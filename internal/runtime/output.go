@@ -155,6 +155,15 @@ func (w *Writer[T]) eventBatch(i int) *network.Batch[T] {
 	return b
 }
 
+// eventBatchNoWait is eventBatch that makes an unpooled batch instead of
+// waiting for one.
+func (w *Writer[T]) eventBatchNoWait(i int) *network.Batch[T] {
+	if b := w.tryEventBatch(i); b != nil {
+		return b
+	}
+	return w.channels[i].UnpooledEvent()
+}
+
 // tryEventBatch is eventBatch without blocking: nil if nothing is free. It
 // takes a data buffer only within the credits, never the overdraft.
 func (w *Writer[T]) tryEventBatch(i int) *network.Batch[T] {
@@ -322,12 +331,20 @@ func (w *Writer[T]) Collect(v T, ts int64) {
 // channel after the records and the pending watermark before it. Events do
 // not wait for a credit: they take event-only batches (eventBatch).
 func (w *Writer[T]) sendEvent(kind network.EventKind, value int64, opts network.BarrierOptions) {
+	get := w.eventBatch
+	if kind == network.Barrier {
+		// A barrier never waits for a buffer: a backpressured source
+		// must not block in a checkpoint's synchronous part, and an
+		// aligned barrier with a timeout must be in the channel to be
+		// overtaken (network.Channel.Overtake).
+		get = w.eventBatchNoWait
+	}
 	for i, ch := range w.channels {
 		if w.sentSeq[i] != w.wmSeq {
-			w.send(i, w.eventBatch(i))
+			w.send(i, get(i))
 		}
 		// The event rides on the records waiting, if any.
-		b := w.eventBatch(i)
+		b := get(i)
 		w.cur[i] = nil
 		b.Kind = kind
 		b.Value = value
