@@ -411,3 +411,54 @@ func TestChannelPollPrefersPriorityAndKeepsOrder(t *testing.T) {
 	}
 	require.Equal(t, 1, ch.Queued())
 }
+
+// A queued aligned barrier with an alignment timeout announces its deadline
+// (trigger time + timeout); Overtake takes it out of the stream, handing
+// over the records before it (those of the batches ahead and of its own
+// batch), which stay queued as plain records.
+func TestChannelOvertakeTimedOutBarrier(t *testing.T) {
+	ch := network.NewChannel[int](4, 4, network.NewNotifier())
+	send := func(kind network.EventKind, opts network.BarrierOptions, vs ...int) {
+		b, ok := ch.TryAcquire()
+		require.True(t, ok)
+		for _, v := range vs {
+			b.Recs = append(b.Recs, network.Rec[int]{V: v})
+		}
+		b.Kind, b.Barrier = kind, opts
+		if kind == network.Barrier {
+			b.Value = 9
+		}
+		ch.Send(b)
+	}
+	require.Zero(t, ch.OvertakeDeadline())
+	send(network.Records, network.BarrierOptions{}, 1, 2)
+	send(network.Barrier, network.BarrierOptions{Timestamp: 1000, AlignedTimeout: 50}, 3)
+	send(network.Records, network.BarrierOptions{}, 4)
+	require.Equal(t, int64(1050), ch.OvertakeDeadline())
+
+	var pre []int
+	id, opts, ok := ch.Overtake(func(recs []network.Rec[int]) {
+		for _, r := range recs {
+			pre = append(pre, r.V)
+		}
+	})
+	require.True(t, ok)
+	require.Equal(t, int64(9), id)
+	require.Equal(t, int64(50), opts.AlignedTimeout)
+	require.Equal(t, []int{1, 2, 3}, pre)
+	require.Zero(t, ch.OvertakeDeadline())
+
+	var got []int
+	for {
+		b, ok := ch.Poll()
+		if !ok {
+			break
+		}
+		require.Equal(t, network.Records, b.Kind, "the barrier is gone from the stream")
+		for _, r := range b.Recs {
+			got = append(got, r.V)
+		}
+		ch.Recycle(b)
+	}
+	require.Equal(t, []int{1, 2, 3, 4}, got)
+}
