@@ -212,3 +212,33 @@ func TestChannelStateFileChecksum(t *testing.T) {
 	_, err = runtime.DecodeChannelState(b[:len(b)-1])
 	require.ErrorIs(t, err, runtime.ErrCorruptChannelState)
 }
+
+// An aligned barrier still queued behind records when its alignment
+// timeout (from the trigger) has passed is taken out of the stream: the
+// checkpoint is taken unaligned at once, and the records ahead of the
+// barrier, processed after the snapshot, are input channel state, as are
+// the other channel's records before its barrier.
+func TestTimedOutQueuedBarrierIsOvertaken(t *testing.T) {
+	a := newAlignTask(t, 2)
+	release := hold(t, a.task)
+	opts := network.BarrierOptions{Timestamp: time.Now().UnixMilli(), AlignedTimeout: 1}
+	send(a.in[0], 1, 2)
+	a.in[0].EmitBarrier(4, opts)
+	send(a.in[0], 3)
+	send(a.in[1], 10)
+	time.Sleep(5 * time.Millisecond)
+	release()
+	require.Eventually(t, func() bool { _, v := a.blocked(t); return len(v) == 4 }, 30*time.Second, time.Millisecond)
+	a.in[1].EmitBarrier(4, opts)
+	got := a.cps.wait(t, 1)
+	require.NoError(t, got[0].err)
+	require.Equal(t, network.Unaligned, got[0].snap.Options.Mode)
+	require.Equal(t, "[]", stateOf(t, got[0].snap, "Rec"))
+	in := got[0].snap.Channel.Input
+	require.Len(t, in, 2)
+	require.Equal(t, 0, in[0].Channel)
+	require.Equal(t, []int{1, 2}, decodeInts(t, in[0]))
+	require.Equal(t, 1, in[1].Channel)
+	require.Equal(t, []int{10}, decodeInts(t, in[1]))
+	require.Equal(t, "barrier 4 unaligned checkpoint "+strconv.FormatInt(opts.Timestamp, 10), a.out.stream()[0])
+}
