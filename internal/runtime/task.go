@@ -205,6 +205,10 @@ func (t *Task) Run(ctx context.Context) (err error) {
 		if r := recover(); r != nil {
 			err = t.toError(ctx, r)
 		}
+		if g := t.gate(); g != nil {
+			// No alignment-timeout timer outlives the task.
+			g.stopAlignmentTimeout()
+		}
 		if d := t.deferred; d != nil {
 			// Every trigger gets its report, also one the task's end
 			// caught before its input ended.
