@@ -23,6 +23,13 @@ const (
 	// CheckpointAtLeastOnce does not hold inputs back: cheaper under
 	// skew, but after a restore some records are counted twice.
 	CheckpointAtLeastOnce
+	// CheckpointUnaligned lets barriers overtake the records in flight
+	// (Flink's unaligned checkpoints): no input is held back, so
+	// checkpoints complete under backpressure; the records overtaken are
+	// stored with the checkpoint and replayed on restore, which therefore
+	// must keep the parallelism. Exactly once, like CheckpointExactlyOnce.
+	// Savepoints are always aligned.
+	CheckpointUnaligned
 )
 
 func (m CheckpointMode) String() string {
@@ -31,6 +38,8 @@ func (m CheckpointMode) String() string {
 		return "exactly-once"
 	case CheckpointAtLeastOnce:
 		return "at-least-once"
+	case CheckpointUnaligned:
+		return "unaligned"
 	}
 	return fmt.Sprintf("CheckpointMode(%d)", uint8(m))
 }
@@ -130,8 +139,11 @@ func (c Config) validateCheckpointing() error {
 			return fmt.Errorf("config: %s %d must not be negative (0 means the default)", f.name, f.v)
 		}
 	}
-	if c.CheckpointMode != CheckpointExactlyOnce && c.CheckpointMode != CheckpointAtLeastOnce {
+	if c.CheckpointMode != CheckpointExactlyOnce && c.CheckpointMode != CheckpointAtLeastOnce && c.CheckpointMode != CheckpointUnaligned {
 		return fmt.Errorf("config: unknown CheckpointMode %v", c.CheckpointMode)
+	}
+	if c.AlignedCheckpointTimeout < 0 {
+		return fmt.Errorf("config: AlignedCheckpointTimeout %v must not be negative (0 means never)", c.AlignedCheckpointTimeout)
 	}
 	if c.CheckpointDir != "" {
 		u, err := url.Parse(c.CheckpointDir)
@@ -171,8 +183,11 @@ func (c Config) checkpointing() *jobcode.Checkpointing {
 		return nil
 	}
 	mode := checkpoint.ExactlyOnce
-	if c.CheckpointMode == CheckpointAtLeastOnce {
+	switch c.CheckpointMode {
+	case CheckpointAtLeastOnce:
 		mode = checkpoint.AtLeastOnce
+	case CheckpointUnaligned:
+		mode = checkpoint.Unaligned
 	}
 	return &jobcode.Checkpointing{
 		Config: checkpoint.Config{
@@ -183,7 +198,8 @@ func (c Config) checkpointing() *jobcode.Checkpointing {
 			TolerableFailures: c.TolerableCheckpointFailures,
 			Mode:              mode,
 		},
-		Storage:  c.CheckpointDir,
-		Retained: c.RetainedCheckpoints,
+		Storage:        c.CheckpointDir,
+		Retained:       c.RetainedCheckpoints,
+		AlignedTimeout: c.AlignedCheckpointTimeout,
 	}
 }

@@ -110,9 +110,15 @@ type Config struct {
 	// mem://name for storage that lives as long as the process (tests).
 	// Default DefaultCheckpointDir(). Each job writes below <job id>/.
 	CheckpointDir string
-	// CheckpointMode: CheckpointExactlyOnce (default) or
-	// CheckpointAtLeastOnce.
+	// CheckpointMode: CheckpointExactlyOnce (default),
+	// CheckpointAtLeastOnce or CheckpointUnaligned.
 	CheckpointMode CheckpointMode
+	// AlignedCheckpointTimeout (Flink's
+	// execution.checkpointing.aligned-checkpoint-timeout), with
+	// CheckpointExactlyOnce: a task whose barrier alignment takes longer
+	// takes that checkpoint unaligned instead (see CheckpointUnaligned).
+	// 0: checkpoints always align.
+	AlignedCheckpointTimeout time.Duration
 	// CheckpointTimeout aborts a checkpoint not complete after this long
 	// (default DefaultCheckpointTimeout, 10 min).
 	CheckpointTimeout time.Duration

@@ -162,6 +162,8 @@ type chaos struct {
 	// else of the map chained after the source.
 	subtask int
 	inKeyed bool
+	// mode is the checkpoint mode (the zero value: aligned).
+	mode strom.CheckpointMode
 	// perAttempt: the counter restarts from zero with every failure, so a
 	// threshold counts the records of one attempt (failures right after
 	// restores); otherwise it counts every record of the run, replays too.
@@ -324,7 +326,9 @@ func runChaosExact(t *testing.T, p int, data []seqRecord, counts map[int64]int64
 	c.store = store
 	bad := &violations{}
 	failures := len(c.thresholds)
-	run, sink := runChaos(t, chaosConfig(url, p, failures+3), data, c.hooks(), bad)
+	cfg := chaosConfig(url, p, failures+3)
+	cfg.CheckpointMode = c.mode
+	run, sink := runChaos(t, cfg, data, c.hooks(), bad)
 	require.NoError(t, run.err)
 	require.Empty(t, bad.get(), "sequences in order per lane and key")
 	require.Equal(t, int64(failures), c.injected.Load(), "every planned failure was injected (thresholds %v)", c.thresholds)
@@ -356,9 +360,17 @@ func chaosSeeds(t *testing.T) int {
 // same checkpoint, so each lane's sequence continues without gap or repeat
 // and the final counts are exact. A failing subtest names its seed and
 // parallelism (go test -run 'TestChaosRecovery/seed=3/p=2' repeats it).
-func TestChaosRecovery(t *testing.T) {
+func TestChaosRecovery(t *testing.T) { runSeededChaos(t, strom.CheckpointExactlyOnce, 0) }
+
+// runSeededChaos is TestChaosRecovery in checkpoint mode mode: chaosSeeds
+// seeds (at most maxSeeds, unless 0) at parallelism 1, 2 and 4.
+func runSeededChaos(t *testing.T, mode strom.CheckpointMode, maxSeeds int) {
 	const records, keys = 8000, 16
-	for seed := 1; seed <= chaosSeeds(t); seed++ {
+	seeds := chaosSeeds(t)
+	if maxSeeds > 0 {
+		seeds = min(seeds, maxSeeds)
+	}
+	for seed := 1; seed <= seeds; seed++ {
 		for _, p := range []int{1, 2, 4} {
 			t.Run(fmt.Sprintf("seed=%d/p=%d", seed, p), func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(uint64(seed), uint64(p)))
@@ -368,6 +380,7 @@ func TestChaosRecovery(t *testing.T) {
 				// reached before the sources can have read everything
 				// (the counter only runs ahead of their positions).
 				c := seededChaos(rng, records, p, 2+rng.IntN(2))
+				c.mode = mode
 				t.Logf("failures at %v records, in subtask %d of the keyed function: %v", c.thresholds, c.subtask, c.inKeyed)
 				runChaosExact(t, p, data, counts, c)
 			})

@@ -109,7 +109,7 @@ engine's events/s to the baseline's is reported.`,
 	fl.Float64Var(&f.tps, "tps", 0, "sources emit at most this many events per second of wall-clock time in all (0: no limit), so checkpoints happen mid-run")
 	fl.DurationVar(&f.ckInterval, "checkpoint-interval", 0, "take a checkpoint this often (0: no checkpoints)")
 	fl.StringVar(&f.ckDir, "checkpoint-dir", "", "checkpoint storage URL (file:///dir, s3://bucket/prefix?endpoint=..., mem://name; default: "+strom.DefaultCheckpointDir()+")")
-	fl.StringVar(&f.ckMode, "checkpoint-mode", "aligned", "aligned (exactly-once) or at-least-once")
+	fl.StringVar(&f.ckMode, "checkpoint-mode", "aligned", "aligned (exactly-once), unaligned (exactly-once, barriers overtake in-flight records) or at-least-once")
 	fl.DurationVar(&f.failEvery, "fail-every", 0, "fail a random running subtask this often, by a panic inside the task, to exercise recovery (needs --checkpoint-interval; restarts after a fixed "+nexmark.FailRestartDelay.String()+")")
 	fl.Uint64Var(&f.failSeed, "fail-seed", 0, "seed of the random choice of the subtask --fail-every fails (0: drawn at random, and printed)")
 	_ = cmd.MarkFlagRequired("query")
@@ -175,7 +175,7 @@ func runNexmark(cmd *cobra.Command, f nexmarkFlags) error {
 	case "at-least-once":
 		mode = strom.CheckpointAtLeastOnce
 	case "unaligned":
-		return errors.New("--checkpoint-mode unaligned: not yet supported (aligned or at-least-once)")
+		mode = strom.CheckpointUnaligned
 	default:
 		return fmt.Errorf("--checkpoint-mode must be aligned, unaligned or at-least-once, got %q", f.ckMode)
 	}

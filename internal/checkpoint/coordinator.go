@@ -55,7 +55,7 @@ func (c Config) Validate() error {
 	if c.TolerableFailures < 0 {
 		errs = append(errs, fmt.Errorf("tolerable checkpoint failures %d is negative", c.TolerableFailures))
 	}
-	if c.Mode != ExactlyOnce && c.Mode != AtLeastOnce {
+	if c.Mode != ExactlyOnce && c.Mode != AtLeastOnce && c.Mode != Unaligned {
 		errs = append(errs, fmt.Errorf("unknown checkpointing mode %v", c.Mode))
 	}
 	return errors.Join(errs...)

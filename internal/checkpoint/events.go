@@ -27,12 +27,18 @@ const (
 	// AtLeastOnce lets records of channels whose barrier has arrived pass:
 	// cheaper, but after a restore those records are seen twice.
 	AtLeastOnce
+	// Unaligned lets barriers overtake in-flight records, which tasks
+	// store as channel state (FLIP-76): exactly-once without waiting for
+	// alignment under backpressure.
+	Unaligned
 )
 
 func (m Mode) String() string {
 	switch m {
 	case ExactlyOnce:
 		return "EXACTLY_ONCE"
+	case Unaligned:
+		return "UNALIGNED"
 	case AtLeastOnce:
 		return "AT_LEAST_ONCE"
 	}

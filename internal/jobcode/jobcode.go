@@ -70,6 +70,10 @@ type Checkpointing struct {
 	// Storage is the URL of checkpoint storage (see blob.Open): file://dir,
 	// mem://name (one process), or a bucket.
 	Storage string
+	// AlignedTimeout, in the exactly-once (aligned) mode, switches a
+	// checkpoint to unaligned in a task whose barrier alignment takes
+	// longer (0: never); see network.BarrierOptions.AlignedTimeout.
+	AlignedTimeout time.Duration
 	// Retained is how many completed checkpoints are kept (default 1).
 	// Recovery falls back to an older one only if the newer one's
 	// metadata cannot be read and it was never notified as complete.

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"sync"
 	"sync/atomic"
 )
 
@@ -118,6 +119,14 @@ const (
 	// after the barrier of a fast channel may enter the snapshot's state and
 	// be replayed after a restore.
 	AtLeastOnce
+	// Unaligned lets the barrier overtake in-flight data (Flink's unaligned
+	// checkpoints, FLIP-76): a producer sends it in the channel's priority
+	// lane, ahead of the batches queued there, and stores those batches as
+	// its output channel state; a consumer snapshots at the first barrier
+	// and stores, per input channel, the records it takes before that
+	// channel's barrier as its input channel state. No channel is held
+	// back, so backpressure does not delay the checkpoint.
+	Unaligned
 )
 
 func (m CheckpointMode) String() string {
@@ -126,6 +135,8 @@ func (m CheckpointMode) String() string {
 		return "exactly-once"
 	case AtLeastOnce:
 		return "at-least-once"
+	case Unaligned:
+		return "unaligned"
 	}
 	return "unknown"
 }
@@ -156,6 +167,11 @@ type BarrierOptions struct {
 	Kind SnapshotKind
 	// Timestamp is when the coordinator triggered the checkpoint (Unix ms).
 	Timestamp int64
+	// AlignedTimeout, with Mode ExactlyOnce, is how long (ms) a task may
+	// align the barrier before it switches this checkpoint to Unaligned
+	// (Flink's execution.checkpointing.aligned-checkpoint-timeout); 0:
+	// never.
+	AlignedTimeout int64
 }
 
 // Batch is the unit that moves through a channel: records, watermarks
@@ -176,6 +192,9 @@ type Batch[T any] struct {
 	// event marks a batch from the channel's event-only buffers: Recycle
 	// returns it there, not to the data buffers.
 	event bool
+	// unpooled marks a batch made for one event (SendPriority,
+	// UnpooledEvent): it belongs to no pool, so Recycle drops it.
+	unpooled bool
 }
 
 // Mark is a watermark inside a batch of records, after its first Pos
@@ -206,11 +225,29 @@ func (n Notifier) Notify() {
 
 // Channel is one logical channel from one producer subtask to one consumer
 // subtask. The producer and the consumer are single goroutines.
+//
+// The batches sent and not yet polled are an inspectable queue with a
+// priority lane: SendPriority puts an event ahead of every queued batch
+// and, atomically with that, lets the producer see the batches it
+// overtook (their records are its output channel state in an unaligned
+// checkpoint). Poll takes the priority lane first.
 type Channel[T any] struct {
-	full   chan *Batch[T]
-	free   chan *Batch[T]
-	events chan *Batch[T] // free event-only batches
-	notify Notifier
+	mu sync.Mutex
+	// queue holds the sent batches from head on; prio the priority events.
+	queue []*Batch[T]
+	head  int
+	prio  []*Batch[T]
+	// queued mirrors len(queue)-head and prioN len(prio), for readers
+	// that must not take the lock (Queued, HasPriority).
+	queued atomic.Int32
+	prioN  atomic.Int32
+	// deadline is when the oldest queued aligned barrier with an
+	// alignment timeout may overtake the batches before it (Unix ms; 0:
+	// none queued); see Overtake.
+	deadline atomic.Int64
+	free     chan *Batch[T]
+	events   chan *Batch[T] // free event-only batches
+	notify   Notifier
 	// producer is the producer task's notifier, woken when a buffer comes
 	// back while wantFree is set (see Available), so a task waiting for
 	// output availability wakes, and one that is not is left alone.
@@ -242,9 +279,7 @@ func NewChannelOverdraft[T any](buffers, overdraft, batchSize int, notify Notifi
 	}
 	overdraft = max(overdraft, 0)
 	c := &Channel[T]{
-		// full has room for every buffer, so sending never blocks once a
-		// buffer is held.
-		full:      make(chan *Batch[T], buffers+overdraft+eventBuffers),
+		queue:     make([]*Batch[T], 0, buffers+overdraft+eventBuffers),
 		free:      make(chan *Batch[T], buffers+overdraft),
 		events:    make(chan *Batch[T], eventBuffers),
 		notify:    notify,
@@ -306,6 +341,11 @@ func (c *Channel[T]) TryEvent() (*Batch[T], bool) {
 	return tryTake(c.events)
 }
 
+// UnpooledEvent returns a new event-only batch outside the channel's
+// pools, for a barrier that must not wait for a free one (Writer): one
+// per checkpoint and channel at most, so the memory stays bounded.
+func (c *Channel[T]) UnpooledEvent() *Batch[T] { return &Batch[T]{unpooled: true} }
+
 // AcquireEvent takes an event-only batch or, failing that, a data buffer,
 // blocking until one of them is free: only when eventBuffers events are in
 // flight with every credit spent. It returns ErrCanceled if ctx ends first.
@@ -341,20 +381,146 @@ func (c *Channel[T]) TryAcquire() (*Batch[T], bool) {
 	return tryTake(c.free)
 }
 
-// Send hands a filled buffer to the consumer. It never blocks: the buffer came
-// from this channel's free list, so there is room for it.
+// Send hands a filled buffer to the consumer. It never blocks.
 func (c *Channel[T]) Send(b *Batch[T]) {
-	c.full <- b
+	c.mu.Lock()
+	if c.head > 0 && (c.head == len(c.queue) || len(c.queue) == cap(c.queue)) {
+		// Move what is queued to the front instead of growing: the
+		// queue never holds more than the channel's buffers.
+		n := copy(c.queue, c.queue[c.head:])
+		clear(c.queue[n:])
+		c.queue, c.head = c.queue[:n], 0
+	}
+	c.queue = append(c.queue, b)
+	c.queued.Store(int32(len(c.queue) - c.head))
+	if b.Kind == Barrier && b.Barrier.AlignedTimeout > 0 && c.deadline.Load() == 0 {
+		c.deadline.Store(b.Barrier.Timestamp + b.Barrier.AlignedTimeout)
+	}
+	c.mu.Unlock()
 	c.notify.Notify()
 }
 
-// Poll returns the next batch if one is waiting.
+// SendPriority sends an event (kind, value, opts) in the priority lane,
+// ahead of every batch queued: the consumer's next Poll returns it. Before
+// it is visible, overtaken is called with each queued batch, oldest first,
+// under the channel's lock: exactly the batches the event overtakes, none
+// of which the consumer has taken (overtaken must copy what it keeps; the
+// batches stay queued and are delivered as usual). It never blocks and
+// takes no credit.
+func (c *Channel[T]) SendPriority(kind EventKind, value int64, opts BarrierOptions, overtaken func(*Batch[T])) {
+	b := &Batch[T]{Kind: kind, Value: value, Barrier: opts, unpooled: true}
+	c.mu.Lock()
+	if overtaken != nil {
+		for _, q := range c.queue[c.head:] {
+			overtaken(q)
+		}
+	}
+	c.prio = append(c.prio, b)
+	c.prioN.Store(int32(len(c.prio)))
+	c.mu.Unlock()
+	c.notify.Notify()
+}
+
+// Poll returns the next batch if one is waiting: a priority event first.
 func (c *Channel[T]) Poll() (*Batch[T], bool) {
-	return tryTake(c.full)
+	if c.queued.Load() == 0 && c.prioN.Load() == 0 {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b, ok := c.popPriority(); ok {
+		return b, true
+	}
+	if c.head == len(c.queue) {
+		return nil, false
+	}
+	b := c.queue[c.head]
+	c.queue[c.head] = nil
+	c.head++
+	c.queued.Store(int32(len(c.queue) - c.head))
+	if b.Kind == Barrier && b.Barrier.AlignedTimeout > 0 {
+		c.resetDeadline()
+	}
+	return b, true
+}
+
+// resetDeadline sets deadline from the next queued timeoutable barrier
+// (under the lock).
+func (c *Channel[T]) resetDeadline() {
+	for _, q := range c.queue[c.head:] {
+		if q.Kind == Barrier && q.Barrier.AlignedTimeout > 0 {
+			c.deadline.Store(q.Barrier.Timestamp + q.Barrier.AlignedTimeout)
+			return
+		}
+	}
+	c.deadline.Store(0)
+}
+
+// OvertakeDeadline is when the oldest queued aligned barrier's alignment
+// timeout expires (Unix ms), 0 if none is queued: the consumer calls
+// Overtake once it has passed. Any goroutine.
+func (c *Channel[T]) OvertakeDeadline() int64 { return c.deadline.Load() }
+
+// Overtake takes the oldest queued aligned barrier with an alignment
+// timeout out of the stream, as if it had come in the priority lane (an
+// aligned checkpoint switched to unaligned while its barrier was still
+// queued: Flink's timed-out aligned barrier). overtaken is called with the
+// records before the barrier, oldest first: those of the queued batches
+// ahead of it and of its own batch, which stay queued and are delivered as
+// usual (the barrier's batch as plain records). Consumer goroutine only.
+func (c *Channel[T]) Overtake(overtaken func([]Rec[T])) (id int64, opts BarrierOptions, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, q := range c.queue[c.head:] {
+		if len(q.Recs) > 0 {
+			overtaken(q.Recs)
+		}
+		if q.Kind == Barrier && q.Barrier.AlignedTimeout > 0 {
+			id, opts = q.Value, q.Barrier
+			q.Kind, q.Value, q.Barrier = Records, 0, BarrierOptions{}
+			c.resetDeadline()
+			return id, opts, true
+		}
+	}
+	c.deadline.Store(0)
+	return 0, BarrierOptions{}, false
+}
+
+// PollPriority returns the next priority event if one is waiting, leaving
+// the queued batches alone: for a consumer that cannot take data now
+// (backpressured, or holding the channel back) but must see an unaligned
+// barrier at once.
+func (c *Channel[T]) PollPriority() (*Batch[T], bool) {
+	if c.prioN.Load() == 0 {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.popPriority()
+}
+
+// HasPriority reports whether a priority event is waiting (any goroutine).
+func (c *Channel[T]) HasPriority() bool { return c.prioN.Load() > 0 }
+
+func (c *Channel[T]) popPriority() (*Batch[T], bool) {
+	if len(c.prio) == 0 {
+		return nil, false
+	}
+	b := c.prio[0]
+	c.prio[0] = nil
+	c.prio = c.prio[1:]
+	if len(c.prio) == 0 {
+		c.prio = nil
+	}
+	c.prioN.Store(int32(len(c.prio)))
+	return b, true
 }
 
 // Recycle gives a processed buffer back to the producer.
 func (c *Channel[T]) Recycle(b *Batch[T]) {
+	if b.unpooled {
+		return // made for one event, in no pool
+	}
 	clear(b.Recs) // drop references so the GC can free the records
 	b.Recs = b.Recs[:0]
 	b.Marks = b.Marks[:0]
@@ -385,8 +551,9 @@ func tryTake[T any](q chan *Batch[T]) (*Batch[T], bool) {
 	}
 }
 
-// Queued is the number of batches sent and not yet polled by the consumer.
-func (c *Channel[T]) Queued() int { return len(c.full) }
+// Queued is the number of batches sent and not yet polled by the consumer
+// (priority events aside).
+func (c *Channel[T]) Queued() int { return int(c.queued.Load()) }
 
 // Buffers is the number of buffers (credits) of the channel.
 func (c *Channel[T]) Buffers() int { return cap(c.free) - c.overdraft }

@@ -309,3 +309,156 @@ func TestBarrierOptionsRecycled(t *testing.T) {
 		require.Equal(t, network.Records, e.Kind)
 	}
 }
+
+// A priority event overtakes the queued batches: the consumer polls it
+// first, the producer sees exactly the batches it overtook (under the
+// lock, so none the consumer already took), and the overtaken batches are
+// still delivered afterwards, in order. PollPriority leaves them queued.
+func TestChannelPriorityLaneOvertakesQueuedBatches(t *testing.T) {
+	n := network.NewNotifier()
+	ch := network.NewChannel[int](4, 2, n)
+	send := func(vs ...int) {
+		b, ok := ch.TryAcquire()
+		require.True(t, ok)
+		for _, v := range vs {
+			b.Recs = append(b.Recs, network.Rec[int]{V: v, Ts: int64(v)})
+		}
+		ch.Send(b)
+	}
+	send(1, 2)
+	send(3)
+	send(4, 5)
+	first, ok := ch.Poll()
+	require.True(t, ok)
+	require.Equal(t, 1, first.Recs[0].V)
+	ch.Recycle(first)
+	<-n // drain the wake-ups of the sends
+
+	var overtaken []int
+	ch.SendPriority(network.Barrier, 7, network.BarrierOptions{Mode: network.Unaligned}, func(b *network.Batch[int]) {
+		for _, r := range b.Recs {
+			overtaken = append(overtaken, r.V)
+		}
+	})
+	require.Equal(t, []int{3, 4, 5}, overtaken, "the batches queued when the barrier went out")
+	select {
+	case <-n:
+	default:
+		t.Fatal("a priority event must wake the consumer")
+	}
+	require.True(t, ch.HasPriority())
+	require.Equal(t, 2, ch.Queued(), "priority events are not counted as queued data")
+
+	p, ok := ch.PollPriority()
+	require.True(t, ok)
+	require.Equal(t, network.Barrier, p.Kind)
+	require.Equal(t, int64(7), p.Value)
+	require.Equal(t, network.Unaligned, p.Barrier.Mode)
+	ch.Recycle(p) // a priority batch belongs to no pool: dropped
+	_, ok = ch.PollPriority()
+	require.False(t, ok, "PollPriority never returns data")
+	require.False(t, ch.HasPriority())
+
+	var got []int
+	for {
+		b, ok := ch.Poll()
+		if !ok {
+			break
+		}
+		for _, r := range b.Recs {
+			got = append(got, r.V)
+		}
+		ch.Recycle(b)
+	}
+	require.Equal(t, []int{3, 4, 5}, got, "overtaken batches are still delivered, in order")
+	// Every credit is back, and only the credits: the priority batch did
+	// not join the pool.
+	for range ch.Buffers() {
+		_, ok := ch.TryAcquire()
+		require.True(t, ok)
+	}
+	_, ok = ch.TryAcquire()
+	require.False(t, ok)
+}
+
+// Poll takes a priority event before queued data, and a queue that is
+// sent to and polled from for a long time without emptying stays bounded
+// and in order.
+func TestChannelPollPrefersPriorityAndKeepsOrder(t *testing.T) {
+	ch := network.NewChannel[int](2, 1, network.NewNotifier())
+	next, want := 0, 0
+	send := func() {
+		b, ok := ch.TryAcquire()
+		require.True(t, ok)
+		b.Recs = append(b.Recs, network.Rec[int]{V: next})
+		next++
+		ch.Send(b)
+	}
+	send()
+	for i := range 1000 {
+		send()
+		if i == 500 {
+			ch.SendPriority(network.CancelBarrier, 3, network.BarrierOptions{}, nil)
+			b, ok := ch.Poll()
+			require.True(t, ok)
+			require.Equal(t, network.CancelBarrier, b.Kind)
+		}
+		b, ok := ch.Poll()
+		require.True(t, ok)
+		require.Equal(t, want, b.Recs[0].V)
+		want++
+		ch.Recycle(b)
+	}
+	require.Equal(t, 1, ch.Queued())
+}
+
+// A queued aligned barrier with an alignment timeout announces its deadline
+// (trigger time + timeout); Overtake takes it out of the stream, handing
+// over the records before it (those of the batches ahead and of its own
+// batch), which stay queued as plain records.
+func TestChannelOvertakeTimedOutBarrier(t *testing.T) {
+	ch := network.NewChannel[int](4, 4, network.NewNotifier())
+	send := func(kind network.EventKind, opts network.BarrierOptions, vs ...int) {
+		b, ok := ch.TryAcquire()
+		require.True(t, ok)
+		for _, v := range vs {
+			b.Recs = append(b.Recs, network.Rec[int]{V: v})
+		}
+		b.Kind, b.Barrier = kind, opts
+		if kind == network.Barrier {
+			b.Value = 9
+		}
+		ch.Send(b)
+	}
+	require.Zero(t, ch.OvertakeDeadline())
+	send(network.Records, network.BarrierOptions{}, 1, 2)
+	send(network.Barrier, network.BarrierOptions{Timestamp: 1000, AlignedTimeout: 50}, 3)
+	send(network.Records, network.BarrierOptions{}, 4)
+	require.Equal(t, int64(1050), ch.OvertakeDeadline())
+
+	var pre []int
+	id, opts, ok := ch.Overtake(func(recs []network.Rec[int]) {
+		for _, r := range recs {
+			pre = append(pre, r.V)
+		}
+	})
+	require.True(t, ok)
+	require.Equal(t, int64(9), id)
+	require.Equal(t, int64(50), opts.AlignedTimeout)
+	require.Equal(t, []int{1, 2, 3}, pre)
+	require.Zero(t, ch.OvertakeDeadline())
+
+	var got []int
+	for {
+		b, ok := ch.Poll()
+		if !ok {
+			break
+		}
+		require.Equal(t, network.Records, b.Kind, "the barrier is gone from the stream")
+		for _, r := range b.Recs {
+			got = append(got, r.V)
+		}
+		ch.Recycle(b)
+	}
+	require.Equal(t, []int{1, 2, 3, 4}, got)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/strom-dev/strom/internal/network"
 )
@@ -29,6 +30,19 @@ import (
 // AbortCheckpoint) ends with exactly one OnCheckpoint call: the snapshot,
 // or an error; an aborted one also sends a cancel marker downstream, once,
 // so tasks there stop aligning it.
+//
+// Unaligned (FLIP-76; channelstate.go): a source sends barrier n in the
+// priority lane of its outputs, overtaking the batches queued there, which
+// are its output channel state. A task with inputs takes checkpoint n at
+// the first barrier n on any channel (priority barriers are polled also
+// while it is backpressured), forwarding it in the priority lane likewise;
+// it holds no channel back, and records what each channel delivers until
+// that channel's barrier as its input channel state; the snapshot is
+// reported once every channel delivered barrier n or ended. An aligned
+// checkpoint with an alignment timeout (BarrierOptions.AlignedTimeout)
+// switches to unaligned in a task whose alignment takes longer, and so
+// does one aligning when an unaligned barrier of its id arrives (from an
+// upstream task that switched).
 
 // CheckpointOptions says which checkpoint to take and how.
 type CheckpointOptions struct {
@@ -38,6 +52,9 @@ type CheckpointOptions struct {
 	Kind network.SnapshotKind
 	// Timestamp is when the coordinator triggered it (Unix ms).
 	Timestamp int64
+	// AlignedTimeout (ms), with Mode ExactlyOnce: see
+	// network.BarrierOptions.AlignedTimeout.
+	AlignedTimeout int64
 	// Stop and Drain make a savepoint (Kind Savepoint) a
 	// stop-with-savepoint, without or with draining: see "Stop with
 	// savepoint" below. Barriers do not carry them: only source tasks act on
@@ -54,7 +71,7 @@ func (o CheckpointOptions) stops() bool {
 }
 
 func (o CheckpointOptions) barrier() network.BarrierOptions {
-	return network.BarrierOptions{Mode: o.Mode, Kind: o.Kind, Timestamp: o.Timestamp}
+	return network.BarrierOptions{Mode: o.Mode, Kind: o.Kind, Timestamp: o.Timestamp, AlignedTimeout: o.AlignedTimeout}
 }
 
 // CheckpointListener is implemented by operators that act once a
@@ -358,11 +375,34 @@ func (t *Task) notifyCheckpoint(id int64, complete bool) {
 // takeCheckpoint takes checkpoint opts.ID now: pre-barrier, barrier on
 // every output, snapshot, report.
 func (t *Task) takeCheckpoint(opts CheckpointOptions) {
+	if snap, taken, err := t.snapshotNow(opts); taken {
+		t.report(opts.ID, snap, err)
+	}
+}
+
+// snapshotUnaligned takes unaligned checkpoint opts.ID now, for a gate
+// that reports it once its input channel state is complete; a failure is
+// reported here (ok false).
+func (t *Task) snapshotUnaligned(opts CheckpointOptions) (TaskSnapshot, bool) {
+	snap, taken, err := t.snapshotNow(opts)
+	if taken && err != nil {
+		t.report(opts.ID, snap, err)
+	}
+	return snap, taken && err == nil
+}
+
+// snapshotNow is a checkpoint's synchronous part: pre-barrier, barrier on
+// every output (unaligned: in the priority lane, keeping what it
+// overtook), snapshot. taken is false if the pre-barrier failed: the
+// checkpoint was aborted and reported.
+func (t *Task) snapshotNow(opts CheckpointOptions) (snap TaskSnapshot, taken bool, err error) {
 	if err := t.prepareSnapshot(opts.ID); err != nil {
 		// No barrier follows: downstream must not wait for it.
 		t.abortedCheckpoint(opts.ID, err)
-		return
+		return TaskSnapshot{}, false, nil
 	}
+	var out []ChannelRecords
+	var outErr error
 	if !t.inputEnded {
 		// After the end of partition no consumer reads a barrier: the
 		// ended channel counts as aligned downstream.
@@ -370,17 +410,53 @@ func (t *Task) takeCheckpoint(opts CheckpointOptions) {
 		for _, w := range t.Writers {
 			w.EmitBarrier(opts.ID, b)
 		}
+		if opts.Mode == network.Unaligned {
+			out, outErr = t.overtaken()
+		}
 	}
-	snap, err := t.snapshotOperators(opts.ID)
+	snap, err = t.snapshotOperators(opts.ID)
 	snap.Options = opts
 	if err == nil {
+		err = outErr
+	}
+	if err == nil {
 		t.lastTaken = max(t.lastTaken, opts.ID)
+	}
+	if len(out) > 0 {
+		snap.Channel = &ChannelState{Output: out}
 	}
 	if err == nil && t.inputEnded && t.finalFrom == 0 {
 		t.finalFrom = opts.ID
 	}
-	t.report(opts.ID, snap, err)
+	return snap, true, err
 }
+
+// overtakenOutput is a writer that keeps the records its last unaligned
+// barrier overtook (Writer).
+type overtakenOutput interface {
+	takeOvertaken(writer int) ([]ChannelRecords, error)
+}
+
+// overtaken collects the output channel state of the unaligned barrier
+// just sent.
+func (t *Task) overtaken() ([]ChannelRecords, error) {
+	var out []ChannelRecords
+	for k, w := range t.Writers {
+		o, ok := w.(overtakenOutput)
+		if !ok {
+			continue
+		}
+		rs, err := o.takeOvertaken(k)
+		if err != nil {
+			return nil, fmt.Errorf("output channel state of writer %d: %w", k, err)
+		}
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// wake wakes the task loop (an alignment timeout is due).
+func (t *Task) wake() { t.Notify.Notify() }
 
 // abortedCheckpoint sends a cancel marker for id downstream and reports
 // err.
@@ -414,7 +490,10 @@ func (t *Task) gate() *Gate {
 // barrierHandler is what a gate's alignment drives: the task.
 type barrierHandler interface {
 	takeCheckpoint(opts CheckpointOptions)
+	snapshotUnaligned(opts CheckpointOptions) (TaskSnapshot, bool)
 	abortedCheckpoint(id int64, err error)
+	report(id int64, snap TaskSnapshot, err error)
+	wake()
 }
 
 // aligner is a gate's barrier state.
@@ -427,6 +506,17 @@ type aligner struct {
 	aligning bool
 	opts     CheckpointOptions
 	arrived  []bool
+	// unaligned says the checkpoint being aligned was taken unaligned:
+	// snap waits for the channels still recording[j] to deliver their
+	// barrier; recorded[j] is what channel j delivered meanwhile.
+	unaligned bool
+	snap      TaskSnapshot
+	recording []bool
+	recorded  []recorder
+	// deadline is when an aligned checkpoint switches to unaligned (zero:
+	// never); timer wakes the task then.
+	deadline time.Time
+	timer    *time.Timer
 }
 
 // setBarrierHandler makes the gate align barriers for h. Without a handler
@@ -436,11 +526,18 @@ func (g *Gate) setBarrierHandler(h barrierHandler) {
 	g.align.h = h
 	if g.align.arrived == nil {
 		g.align.arrived = make([]bool, len(g.skip))
+		g.align.recording = make([]bool, len(g.skip))
+		g.align.recorded = make([]recorder, len(g.skip))
 	}
 }
 
 // barrier handles barrier id from channel i.
-func (g *Gate) barrier(i int, id int64, b network.BarrierOptions) {
+func (g *Gate) barrier(i int, id int64, b network.BarrierOptions) { g.barrierThen(i, id, b, nil) }
+
+// barrierThen is barrier, calling then (if set) once the barrier is
+// counted and before the checkpoint may complete: overtakeTimedOut adds
+// the records its barrier overtook to the input channel state there.
+func (g *Gate) barrierThen(i int, id int64, b network.BarrierOptions, then func()) {
 	a := &g.align
 	if id <= 0 {
 		Fail("", fmt.Errorf("%w: checkpoint barrier with id %d on input channel %d", ErrUnexpectedEvent, id, i))
@@ -453,8 +550,16 @@ func (g *Gate) barrier(i int, id int64, b network.BarrierOptions) {
 			g.abortAlignment(fmt.Errorf("%w: checkpoint %d superseded by barrier %d on input channel %d", ErrCheckpointAborted, a.latest, id, i))
 		}
 		a.latest, a.aligning = id, true
-		a.opts = CheckpointOptions{ID: id, Mode: b.Mode, Kind: b.Kind, Timestamp: b.Timestamp}
+		a.opts = CheckpointOptions{ID: id, Mode: b.Mode, Kind: b.Kind, Timestamp: b.Timestamp, AlignedTimeout: b.AlignedTimeout}
 		clear(a.arrived)
+		if b.Mode == network.ExactlyOnce && b.AlignedTimeout > 0 {
+			// Flink measures the timeout from the checkpoint's start.
+			d := time.Duration(b.AlignedTimeout) * time.Millisecond
+			if b.Timestamp > 0 {
+				d = time.Until(time.UnixMilli(b.Timestamp + b.AlignedTimeout))
+			}
+			g.armAlignmentTimeout(d)
+		}
 	}
 	if a.arrived[i] {
 		// A producer sends each barrier once per channel: a second one
@@ -462,10 +567,106 @@ func (g *Gate) barrier(i int, id int64, b network.BarrierOptions) {
 		Fail("", fmt.Errorf("%w: second checkpoint barrier %d on input channel %d", ErrUnexpectedEvent, id, i))
 	}
 	a.arrived[i] = true
-	if a.opts.Mode == network.ExactlyOnce {
+	switch {
+	case a.unaligned:
+		// Everything channel i delivered before its barrier is recorded.
+		a.recording[i] = false
+	case b.Mode == network.Unaligned:
+		// The first unaligned barrier of the checkpoint (perhaps from an
+		// upstream task whose alignment timed out): take it now.
+		if !g.startUnaligned() {
+			return
+		}
+	case a.opts.Mode == network.ExactlyOnce:
 		g.Block(i)
 	}
+	if then != nil {
+		then()
+	}
 	g.checkAligned()
+}
+
+// startUnaligned takes the checkpoint being aligned now, unaligned: the
+// barrier goes out ahead of the output, channels held back go on (what is
+// behind their barrier is after the snapshot), and every channel whose
+// barrier has not arrived is recorded until it does. It reports false if
+// the checkpoint failed (reported, alignment over).
+func (g *Gate) startUnaligned() bool {
+	a := &g.align
+	g.stopAlignmentTimeout()
+	a.opts.Mode = network.Unaligned
+	for j := range a.recording {
+		a.recording[j] = !a.arrived[j] && !g.valve.ended[j]
+		a.recorded[j] = nil
+	}
+	g.unblockAll()
+	snap, ok := a.h.snapshotUnaligned(a.opts)
+	if !ok {
+		a.aligning = false
+		clear(a.recording)
+		return false
+	}
+	a.unaligned, a.snap = true, snap
+	return true
+}
+
+// finishUnaligned reports the unaligned checkpoint being recorded, with
+// its input channel state, once every channel delivered its barrier.
+func (g *Gate) finishUnaligned() {
+	a := &g.align
+	snap := a.snap
+	a.unaligned, a.snap = false, TaskSnapshot{}
+	clear(a.recording)
+	var err error
+	var in []ChannelRecords
+	for j, r := range a.recorded {
+		if r == nil {
+			continue
+		}
+		data, n, eerr := r.encode()
+		if eerr != nil && err == nil {
+			err = fmt.Errorf("checkpoint %d: input channel state of channel %d: %w", a.latest, j, eerr)
+		}
+		in = append(in, ChannelRecords{Channel: j, Count: n, Data: data})
+	}
+	clear(a.recorded)
+	if len(in) > 0 {
+		if snap.Channel == nil {
+			snap.Channel = &ChannelState{}
+		}
+		snap.Channel.Input = in
+	}
+	a.h.report(a.latest, snap, err)
+}
+
+// armAlignmentTimeout makes the checkpoint being aligned switch to
+// unaligned after d (checkAlignmentTimeout), waking the task then.
+func (g *Gate) armAlignmentTimeout(d time.Duration) {
+	a := &g.align
+	g.stopAlignmentTimeout()
+	a.deadline = time.Now().Add(d)
+	a.timer = time.AfterFunc(d, a.h.wake)
+}
+
+func (g *Gate) stopAlignmentTimeout() {
+	a := &g.align
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
+	}
+	a.deadline = time.Time{}
+}
+
+// checkAlignmentTimeout switches the aligned checkpoint being aligned to
+// unaligned once its alignment timeout has passed.
+func (g *Gate) checkAlignmentTimeout() {
+	a := &g.align
+	if !a.aligning || a.unaligned || a.deadline.IsZero() || time.Now().Before(a.deadline) {
+		return
+	}
+	if g.startUnaligned() {
+		g.checkAligned()
+	}
 }
 
 // checkAligned takes the checkpoint being aligned once every channel has
@@ -481,6 +682,11 @@ func (g *Gate) checkAligned() {
 		}
 	}
 	a.aligning = false
+	if a.unaligned {
+		g.finishUnaligned()
+		return
+	}
+	g.stopAlignmentTimeout()
 	// The snapshot comes before the unblocking: nothing behind a barrier
 	// reaches the operators before it.
 	a.h.takeCheckpoint(a.opts)
@@ -499,6 +705,13 @@ func (g *Gate) unblockAll() {
 func (g *Gate) abortAlignment(err error) {
 	a := &g.align
 	a.aligning = false
+	g.stopAlignmentTimeout()
+	if a.unaligned {
+		// The barrier went out already; the cancel marker follows it.
+		a.unaligned, a.snap = false, TaskSnapshot{}
+		clear(a.recording)
+		clear(a.recorded)
+	}
 	g.unblockAll()
 	a.h.abortedCheckpoint(a.latest, err)
 }

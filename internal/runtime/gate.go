@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/strom-dev/strom/internal/network"
 )
@@ -141,6 +142,11 @@ func pollChannel[T any](g *Gate, i int, ch *network.Channel[T], e elements[T]) b
 	if !ok {
 		return false
 	}
+	if g.align.recording != nil && g.align.recording[i] {
+		// Taken after an unaligned snapshot, before this channel's
+		// barrier: in-flight data of the checkpoint (channelstate.go).
+		record(g, i, b.Recs)
+	}
 	if len(b.Marks) > 0 {
 		handleMarked(g, i, b, e.ProcessElement)
 	} else if len(b.Recs) > 0 {
@@ -156,6 +162,53 @@ func pollChannel[T any](g *Gate, i int, ch *network.Channel[T], e elements[T]) b
 	if kind != network.Records {
 		g.event(i, kind, value, bopts)
 	}
+	return true
+}
+
+// pollPriority handles channel i's priority events (unaligned barriers),
+// leaving its queued data alone: the gate sees an unaligned barrier also
+// while the task is backpressured or holds the channel back.
+func pollPriority[T any](g *Gate, i int, ch *network.Channel[T], now *int64) bool {
+	if d := ch.OvertakeDeadline(); d > 0 {
+		if *now == 0 {
+			*now = time.Now().UnixMilli()
+		}
+		if *now >= d && overtakeTimedOut(g, i, ch, *now) {
+			return true
+		}
+	}
+	if g.valve.ended[i] || !ch.HasPriority() {
+		return false
+	}
+	b, ok := ch.PollPriority()
+	if !ok {
+		return false
+	}
+	kind, value, bopts := b.Kind, b.Value, b.Barrier
+	ch.Recycle(b)
+	g.event(i, kind, value, bopts)
+	return true
+}
+
+// overtakeTimedOut takes channel i's queued aligned barrier out of the
+// stream once its alignment timeout has passed (now, Unix ms): the
+// checkpoint switches to unaligned, and the records ahead of the barrier,
+// which the consumer has not processed yet, are its input channel state.
+func overtakeTimedOut[T any](g *Gate, i int, ch *network.Channel[T], now int64) bool {
+	if g.valve.ended[i] || g.align.h == nil {
+		return false
+	}
+	var pre []network.Rec[T]
+	id, opts, ok := ch.Overtake(func(recs []network.Rec[T]) { pre = append(pre, recs...) })
+	if !ok {
+		return false
+	}
+	opts.Mode = network.Unaligned
+	g.barrierThen(i, id, opts, func() {
+		if g.align.unaligned && g.align.latest == id {
+			record(g, i, pre)
+		}
+	})
 	return true
 }
 

@@ -1,6 +1,10 @@
 package runtime
 
-import "github.com/strom-dev/strom/internal/network"
+import (
+	"fmt"
+
+	"github.com/strom-dev/strom/internal/network"
+)
 
 // InputProcessor reads a task's inputs and drives its head operator.
 type InputProcessor interface {
@@ -132,12 +136,50 @@ func (p *OneInputProcessor[T]) Poll() (bool, bool) {
 	if g.enter() {
 		defer Guard(g.name)
 	}
+	if g.align.h != nil && p.pollPriority() {
+		// Priority events first, of every channel: a blocked channel's
+		// (a newer or unaligned barrier) must not wait for the alignment
+		// it ends, nor a timed-out aligned barrier for the batches ahead
+		// of it. A few atomic loads per batch.
+		return true, g.done()
+	}
 	for range p.channels {
 		if i, ok := g.pick(); ok && pollChannel(g, i, p.channels[i], p.op) {
 			return true, g.done()
 		}
 	}
 	return false, g.done()
+}
+
+// PollPriority handles the priority events (unaligned barriers) of every
+// channel and the alignment timeout, without taking data: what a
+// backpressured task still does. It reports whether there was one.
+func (p *OneInputProcessor[T]) PollPriority() bool {
+	g := &p.gate
+	if g.enter() {
+		defer Guard(g.name)
+	}
+	return p.pollPriority()
+}
+
+func (p *OneInputProcessor[T]) pollPriority() bool {
+	g := &p.gate
+	g.checkAlignmentTimeout()
+	got := false
+	var now int64
+	for i, ch := range p.channels {
+		got = pollPriority(g, i, ch, &now) || got
+	}
+	return got
+}
+
+// replayInput feeds the input channel state of gate channel i to the head
+// operator (a restore, before any new input).
+func (p *OneInputProcessor[T]) replayInput(i int, data []byte, n int) error {
+	if i < 0 || i >= len(p.channels) {
+		return fmt.Errorf("channel state for input channel %d, the task has %d", i, len(p.channels))
+	}
+	return replayInto(&p.gate, data, n, p.op)
 }
 
 // TwoInputProcessor feeds a two-input task's channels to its head operator
@@ -182,6 +224,9 @@ func (p *TwoInputProcessor[A, B]) Poll() (bool, bool) {
 	if g.enter() {
 		defer Guard(g.name)
 	}
+	if g.align.h != nil && p.pollPriority() {
+		return true, g.done()
+	}
 	n1 := len(p.ch1)
 	for range n1 + len(p.ch2) {
 		i, ok := g.pick()
@@ -198,6 +243,40 @@ func (p *TwoInputProcessor[A, B]) Poll() (bool, bool) {
 		}
 	}
 	return false, g.done()
+}
+
+// PollPriority: see OneInputProcessor.PollPriority.
+func (p *TwoInputProcessor[A, B]) PollPriority() bool {
+	g := &p.gate
+	if g.enter() {
+		defer Guard(g.name)
+	}
+	return p.pollPriority()
+}
+
+func (p *TwoInputProcessor[A, B]) pollPriority() bool {
+	g := &p.gate
+	g.checkAlignmentTimeout()
+	got := false
+	var now int64
+	for i, ch := range p.ch1 {
+		got = pollPriority(g, i, ch, &now) || got
+	}
+	for i, ch := range p.ch2 {
+		got = pollPriority(g, len(p.ch1)+i, ch, &now) || got
+	}
+	return got
+}
+
+// replayInput: see OneInputProcessor.replayInput.
+func (p *TwoInputProcessor[A, B]) replayInput(i int, data []byte, n int) error {
+	switch n1 := len(p.ch1); {
+	case i >= 0 && i < n1:
+		return replayInto(&p.gate, data, n, p.in1)
+	case i >= n1 && i < n1+len(p.ch2):
+		return replayInto(&p.gate, data, n, p.in2)
+	}
+	return fmt.Errorf("channel state for input channel %d, the task has %d", i, len(p.ch1)+len(p.ch2))
 }
 
 // timeReceiver is the part of an operator the valve drives.

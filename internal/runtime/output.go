@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 
 	"github.com/strom-dev/strom/internal/keygroup"
@@ -96,6 +97,8 @@ type Writer[T any] struct {
 	fullSeq    uint64
 	flushedSeq uint64
 	maxPending uint64
+	// overtaken is what the last unaligned barrier overtook.
+	overtaken []overtakenRecs[T]
 	// Blocked counts backpressure waits: how often the task found the
 	// writer unavailable (Available) or the writer, overdraft spent, had to
 	// wait for a free buffer in the middle of a batch.
@@ -154,6 +157,15 @@ func (w *Writer[T]) eventBatch(i int) *network.Batch[T] {
 		Cancelled()
 	}
 	return b
+}
+
+// eventBatchNoWait is eventBatch that makes an unpooled batch instead of
+// waiting for one.
+func (w *Writer[T]) eventBatchNoWait(i int) *network.Batch[T] {
+	if b := w.tryEventBatch(i); b != nil {
+		return b
+	}
+	return w.channels[i].UnpooledEvent()
 }
 
 // tryEventBatch is eventBatch without blocking: nil if nothing is free. It
@@ -323,12 +335,20 @@ func (w *Writer[T]) Collect(v T, ts int64) {
 // channel after the records and the pending watermark before it. Events do
 // not wait for a credit: they take event-only batches (eventBatch).
 func (w *Writer[T]) sendEvent(kind network.EventKind, value int64, opts network.BarrierOptions) {
+	get := w.eventBatch
+	if kind == network.Barrier {
+		// A barrier never waits for a buffer: a backpressured source
+		// must not block in a checkpoint's synchronous part, and an
+		// aligned barrier with a timeout must be in the channel to be
+		// overtaken (network.Channel.Overtake).
+		get = w.eventBatchNoWait
+	}
 	for i, ch := range w.channels {
 		if w.sentSeq[i] != w.wmSeq {
-			w.send(i, w.eventBatch(i))
+			w.send(i, get(i))
 		}
 		// The event rides on the records waiting, if any.
-		b := w.eventBatch(i)
+		b := get(i)
 		w.cur[i] = nil
 		b.Kind = kind
 		b.Value = value
@@ -405,9 +425,60 @@ func (w *Writer[T]) restoreWatermark(wm int64) {
 func (w *Writer[T]) currentWatermark() int64 { return w.lastWM }
 
 // EmitBarrier sends barrier id on every channel, riding on the records
-// waiting there: a consumer handles them before the barrier.
+// waiting there: a consumer handles them before the barrier. An unaligned
+// barrier goes in the priority lane instead, after the partial batches are
+// sent: it overtakes every batch queued, and the writer keeps their
+// records as its output channel state (takeOvertaken).
 func (w *Writer[T]) EmitBarrier(id int64, opts network.BarrierOptions) {
-	w.sendEvent(network.Barrier, id, opts)
+	if opts.Mode != network.Unaligned {
+		w.sendEvent(network.Barrier, id, opts)
+		return
+	}
+	w.overtaken = w.overtaken[:0]
+	for i, ch := range w.channels {
+		if b := w.cur[i]; b != nil && len(b.Recs) > 0 {
+			w.send(i, b)
+		}
+		var recs []network.Rec[T]
+		ch.SendPriority(network.Barrier, id, opts, func(b *network.Batch[T]) {
+			recs = append(recs, b.Recs...)
+		})
+		if len(recs) > 0 {
+			w.overtaken = append(w.overtaken, overtakenRecs[T]{channel: i, recs: recs})
+		}
+	}
+}
+
+// overtakenRecs are the records of channel's batches an unaligned barrier
+// overtook.
+type overtakenRecs[T any] struct {
+	channel int
+	recs    []network.Rec[T]
+}
+
+// takeOvertaken returns the output channel state of the last unaligned
+// barrier, encoded, as writer number writer of its task.
+func (w *Writer[T]) takeOvertaken(writer int) ([]ChannelRecords, error) {
+	var out []ChannelRecords
+	for _, o := range w.overtaken {
+		data, err := encodeRecords(o.recs)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ChannelRecords{Writer: writer, Channel: o.channel, Count: len(o.recs), Data: data})
+	}
+	clear(w.overtaken)
+	w.overtaken = w.overtaken[:0]
+	return out, nil
+}
+
+// replayOutput writes restored output channel state into channel ch,
+// before anything the task emits (see channelstate.go).
+func (w *Writer[T]) replayOutput(ch int, data []byte, n int) error {
+	if ch < 0 || ch >= len(w.channels) {
+		return fmt.Errorf("output channel state for channel %d, the writer has %d (restored at another parallelism?)", ch, len(w.channels))
+	}
+	return decodeRecords(data, n, func(v T, ts int64) { w.appendTo(ch, v, ts) })
 }
 
 // EmitCancelBarrier sends a cancel marker for checkpoint id on every

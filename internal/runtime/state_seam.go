@@ -90,6 +90,9 @@ type TaskSnapshot struct {
 	Options   CheckpointOptions
 	Task      TaskInfo
 	Operators []OperatorSnapshot
+	// Channel is the in-flight data of an unaligned checkpoint (nil:
+	// none); see channelstate.go.
+	Channel *ChannelState
 }
 
 // OperatorRestore is what one operator subtask restores from.

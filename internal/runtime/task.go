@@ -68,6 +68,10 @@ type Task struct {
 	// Restore holds the chain's operators' state to start from (nil: a
 	// fresh start); see state_seam.go.
 	Restore TaskRestore
+	// ChannelRestore is the channel state of the unaligned checkpoint the
+	// task restores from (nil: none), replayed before any new input (see
+	// channelstate.go).
+	ChannelRestore *ChannelState
 	// OnCheckpoint, when set, gets the result of every checkpoint the task
 	// learns of, once per id, on the task goroutine (barrier.go): the
 	// snapshot, or why there is none. It must not block for long: the
@@ -213,6 +217,10 @@ func (t *Task) Run(ctx context.Context) (err error) {
 		if r := recover(); r != nil {
 			err = t.toError(ctx, r)
 		}
+		if g := t.gate(); g != nil {
+			// No alignment-timeout timer outlives the task.
+			g.stopAlignmentTimeout()
+		}
 		if d := t.deferred; d != nil {
 			// Every trigger gets its report, also one the task's end
 			// caught before its input ended.
@@ -248,6 +256,9 @@ func (t *Task) Run(ctx context.Context) (err error) {
 	t.restoreWatermarks()
 	if t.OnRunning != nil {
 		t.OnRunning()
+	}
+	if rerr := t.replayChannelState(); rerr != nil {
+		return &TaskError{Job: t.Info.JobName, Task: t.Info, Err: rerr}
 	}
 	err = t.loop(ctx)
 	if err == nil && t.stoppedAt > 0 {
@@ -457,6 +468,10 @@ func (t *Task) loop(ctx context.Context) error {
 			// work on, and cutting batches short would cost most exactly
 			// when throughput matters. A recycled buffer wakes the task
 			// through its notifier.
+			if pp, ok := t.Input.(priorityPoller); ok && pp.PollPriority() {
+				// An unaligned barrier overtakes the backpressure.
+				continue
+			}
 			for _, o := range t.outputs {
 				o.FlushStarving()
 			}

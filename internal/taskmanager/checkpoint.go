@@ -32,6 +32,10 @@ import (
 //
 //	<uid>/<subtask>-keyed     the keyed-state stream (statebackend format)
 //	<uid>/<subtask>-operator  the operator-state lists, as JSON
+//	<uid>/<subtask>-channel   the task's channel state of an unaligned
+//	                          checkpoint (runtime.EncodeChannelState), under
+//	                          the chain head's UID: the in-flight records
+//	                          of the task's input and output channels
 //
 // Files are never inlined in the metadata yet: every state a restore reads
 // comes from storage, one path for all sizes.
@@ -89,8 +93,17 @@ func (tm *TaskManager) checkpointMessage(ctx context.Context, m rpc.Message) boo
 		// its input ended (FLIP-147): the runtime takes it at the end of
 		// its input, where no barrier can reach it any more.
 		opts := runtime.CheckpointOptions{ID: m.CheckpointID, Timestamp: m.Timestamp, Mode: network.ExactlyOnce, Kind: network.Checkpoint}
-		if m.Mode == checkpoint.AtLeastOnce {
+		switch m.Mode {
+		case checkpoint.AtLeastOnce:
 			opts.Mode = network.AtLeastOnce
+		case checkpoint.Unaligned:
+			opts.Mode = network.Unaligned
+		case checkpoint.ExactlyOnce:
+			if job, err := tm.cfg.Code.Lookup(m.JobID); err == nil && job.Config.Checkpoint != nil && m.Kind == checkpoint.KindCheckpoint {
+				// Carried by the barriers: each task decides on its
+				// own alignment (a savepoint always aligns).
+				opts.AlignedTimeout = job.Config.Checkpoint.AlignedTimeout.Milliseconds()
+			}
 		}
 		if m.Kind == checkpoint.KindSavepoint {
 			opts.Kind = network.Savepoint
@@ -174,8 +187,17 @@ func (tm *TaskManager) upload(ctx context.Context, job *jobcode.Job, id int64, s
 	dir := checkpoint.CheckpointDir(job.ID, kind, checkpoint.ID(id))
 	sub := strconv.Itoa(snap.Task.Subtask)
 	var out []checkpoint.OperatorSnapshot
-	for _, op := range snap.Operators {
+	for i, op := range snap.Operators {
 		ss := checkpoint.SubtaskState{Subtask: snap.Task.Subtask, Watermark: op.Watermark}
+		if i == 0 && !snap.Channel.Empty() {
+			// The task's channel state goes with its chain head.
+			data := runtime.EncodeChannelState(snap.Channel)
+			key := dir + op.UID + "/" + sub + "-channel"
+			if err := store.Write(ctx, key, data, blob.WriteOptions{}); err != nil {
+				return nil, fmt.Errorf("checkpoint %d: channel state of %s/%d: %w", id, op.UID, snap.Task.Subtask, err)
+			}
+			ss.Channel = []checkpoint.StateHandle{{Path: key, Size: int64(len(data))}}
+		}
 		if op.Keyed != nil {
 			key := dir + op.UID + "/" + sub + "-keyed"
 			if err := store.Write(ctx, key, op.Keyed, blob.WriteOptions{}); err != nil {
@@ -199,18 +221,23 @@ func (tm *TaskManager) upload(ctx context.Context, job *jobcode.Job, id int64, s
 	return out, nil
 }
 
-// readRestore reads the state files of the checkpoint a task of vertex v
+// readRestore reads the state files of the checkpoint subtask of vertex v
 // restores from and redistributes them to the vertex's parallelism (which
 // may differ from the checkpoint's). Every subtask's files of the chain's
 // operators are read: a keyed stream covers the key groups of its old
-// subtask, and only Redistribute knows which overlap this one's.
-func (tm *TaskManager) readRestore(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, r *rpc.RestoreHandles) (runtime.JobRestore, error) {
+// subtask, and only Redistribute knows which overlap this one's. The
+// subtask's own channel state, if the checkpoint was unaligned, comes back
+// apart.
+func (tm *TaskManager) readRestore(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, subtask int, r *rpc.RestoreHandles) (runtime.JobRestore, *runtime.ChannelState, error) {
 	if job.Config.Checkpoint == nil {
-		return nil, fmt.Errorf("restoring checkpoint %d: job %s has no checkpoint storage", r.CheckpointID, job.ID)
+		return nil, nil, fmt.Errorf("restoring checkpoint %d: job %s has no checkpoint storage", r.CheckpointID, job.ID)
+	}
+	if err := checkChannelStateParallelism(job, r); err != nil {
+		return nil, nil, err
 	}
 	store, err := tm.storage(ctx, job.Config.Checkpoint.Storage)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mine := map[string]bool{}
 	for _, op := range v.Operators {
@@ -229,23 +256,33 @@ func (tm *TaskManager) readRestore(ctx context.Context, job *jobcode.Job, v *job
 		return nil, fmt.Errorf("%d state handles for one stream, this build writes one", len(hs))
 	}
 	var snaps []runtime.TaskSnapshot
+	var channels *runtime.ChannelState
 	for _, os := range r.Operators {
 		if !mine[os.UID] {
 			continue
 		}
 		for _, ss := range os.Subtasks {
+			if len(ss.Channel) > 0 && ss.Subtask == subtask && len(v.Operators) > 0 && os.UID == v.Operators[0].UID {
+				data, err := read(ss.Channel)
+				if err != nil {
+					return nil, nil, fmt.Errorf("restoring checkpoint %d: channel state of %s/%d: %w", r.CheckpointID, os.UID, ss.Subtask, err)
+				}
+				if channels, err = runtime.DecodeChannelState(data); err != nil {
+					return nil, nil, fmt.Errorf("restoring checkpoint %d: channel state of %s/%d: %w", r.CheckpointID, os.UID, ss.Subtask, err)
+				}
+			}
 			keyed, err := read(ss.Keyed)
 			if err != nil {
-				return nil, fmt.Errorf("restoring checkpoint %d: keyed state of %s/%d: %w", r.CheckpointID, os.UID, ss.Subtask, err)
+				return nil, nil, fmt.Errorf("restoring checkpoint %d: keyed state of %s/%d: %w", r.CheckpointID, os.UID, ss.Subtask, err)
 			}
 			opData, err := read(ss.Operator)
 			if err != nil {
-				return nil, fmt.Errorf("restoring checkpoint %d: operator state of %s/%d: %w", r.CheckpointID, os.UID, ss.Subtask, err)
+				return nil, nil, fmt.Errorf("restoring checkpoint %d: operator state of %s/%d: %w", r.CheckpointID, os.UID, ss.Subtask, err)
 			}
 			var lists []statebackend.OperatorState
 			if opData != nil {
 				if err := json.Unmarshal(opData, &lists); err != nil {
-					return nil, fmt.Errorf("restoring checkpoint %d: operator state of %s/%d: %w", r.CheckpointID, os.UID, ss.Subtask, err)
+					return nil, nil, fmt.Errorf("restoring checkpoint %d: operator state of %s/%d: %w", r.CheckpointID, os.UID, ss.Subtask, err)
 				}
 			}
 			snaps = append(snaps, runtime.TaskSnapshot{
@@ -257,7 +294,39 @@ func (tm *TaskManager) readRestore(ctx context.Context, job *jobcode.Job, v *job
 	}
 	jr, err := runtime.Redistribute(snaps, func(string) int { return v.Parallelism })
 	if err != nil {
-		return nil, fmt.Errorf("restoring checkpoint %d: %w", r.CheckpointID, err)
+		return nil, nil, fmt.Errorf("restoring checkpoint %d: %w", r.CheckpointID, err)
 	}
-	return jr, nil
+	return jr, channels, nil
+}
+
+// checkChannelStateParallelism refuses to restore channel state at another
+// parallelism: its records were in flight between particular subtasks
+// (a hash partitioning at another parallelism would send them elsewhere),
+// so, as in Flink, an unaligned checkpoint with channel state restores
+// only at the parallelism it was taken with.
+func checkChannelStateParallelism(job *jobcode.Job, r *rpc.RestoreHandles) error {
+	hasChannels := ""
+	for _, os := range r.Operators {
+		for _, ss := range os.Subtasks {
+			if len(ss.Channel) > 0 {
+				hasChannels = os.UID
+			}
+		}
+	}
+	if hasChannels == "" {
+		return nil
+	}
+	now := map[string]int{}
+	for _, jv := range job.JobGraph.Vertices {
+		for _, op := range jv.Operators {
+			now[op.UID] = jv.Parallelism
+		}
+	}
+	for _, os := range r.Operators {
+		if p, ok := now[os.UID]; ok && p != os.Parallelism {
+			return fmt.Errorf("restoring checkpoint %d: it is an unaligned checkpoint holding in-flight records (channel state, e.g. of operator %q), which can only be restored at the parallelism it was taken with: operator %q ran with parallelism %d and now has %d; restore from an aligned checkpoint or a savepoint to rescale",
+				r.CheckpointID, hasChannels, os.UID, os.Parallelism, p)
+		}
+	}
+	return nil
 }

@@ -284,13 +284,18 @@ func (tm *TaskManager) build(ctx context.Context, m rpc.DeployTask) (*runtime.Ta
 	}
 	v := vs[m.Execution.Vertex]
 	restore := job.Config.Restore
+	var channels *runtime.ChannelState
 	if m.Restore != nil {
 		// Read on the task's goroutine: the TaskManager's loop goes on.
-		if restore, err = tm.readRestore(ctx, job, v, m.Restore); err != nil {
+		if restore, channels, err = tm.readRestore(ctx, job, v, m.Execution.Subtask, m.Restore); err != nil {
 			return nil, nil, fmt.Errorf("task manager %s: deploying %v: %w", tm.cfg.ID, m.Execution, err)
 		}
 	}
-	return buildTask(ctx, job, v, m.Execution.Subtask, m.Execution.Attempt, tm.cfg.Network, restore)
+	task, counters, err := buildTask(ctx, job, v, m.Execution.Subtask, m.Execution.Attempt, tm.cfg.Network, restore)
+	if task != nil {
+		task.ChannelRestore = channels
+	}
+	return task, counters, err
 }
 
 // watchCancel starts the cancellation watchdog of a task just cancelled
