@@ -155,6 +155,9 @@ func (f *spCountFn) ProcessElement(ctx *strom.KeyedContext[int64, keyCount], r s
 	if last, ok := f.last.Get(r.Split); ok && r.Seq <= last {
 		f.run.bad.add(fmt.Sprintf("key %d split %d: seq %d after seq %d (read twice)", r.Key, r.Split, r.Seq, last))
 	}
+	if f.run.failAt > 0 && f.run.processed.Load() >= f.run.failAt && f.run.failed.CompareAndSwap(false, true) {
+		panic("injected failure")
+	}
 	f.last.Put(r.Split, r.Seq)
 	n, _ := f.count.Value()
 	n++
@@ -171,6 +174,10 @@ type spRun struct {
 	processed atomic.Int64
 	bad       *violations
 	sink      *lastCounts
+	// failAt, if set, fails the keyed function once, when the run has
+	// processed that many records.
+	failAt int64
+	failed atomic.Bool
 }
 
 func spConfig(p int) strom.Config {
@@ -180,12 +187,16 @@ func spConfig(p int) strom.Config {
 // startSP starts the counting job; countUID is the keyed operator's UID.
 func startSP(t *testing.T, cfg strom.Config, countUID string, bad *violations, sink *lastCounts) *spRun {
 	t.Helper()
-	run := &spRun{bad: bad, sink: sink}
+	return startSPRun(t, cfg, countUID, &spRun{bad: bad, sink: sink})
+}
+
+func startSPRun(t *testing.T, cfg strom.Config, countUID string, run *spRun) *spRun {
+	t.Helper()
 	env := strom.NewEnvironment(cfg)
 	src := strom.FromSource[spRec](env, spSource{}, "splits").UID("sp-source")
 	counts := strom.KeyedProcess(strom.KeyBy(src, func(r spRec) int64 { return r.Key }),
 		func() strom.KeyedProcessFunction[int64, spRec, keyCount] { return &spCountFn{run: run} }).UID(countUID)
-	strom.SinkFunc(counts, sink.put)
+	strom.SinkFunc(counts, run.sink.put)
 	jc, err := env.ExecuteAsync(context.Background(), "savepoint count")
 	require.NoError(t, err)
 	t.Cleanup(jc.Close)
@@ -453,5 +464,28 @@ func TestSavepointS3(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, path, res.RestoredFrom)
 	require.Less(t, run.processed.Load(), int64(spTotal))
+	requireSPCounts(t, sink, bad)
+}
+
+// A resumed job that fails before its first completed checkpoint (here:
+// checkpointing off) restarts from the savepoint again: the counts rewind
+// to the savepoint's and end exact.
+func TestSavepointRestartBeforeFirstCheckpointRestoresSavepoint(t *testing.T) {
+	bad, sink := &violations{}, newSink()
+	path := savepointMidRun(t, startSP(t, spConfig(2), "sp-count", bad, sink), 300, t.TempDir())
+
+	cfg := spConfig(2)
+	cfg.FromSavepoint = path
+	cfg.RestartStrategy = strom.FixedDelayRestart(1, time.Millisecond)
+	run := startSPRun(t, cfg, "sp-count", &spRun{bad: bad, sink: sink, failAt: 200})
+	res, err := run.jc.Wait(context.Background())
+	require.NoError(t, err)
+	require.True(t, run.failed.Load(), "the failure was injected")
+	require.Equal(t, 1, res.Restarts)
+	require.Equal(t, path, res.RestoredFrom, "the restart restored the savepoint")
+	require.NotEmpty(t, sink.rewound, "counts went back to the savepoint's")
+	for k, n := range sink.rewound {
+		require.Greater(t, n, int64(1), "key %d rewound to the savepoint's count, not to a fresh start", k)
+	}
 	requireSPCounts(t, sink, bad)
 }

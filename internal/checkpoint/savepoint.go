@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/strom-dev/strom/internal/blob"
 )
@@ -90,7 +91,8 @@ func SavepointDir(location string) (string, error) {
 		return "", fmt.Errorf("savepoint %q: %w", location, err)
 	}
 	if path.Base(u.Path) == metadataName {
-		u.Path = path.Dir(u.Path)
+		// mem://name/_metadata is the bucket "name", not "name/".
+		u.Path = strings.TrimSuffix(path.Dir(u.Path), "/")
 		u.RawPath = ""
 	}
 	return u.String(), nil
