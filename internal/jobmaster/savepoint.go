@@ -29,29 +29,20 @@ type spRequest struct {
 // triggerSavepoint takes a request: the savepoint gets a fresh directory
 // under the target and waits in the coordinator for the tasks to run.
 func (jm *JobMaster) triggerSavepoint(m rpc.TriggerSavepoint) {
-	reply := func(path string, err error) {
-		r := rpc.SavepointResult{JobID: jm.cfg.JobID, RequestID: m.RequestID, Path: path}
-		if err != nil {
-			r.Error = err.Error()
-		}
-		if err := jm.disp.SavepointResult(r); err != nil {
-			jm.logger().Debug("job master: savepoint result not delivered", "job_id", jm.cfg.JobID, "error", err)
-		}
-	}
+	r := &spRequest{rpcID: m.RequestID, target: m.Target}
 	target, err := checkpoint.StorageURL(m.Target)
-	var dir string
 	if err == nil {
-		dir, err = checkpoint.JoinURL(target, checkpoint.NewSavepointDirName(jm.cfg.JobID))
+		r.dir, err = checkpoint.JoinURL(target, checkpoint.NewSavepointDirName(jm.cfg.JobID))
 	}
 	if err != nil {
-		reply("", fmt.Errorf("savepoint of job %s to %q failed: %w", jm.cfg.JobID, m.Target, err))
+		jm.replySavepoint(r, "", err)
 		return
 	}
 	ck := jm.ck
 	ck.spNext++
-	ck.spRequests[ck.spNext] = &spRequest{rpcID: m.RequestID, target: m.Target, dir: dir}
-	jm.logger().Info("savepoint requested", "job_id", jm.cfg.JobID, "target", m.Target, "dir", dir)
-	jm.ckStep(checkpoint.EvTrigger{Request: ck.spNext, Kind: checkpoint.KindSavepoint, Dir: dir, Stop: m.Stop, Drain: m.Drain})
+	ck.spRequests[ck.spNext] = r
+	jm.logger().Info("savepoint requested", "job_id", jm.cfg.JobID, "target", m.Target, "dir", r.dir)
+	jm.ckStep(checkpoint.EvTrigger{Request: ck.spNext, Kind: checkpoint.KindSavepoint, Dir: r.dir, Stop: m.Stop, Drain: m.Drain})
 }
 
 // savepointTriggered tells every TaskManager of the job where the files
