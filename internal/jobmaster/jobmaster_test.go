@@ -115,12 +115,19 @@ func (h *harness) state() rpc.JobStatus {
 
 func (h *harness) wait(t *testing.T) rpc.JobFinished {
 	t.Helper()
+	return receive(t, h.finished, "job did not end")
+}
+
+// receive returns the next value of ch, failing the test after 10s.
+func receive[T any](t *testing.T, ch <-chan T, timeoutMsg string) T {
+	t.Helper()
 	select {
-	case f := <-h.finished:
-		return f
+	case v := <-ch:
+		return v
 	case <-time.After(10 * time.Second):
-		t.Fatal("job did not end")
-		return rpc.JobFinished{}
+		t.Fatal(timeoutMsg)
+		var zero T
+		return zero
 	}
 }
 

@@ -14,13 +14,7 @@ import (
 
 func (h *harness) savepoint(t *testing.T) rpc.SavepointResult {
 	t.Helper()
-	select {
-	case r := <-h.savepoints:
-		return r
-	case <-time.After(10 * time.Second):
-		t.Fatal("savepoint request not answered")
-		return rpc.SavepointResult{}
-	}
+	return receive(t, h.savepoints, "savepoint request not answered")
 }
 
 // A savepoint request is answered exactly once even when no savepoint can
@@ -59,10 +53,5 @@ func TestJobMasterAnswersEverySavepointRequest(t *testing.T) {
 	r = h.savepoint(t)
 	require.Equal(t, uint64(2), r.RequestID)
 	require.Contains(t, r.Error, "savepoint of job job-1 to mem://sp-never failed: the job ended (CANCELED)")
-	select {
-	case f := <-h.finished:
-		require.Equal(t, scheduler.JobCanceled, f.State)
-	case <-time.After(10 * time.Second):
-		t.Fatal("job end not reported")
-	}
+	require.Equal(t, scheduler.JobCanceled, h.wait(t).State)
 }
