@@ -248,11 +248,12 @@ func TestSavepointRescaleResume(t *testing.T) {
 	bad, sink := &violations{}, newSink()
 	ckURL, _ := memStore(t)
 	var path string
+	var lastID checkpoint.ID
 	for step, p := range []int{1, 2, 4} {
 		cfg := spConfig(p)
 		cfg.FromSavepoint = path
 		cfg.SavepointDir = dir // the default target
-		if step > 0 {
+		if step == 1 {
 			cfg.CheckpointInterval, cfg.CheckpointDir = 20*time.Millisecond, ckURL
 		}
 		run := startSP(t, cfg, "sp-count", bad, sink)
@@ -260,6 +261,15 @@ func TestSavepointRescaleResume(t *testing.T) {
 		require.Regexp(t, `^file:///.*/savepoint-[0-9a-f]{6}-[0-9a-f]{12}$`, next)
 		res, _ := run.jc.Wait(context.Background())
 		require.Equal(t, path, res.RestoredFrom, "step %d", step)
+		if step == 1 {
+			require.Positive(t, res.CheckpointsCompleted, "checkpoints completed in the resumed run")
+		}
+		// Ids continue across resumes (the run at parallelism 4 takes no
+		// checkpoint: a fresh id sequence would give its savepoint id 1).
+		md, _, err := checkpoint.LoadSavepoint(context.Background(), next)
+		require.NoError(t, err)
+		require.Greater(t, md.ID, lastID, "step %d", step)
+		lastID = md.ID
 		path = next
 	}
 	// The savepoint is self-contained: its metadata names state files
@@ -337,11 +347,29 @@ func TestSavepointAllowNonRestoredState(t *testing.T) {
 	require.ErrorContains(t, err, "allow non-restored state")
 
 	cfg.AllowNonRestoredState = true
+	logger, logged := newRecordingLogger()
+	cfg.Logger = logger
 	sink := newSink()
 	run := startSP(t, cfg, "sp-count-v2", &violations{}, sink)
 	res, err := run.jc.Wait(context.Background())
 	require.NoError(t, err)
 	require.Equal(t, path, res.RestoredFrom)
+	// The compatibility report, at UID level: what maps, what is new, what
+	// was dropped.
+	var report, dropped map[string]string
+	for _, r := range logged() {
+		switch r.Msg {
+		case "resuming from savepoint":
+			report = r.Attrs
+		case "savepoint state dropped (allow non-restored state)":
+			dropped = r.Attrs
+		}
+	}
+	require.NotNil(t, report, "the resume is logged")
+	require.Contains(t, report["restored"], "sp-source")
+	require.Contains(t, report["new"], "sp-count-v2")
+	require.NotNil(t, dropped, "the dropped state is logged")
+	require.Contains(t, dropped["operators"], `"sp-count"`)
 	var total int64
 	for _, n := range sink.last {
 		total += n
