@@ -493,6 +493,14 @@ func TestSavepointS3(t *testing.T) {
 	require.Equal(t, path, res.RestoredFrom)
 	require.Less(t, run.processed.Load(), int64(spTotal))
 	requireSPCounts(t, sink, bad)
+
+	// Dispose deletes its objects, and only its.
+	other := savepointMidRun(t, startSP(t, spConfig(1), "sp-count", &violations{}, newSink()), 50, target)
+	require.NoError(t, strom.DisposeSavepoint(context.Background(), path))
+	_, _, err = checkpoint.LoadSavepoint(context.Background(), path)
+	require.ErrorIs(t, err, checkpoint.ErrNotSavepoint)
+	_, _, err = checkpoint.LoadSavepoint(context.Background(), other)
+	require.NoError(t, err, "the other savepoint under the same target is intact")
 }
 
 // A resumed job that fails before its first completed checkpoint (here:
