@@ -151,6 +151,16 @@ type Config struct {
 	// state of operators the job no longer has (by UID): that state is
 	// dropped (and logged) instead of refusing the start.
 	AllowNonRestoredState bool
+	// TaskCancellationTimeout is how long a cancelled task (the job is
+	// cancelled, or restarting after a failure) may take to end. User code
+	// that ignores cancellation — a blocking call without a context, a
+	// busy loop — is then abandoned: reported cancelled so the job can
+	// restart, and fenced, so it can commit nothing (no checkpoint
+	// notification reaches it any more); its goroutine leaks until the
+	// user code returns, and an error is logged. Default 30 s (Flink's
+	// task.cancellation.timeout is 180 s, after which it kills the
+	// TaskManager process).
+	TaskCancellationTimeout time.Duration
 }
 
 // validate rejects settings that EnsureDefaults would otherwise silently
@@ -170,6 +180,9 @@ func (c Config) validate() error {
 		if f.v < 0 {
 			return fmt.Errorf("config: %s %d must not be negative (0 means the default)", f.name, f.v)
 		}
+	}
+	if c.TaskCancellationTimeout < 0 {
+		return fmt.Errorf("config: TaskCancellationTimeout %v must not be negative (0 means the default)", c.TaskCancellationTimeout)
 	}
 	if c.AutoWatermarkInterval < 0 {
 		return fmt.Errorf("config: AutoWatermarkInterval %v must not be negative (0 means the default)", c.AutoWatermarkInterval)
@@ -431,6 +444,8 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 			Resume:            cfg.resume(),
 			Restart:           cfg.RestartStrategy.strategy(cfg.CheckpointInterval > 0),
 			OnTask:            e.seam.onTask,
+			// Zero is the default, resolved by jobcode.
+			CancellationTimeout: cfg.TaskCancellationTimeout,
 		},
 	})
 	if err != nil {

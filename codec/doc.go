@@ -45,6 +45,17 @@
 // encoding.BinaryAppender/BinaryUnmarshaler with your own versioning, for data that must
 // outlive a code change (savepoints).
 //
+// # Schemas
+//
+// SchemaOf describes the default format of a type as JSON-able data (a
+// Schema: kinds, element/key/value types, struct fields in encoding order,
+// skipped fields, custom encodings), and DecodeDynamic decodes bytes with
+// only the schema into generic values for JSON. Keyed-state snapshots
+// record the schemas of their states, so savepoints can be inspected
+// without the job's types and a restore notices a type whose encoding
+// changed. CodecSchema describes any codec: the default one as SchemaOf,
+// JSON and CBOR as such, others as opaque.
+//
 // # Implementation and performance
 //
 // The struct codec is compiled once per type by reflection and cached in a sync.Map keyed

@@ -3,9 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -48,14 +46,7 @@ func TestDemoRejectsBadFlags(t *testing.T) {
 // TestDemoBinarySIGINT builds the real binary and stops it with SIGINT, as
 // Ctrl-C does: it must exit 0 after printing results.
 func TestDemoBinarySIGINT(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "strom")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run())
-
+	bin := buildBinary(t)
 	cmd := exec.Command(bin, "demo", "--window", "300ms", "--report", "500ms", "--rate", "20000")
 	var out syncBuffer
 	cmd.Stdout = &out

@@ -37,5 +37,6 @@ func rootCmd() *cobra.Command {
 	}
 	root.AddCommand(versionCmd(), demoCmd())
 	root.AddCommand(nexmarkCmd())
+	root.AddCommand(savepointCmd())
 	return root
 }

@@ -80,10 +80,10 @@ type Coordinator struct {
 	jg     *jobgraph.JobGraph
 	inputs [][]input // per vertex
 
-	tasks   [][]taskState // per vertex, per subtask, of the current attempt
-	attempt int
-	started bool // an EvTasksRunning was taken
-	running bool // every unfinished task of attempt runs
+	tasks   [][]taskState // per vertex, per subtask, of its current attempt
+	attempt int           // the job's restart count (EvTasksRunning.Attempt)
+	started bool          // an EvTasksRunning was taken
+	running bool          // every unfinished task of attempt runs
 
 	now          time.Time
 	nextID       ID
@@ -102,6 +102,7 @@ type input struct {
 }
 
 type taskState struct {
+	attempt    int // of the current execution
 	finished   bool
 	endOfInput bool
 	released   bool // told it may finish
@@ -114,7 +115,6 @@ type pending struct {
 	request   int
 	final     bool
 	triggered time.Time
-	attempt   int
 	tasks     []TaskID // running at the trigger: they ack and are notified
 	waiting   map[TaskID]bool
 	acked     map[TaskID][]OperatorSnapshot
@@ -202,13 +202,13 @@ func (c *Coordinator) Handle(ev Event) []Action {
 		}
 		c.requests = append(c.requests, ev)
 	case EvTasksRunning:
-		acts = c.tasksRunning(ev.Attempt)
+		acts = c.tasksRunning(ev)
 	case EvTasksStopped:
 		acts = c.stop("job stopped: " + ev.Reason)
 	case EvAck:
 		acts = c.ack(ev)
 	case EvDecline:
-		if p := c.find(ev.ID); p != nil && ev.Task.Attempt == p.attempt && !p.writing && p.isTask(ev.Task) {
+		if p := c.find(ev.ID); p != nil && !p.writing && p.isTask(ev.Task) {
 			acts = c.abort(p, fmt.Sprintf("declined by %v: %s", ev.Task, ev.Reason), true)
 		}
 	case EvEndOfInput:
@@ -232,10 +232,13 @@ func (c *Coordinator) Handle(ev Event) []Action {
 // task returns the state of a task of the current attempt, nil for an
 // unknown task or another attempt.
 func (c *Coordinator) task(id TaskID) *taskState {
-	if !c.started || id.Attempt != c.attempt || id.Vertex < 0 || id.Vertex >= len(c.tasks) || id.Subtask < 0 || id.Subtask >= len(c.tasks[id.Vertex]) {
+	if !c.started || id.Vertex < 0 || id.Vertex >= len(c.tasks) || id.Subtask < 0 || id.Subtask >= len(c.tasks[id.Vertex]) {
 		return nil
 	}
-	return &c.tasks[id.Vertex][id.Subtask]
+	if t := &c.tasks[id.Vertex][id.Subtask]; t.attempt == id.Attempt {
+		return t
+	}
+	return nil
 }
 
 func (c *Coordinator) find(id ID) *pending {
@@ -247,7 +250,13 @@ func (c *Coordinator) find(id ID) *pending {
 	return nil
 }
 
-func (c *Coordinator) tasksRunning(attempt int) []Action {
+// taskID is the id of the current execution of a subtask.
+func (c *Coordinator) taskID(vertex, subtask int) TaskID {
+	return TaskID{Vertex: vertex, Subtask: subtask, Attempt: c.tasks[vertex][subtask].attempt}
+}
+
+func (c *Coordinator) tasksRunning(ev EvTasksRunning) []Action {
+	attempt := ev.Attempt
 	if c.started && attempt <= c.attempt {
 		return nil
 	}
@@ -258,8 +267,20 @@ func (c *Coordinator) tasksRunning(attempt int) []Action {
 		acts = c.stop(fmt.Sprintf("job restarted with attempt %d", attempt))
 	}
 	c.started, c.running, c.attempt = true, true, attempt
-	for _, v := range c.tasks {
-		clear(v)
+	if ev.Tasks == nil {
+		for _, v := range c.tasks {
+			for i := range v {
+				v[i] = taskState{attempt: attempt}
+			}
+		}
+	}
+	for _, id := range ev.Tasks {
+		if id.Vertex < 0 || id.Vertex >= len(c.tasks) || id.Subtask < 0 || id.Subtask >= len(c.tasks[id.Vertex]) {
+			continue
+		}
+		if t := &c.tasks[id.Vertex][id.Subtask]; t.attempt != id.Attempt {
+			*t = taskState{attempt: id.Attempt}
+		}
 	}
 	// The first periodic checkpoint comes an interval after the start, as
 	// the tasks need time to restore and process.
@@ -307,7 +328,7 @@ func (c *Coordinator) ack(ev EvAck) []Action {
 		// restore): leave the files alone.
 		return nil
 	}
-	if ev.Task.Attempt != p.attempt || !p.waiting[ev.Task] {
+	if !p.waiting[ev.Task] {
 		// Another attempt, a duplicate, or a task no longer waited for.
 		return nil
 	}
@@ -330,7 +351,7 @@ func (c *Coordinator) taskFinished(id TaskID) []Action {
 	if t == nil || t.finished {
 		return nil
 	}
-	*t = taskState{finished: true}
+	*t = taskState{attempt: t.attempt, finished: true}
 	var acts []Action
 	for _, p := range slices.Clone(c.pending) {
 		if p.waiting[id] {
@@ -365,7 +386,9 @@ func (c *Coordinator) maybeAllAcked(p *pending) []Action {
 			opState := OperatorState{UID: op.UID, Name: op.Name, Parallelism: v.Parallelism, MaxParallelism: maxP}
 			for i := range v.Parallelism {
 				st := SubtaskState{Subtask: i, Finished: true}
-				if states, ok := p.acked[TaskID{Vertex: v.ID, Subtask: i, Attempt: p.attempt}]; ok {
+				// A task's attempt changes only on a restart, which aborts
+				// every pending checkpoint not yet writing.
+				if states, ok := p.acked[c.taskID(v.ID, i)]; ok {
 					st = SubtaskState{Subtask: i}
 					for _, s := range states {
 						if s.UID == op.UID {
@@ -520,7 +543,7 @@ func (c *Coordinator) needFinal() bool {
 
 func (c *Coordinator) trigger(plan []TaskID, r EvTrigger) Action {
 	p := &pending{
-		id: c.nextID, kind: r.Kind, dir: r.Dir, request: r.Request, triggered: c.now, attempt: c.attempt,
+		id: c.nextID, kind: r.Kind, dir: r.Dir, request: r.Request, triggered: c.now,
 		waiting: map[TaskID]bool{}, acked: map[TaskID][]OperatorSnapshot{}, final: r.Kind == KindCheckpoint,
 	}
 	c.nextID++
@@ -529,7 +552,7 @@ func (c *Coordinator) trigger(plan []TaskID, r EvTrigger) Action {
 			if t.finished {
 				continue
 			}
-			id := TaskID{Vertex: vi, Subtask: si, Attempt: c.attempt}
+			id := c.taskID(vi, si)
 			p.tasks = append(p.tasks, id)
 			p.waiting[id] = true
 			switch {
@@ -567,7 +590,7 @@ func (c *Coordinator) plan() []TaskID {
 	for vi, v := range c.tasks {
 		for si, t := range v {
 			if !t.finished && !c.producerRuns(vi, si) {
-				out = append(out, TaskID{Vertex: vi, Subtask: si, Attempt: c.attempt})
+				out = append(out, c.taskID(vi, si))
 			}
 		}
 	}

@@ -27,7 +27,7 @@ import (
 // and then read every changed line: the scripts are only worth what the
 // reading was.
 //
-// Commands (a task is V/S, of the current attempt, or V/S#A):
+// Commands (a task is V/S, of its current attempt, or V/S#A):
 //
 //	config [interval=D] [timeout=D] [min-pause=D] [max-concurrent=N] [tolerable=N] [mode=at-least-once]
 //	                                   settings for the next job
@@ -40,7 +40,8 @@ import (
 //	state                              prints the state, feeds nothing
 //	tick +D                            EvTick D after the previous one (the first at
 //	                                   2026-01-01T00:00:00Z + D)
-//	running [attempt=A]                EvTasksRunning (attempt 0 unless given)
+//	running [attempt=A] [task=(T,...)] EvTasksRunning (attempt 0 unless given; with
+//	                                   task=, every task with its attempt: region failover)
 //	stopped [reason=R]                 EvTasksStopped
 //	trigger checkpoint|savepoint [dir=DIR] [stop] [drain]
 //	                                   EvTrigger, requests numbered 1, 2, ... per script
@@ -120,7 +121,11 @@ func runScript(t *testing.T, path string) {
 			case "running":
 				attempt := 0
 				d.MaybeScanArgs(t, "attempt", &attempt)
-				handle(EvTasksRunning{Attempt: attempt})
+				ev := EvTasksRunning{Attempt: attempt}
+				if d.HasArg("task") {
+					ev.Tasks = scriptTasks(t, d, c)
+				}
+				handle(ev)
 			case "stopped":
 				reason := "canceled"
 				d.MaybeScanArgs(t, "reason", &reason)
@@ -291,6 +296,8 @@ func scriptTasks(t *testing.T, d *datadriven.TestData, c *Coordinator) []TaskID 
 		id.Subtask, err2 = strconv.Atoi(ss)
 		if hasAttempt {
 			id.Attempt, err3 = strconv.Atoi(attempt)
+		} else if err1 == nil && err2 == nil && id.Vertex >= 0 && id.Vertex < len(c.tasks) && id.Subtask >= 0 && id.Subtask < len(c.tasks[id.Vertex]) && c.started {
+			id.Attempt = c.tasks[id.Vertex][id.Subtask].attempt
 		}
 		if err := errors.Join(err1, err2, err3); err != nil {
 			d.Fatalf(t, "bad task %q, want V/S or V/S#A: %v", v, err)

@@ -82,7 +82,17 @@ type (
 	// the job has started or restarted. Attempts only grow: a report of an
 	// older one, or of the current one again, is ignored, and a newer one
 	// ends the current one as EvTasksStopped does.
-	EvTasksRunning struct{ Attempt int }
+	//
+	// After a region failover (the scheduler restarted only some tasks)
+	// the tasks' attempts differ: Tasks then lists every task with its
+	// current attempt, and Attempt is the job's restart count, which still
+	// only grows. Tasks whose attempt is unchanged keep what the
+	// coordinator knows of them (finished, end of input); the others
+	// start afresh. Tasks nil means every task runs at Attempt.
+	EvTasksRunning struct {
+		Attempt int
+		Tasks   []TaskID
+	}
 	// EvTasksStopped says the job's tasks stopped (failed, cancelled,
 	// suspended): pending checkpoints are aborted and none is triggered
 	// until the next EvTasksRunning.

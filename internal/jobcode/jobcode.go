@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/strom-dev/strom/internal/checkpoint"
 	"github.com/strom-dev/strom/internal/jobgraph"
@@ -55,7 +56,16 @@ type Config struct {
 	// OnTask, if set, is called with every task built, before it runs:
 	// the seam tests use to snapshot running tasks without checkpoints.
 	OnTask func(*runtime.Task)
+	// CancellationTimeout is how long a cancelled task may take to end
+	// before its TaskManager abandons it (0: DefaultCancellationTimeout).
+	CancellationTimeout time.Duration
 }
+
+// DefaultCancellationTimeout is the default Config.CancellationTimeout.
+// Flink's task.cancellation.timeout is 180 s and then kills the whole
+// TaskManager process; an abandoned task here costs only its goroutine,
+// so the job may recover sooner.
+const DefaultCancellationTimeout = 30 * time.Second
 
 // Checkpointing are a job's checkpoint settings.
 type Checkpointing struct {
@@ -92,6 +102,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.CancellationTimeout <= 0 {
+		c.CancellationTimeout = DefaultCancellationTimeout
 	}
 	return c
 }

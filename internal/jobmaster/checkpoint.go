@@ -39,8 +39,9 @@ type ckShell struct {
 	// retained mirrors the store's retained checkpoints, newest first, as
 	// the loop knows them (the store's own list is behind its I/O lock).
 	retained []checkpoint.RetainedCheckpoint
-	// runningAttempt is the newest attempt reported to the coordinator as
-	// running; -1 before the first.
+	// runningAttempt is the newest restart count (the Scheduler's
+	// Restarts: with region failover tasks' attempts differ, but this only
+	// grows) reported to the coordinator as running; -1 before the first.
 	runningAttempt int
 	completed      int
 	writes         int // checkpoint metadata writes in flight
@@ -350,7 +351,7 @@ func (jm *JobMaster) endOfInput(id scheduler.ExecutionID) {
 		return
 	}
 	ck.ended[id] = true
-	if id.Attempt != ck.runningAttempt {
+	if !jm.ckKnowsRunning(id) {
 		// Fed when its attempt is reported running (taskStateForCheckpoints):
 		// the coordinator ignores tasks of an attempt it does not run.
 		return
@@ -409,16 +410,20 @@ func (jm *JobMaster) taskStateForCheckpoints(id scheduler.ExecutionID, st schedu
 	if len(execs) == 0 {
 		return
 	}
-	attempt := execs[0].ID.Attempt
+	// The restart count, not an execution's attempt: after a region
+	// failover the regions' attempts differ (scheduler.Scheduler).
+	attempt := jm.sched.Restarts()
 	if attempt <= jm.ck.runningAttempt {
 		return
 	}
 	anyRunning := false
+	tasks := make([]checkpoint.TaskID, 0, len(execs))
 	for _, e := range execs {
-		if e.ID.Attempt != attempt || e.State != scheduler.Running && e.State != scheduler.Finished {
+		if e.State != scheduler.Running && e.State != scheduler.Finished {
 			return
 		}
 		anyRunning = anyRunning || e.State == scheduler.Running
+		tasks = append(tasks, taskID(e.ID))
 	}
 	if !anyRunning {
 		return
@@ -426,7 +431,7 @@ func (jm *JobMaster) taskStateForCheckpoints(id scheduler.ExecutionID, st schedu
 	jm.ck.runningAttempt = attempt
 	// The coordinator times the first checkpoint from now.
 	jm.ckStep(checkpoint.EvTick{Now: time.Now()})
-	jm.ckStep(checkpoint.EvTasksRunning{Attempt: attempt})
+	jm.ckStep(checkpoint.EvTasksRunning{Attempt: attempt, Tasks: tasks})
 	for _, e := range execs {
 		if e.State == scheduler.Finished {
 			jm.ckStep(checkpoint.EvTaskFinished{Task: taskID(e.ID)})
@@ -434,8 +439,12 @@ func (jm *JobMaster) taskStateForCheckpoints(id scheduler.ExecutionID, st schedu
 	}
 	// Tasks whose input ended before every task ran: the coordinator
 	// hears of them now.
+	current := map[scheduler.ExecutionID]bool{}
+	for _, e := range execs {
+		current[e.ID] = true
+	}
 	for id := range jm.ck.ended {
-		if id.Attempt < attempt {
+		if !current[id] {
 			delete(jm.ck.ended, id)
 		}
 	}
@@ -445,6 +454,20 @@ func (jm *JobMaster) taskStateForCheckpoints(id scheduler.ExecutionID, st schedu
 			jm.triggerEnded(e.ID)
 		}
 	}
+}
+
+// ckKnowsRunning says the coordinator was told that the execution runs:
+// it is current, and its restart was reported running.
+func (jm *JobMaster) ckKnowsRunning(id scheduler.ExecutionID) bool {
+	if jm.sched.Restarts() != jm.ck.runningAttempt {
+		return false
+	}
+	for _, e := range jm.sched.Executions() {
+		if e.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // restarting is called when the Scheduler restarts the job: the new

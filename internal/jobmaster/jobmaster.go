@@ -45,8 +45,10 @@ type Config struct {
 	// of the previous attempt has ended: the process that runs the roles
 	// releases that attempt's channels in its shuffle environment (the
 	// JobMaster shares nothing with the TaskManagers, so it cannot). It
-	// runs on the JobMaster's loop and must not block.
-	OnRestart func(previousAttempt int)
+	// runs on the JobMaster's loop and must not block. Vertices is nil
+	// for the whole job, else the vertices of the region restarted alone
+	// (region failover), whose previous attempt it is.
+	OnRestart func(previousAttempt int, vertices []int)
 	// Checkpoint enables checkpoints (nil: none): the JobMaster runs the
 	// job's checkpoint coordinator and, on a restart, deploys the new
 	// attempt from the latest completed checkpoint (checkpoint.go).
@@ -330,7 +332,7 @@ func (jm *JobMaster) apply(acts []scheduler.Action) {
 		case scheduler.ActRestarting:
 			jm.logger().Info("job restarting", "job", jm.cfg.JobName, "job_id", jm.cfg.JobID, "attempt", a.Attempt, "cause", a.Cause)
 			if jm.cfg.OnRestart != nil {
-				jm.cfg.OnRestart(a.Attempt - 1)
+				jm.cfg.OnRestart(a.PreviousAttempt, a.Vertices)
 			}
 			jm.restarting()
 		case scheduler.ActJobDone:

@@ -260,7 +260,7 @@ func TestJobMasterRestartsAfterTheDelay(t *testing.T) {
 	released := make(chan int, 4)
 	h := start(t, ctx, &wg, oneVertexJob(1), "tm-1", "taskmanager-tm-1", func(c *Config) {
 		c.Restart = scheduler.FixedDelayRestart(1, delay)
-		c.OnRestart = func(previous int) { released <- previous }
+		c.OnRestart = func(previous int, _ []int) { released <- previous }
 	})
 	deployed := taskManager(t, ctx, &wg, h.net)
 	jm := h.net.JobMaster("jm")

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/strom-dev/strom/internal/dispatcher"
@@ -139,7 +140,19 @@ func (c *MiniCluster) startJobMaster(sub dispatcher.Submission, address, dispatc
 		Transport: c.net, Logger: logger, Restart: restart, Checkpoint: ck, Resume: resume,
 		// Every task of the previous attempt has ended: its channels (and
 		// the batches left in them) can go; the new attempt has its own.
-		OnRestart: func(previous int) { c.reg.ReleaseAttempt(sub.JobID, previous) },
+		OnRestart: func(previous int, vertices []int) {
+			if vertices == nil {
+				c.reg.ReleaseAttempt(sub.JobID, previous)
+				return
+			}
+			var edges []int
+			for _, e := range sub.JobGraph.Edges {
+				if slices.Contains(vertices, e.To) {
+					edges = append(edges, e.StreamEdge)
+				}
+			}
+			c.reg.ReleaseVertices(sub.JobID, previous, vertices, edges)
+		},
 	})
 	if err != nil {
 		return err

@@ -136,3 +136,23 @@ func TestOverdraftAvailabilityAndEventBuffers(t *testing.T) {
 		require.True(t, ok, "overdraft buffers go back to the free list")
 	}
 }
+
+// A region restarted alone releases its own channels of the attempt, not
+// those of another region still running at the same attempt number.
+func TestReleaseVerticesKeepsOtherRegions(t *testing.T) {
+	r := network.NewRegistry()
+	ch := func(edge, vertex int) any {
+		n := r.Notifier(network.TaskKey{Job: "j", Attempt: 0, Vertex: vertex})
+		return r.Channel(network.ChannelKey{Job: "j", Attempt: 0, Edge: edge}, func() any { return network.NewChannel[int](2, 4, n) })
+	}
+	regionA := ch(1, 1) // edge 1 into vertex 1 (v0 → v1)
+	regionB := ch(2, 3) // edge 2 into vertex 3 (v2 → v3)
+	require.Equal(t, 2, r.Len())
+
+	r.ReleaseVertices("j", 0, []int{0, 1}, []int{1})
+	require.Equal(t, 1, r.Len(), "region A's channel is gone, B's is left")
+	require.Same(t, regionB, ch(2, 3), "region B keeps its channel")
+	require.NotSame(t, regionA, ch(1, 1), "region A's next use gets a new channel")
+	r.ReleaseJob("j")
+	require.Zero(t, r.Len())
+}

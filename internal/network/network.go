@@ -33,7 +33,11 @@ const (
 	// Idle: the channel's producer is idle and does not hold back the watermark
 	// until it sends records or a watermark again.
 	Idle
-	// EndOfPartition: the producer has finished; nothing follows.
+	// EndOfPartition: the producer has finished; nothing follows. Value 0:
+	// its input ended (drained: end-of-input processing ran upstream);
+	// Value > 0: it was stopped by the stop-with-savepoint Value without
+	// draining (see EndStopped), and the consumer must not end its input
+	// either.
 	EndOfPartition
 	// Barrier is a checkpoint barrier: Value is the checkpoint id and
 	// Batch.Barrier its options. Everything before it on the channel belongs
@@ -43,6 +47,11 @@ const (
 	// CancelCheckpointMarker): a consumer aligning it stops waiting.
 	CancelBarrier
 )
+
+// EndDrained is the Value of an EndOfPartition after the producer's input
+// ended. Any other Value is the id of the stop-with-savepoint that stopped
+// the producer (runtime: Task stop-with-savepoint).
+const EndDrained int64 = 0
 
 func (k EventKind) String() string {
 	switch k {

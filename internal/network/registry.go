@@ -2,6 +2,7 @@ package network
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -95,6 +96,27 @@ func (r *Registry) ReleaseAttempt(job string, attempt int) {
 	}
 	for k := range r.notifiers {
 		if k.Job == job && k.Attempt == attempt {
+			delete(r.notifiers, k)
+		}
+	}
+}
+
+// ReleaseVertices forgets the channels and notifiers of one attempt of
+// some vertices of a job: a region restarted alone (region failover). The
+// other regions may run at the same attempt number (every region starts
+// at 0), so ReleaseAttempt would take their live channels too. Channels
+// are those of edges (stream edge ids) into the vertices; a region's edges
+// all start and end in it.
+func (r *Registry) ReleaseVertices(job string, attempt int, vertices, edges []int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k := range r.channels {
+		if k.Job == job && k.Attempt == attempt && slices.Contains(edges, k.Edge) {
+			delete(r.channels, k)
+		}
+	}
+	for k := range r.notifiers {
+		if k.Job == job && k.Attempt == attempt && slices.Contains(vertices, k.Vertex) {
 			delete(r.notifiers, k)
 		}
 	}

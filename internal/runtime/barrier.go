@@ -38,6 +38,19 @@ type CheckpointOptions struct {
 	Kind network.SnapshotKind
 	// Timestamp is when the coordinator triggered it (Unix ms).
 	Timestamp int64
+	// Stop and Drain make a savepoint (Kind Savepoint) a
+	// stop-with-savepoint, without or with draining: see "Stop with
+	// savepoint" below. Barriers do not carry them: only source tasks act on
+	// a trigger's Stop, and the tasks downstream learn of the stop from the
+	// end of partition that follows the savepoint.
+	Stop  bool
+	Drain bool
+}
+
+// stops reports whether the trigger stops a source that is still reading,
+// without draining.
+func (o CheckpointOptions) stops() bool {
+	return o.Stop && !o.Drain && o.Kind == network.Savepoint
 }
 
 func (o CheckpointOptions) barrier() network.BarrierOptions {
@@ -92,11 +105,25 @@ func (t *Task) TriggerCheckpoint(ctx context.Context, opts CheckpointOptions) er
 
 func (t *Task) triggerMail(opts CheckpointOptions) {
 	switch {
+	case t.stoppedAt > 0:
+		t.report(opts.ID, TaskSnapshot{}, fmt.Errorf("checkpoint %d: %w: stopped with savepoint %d", opts.ID, ErrTaskStopped, t.stoppedAt))
 	case t.Input == nil && opts.ID <= t.lastCheckpoint:
 		t.report(opts.ID, TaskSnapshot{}, fmt.Errorf("%w: checkpoint %d is not newer than checkpoint %d", ErrCheckpointAborted, opts.ID, t.lastCheckpoint))
+	case t.Input == nil && opts.Drain && opts.Kind == network.Savepoint && !t.inputEnded:
+		// A drained savepoint is the final checkpoint of a source whose
+		// input ended by EndInput: taken here, the source would go on.
+		t.lastCheckpoint = opts.ID
+		t.report(opts.ID, TaskSnapshot{}, fmt.Errorf("%w: savepoint %d drains, but source task %s/%d is still reading: end its input first (Task.EndInput)",
+			ErrCheckpointAborted, opts.ID, t.Info.VertexName, t.Info.Subtask))
 	case t.Input == nil:
 		t.lastCheckpoint = opts.ID
+		// A newer checkpoint releases a source waiting for a
+		// stop-with-savepoint: the coordinator has moved on.
+		t.stopping = 0
 		t.takeCheckpoint(opts)
+		if opts.stops() && !t.inputEnded && t.lastTaken == opts.ID {
+			t.stopping = opts.ID
+		}
 	case t.gate() == nil:
 		t.report(opts.ID, TaskSnapshot{}, fmt.Errorf("checkpoint %d: task %s/%d has no input gate to align barriers in",
 			opts.ID, t.Info.VertexName, t.Info.Subtask))
@@ -125,6 +152,114 @@ func (t *Task) triggerEnded(opts CheckpointOptions) {
 	t.takeCheckpoint(opts)
 }
 
+// Stop with savepoint (Flink's FLIP-34 "synchronous savepoint").
+//
+// Without drain (Stop, not Drain): a source task triggered with Stop takes
+// the savepoint and sends its barrier as for any checkpoint, then reads no
+// more and runs no timers, only mail. NotifyCheckpointComplete of the
+// savepoint (or a later id) stops it: it ends its outputs with an end of
+// partition that carries the savepoint id ("stopped, not drained"),
+// without end-of-input processing. AbortCheckpoint or
+// NotifyCheckpointAborted of the savepoint, or a trigger of a newer
+// checkpoint, makes it read on: the job goes on. A task with inputs ends
+// stopped as soon as all its input channels have ended and any of them
+// ended stopped (channels of producers that had finished earlier may have
+// ended drained); from the first stopped channel on it passes no watermark
+// or idleness to its operators, so no timer fires past the savepoint. A
+// task that ends stopped calls no Finish, sends no maximum watermark,
+// fires no timers, takes no final checkpoint (the savepoint is the final
+// snapshot) and ends its own outputs stopped. But a task that took the
+// savepoint delivers NotifyCheckpointComplete of it to its operators
+// before it returns (a two-phase-commit sink commits the savepoint's
+// transactions then): it waits for that notification, in its mailbox,
+// until its context ends; NotifyCheckpointAborted of the savepoint ends
+// the wait without it. A task that never took the savepoint (it aborted
+// it: a stopped end then contradicts the coordinator, which completes a
+// savepoint only once every task took it) does not wait: it returns at
+// once and logs a warning. Triggers that reach a stopped task are
+// declined with ErrTaskStopped. See StoppedAt.
+//
+// With drain, the coordinator calls EndInput at every source: the source
+// ends its input as a bounded one does (maximum watermark, Finish,
+// end-of-input hooks, and with WaitForFinalCheckpoint the FLIP-147 final
+// checkpoint, which the coordinator then takes as the savepoint, Drain
+// set). A Drain trigger that reaches a source still reading is declined.
+
+// EndInput makes a source task stop reading and end its input exactly as
+// if its bounded input had ended (a mail: it takes effect between two
+// reader steps, also while the task is backpressured, idle or waiting for
+// a stop-with-savepoint). It is for stop-with-savepoint with drain; a task
+// with inputs refuses it (its input ends when its producers' does).
+func (t *Task) EndInput(ctx context.Context) error {
+	if t.Input != nil {
+		return fmt.Errorf("end input of task %s/%d: only a source task's input can be ended", t.Info.VertexName, t.Info.Subtask)
+	}
+	return t.Mail(ctx, func() { t.endRequested = true })
+}
+
+// StoppedAt is the id of the stop-with-savepoint the task ended with, 0 if
+// it did not end stopped. Read it after Run returned (Run's return
+// synchronises).
+func (t *Task) StoppedAt() int64 { return t.stoppedAt }
+
+// stopEnded ends channel i stopped by savepoint id: from now on the gate
+// passes no watermark or idleness to the operators (a stopped input holds
+// event time where the savepoint left it; the other channels' inputs must
+// not advance it either).
+func (g *Gate) stopEnded(i int, id int64) {
+	if id < 0 {
+		Fail("", fmt.Errorf("%w: end of partition with stop id %d on input channel %d", ErrUnexpectedEvent, id, i))
+	}
+	g.stopped = max(g.stopped, id)
+	g.valve.ended[i] = true
+	g.op = stoppedTime{}
+}
+
+// stoppedTime drops the time events of a gate with a stopped input.
+type stoppedTime struct{}
+
+func (stoppedTime) ProcessWatermark(int64) {}
+func (stoppedTime) ProcessIdle()           {}
+
+// stopEnd is the end of a task stopped by stop-with-savepoint t.stoppedAt
+// (see "Stop with savepoint").
+func (t *Task) stopEnd(ctx context.Context) error {
+	id := t.stoppedAt
+	for _, w := range t.Writers {
+		w.EndOfPartitionStopped(id)
+	}
+	if t.lastTaken < id {
+		t.Logger.Warn("task stopped by a savepoint it did not take; it ends without waiting for the savepoint's notification",
+			"task", t.Info.String(), "savepoint", id, "last_taken", t.lastTaken)
+		return nil
+	}
+	for t.lastCompleted < id && !t.stopAborted {
+		if ctx.Err() != nil {
+			return ErrTaskCanceled
+		}
+		t.current = -1
+		t.runMail()
+		if t.lastCompleted >= id || t.stopAborted {
+			break
+		}
+		if !t.waitMail(ctx) {
+			return ErrTaskCanceled
+		}
+	}
+	return nil
+}
+
+// waitMail sleeps until the task's notifier fires (mail among it) or ctx
+// ends (false). Timers are not waited for: they do not run.
+func (t *Task) waitMail(ctx context.Context) bool {
+	select {
+	case <-t.Notify:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // AbortCheckpoint aborts checkpoint id (a mail): a task aligning it
 // unblocks its channels, sends a cancel marker downstream and reports the
 // abort; a task that has not seen id yet does the same and will ignore its
@@ -132,9 +267,16 @@ func (t *Task) triggerEnded(opts CheckpointOptions) {
 func (t *Task) AbortCheckpoint(ctx context.Context, id int64) error {
 	return t.Mail(ctx, func() {
 		err := fmt.Errorf("%w: checkpoint %d aborted by the coordinator", ErrCheckpointAborted, id)
+		if id == t.stoppedAt {
+			t.stopAborted = true // no notification will come: stopEnd ends
+		}
 		if g := t.gate(); g != nil {
 			g.cancelCheckpoint(id, err)
 			return
+		}
+		if id == t.stopping {
+			// The stop-with-savepoint failed: the source reads on.
+			t.stopping = 0
 		}
 		if id > t.lastCheckpoint {
 			t.lastCheckpoint = id
@@ -168,6 +310,21 @@ func (t *Task) notifyCheckpoint(id int64, complete bool) {
 		// (not when a listener failed: Fail has panicked past this).
 		if complete && t.finalFrom > 0 && id >= t.finalFrom {
 			t.released = true
+		}
+		if complete {
+			t.lastCompleted = max(t.lastCompleted, id)
+			if t.stopping > 0 && id >= t.stopping {
+				// The stop-with-savepoint is complete: the source ends,
+				// stopped (loop).
+				t.stoppedAt, t.stopping = t.stopping, 0
+			}
+		} else {
+			if id == t.stopping {
+				t.stopping = 0 // failed: the source reads on
+			}
+			if id == t.stoppedAt {
+				t.stopAborted = true
+			}
 		}
 	}()
 	var failed error
@@ -216,6 +373,9 @@ func (t *Task) takeCheckpoint(opts CheckpointOptions) {
 	}
 	snap, err := t.snapshotOperators(opts.ID)
 	snap.Options = opts
+	if err == nil {
+		t.lastTaken = max(t.lastTaken, opts.ID)
+	}
 	if err == nil && t.inputEnded && t.finalFrom == 0 {
 		t.finalFrom = opts.ID
 	}

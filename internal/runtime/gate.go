@@ -36,6 +36,9 @@ type Gate struct {
 	In Counter
 	// align is the barrier alignment (barrier.go).
 	align aligner
+	// stopped is the newest stop-with-savepoint id an input channel ended
+	// with (0: none; see stopEnded in barrier.go).
+	stopped int64
 }
 
 func newGate(channels int, op timeReceiver) Gate {
@@ -104,7 +107,11 @@ func (g *Gate) event(i int, kind network.EventKind, value int64, b network.Barri
 	case network.EndOfPartition:
 		g.ended++
 		g.skip[i] = true
-		g.valve.event(i, kind, value, g.op)
+		if value != network.EndDrained {
+			g.stopEnded(i, value)
+		} else {
+			g.valve.event(i, kind, value, g.op)
+		}
 		// An ended channel counts as aligned (FLIP-147): its end may be
 		// all the checkpoint being aligned waited for.
 		g.checkAligned()

@@ -111,6 +111,12 @@ func (c *ChainingOutput[T]) Collect(v T, ts int64) {
 }
 
 func (c *ChainingOutput[T]) EmitWatermark(wm int64) {
+	if c.in.hasWM && wm < c.in.wm {
+		// Behind the operator's restored watermark (no operator emits a
+		// lower one otherwise): event time does not regress.
+		return
+	}
+	c.in.noteWatermark(wm)
 	prev := *c.cur
 	*c.cur = c.idx
 	c.next.ProcessWatermark(wm)

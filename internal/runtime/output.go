@@ -47,6 +47,10 @@ type Flusher interface {
 	Flush()
 	// EndOfPartition flushes and tells every consumer that nothing follows.
 	EndOfPartition()
+	// EndOfPartitionStopped is EndOfPartition for a task stopped by
+	// stop-with-savepoint savepointID without draining: consumers end
+	// without end-of-input processing too (see Task, stop-with-savepoint).
+	EndOfPartitionStopped(savepointID int64)
 	// EmitBarrier sends checkpoint barrier id on every channel, after
 	// everything emitted before it; it never waits for a credit (see
 	// Writer.sendEvent). Part of every task output, so no output can drop a
@@ -382,6 +386,24 @@ func (w *Writer[T]) EndOfPartition() {
 	w.sendEvent(network.EndOfPartition, 0, network.BarrierOptions{})
 }
 
+// EndOfPartitionStopped flushes and ends every channel as stopped by
+// savepoint savepointID (> 0), not drained.
+func (w *Writer[T]) EndOfPartitionStopped(savepointID int64) {
+	w.sendEvent(network.EndOfPartition, savepointID, network.BarrierOptions{})
+}
+
+// restoreWatermark makes wm the watermark the writer has already emitted,
+// so it never emits a lower one (a restored task's output does not
+// regress; see Task.restoreWatermarks). Nothing is sent.
+func (w *Writer[T]) restoreWatermark(wm int64) {
+	if wm > w.lastWM {
+		w.lastWM = wm
+	}
+}
+
+// currentWatermark is the last watermark emitted.
+func (w *Writer[T]) currentWatermark() int64 { return w.lastWM }
+
 // EmitBarrier sends barrier id on every channel, riding on the records
 // waiting there: a consumer handles them before the barrier.
 func (w *Writer[T]) EmitBarrier(id int64, opts network.BarrierOptions) {
@@ -425,10 +447,30 @@ func (Discard[T]) EmitWatermark(int64) {}
 func (Discard[T]) MarkIdle()           {}
 
 // Counter counts records on the task goroutine without atomic operations and
-// publishes the count for readers on other goroutines once per batch.
+// publishes the count for readers on other goroutines once per batch. The
+// input counter of a chained operator also keeps the newest watermark the
+// chain delivered to it (its input watermark, which a checkpoint stores).
 type Counter struct {
 	n      int64
 	shared atomic.Int64
+	// wm is the newest watermark delivered, valid when hasWM.
+	wm    int64
+	hasWM bool
+}
+
+// watermark is the newest watermark noted, MinWatermark if none.
+func (c *Counter) watermark() int64 {
+	if c == nil || !c.hasWM {
+		return MinWatermark
+	}
+	return c.wm
+}
+
+// noteWatermark notes a watermark delivered to the counted operator.
+func (c *Counter) noteWatermark(wm int64) {
+	if !c.hasWM || wm > c.wm {
+		c.wm, c.hasWM = wm, true
+	}
 }
 
 // Inc adds one.

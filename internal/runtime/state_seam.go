@@ -75,6 +75,10 @@ type OperatorSnapshot struct {
 	// Operator is the operator state: every list of the operator-state
 	// store, source split positions among them.
 	Operator []statebackend.OperatorState
+	// Watermark is the operator's watermark when the snapshot was taken
+	// (MinWatermark: none yet): see operatorWatermark. The task sets it;
+	// a StateSnapshotter need not.
+	Watermark int64
 }
 
 // TaskSnapshot is the state of every operator of a task's chain, head
@@ -97,6 +101,10 @@ type OperatorRestore struct {
 	// Operator is the operator state, already redistributed for this
 	// subtask (see Redistribute).
 	Operator []statebackend.OperatorState
+	// Watermark is the operator's watermark to start from: the minimum of
+	// the old subtasks' (after a rescale any of them may have fed this
+	// subtask's keys), MinWatermark for none. See Task.restoreWatermarks.
+	Watermark int64
 }
 
 // TaskRestore maps operator UIDs to their restores. An operator with no
@@ -176,7 +184,7 @@ func Redistribute(snaps []TaskSnapshot, parallelism func(uid string) int) (JobRe
 		}
 		rs := make([]*OperatorRestore, n)
 		for i := range n {
-			r := &OperatorRestore{Operator: per[i]}
+			r := &OperatorRestore{Operator: per[i], Watermark: minWatermark(o.subs)}
 			mine := keygroup.RangeFor(o.maxPar, n, i)
 			for j := range o.par {
 				k := o.subs[j].Keyed
@@ -196,6 +204,107 @@ func Redistribute(snaps []TaskSnapshot, parallelism func(uid string) int) (JobRe
 		jr[uid] = rs
 	}
 	return jr, nil
+}
+
+// minWatermark is the minimum watermark of an operator's old subtasks: the
+// restored watermark must not make late a record that was on time for any
+// of them.
+func minWatermark(subs map[int]OperatorSnapshot) int64 {
+	wm := int64(MaxWatermark)
+	for _, s := range subs {
+		wm = min(wm, s.Watermark)
+	}
+	if len(subs) == 0 {
+		return MinWatermark
+	}
+	return wm
+}
+
+// Watermarks: a checkpoint stores each operator's watermark and a restore
+// starts the operator from it, so a record that was late before a failure
+// is late after it (issue 11.4; Flink restarts every operator at
+// MinWatermark). An operator's watermark is its input watermark: for the
+// head of a task with inputs the gate's combined one, for a chained
+// operator the newest its predecessor emitted to it. A source at the head
+// has no input: its watermark is its output's, the successor's input
+// watermark if it has one, else the lowest its writers emitted.
+
+// operatorWatermark is chain operator i's watermark (see above).
+func (t *Task) operatorWatermark(i int) int64 {
+	if i > 0 {
+		return t.Chain[i].In.watermark()
+	}
+	if g := t.gate(); g != nil {
+		return g.valve.last
+	}
+	if t.Input != nil {
+		return MinWatermark // an input processor without a gate: unknown
+	}
+	if len(t.Chain) > 1 {
+		return t.Chain[1].In.watermark()
+	}
+	wm, found := int64(MaxWatermark), false
+	for _, w := range t.Writers {
+		if ww, ok := w.(interface{ currentWatermark() int64 }); ok {
+			wm, found = min(wm, ww.currentWatermark()), true
+		}
+	}
+	if !found {
+		return MinWatermark
+	}
+	return wm
+}
+
+// restoreWatermarks starts each operator at its restored watermark, after
+// Open and before any input: the head of a task with inputs gets it as a
+// watermark (its gate will not emit a lower one), each chained operator
+// whose restored watermark is ahead of what reached it gets it too, in
+// chain order; a source alone in its chain makes it its writers' last
+// watermark, so what its generator emits is max(restored, generated).
+// Timers at or before the watermark that were still pending in the
+// snapshot fire now rather than at the next watermark.
+func (t *Task) restoreWatermarks() {
+	if len(t.Restore) == 0 {
+		return
+	}
+	for i, c := range t.Chain {
+		r := t.Restore[c.UID]
+		if r == nil || r.Watermark == MinWatermark {
+			continue
+		}
+		wm := r.Watermark
+		switch {
+		case i == 0 && t.Input == nil:
+			if len(t.Chain) == 1 {
+				for _, w := range t.Writers {
+					if rw, ok := w.(interface{ restoreWatermark(int64) }); ok {
+						rw.restoreWatermark(wm)
+					}
+				}
+			}
+		case i == 0:
+			g := t.gate()
+			if g == nil {
+				continue
+			}
+			if wm > g.valve.last {
+				g.valve.last = wm
+				t.current = 0
+				g.op.ProcessWatermark(wm)
+			}
+		default:
+			tr, ok := c.Op.(timeReceiver)
+			if !ok || wm <= c.In.watermark() {
+				continue
+			}
+			if c.In != nil {
+				c.In.noteWatermark(wm)
+			}
+			t.current = i
+			tr.ProcessWatermark(wm)
+		}
+	}
+	t.current = -1
 }
 
 // operatorState is an operator's part of the seam, held by its Context.
@@ -366,6 +475,7 @@ func (t *Task) snapshotOperators(checkpointID int64) (TaskSnapshot, error) {
 		if err != nil {
 			return snap, fmt.Errorf("snapshot %d, operator %q: %w", checkpointID, c.Name, err)
 		}
+		os.Watermark = t.operatorWatermark(i)
 		snap.Operators = append(snap.Operators, os)
 	}
 	return snap, nil

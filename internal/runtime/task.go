@@ -110,6 +110,18 @@ type Task struct {
 	// none yet); released is set by a notification of it or a later one.
 	finalFrom int64
 	released  bool
+	// lastTaken is the newest checkpoint the task took (snapshot without
+	// error); lastCompleted the newest notified complete.
+	lastTaken, lastCompleted int64
+	// stopping is, in a source task, the stop-with-savepoint it took and
+	// waits for (0: none): it reads no more until notified (barrier.go).
+	stopping int64
+	// stoppedAt is the stop-with-savepoint the task ends with (0: none);
+	// stopAborted says it was aborted after all, so stopEnd waits no more.
+	stoppedAt   int64
+	stopAborted bool
+	// endRequested is set by EndInput: the source ends its input.
+	endRequested bool
 }
 
 // CancelFlag is the task's cancellation flag, set when Run's context ends,
@@ -233,10 +245,16 @@ func (t *Task) Run(ctx context.Context) (err error) {
 			return &TaskError{Job: t.Info.JobName, Operator: c.Name, Task: t.Info, Err: fmt.Errorf("open: %w", serr)}
 		}
 	}
+	t.restoreWatermarks()
 	if t.OnRunning != nil {
 		t.OnRunning()
 	}
 	err = t.loop(ctx)
+	if err == nil && t.stoppedAt > 0 {
+		// Stopped by a savepoint: no end-of-input processing, no final
+		// checkpoint (barrier.go, "Stop with savepoint").
+		return t.stopEnd(ctx)
+	}
 	if err != nil || !t.WaitForFinalCheckpoint {
 		// No mail runs after the loop: closing the mailbox now makes a
 		// checkpoint trigger for a task whose input has ended fail at
@@ -413,6 +431,25 @@ func (t *Task) loop(ctx context.Context) error {
 		}
 		t.current = -1 // mail and timer callbacks attribute their own panics
 		t.runMail()
+		if src != nil {
+			switch {
+			case t.stoppedAt > 0:
+				return nil // its stop-with-savepoint is complete
+			case t.endRequested:
+				t.stopping = 0
+				t.endSource(src)
+				return nil
+			case t.stopping > 0:
+				// Waiting for the stop-with-savepoint's outcome: nothing
+				// is read and no timer fires after the savepoint's
+				// barrier, since a resumed job would do it again.
+				t.publish()
+				if !t.waitMail(ctx) {
+					return ErrTaskCanceled
+				}
+				continue
+			}
+		}
 		t.Time.fire()
 		if !t.outputsAvailable() {
 			// Backpressured. Only consumers out of work get the partial
@@ -449,6 +486,9 @@ func (t *Task) loop(ctx context.Context) error {
 		} else {
 			progress, done := t.Input.Poll()
 			if done {
+				if g := t.gate(); g != nil && g.stopped > 0 {
+					t.stoppedAt = g.stopped
+				}
 				return nil
 			}
 			if progress {

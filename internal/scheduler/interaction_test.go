@@ -25,6 +25,7 @@ import (
 //
 //	new-job vertices=N parallelism=P      N vertices of P subtasks, one slot sharing group
 //	new-job parallelism=(2,1) groups=(a,b) one vertex per entry, in its group ("default" if none)
+//	  [edges=(0-1,2-3)]                   the edges (default: a pipeline v0 → v1 → …, one region)
 //	  [restart=KIND ...]                  the restart strategy (default none) and its parameters:
 //	                                      fixed-delay attempts=N delay=D
 //	                                      exponential-delay initial=D max=D multiplier=F reset=D
@@ -139,6 +140,24 @@ func scriptJob(t *testing.T, d *datadriven.TestData) *JobGraph {
 		}
 		jg.Vertices = append(jg.Vertices, &JobVertex{ID: i, Name: fmt.Sprintf("v%d", i), Parallelism: p, MaxParallelism: 128, SlotSharingGroup: group})
 	}
+	if arg, ok := d.Arg("edges"); ok {
+		for _, e := range arg.Vals {
+			if e == "" {
+				continue // edges=(): no edge, every vertex a region
+			}
+			from, to, ok := strings.Cut(e, "-")
+			f, err1 := strconv.Atoi(from)
+			tt, err2 := strconv.Atoi(to)
+			if !ok || err1 != nil || err2 != nil {
+				d.Fatalf(t, "edges=(FROM-TO,...): bad edge %q", e)
+			}
+			jg.Edges = append(jg.Edges, &JobEdge{From: f, To: tt})
+		}
+	} else {
+		for i := 1; i < len(ps); i++ {
+			jg.Edges = append(jg.Edges, &JobEdge{From: i - 1, To: i})
+		}
+	}
 	return jg
 }
 
@@ -247,7 +266,11 @@ func printActions(out *strings.Builder, acts []Action) {
 		case ActScheduleTick:
 			fmt.Fprintf(out, "> schedule-tick at %s\n", a.At.Format(time.RFC3339Nano))
 		case ActRestarting:
-			fmt.Fprintf(out, "> restarting attempt=%d cause=%q\n", a.Attempt, a.Cause)
+			fmt.Fprintf(out, "> restarting attempt=%d cause=%q", a.Attempt, a.Cause)
+			if a.Vertices != nil {
+				fmt.Fprintf(out, " region=%v previous-attempt=%d", a.Vertices, a.PreviousAttempt)
+			}
+			out.WriteString("\n")
 		case ActJobDone:
 			fmt.Fprintf(out, "> job-done %v", a.State)
 			if a.Err != nil {
@@ -270,6 +293,14 @@ func printState(out *strings.Builder, s *Scheduler) {
 	}
 	if s.Err() != nil {
 		fmt.Fprintf(out, " err=%q", s.Err())
+	}
+	for r := range s.regions {
+		if rr := s.failover[r]; rr != nil {
+			fmt.Fprintf(out, " region-%d-restarting", r)
+			if rr.waiting {
+				fmt.Fprintf(out, "-at=%s", rr.restartAt.Format(time.RFC3339Nano))
+			}
+		}
 	}
 	out.WriteString("\n")
 	for _, e := range s.Executions() {

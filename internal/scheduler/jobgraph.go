@@ -11,4 +11,7 @@ type (
 	// JobVertex is one vertex of it: Parallelism subtasks in a slot
 	// sharing group.
 	JobVertex = jobgraph.JobVertex
+	// JobEdge connects two vertices; the scheduler reads only which, to
+	// find the pipelined regions.
+	JobEdge = jobgraph.JobEdge
 )

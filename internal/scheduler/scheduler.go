@@ -171,9 +171,19 @@ type (
 	// the job restarts as Attempt (= Restarts()), the ActDeploys of its
 	// executions following; Cause is the failure that caused it. The
 	// previous attempt's resources (its channels) can be released now.
+	//
+	// With region failover (a job of several pipelined regions, see
+	// Scheduler) only the failed region restarts: Vertices lists its
+	// vertices, whose executions alone get the new attempt and a deploy;
+	// the other regions run on with their attempts. Vertices is nil when
+	// the whole job restarts. PreviousAttempt is the attempt the restarted
+	// executions had (Attempt-1 for a whole-job restart, whose attempts
+	// are consecutive).
 	ActRestarting struct {
-		Attempt int
-		Cause   error
+		Attempt         int
+		Cause           error
+		Vertices        []int
+		PreviousAttempt int
 	}
 	// ActJobDone reports the job's terminal state; it is the last action.
 	ActJobDone struct {
@@ -202,8 +212,19 @@ func (ActJobDone) isAction()           {}
 // have ended the strategy's delay runs (ActScheduleTick asks for the tick
 // that ends it), then every execution is deployed again as the next attempt
 // into the slot it had — the job keeps its slots across restarts, as in
-// Flink. All executions share the attempt number (the number of restarts),
-// since producer and consumer of a pipelined channel restart together.
+// Flink.
+//
+// Region failover (Flink's RestartPipelinedRegionFailoverStrategy): the
+// vertices connected by edges form a pipelined region (every exchange is
+// pipelined, so a region is a connected component of the graph). A job of
+// one region restarts as a whole, as above. In a job of several, a failure
+// cancels and restarts only its own region, after the strategy's delay;
+// the job stays RUNNING and the other regions are untouched. Each failover
+// counts once with the strategy, and the restarted region's executions get
+// the attempt number Restarts() has then: the executions of a region share
+// an attempt (producer and consumer of a pipelined channel restart
+// together), different regions may be at different attempts, and an
+// attempt number is never reused.
 type Scheduler struct {
 	jg       *JobGraph
 	execs    [][]*Execution
@@ -220,6 +241,19 @@ type Scheduler struct {
 	delay       time.Duration // of the pending restart, once all ended
 	restartAt   time.Time     // set once all ended and the delay runs
 	waiting     bool          // restartAt is set
+
+	region   []int                  // per vertex, its pipelined region
+	regions  [][]int                // per region, its vertices (ascending)
+	failover map[int]*regionRestart // regions being restarted alone
+}
+
+// regionRestart is a pending failover of one region of a job of several:
+// its executions are being cancelled, or all have ended and the delay runs.
+type regionRestart struct {
+	cause     error
+	delay     time.Duration
+	restartAt time.Time
+	waiting   bool
 }
 
 // New returns a scheduler for jg, every execution CREATED at attempt 0,
@@ -236,8 +270,54 @@ func New(jg *JobGraph, restart RestartStrategy) (*Scheduler, error) {
 			s.execs[v.ID][i] = &Execution{ID: ExecutionID{Vertex: v.ID, Subtask: i}}
 		}
 	}
+	s.region, s.regions = pipelinedRegions(jg)
+	s.failover = map[int]*regionRestart{}
 	return s, nil
 }
+
+// pipelinedRegions returns each vertex's region and each region's
+// vertices: the connected components of the graph, numbered in the order
+// of their lowest vertex id.
+func pipelinedRegions(jg *JobGraph) (region []int, regions [][]int) {
+	parent := make([]int, len(jg.Vertices))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	for _, e := range jg.Edges {
+		if e.From < 0 || e.From >= len(parent) || e.To < 0 || e.To >= len(parent) {
+			continue // BuildJobGraph never makes one; New must not panic on it
+		}
+		a, b := find(e.From), find(e.To)
+		if a != b {
+			parent[max(a, b)] = min(a, b)
+		}
+	}
+	region = make([]int, len(parent))
+	index := map[int]int{}
+	for v := range parent {
+		root := find(v)
+		r, ok := index[root]
+		if !ok {
+			r = len(regions)
+			index[root] = r
+			regions = append(regions, nil)
+		}
+		region[v] = r
+		regions[r] = append(regions[r], v)
+	}
+	return region, regions
+}
+
+// Regions returns the job's pipelined regions, each as its vertex ids.
+func (s *Scheduler) Regions() [][]int { return s.regions }
 
 // Restarts is the number of restarts so far, which is also the attempt
 // number of the current executions.
@@ -271,6 +351,9 @@ func (s *Scheduler) Handle(ev Event) []Action {
 		s.now = ev.Now
 		if s.state == JobRestarting && s.waiting && !s.now.Before(s.restartAt) {
 			return s.restartNow()
+		}
+		if s.state == JobRunning {
+			return s.restartRegionsDue()
 		}
 	case EvStart:
 		if s.state != JobCreated || s.inFlight {
@@ -323,7 +406,10 @@ func (s *Scheduler) Handle(ev Event) []Action {
 			return append(acts, s.finishIfDone()...)
 		case JobRunning:
 			s.state = JobCanceling
-			return s.cancelAll()
+			// A region waiting for its restart delay has no task left to
+			// cancel: the job may end at once.
+			clear(s.failover)
+			return append(s.cancelAll(), s.finishIfDone()...)
 		case JobRestarting:
 			// No restart after a cancel: the tasks still being cancelled
 			// end the job, or, if all have ended (the delay runs), it
@@ -406,7 +492,17 @@ func (s *Scheduler) taskState(ev EvTaskState) []Action {
 		}
 	}
 	var acts []Action
+	r := s.region[e.ID.Vertex]
+	failingOver := s.failover[r] != nil
 	switch {
+	case failingOver:
+		// A consequence of the region's failure (or the cancellation
+		// ending): the region restarts once all its executions ended.
+		return s.scheduleRegionRestart(r)
+	case ev.State == Failed && s.state == JobRunning && len(s.regions) > 1:
+		acts = s.failRegion(r, e.Err)
+	case ev.State == Canceled && s.state == JobRunning && len(s.regions) > 1:
+		acts = s.failRegion(r, fmt.Errorf("task %v was canceled unexpectedly", ev.ID))
 	case ev.State == Failed && s.state == JobRunning:
 		acts = s.fail(e.Err)
 	case ev.State == Failed && s.state == JobCreated:
@@ -468,7 +564,7 @@ func (s *Scheduler) restartNow() []Action {
 	s.lastRestart = s.now
 	s.state = JobRunning
 	s.waiting = false
-	acts := []Action{ActRestarting{Attempt: s.restarts, Cause: s.cause}}
+	acts := []Action{ActRestarting{Attempt: s.restarts, Cause: s.cause, PreviousAttempt: s.restarts - 1}}
 	s.cause = nil
 	for _, v := range s.execs {
 		for _, e := range v {
@@ -507,7 +603,7 @@ func (s *Scheduler) cancelAll() []Action {
 }
 
 func (s *Scheduler) finishIfDone() []Action {
-	if s.state.Terminal() || s.state == JobRestarting || s.inFlight {
+	if s.state.Terminal() || s.state == JobRestarting || s.inFlight || len(s.failover) > 0 {
 		return nil
 	}
 	allFinished := true
@@ -540,4 +636,100 @@ func (s *Scheduler) finishIfDone() []Action {
 		s.slots = nil
 	}
 	return append(acts, ActJobDone{State: s.state, Err: s.err})
+}
+
+// failRegion handles a failure in region r of a job of several regions:
+// the strategy decides between restarting the region and failing the job.
+func (s *Scheduler) failRegion(r int, cause error) []Action {
+	// Restarts still pending count as made: each failover is one.
+	delay, ok, err := s.restart.failed(s.now, s.lastRestart, s.restarts+len(s.failover))
+	if !ok {
+		// The job fails: every region goes, including those restarting.
+		clear(s.failover)
+		s.state = JobFailing
+		s.err = cause
+		if err != nil {
+			s.err = fmt.Errorf("%w: %w", err, cause)
+		}
+		return s.cancelAll()
+	}
+	s.failover[r] = &regionRestart{cause: cause, delay: delay}
+	var acts []Action
+	for _, v := range s.regions[r] {
+		for _, e := range s.execs[v] {
+			switch e.State {
+			case Created, Scheduled:
+				e.State = Canceled
+			case Deploying, Initializing, Running:
+				e.State = Canceling
+				acts = append(acts, ActCancelTask{ID: e.ID, Slot: e.Slot})
+			}
+		}
+	}
+	return append(acts, s.scheduleRegionRestart(r)...)
+}
+
+// scheduleRegionRestart starts region r's delay once all its executions
+// have ended, and restarts it at once when there is none.
+func (s *Scheduler) scheduleRegionRestart(r int) []Action {
+	rr := s.failover[r]
+	if rr == nil || rr.waiting {
+		return nil
+	}
+	for _, v := range s.regions[r] {
+		for _, e := range s.execs[v] {
+			if !e.State.Terminal() {
+				return nil
+			}
+		}
+	}
+	rr.waiting = true
+	rr.restartAt = s.now.Add(rr.delay)
+	if rr.delay <= 0 {
+		return s.restartRegionsDue()
+	}
+	return s.nextRegionTick()
+}
+
+// restartRegionsDue restarts, in region order, every region whose delay
+// has run out, and asks for a tick for the next one still waiting.
+func (s *Scheduler) restartRegionsDue() []Action {
+	var acts []Action
+	for r := range s.regions {
+		rr := s.failover[r]
+		if rr == nil || !rr.waiting || s.now.Before(rr.restartAt) {
+			continue
+		}
+		delete(s.failover, r)
+		s.restarts++
+		s.lastRestart = s.now
+		prev := s.execs[s.regions[r][0]][0].ID.Attempt
+		acts = append(acts, ActRestarting{Attempt: s.restarts, Cause: rr.cause, Vertices: s.regions[r], PreviousAttempt: prev})
+		for _, v := range s.regions[r] {
+			for _, e := range s.execs[v] {
+				*e = Execution{ID: ExecutionID{Vertex: e.ID.Vertex, Subtask: e.ID.Subtask, Attempt: s.restarts}, State: Deploying, Slot: e.Slot}
+				acts = append(acts, ActDeploy{ID: e.ID, Slot: e.Slot})
+			}
+		}
+	}
+	if len(acts) == 0 {
+		return nil
+	}
+	return append(acts, s.nextRegionTick()...)
+}
+
+// nextRegionTick asks for a tick at the earliest restart time of the
+// regions whose delay runs: the shell keeps only the latest request, so
+// it must be the one that matters first.
+func (s *Scheduler) nextRegionTick() []Action {
+	var at time.Time
+	for _, rr := range s.failover {
+		if rr.waiting && (at.IsZero() || rr.restartAt.Before(at)) {
+			at = rr.restartAt
+		}
+	}
+	if at.IsZero() {
+		return nil
+	}
+	return []Action{ActScheduleTick{At: at}}
 }

@@ -35,8 +35,12 @@ type Keyed[K comparable] struct {
 	keyResolved  bool
 	pending      map[string]*pendingState // restored, not registered yet
 	pendingOrder []string
-	restored     []bool // per key-group index
-	scratch      []byte // a state's data while a snapshot is taken
+	restored     []bool            // per key-group index
+	scratch      []byte            // a state's data while a snapshot is taken
+	schemas      map[string]string // state name → schema JSON (schema.go)
+	// schemaSection is the encoded schema section, kept until the set of
+	// states changes (Register, a restore adding pending states).
+	schemaSection []byte
 }
 
 // NewKeyed returns a backend owning key groups rng of maxParallelism.
@@ -106,10 +110,12 @@ func (b *Keyed[K]) Register(name string, s any) (any, error) {
 		bd.bind(b)
 	}
 	if err := b.claimPending(name, s); err != nil {
+		delete(b.schemas, name) // cached for s, which is not registered
 		return nil, err
 	}
 	b.states[name] = s
 	b.order = append(b.order, name)
+	b.schemaSection = nil // lists the states
 	return s, nil
 }
 

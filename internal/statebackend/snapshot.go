@@ -20,9 +20,11 @@ import (
 // entries of one key group to bytes and reads them back. Keyed.Snapshot
 // writes the whole backend (its key-group range) as one stream:
 //
-//	header  = magic "STRMKEYS" | version (1 byte, 2)
+//	header  = magic "STRMKEYS" | version (1 byte, 3)
 //	          | uvarint maxParallelism | uvarint rangeStart | uvarint rangeEnd
 //	          | crc32c(header fields) (4 bytes, little endian)
+//	schemas = 'S' | uvarint len | { name, type tag, schema JSON per state }
+//	          | crc32c (version 3; see schema.go)
 //	chunk   = 'G' | uvarint keyGroup | uvarint len(payload) | payload
 //	          | crc32c('G' … payload)
 //	trailer = 'E' | uvarint number of chunks | crc32c('E' … count)
@@ -41,7 +43,12 @@ import (
 // 2 writes one per list element and map entry (a new flags value in their
 // data, see snapshot_states.go). Version 1 data is valid version 2 data,
 // so version 1 snapshots restore, and restored data of states not
-// registered yet is written into version 2 snapshots as it is.
+// registered yet is written into later snapshots as it is. 3 adds the
+// schema section after the header, with each state's type tag and schema
+// (codec.Schema of its key, namespace and value types), so a snapshot can
+// be read without the job's Go types (ReadSnapshotContents) and a restore
+// refuses data whose types' encoding changed (ErrIncompatibleState); the
+// chunks are those of version 2, and version 1 and 2 streams restore.
 //
 // Restore reads such a stream and takes the key groups in the backend's own
 // range, skipping the others, so a job snapshotted with one parallelism
@@ -99,11 +106,14 @@ var ErrUnsupportedVersion = errors.New("statebackend: unsupported state snapshot
 
 const (
 	snapshotMagic   = "STRMKEYS"
-	snapshotVersion = 2
+	snapshotVersion = 3
 	// oldestVersion is the oldest version this build reads.
 	oldestVersion = 1
+	// schemaVersion is the first version with a schema section.
+	schemaVersion = 3
 	tagKeyGroup   = 'G'
 	tagEnd        = 'E'
+	tagSchemas    = 'S'
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -114,8 +124,9 @@ func corruptf(format string, args ...any) error {
 
 // pendingState is restored data of a state that is not registered yet.
 type pendingState struct {
-	typ  string
-	data map[int][]byte // key-group index → data
+	typ    string
+	schema string         // schema JSON from the snapshot, "" if it had none
+	data   map[int][]byte // key-group index → data
 }
 
 // KeyCodec returns the codec of the backend's keys: the one set with
@@ -242,7 +253,7 @@ func (b *Keyed[K]) RestoreKeyGroup(kg int, payload []byte) error {
 	if err != nil {
 		return fmt.Errorf("key group %d: %w", kg, err)
 	}
-	return b.applyKeyGroup(kg, secs)
+	return b.applyKeyGroup(kg, secs, nil)
 }
 
 type section struct {
@@ -288,7 +299,9 @@ func parsePayload(p []byte) ([]section, error) {
 	return secs, nil
 }
 
-func (b *Keyed[K]) applyKeyGroup(kg int, secs []section) error {
+// applyKeyGroup restores the sections of key group kg; stored is what the
+// stream's schema section says of its states (nil before version 3).
+func (b *Keyed[K]) applyKeyGroup(kg int, secs []section, stored map[string]storedState) error {
 	idx := kg - b.rng.Start
 	if b.restored == nil {
 		b.restored = make([]bool, b.rng.Len())
@@ -303,8 +316,8 @@ func (b *Keyed[K]) applyKeyGroup(kg int, secs []section) error {
 			if !ok {
 				return fmt.Errorf("statebackend: state %q (%T) cannot be restored", s.name, st)
 			}
-			if sn.StateType() != s.typ {
-				return fmt.Errorf("statebackend: state %q was snapshotted as %s but is registered as %s", s.name, s.typ, sn.StateType())
+			if err := b.checkCompatible(s.name, s.typ, stored[s.name].Schema, sn); err != nil {
+				return err
 			}
 			if err := restoreState(sn, idx, s.data); err != nil {
 				return fmt.Errorf("statebackend: restoring state %q (%s), key group %d: %w", s.name, s.typ, kg, err)
@@ -316,9 +329,10 @@ func (b *Keyed[K]) applyKeyGroup(kg int, secs []section) error {
 			if b.pending == nil {
 				b.pending = map[string]*pendingState{}
 			}
-			p = &pendingState{typ: s.typ, data: map[int][]byte{}}
+			p = &pendingState{typ: s.typ, schema: stored[s.name].Schema, data: map[int][]byte{}}
 			b.pending[s.name] = p
 			b.pendingOrder = append(b.pendingOrder, s.name)
+			b.schemaSection = nil
 		} else if p.typ != s.typ {
 			return fmt.Errorf("statebackend: state %q has type %s in key group %d but %s in others", s.name, s.typ, kg, p.typ)
 		}
@@ -338,8 +352,8 @@ func (b *Keyed[K]) claimPending(name string, s any) error {
 	if !ok {
 		return fmt.Errorf("statebackend: state %q has restored data but %T cannot be restored", name, s)
 	}
-	if sn.StateType() != p.typ {
-		return fmt.Errorf("statebackend: state %q was snapshotted as %s but is registered as %s", name, p.typ, sn.StateType())
+	if err := b.checkCompatible(name, p.typ, p.schema, sn); err != nil {
+		return err
 	}
 	idxs := make([]int, 0, len(p.data))
 	for idx := range p.data {
@@ -377,6 +391,7 @@ func (b *Keyed[K]) Snapshot(w io.Writer) error {
 	buf = binary.AppendUvarint(buf, uint64(b.rng.Start))
 	buf = binary.AppendUvarint(buf, uint64(b.rng.End))
 	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf[len(snapshotMagic):], castagnoli))
+	buf = b.appendSchemaSection(buf)
 	if _, err := w.Write(buf); err != nil {
 		return err
 	}
@@ -425,6 +440,51 @@ type SnapshotInfo struct {
 // cannot decode) leaves the backend partially restored. Restore reads past
 // the end of the snapshot unless r is an io.ByteReader.
 func (b *Keyed[K]) Restore(r io.Reader) error {
+	type kgPayload struct {
+		kg   int
+		secs []section
+	}
+	var mine []kgPayload
+	var stored map[string]storedState
+	err := walkSnapshot(r, func(info SnapshotInfo, states []storedState) error {
+		if info.MaxParallelism != b.maxPar {
+			return fmt.Errorf("statebackend: snapshot has maxParallelism %d, this job %d: key groups do not line up", info.MaxParallelism, b.maxPar)
+		}
+		stored = make(map[string]storedState, len(states))
+		for _, s := range states {
+			stored[s.Name] = s
+		}
+		return nil
+	}, func(kg int, payload []byte) error {
+		if !b.rng.Contains(kg) {
+			return nil
+		}
+		secs, err := parsePayload(payload)
+		if err != nil {
+			return fmt.Errorf("key group %d: %w", kg, err)
+		}
+		if b.restored != nil && b.restored[kg-b.rng.Start] {
+			return fmt.Errorf("statebackend: key group %d restored twice", kg)
+		}
+		mine = append(mine, kgPayload{kg, secs})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range mine {
+		if err := b.applyKeyGroup(p.kg, p.secs, stored); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkSnapshot reads a whole snapshot stream: it passes the header and the
+// schema section (nil before version 3) to head, then every key group's
+// payload, in order, to chunk, and checks the trailer. An error of head or
+// chunk stops the walk and is returned.
+func walkSnapshot(r io.Reader, head func(SnapshotInfo, []storedState) error, chunk func(kg int, payload []byte) error) error {
 	br, ok := r.(byteReader)
 	if !ok {
 		br = bufio.NewReaderSize(r, 64<<10)
@@ -433,14 +493,15 @@ func (b *Keyed[K]) Restore(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if info.MaxParallelism != b.maxPar {
-		return fmt.Errorf("statebackend: snapshot has maxParallelism %d, this job %d: key groups do not line up", info.MaxParallelism, b.maxPar)
+	var states []storedState
+	if info.Version >= schemaVersion {
+		if states, err = readSchemaSection(br); err != nil {
+			return err
+		}
 	}
-	type kgPayload struct {
-		kg   int
-		secs []section
+	if err := head(info, states); err != nil {
+		return err
 	}
-	var mine []kgPayload
 	next := info.Range.Start // chunks come in key-group order, one each
 	for {
 		tag, err := br.ReadByte()
@@ -456,11 +517,6 @@ func (b *Keyed[K]) Restore(r io.Reader) error {
 			if next != info.Range.End+1 {
 				return corruptf("snapshot ends after key group %d, its range is %d..%d", next-1, info.Range.Start, info.Range.End)
 			}
-			for _, p := range mine {
-				if err := b.applyKeyGroup(p.kg, p.secs); err != nil {
-					return err
-				}
-			}
 			return nil
 		default:
 			return corruptf("bad chunk tag %#x after key group %d", tag, next-1)
@@ -473,17 +529,9 @@ func (b *Keyed[K]) Restore(r io.Reader) error {
 			return corruptf("chunk of key group %d where %d was expected", kg, next)
 		}
 		next++
-		if !b.rng.Contains(kg) {
-			continue
+		if err := chunk(kg, payload); err != nil {
+			return err
 		}
-		secs, err := parsePayload(payload)
-		if err != nil {
-			return fmt.Errorf("key group %d: %w", kg, err)
-		}
-		if b.restored != nil && b.restored[kg-b.rng.Start] {
-			return fmt.Errorf("statebackend: key group %d restored twice", kg)
-		}
-		mine = append(mine, kgPayload{kg, secs})
 	}
 }
 

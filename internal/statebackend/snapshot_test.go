@@ -180,7 +180,7 @@ func TestSnapshotRoundTripEveryState(t *testing.T) {
 
 	info, err := statebackend.ReadSnapshotInfo(bytes.NewReader(data))
 	require.NoError(t, err)
-	require.Equal(t, statebackend.SnapshotInfo{Version: 2, MaxParallelism: 16, Range: keygroup.Range{Start: 0, End: 15}}, info)
+	require.Equal(t, statebackend.SnapshotInfo{Version: 3, MaxParallelism: 16, Range: keygroup.Range{Start: 0, End: 15}}, info)
 
 	// Restore into registered states.
 	b2, now2 := newStringBackend(t, 16, 1, 0)
@@ -349,7 +349,7 @@ func TestCorruptSnapshot(t *testing.T) {
 			d[i] ^= bit
 			s, err := restore(d)
 			require.Error(t, err, "byte %d ^ %#x", i, bit)
-			if i == len("STRMKEYS") {
+			if i == len("STRMKEYS") && (d[i] < 1 || d[i] > 3) {
 				require.ErrorIs(t, err, statebackend.ErrUnsupportedVersion, "byte %d", i)
 			} else {
 				require.ErrorIs(t, err, statebackend.ErrCorruptSnapshot, "byte %d ^ %#x: %v", i, bit, err)
@@ -365,9 +365,14 @@ func TestCorruptSnapshot(t *testing.T) {
 	}
 	// Errors say where.
 	d := bytes.Clone(data)
-	d[40] ^= 0xff
+	d[len(data)-10] ^= 0xff // in the last key group's chunk
 	_, err = restore(d)
-	require.ErrorContains(t, err, "key group 0")
+	require.ErrorContains(t, err, "key group 3")
+	require.ErrorContains(t, err, "checksum mismatch")
+	d = bytes.Clone(data)
+	d[25] ^= 0xff // in the schema section, after the 16-byte header
+	_, err = restore(d)
+	require.ErrorContains(t, err, "schema section")
 	require.ErrorContains(t, err, "checksum mismatch")
 	_, err = restore([]byte("not a snapshot at all"))
 	require.ErrorContains(t, err, "not a keyed-state snapshot")
@@ -409,13 +414,13 @@ func TestCorruptStateData(t *testing.T) {
 
 func TestUnsupportedVersion(t *testing.T) {
 	data := smallSnapshot(t)
-	for _, v := range []byte{0, 3} {
+	for _, v := range []byte{0, 4} {
 		data[len("STRMKEYS")] = v
 		b, _ := newStringBackend(t, 4, 1, 0)
 		err := b.Restore(bytes.NewReader(data))
 		require.ErrorIs(t, err, statebackend.ErrUnsupportedVersion)
 		require.NotErrorIs(t, err, statebackend.ErrCorruptSnapshot)
-		require.EqualError(t, err, fmt.Sprintf("statebackend: unsupported state snapshot version %d (this build reads versions 1 to 2)", v))
+		require.EqualError(t, err, fmt.Sprintf("statebackend: unsupported state snapshot version %d (this build reads versions 1 to 3)", v))
 	}
 }
 
@@ -435,13 +440,15 @@ func TestRestoreMismatches(t *testing.T) {
 	b, _ = newStringBackend(t, 4, 1, 0)
 	_, err := b.Register("val", statebackend.NewValue[string, string](b, statebackend.TTL{}))
 	require.NoError(t, err)
-	require.ErrorContains(t, b.Restore(bytes.NewReader(data)),
-		`state "val" was snapshotted as value<string,int64> but is registered as value<string,string>`)
+	err = b.Restore(bytes.NewReader(data))
+	require.ErrorIs(t, err, statebackend.ErrIncompatibleState)
+	require.ErrorContains(t, err, `state "val" was snapshotted as value<string,int64> but is registered as value<string,string>`)
 	// … or registered after the restore: Register fails.
 	b, _ = newStringBackend(t, 4, 1, 0)
 	require.NoError(t, b.Restore(bytes.NewReader(data)))
 	_, err = b.Register("list", statebackend.NewValue[string, string](b, statebackend.TTL{}))
-	require.EqualError(t, err, `statebackend: state "list" was snapshotted as list<string,string> but is registered as value<string,string>`)
+	require.ErrorIs(t, err, statebackend.ErrIncompatibleState)
+	require.EqualError(t, err, `statebackend: restored state is incompatible with the registered state: state "list" was snapshotted as list<string,string> but is registered as value<string,string>`)
 	_, ok := b.Lookup("list")
 	require.False(t, ok, "not registered")
 }
@@ -640,14 +647,14 @@ func TestRestoreVersion1(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, info.Version)
 
-	// Restored data of states not registered yet is written into version 2
+	// Restored data of states not registered yet is written into version 3
 	// snapshots as it is.
 	b, _ := newStringBackend(t, 4, 1, 0)
 	require.NoError(t, b.Restore(bytes.NewReader(v1)))
 	v2 := snapshot(t, b)
 	info, err = statebackend.ReadSnapshotInfo(bytes.NewReader(v2))
 	require.NoError(t, err)
-	require.Equal(t, 2, info.Version)
+	require.Equal(t, 3, info.Version)
 
 	for name, data := range map[string][]byte{"v1": v1, "v1 data in v2": v2} {
 		b, now := newStringBackend(t, 4, 1, 0)

@@ -261,7 +261,7 @@ func (tm *TaskManager) upload(ctx context.Context, job *jobcode.Job, id int64, s
 	sub := strconv.Itoa(snap.Task.Subtask)
 	var out []checkpoint.OperatorSnapshot
 	for _, op := range snap.Operators {
-		ss := checkpoint.SubtaskState{Subtask: snap.Task.Subtask, Watermark: runtime.MinWatermark}
+		ss := checkpoint.SubtaskState{Subtask: snap.Task.Subtask, Watermark: op.Watermark}
 		if op.Keyed != nil {
 			key := dir + op.UID + "/" + sub + "-keyed"
 			if err := store.Write(ctx, key, op.Keyed, blob.WriteOptions{}); err != nil {
@@ -349,7 +349,7 @@ func (tm *TaskManager) readRestore(ctx context.Context, job *jobcode.Job, v *job
 			snaps = append(snaps, runtime.TaskSnapshot{
 				CheckpointID: r.CheckpointID,
 				Task:         runtime.TaskInfo{Subtask: ss.Subtask, Parallelism: os.Parallelism, MaxParallelism: os.MaxParallelism},
-				Operators:    []runtime.OperatorSnapshot{{UID: os.UID, Name: os.Name, Keyed: keyed, Operator: lists}},
+				Operators:    []runtime.OperatorSnapshot{{UID: os.UID, Name: os.Name, Keyed: keyed, Operator: lists, Watermark: ss.Watermark}},
 			})
 		}
 	}

@@ -63,6 +63,16 @@ type taskKey struct {
 type slotTask struct {
 	cancel    context.CancelFunc
 	jobMaster string
+	// release ends the task's share of the TaskManager's WaitGroup, once:
+	// when its goroutine returns, or earlier when it is abandoned.
+	release func()
+	// ended is closed when the task's goroutine is done with it.
+	ended chan struct{}
+	// watchdog abandons the task if it ignores its cancellation.
+	watchdog *time.Timer
+	// abandoned (under TaskManager.mu) says the task was given up on: its
+	// goroutine may still run user code, but it reports nothing more.
+	abandoned bool
 	counters  []operatorCounters // set (under TaskManager.mu) once the task is built
 	task      *runtime.Task      // set (under TaskManager.mu) once the task is built
 }
@@ -102,8 +112,9 @@ func (tm *TaskManager) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			tm.mu.Lock()
-			for _, t := range tm.tasks {
+			for k, t := range tm.tasks {
 				t.cancel()
+				tm.watchCancel(k, t)
 			}
 			tm.mu.Unlock()
 			return
@@ -118,6 +129,7 @@ func (tm *TaskManager) Run(ctx context.Context) {
 					tm.mu.Lock()
 					if t, ok := tm.tasks[taskKey{m.JobID, m.Execution}]; ok {
 						t.cancel()
+						tm.watchCancel(taskKey{m.JobID, m.Execution}, t)
 					}
 					tm.mu.Unlock()
 				default:
@@ -178,13 +190,21 @@ func snapshot(cs []operatorCounters) []rpc.OperatorMetrics {
 func (tm *TaskManager) deploy(ctx context.Context, m rpc.DeployTask) {
 	tctx, cancel := context.WithCancel(ctx)
 	key := taskKey{m.JobID, m.Execution}
-	st := &slotTask{cancel: cancel, jobMaster: m.JobMaster}
+	st := &slotTask{cancel: cancel, jobMaster: m.JobMaster, release: sync.OnceFunc(tm.wg.Done), ended: make(chan struct{})}
 	tm.mu.Lock()
 	tm.tasks[key] = st
 	tm.mu.Unlock()
 	jm := tm.cfg.Transport.JobMaster(m.JobMaster)
 	var counters []operatorCounters
 	report := func(state scheduler.ExecState, err error) {
+		if state.Terminal() {
+			tm.mu.Lock()
+			abandoned := st.abandoned
+			tm.mu.Unlock()
+			if abandoned {
+				return // reported CANCELED when it was abandoned
+			}
+		}
 		u := rpc.TaskStateUpdate{JobID: m.JobID, Execution: m.Execution, State: state, Failure: rpc.FailureOf(err)}
 		if counters != nil {
 			u.Metrics = snapshot(counters)
@@ -197,10 +217,16 @@ func (tm *TaskManager) deploy(ctx context.Context, m rpc.DeployTask) {
 	}
 	tm.wg.Add(1)
 	go func() {
-		defer tm.wg.Done()
+		defer st.release()
 		defer func() {
 			tm.mu.Lock()
-			delete(tm.tasks, key)
+			if !st.abandoned {
+				delete(tm.tasks, key)
+			}
+			if st.watchdog != nil {
+				st.watchdog.Stop()
+			}
+			close(st.ended)
 			tm.mu.Unlock()
 			cancel()
 		}()
@@ -209,11 +235,14 @@ func (tm *TaskManager) deploy(ctx context.Context, m rpc.DeployTask) {
 			report(scheduler.Failed, err)
 			return
 		}
-		if job, err := tm.cfg.Code.Lookup(m.JobID); err == nil {
+		if job, err := tm.cfg.Code.Lookup(m.JobID); err == nil && (job.Config.Checkpoint != nil || task.OnCheckpoint == nil) {
 			// Uploads use the TaskManager's context, not the task's: the
 			// snapshot a task took just before finishing is still part
 			// of its checkpoint. Every job can take savepoints, so
-			// every task uploads, checkpointed or not.
+			// every task uploads, checkpointed or not — except that a
+			// job without checkpointing keeps an OnCheckpoint the state
+			// seam's tests set (jobcode.Config.OnTask) to drive
+			// snapshots themselves.
 			task.OnCheckpoint = tm.onCheckpoint(ctx, job, m, st)
 		}
 		if job, err := tm.cfg.Code.Lookup(m.JobID); err == nil && job.Config.Checkpoint != nil {
@@ -270,4 +299,46 @@ func (tm *TaskManager) build(ctx context.Context, m rpc.DeployTask) (*runtime.Ta
 		}
 	}
 	return buildTask(ctx, job, v, m.Execution.Subtask, m.Execution.Attempt, tm.cfg.Network, restore)
+}
+
+// watchCancel starts the cancellation watchdog of a task just cancelled
+// (tm.mu held): user code that ignores cancellation (a blocking call that
+// takes no context, a busy loop) would otherwise hold its slot and the
+// job's restart forever. After the job's CancellationTimeout the task is
+// abandoned: reported CANCELED, so the job can restart, and fenced — it is
+// dropped from the TaskManager's tasks, so no checkpoint trigger or
+// completion notification reaches it any more (a two-phase-commit sink in
+// it can never commit), and its goroutine no longer holds up the
+// TaskManager's shutdown. What it still writes goes into channels of an
+// attempt that was released. Flink's watchdog kills the whole TaskManager
+// process instead; here one leaked goroutine is the price, logged.
+func (tm *TaskManager) watchCancel(key taskKey, st *slotTask) {
+	if st.watchdog != nil || st.abandoned {
+		return
+	}
+	timeout := jobcode.DefaultCancellationTimeout
+	if job, err := tm.cfg.Code.Lookup(key.job); err == nil {
+		timeout = job.Config.WithDefaults().CancellationTimeout
+	}
+	st.watchdog = time.AfterFunc(timeout, func() { tm.abandon(key, st, timeout) })
+}
+
+func (tm *TaskManager) abandon(key taskKey, st *slotTask, timeout time.Duration) {
+	tm.mu.Lock()
+	select {
+	case <-st.ended:
+		tm.mu.Unlock()
+		return
+	default:
+	}
+	st.abandoned = true
+	if tm.tasks[key] == st {
+		delete(tm.tasks, key)
+	}
+	tm.mu.Unlock()
+	tm.cfg.Logger.Error("task ignored its cancellation: abandoned and fenced; its goroutine leaks until its user code returns",
+		"task_manager", tm.cfg.ID, "job_id", key.job, "execution", key.id.String(), "timeout", timeout)
+	u := rpc.TaskStateUpdate{JobID: key.job, Execution: key.id, State: scheduler.Canceled}
+	_ = tm.cfg.Transport.JobMaster(st.jobMaster).UpdateTaskState(u)
+	st.release()
 }
