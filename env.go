@@ -59,8 +59,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
+	"github.com/strom-dev/strom/internal/chaos"
 	"github.com/strom-dev/strom/internal/keygroup"
 	"github.com/strom-dev/strom/internal/minicluster"
 	"github.com/strom-dev/strom/internal/network"
@@ -336,6 +338,10 @@ type JobResult struct {
 	// (its directory's URL) it resumed from, or "checkpoint <id>" after a
 	// restart from one of its own checkpoints; "" when it never restored.
 	RestoredFrom string
+	// LastCheckpointDuration is how long the last completed checkpoint
+	// took, from its trigger until its metadata was written (it is
+	// complete then); 0 if none completed.
+	LastCheckpointDuration time.Duration
 }
 
 // Operator returns the counts of the first operator named name.
@@ -427,7 +433,7 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 	if slots <= 0 {
 		slots = (jg.SlotsNeeded() + tms - 1) / tms
 	}
-	mc, err := minicluster.Start(minicluster.Config{TaskManagers: tms, SlotsPerManager: slots})
+	mc, err := minicluster.Start(minicluster.Config{TaskManagers: tms, SlotsPerManager: slots, DropMessage: e.seam.dropMessage})
 	if err != nil {
 		return nil, fmt.Errorf("strom: starting embedded cluster: %w", err)
 	}
@@ -443,7 +449,7 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 			Checkpoint:        cfg.checkpointing(),
 			Resume:            cfg.resume(),
 			Restart:           cfg.RestartStrategy.strategy(cfg.CheckpointInterval > 0),
-			OnTask:            e.seam.onTask,
+			OnTask:            taskHooks(e.seam.onTask, chaos.TaskHook(ctx)),
 			// Zero is the default, resolved by jobcode.
 			CancellationTimeout: cfg.TaskCancellationTimeout,
 		},
@@ -454,6 +460,22 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 	}
 	stop := context.AfterFunc(ctx, h.Cancel)
 	return &JobClient{mc: mc, h: h, name: jobName, ctx: ctx, stop: stop, savepointDir: cfg.SavepointDir}, nil
+}
+
+// taskHooks calls every non-nil hook with each task built: the state
+// seam's (tests of package strom) and a chaos injector's, which arrives in
+// Execute's context so that fault injection needs no public API
+// (internal/chaos, used by strom nexmark --fail-every).
+func taskHooks(hooks ...func(*runtime.Task)) func(*runtime.Task) {
+	hooks = slices.DeleteFunc(hooks, func(h func(*runtime.Task)) bool { return h == nil })
+	if len(hooks) == 0 {
+		return nil
+	}
+	return func(t *runtime.Task) {
+		for _, h := range hooks {
+			h(t)
+		}
+	}
 }
 
 // JobID is the job's id.
@@ -570,5 +592,6 @@ func toResults(ts []minicluster.OperatorTotals) []OperatorResult {
 
 func toResult(r minicluster.JobResult) *JobResult {
 	return &JobResult{JobID: r.JobID, JobName: r.JobName, Duration: r.Duration, Operators: toResults(r.Operators),
-		Restarts: r.Restarts, CheckpointsCompleted: r.CheckpointsCompleted, RestoredCheckpoint: r.RestoredCheckpoint, RestoredFrom: r.RestoredFrom}
+		Restarts: r.Restarts, CheckpointsCompleted: r.CheckpointsCompleted, RestoredCheckpoint: r.RestoredCheckpoint, RestoredFrom: r.RestoredFrom,
+		LastCheckpointDuration: r.LastCheckpointDuration}
 }

@@ -1,6 +1,9 @@
 package strom
 
-import "github.com/strom-dev/strom/internal/runtime"
+import (
+	"github.com/strom-dev/strom/internal/rpc"
+	"github.com/strom-dev/strom/internal/runtime"
+)
 
 // Test hooks for package strom_test.
 
@@ -17,3 +20,9 @@ func SetStateSeam(env *Environment, restore runtime.JobRestore, onTask func(*run
 
 // SliceSource is the source FromSlice reads (with its split codec).
 func SliceSource[T any](data []T) Source[T] { return sliceSource[T]{data: data} }
+
+// DropMessages makes env's next job lose the messages between its
+// cluster's roles that drop accepts (a lost checkpoint notification).
+func DropMessages(env *Environment, drop func(to string, m rpc.Message) bool) {
+	env.seam.dropMessage = drop
+}

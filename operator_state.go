@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/strom-dev/strom/internal/rpc"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/statebackend"
 	"github.com/strom-dev/strom/state"
@@ -205,4 +206,6 @@ func (o *sourceOp[T]) SnapshotState(id int64) (runtime.OperatorSnapshot, error) 
 type stateSeam struct {
 	restore runtime.JobRestore
 	onTask  func(*runtime.Task)
+	// dropMessage loses messages between the cluster's roles (tests).
+	dropMessage func(to string, m rpc.Message) bool
 }

@@ -367,20 +367,25 @@ func TestChaosRecovery(t *testing.T) {
 				// after the one before, counting replays: the last is
 				// reached before the sources can have read everything
 				// (the counter only runs ahead of their positions).
-				failures := 2 + rng.IntN(2)
-				// The failing subtask, and whether of the map after the
-				// source or of the keyed function, drawn from the seed.
-				c := &chaos{thresholds: make([]int64, failures), subtask: rng.IntN(p), inKeyed: rng.IntN(2) == 1}
-				at := int64(0)
-				for i := range c.thresholds {
-					at += records/10 + rng.Int64N(records/5-records/10)
-					c.thresholds[i] = at
-				}
+				c := seededChaos(rng, records, p, 2+rng.IntN(2))
 				t.Logf("failures at %v records, in subtask %d of the keyed function: %v", c.thresholds, c.subtask, c.inKeyed)
 				runChaosExact(t, p, data, counts, c)
 			})
 		}
 	}
+}
+
+// seededChaos plans failures failures, each a tenth to a fifth of the
+// records after the one before, in a subtask of p, of the map after the
+// source or of the keyed function: all drawn from rng.
+func seededChaos(rng *rand.Rand, records, p, failures int) *chaos {
+	c := &chaos{thresholds: make([]int64, failures), subtask: rng.IntN(p), inKeyed: rng.IntN(2) == 1}
+	at := int64(0)
+	for i := range c.thresholds {
+		at += int64(records/10 + rng.IntN(records/5-records/10))
+		c.thresholds[i] = at
+	}
+	return c
 }
 
 // fdCount is how many file descriptors the process has open.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/strom-dev/strom/internal/runtime"
@@ -183,6 +184,11 @@ type Collected[T any] struct {
 	mu   sync.Mutex
 	vals []T
 	ts   []int64
+	// staged holds, with checkpointing, what sink subtasks wrote between
+	// two checkpoints, by batch id, until a checkpoint that covers the
+	// batch completes (see collectCommitter).
+	staged map[int64]*collectBatch[T]
+	nextID int64
 }
 
 // Values returns the collected records (in arrival order per subtask;
@@ -235,8 +241,107 @@ func (w *collectWriter[T]) Close() error { w.publish(); return nil }
 
 // Collect gathers the stream's records in memory, for tests and small jobs.
 // Read them after Execute returns.
+//
+// With checkpointing, Collect is exactly once across restarts: a record
+// becomes visible when a checkpoint taken after it completes (for a bounded
+// job, the final checkpoint at the end of input), so what a failed attempt
+// wrote after its last completed checkpoint — which the restarted job
+// writes again — is never collected. A job that fails for good or is
+// cancelled then leaves out what no checkpoint covered. Without
+// checkpointing records are collected as they come, also those of a job
+// that fails.
 func Collect[T any](s Stream[T]) *Collected[T] {
 	c := &Collected[T]{}
-	SinkTo(s, "Collect", func(SinkContext) (SinkWriter[T], error) { return &collectWriter[T]{c: c}, nil })
+	addOperator(s, "sink", "Collect", runtime.Forward, nil, func(ctx *runtime.Context, _ runtime.Output[struct{}]) (runtime.OneInput[T], error) {
+		if !ctx.Checkpointing {
+			return &sinkOp[T]{newWriter: func(SinkContext) (SinkWriter[T], error) { return &collectWriter[T]{c: c}, nil }}, nil
+		}
+		// The two-phase-commit sink stores the ids of staged batches in
+		// its state and commits them on the checkpoint's notification, or
+		// on a restore from it (the notification may have been lost).
+		return &committingSinkOp[T, int64]{
+			newWriter: func(sc SinkContext) (CommittingSinkWriter[T, int64], error) {
+				return &collectStager[T]{c: c, subtask: sc.Subtask, attempt: sc.Attempt}, nil
+			},
+			newCommitter: func(SinkContext) (Committer[int64], error) { return collectCommitter[T]{c}, nil },
+		}, nil
+	})
 	return c
+}
+
+// collectBatch is what one sink subtask attempt wrote between two
+// pre-commits.
+type collectBatch[T any] struct {
+	vals             []T
+	ts               []int64
+	subtask, attempt int
+}
+
+// collectStager is a Collect sink's writer with checkpointing: it buffers
+// records and, at each pre-commit, stages them in the Collected under a new
+// id, the committable.
+type collectStager[T any] struct {
+	c                *Collected[T]
+	subtask, attempt int
+	vals             []T
+	ts               []int64
+}
+
+func (w *collectStager[T]) Write(v T, ts int64) error {
+	w.vals = append(w.vals, v)
+	w.ts = append(w.ts, ts)
+	return nil
+}
+
+func (w *collectStager[T]) Flush() error { return nil }
+func (w *collectStager[T]) Close() error { return nil }
+
+func (w *collectStager[T]) PrepareCommit(int64) ([]int64, error) {
+	if len(w.vals) == 0 {
+		return nil, nil
+	}
+	b := &collectBatch[T]{vals: w.vals, ts: w.ts, subtask: w.subtask, attempt: w.attempt}
+	w.vals, w.ts = nil, nil
+	c := w.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.staged == nil {
+		c.staged = map[int64]*collectBatch[T]{}
+	}
+	c.nextID++
+	c.staged[c.nextID] = b
+	return []int64{c.nextID}, nil
+}
+
+// collectCommitter publishes staged batches. A batch is removed from the
+// stage when published, so committing its id again is a no-op.
+type collectCommitter[T any] struct{ c *Collected[T] }
+
+func (cc collectCommitter[T]) Commit(_ context.Context, ids []int64) error {
+	c := cc.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		if b, ok := c.staged[id]; ok {
+			c.vals = append(c.vals, b.vals...)
+			c.ts = append(c.ts, b.ts...)
+			delete(c.staged, id)
+		}
+	}
+	return nil
+}
+
+// Recover drops what this subtask's failed attempts staged after their
+// last completed checkpoint: no restored checkpoint references it, and the
+// restarted job writes those records again.
+func (cc collectCommitter[T]) Recover(sc SinkContext, restored []int64) error {
+	c := cc.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, b := range c.staged {
+		if b.subtask == sc.Subtask && b.attempt < sc.Attempt && !slices.Contains(restored, id) {
+			delete(c.staged, id)
+		}
+	}
+	return nil
 }

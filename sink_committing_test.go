@@ -89,6 +89,8 @@ type fakeStore struct {
 	// failNext makes the next Commit apply half of its committables and
 	// then fail.
 	failNext bool
+	// onCommit, if set, runs at the start of every Commit, under mu.
+	onCommit func(*fakeStore, []fakeCommittable)
 }
 
 func newFakeStore() *fakeStore {
@@ -99,6 +101,9 @@ func (s *fakeStore) Commit(_ context.Context, cs []fakeCommittable) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
+	if s.onCommit != nil {
+		s.onCommit(s, cs)
+	}
 	n := len(cs)
 	fail := s.failNext
 	if fail {

@@ -49,3 +49,12 @@ func TestPreAggregationSurvivesCheckpoints(t *testing.T) {
 		}
 	}
 }
+
+// FailEvery needs checkpointing: without it a restart would run the query over from
+// the start, so Run refuses it before anything runs.
+func TestFailEveryNeedsCheckpoints(t *testing.T) {
+	_, err := nexmark.Run(t.Context(), nexmark.RunConfig{Query: "q0", Events: 10, FailEvery: time.Second})
+	require.ErrorContains(t, err, "needs checkpointing")
+	_, err = nexmark.Run(t.Context(), nexmark.RunConfig{Query: "q0", Events: 10, FailEvery: -time.Second})
+	require.ErrorContains(t, err, "must not be negative")
+}

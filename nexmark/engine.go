@@ -5,6 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +17,7 @@ import (
 	"github.com/strom-dev/strom"
 	"github.com/strom-dev/strom/connector/datagen"
 	"github.com/strom-dev/strom/connector/file"
+	"github.com/strom-dev/strom/internal/chaos"
 )
 
 // This file runs the Nexmark queries on the Strom engine: the event sources (the
@@ -214,7 +219,22 @@ type RunConfig struct {
 	// TPS limits generated events to this many per second of wall-clock time over
 	// all source subtasks (0: no limit). Not for Input.
 	TPS float64
+	// FailEvery, if positive, fails a task of the running job chosen at random every
+	// FailEvery of wall-clock time, by a panic on its goroutine (internal/chaos), to
+	// exercise recovery. It needs checkpointing (Configure must set
+	// CheckpointInterval); unless Configure set a restart strategy, the job then
+	// restarts after every failure, after FailRestartDelay.
+	FailEvery time.Duration
+	// FailSeed seeds the random choice of the task to fail.
+	FailSeed uint64
+	// Logger gets a line per injected failure (nil: slog.Default).
+	Logger *slog.Logger
 }
+
+// FailRestartDelay is the fixed delay of the restart strategy Run sets with
+// FailEvery: short, so a run spends its time recovering rather than waiting, and
+// the same for every restart (the default exponential delay would grow from 1 s).
+const FailRestartDelay = 10 * time.Millisecond
 
 // RunResult is what Run measured.
 type RunResult struct {
@@ -226,6 +246,8 @@ type RunResult struct {
 	Elapsed time.Duration
 	// Job is the engine's result (per-operator record counts).
 	Job *strom.JobResult
+	// Injected counts the failures injected with FailEvery.
+	Injected int64
 }
 
 // Run executes one query on an embedded Strom cluster and waits for it to finish.
@@ -249,8 +271,22 @@ func Run(ctx context.Context, cfg RunConfig) (RunResult, error) {
 		out = &Output{}
 	}
 	env := strom.NewEnvironment(strom.Config{Parallelism: max(cfg.Parallelism, 1)})
+	if cfg.FailEvery > 0 {
+		env.Configure(func(c *strom.Config) { c.RestartStrategy = strom.FixedDelayRestart(math.MaxInt32, FailRestartDelay) })
+	}
 	if cfg.Configure != nil {
 		env.Configure(cfg.Configure)
+	}
+	var injector *chaos.Injector
+	if cfg.FailEvery < 0 {
+		return RunResult{}, fmt.Errorf("nexmark: FailEvery %v must not be negative", cfg.FailEvery)
+	}
+	if cfg.FailEvery > 0 {
+		if env.Config().CheckpointInterval <= 0 {
+			return RunResult{}, fmt.Errorf("nexmark: failing a task every %v needs checkpointing (a checkpoint interval): without it a restart would start the job over", cfg.FailEvery)
+		}
+		injector = chaos.NewInjector(cfg.FailSeed, cfg.Logger)
+		ctx = chaos.WithTaskHook(ctx, injector.Hook)
 	}
 	var events strom.Stream[Event]
 	if cfg.Input != "" {
@@ -263,14 +299,34 @@ func Run(ctx context.Context, cfg RunConfig) (RunResult, error) {
 	}
 	rowsBefore := out.Rows()
 	start := time.Now()
+	var stopInjector func()
+	if injector != nil {
+		stopInjector = injector.Start(ctx, cfg.FailEvery)
+	}
 	job, err := env.Execute(ctx, "nexmark "+cfg.Query)
 	elapsed := time.Since(start)
-	if job != nil {
-		if op, ok := job.Operator(pathSinkName); ok && out.Path != "" {
+	if stopInjector != nil {
+		// Execute has returned: no task of the job is left to fail.
+		stopInjector()
+	}
+	switch {
+	case job != nil && out.Path != "" && out.ExactlyOnce && job.Restarts > 0:
+		// The sink's record count is the last attempt's; what the
+		// committed files hold is the output.
+		n, cerr := committedRows(out.Path)
+		if cerr != nil && err == nil {
+			err = fmt.Errorf("nexmark: counting the committed rows: %w", cerr)
+		}
+		out.rows.Add(n)
+	case job != nil && out.Path != "":
+		if op, ok := job.Operator(pathSinkName); ok {
 			out.rows.Add(op.RecordsIn)
 		}
 	}
 	res := RunResult{Elapsed: elapsed, Job: job, Rows: out.Rows() - rowsBefore, Events: max(cfg.Events, 0)}
+	if injector != nil {
+		res.Injected = injector.Injected()
+	}
 	if job != nil && cfg.Input != "" {
 		op, _ := job.Operator(fileSourceName)
 		res.Events = op.RecordsOut
@@ -279,6 +335,27 @@ func Run(ctx context.Context, cfg RunConfig) (RunResult, error) {
 		return res, err
 	}
 	return res, nil
+}
+
+// committedRows counts the lines of the committed files of an exactly-once
+// output directory (names not starting with '.').
+func committedRows(dir string) (int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") || e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return 0, err
+		}
+		n += int64(bytes.Count(b, []byte{'\n'}))
+	}
+	return n, nil
 }
 
 // lockedLines collects row lines from a Lines output (tests, small runs).

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -31,6 +34,14 @@ type nexmarkSummary struct {
 	// With --checkpoint-interval:
 	CheckpointsCompleted int `json:"checkpoints_completed"`
 	Restarts             int `json:"restarts"`
+	// LastCheckpointMS is the last completed checkpoint's duration, from
+	// its trigger until its metadata was written, in (fractional) ms; 0
+	// without checkpoints.
+	LastCheckpointMS float64 `json:"last_checkpoint_ms"`
+	// With --fail-every: the seed of the random choice of failing tasks, and
+	// how many failures were injected.
+	FailSeed         *uint64 `json:"fail_seed,omitempty"`
+	FailuresInjected *int64  `json:"failures_injected,omitempty"`
 	// With --baseline:
 	BaselineSeconds         *float64 `json:"baseline_seconds,omitempty"`
 	BaselineEventsPerSecond *float64 `json:"baseline_events_per_second,omitempty"`
@@ -55,6 +66,8 @@ type nexmarkFlags struct {
 	ckInterval     time.Duration
 	ckDir          string
 	ckMode         string
+	failEvery      time.Duration
+	failSeed       uint64
 }
 
 func nexmarkCmd() *cobra.Command {
@@ -97,6 +110,8 @@ engine's events/s to the baseline's is reported.`,
 	fl.DurationVar(&f.ckInterval, "checkpoint-interval", 0, "take a checkpoint this often (0: no checkpoints)")
 	fl.StringVar(&f.ckDir, "checkpoint-dir", "", "checkpoint storage URL (file:///dir, s3://bucket/prefix?endpoint=..., mem://name; default: "+strom.DefaultCheckpointDir()+")")
 	fl.StringVar(&f.ckMode, "checkpoint-mode", "aligned", "aligned (exactly-once) or at-least-once")
+	fl.DurationVar(&f.failEvery, "fail-every", 0, "fail a random running subtask this often, by a panic inside the task, to exercise recovery (needs --checkpoint-interval; restarts after a fixed "+nexmark.FailRestartDelay.String()+")")
+	fl.Uint64Var(&f.failSeed, "fail-seed", 0, "seed of the random choice of the subtask --fail-every fails (0: drawn at random, and printed)")
 	_ = cmd.MarkFlagRequired("query")
 	return cmd
 }
@@ -173,6 +188,20 @@ func runNexmark(cmd *cobra.Command, f nexmarkFlags) error {
 		// run, across restarts.
 		cfg.Output.ExactlyOnce = true
 	}
+	if f.failEvery < 0 {
+		return fmt.Errorf("--fail-every must not be negative, got %v", f.failEvery)
+	}
+	if f.failEvery > 0 {
+		if f.ckInterval <= 0 {
+			return errors.New("--fail-every needs --checkpoint-interval: without checkpoints a failed job cannot recover, it would start over")
+		}
+		if f.failSeed == 0 {
+			f.failSeed = rand.Uint64N(math.MaxUint32) + 1
+		}
+		logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+		logger.Info("chaos: failing a random running subtask periodically", "every", f.failEvery, "seed", f.failSeed)
+		cfg.FailEvery, cfg.FailSeed, cfg.Logger = f.failEvery, f.failSeed, logger
+	}
 	cfg.Configure = func(c *strom.Config) {
 		if f.wmInterval > 0 {
 			c.AutoWatermarkInterval = f.wmInterval
@@ -215,6 +244,11 @@ func runNexmark(cmd *cobra.Command, f nexmarkFlags) error {
 	}
 	if res.Job != nil {
 		sum.CheckpointsCompleted, sum.Restarts = res.Job.CheckpointsCompleted, res.Job.Restarts
+		sum.LastCheckpointMS = float64(res.Job.LastCheckpointDuration) / float64(time.Millisecond)
+	}
+	if f.failEvery > 0 {
+		seed, n := f.failSeed, res.Injected
+		sum.FailSeed, sum.FailuresInjected = &seed, &n
 	}
 	if f.baseline {
 		g := nexmark.NewGenerator(gcfg)
@@ -260,7 +294,11 @@ func printNexmark(w io.Writer, s nexmarkSummary, asJSON bool) error {
 	fmt.Fprintf(w, "  events per CPU-s     %.0f\n", s.EventsPerCPUSecond)
 	if s.CheckpointsCompleted > 0 || s.Restarts > 0 {
 		fmt.Fprintf(w, "  checkpoints          %d completed\n", s.CheckpointsCompleted)
+		fmt.Fprintf(w, "  last checkpoint      %.1f ms (trigger to metadata written)\n", s.LastCheckpointMS)
 		fmt.Fprintf(w, "  restarts             %d\n", s.Restarts)
+	}
+	if s.FailuresInjected != nil {
+		fmt.Fprintf(w, "  failures injected    %d (--fail-seed %d)\n", *s.FailuresInjected, *s.FailSeed)
 	}
 	if s.BaselineEventsPerSecond != nil {
 		fmt.Fprintf(w, "baseline (one goroutine, no framework)\n")

@@ -98,6 +98,8 @@ func TestNexmarkJSONSummary(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &s))
 	require.NotContains(t, s, "cost_ratio")
 	require.NotContains(t, s, "baseline_events_per_second")
+	require.NotContains(t, s, "fail_seed", "only with --fail-every")
+	require.EqualValues(t, 0, s["last_checkpoint_ms"], "no checkpoints, no duration")
 	require.EqualValues(t, 4600, s["rows"])
 }
 
@@ -133,20 +135,65 @@ func TestNexmarkExactlyOnceOutput(t *testing.T) {
 		var s map[string]any
 		require.NoError(t, json.Unmarshal([]byte(out), &s))
 		require.Greater(t, s["checkpoints_completed"].(float64), 1.0, "checkpoints mid-run and the final one")
-		entries, err := os.ReadDir(dir)
+		require.Greater(t, s["last_checkpoint_ms"].(float64), 0.0)
+		require.Equal(t, referenceLines(t, q), committedLines(t, q, dir), q)
+	}
+}
+
+// committedLines reads the committed files of an exactly-once output directory in
+// canonical form, requiring that nothing is left in progress.
+func committedLines(t *testing.T, query, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var rows []nexmark.Row
+	for _, e := range entries {
+		require.False(t, strings.HasPrefix(e.Name(), "."), "left in progress: %s", e.Name())
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		require.NoError(t, err)
-		var rows []nexmark.Row
-		for _, e := range entries {
-			require.False(t, strings.HasPrefix(e.Name(), "."), "left in progress: %s", e.Name())
-			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-			require.NoError(t, err)
-			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-				if l != "" {
-					rows = append(rows, jsonLine(l))
-				}
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if l != "" {
+				rows = append(rows, jsonLine(l))
 			}
 		}
-		require.Equal(t, referenceLines(t, q), reference.Canonical(q, rows), q)
+	}
+	return reference.Canonical(query, rows)
+}
+
+// With --fail-every a random subtask panics every 250 ms of a run that --tps
+// stretches over two seconds: the job restarts from its checkpoints several times,
+// and the exactly-once output directory still holds exactly the rows of a
+// failure-free run (and the reference's), none twice, none missing.
+func TestNexmarkFailEveryExactlyOnce(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, q := range []string{"q5", "q8"} {
+		t.Run(q, func(t *testing.T) {
+			dir := t.TempDir()
+			plain := filepath.Join(dir, "plain.jsonl")
+			_, err := runStrom(t, "nexmark", "--query", q, "--events", "20000", "--rate", "1000", "--seed", "7",
+				"--parallelism", "2", "--output", plain)
+			require.NoError(t, err)
+			want := fileLines(t, q, plain)
+			require.NotEmpty(t, want)
+			require.Equal(t, referenceLines(t, q), want, "the failure-free run matches the reference")
+
+			out := filepath.Join(dir, "chaos")
+			sum, err := runStrom(t, "nexmark", "--query", q, "--events", "20000", "--rate", "1000", "--seed", "7",
+				"--parallelism", "2", "--tps", "10000", "--checkpoint-interval", "30ms",
+				"--checkpoint-dir", "mem://nexmark-fail-every-"+q, "--fail-every", "250ms", "--fail-seed", "3",
+				"--output", out, "--json")
+			require.NoError(t, err)
+			var s map[string]any
+			require.NoError(t, json.Unmarshal([]byte(sum), &s))
+			require.Greater(t, s["restarts"].(float64), 0.0, "no failure was injected into the 2 s run")
+			require.Greater(t, s["checkpoints_completed"].(float64), 0.0)
+			require.Greater(t, s["last_checkpoint_ms"].(float64), 0.0)
+			require.EqualValues(t, 3, s["fail_seed"])
+			require.GreaterOrEqual(t, s["failures_injected"].(float64), s["restarts"].(float64),
+				"every restart was caused by an injected failure")
+			require.Equal(t, want, committedLines(t, q, out), "%s: committed rows with failures = rows without", q)
+			require.EqualValues(t, len(want), s["rows"], "rows counts the committed rows")
+		})
 	}
 }
 
@@ -156,6 +203,20 @@ func TestNexmarkHumanReadable(t *testing.T) {
 	require.NoError(t, err)
 	for _, want := range []string{"nexmark q2", "events               10000", "seconds", "events/s",
 		"CPU seconds", "events per CPU-s", "rows produced", "baseline", "COST ratio"} {
+		require.Contains(t, out, want)
+	}
+}
+
+// The text summary of a run with failures says how long the last checkpoint took,
+// how many failures were injected and with which seed (to repeat the choices).
+func TestNexmarkHumanReadableFailures(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	out, err := runStrom(t, "nexmark", "--query", "q1", "--events", "20000", "--tps", "20000",
+		"--checkpoint-interval", "20ms", "--checkpoint-dir", "mem://nexmark-human-failures",
+		"--fail-every", "300ms", "--fail-seed", "5")
+	require.NoError(t, err)
+	for _, want := range []string{"checkpoints", "last checkpoint", "ms (trigger to metadata written)", "restarts",
+		"failures injected", "(--fail-seed 5)"} {
 		require.Contains(t, out, want)
 	}
 }
@@ -214,6 +275,8 @@ func TestNexmarkErrors(t *testing.T) {
 		{"tps with input", []string{"--query", "q0", "--input", bad, "--tps", "10"}, []string{"--tps", "--input"}},
 		{"unaligned", []string{"--query", "q0", "--events", "10", "--checkpoint-interval", "1s", "--checkpoint-mode", "unaligned"}, []string{"unaligned", "not yet supported"}},
 		{"unknown mode", []string{"--query", "q0", "--events", "10", "--checkpoint-mode", "sometimes"}, []string{"--checkpoint-mode", "sometimes"}},
+		{"fail-every without checkpoints", []string{"--query", "q0", "--events", "10", "--fail-every", "1s"}, []string{"--fail-every", "--checkpoint-interval"}},
+		{"negative fail-every", []string{"--query", "q0", "--events", "10", "--checkpoint-interval", "1s", "--fail-every", "-1s"}, []string{"--fail-every"}},
 		{"negative interval", []string{"--query", "q0", "--events", "10", "--checkpoint-interval", "-1s"}, []string{"--checkpoint-interval"}},
 		{"bad checkpoint dir", []string{"--query", "q0", "--events", "10", "--checkpoint-interval", "1s", "--checkpoint-dir", "relative/dir"}, []string{"relative/dir"}},
 	} {

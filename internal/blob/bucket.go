@@ -26,6 +26,13 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	if err != nil {
 		return nil, &Error{Op: "open", URL: rawURL, Err: err}
 	}
+	if u.Scheme == "faulty" {
+		st, err := openRegistered(u)
+		if err != nil {
+			return nil, &Error{Op: "open", URL: rawURL, Err: err}
+		}
+		return st, nil
+	}
 	s := &bucketStore{url: rawURL}
 	switch u.Scheme {
 	case "file":

@@ -85,6 +85,9 @@ type JobResult struct {
 	// RestoredFrom is the savepoint directory the job resumed from or
 	// "checkpoint <id>", whichever it last restored from ("": none).
 	RestoredFrom string
+	// LastCheckpointDuration is the last completed checkpoint's, trigger
+	// to metadata written (0: none).
+	LastCheckpointDuration time.Duration
 }
 
 // ErrUnknownJob is returned for a job id the Dispatcher does not know.
@@ -159,6 +162,7 @@ func (d *Dispatcher) receive() {
 			d.end(j, &JobResult{
 				JobID: m.JobID, JobName: m.JobName, State: m.State, Err: m.Failure.Err(), Duration: m.Duration, Restarts: m.Restarts, Operators: m.Operators,
 				CheckpointsCompleted: m.CheckpointsCompleted, RestoredCheckpoint: m.RestoredCheckpoint, RestoredFrom: m.RestoredFrom,
+				LastCheckpointDuration: m.LastCheckpointDuration,
 			}, rpc.JobStatus{JobID: m.JobID, State: m.State, Restarts: m.Restarts, Executions: m.Executions, Operators: m.Operators})
 		}
 	}

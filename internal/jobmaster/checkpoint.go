@@ -72,6 +72,9 @@ type ckShell struct {
 	// the executions it went to, so an execution whose input ends while
 	// one is pending gets that trigger too, once.
 	triggered map[checkpoint.ID]*ckTriggered
+	// lastDuration is the last completed checkpoint's, from its trigger
+	// to its metadata written (JobFinished reports it).
+	lastDuration time.Duration
 }
 
 type ckTriggered struct {
@@ -263,6 +266,7 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 					ck.writes--
 					if err == nil {
 						ck.completed++
+						ck.lastDuration = time.Since(md.Triggered) // md.Completed is the coordinator's last tick
 						ck.retained = ck.store.Retained()
 						jm.logger().Debug("checkpoint completed", "job_id", jm.cfg.JobID, "checkpoint", md.ID)
 					} else {

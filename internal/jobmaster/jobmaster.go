@@ -383,10 +383,20 @@ func (jm *JobMaster) finish(state scheduler.JobState, err error) {
 		JobID: jm.cfg.JobID, JobName: jm.cfg.JobName, State: state, Failure: rpc.FailureOf(err),
 		Duration: time.Since(jm.start), Restarts: jm.sched.Restarts(), Executions: jm.executions(), Operators: jm.totals(),
 		CheckpointsCompleted: completed, RestoredCheckpoint: restored, RestoredFrom: jm.restoredFrom(),
+		LastCheckpointDuration: jm.lastCheckpointDuration(),
 	}
 	if err := jm.disp.JobFinished(f); err != nil {
 		jm.logger().Debug("job master: job end not delivered", "job_id", jm.cfg.JobID, "error", err)
 	}
+}
+
+// lastCheckpointDuration is the last completed checkpoint's duration (0:
+// none, or no checkpointing).
+func (jm *JobMaster) lastCheckpointDuration() time.Duration {
+	if jm.ck == nil {
+		return 0
+	}
+	return jm.ck.lastDuration
 }
 
 func (jm *JobMaster) executions() []rpc.ExecutionStatus {

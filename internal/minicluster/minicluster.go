@@ -45,6 +45,9 @@ var ErrUnknownJob = dispatcher.ErrUnknownJob
 type Config struct {
 	TaskManagers    int
 	SlotsPerManager int
+	// DropMessage, if set, loses the messages it accepts between the
+	// roles (fault-injection tests; see rpc.Local.DropWhen).
+	DropMessage func(to string, m rpc.Message) bool
 }
 
 const (
@@ -81,6 +84,9 @@ func Start(cfg Config) (*MiniCluster, error) {
 		code:   jobcode.NewRegistry(),
 		reg:    network.NewRegistry(),
 		slots:  cfg.TaskManagers * cfg.SlotsPerManager,
+	}
+	if cfg.DropMessage != nil {
+		c.net.DropWhen(cfg.DropMessage)
 	}
 	if err := c.start(cfg); err != nil {
 		c.Close()

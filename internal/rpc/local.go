@@ -12,6 +12,16 @@ import (
 type Local struct {
 	mu    sync.Mutex
 	boxes map[string]*mailbox
+	drop  func(to string, m Message) bool
+}
+
+// DropWhen makes the transport lose every message drop accepts, as a
+// network would, while the sender sees it sent (tests of lost messages:
+// a checkpoint notification that never arrives). Set it before use.
+func (l *Local) DropWhen(drop func(to string, m Message) bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.drop = drop
 }
 
 // NewLocal returns an empty in-process transport.
@@ -34,7 +44,11 @@ func (l *Local) Listen(address string) (Endpoint, error) {
 func (l *Local) send(address string, m Message) error {
 	l.mu.Lock()
 	mb := l.boxes[address]
+	drop := l.drop
 	l.mu.Unlock()
+	if mb != nil && drop != nil && drop(address, m) {
+		return nil
+	}
 	if mb == nil || !mb.push(m) {
 		return fmt.Errorf("%w %q", ErrUnreachable, address)
 	}

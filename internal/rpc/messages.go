@@ -235,6 +235,10 @@ type (
 		// resumed from, or "checkpoint <id>" for its last restore from
 		// one of its own checkpoints; empty: it never restored.
 		RestoredFrom string
+		// LastCheckpointDuration is how long the last completed checkpoint
+		// took, from its trigger until its metadata was written (it is
+		// complete then); 0 if none completed.
+		LastCheckpointDuration time.Duration
 	}
 	// SavepointResult answers TriggerSavepoint: Path is the savepoint's
 	// directory URL, or Error says why there is none (the job runs on).

@@ -63,7 +63,7 @@ var messages = []Message{
 	JobStatus{JobID: "job-1", State: scheduler.JobFailing, Restarts: 2, Executions: []ExecutionStatus{execStatus}, Operators: []OperatorTotals{totals}},
 	JobFinished{JobID: "job-1", JobName: "j", State: scheduler.JobFailed, Failure: failure, Duration: time.Second, Restarts: 3,
 		Executions: []ExecutionStatus{execStatus}, Operators: []OperatorTotals{totals}, CheckpointsCompleted: 4, RestoredCheckpoint: 2,
-		RestoredFrom: "file:///sp/savepoint-job-1-0123456789ab"},
+		RestoredFrom: "file:///sp/savepoint-job-1-0123456789ab", LastCheckpointDuration: 250 * time.Millisecond},
 }
 
 // Every message survives encoding/json unchanged: it is plain data, ready
