@@ -141,6 +141,24 @@ type Config struct {
 	// failure; the zero value is the default (none without checkpoints,
 	// ExponentialDelayRestart with them).
 	RestartStrategy RestartStrategy
+
+	// SavepointDir is where JobClient.TriggerSavepoint puts a savepoint
+	// when given no directory: a blob URL (file:///dir, s3://bucket/prefix,
+	// mem://name) or an OS path. Each savepoint is a new directory below
+	// it. No default: with neither set, a savepoint request fails.
+	SavepointDir string
+	// FromSavepoint starts the job from a savepoint: its directory (the
+	// path TriggerSavepoint returned, or the directory as an OS path) or
+	// its _metadata file. State is matched to operators by UID (see
+	// UID); the parallelism may differ from the savepoint's, the
+	// MaxParallelism of a keyed operator may not. The job fails to start,
+	// with an error saying why, if the savepoint is missing, corrupt, or
+	// holds state the job cannot take. See savepoint.go.
+	FromSavepoint string
+	// AllowNonRestoredState lets a job start from a savepoint holding
+	// state of operators the job no longer has (by UID): that state is
+	// dropped (and logged) instead of refusing the start.
+	AllowNonRestoredState bool
 	// TaskCancellationTimeout is how long a cancelled task (the job is
 	// cancelled, or restarting after a failure) may take to end. User code
 	// that ignores cancellation — a blocking call without a context, a
@@ -322,6 +340,10 @@ type JobResult struct {
 	// restarted from (0: none).
 	CheckpointsCompleted int
 	RestoredCheckpoint   int64
+	// RestoredFrom is what the job last restored from: the savepoint
+	// (its directory's URL) it resumed from, or "checkpoint <id>" after a
+	// restart from one of its own checkpoints; "" when it never restored.
+	RestoredFrom string
 	// LastCheckpointDuration is how long the last completed checkpoint
 	// took, from its trigger until its metadata was written (it is
 	// complete then); 0 if none completed.
@@ -371,6 +393,8 @@ type JobClient struct {
 	ctx    context.Context
 	stop   func() bool
 	closed bool
+	// savepointDir is Config.SavepointDir, TriggerSavepoint's default.
+	savepointDir string
 }
 
 // ExecuteAsync starts the job in a new embedded cluster and returns at once.
@@ -429,6 +453,7 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 			Logger:            cfg.Logger,
 			Restore:           e.seam.restore,
 			Checkpoint:        cfg.checkpointing(),
+			Resume:            cfg.resume(),
 			Restart:           cfg.RestartStrategy.strategy(cfg.CheckpointInterval > 0),
 			OnTask:            taskHooks(e.seam.onTask, chaos.TaskHook(ctx)),
 			// Zero is the default, resolved by jobcode.
@@ -440,7 +465,7 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 		return nil, fmt.Errorf("strom: submitting job %q: %w", jobName, err)
 	}
 	stop := context.AfterFunc(ctx, h.Cancel)
-	return &JobClient{mc: mc, h: h, name: jobName, ctx: ctx, stop: stop}, nil
+	return &JobClient{mc: mc, h: h, name: jobName, ctx: ctx, stop: stop, savepointDir: cfg.SavepointDir}, nil
 }
 
 // taskHooks calls every non-nil hook with each task built: the state
@@ -573,6 +598,6 @@ func toResults(ts []minicluster.OperatorTotals) []OperatorResult {
 
 func toResult(r minicluster.JobResult) *JobResult {
 	return &JobResult{JobID: r.JobID, JobName: r.JobName, Duration: r.Duration, Operators: toResults(r.Operators),
-		Restarts: r.Restarts, CheckpointsCompleted: r.CheckpointsCompleted, RestoredCheckpoint: r.RestoredCheckpoint,
+		Restarts: r.Restarts, CheckpointsCompleted: r.CheckpointsCompleted, RestoredCheckpoint: r.RestoredCheckpoint, RestoredFrom: r.RestoredFrom,
 		LastCheckpointDuration: r.LastCheckpointDuration}
 }

@@ -112,6 +112,7 @@ type pending struct {
 	id        ID
 	kind      Kind
 	dir       string
+	request   int
 	final     bool
 	triggered time.Time
 	tasks     []TaskID // running at the trigger: they ack and are notified
@@ -403,7 +404,7 @@ func (c *Coordinator) maybeAllAcked(p *pending) []Action {
 			md.Operators = append(md.Operators, opState)
 		}
 	}
-	return []Action{ActWriteMetadata{Metadata: md, Dir: p.dir}}
+	return []Action{ActWriteMetadata{Metadata: md, Dir: p.dir, Request: p.request}}
 }
 
 func (c *Coordinator) metadataWritten(ev EvMetadataWritten) []Action {
@@ -415,9 +416,12 @@ func (c *Coordinator) metadataWritten(ev EvMetadataWritten) []Action {
 		return c.abort(p, fmt.Sprintf("metadata not written: %v", ev.Err), true)
 	}
 	c.remove(p, false)
-	if p.kind == KindCheckpoint {
-		c.failures = 0
+	if p.kind == KindSavepoint {
+		// An intermediate savepoint commits nothing: the tasks are not
+		// told, and none waits for it to finish (it is never final).
+		return nil
 	}
+	c.failures = 0
 	done := ActNotifyComplete{ID: p.id}
 	for _, id := range p.tasks {
 		if t := c.task(id); t != nil && !t.finished {
@@ -449,7 +453,7 @@ func (c *Coordinator) metadataWritten(ev EvMetadataWritten) []Action {
 // Config.TolerableFailures (checkpoints only).
 func (c *Coordinator) abort(p *pending, reason string, count bool) []Action {
 	c.remove(p, true)
-	abort := ActAbort{ID: p.id, Reason: reason}
+	abort := ActAbort{ID: p.id, Reason: reason, Request: p.request}
 	for _, id := range p.tasks {
 		if t := c.task(id); t != nil && !t.finished && c.running {
 			abort.Tasks = append(abort.Tasks, id)
@@ -539,8 +543,8 @@ func (c *Coordinator) needFinal() bool {
 
 func (c *Coordinator) trigger(plan []TaskID, r EvTrigger) Action {
 	p := &pending{
-		id: c.nextID, kind: r.Kind, dir: r.Dir, triggered: c.now,
-		waiting: map[TaskID]bool{}, acked: map[TaskID][]OperatorSnapshot{}, final: true,
+		id: c.nextID, kind: r.Kind, dir: r.Dir, request: r.Request, triggered: c.now,
+		waiting: map[TaskID]bool{}, acked: map[TaskID][]OperatorSnapshot{}, final: r.Kind == KindCheckpoint,
 	}
 	c.nextID++
 	for vi, v := range c.tasks {
@@ -551,9 +555,13 @@ func (c *Coordinator) trigger(plan []TaskID, r EvTrigger) Action {
 			id := c.taskID(vi, si)
 			p.tasks = append(p.tasks, id)
 			p.waiting[id] = true
-			if t.endOfInput {
+			switch {
+			case r.Kind == KindSavepoint:
+				// Not notified, so it releases no task waiting to
+				// finish: the final checkpoint does that.
+			case t.endOfInput:
 				p.ended = append(p.ended, id)
-			} else {
+			default:
 				p.final = false
 			}
 		}
@@ -568,7 +576,7 @@ func (c *Coordinator) trigger(plan []TaskID, r EvTrigger) Action {
 		// with records counted twice.
 		mode = ExactlyOnce
 	}
-	return ActTrigger{ID: p.id, Kind: p.kind, Timestamp: c.now, Tasks: plan, Mode: mode, Dir: r.Dir, Request: r.Request, Final: p.final}
+	return ActTrigger{ID: p.id, Kind: p.kind, Timestamp: c.now, Tasks: plan, Mode: mode, Dir: r.Dir, Request: r.Request, Final: p.final, Stop: r.Stop, Drain: r.Drain}
 }
 
 // plan returns the tasks a checkpoint is triggered at (FLIP-147): the

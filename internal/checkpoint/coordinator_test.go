@@ -43,7 +43,7 @@ import (
 //	running [attempt=A] [task=(T,...)] EvTasksRunning (attempt 0 unless given; with
 //	                                   task=, every task with its attempt: region failover)
 //	stopped [reason=R]                 EvTasksStopped
-//	trigger checkpoint|savepoint [dir=DIR]
+//	trigger checkpoint|savepoint [dir=DIR] [stop] [drain]
 //	                                   EvTrigger, requests numbered 1, 2, ... per script
 //	ack ID task=T|(T,...) [uids=(U,...)]
 //	                                   EvAck per task, with a state for each operator of
@@ -145,6 +145,7 @@ func runScript(t *testing.T, path string) {
 				requests++
 				ev.Request = requests
 				d.MaybeScanArgs(t, "dir", &ev.Dir)
+				ev.Stop, ev.Drain = d.HasArg("stop"), d.HasArg("drain")
 				handle(ev)
 			case "ack":
 				id := scriptID(t, d)
@@ -343,12 +344,21 @@ func printActions(out *strings.Builder, acts []Action) {
 			if a.Final {
 				out.WriteString(" final")
 			}
+			if a.Stop {
+				out.WriteString(" stop")
+			}
+			if a.Drain {
+				out.WriteString(" drain")
+			}
 			out.WriteString("\n")
 		case ActWriteMetadata:
 			m := a.Metadata
 			fmt.Fprintf(out, "> write-metadata %d %v job=%s triggered=%s completed=%s", m.ID, m.Kind, m.JobID, rel(m.Triggered), rel(m.Completed))
 			if a.Dir != "" {
 				fmt.Fprintf(out, " dir=%s", a.Dir)
+			}
+			if a.Request != 0 {
+				fmt.Fprintf(out, " request=%d", a.Request)
 			}
 			out.WriteString("\n")
 			for _, op := range m.Operators {
@@ -373,7 +383,11 @@ func printActions(out *strings.Builder, acts []Action) {
 			}
 			out.WriteString("\n")
 		case ActAbort:
-			fmt.Fprintf(out, "> abort %d reason=%q tasks=%v\n", a.ID, a.Reason, a.Tasks)
+			fmt.Fprintf(out, "> abort %d reason=%q tasks=%v", a.ID, a.Reason, a.Tasks)
+			if a.Request != 0 {
+				fmt.Fprintf(out, " request=%d", a.Request)
+			}
+			out.WriteString("\n")
 		case ActDiscard:
 			var paths []string
 			for _, s := range a.States {

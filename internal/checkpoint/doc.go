@@ -47,6 +47,33 @@
 // before it finishes, so its last output is committed; when every running
 // task waits so, the coordinator triggers that final checkpoint at once.
 //
+// # Savepoints
+//
+// A savepoint is a checkpoint the user asks for (EvTrigger with
+// KindSavepoint) and owns: it is triggered as soon as every task runs,
+// whatever the interval, MaxConcurrent and MinPause say, always aligned;
+// its ids come from the same sequence as checkpoints'; its failure (decline,
+// timeout, task failure, metadata not written) aborts it with an ActAbort
+// naming the request and never counts against Config.TolerableFailures or
+// fails the job; it is never subsumed. It is done when its metadata is
+// written: intermediate savepoints are not notified to the tasks (as in
+// Flink since 1.15, they commit no side effects; a two-phase-commit sink
+// commits what one covered with the next checkpoint), and a savepoint is
+// never the final checkpoint. EvTrigger's Stop and Drain are reserved for
+// stop-with-savepoint and only passed through.
+//
+// On storage (savepoint.go) a savepoint is one self-contained directory
+// below the user's target, savepoint-<first 6 characters of the job
+// id>-<12 random hex digits>, holding the state files
+// (<uid>/<subtask>-keyed, <uid>/<subtask>-operator) and, written last,
+// _metadata (the metadata file below, Kind savepoint). StateHandle.Path in
+// a savepoint's metadata is RELATIVE TO THE SAVEPOINT DIRECTORY, not to
+// any checkpoint storage root, so the directory can be moved or copied
+// whole; a restore reads it through rpc.RestoreHandles.Storage, the
+// directory's URL. Savepoints are not kept in the CompletedStore and never
+// deleted by the system: DisposeSavepoint deletes one, after checking that
+// its _metadata is a valid savepoint's.
+//
 // # Metadata and storage
 //
 // The plain data a checkpoint consists of (types.go: handles to state

@@ -74,9 +74,15 @@ type (
 		// Kind is KindCheckpoint or KindSavepoint; any other value means
 		// KindCheckpoint.
 		Kind Kind
-		// Dir is where a savepoint goes; empty for the configured
-		// checkpoint storage.
+		// Dir is where a savepoint goes (the URL of its own directory,
+		// chosen by the shell); empty for the configured checkpoint
+		// storage.
 		Dir string
+		// Stop and Drain are reserved for stop-with-savepoint (Stop: the
+		// sources end after the savepoint; Drain: with the maximum
+		// watermark first). The coordinator passes them through to
+		// ActTrigger and acts on neither yet.
+		Stop, Drain bool
 	}
 	// EvTasksRunning says every task of the job runs with this attempt:
 	// the job has started or restarted. Attempts only grow: a report of an
@@ -170,14 +176,23 @@ type (
 		Request int
 		// Final says every running task had reached the end of its input
 		// when it was triggered: completing it lets the job finish.
+		// Never set for a savepoint.
 		Final bool
+		// Stop and Drain are EvTrigger's, passed through.
+		Stop, Drain bool
 	}
 	// ActWriteMetadata says every task has acked: the shell writes
 	// Metadata (to Dir for a savepoint) and answers EvMetadataWritten.
-	// The checkpoint is not complete before that answer.
+	// The checkpoint is not complete before that answer. A savepoint is
+	// done when the write succeeds: intermediate savepoints are not
+	// notified to the tasks (as in Flink since 1.15, they commit no side
+	// effects; a two-phase-commit sink commits what they covered with the
+	// next checkpoint), so no ActNotifyComplete follows for one.
 	ActWriteMetadata struct {
 		Metadata Metadata
 		Dir      string
+		// Request is EvTrigger's Request (0: a periodic checkpoint).
+		Request int
 	}
 	// ActNotifyComplete tells the tasks that checkpoint ID is complete:
 	// they commit what it covers (two-phase commit sinks). Finish are the
@@ -194,10 +209,16 @@ type (
 	// pass on an abort marker instead of waiting for its barriers); the
 	// shell also discards the checkpoint's private files. Tasks may be
 	// empty.
+	//
+	// Request names the user's request (EvTrigger.Request, 0 for a
+	// checkpoint the coordinator started): the shell answers it with
+	// Reason. A savepoint's abort never counts against
+	// Config.TolerableFailures and never fails the job.
 	ActAbort struct {
-		ID     ID
-		Reason string
-		Tasks  []TaskID
+		ID      ID
+		Reason  string
+		Tasks   []TaskID
+		Request int
 	}
 	// ActDiscard says an ack came for a checkpoint already aborted: the
 	// shell deletes the non-shared files of States, which nothing will

@@ -45,6 +45,15 @@ type Dispatcher struct {
 	mu     sync.Mutex
 	jobs   map[string]*job
 	closed bool
+	// savepoints are the savepoint requests waiting for their JobMaster's
+	// answer, by request id.
+	savepoints map[uint64]*savepointWait
+	spNext     uint64
+}
+
+type savepointWait struct {
+	job    string
+	answer chan rpc.SavepointResult // buffered: the answer never blocks the loop
 }
 
 // job is a submitted job as the Dispatcher follows it.
@@ -73,6 +82,9 @@ type JobResult struct {
 	// from (0: none).
 	CheckpointsCompleted int
 	RestoredCheckpoint   int64
+	// RestoredFrom is the savepoint directory the job resumed from or
+	// "checkpoint <id>", whichever it last restored from ("": none).
+	RestoredFrom string
 	// LastCheckpointDuration is the last completed checkpoint's, trigger
 	// to metadata written (0: none).
 	LastCheckpointDuration time.Duration
@@ -87,7 +99,7 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
-	return &Dispatcher{cfg: cfg, ep: ep, jobs: map[string]*job{}}, nil
+	return &Dispatcher{cfg: cfg, ep: ep, jobs: map[string]*job{}, savepoints: map[uint64]*savepointWait{}}, nil
 }
 
 // Run follows the jobs' JobMasters until ctx ends. Then a job whose end was
@@ -132,6 +144,14 @@ func (d *Dispatcher) receive() {
 				j.status = m
 			}
 			d.mu.Unlock()
+		case rpc.SavepointResult:
+			d.mu.Lock()
+			w := d.savepoints[m.RequestID]
+			delete(d.savepoints, m.RequestID)
+			d.mu.Unlock()
+			if w != nil {
+				w.answer <- m
+			}
 		case rpc.JobFinished:
 			d.mu.Lock()
 			j := d.jobs[m.JobID]
@@ -141,7 +161,7 @@ func (d *Dispatcher) receive() {
 			}
 			d.end(j, &JobResult{
 				JobID: m.JobID, JobName: m.JobName, State: m.State, Err: m.Failure.Err(), Duration: m.Duration, Restarts: m.Restarts, Operators: m.Operators,
-				CheckpointsCompleted: m.CheckpointsCompleted, RestoredCheckpoint: m.RestoredCheckpoint,
+				CheckpointsCompleted: m.CheckpointsCompleted, RestoredCheckpoint: m.RestoredCheckpoint, RestoredFrom: m.RestoredFrom,
 				LastCheckpointDuration: m.LastCheckpointDuration,
 			}, rpc.JobStatus{JobID: m.JobID, State: m.State, Restarts: m.Restarts, Executions: m.Executions, Operators: m.Operators})
 		}
@@ -156,6 +176,15 @@ func (d *Dispatcher) end(j *job, r *JobResult, st rpc.JobStatus) {
 		return
 	}
 	j.result, j.status = r, st
+	// The JobMaster answers every request before its JobFinished; what is
+	// still open (a cluster shutting down) is answered here.
+	for id, w := range d.savepoints {
+		if w.job == j.sub.JobID {
+			delete(d.savepoints, id)
+			w.answer <- rpc.SavepointResult{JobID: w.job, RequestID: id,
+				Error: fmt.Sprintf("savepoint of job %s failed: the job ended (%v) before it completed", w.job, r.State)}
+		}
+	}
 	d.mu.Unlock()
 	close(j.done)
 	if d.cfg.OnJobEnd != nil {
@@ -223,6 +252,46 @@ func (h *JobHandle) Cancel() {
 	// An error means the JobMaster is gone: the job has ended or is ending
 	// with the cluster.
 	_ = h.d.cfg.Transport.JobMaster(h.j.jobMaster).CancelJob(rpc.CancelJob{JobID: h.ID()})
+}
+
+// TriggerSavepoint asks the job's JobMaster for a savepoint into a new
+// directory under target (a blob URL, or an OS path meaning file://) and
+// waits for it: it returns the savepoint directory's URL, or why there is
+// none — the job keeps running either way. Stop and drain are reserved for
+// stop-with-savepoint and not acted on yet. If ctx ends first the request
+// is forgotten here; the savepoint may still complete.
+func (h *JobHandle) TriggerSavepoint(ctx context.Context, target string, stop, drain bool) (string, error) {
+	d := h.d
+	d.mu.Lock()
+	if h.j.result != nil {
+		d.mu.Unlock()
+		return "", fmt.Errorf("savepoint of job %s to %s: the job has ended (%v)", h.ID(), target, h.j.result.State)
+	}
+	d.spNext++
+	id := d.spNext
+	w := &savepointWait{job: h.ID(), answer: make(chan rpc.SavepointResult, 1)}
+	d.savepoints[id] = w
+	d.mu.Unlock()
+	forget := func() {
+		d.mu.Lock()
+		delete(d.savepoints, id)
+		d.mu.Unlock()
+	}
+	err := d.cfg.Transport.JobMaster(h.j.jobMaster).TriggerSavepoint(rpc.TriggerSavepoint{JobID: h.ID(), RequestID: id, Target: target, Stop: stop, Drain: drain})
+	if err != nil {
+		forget()
+		return "", fmt.Errorf("savepoint of job %s to %s: the job's JobMaster is gone (the job ended): %w", h.ID(), target, err)
+	}
+	select {
+	case r := <-w.answer:
+		if r.Error != "" {
+			return "", errors.New(r.Error)
+		}
+		return r.Path, nil
+	case <-ctx.Done():
+		forget()
+		return "", fmt.Errorf("savepoint of job %s to %s: %w", h.ID(), target, ctx.Err())
+	}
 }
 
 // Wait blocks until the job ends or ctx ends.

@@ -50,6 +50,9 @@ type Config struct {
 	// runs the coordinator with it; TaskManagers upload task state to its
 	// storage and read restores from there.
 	Checkpoint *Checkpointing
+	// Resume, if set, is the savepoint the job starts from (Flink's
+	// SavepointRestoreSettings); the JobMaster loads and checks it.
+	Resume *Resume
 	// OnTask, if set, is called with every task built, before it runs:
 	// the seam tests use to snapshot running tasks without checkpoints.
 	OnTask func(*runtime.Task)
@@ -78,6 +81,16 @@ type Checkpointing struct {
 	// Recovery falls back to an older one only if the newer one's
 	// metadata cannot be read and it was never notified as complete.
 	Retained int
+}
+
+// Resume names the savepoint a job starts from.
+type Resume struct {
+	// Path is the savepoint's directory (a blob URL or an OS path) or its
+	// _metadata file.
+	Path string
+	// AllowNonRestoredState drops the savepoint's state of operators the
+	// job no longer has (matched by UID) instead of refusing to start.
+	AllowNonRestoredState bool
 }
 
 // WithDefaults fills unset fields.

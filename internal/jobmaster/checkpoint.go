@@ -27,6 +27,9 @@ import (
 type ckShell struct {
 	cfg   jobcode.Checkpointing
 	coord *checkpoint.Coordinator
+	// blob and store are nil when the job has no checkpointing: the
+	// coordinator then only takes savepoints, which go to their own
+	// directories.
 	blob  blob.Store
 	store *checkpoint.CompletedStore
 	tick  *time.Ticker
@@ -41,7 +44,7 @@ type ckShell struct {
 	// grows) reported to the coordinator as running; -1 before the first.
 	runningAttempt int
 	completed      int
-	writes         int // metadata writes in flight
+	writes         int // checkpoint metadata writes in flight
 
 	// Restoring: deploys of the new attempt wait (held) until the
 	// checkpoint to restore is loaded; restore is what they carry.
@@ -50,6 +53,15 @@ type ckShell struct {
 	held           []scheduler.ActDeploy
 	restore        *rpc.RestoreHandles
 	restoredFrom   checkpoint.ID
+	// savepoint is the savepoint the job resumed from (nil: none): what
+	// a restart restores while no checkpoint of the job is retained.
+	savepoint *rpc.RestoreHandles
+	// restoredDesc says what the job last restored from, for JobFinished.
+	restoredDesc string
+
+	// Savepoint requests by the coordinator's request number.
+	spRequests map[int]*spRequest
+	spNext     int
 
 	// ended are the executions that reported their end of input: they
 	// wait for a checkpoint and, their outputs ended, get its trigger
@@ -88,10 +100,23 @@ func (jm *JobMaster) async(work func(ctx context.Context) func()) {
 // startCheckpointing opens checkpoint storage and lists what it retains
 // from an earlier run of the job, so ids continue. An error fails the job.
 func (jm *JobMaster) startCheckpointing(ctx context.Context) error {
-	cc := *jm.cfg.Checkpoint
+	var cc jobcode.Checkpointing
+	if jm.cfg.Checkpoint != nil {
+		cc = *jm.cfg.Checkpoint
+	}
 	coord, err := checkpoint.New(jm.cfg.JobID, jm.cfg.JobGraph, cc.Config)
 	if err != nil {
 		return fmt.Errorf("checkpointing of job %s: %w", jm.cfg.JobID, err)
+	}
+	newShell := func(bs blob.Store, store *checkpoint.CompletedStore) *ckShell {
+		return &ckShell{cfg: cc, coord: coord, blob: bs, store: store, runningAttempt: -1,
+			ended: map[scheduler.ExecutionID]bool{}, triggered: map[checkpoint.ID]*ckTriggered{}, spRequests: map[int]*spRequest{}}
+	}
+	if jm.cfg.Checkpoint == nil {
+		// Savepoints only: no storage of its own, no periodic trigger.
+		jm.ck = newShell(nil, nil)
+		jm.ck.tick = time.NewTicker(tickEvery(coord, cc.Config))
+		return jm.resume(ctx)
 	}
 	bs, err := blob.Open(ctx, cc.Storage)
 	if err != nil {
@@ -103,8 +128,7 @@ func (jm *JobMaster) startCheckpointing(ctx context.Context) error {
 		OnDiscardError: func(err error) { log.Warn("checkpoint storage cleanup", "job_id", jm.cfg.JobID, "error", err) },
 	})
 	if err == nil {
-		jm.ck = &ckShell{cfg: cc, coord: coord, blob: bs, store: store, runningAttempt: -1,
-			ended: map[scheduler.ExecutionID]bool{}, triggered: map[checkpoint.ID]*ckTriggered{}}
+		jm.ck = newShell(bs, store)
 		jm.ck.retained, err = store.Recover(ctx)
 	}
 	if err != nil {
@@ -116,7 +140,7 @@ func (jm *JobMaster) startCheckpointing(ctx context.Context) error {
 		jm.ckStep(checkpoint.EvRestore{LatestID: jm.ck.retained[0].ID})
 	}
 	jm.ck.tick = time.NewTicker(tickEvery(coord, cc.Config))
-	return nil
+	return jm.resume(ctx)
 }
 
 // tickEvery is how often the coordinator hears the time: a fraction of the
@@ -124,8 +148,12 @@ func (jm *JobMaster) startCheckpointing(ctx context.Context) error {
 // tiny intervals do not spin and long ones still time out promptly.
 func tickEvery(_ *checkpoint.Coordinator, c checkpoint.Config) time.Duration {
 	d := c.Interval / 4
-	if c.Timeout > 0 && c.Timeout/4 < d {
+	if c.Timeout > 0 && (c.Timeout/4 < d || d == 0) {
+		// Without periodic checkpoints only timeouts need the clock.
 		d = c.Timeout / 4
+	}
+	if d == 0 {
+		d = checkpoint.DefaultTimeout / 4
 	}
 	return min(max(d, 5*time.Millisecond), time.Second)
 }
@@ -144,6 +172,9 @@ func (jm *JobMaster) stopCheckpointing() {
 	jm.ck.tick.Stop()
 	jm.asyncCancel()
 	jm.asyncWG.Wait()
+	if jm.ck.blob == nil {
+		return
+	}
 	if err := jm.ck.blob.Close(); err != nil {
 		jm.logger().Warn("job master: closing checkpoint storage", "job_id", jm.cfg.JobID, "error", err)
 	}
@@ -199,8 +230,12 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 		switch a := a.(type) {
 		case checkpoint.ActTrigger:
 			tr := &ckTriggered{to: map[scheduler.ExecutionID]bool{},
-				msg: rpc.TriggerCheckpoint{JobID: jm.cfg.JobID, CheckpointID: int64(a.ID), Timestamp: a.Timestamp.UnixMilli(), Mode: a.Mode, Kind: a.Kind}}
+				msg: rpc.TriggerCheckpoint{JobID: jm.cfg.JobID, CheckpointID: int64(a.ID), Timestamp: a.Timestamp.UnixMilli(), Mode: a.Mode, Kind: a.Kind,
+					Target: a.Dir, Stop: a.Stop, Drain: a.Drain}}
 			ck.triggered[a.ID] = tr
+			if a.Kind == checkpoint.KindSavepoint {
+				jm.savepointTriggered(a)
+			}
 			// Besides the tasks the coordinator names (barriers flow from
 			// them), every task of it whose input has ended: its channels
 			// carry no barrier any more (FLIP-147).
@@ -219,6 +254,10 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 				jm.sendTrigger(gw, tr, tasks[i])
 			}
 		case checkpoint.ActWriteMetadata:
+			if a.Metadata.Kind == checkpoint.KindSavepoint {
+				jm.writeSavepoint(a)
+				continue
+			}
 			md := a.Metadata
 			ck.writes++
 			jm.async(func(ctx context.Context) func() {
@@ -272,6 +311,9 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 		case checkpoint.ActAbort:
 			delete(ck.triggered, a.ID)
 			jm.logger().Debug("checkpoint aborted", "job_id", jm.cfg.JobID, "checkpoint", a.ID, "reason", a.Reason)
+			if a.Request != 0 {
+				jm.savepointFailed(a.Request, a.ID, errors.New(a.Reason))
+			}
 			for i, gw := range jm.tmOf(a.Tasks) {
 				if gw != nil {
 					_ = gw.AbortCheckpoint(rpc.AbortCheckpoint{JobID: jm.cfg.JobID, Execution: execID(a.Tasks[i]), CheckpointID: int64(a.ID), Reason: a.Reason})
@@ -504,11 +546,20 @@ func (jm *JobMaster) loadRestore() {
 				jm.logger().Error("job master: restore failed", "job_id", jobID, "error", err)
 				return
 			}
-			if md != nil {
+			switch {
+			case md != nil:
 				ck.restore = &rpc.RestoreHandles{CheckpointID: int64(md.ID), Operators: md.Operators}
 				ck.restoredFrom = md.ID
+				ck.restoredDesc = fmt.Sprintf("checkpoint %d", md.ID)
 				jm.logger().Info("job restoring from checkpoint", "job_id", jobID, "checkpoint", md.ID)
 				jm.ckStep(checkpoint.EvRestore{LatestID: md.ID})
+			case ck.savepoint != nil:
+				// No checkpoint since the resume: the savepoint is still
+				// the newest consistent state.
+				ck.restore = ck.savepoint
+				ck.restoredFrom = checkpoint.ID(ck.savepoint.CheckpointID)
+				ck.restoredDesc = ck.savepoint.Storage
+				jm.logger().Info("job restoring from the savepoint it resumed from", "job_id", jobID, "savepoint", ck.savepoint.Storage)
 			}
 			for _, d := range held {
 				jm.deploy(d)

@@ -53,6 +53,11 @@ type Config struct {
 	// job's checkpoint coordinator and, on a restart, deploys the new
 	// attempt from the latest completed checkpoint (checkpoint.go).
 	Checkpoint *jobcode.Checkpointing
+	// Resume, if set, is the savepoint the job starts from: loaded and
+	// matched to the job's operators by UID before the job starts
+	// (savepoint.go); a failure before the job's first completed
+	// checkpoint restores from it again.
+	Resume *jobcode.Resume
 	// Logger receives how the job ended; nil: nothing is logged.
 	Logger *slog.Logger
 }
@@ -153,11 +158,11 @@ func (jm *JobMaster) Run(ctx context.Context) {
 	defer jm.asyncCancel()
 	defer jm.stopCheckpointing()
 	jm.step(scheduler.EvTick{Now: time.Now()})
-	if jm.cfg.Checkpoint != nil {
-		if err := jm.startCheckpointing(ctx); err != nil {
-			jm.finish(scheduler.JobFailed, err)
-			return
-		}
+	// Every job has a checkpoint coordinator: without checkpointing it
+	// takes no checkpoints but serves savepoints (as Flink's does).
+	if err := jm.startCheckpointing(ctx); err != nil {
+		jm.finish(scheduler.JobFailed, err)
+		return
 	}
 	jm.step(scheduler.EvStart{})
 	if !jm.done { // the job may already have failed (no ResourceManager)
@@ -248,6 +253,8 @@ func (jm *JobMaster) handle(m rpc.Message) {
 		}
 	case rpc.CancelJob:
 		jm.step(scheduler.EvCancel{})
+	case rpc.TriggerSavepoint:
+		jm.triggerSavepoint(m)
 	default:
 		jm.logger().Warn("job master: unexpected message", "job_id", jm.cfg.JobID, "type", fmt.Sprintf("%T", m))
 	}
@@ -370,11 +377,13 @@ func (jm *JobMaster) finish(state scheduler.JobState, err error) {
 		return
 	}
 	jm.done = true
+	jm.refuseSavepoints(state)
 	completed, restored := jm.checkpointCounts()
 	f := rpc.JobFinished{
 		JobID: jm.cfg.JobID, JobName: jm.cfg.JobName, State: state, Failure: rpc.FailureOf(err),
 		Duration: time.Since(jm.start), Restarts: jm.sched.Restarts(), Executions: jm.executions(), Operators: jm.totals(),
-		CheckpointsCompleted: completed, RestoredCheckpoint: restored, LastCheckpointDuration: jm.lastCheckpointDuration(),
+		CheckpointsCompleted: completed, RestoredCheckpoint: restored, RestoredFrom: jm.restoredFrom(),
+		LastCheckpointDuration: jm.lastCheckpointDuration(),
 	}
 	if err := jm.disp.JobFinished(f); err != nil {
 		jm.logger().Debug("job master: job end not delivered", "job_id", jm.cfg.JobID, "error", err)

@@ -60,6 +60,8 @@ type harness struct {
 	status   rpc.JobStatus
 	finished chan rpc.JobFinished
 	stopped  chan struct{} // closed when the JobMaster's Run returned
+	// savepoints are the answers to savepoint requests.
+	savepoints chan rpc.SavepointResult
 }
 
 // start runs the ResourceManager and Dispatcher stand-ins and a JobMaster
@@ -71,7 +73,8 @@ func start(t *testing.T, ctx context.Context, wg *sync.WaitGroup, jg *jobgraph.J
 	pctx, pcancel := context.WithCancel(context.Background())
 	var pwg sync.WaitGroup
 	t.Cleanup(func() { pcancel(); pwg.Wait() })
-	h := &harness{net: rpc.NewLocal(), finished: make(chan rpc.JobFinished, 1), stopped: make(chan struct{})}
+	h := &harness{net: rpc.NewLocal(), finished: make(chan rpc.JobFinished, 1), stopped: make(chan struct{}),
+		savepoints: make(chan rpc.SavepointResult, 8)}
 	peer(t, pctx, &pwg, h.net, "rm", func(m rpc.Message) {
 		if r, ok := m.(rpc.RequestSlots); ok {
 			g := rpc.SlotsGranted{JobID: r.JobID, RequestID: r.RequestID}
@@ -89,6 +92,8 @@ func start(t *testing.T, ctx context.Context, wg *sync.WaitGroup, jg *jobgraph.J
 			h.mu.Unlock()
 		case rpc.JobFinished:
 			h.finished <- m
+		case rpc.SavepointResult:
+			h.savepoints <- m
 		}
 	})
 	cfg := Config{JobID: "job-1", JobName: "j", JobGraph: jg, Address: "jm", ResourceManager: "rm", Dispatcher: "dispatcher", Transport: h.net}
@@ -110,12 +115,19 @@ func (h *harness) state() rpc.JobStatus {
 
 func (h *harness) wait(t *testing.T) rpc.JobFinished {
 	t.Helper()
+	return receive(t, h.finished, "job did not end")
+}
+
+// receive returns the next value of ch, failing the test after 10s.
+func receive[T any](t *testing.T, ch <-chan T, timeoutMsg string) T {
+	t.Helper()
 	select {
-	case f := <-h.finished:
-		return f
+	case v := <-ch:
+		return v
 	case <-time.After(10 * time.Second):
-		t.Fatal("job did not end")
-		return rpc.JobFinished{}
+		t.Fatal(timeoutMsg)
+		var zero T
+		return zero
 	}
 }
 

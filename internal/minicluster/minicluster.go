@@ -133,15 +133,17 @@ func (c *MiniCluster) startJobMaster(sub dispatcher.Submission, address, dispatc
 	var logger *slog.Logger
 	var restart scheduler.RestartStrategy
 	var ck *jobcode.Checkpointing
+	var resume *jobcode.Resume
 	if job, err := c.code.Lookup(sub.JobID); err == nil {
 		logger = job.Config.Logger
 		restart = job.Config.Restart
 		ck = job.Config.Checkpoint
+		resume = job.Config.Resume
 	}
 	jm, err := jobmaster.New(jobmaster.Config{
 		JobID: sub.JobID, JobName: sub.JobName, JobGraph: sub.JobGraph,
 		Address: address, ResourceManager: resourceManagerAddress, Dispatcher: dispatcherAddr,
-		Transport: c.net, Logger: logger, Restart: restart, Checkpoint: ck,
+		Transport: c.net, Logger: logger, Restart: restart, Checkpoint: ck, Resume: resume,
 		// Every task of the previous attempt has ended: its channels (and
 		// the batches left in them) can go; the new attempt has its own.
 		OnRestart: func(previous int, vertices []int) {

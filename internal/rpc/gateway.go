@@ -31,6 +31,7 @@ type JobMasterGateway interface {
 	AcknowledgeCheckpoint(AcknowledgeCheckpoint) error
 	DeclineCheckpoint(DeclineCheckpoint) error
 	EndOfInput(TaskEndOfInput) error
+	TriggerSavepoint(TriggerSavepoint) error
 }
 
 // TaskManagerGateway is how a JobMaster reaches a TaskManager.
@@ -40,12 +41,14 @@ type TaskManagerGateway interface {
 	TriggerCheckpoint(TriggerCheckpoint) error
 	AbortCheckpoint(AbortCheckpoint) error
 	NotifyCheckpointComplete(NotifyCheckpointComplete) error
+	SavepointTarget(SavepointTarget) error
 }
 
 // DispatcherGateway is how a JobMaster reports to the Dispatcher.
 type DispatcherGateway interface {
 	UpdateJobStatus(JobStatus) error
 	JobFinished(JobFinished) error
+	SavepointResult(SavepointResult) error
 }
 
 // Endpoint is where one role receives its messages.

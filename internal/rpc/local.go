@@ -97,8 +97,11 @@ func (g localGateway) AbortCheckpoint(m AbortCheckpoint) error     { return g.l.
 func (g localGateway) NotifyCheckpointComplete(m NotifyCheckpointComplete) error {
 	return g.l.send(g.address, m)
 }
-func (g localGateway) UpdateJobStatus(m JobStatus) error { return g.l.send(g.address, m) }
-func (g localGateway) JobFinished(m JobFinished) error   { return g.l.send(g.address, m) }
+func (g localGateway) TriggerSavepoint(m TriggerSavepoint) error { return g.l.send(g.address, m) }
+func (g localGateway) SavepointTarget(m SavepointTarget) error   { return g.l.send(g.address, m) }
+func (g localGateway) SavepointResult(m SavepointResult) error   { return g.l.send(g.address, m) }
+func (g localGateway) UpdateJobStatus(m JobStatus) error         { return g.l.send(g.address, m) }
+func (g localGateway) JobFinished(m JobFinished) error           { return g.l.send(g.address, m) }
 
 // mailbox is an endpoint of Local: an unbounded FIFO, so a send never
 // waits for the receiver (see the gateways' contract). Its growth is

@@ -95,6 +95,18 @@ type (
 	CancelJob struct {
 		JobID string
 	}
+	// TriggerSavepoint asks the JobMaster for a savepoint of its job into
+	// a new directory under Target (a blob URL). It is answered with
+	// SavepointResult, carrying RequestID, to the Dispatcher (the only
+	// role that asks). Stop and Drain are reserved for stop-with-savepoint
+	// and not acted on yet.
+	TriggerSavepoint struct {
+		JobID     string
+		RequestID uint64
+		Target    string
+		Stop      bool
+		Drain     bool
+	}
 	// AcknowledgeCheckpoint is a task's snapshot for a checkpoint, sent
 	// once its state is in checkpoint storage: per chained operator with
 	// state, the handles of its files (paths relative to the storage
@@ -156,6 +168,23 @@ type (
 		Timestamp int64
 		Mode      checkpoint.Mode
 		Kind      checkpoint.Kind
+		// Target is the URL of a savepoint's own directory, where the
+		// task's state files go (paths relative to it); empty for a
+		// checkpoint, whose files go to the job's checkpoint storage.
+		Target string
+		// Stop and Drain are reserved for stop-with-savepoint: passed
+		// through, not acted on yet.
+		Stop, Drain bool
+	}
+	// SavepointTarget tells a TaskManager where the state files of
+	// savepoint CheckpointID of a job go. Only the sources get the
+	// trigger (TriggerCheckpoint.Target); every other task snapshots on
+	// the barrier, which carries no location, so the JobMaster announces
+	// it to each TaskManager of the job before triggering.
+	SavepointTarget struct {
+		JobID        string
+		CheckpointID int64
+		Target       string
 	}
 	// AbortCheckpoint tells a task to drop a checkpoint (stop aligning
 	// it) and its operators that it was aborted.
@@ -202,10 +231,22 @@ type (
 		// restored from (0: none).
 		CheckpointsCompleted int
 		RestoredCheckpoint   int64
+		// RestoredFrom is the savepoint (its directory's URL) the job
+		// resumed from, or "checkpoint <id>" for its last restore from
+		// one of its own checkpoints; empty: it never restored.
+		RestoredFrom string
 		// LastCheckpointDuration is how long the last completed checkpoint
 		// took, from its trigger until its metadata was written (it is
 		// complete then); 0 if none completed.
 		LastCheckpointDuration time.Duration
+	}
+	// SavepointResult answers TriggerSavepoint: Path is the savepoint's
+	// directory URL, or Error says why there is none (the job runs on).
+	SavepointResult struct {
+		JobID     string
+		RequestID uint64
+		Path      string
+		Error     string
 	}
 )
 
@@ -228,6 +269,9 @@ func (TriggerCheckpoint) isMessage()        {}
 func (AbortCheckpoint) isMessage()          {}
 func (NotifyCheckpointComplete) isMessage() {}
 func (JobFinished) isMessage()              {}
+func (TriggerSavepoint) isMessage()         {}
+func (SavepointTarget) isMessage()          {}
+func (SavepointResult) isMessage()          {}
 
 // SlotOffer is a granted slot and where its TaskManager is reached.
 type SlotOffer struct {
@@ -280,4 +324,7 @@ type OperatorTotals struct {
 type RestoreHandles struct {
 	CheckpointID int64
 	Operators    []checkpoint.OperatorState
+	// Storage is the blob URL the handles' paths resolve against: a
+	// savepoint's directory; empty for the job's checkpoint storage.
+	Storage string
 }

@@ -48,7 +48,7 @@ func TestChannelStateUploadRestoreAndRescaleRefused(t *testing.T) {
 		Operators:    []runtime.OperatorSnapshot{{UID: "sink"}, {UID: "tail"}},
 		Channel:      ch,
 	}
-	states, err := tm.upload(ctx, job, 3, snap)
+	states, err := tm.upload(ctx, job, 3, snap, nil)
 	require.NoError(t, err)
 	require.Len(t, states, 2)
 	require.Len(t, states[0].State.Channel, 1, "the head carries the task's channel state")

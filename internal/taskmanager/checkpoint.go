@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -37,8 +38,64 @@ import (
 //	                          the chain head's UID: the in-flight records
 //	                          of the task's input and output channels
 //
+// A savepoint's files go to its own directory instead (Target of the
+// trigger, announced to every TaskManager of the job by SavepointTarget),
+// with the same layout and paths relative to that directory, so it is
+// self-contained. A restore reads from RestoreHandles.Storage when set
+// (a savepoint's directory), else from the job's checkpoint storage.
+//
 // Files are never inlined in the metadata yet: every state a restore reads
 // comes from storage, one path for all sizes.
+
+// spKey names a savepoint of a job.
+type spKey struct {
+	job string
+	id  int64
+}
+
+// spTarget is where a savepoint's files go, once announced: ready is
+// closed when target is set. Uploads may start before the announcement
+// reaches this TaskManager (the barrier travels on the data plane, the
+// announcement through the loop), so they wait for it.
+type spTarget struct {
+	target string
+	ready  chan struct{}
+}
+
+// keepSavepointTargets bounds the announced targets remembered per job:
+// older savepoints have long been uploaded or aborted.
+const keepSavepointTargets = 16
+
+// savepointWait bounds how long an upload waits for its savepoint's
+// target; the coordinator's timeout aborts the savepoint in any case.
+const savepointWait = time.Minute
+
+// savepointTarget returns the (possibly not yet announced) target of
+// savepoint id of job; with target != "" it announces it.
+func (tm *TaskManager) savepointTarget(job string, id int64, target string) *spTarget {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	k := spKey{job, id}
+	t := tm.savepoints[k]
+	if t == nil {
+		t = &spTarget{ready: make(chan struct{})}
+		tm.savepoints[k] = t
+		var ids []int64
+		for o := range tm.savepoints {
+			if o.job == job {
+				ids = append(ids, o.id)
+			}
+		}
+		if len(ids) > keepSavepointTargets {
+			delete(tm.savepoints, spKey{job, slices.Min(ids)})
+		}
+	}
+	if target != "" && t.target == "" {
+		t.target = target
+		close(t.ready)
+	}
+	return t
+}
 
 // storage returns the TaskManager's handle on checkpoint storage at url,
 // opened once and closed when the TaskManager stops (mem:// stores are
@@ -83,7 +140,12 @@ func (tm *TaskManager) running(job string, id scheduler.ExecutionID) (*slotTask,
 // reports whether m was one.
 func (tm *TaskManager) checkpointMessage(ctx context.Context, m rpc.Message) bool {
 	switch m := m.(type) {
+	case rpc.SavepointTarget:
+		tm.savepointTarget(m.JobID, m.CheckpointID, m.Target)
 	case rpc.TriggerCheckpoint:
+		if m.Target != "" {
+			tm.savepointTarget(m.JobID, m.CheckpointID, m.Target)
+		}
 		st, task := tm.running(m.JobID, m.Execution)
 		if task == nil {
 			tm.decline(m.JobID, m.Execution, st, m.CheckpointID, "task is not running")
@@ -156,10 +218,14 @@ func (tm *TaskManager) onCheckpoint(ctx context.Context, job *jobcode.Job, m rpc
 		if snap.Options.Timestamp > 0 {
 			pause = max(0, time.Since(time.UnixMilli(snap.Options.Timestamp)))
 		}
+		var sp *spTarget
+		if snap.Options.Kind == network.Savepoint {
+			sp = tm.savepointTarget(m.JobID, id, "")
+		}
 		tm.wg.Add(1)
 		go func() {
 			defer tm.wg.Done()
-			states, err := tm.upload(ctx, job, id, snap)
+			states, err := tm.upload(ctx, job, id, snap, sp)
 			jm := tm.cfg.Transport.JobMaster(m.JobMaster)
 			if err != nil {
 				_ = jm.DeclineCheckpoint(rpc.DeclineCheckpoint{JobID: m.JobID, Execution: m.Execution, CheckpointID: id, Reason: err.Error()})
@@ -170,21 +236,41 @@ func (tm *TaskManager) onCheckpoint(ctx context.Context, job *jobcode.Job, m rpc
 	}
 }
 
-// upload writes each operator's state of snap and returns their handles.
-func (tm *TaskManager) upload(ctx context.Context, job *jobcode.Job, id int64, snap runtime.TaskSnapshot) ([]checkpoint.OperatorSnapshot, error) {
-	cc := job.Config.Checkpoint
-	if cc == nil {
-		return nil, fmt.Errorf("job %s has no checkpoint storage", job.ID)
+// upload writes each operator's state of snap and returns their handles:
+// to the job's checkpoint storage, or for a savepoint (sp set) to the
+// savepoint's own directory once its target is known.
+func (tm *TaskManager) upload(ctx context.Context, job *jobcode.Job, id int64, snap runtime.TaskSnapshot, sp *spTarget) ([]checkpoint.OperatorSnapshot, error) {
+	var store blob.Store
+	var dir string
+	if sp != nil {
+		wait := time.NewTimer(savepointWait)
+		defer wait.Stop()
+		select {
+		case <-sp.ready:
+		case <-wait.C:
+			return nil, fmt.Errorf("savepoint %d: where its files go was not announced within %v", id, savepointWait)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("savepoint %d: %w", id, ctx.Err())
+		}
+		// Each savepoint is a directory of its own, written once: no
+		// handle is kept open for it.
+		s, err := blob.Open(ctx, sp.target)
+		if err != nil {
+			return nil, fmt.Errorf("savepoint %d: %w", id, err)
+		}
+		defer s.Close()
+		store = s
+	} else {
+		cc := job.Config.Checkpoint
+		if cc == nil {
+			return nil, fmt.Errorf("job %s has no checkpoint storage", job.ID)
+		}
+		s, err := tm.storage(ctx, cc.Storage)
+		if err != nil {
+			return nil, err
+		}
+		store, dir = s, checkpoint.CheckpointDir(job.ID, checkpoint.KindCheckpoint, checkpoint.ID(id))
 	}
-	store, err := tm.storage(ctx, cc.Storage)
-	if err != nil {
-		return nil, err
-	}
-	kind := checkpoint.KindCheckpoint
-	if snap.Options.Kind == network.Savepoint {
-		kind = checkpoint.KindSavepoint
-	}
-	dir := checkpoint.CheckpointDir(job.ID, kind, checkpoint.ID(id))
 	sub := strconv.Itoa(snap.Task.Subtask)
 	var out []checkpoint.OperatorSnapshot
 	for i, op := range snap.Operators {
@@ -229,15 +315,27 @@ func (tm *TaskManager) upload(ctx context.Context, job *jobcode.Job, id int64, s
 // subtask's own channel state, if the checkpoint was unaligned, comes back
 // apart.
 func (tm *TaskManager) readRestore(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, subtask int, r *rpc.RestoreHandles) (runtime.JobRestore, *runtime.ChannelState, error) {
-	if job.Config.Checkpoint == nil {
-		return nil, nil, fmt.Errorf("restoring checkpoint %d: job %s has no checkpoint storage", r.CheckpointID, job.ID)
-	}
 	if err := checkChannelStateParallelism(job, r); err != nil {
 		return nil, nil, err
 	}
-	store, err := tm.storage(ctx, job.Config.Checkpoint.Storage)
-	if err != nil {
-		return nil, nil, err
+	var store blob.Store
+	switch {
+	case r.Storage != "":
+		// A savepoint: its paths are relative to its directory.
+		s, err := blob.Open(ctx, r.Storage)
+		if err != nil {
+			return nil, nil, fmt.Errorf("restoring savepoint %d: %w", r.CheckpointID, err)
+		}
+		defer s.Close()
+		store = s
+	case job.Config.Checkpoint == nil:
+		return nil, nil, fmt.Errorf("restoring checkpoint %d: job %s has no checkpoint storage", r.CheckpointID, job.ID)
+	default:
+		s, err := tm.storage(ctx, job.Config.Checkpoint.Storage)
+		if err != nil {
+			return nil, nil, err
+		}
+		store = s
 	}
 	mine := map[string]bool{}
 	for _, op := range v.Operators {

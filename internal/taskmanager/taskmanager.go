@@ -50,6 +50,8 @@ type TaskManager struct {
 	mu     sync.Mutex
 	tasks  map[taskKey]*slotTask
 	stores map[string]blob.Store // checkpoint storage by URL (checkpoint.go)
+	// savepoints are the announced targets of savepoints (checkpoint.go).
+	savepoints map[spKey]*spTarget
 }
 
 type taskKey struct {
@@ -95,7 +97,7 @@ func New(cfg Config) (*TaskManager, error) {
 		ep.Close()
 		return nil, fmt.Errorf("task manager %s: registering with the resource manager: %w", cfg.ID, err)
 	}
-	return &TaskManager{cfg: cfg, ep: ep, tasks: map[taskKey]*slotTask{}, stores: map[string]blob.Store{}}, nil
+	return &TaskManager{cfg: cfg, ep: ep, tasks: map[taskKey]*slotTask{}, stores: map[string]blob.Store{}, savepoints: map[spKey]*spTarget{}}, nil
 }
 
 // Run serves deploys and cancels until ctx ends, then cancels every task
@@ -233,11 +235,17 @@ func (tm *TaskManager) deploy(ctx context.Context, m rpc.DeployTask) {
 			report(scheduler.Failed, err)
 			return
 		}
-		if job, err := tm.cfg.Code.Lookup(m.JobID); err == nil && job.Config.Checkpoint != nil {
+		if job, err := tm.cfg.Code.Lookup(m.JobID); err == nil && (job.Config.Checkpoint != nil || task.OnCheckpoint == nil) {
 			// Uploads use the TaskManager's context, not the task's: the
 			// snapshot a task took just before finishing is still part
-			// of its checkpoint.
+			// of its checkpoint. Every job can take savepoints, so
+			// every task uploads, checkpointed or not — except that a
+			// job without checkpointing keeps an OnCheckpoint the state
+			// seam's tests set (jobcode.Config.OnTask) to drive
+			// snapshots themselves.
 			task.OnCheckpoint = tm.onCheckpoint(ctx, job, m, st)
+		}
+		if job, err := tm.cfg.Code.Lookup(m.JobID); err == nil && job.Config.Checkpoint != nil {
 			// A checkpointed job's tasks wait at the end of their input
 			// for a checkpoint taken after it (FLIP-147), so what they
 			// flushed then is committed; the JobMaster's coordinator
