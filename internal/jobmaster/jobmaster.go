@@ -239,7 +239,7 @@ func (jm *JobMaster) handle(m rpc.Message) {
 		if m.Metrics != nil {
 			jm.recordMetrics(m.Execution, m.Metrics, m.State.Terminal())
 		}
-		jm.step(scheduler.EvTaskState{ID: m.Execution, State: m.State, Err: m.Failure.Err()})
+		jm.step(scheduler.EvTaskState{ID: m.Execution, State: m.State, Err: m.Failure.Err(), NoRestart: m.Failure != nil && m.Failure.NoRestart})
 		jm.taskStateForCheckpoints(m.Execution, m.State)
 	case rpc.AcknowledgeCheckpoint:
 		jm.ck.ackStats(m)

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/strom-dev/strom/internal/runtime"
+	"github.com/strom-dev/strom/internal/statebackend"
 )
 
 // Failure is an error as plain data, like Flink's SerializedThrowable: the
@@ -26,7 +27,10 @@ type Failure struct {
 	Parallelism int
 	Attempt     int
 	Stack       string
-	Cause       error `json:"-"`
+	// NoRestart says restarting cannot help: the job must fail whatever
+	// its restart strategy (a restored state whose type changed).
+	NoRestart bool
+	Cause     error `json:"-"`
 }
 
 // FailureOf turns err into a Failure (nil for nil).
@@ -34,7 +38,7 @@ func FailureOf(err error) *Failure {
 	if err == nil {
 		return nil
 	}
-	f := &Failure{Message: err.Error(), Cause: err}
+	f := &Failure{Message: err.Error(), Cause: err, NoRestart: errors.Is(err, statebackend.ErrIncompatibleState)}
 	// Only a TaskError itself is taken apart: were it wrapped, rebuilding
 	// it from the fields would lose the wrapper's text.
 	if te, ok := err.(*runtime.TaskError); ok {

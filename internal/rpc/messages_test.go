@@ -25,7 +25,7 @@ var (
 	exec    = scheduler.ExecutionID{Vertex: 1, Subtask: 2, Attempt: 3}
 	slot    = scheduler.SlotID{TaskManager: "tm-1", Index: 4}
 	failure = &Failure{Message: "boom", Job: "j", JobID: "job-1", Operator: "Map", Task: "Source -> Map",
-		Subtask: 1, Parallelism: 2, Attempt: 3, Stack: "goroutine 1"}
+		Subtask: 1, Parallelism: 2, Attempt: 3, Stack: "goroutine 1", NoRestart: true}
 	opMetrics = OperatorMetrics{Vertex: 1, Subtask: 2, Node: 3, Name: "Map", UID: "uid", IsSource: true,
 		RecordsIn: 5, RecordsOut: 6, BackpressureWaits: 7}
 	execStatus = ExecutionStatus{ID: exec, State: scheduler.Failed, Slot: slot, Failure: failure}

@@ -36,7 +36,7 @@ import (
 //	grant-slots n=N [tms=T]               EvSlotsGranted with N slots spread round-robin
 //	                                      over T TaskManagers (default 2), as the ResourceManager does
 //	refuse-slots [err=E]                  EvSlotsRefused
-//	task V/S [V/S...] STATE [attempt=A] [err=E]
+//	task V/S [V/S...] STATE [attempt=A] [err=E] [no-restart]
 //	                                      EvTaskState for each execution, in order
 //	cancel                                EvCancel
 //	tick +D                               EvTick D after the previous tick (the first is at
@@ -208,8 +208,11 @@ func taskEvents(t *testing.T, d *datadriven.TestData) []EvTaskState {
 	state := ExecState(-1)
 	attempt := 0
 	var err error
+	noRestart := false
 	for _, a := range d.CmdArgs {
 		switch {
+		case a.Key == "no-restart":
+			noRestart = true
 		case a.Key == "attempt":
 			a.Scan(t, 0, &attempt)
 		case a.Key == "err":
@@ -232,7 +235,7 @@ func taskEvents(t *testing.T, d *datadriven.TestData) []EvTaskState {
 	evs := make([]EvTaskState, len(ids))
 	for i, id := range ids {
 		id.Attempt = attempt
-		evs[i] = EvTaskState{ID: id, State: state, Err: err}
+		evs[i] = EvTaskState{ID: id, State: state, Err: err, NoRestart: noRestart}
 	}
 	return evs
 }

@@ -115,10 +115,15 @@ type (
 	// EvTaskState reports an execution's new state. Reports for another
 	// attempt than the current one, or for an execution that has already
 	// ended, are ignored.
+	//
+	// NoRestart marks a failure no restart can cure (a restored state of
+	// another type than the job's): the job fails at once, whatever its
+	// restart strategy, instead of restarting into the same failure.
 	EvTaskState struct {
-		ID    ExecutionID
-		State ExecState
-		Err   error
+		ID        ExecutionID
+		State     ExecState
+		Err       error
+		NoRestart bool
 	}
 	// EvCancel asks to cancel the job.
 	EvCancel struct{}
@@ -494,6 +499,13 @@ func (s *Scheduler) taskState(ev EvTaskState) []Action {
 	var acts []Action
 	r := s.region[e.ID.Vertex]
 	failingOver := s.failover[r] != nil
+	if ev.State == Failed && ev.NoRestart && (s.state == JobRunning || s.state == JobRestarting) {
+		clear(s.failover)
+		s.state = JobFailing
+		s.waiting = false
+		s.err = fmt.Errorf("not restarted (a restart cannot help): %w", e.Err)
+		return append(s.cancelAll(), s.finishIfDone()...)
+	}
 	switch {
 	case failingOver:
 		// A consequence of the region's failure (or the cancellation
