@@ -49,9 +49,14 @@ func eventsAt(env *strom.Environment, g *Generator, count int64, tps float64) st
 		var slab Slab
 		return func(n int64) Event { return g.EventInto(n, &slab) }
 	}, opts...)
-	src := strom.FromSource(env, gen, "Nexmark Source")
+	src := strom.FromSource(env, gen, generatorSourceName)
 	return strom.AssignTimestamps(src, strom.BoundedOutOfOrderness[Event](g.Config().OutOfOrderness).WithTimestamps(Event.Timestamp)).Name("Nexmark Watermarks")
 }
+
+// generatorSourceName names the generated-event source, whose record count Run
+// reports as the events of a run stopped with a savepoint or resumed from one
+// (each reads only its part of the events).
+const generatorSourceName = "Nexmark Source"
 
 // fileSourceName names the file source, whose record count Run reports as the events.
 const fileSourceName = "Nexmark File Source"
@@ -253,7 +258,9 @@ const FailRestartDelay = 10 * time.Millisecond
 
 // RunResult is what Run measured.
 type RunResult struct {
-	// Events is the number of input events processed.
+	// Events is the number of input events processed: Events of RunConfig, or
+	// what the sources read of a file, or of a run stopped with a savepoint or
+	// resumed from one.
 	Events int64
 	// Rows is the number of rows produced.
 	Rows int64
@@ -362,8 +369,12 @@ func Run(ctx context.Context, cfg RunConfig) (RunResult, error) {
 	if injector != nil {
 		res.Injected = injector.Injected()
 	}
-	if job != nil && cfg.Input != "" {
+	switch {
+	case job != nil && cfg.Input != "":
 		op, _ := job.Operator(fileSourceName)
+		res.Events = op.RecordsOut
+	case job != nil && (cfg.FromSavepoint != "" || savepoint != ""):
+		op, _ := job.Operator(generatorSourceName)
 		res.Events = op.RecordsOut
 	}
 	if err != nil {

@@ -245,6 +245,10 @@ func TestNexmarkStopWithSavepointAndResume(t *testing.T) {
 			var s2 map[string]any
 			require.NoError(t, json.Unmarshal([]byte(sum), &s2))
 			require.Equal(t, "", s2["savepoint_path"], "the resumed run ran to its end")
+			require.Positive(t, s1["events"], "the stopped run read nothing")
+			require.Positive(t, s2["events"], "the resumed run read nothing")
+			require.EqualValues(t, 20000, s1["events"].(float64)+s2["events"].(float64),
+				"the resumed run's sources continue where the stopped run's stopped")
 			require.Equal(t, want, committedLines(t, q, out), "%s: stopped + resumed rows = a failure-free run's", q)
 			require.EqualValues(t, len(want)-len(stopped), s2["rows"], "rows counts what the resumed run committed")
 		})
