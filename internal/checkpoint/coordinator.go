@@ -93,6 +93,11 @@ type Coordinator struct {
 
 	pending  []*pending // by id
 	requests []EvTrigger
+	// draining is a stop-with-savepoint with drain whose sources were
+	// asked to end their input; stopped says a stop-with-savepoint
+	// completed: the job is ending and nothing is triggered any more.
+	draining *EvTrigger
+	stopped  bool
 	ended    []ended // the last few ended ids, for late acks
 }
 
@@ -120,6 +125,8 @@ type pending struct {
 	acked     map[TaskID][]OperatorSnapshot
 	ended     []TaskID // had reached end of input at the trigger
 	writing   bool
+	stop      bool // a stop-with-savepoint, without drain
+	drain     bool // a stop-with-savepoint's final savepoint, with drain
 }
 
 type ended struct {
@@ -294,6 +301,12 @@ func (c *Coordinator) tasksRunning(ev EvTasksRunning) []Action {
 func (c *Coordinator) stop(reason string) []Action {
 	c.running = false
 	var acts []Action
+	if d := c.draining; d != nil && !slices.ContainsFunc(c.pending, func(p *pending) bool { return p.drain }) {
+		// The sources were asked to end their input, but the savepoint
+		// was not triggered yet: the restarted job reads on.
+		c.draining = nil
+		acts = append(acts, ActAbort{Reason: reason, Request: d.Request})
+	}
 	for _, p := range slices.Clone(c.pending) {
 		if !p.writing {
 			acts = append(acts, c.abort(p, reason, false)...)
@@ -416,13 +429,20 @@ func (c *Coordinator) metadataWritten(ev EvMetadataWritten) []Action {
 		return c.abort(p, fmt.Sprintf("metadata not written: %v", ev.Err), true)
 	}
 	c.remove(p, false)
-	if p.kind == KindSavepoint {
+	if p.kind == KindSavepoint && !p.stop && !p.drain {
 		// An intermediate savepoint commits nothing: the tasks are not
 		// told, and none waits for it to finish (it is never final).
 		return nil
 	}
-	c.failures = 0
-	done := ActNotifyComplete{ID: p.id}
+	if p.stop || p.drain {
+		// The job is stopping: its sinks commit this savepoint, and
+		// nothing is triggered any more.
+		c.stopped = true
+		c.draining = nil
+	} else {
+		c.failures = 0
+	}
+	done := ActNotifyComplete{ID: p.id, Savepoint: p.kind == KindSavepoint}
 	for _, id := range p.tasks {
 		if t := c.task(id); t != nil && !t.finished {
 			done.Tasks = append(done.Tasks, id)
@@ -453,6 +473,9 @@ func (c *Coordinator) metadataWritten(ev EvMetadataWritten) []Action {
 // Config.TolerableFailures (checkpoints only).
 func (c *Coordinator) abort(p *pending, reason string, count bool) []Action {
 	c.remove(p, true)
+	if p.drain {
+		c.draining = nil
+	}
 	abort := ActAbort{ID: p.id, Reason: reason, Request: p.request}
 	for _, id := range p.tasks {
 		if t := c.task(id); t != nil && !t.finished && c.running {
@@ -487,7 +510,7 @@ func (c *Coordinator) remove(p *pending, aborted bool) {
 // tasks not running), queued checkpoint requests, the final checkpoint,
 // and the periodic one.
 func (c *Coordinator) maybeTrigger() []Action {
-	if !c.running {
+	if !c.running || c.stopped {
 		return nil
 	}
 	plan := c.plan()
@@ -497,13 +520,35 @@ func (c *Coordinator) maybeTrigger() []Action {
 	var acts []Action
 	var keep []EvTrigger
 	for _, r := range c.requests {
-		if r.Kind == KindSavepoint || c.allowed(true) {
+		switch {
+		case c.stopping():
+			// Held: a newer trigger would make the stopped sources read
+			// on. They wait for the stop's outcome (and are refused at
+			// the job's end if it succeeds).
+			keep = append(keep, r)
+		case r.Kind == KindSavepoint && r.Stop && r.Drain:
+			d := r
+			c.draining = &d
+			acts = append(acts, ActEndInput{Tasks: c.runningSources()})
+		case r.Kind == KindSavepoint || c.allowed(true):
 			acts = append(acts, c.trigger(plan, r))
-		} else {
+		default:
 			keep = append(keep, r)
 		}
 	}
 	c.requests = keep
+	if d := c.draining; d != nil {
+		// The draining savepoint is the final snapshot: taken once every
+		// task reached its end of input, instead of a final checkpoint;
+		// no periodic checkpoint meanwhile.
+		if c.needFinal() {
+			acts = append(acts, c.trigger(plan, *d))
+		}
+		return acts
+	}
+	if c.stopping() {
+		return acts
+	}
 	// The final checkpoint does not wait for MinPause either: nothing is
 	// processed any more, and the tasks wait for it to finish.
 	if c.needFinal() && c.allowed(false) {
@@ -544,7 +589,8 @@ func (c *Coordinator) needFinal() bool {
 func (c *Coordinator) trigger(plan []TaskID, r EvTrigger) Action {
 	p := &pending{
 		id: c.nextID, kind: r.Kind, dir: r.Dir, request: r.Request, triggered: c.now,
-		waiting: map[TaskID]bool{}, acked: map[TaskID][]OperatorSnapshot{}, final: r.Kind == KindCheckpoint,
+		waiting: map[TaskID]bool{}, acked: map[TaskID][]OperatorSnapshot{}, final: r.Kind == KindCheckpoint || r.Drain,
+		stop: r.Kind == KindSavepoint && r.Stop && !r.Drain, drain: r.Kind == KindSavepoint && r.Stop && r.Drain,
 	}
 	c.nextID++
 	for vi, v := range c.tasks {
@@ -556,7 +602,7 @@ func (c *Coordinator) trigger(plan []TaskID, r EvTrigger) Action {
 			p.tasks = append(p.tasks, id)
 			p.waiting[id] = true
 			switch {
-			case r.Kind == KindSavepoint:
+			case r.Kind == KindSavepoint && !r.Drain:
 				// Not notified, so it releases no task waiting to
 				// finish: the final checkpoint does that.
 			case t.endOfInput:
@@ -585,6 +631,28 @@ func (c *Coordinator) trigger(plan []TaskID, r EvTrigger) Action {
 // finished); once every source finished, the first running tasks
 // downstream. Finished tasks are skipped: their consumers got their end of
 // partition, which stands in for the barrier.
+// stopping says a stop-with-savepoint is in progress: a savepoint
+// without drain is pending, or the sources were asked to drain.
+func (c *Coordinator) stopping() bool {
+	return c.draining != nil || slices.ContainsFunc(c.pending, func(p *pending) bool { return p.stop })
+}
+
+// runningSources are the running tasks of the job's source vertices.
+func (c *Coordinator) runningSources() []TaskID {
+	var out []TaskID
+	for vi, v := range c.tasks {
+		if !c.jg.Vertices[vi].IsSource {
+			continue
+		}
+		for si, t := range v {
+			if !t.finished {
+				out = append(out, c.taskID(vi, si))
+			}
+		}
+	}
+	return out
+}
+
 func (c *Coordinator) plan() []TaskID {
 	var out []TaskID
 	for vi, v := range c.tasks {

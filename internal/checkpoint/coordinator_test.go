@@ -381,7 +381,12 @@ func printActions(out *strings.Builder, acts []Action) {
 			if len(a.Finish) > 0 {
 				fmt.Fprintf(out, " finish=%v", a.Finish)
 			}
+			if a.Savepoint {
+				out.WriteString(" savepoint")
+			}
 			out.WriteString("\n")
+		case ActEndInput:
+			fmt.Fprintf(out, "> end-input tasks=%v\n", a.Tasks)
 		case ActAbort:
 			fmt.Fprintf(out, "> abort %d reason=%q tasks=%v", a.ID, a.Reason, a.Tasks)
 			if a.Request != 0 {

@@ -78,10 +78,17 @@ type (
 		// chosen by the shell); empty for the configured checkpoint
 		// storage.
 		Dir string
-		// Stop and Drain are reserved for stop-with-savepoint (Stop: the
-		// sources end after the savepoint; Drain: with the maximum
-		// watermark first). The coordinator passes them through to
-		// ActTrigger and acts on neither yet.
+		// Stop makes a savepoint a stop-with-savepoint. Without Drain it
+		// is triggered at once (other triggers wait while it is pending);
+		// the sources stop reading after it, and once it is complete the
+		// tasks are notified (their sinks commit it) and the coordinator
+		// triggers nothing more: the job ends. With Drain the coordinator
+		// first asks the sources to end their input (ActEndInput) and
+		// takes the savepoint as the final snapshot once every task
+		// reached its end, releasing them as a final checkpoint does. If
+		// it fails the job goes on (without drain the sources read again;
+		// with drain their input has ended, so the job takes a final
+		// checkpoint and finishes).
 		Stop, Drain bool
 	}
 	// EvTasksRunning says every task of the job runs with this attempt:
@@ -176,7 +183,8 @@ type (
 		Request int
 		// Final says every running task had reached the end of its input
 		// when it was triggered: completing it lets the job finish.
-		// Never set for a savepoint.
+		// Never set for a savepoint, except a stop-with-savepoint's with
+		// drain, which is the job's final snapshot.
 		Final bool
 		// Stop and Drain are EvTrigger's, passed through.
 		Stop, Drain bool
@@ -200,11 +208,21 @@ type (
 	// triggered: they may now finish. Notifications may come out of id
 	// order (an older checkpoint's metadata written last): a task commits
 	// what an id covers once, and ignores an id below one it has seen.
+	//
+	// Savepoint marks the notification of a stop-with-savepoint's
+	// savepoint (the only savepoints notified): it is not in the
+	// checkpoint store, so the shell writes no notified marker for it.
 	ActNotifyComplete struct {
-		ID     ID
-		Tasks  []TaskID
-		Finish []TaskID
+		ID        ID
+		Tasks     []TaskID
+		Finish    []TaskID
+		Savepoint bool
 	}
+	// ActEndInput asks the running source tasks to end their input now,
+	// as a bounded source does (the maximum watermark, end-of-input hooks):
+	// a stop-with-savepoint with drain, whose savepoint is then taken as
+	// the job's final snapshot once every task reached its end of input.
+	ActEndInput struct{ Tasks []TaskID }
 	// ActAbort tells the running tasks of checkpoint ID to drop it (and
 	// pass on an abort marker instead of waiting for its barriers); the
 	// shell also discards the checkpoint's private files. Tasks may be
@@ -239,4 +257,5 @@ func (ActWriteMetadata) isAction()  {}
 func (ActNotifyComplete) isAction() {}
 func (ActAbort) isAction()          {}
 func (ActDiscard) isAction()        {}
+func (ActEndInput) isAction()       {}
 func (ActFailJob) isAction()        {}

@@ -280,6 +280,13 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 			})
 		case checkpoint.ActNotifyComplete:
 			delete(ck.triggered, a.ID)
+			if a.Savepoint {
+				// A stop-with-savepoint's: it is in no checkpoint store,
+				// so there is no notified marker to write first (a
+				// restart restores it, see writeSavepoint).
+				jm.notifyComplete(a)
+				continue
+			}
 			// The marker first: once any task may have committed what the
 			// checkpoint covers (a two-phase-commit sink), recovery must
 			// never fall back past it, so the marker must exist by then.
@@ -301,11 +308,7 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 						return
 					}
 					ck.retained = ck.store.Retained()
-					for i, gw := range jm.tmOf(a.Tasks) {
-						if gw != nil {
-							_ = gw.NotifyCheckpointComplete(rpc.NotifyCheckpointComplete{JobID: jm.cfg.JobID, Execution: execID(a.Tasks[i]), CheckpointID: int64(a.ID)})
-						}
-					}
+					jm.notifyComplete(a)
 				}
 			})
 		case checkpoint.ActAbort:
@@ -321,10 +324,25 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 			}
 			// Its files stay until the store's next Recover (a new
 			// JobMaster of the job) deletes the directory as an orphan.
+		case checkpoint.ActEndInput:
+			for i, gw := range jm.tmOf(a.Tasks) {
+				if gw != nil {
+					_ = gw.DrainSource(rpc.DrainSource{JobID: jm.cfg.JobID, Execution: execID(a.Tasks[i])})
+				}
+			}
 		case checkpoint.ActDiscard:
 			// As for an abort: left to the next Recover.
 		case checkpoint.ActFailJob:
 			jm.failJob(fmt.Errorf("checkpointing of job %s: %s", jm.cfg.JobID, a.Reason))
+		}
+	}
+}
+
+// notifyComplete tells the tasks of a that its checkpoint is complete.
+func (jm *JobMaster) notifyComplete(a checkpoint.ActNotifyComplete) {
+	for i, gw := range jm.tmOf(a.Tasks) {
+		if gw != nil {
+			_ = gw.NotifyCheckpointComplete(rpc.NotifyCheckpointComplete{JobID: jm.cfg.JobID, Execution: execID(a.Tasks[i]), CheckpointID: int64(a.ID)})
 		}
 	}
 }
@@ -547,7 +565,7 @@ func (jm *JobMaster) loadRestore() {
 				return
 			}
 			switch {
-			case md != nil:
+			case md != nil && (ck.savepoint == nil || int64(md.ID) > ck.savepoint.CheckpointID):
 				ck.restore = &rpc.RestoreHandles{CheckpointID: int64(md.ID), Operators: md.Operators}
 				ck.restoredFrom = md.ID
 				ck.restoredDesc = fmt.Sprintf("checkpoint %d", md.ID)

@@ -24,12 +24,13 @@ type spRequest struct {
 	target string // as the user gave it
 	dir    string // the savepoint's own directory (URL)
 	id     checkpoint.ID
+	stop   bool // a stop-with-savepoint
 }
 
 // triggerSavepoint takes a request: the savepoint gets a fresh directory
 // under the target and waits in the coordinator for the tasks to run.
 func (jm *JobMaster) triggerSavepoint(m rpc.TriggerSavepoint) {
-	r := &spRequest{rpcID: m.RequestID, target: m.Target}
+	r := &spRequest{rpcID: m.RequestID, target: m.Target, stop: m.Stop}
 	target, err := checkpoint.StorageURL(m.Target)
 	if err == nil {
 		r.dir, err = checkpoint.JoinURL(target, checkpoint.NewSavepointDirName(jm.cfg.JobID))
@@ -81,6 +82,13 @@ func (jm *JobMaster) writeSavepoint(a checkpoint.ActWriteMetadata) {
 				err = fmt.Errorf("writing its metadata: %w", err)
 			} else if r := jm.ck.spRequests[a.Request]; r != nil {
 				delete(jm.ck.spRequests, a.Request)
+				if r.stop {
+					// Its sinks commit it now: should the job fail
+					// before it has finished, it restarts from this
+					// savepoint, newer than any checkpoint, so nothing
+					// committed is produced again.
+					jm.ck.savepoint = &rpc.RestoreHandles{CheckpointID: int64(md.ID), Operators: md.Operators, Storage: a.Dir}
+				}
 				jm.logger().Info("savepoint completed", "job_id", jm.cfg.JobID, "savepoint", md.ID, "path", a.Dir)
 				jm.replySavepoint(r, a.Dir, nil)
 			}

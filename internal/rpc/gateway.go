@@ -42,6 +42,7 @@ type TaskManagerGateway interface {
 	AbortCheckpoint(AbortCheckpoint) error
 	NotifyCheckpointComplete(NotifyCheckpointComplete) error
 	SavepointTarget(SavepointTarget) error
+	DrainSource(DrainSource) error
 }
 
 // DispatcherGateway is how a JobMaster reports to the Dispatcher.

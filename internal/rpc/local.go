@@ -99,6 +99,7 @@ func (g localGateway) NotifyCheckpointComplete(m NotifyCheckpointComplete) error
 }
 func (g localGateway) TriggerSavepoint(m TriggerSavepoint) error { return g.l.send(g.address, m) }
 func (g localGateway) SavepointTarget(m SavepointTarget) error   { return g.l.send(g.address, m) }
+func (g localGateway) DrainSource(m DrainSource) error           { return g.l.send(g.address, m) }
 func (g localGateway) SavepointResult(m SavepointResult) error   { return g.l.send(g.address, m) }
 func (g localGateway) UpdateJobStatus(m JobStatus) error         { return g.l.send(g.address, m) }
 func (g localGateway) JobFinished(m JobFinished) error           { return g.l.send(g.address, m) }

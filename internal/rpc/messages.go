@@ -172,9 +172,17 @@ type (
 		// task's state files go (paths relative to it); empty for a
 		// checkpoint, whose files go to the job's checkpoint storage.
 		Target string
-		// Stop and Drain are reserved for stop-with-savepoint: passed
-		// through, not acted on yet.
+		// Stop and Drain make the savepoint a stop-with-savepoint
+		// (runtime.CheckpointOptions): without drain a source stops reading
+		// after it and ends once it is notified complete; with drain it is
+		// the final snapshot, taken after the sources were drained.
 		Stop, Drain bool
+	}
+	// DrainSource asks a source task to end its input now, as a bounded
+	// source does (stop-with-savepoint with drain).
+	DrainSource struct {
+		JobID     string
+		Execution scheduler.ExecutionID
 	}
 	// SavepointTarget tells a TaskManager where the state files of
 	// savepoint CheckpointID of a job go. Only the sources get the
@@ -271,6 +279,7 @@ func (NotifyCheckpointComplete) isMessage() {}
 func (JobFinished) isMessage()              {}
 func (TriggerSavepoint) isMessage()         {}
 func (SavepointTarget) isMessage()          {}
+func (DrainSource) isMessage()              {}
 func (SavepointResult) isMessage()          {}
 
 // SlotOffer is a granted slot and where its TaskManager is reached.

@@ -56,6 +56,7 @@ var messages = []Message{
 		Target: "s3://b/sp/savepoint-job-1-0123456789ab?region=x", Stop: true, Drain: true},
 	TriggerSavepoint{JobID: "job-1", RequestID: 9, Target: "file:///sp", Stop: true, Drain: true},
 	SavepointTarget{JobID: "job-1", CheckpointID: 3, Target: "mem://sp/savepoint-job-1-0123456789ab"},
+	DrainSource{JobID: "job-1", Execution: scheduler.ExecutionID{Vertex: 0, Subtask: 1, Attempt: 2}},
 	SavepointResult{JobID: "job-1", RequestID: 9, Path: "file:///sp/savepoint-job-1-0123456789ab", Error: "savepoint 3 failed"},
 	AbortCheckpoint{JobID: "job-1", Execution: exec, CheckpointID: 3, Reason: "expired"},
 	NotifyCheckpointComplete{JobID: "job-1", Execution: exec, CheckpointID: 3},

@@ -169,6 +169,7 @@ func (tm *TaskManager) checkpointMessage(ctx context.Context, m rpc.Message) boo
 		}
 		if m.Kind == checkpoint.KindSavepoint {
 			opts.Kind = network.Savepoint
+			opts.Stop, opts.Drain = m.Stop, m.Drain
 		}
 		if err := task.TriggerCheckpoint(ctx, opts); err != nil && !errors.Is(err, runtime.ErrTaskStopped) {
 			tm.decline(m.JobID, m.Execution, st, m.CheckpointID, err.Error())
@@ -180,6 +181,13 @@ func (tm *TaskManager) checkpointMessage(ctx context.Context, m rpc.Message) boo
 			// staged for the id).
 			_ = task.AbortCheckpoint(ctx, m.CheckpointID)
 			_ = task.NotifyCheckpointAborted(ctx, m.CheckpointID)
+		}
+	case rpc.DrainSource:
+		if _, task := tm.running(m.JobID, m.Execution); task != nil {
+			// A mail: the source ends its input between two reads.
+			if err := task.EndInput(ctx); err != nil && !errors.Is(err, runtime.ErrTaskStopped) {
+				tm.cfg.Logger.Warn("task manager: source not drained", "execution", m.Execution.String(), "error", err)
+			}
 		}
 	case rpc.NotifyCheckpointComplete:
 		if _, task := tm.running(m.JobID, m.Execution); task != nil {
