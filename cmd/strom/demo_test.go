@@ -122,6 +122,25 @@ func TestDemoBinarySIGINT(t *testing.T) {
 	require.NoError(t, cmd.Wait(), "output:\n%s", out.String())
 	require.Contains(t, out.String(), "strom demo: stopped after")
 
+	// With --stop-with-savepoint Ctrl-C stops it with a savepoint into
+	// <data-dir>/savepoints, whose path it prints.
+	dataDir := filepath.Join(tmp, "data")
+	cmd = exec.Command(bin, "demo", "--window", "300ms", "--report", "500ms", "--rate", "20000",
+		"--data-dir", dataDir, "--stop-with-savepoint")
+	out = syncBuffer{}
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	require.NoError(t, cmd.Start())
+	for !strings.Contains(out.String(), "throughput:") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, cmd.Wait(), "output:\n%s", out.String())
+	m := regexp.MustCompile(`with savepoint file://(\S+)`).FindStringSubmatch(out.String())
+	require.NotNil(t, m, "output:\n%s", out.String())
+	require.FileExists(t, filepath.Join(m[1], "_metadata"))
+	require.Equal(t, filepath.Join(dataDir, "savepoints"), filepath.Dir(m[1]))
+
 	// --duration stops it too, with exit code 0.
 	cmd = exec.Command(bin, "demo", "--duration", "1s", "--window", "200ms", "--rate", "5000")
 	out2, err := cmd.Output()
