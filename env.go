@@ -348,6 +348,13 @@ type JobResult struct {
 	// took, from its trigger until its metadata was written (it is
 	// complete then); 0 if none completed.
 	LastCheckpointDuration time.Duration
+	// LastCheckpointSize is how many bytes of state the last completed
+	// checkpoint wrote; LastCheckpointSyncPause is the longest a task
+	// stopped processing for it (the synchronous part of its snapshot:
+	// pre-barrier hooks and state encoded into memory; the upload runs
+	// while processing goes on).
+	LastCheckpointSize      int64
+	LastCheckpointSyncPause time.Duration
 }
 
 // Operator returns the counts of the first operator named name.
@@ -599,5 +606,5 @@ func toResults(ts []minicluster.OperatorTotals) []OperatorResult {
 func toResult(r minicluster.JobResult) *JobResult {
 	return &JobResult{JobID: r.JobID, JobName: r.JobName, Duration: r.Duration, Operators: toResults(r.Operators),
 		Restarts: r.Restarts, CheckpointsCompleted: r.CheckpointsCompleted, RestoredCheckpoint: r.RestoredCheckpoint, RestoredFrom: r.RestoredFrom,
-		LastCheckpointDuration: r.LastCheckpointDuration}
+		LastCheckpointDuration: r.LastCheckpointDuration, LastCheckpointSize: r.LastCheckpointSize, LastCheckpointSyncPause: r.LastCheckpointSyncPause}
 }

@@ -88,6 +88,9 @@ type JobResult struct {
 	// LastCheckpointDuration is the last completed checkpoint's, trigger
 	// to metadata written (0: none).
 	LastCheckpointDuration time.Duration
+	// LastCheckpointSize and LastCheckpointSyncPause: see rpc.JobFinished.
+	LastCheckpointSize      int64
+	LastCheckpointSyncPause time.Duration
 }
 
 // ErrUnknownJob is returned for a job id the Dispatcher does not know.
@@ -163,6 +166,7 @@ func (d *Dispatcher) receive() {
 				JobID: m.JobID, JobName: m.JobName, State: m.State, Err: m.Failure.Err(), Duration: m.Duration, Restarts: m.Restarts, Operators: m.Operators,
 				CheckpointsCompleted: m.CheckpointsCompleted, RestoredCheckpoint: m.RestoredCheckpoint, RestoredFrom: m.RestoredFrom,
 				LastCheckpointDuration: m.LastCheckpointDuration,
+				LastCheckpointSize:     m.LastCheckpointSize, LastCheckpointSyncPause: m.LastCheckpointSyncPause,
 			}, rpc.JobStatus{JobID: m.JobID, State: m.State, Restarts: m.Restarts, Executions: m.Executions, Operators: m.Operators})
 		}
 	}

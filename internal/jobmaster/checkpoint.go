@@ -75,6 +75,55 @@ type ckShell struct {
 	// lastDuration is the last completed checkpoint's, from its trigger
 	// to its metadata written (JobFinished reports it).
 	lastDuration time.Duration
+	// stats gathers, per checkpoint in progress, what its acks say: bytes
+	// written and the longest synchronous pause; last* are the last
+	// completed checkpoint's.
+	stats         map[checkpoint.ID]*ckStats
+	lastSize      int64
+	lastSyncPause time.Duration
+}
+
+type ckStats struct {
+	bytes     int64
+	syncPause time.Duration
+}
+
+// ackStats adds an ack's numbers to its checkpoint's.
+func (ck *ckShell) ackStats(m rpc.AcknowledgeCheckpoint) {
+	if ck == nil {
+		return
+	}
+	s := ck.stats[checkpoint.ID(m.CheckpointID)]
+	if s == nil {
+		if len(ck.stats) >= 64 {
+			return // acks of checkpoints that ended long ago: not kept
+		}
+		s = &ckStats{}
+		ck.stats[checkpoint.ID(m.CheckpointID)] = s
+	}
+	s.syncPause = max(s.syncPause, m.SyncPause)
+	for _, op := range m.States {
+		for _, hs := range [][]checkpoint.StateHandle{op.State.Keyed, op.State.Operator, op.State.Channel} {
+			for _, h := range hs {
+				s.bytes += h.Size
+			}
+		}
+	}
+}
+
+// endStats drops the numbers of checkpoint id and older ones, and returns
+// id's.
+func (ck *ckShell) endStats(id checkpoint.ID) ckStats {
+	var out ckStats
+	if s := ck.stats[id]; s != nil {
+		out = *s
+	}
+	for k := range ck.stats {
+		if k <= id {
+			delete(ck.stats, k)
+		}
+	}
+	return out
 }
 
 type ckTriggered struct {
@@ -110,7 +159,7 @@ func (jm *JobMaster) startCheckpointing(ctx context.Context) error {
 	}
 	newShell := func(bs blob.Store, store *checkpoint.CompletedStore) *ckShell {
 		return &ckShell{cfg: cc, coord: coord, blob: bs, store: store, runningAttempt: -1,
-			ended: map[scheduler.ExecutionID]bool{}, triggered: map[checkpoint.ID]*ckTriggered{}, spRequests: map[int]*spRequest{}}
+			ended: map[scheduler.ExecutionID]bool{}, triggered: map[checkpoint.ID]*ckTriggered{}, spRequests: map[int]*spRequest{}, stats: map[checkpoint.ID]*ckStats{}}
 	}
 	if jm.cfg.Checkpoint == nil {
 		// Savepoints only: no storage of its own, no periodic trigger.
@@ -267,8 +316,11 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 					if err == nil {
 						ck.completed++
 						ck.lastDuration = time.Since(md.Triggered) // md.Completed is the coordinator's last tick
+						st := ck.endStats(md.ID)
+						ck.lastSize, ck.lastSyncPause = st.bytes, st.syncPause
 						ck.retained = ck.store.Retained()
-						jm.logger().Debug("checkpoint completed", "job_id", jm.cfg.JobID, "checkpoint", md.ID)
+						jm.logger().Info("checkpoint completed", "job_id", jm.cfg.JobID, "checkpoint", md.ID,
+							"duration", ck.lastDuration, "bytes", st.bytes, "max_sync_pause", st.syncPause)
 					} else {
 						err = fmt.Errorf("writing metadata of checkpoint %d: %w", md.ID, err)
 					}

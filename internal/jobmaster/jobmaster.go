@@ -242,6 +242,7 @@ func (jm *JobMaster) handle(m rpc.Message) {
 		jm.step(scheduler.EvTaskState{ID: m.Execution, State: m.State, Err: m.Failure.Err()})
 		jm.taskStateForCheckpoints(m.Execution, m.State)
 	case rpc.AcknowledgeCheckpoint:
+		jm.ck.ackStats(m)
 		jm.ckStep(checkpoint.EvAck{ID: checkpoint.ID(m.CheckpointID), Task: taskID(m.Execution), States: m.States})
 	case rpc.DeclineCheckpoint:
 		jm.ckStep(checkpoint.EvDecline{ID: checkpoint.ID(m.CheckpointID), Task: taskID(m.Execution), Reason: m.Reason})
@@ -384,6 +385,9 @@ func (jm *JobMaster) finish(state scheduler.JobState, err error) {
 		Duration: time.Since(jm.start), Restarts: jm.sched.Restarts(), Executions: jm.executions(), Operators: jm.totals(),
 		CheckpointsCompleted: completed, RestoredCheckpoint: restored, RestoredFrom: jm.restoredFrom(),
 		LastCheckpointDuration: jm.lastCheckpointDuration(),
+	}
+	if jm.ck != nil {
+		f.LastCheckpointSize, f.LastCheckpointSyncPause = jm.ck.lastSize, jm.ck.lastSyncPause
 	}
 	if err := jm.disp.JobFinished(f); err != nil {
 		jm.logger().Debug("job master: job end not delivered", "job_id", jm.cfg.JobID, "error", err)

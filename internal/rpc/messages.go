@@ -247,6 +247,11 @@ type (
 		// took, from its trigger until its metadata was written (it is
 		// complete then); 0 if none completed.
 		LastCheckpointDuration time.Duration
+		// LastCheckpointSize is the bytes of state the last completed
+		// checkpoint wrote, and LastCheckpointSyncPause the longest
+		// synchronous pause a task took for it (AcknowledgeCheckpoint).
+		LastCheckpointSize      int64
+		LastCheckpointSyncPause time.Duration
 	}
 	// SavepointResult answers TriggerSavepoint: Path is the savepoint's
 	// directory URL, or Error says why there is none (the job runs on).

@@ -56,7 +56,7 @@ var messages = []Message{
 		Target: "s3://b/sp/savepoint-job-1-0123456789ab?region=x", Stop: true, Drain: true},
 	TriggerSavepoint{JobID: "job-1", RequestID: 9, Target: "file:///sp", Stop: true, Drain: true},
 	SavepointTarget{JobID: "job-1", CheckpointID: 3, Target: "mem://sp/savepoint-job-1-0123456789ab"},
-	DrainSource{JobID: "job-1", Execution: scheduler.ExecutionID{Vertex: 0, Subtask: 1, Attempt: 2}},
+	DrainSource{JobID: "job-1", Execution: scheduler.ExecutionID{Vertex: 4, Subtask: 1, Attempt: 2}},
 	SavepointResult{JobID: "job-1", RequestID: 9, Path: "file:///sp/savepoint-job-1-0123456789ab", Error: "savepoint 3 failed"},
 	AbortCheckpoint{JobID: "job-1", Execution: exec, CheckpointID: 3, Reason: "expired"},
 	NotifyCheckpointComplete{JobID: "job-1", Execution: exec, CheckpointID: 3},
@@ -64,7 +64,8 @@ var messages = []Message{
 	JobStatus{JobID: "job-1", State: scheduler.JobFailing, Restarts: 2, Executions: []ExecutionStatus{execStatus}, Operators: []OperatorTotals{totals}},
 	JobFinished{JobID: "job-1", JobName: "j", State: scheduler.JobFailed, Failure: failure, Duration: time.Second, Restarts: 3,
 		Executions: []ExecutionStatus{execStatus}, Operators: []OperatorTotals{totals}, CheckpointsCompleted: 4, RestoredCheckpoint: 2,
-		RestoredFrom: "file:///sp/savepoint-job-1-0123456789ab", LastCheckpointDuration: 250 * time.Millisecond},
+		RestoredFrom: "file:///sp/savepoint-job-1-0123456789ab", LastCheckpointDuration: 250 * time.Millisecond,
+		LastCheckpointSize: 4096, LastCheckpointSyncPause: 3 * time.Millisecond},
 }
 
 // Every message survives encoding/json unchanged: it is plain data, ready

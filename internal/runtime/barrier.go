@@ -396,6 +396,8 @@ func (t *Task) snapshotUnaligned(opts CheckpointOptions) (TaskSnapshot, bool) {
 // overtook), snapshot. taken is false if the pre-barrier failed: the
 // checkpoint was aborted and reported.
 func (t *Task) snapshotNow(opts CheckpointOptions) (snap TaskSnapshot, taken bool, err error) {
+	start := time.Now()
+	defer func() { snap.SyncDuration = time.Since(start) }()
 	if err := t.prepareSnapshot(opts.ID); err != nil {
 		// No barrier follows: downstream must not wait for it.
 		t.abortedCheckpoint(opts.ID, err)

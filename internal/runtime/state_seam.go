@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/strom-dev/strom/internal/keygroup"
 	"github.com/strom-dev/strom/internal/statebackend"
@@ -93,6 +94,10 @@ type TaskSnapshot struct {
 	// Channel is the in-flight data of an unaligned checkpoint (nil:
 	// none); see channelstate.go.
 	Channel *ChannelState
+	// SyncDuration is how long the task stopped processing to take the
+	// snapshot: pre-barrier hooks, barriers out, operators' state encoded
+	// into memory (the synchronous part; the upload is not in it).
+	SyncDuration time.Duration
 }
 
 // OperatorRestore is what one operator subtask restores from.

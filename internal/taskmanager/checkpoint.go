@@ -218,14 +218,9 @@ func (tm *TaskManager) onCheckpoint(ctx context.Context, job *jobcode.Job, m rpc
 			tm.decline(m.JobID, m.Execution, st, id, err.Error())
 			return
 		}
-		// The synchronous part ended with the snapshot; the barrier went
-		// out when it began (Options.Timestamp is the trigger's time, so
-		// this is an upper bound for sources and includes alignment for
-		// others): cheap, and what a slow snapshot shows up in.
-		var pause time.Duration
-		if snap.Options.Timestamp > 0 {
-			pause = max(0, time.Since(time.UnixMilli(snap.Options.Timestamp)))
-		}
+		// The synchronous part, as the task measured it: what processing
+		// stopped for (the upload below runs while it goes on).
+		pause := snap.SyncDuration
 		var sp *spTarget
 		if snap.Options.Kind == network.Savepoint {
 			sp = tm.savepointTarget(m.JobID, id, "")
