@@ -58,3 +58,40 @@ func TestFailEveryNeedsCheckpoints(t *testing.T) {
 	_, err = nexmark.Run(t.Context(), nexmark.RunConfig{Query: "q0", Events: 10, FailEvery: -time.Second})
 	require.ErrorContains(t, err, "must not be negative")
 }
+
+// A run stopped with a savepoint (not drained) emits nothing after it, and a run
+// resumed from it at another parallelism continues from the generator positions
+// and state it holds: even with a sink that is not transactional, the two runs'
+// rows together are the reference's, and their events add up to the stream.
+func TestStopWithSavepointAndResume(t *testing.T) {
+	c := refCases()[0]
+	dir := t.TempDir()
+	stopOut, stopLines := nexmark.CollectLines()
+	// At 20 000 events per second the 30k events take 1.5 s: the stop falls
+	// in the middle.
+	stopped, err := nexmark.Run(t.Context(), nexmark.RunConfig{Query: "q5", Generator: c.cfg, Events: c.events,
+		Parallelism: 2, Output: stopOut, TPS: 20_000, StopWithSavepointAfter: 400 * time.Millisecond, SavepointDir: dir})
+	require.NoError(t, err)
+	require.NotEmpty(t, stopped.SavepointPath)
+	require.Positive(t, stopped.Events)
+	require.Less(t, stopped.Events, c.events, "the run was not stopped mid-way")
+
+	resOut, resLines := nexmark.CollectLines()
+	resumed, err := nexmark.Run(t.Context(), nexmark.RunConfig{Query: "q5", Generator: c.cfg, Events: c.events,
+		Parallelism: 3, Output: resOut, FromSavepoint: stopped.SavepointPath})
+	require.NoError(t, err)
+	require.Empty(t, resumed.SavepointPath)
+	require.Equal(t, c.events, stopped.Events+resumed.Events, "the resumed sources continue where the stopped ones stopped")
+	require.Equal(t, stopped.SavepointPath, resumed.Job.RestoredFrom)
+	checkRows(t, "q5", c, append(stopLines(), resLines()...))
+}
+
+// Stopping with a savepoint needs a directory for it, and a positive delay.
+func TestStopWithSavepointErrors(t *testing.T) {
+	_, err := nexmark.Run(t.Context(), nexmark.RunConfig{Query: "q0", Events: 10, StopWithSavepointAfter: time.Second})
+	require.ErrorContains(t, err, "needs a savepoint directory")
+	_, err = nexmark.Run(t.Context(), nexmark.RunConfig{Query: "q0", Events: 10, StopWithSavepointAfter: -time.Second, SavepointDir: t.TempDir()})
+	require.ErrorContains(t, err, "must not be negative")
+	_, err = nexmark.Run(t.Context(), nexmark.RunConfig{Query: "q0", Events: 10, FromSavepoint: t.TempDir()})
+	require.ErrorContains(t, err, "not a savepoint")
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"os"
@@ -48,9 +49,14 @@ func eventsAt(env *strom.Environment, g *Generator, count int64, tps float64) st
 		var slab Slab
 		return func(n int64) Event { return g.EventInto(n, &slab) }
 	}, opts...)
-	src := strom.FromSource(env, gen, "Nexmark Source")
+	src := strom.FromSource(env, gen, generatorSourceName)
 	return strom.AssignTimestamps(src, strom.BoundedOutOfOrderness[Event](g.Config().OutOfOrderness).WithTimestamps(Event.Timestamp)).Name("Nexmark Watermarks")
 }
+
+// generatorSourceName names the generated-event source, whose record count Run
+// reports as the events of a run stopped with a savepoint or resumed from one
+// (each reads only its part of the events).
+const generatorSourceName = "Nexmark Source"
 
 // fileSourceName names the file source, whose record count Run reports as the events.
 const fileSourceName = "Nexmark File Source"
@@ -229,6 +235,20 @@ type RunConfig struct {
 	FailSeed uint64
 	// Logger gets a line per injected failure (nil: slog.Default).
 	Logger *slog.Logger
+	// StopWithSavepointAfter, if positive, stops the job with a savepoint
+	// into SavepointDir (strom.JobClient.StopWithSavepoint, without draining)
+	// this long after it was submitted, unless it has ended by then: nothing
+	// after the savepoint is emitted or committed, so a run resumed from it
+	// (FromSavepoint) continues exactly where this one stopped.
+	StopWithSavepointAfter time.Duration
+	// SavepointDir is where the savepoint of StopWithSavepointAfter goes: a
+	// blob URL (file:///dir, mem://name, s3://...) or an OS path.
+	SavepointDir string
+	// FromSavepoint, if set, starts the job from this savepoint (the path a
+	// stopped run returned), possibly at another Parallelism. The generated
+	// sources resume at the position the savepoint holds (their splits), so
+	// the two runs together read each event once.
+	FromSavepoint string
 }
 
 // FailRestartDelay is the fixed delay of the restart strategy Run sets with
@@ -238,7 +258,9 @@ const FailRestartDelay = 10 * time.Millisecond
 
 // RunResult is what Run measured.
 type RunResult struct {
-	// Events is the number of input events processed.
+	// Events is the number of input events processed: Events of RunConfig, or
+	// what the sources read of a file, or of a run stopped with a savepoint or
+	// resumed from one.
 	Events int64
 	// Rows is the number of rows produced.
 	Rows int64
@@ -248,6 +270,9 @@ type RunResult struct {
 	Job *strom.JobResult
 	// Injected counts the failures injected with FailEvery.
 	Injected int64
+	// SavepointPath is the savepoint the job was stopped with
+	// (StopWithSavepointAfter); "" if it ended before.
+	SavepointPath string
 }
 
 // Run executes one query on an embedded Strom cluster and waits for it to finish.
@@ -266,11 +291,18 @@ func Run(ctx context.Context, cfg RunConfig) (RunResult, error) {
 			return RunResult{}, fmt.Errorf("nexmark: input: %w", err)
 		}
 	}
+	if cfg.StopWithSavepointAfter < 0 {
+		return RunResult{}, fmt.Errorf("nexmark: StopWithSavepointAfter %v must not be negative", cfg.StopWithSavepointAfter)
+	}
+	if cfg.StopWithSavepointAfter > 0 && cfg.SavepointDir == "" {
+		return RunResult{}, errors.New("nexmark: stopping with a savepoint needs a savepoint directory")
+	}
 	out := cfg.Output
 	if out == nil {
 		out = &Output{}
 	}
-	env := strom.NewEnvironment(strom.Config{Parallelism: max(cfg.Parallelism, 1)})
+	env := strom.NewEnvironment(strom.Config{Parallelism: max(cfg.Parallelism, 1),
+		SavepointDir: cfg.SavepointDir, FromSavepoint: cfg.FromSavepoint})
 	if cfg.FailEvery > 0 {
 		env.Configure(func(c *strom.Config) { c.RestartStrategy = strom.FixedDelayRestart(math.MaxInt32, FailRestartDelay) })
 	}
@@ -298,43 +330,98 @@ func Run(ctx context.Context, cfg RunConfig) (RunResult, error) {
 		return RunResult{}, err
 	}
 	rowsBefore := out.Rows()
+	// A resumed run writes into the directory a stopped run committed to:
+	// its rows are what it adds.
+	var committedBefore int64
+	if out.Path != "" && out.ExactlyOnce && cfg.FromSavepoint != "" {
+		n, err := committedRows(out.Path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return RunResult{}, fmt.Errorf("nexmark: counting the committed rows of %s: %w", out.Path, err)
+		}
+		committedBefore = n
+	}
 	start := time.Now()
 	var stopInjector func()
 	if injector != nil {
 		stopInjector = injector.Start(ctx, cfg.FailEvery)
 	}
-	job, err := env.Execute(ctx, "nexmark "+cfg.Query)
+	job, savepoint, err := execute(ctx, env, "nexmark "+cfg.Query, cfg.StopWithSavepointAfter, cfg.SavepointDir)
 	elapsed := time.Since(start)
 	if stopInjector != nil {
-		// Execute has returned: no task of the job is left to fail.
+		// The job has ended: no task of it is left to fail.
 		stopInjector()
 	}
 	switch {
-	case job != nil && out.Path != "" && out.ExactlyOnce && job.Restarts > 0:
+	case job != nil && out.Path != "" && out.ExactlyOnce && (job.Restarts > 0 || cfg.FromSavepoint != ""):
 		// The sink's record count is the last attempt's; what the
 		// committed files hold is the output.
 		n, cerr := committedRows(out.Path)
 		if cerr != nil && err == nil {
 			err = fmt.Errorf("nexmark: counting the committed rows: %w", cerr)
 		}
-		out.rows.Add(n)
+		out.rows.Add(n - committedBefore)
 	case job != nil && out.Path != "":
 		if op, ok := job.Operator(pathSinkName); ok {
 			out.rows.Add(op.RecordsIn)
 		}
 	}
-	res := RunResult{Elapsed: elapsed, Job: job, Rows: out.Rows() - rowsBefore, Events: max(cfg.Events, 0)}
+	res := RunResult{Elapsed: elapsed, Job: job, Rows: out.Rows() - rowsBefore, Events: max(cfg.Events, 0), SavepointPath: savepoint}
 	if injector != nil {
 		res.Injected = injector.Injected()
 	}
-	if job != nil && cfg.Input != "" {
+	switch {
+	case job != nil && cfg.Input != "":
 		op, _ := job.Operator(fileSourceName)
+		res.Events = op.RecordsOut
+	case job != nil && (cfg.FromSavepoint != "" || savepoint != ""):
+		op, _ := job.Operator(generatorSourceName)
 		res.Events = op.RecordsOut
 	}
 	if err != nil {
 		return res, err
 	}
 	return res, nil
+}
+
+// execute runs the job built in env to its end, as Environment.Execute, and,
+// if stopAfter is positive and the job still runs then, stops it with a
+// savepoint into dir (not drained) and returns the savepoint's path.
+func execute(ctx context.Context, env *strom.Environment, name string, stopAfter time.Duration, dir string) (*strom.JobResult, string, error) {
+	jc, err := env.ExecuteAsync(ctx, name)
+	if err != nil {
+		return nil, "", err
+	}
+	defer jc.Close()
+	var savepoint string
+	if stopAfter > 0 {
+		timer := time.NewTimer(stopAfter)
+		select {
+		case <-timer.C:
+			path, serr := jc.StopWithSavepoint(ctx, dir, false)
+			if serr != nil {
+				// A request still open when the job ends is refused just
+				// before the job's end is announced: give that a moment.
+				grace := time.NewTimer(2 * time.Second)
+				defer grace.Stop()
+				select {
+				case <-jc.Done():
+					// The job ended (finished its input, failed, or was
+					// cancelled) while the savepoint was pending: Wait
+					// says how; there is no savepoint to report.
+				case <-grace.C:
+					jc.Cancel()
+					_, _ = jc.Wait(context.Background())
+					return nil, "", fmt.Errorf("stopping the job with a savepoint into %s: %w", dir, serr)
+				}
+			}
+			savepoint = path
+		case <-jc.Done():
+			timer.Stop()
+		}
+	}
+	// After a stop the job ends by itself, FINISHED.
+	job, err := jc.Wait(context.Background())
+	return job, savepoint, err
 }
 
 // committedRows counts the lines of the committed files of an exactly-once

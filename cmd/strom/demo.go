@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -115,13 +117,27 @@ func buildDemo(env *strom.Environment, rate float64, window_ time.Duration, sink
 	strom.SinkFunc(totals, sink).Name("print").Parallelism(1)
 }
 
+// demoOptions are the demo's flags.
+type demoOptions struct {
+	parallelism        int
+	rate               float64
+	window, report     time.Duration
+	dataDir            string
+	checkpointInterval time.Duration
+	stopWithSavepoint  bool
+	fromSavepoint      string
+}
+
+// defaultDemoDataDir is --data-dir's default: below the temporary directory,
+// so the demo works on a fresh machine without touching the user's files,
+// and is the same for every run, so a savepoint of one run is found by the
+// next.
+func defaultDemoDataDir() string { return filepath.Join(os.TempDir(), "strom-demo") }
+
 func demoCmd() *cobra.Command {
 	var (
-		duration    time.Duration
-		rate        float64
-		windowSize  time.Duration
-		report      time.Duration
-		parallelism int
+		duration time.Duration
+		o        demoOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -130,17 +146,29 @@ func demoCmd() *cobra.Command {
 a keyed, windowed aggregation with state over a generated stream of page clicks:
 per page and tumbling window the number of clicks and distinct users, plus each
 page's running total kept in keyed state. Results and per-operator throughput
-are printed every few seconds. It stops on Ctrl-C or after --duration.`,
+are printed every few seconds. It stops on Ctrl-C or after --duration.
+
+The job checkpoints into <data-dir>/checkpoints every --checkpoint-interval.
+With --stop-with-savepoint it stops with a savepoint into <data-dir>/savepoints
+instead of being cancelled, and prints its path; --from-savepoint PATH resumes
+from it: the generator continues where it stopped and the running totals from
+where they were.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if rate <= 0 {
-				return fmt.Errorf("--rate must be positive, got %v", rate)
+			if o.rate <= 0 {
+				return fmt.Errorf("--rate must be positive, got %v", o.rate)
 			}
-			if windowSize < time.Millisecond {
-				return fmt.Errorf("--window must be at least 1ms, got %v", windowSize)
+			if o.window < time.Millisecond {
+				return fmt.Errorf("--window must be at least 1ms, got %v", o.window)
 			}
-			if report <= 0 {
-				return fmt.Errorf("--report must be positive, got %v", report)
+			if o.report <= 0 {
+				return fmt.Errorf("--report must be positive, got %v", o.report)
+			}
+			if o.checkpointInterval < 0 {
+				return fmt.Errorf("--checkpoint-interval must not be negative, got %v", o.checkpointInterval)
+			}
+			if o.dataDir == "" {
+				return errors.New("--data-dir must not be empty")
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -149,21 +177,44 @@ are printed every few seconds. It stops on Ctrl-C or after --duration.`,
 				ctx, cancel = context.WithTimeout(ctx, duration)
 				defer cancel()
 			}
-			return runDemo(ctx, cmd.OutOrStdout(), parallelism, rate, windowSize, report)
+			return runDemo(ctx, cmd.OutOrStdout(), o)
 		},
 	}
-	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long (0 = until Ctrl-C)")
-	cmd.Flags().Float64Var(&rate, "rate", 100_000, "generated clicks per second")
-	cmd.Flags().DurationVar(&windowSize, "window", 5*time.Second, "tumbling window size")
-	cmd.Flags().DurationVar(&report, "report", 5*time.Second, "how often to print throughput")
-	cmd.Flags().IntVar(&parallelism, "parallelism", 4, "default parallelism (the cluster has 4 slots)")
+	fl := cmd.Flags()
+	fl.DurationVar(&duration, "duration", 0, "stop after this long (0 = until Ctrl-C)")
+	fl.Float64Var(&o.rate, "rate", 100_000, "generated clicks per second")
+	fl.DurationVar(&o.window, "window", 5*time.Second, "tumbling window size")
+	fl.DurationVar(&o.report, "report", 5*time.Second, "how often to print throughput")
+	fl.IntVar(&o.parallelism, "parallelism", 4, "default parallelism (the cluster has 4 slots)")
+	fl.StringVar(&o.dataDir, "data-dir", defaultDemoDataDir(), "directory of the demo's checkpoints (<data-dir>/checkpoints) and savepoints (<data-dir>/savepoints)")
+	fl.DurationVar(&o.checkpointInterval, "checkpoint-interval", 5*time.Second, "take a checkpoint this often (0: no checkpoints)")
+	fl.BoolVar(&o.stopWithSavepoint, "stop-with-savepoint", false, "when --duration ends or on Ctrl-C, stop with a savepoint into <data-dir>/savepoints (printed) instead of cancelling")
+	fl.StringVar(&o.fromSavepoint, "from-savepoint", "", "resume from this savepoint (the path a --stop-with-savepoint run printed)")
 	return cmd
 }
 
-func runDemo(ctx context.Context, w io.Writer, parallelism int, rate float64, windowSize, report time.Duration) error {
-	env := strom.NewEnvironment(strom.Config{Parallelism: parallelism, TaskManagers: 2, SlotsPerTaskManager: 2})
+// stopSavepointTimeout bounds how long the demo waits for its
+// stop-with-savepoint to complete.
+const stopSavepointTimeout = time.Minute
+
+func runDemo(ctx context.Context, w io.Writer, o demoOptions) error {
+	dataDir, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	cfg := strom.Config{
+		Parallelism: o.parallelism, TaskManagers: 2, SlotsPerTaskManager: 2,
+		CheckpointInterval: o.checkpointInterval,
+		SavepointDir:       filepath.Join(dataDir, "savepoints"),
+		FromSavepoint:      o.fromSavepoint,
+	}
+	if o.checkpointInterval > 0 {
+		// A URL: the checkpoint storage takes no plain OS paths.
+		cfg.CheckpointDir = (&url.URL{Scheme: "file", Path: filepath.ToSlash(filepath.Join(dataDir, "checkpoints"))}).String()
+	}
+	env := strom.NewEnvironment(cfg)
 	results := make(chan PageWindow, 1024)
-	buildDemo(env, rate, windowSize, func(p PageWindow) error {
+	buildDemo(env, o.rate, o.window, func(p PageWindow) error {
 		select {
 		case results <- p:
 		case <-ctx.Done():
@@ -175,16 +226,18 @@ func runDemo(ctx context.Context, w io.Writer, parallelism int, rate float64, wi
 		return err
 	}
 	defer jc.Close()
-	fmt.Fprintf(w, "strom demo: job %s on 2 TaskManagers × 2 slots, %.0f clicks/s, %v windows; Ctrl-C to stop\n", jc.JobID(), rate, windowSize)
-	tick := time.NewTicker(report)
+	fmt.Fprintf(w, "strom demo: job %s on 2 TaskManagers × 2 slots, %.0f clicks/s, %v windows; Ctrl-C to stop\n", jc.JobID(), o.rate, o.window)
+	if o.fromSavepoint != "" {
+		fmt.Fprintf(w, "strom demo: resuming from savepoint %s\n", o.fromSavepoint)
+	}
+	tick := time.NewTicker(o.report)
 	defer tick.Stop()
 	last := map[string]int64{}
 	lastT := time.Now()
 	for {
 		select {
 		case p := <-results:
-			fmt.Fprintf(w, "window %s–%s  %-10s clicks %7d  users %5d  total %9d\n",
-				time.UnixMilli(p.Start).Format("15:04:05"), time.UnixMilli(p.End).Format("15:04:05"), p.Page, p.Clicks, p.Users, p.TotalClicks)
+			printWindow(w, p)
 		case now := <-tick.C:
 			printThroughput(w, jc.Metrics(), last, now.Sub(lastT))
 			lastT = now
@@ -192,6 +245,9 @@ func runDemo(ctx context.Context, w io.Writer, parallelism int, rate float64, wi
 			_, err := jc.Wait(context.Background())
 			return err
 		case <-ctx.Done():
+			if o.stopWithSavepoint {
+				return stopDemo(w, jc, results)
+			}
 			jc.Cancel()
 			res, err := jc.Wait(context.Background())
 			if err != nil && !errors.Is(err, strom.ErrJobCanceled) {
@@ -201,6 +257,41 @@ func runDemo(ctx context.Context, w io.Writer, parallelism int, rate float64, wi
 			return nil
 		}
 	}
+}
+
+// stopDemo stops the demo's job with a savepoint (not drained: the windows in
+// progress stay in it), prints the path, and waits for the job to end.
+func stopDemo(w io.Writer, jc *strom.JobClient, results <-chan PageWindow) error {
+	ctx, cancel := context.WithTimeout(context.Background(), stopSavepointTimeout)
+	defer cancel()
+	path, err := jc.StopWithSavepoint(ctx, "", false)
+	if err != nil {
+		jc.Cancel()
+		_, _ = jc.Wait(context.Background())
+		return fmt.Errorf("stopping the demo with a savepoint: %w", err)
+	}
+	res, err := jc.Wait(context.Background())
+	if err != nil {
+		return err
+	}
+	// Print what reached the sink before the savepoint.
+	for {
+		select {
+		case p := <-results:
+			printWindow(w, p)
+			continue
+		default:
+		}
+		break
+	}
+	fmt.Fprintf(w, "strom demo: stopped after %v with savepoint %s\n", res.Duration.Round(time.Millisecond), path)
+	fmt.Fprintf(w, "strom demo: resume with: strom demo --from-savepoint %s\n", path)
+	return nil
+}
+
+func printWindow(w io.Writer, p PageWindow) {
+	fmt.Fprintf(w, "window %s–%s  %-10s clicks %7d  users %5d  total %9d\n",
+		time.UnixMilli(p.Start).Format("15:04:05"), time.UnixMilli(p.End).Format("15:04:05"), p.Page, p.Clicks, p.Users, p.TotalClicks)
 }
 
 func printThroughput(w io.Writer, ops []strom.OperatorResult, last map[string]int64, d time.Duration) {

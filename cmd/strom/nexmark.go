@@ -47,6 +47,10 @@ type nexmarkSummary struct {
 	BaselineEventsPerSecond *float64 `json:"baseline_events_per_second,omitempty"`
 	BaselineRows            *int64   `json:"baseline_rows,omitempty"`
 	CostRatio               *float64 `json:"cost_ratio,omitempty"`
+	// SavepointPath is the savepoint of --stop-with-savepoint-after ("" when
+	// the job ended before, or without the flag); resume with
+	// --from-savepoint.
+	SavepointPath string `json:"savepoint_path"`
 }
 
 type nexmarkFlags struct {
@@ -68,6 +72,9 @@ type nexmarkFlags struct {
 	ckMode         string
 	failEvery      time.Duration
 	failSeed       uint64
+	stopAfter      time.Duration
+	savepointDir   string
+	fromSavepoint  string
 }
 
 func nexmarkCmd() *cobra.Command {
@@ -112,6 +119,9 @@ engine's events/s to the baseline's is reported.`,
 	fl.StringVar(&f.ckMode, "checkpoint-mode", "aligned", "aligned (exactly-once), unaligned (exactly-once, barriers overtake in-flight records) or at-least-once")
 	fl.DurationVar(&f.failEvery, "fail-every", 0, "fail a random running subtask this often, by a panic inside the task, to exercise recovery (needs --checkpoint-interval; restarts after a fixed "+nexmark.FailRestartDelay.String()+")")
 	fl.Uint64Var(&f.failSeed, "fail-seed", 0, "seed of the random choice of the subtask --fail-every fails (0: drawn at random, and printed)")
+	fl.DurationVar(&f.stopAfter, "stop-with-savepoint-after", 0, "after this long (wall-clock), stop the job with a savepoint into --savepoint-dir, without draining, and report its path (0: run to the end)")
+	fl.StringVar(&f.savepointDir, "savepoint-dir", "", "where --stop-with-savepoint-after puts the savepoint: an OS path or URL (file:///dir, s3://bucket/prefix?endpoint=..., mem://name)")
+	fl.StringVar(&f.fromSavepoint, "from-savepoint", "", "resume from this savepoint (the savepoint_path of a stopped run), possibly at another --parallelism; with --output DIR and checkpoints, write into the stopped run's DIR")
 	_ = cmd.MarkFlagRequired("query")
 	return cmd
 }
@@ -202,6 +212,13 @@ func runNexmark(cmd *cobra.Command, f nexmarkFlags) error {
 		logger.Info("chaos: failing a random running subtask periodically", "every", f.failEvery, "seed", f.failSeed)
 		cfg.FailEvery, cfg.FailSeed, cfg.Logger = f.failEvery, f.failSeed, logger
 	}
+	if f.stopAfter < 0 {
+		return fmt.Errorf("--stop-with-savepoint-after must not be negative, got %v", f.stopAfter)
+	}
+	if f.stopAfter > 0 && f.savepointDir == "" {
+		return errors.New("--stop-with-savepoint-after needs --savepoint-dir: where to put the savepoint")
+	}
+	cfg.StopWithSavepointAfter, cfg.SavepointDir, cfg.FromSavepoint = f.stopAfter, f.savepointDir, f.fromSavepoint
 	cfg.Configure = func(c *strom.Config) {
 		if f.wmInterval > 0 {
 			c.AutoWatermarkInterval = f.wmInterval
@@ -241,6 +258,7 @@ func runNexmark(cmd *cobra.Command, f nexmarkFlags) error {
 		EventsPerCPUSecond: rate(res.Events, cpu),
 		Parallelism:        f.parallelism,
 		Rows:               res.Rows,
+		SavepointPath:      res.SavepointPath,
 	}
 	if res.Job != nil {
 		sum.CheckpointsCompleted, sum.Restarts = res.Job.CheckpointsCompleted, res.Job.Restarts
@@ -296,6 +314,9 @@ func printNexmark(w io.Writer, s nexmarkSummary, asJSON bool) error {
 		fmt.Fprintf(w, "  checkpoints          %d completed\n", s.CheckpointsCompleted)
 		fmt.Fprintf(w, "  last checkpoint      %.1f ms (trigger to metadata written)\n", s.LastCheckpointMS)
 		fmt.Fprintf(w, "  restarts             %d\n", s.Restarts)
+	}
+	if s.SavepointPath != "" {
+		fmt.Fprintf(w, "  stopped with savepoint %s\n", s.SavepointPath)
 	}
 	if s.FailuresInjected != nil {
 		fmt.Fprintf(w, "  failures injected    %d (--fail-seed %d)\n", *s.FailuresInjected, *s.FailSeed)

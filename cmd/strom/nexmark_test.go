@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -162,6 +163,21 @@ func committedLines(t *testing.T, query, dir string) []string {
 	return reference.Canonical(query, rows)
 }
 
+// failureFreeLines runs q over the test stream without checkpoints into a file
+// below dir and returns its rows in canonical form, checked against the
+// reference: what a stopped, failed or restarted run must commit in all.
+func failureFreeLines(t *testing.T, q, dir string) []string {
+	t.Helper()
+	plain := filepath.Join(dir, "plain.jsonl")
+	_, err := runStrom(t, "nexmark", "--query", q, "--events", "20000", "--rate", "1000", "--seed", "7",
+		"--parallelism", "2", "--output", plain)
+	require.NoError(t, err)
+	want := fileLines(t, q, plain)
+	require.NotEmpty(t, want)
+	require.Equal(t, referenceLines(t, q), want, "the failure-free run matches the reference")
+	return want
+}
+
 // With --fail-every a random subtask panics every 250 ms of a run that --tps
 // stretches over two seconds: the job restarts from its checkpoints several times,
 // and the exactly-once output directory still holds exactly the rows of a
@@ -171,13 +187,7 @@ func TestNexmarkFailEveryExactlyOnce(t *testing.T) {
 	for _, q := range []string{"q5", "q8"} {
 		t.Run(q, func(t *testing.T) {
 			dir := t.TempDir()
-			plain := filepath.Join(dir, "plain.jsonl")
-			_, err := runStrom(t, "nexmark", "--query", q, "--events", "20000", "--rate", "1000", "--seed", "7",
-				"--parallelism", "2", "--output", plain)
-			require.NoError(t, err)
-			want := fileLines(t, q, plain)
-			require.NotEmpty(t, want)
-			require.Equal(t, referenceLines(t, q), want, "the failure-free run matches the reference")
+			want := failureFreeLines(t, q, dir)
 
 			out := filepath.Join(dir, "chaos")
 			sum, err := runStrom(t, "nexmark", "--query", q, "--events", "20000", "--rate", "1000", "--seed", "7",
@@ -197,6 +207,62 @@ func TestNexmarkFailEveryExactlyOnce(t *testing.T) {
 			require.EqualValues(t, len(want), s["rows"], "rows counts the committed rows")
 		})
 	}
+}
+
+// A run stopped with a savepoint mid-way (--stop-with-savepoint-after) and a
+// run resumed from it (--from-savepoint) at another parallelism, both writing
+// into the same exactly-once --output directory, together commit exactly the
+// rows of a failure-free run: the generated sources resume at the position
+// the savepoint holds, and nothing after the savepoint was committed by the
+// stopped run.
+func TestNexmarkStopWithSavepointAndResume(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, q := range []string{"q5", "q8"} {
+		t.Run(q, func(t *testing.T) {
+			dir := t.TempDir()
+			want := failureFreeLines(t, q, dir)
+
+			out := filepath.Join(dir, "out")
+			spDir := filepath.Join(dir, "savepoints")
+			// 20k events at 10k/s take 2 s: the stop falls in the middle.
+			sum, err := runStrom(t, "nexmark", "--query", q, "--events", "20000", "--rate", "1000", "--seed", "7",
+				"--parallelism", "2", "--tps", "10000", "--checkpoint-interval", "50ms",
+				"--checkpoint-dir", "mem://nexmark-stop-"+q, "--stop-with-savepoint-after", "700ms",
+				"--savepoint-dir", spDir, "--output", out, "--json")
+			require.NoError(t, err)
+			var s1 map[string]any
+			require.NoError(t, json.Unmarshal([]byte(sum), &s1))
+			path, _ := s1["savepoint_path"].(string)
+			require.NotEmpty(t, path, "no savepoint: %s", sum)
+			require.Contains(t, path, spDir)
+			stopped := committedLines(t, q, out)
+			require.Less(t, len(stopped), len(want), "the stopped run committed everything: it did not stop mid-run")
+
+			sum, err = runStrom(t, "nexmark", "--query", q, "--events", "20000", "--rate", "1000", "--seed", "7",
+				"--parallelism", "3", "--tps", "10000", "--checkpoint-interval", "50ms",
+				"--checkpoint-dir", "mem://nexmark-resume-"+q, "--from-savepoint", path, "--output", out, "--json")
+			require.NoError(t, err)
+			var s2 map[string]any
+			require.NoError(t, json.Unmarshal([]byte(sum), &s2))
+			require.Equal(t, "", s2["savepoint_path"], "the resumed run ran to its end")
+			require.Positive(t, s1["events"], "the stopped run read nothing")
+			require.Positive(t, s2["events"], "the resumed run read nothing")
+			require.EqualValues(t, 20000, s1["events"].(float64)+s2["events"].(float64),
+				"the resumed run's sources continue where the stopped run's stopped")
+			require.Equal(t, want, committedLines(t, q, out), "%s: stopped + resumed rows = a failure-free run's", q)
+			require.EqualValues(t, len(want)-len(stopped), s2["rows"], "rows counts what the resumed run committed")
+		})
+	}
+}
+
+// The text summary prints the savepoint a run was stopped with.
+func TestNexmarkHumanReadableSavepoint(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	spDir := t.TempDir()
+	out, err := runStrom(t, "nexmark", "--query", "q1", "--events", "20000", "--tps", "10000",
+		"--stop-with-savepoint-after", "300ms", "--savepoint-dir", spDir)
+	require.NoError(t, err)
+	require.Regexp(t, `stopped with savepoint \S*`+regexp.QuoteMeta(spDir)+`/savepoint-\S+`, out)
 }
 
 func TestNexmarkHumanReadable(t *testing.T) {
@@ -279,6 +345,10 @@ func TestNexmarkErrors(t *testing.T) {
 		{"fail-every without checkpoints", []string{"--query", "q0", "--events", "10", "--fail-every", "1s"}, []string{"--fail-every", "--checkpoint-interval"}},
 		{"negative fail-every", []string{"--query", "q0", "--events", "10", "--checkpoint-interval", "1s", "--fail-every", "-1s"}, []string{"--fail-every"}},
 		{"negative interval", []string{"--query", "q0", "--events", "10", "--checkpoint-interval", "-1s"}, []string{"--checkpoint-interval"}},
+		{"stop without savepoint dir", []string{"--query", "q0", "--events", "10", "--stop-with-savepoint-after", "1s"}, []string{"--stop-with-savepoint-after", "--savepoint-dir"}},
+		{"negative stop", []string{"--query", "q0", "--events", "10", "--stop-with-savepoint-after", "-1s", "--savepoint-dir", dir}, []string{"--stop-with-savepoint-after"}},
+		{"missing savepoint", []string{"--query", "q0", "--events", "10", "--from-savepoint", filepath.Join(dir, "no-savepoint")}, []string{"no-savepoint", "not a savepoint"}},
+		{"not a savepoint", []string{"--query", "q0", "--events", "10", "--from-savepoint", dir}, []string{dir, "not a savepoint"}},
 		{"bad checkpoint dir", []string{"--query", "q0", "--events", "10", "--checkpoint-interval", "1s", "--checkpoint-dir", "relative/dir"}, []string{"relative/dir"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -311,6 +381,8 @@ func TestNexmarkBinaryExitCodes(t *testing.T) {
 	}{
 		{[]string{"nexmark", "--query", "q42"}, "unknown query"},
 		{[]string{"nexmark", "--query", "q0", "--input", bad}, "line 1:"},
+		{[]string{"nexmark", "--query", "q0", "--stop-with-savepoint-after", "1s"}, "needs --savepoint-dir"},
+		{[]string{"nexmark", "--query", "q0", "--events", "10", "--from-savepoint", filepath.Join(dir, "nope")}, "not a savepoint"},
 	} {
 		var stderr bytes.Buffer
 		cmd := exec.Command(bin, c.args...)
