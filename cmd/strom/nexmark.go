@@ -38,6 +38,11 @@ type nexmarkSummary struct {
 	// its trigger until its metadata was written, in (fractional) ms; 0
 	// without checkpoints.
 	LastCheckpointMS float64 `json:"last_checkpoint_ms"`
+	// LastCheckpointSyncPauseMS is the longest a task stopped processing
+	// for the last completed checkpoint (its synchronous part), in ms, and
+	// LastCheckpointBytes the state it wrote; 0 without checkpoints.
+	LastCheckpointSyncPauseMS float64 `json:"last_checkpoint_sync_pause_ms"`
+	LastCheckpointBytes       int64   `json:"last_checkpoint_bytes"`
 	// With --fail-every: the seed of the random choice of failing tasks, and
 	// how many failures were injected.
 	FailSeed         *uint64 `json:"fail_seed,omitempty"`
@@ -263,6 +268,8 @@ func runNexmark(cmd *cobra.Command, f nexmarkFlags) error {
 	if res.Job != nil {
 		sum.CheckpointsCompleted, sum.Restarts = res.Job.CheckpointsCompleted, res.Job.Restarts
 		sum.LastCheckpointMS = float64(res.Job.LastCheckpointDuration) / float64(time.Millisecond)
+		sum.LastCheckpointSyncPauseMS = float64(res.Job.LastCheckpointSyncPause) / float64(time.Millisecond)
+		sum.LastCheckpointBytes = res.Job.LastCheckpointSize
 	}
 	if f.failEvery > 0 {
 		seed, n := f.failSeed, res.Injected
@@ -312,7 +319,8 @@ func printNexmark(w io.Writer, s nexmarkSummary, asJSON bool) error {
 	fmt.Fprintf(w, "  events per CPU-s     %.0f\n", s.EventsPerCPUSecond)
 	if s.CheckpointsCompleted > 0 || s.Restarts > 0 {
 		fmt.Fprintf(w, "  checkpoints          %d completed\n", s.CheckpointsCompleted)
-		fmt.Fprintf(w, "  last checkpoint      %.1f ms (trigger to metadata written)\n", s.LastCheckpointMS)
+		fmt.Fprintf(w, "  last checkpoint      %.1f ms (trigger to metadata written), %d bytes, sync pause %.1f ms\n",
+			s.LastCheckpointMS, s.LastCheckpointBytes, s.LastCheckpointSyncPauseMS)
 		fmt.Fprintf(w, "  restarts             %d\n", s.Restarts)
 	}
 	if s.SavepointPath != "" {

@@ -101,6 +101,8 @@ func TestNexmarkJSONSummary(t *testing.T) {
 	require.NotContains(t, s, "baseline_events_per_second")
 	require.NotContains(t, s, "fail_seed", "only with --fail-every")
 	require.EqualValues(t, 0, s["last_checkpoint_ms"], "no checkpoints, no duration")
+	require.EqualValues(t, 0, s["last_checkpoint_bytes"])
+	require.EqualValues(t, 0, s["last_checkpoint_sync_pause_ms"])
 	require.EqualValues(t, 4600, s["rows"])
 }
 
@@ -139,6 +141,8 @@ func TestNexmarkExactlyOnceOutput(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(out), &s))
 		require.Greater(t, s["checkpoints_completed"].(float64), 1.0, "checkpoints mid-run and the final one")
 		require.Greater(t, s["last_checkpoint_ms"].(float64), 0.0)
+		require.Greater(t, s["last_checkpoint_bytes"].(float64), 0.0, "the sources' positions at least")
+		require.Greater(t, s["last_checkpoint_sync_pause_ms"].(float64), 0.0)
 		require.Equal(t, referenceLines(t, q), committedLines(t, q, dir), q)
 	}
 }
