@@ -515,7 +515,19 @@ func (c *Coordinator) maybeTrigger() []Action {
 	}
 	plan := c.plan()
 	if len(plan) == 0 {
-		return nil // every task finished
+		// Every task finished: there is nothing to take a savepoint of,
+		// so its requests are answered now rather than at the job's end.
+		var acts []Action
+		var keep []EvTrigger
+		for _, r := range c.requests {
+			if r.Kind == KindSavepoint {
+				acts = append(acts, ActAbort{Reason: "every task of the job has finished: there is no state left to take a savepoint of", Request: r.Request})
+			} else {
+				keep = append(keep, r)
+			}
+		}
+		c.requests = keep
+		return acts
 	}
 	var acts []Action
 	var keep []EvTrigger
