@@ -35,17 +35,7 @@ var ErrNoSavepointDir = errors.New("no savepoint directory: pass one or set Conf
 // off too. Like Flink's intermediate savepoints it commits nothing: an
 // exactly-once sink commits what it covers with the next checkpoint.
 func (c *JobClient) TriggerSavepoint(ctx context.Context, targetDir string) (string, error) {
-	if targetDir == "" {
-		targetDir = c.savepointDir
-	}
-	if targetDir == "" {
-		return "", fmt.Errorf("strom: savepoint of job %q: %w", c.name, ErrNoSavepointDir)
-	}
-	path, err := c.h.TriggerSavepoint(ctx, targetDir, false, false)
-	if err != nil {
-		return "", fmt.Errorf("strom: %w", err)
-	}
-	return path, nil
+	return c.savepoint(ctx, "savepoint", targetDir, false, false)
 }
 
 // StopWithSavepoint stops the job with a savepoint (Flink's "stop"): the
@@ -60,13 +50,19 @@ func (c *JobClient) TriggerSavepoint(ctx context.Context, targetDir string) (str
 // job's final snapshot. If the savepoint fails, the job keeps running and
 // the error says why.
 func (c *JobClient) StopWithSavepoint(ctx context.Context, targetDir string, drain bool) (string, error) {
+	return c.savepoint(ctx, "stop-with-savepoint", targetDir, true, drain)
+}
+
+// savepoint asks the job's JobMaster for a savepoint into targetDir
+// (Config.SavepointDir if empty) and waits for its path.
+func (c *JobClient) savepoint(ctx context.Context, what, targetDir string, stop, drain bool) (string, error) {
 	if targetDir == "" {
 		targetDir = c.savepointDir
 	}
 	if targetDir == "" {
-		return "", fmt.Errorf("strom: stop-with-savepoint of job %q: %w", c.name, ErrNoSavepointDir)
+		return "", fmt.Errorf("strom: %s of job %q: %w", what, c.name, ErrNoSavepointDir)
 	}
-	path, err := c.h.TriggerSavepoint(ctx, targetDir, true, drain)
+	path, err := c.h.TriggerSavepoint(ctx, targetDir, stop, drain)
 	if err != nil {
 		return "", fmt.Errorf("strom: %w", err)
 	}

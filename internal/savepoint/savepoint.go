@@ -99,23 +99,16 @@ func dirURL(location string) (*url.URL, error) {
 	if location == "" {
 		return nil, fmt.Errorf("%w: empty path", ErrNotFound)
 	}
-	var u *url.URL
-	if strings.Contains(location, "://") {
-		var err error
-		if u, err = url.Parse(location); err != nil {
-			return nil, fmt.Errorf("bad location %q: %w", location, err)
-		}
-	} else {
-		abs, err := filepath.Abs(location)
-		if err != nil {
-			return nil, fmt.Errorf("bad path %q: %w", location, err)
-		}
-		u = &url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}
+	// The same resolution as a resume's (URL, OS path, or _metadata).
+	dir, err := checkpoint.SavepointDir(strings.TrimSuffix(location, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("bad location %q: %w", location, err)
+	}
+	u, err := url.Parse(dir)
+	if err != nil {
+		return nil, fmt.Errorf("bad location %q: %w", location, err)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
-	if path.Base(u.Path) == MetadataFile {
-		u.Path = path.Dir(u.Path)
-	}
 	if u.Scheme == "file" {
 		fi, err := os.Stat(filepath.FromSlash(u.Path))
 		if err != nil {

@@ -601,14 +601,21 @@ func (s *Scheduler) allEnded() bool {
 func (s *Scheduler) cancelAll() []Action {
 	var acts []Action
 	for _, v := range s.execs {
-		for _, e := range v {
-			switch e.State {
-			case Created, Scheduled:
-				e.State = Canceled
-			case Deploying, Initializing, Running:
-				e.State = Canceling
-				acts = append(acts, ActCancelTask{ID: e.ID, Slot: e.Slot})
-			}
+		acts = cancelExecs(acts, v)
+	}
+	return acts
+}
+
+// cancelExecs cancels the executions that have not ended: those not
+// deployed yet end at once, the others get an ActCancelTask (appended).
+func cancelExecs(acts []Action, execs []*Execution) []Action {
+	for _, e := range execs {
+		switch e.State {
+		case Created, Scheduled:
+			e.State = Canceled
+		case Deploying, Initializing, Running:
+			e.State = Canceling
+			acts = append(acts, ActCancelTask{ID: e.ID, Slot: e.Slot})
 		}
 	}
 	return acts
@@ -668,15 +675,7 @@ func (s *Scheduler) failRegion(r int, cause error) []Action {
 	s.failover[r] = &regionRestart{cause: cause, delay: delay}
 	var acts []Action
 	for _, v := range s.regions[r] {
-		for _, e := range s.execs[v] {
-			switch e.State {
-			case Created, Scheduled:
-				e.State = Canceled
-			case Deploying, Initializing, Running:
-				e.State = Canceling
-				acts = append(acts, ActCancelTask{ID: e.ID, Slot: e.Slot})
-			}
-		}
+		acts = cancelExecs(acts, s.execs[v])
 	}
 	return append(acts, s.scheduleRegionRestart(r)...)
 }
