@@ -36,7 +36,14 @@ func (l *Local) Listen(address string) (Endpoint, error) {
 	if _, ok := l.boxes[address]; ok {
 		return nil, fmt.Errorf("rpc: address %q is in use", address)
 	}
-	mb := &mailbox{local: l, address: address, ready: make(chan struct{}, 1)}
+	mb := newMailbox(address)
+	mb.unlisten = func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.boxes[address] == mb {
+			delete(l.boxes, address)
+		}
+	}
 	l.boxes[address] = mb
 	return mb, nil
 }
@@ -68,56 +75,3 @@ func (l *Local) TaskManager(address string) TaskManagerGateway { return sendGate
 
 // Dispatcher is a gateway to the Dispatcher at address.
 func (l *Local) Dispatcher(address string) DispatcherGateway { return sendGateway{l.send, address} }
-
-// mailbox is an endpoint of Local: an unbounded FIFO, so a send never
-// waits for the receiver (see the gateways' contract). Its growth is
-// bounded by the protocol, not by the mailbox: a JobMaster gets a few
-// messages per execution plus one metrics report per TaskManager and
-// interval.
-type mailbox struct {
-	local   *Local
-	address string
-	ready   chan struct{} // one token while msgs may be non-empty
-
-	mu     sync.Mutex
-	msgs   []Message
-	closed bool
-}
-
-func (mb *mailbox) push(m Message) bool {
-	mb.mu.Lock()
-	if mb.closed {
-		mb.mu.Unlock()
-		return false
-	}
-	mb.msgs = append(mb.msgs, m)
-	mb.mu.Unlock()
-	select {
-	case mb.ready <- struct{}{}:
-	default: // a token is already waiting
-	}
-	return true
-}
-
-func (mb *mailbox) Address() string        { return mb.address }
-func (mb *mailbox) Ready() <-chan struct{} { return mb.ready }
-
-func (mb *mailbox) Receive() []Message {
-	mb.mu.Lock()
-	defer mb.mu.Unlock()
-	msgs := mb.msgs
-	mb.msgs = nil
-	return msgs
-}
-
-func (mb *mailbox) Close() {
-	mb.mu.Lock()
-	mb.closed = true
-	mb.msgs = nil
-	mb.mu.Unlock()
-	mb.local.mu.Lock()
-	if mb.local.boxes[mb.address] == mb {
-		delete(mb.local.boxes, mb.address)
-	}
-	mb.local.mu.Unlock()
-}

@@ -75,10 +75,10 @@ type Network struct {
 
 	mu        sync.Mutex
 	closed    bool
-	endpoints map[string]*netEndpoint // by name
-	peers     map[string]*peer        // by destination address
-	peerWG    sync.WaitGroup          // the peers' goroutines
-	handlerWG sync.WaitGroup          // the server's Deliver handlers
+	endpoints map[string]*mailbox // by name
+	peers     map[string]*peer    // by destination address
+	peerWG    sync.WaitGroup      // the peers' goroutines
+	handlerWG sync.WaitGroup      // the server's Deliver handlers
 }
 
 // NetworkOptions configure a Network; the zero value listens on an
@@ -165,7 +165,7 @@ func NewNetwork(opts NetworkOptions) (*Network, error) {
 		ln:        ln,
 		host:      opts.Advertise,
 		serve:     make(chan struct{}),
-		endpoints: map[string]*netEndpoint{},
+		endpoints: map[string]*mailbox{},
 		peers:     map[string]*peer{},
 	}
 	if n.host == "" {
@@ -214,7 +214,7 @@ func (n *Network) Close() error {
 		return nil
 	}
 	n.closed = true
-	endpoints := make([]*netEndpoint, 0, len(n.endpoints))
+	endpoints := make([]*mailbox, 0, len(n.endpoints))
 	for _, ep := range n.endpoints {
 		endpoints = append(endpoints, ep)
 	}
@@ -266,8 +266,16 @@ func (n *Network) Listen(address string) (Endpoint, error) {
 	if _, ok := n.endpoints[name]; ok {
 		return nil, fmt.Errorf("rpc: address %q is in use", n.host+"/"+name)
 	}
-	ep := &netEndpoint{n: n, name: name, address: n.host + "/" + name,
-		ready: make(chan struct{}, 1), done: make(chan struct{})}
+	// Closing the endpoint closes ep.done, which tells every stream to it
+	// (Deliver), so that its senders learn at once that it is gone.
+	ep := newMailbox(n.host + "/" + name)
+	ep.unlisten = func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.endpoints[name] == ep {
+			delete(n.endpoints, name)
+		}
+	}
 	n.endpoints[name] = ep
 	return ep, nil
 }
@@ -315,13 +323,13 @@ func (n *Network) send(address string, m Message) error {
 		if !ok || name == "" {
 			return fmt.Errorf("%w %q: not host:port/name", ErrUnreachable, address)
 		}
-		p = &peer{n: n, address: address, name: name, wake: make(chan struct{}, 1),
+		p = &peer{n: n, address: address, name: name, queue: newMailbox(address),
 			client: rpcpbconnect.NewEndpointServiceClient(n.client, "http://"+host)}
 		n.peers[address] = p
 		n.peerWG.Add(1)
 		go p.run()
 	}
-	p.push(m)
+	p.queue.push(m)
 	return nil
 }
 
@@ -334,10 +342,9 @@ type peer struct {
 	address string
 	name    string
 	client  rpcpbconnect.EndpointServiceClient
-	wake    chan struct{} // one token while queue may be non-empty
+	queue   *mailbox // never closed: the peer is dropped instead
 
 	mu     sync.Mutex
-	queue  []Message
 	stream *connect.BidiStreamForClient[rpcpb.DeliverRequest, rpcpb.DeliverResponse]
 }
 
@@ -351,24 +358,6 @@ func (p *peer) abort() {
 	if stream != nil {
 		_ = stream.CloseResponse()
 	}
-}
-
-func (p *peer) push(m Message) {
-	p.mu.Lock()
-	p.queue = append(p.queue, m)
-	p.mu.Unlock()
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (p *peer) take() []Message {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	q := p.queue
-	p.queue = nil
-	return q
 }
 
 func (p *peer) run() {
@@ -394,7 +383,7 @@ func (p *peer) run() {
 	unsent := 0       // taken from the queue but not written
 	for err == nil {
 		select {
-		case <-p.wake:
+		case <-p.queue.Ready():
 			var n int
 			n, unsent, err = p.sendQueued(stream)
 			written += int64(n)
@@ -437,7 +426,7 @@ func (p *peer) run() {
 // and, when a write fails, how many it took from the queue but did not
 // write.
 func (p *peer) sendQueued(stream *connect.BidiStreamForClient[rpcpb.DeliverRequest, rpcpb.DeliverResponse]) (written, unsent int, err error) {
-	msgs := p.take()
+	msgs := p.queue.Receive()
 	envs := make([]*rpcpb.Envelope, 0, len(msgs))
 	sizes := make([]int, 0, len(msgs))
 	for _, m := range msgs {
@@ -498,7 +487,7 @@ func (n *Network) lost(p *peer, cause error, unsent, unacked int) {
 	}
 	n.mu.Unlock()
 	// p is out of the map: no send reaches its queue any more.
-	unsent += len(p.take())
+	unsent += len(p.queue.Receive())
 	ev := Unreachable{Address: p.address, Err: fmt.Errorf("%w %q: %w", ErrUnreachable, p.address, cause), Unsent: unsent, Unacked: unacked}
 	n.log.Warn("rpc destination unreachable", "to", p.address, "err", cause, "unsent", unsent, "unacked", unacked)
 	if n.opts.OnUnreachable != nil {
@@ -575,7 +564,7 @@ func (s endpointService) Deliver(ctx context.Context, stream *connect.BidiStream
 			}
 			msgs = append(msgs, m)
 		}
-		if !ep.push(msgs) {
+		if !ep.push(msgs...) {
 			return connect.NewError(connect.CodeNotFound, fmt.Errorf("endpoint %q closed", name))
 		}
 		delivered.Add(uint64(len(msgs)))
@@ -584,63 +573,4 @@ func (s endpointService) Deliver(ctx context.Context, stream *connect.BidiStream
 		default:
 		}
 	}
-}
-
-// netEndpoint is an endpoint of Network: an unbounded FIFO mailbox, as
-// Local's, filled by the server's Deliver handlers.
-type netEndpoint struct {
-	n       *Network
-	name    string
-	address string
-	ready   chan struct{} // one token while msgs may be non-empty
-	done    chan struct{} // closed by Close: tells the streams to it
-
-	mu     sync.Mutex
-	msgs   []Message
-	closed bool
-}
-
-func (ep *netEndpoint) push(msgs []Message) bool {
-	ep.mu.Lock()
-	if ep.closed {
-		ep.mu.Unlock()
-		return false
-	}
-	ep.msgs = append(ep.msgs, msgs...)
-	ep.mu.Unlock()
-	select {
-	case ep.ready <- struct{}{}:
-	default: // a token is already waiting
-	}
-	return true
-}
-
-func (ep *netEndpoint) Address() string        { return ep.address }
-func (ep *netEndpoint) Ready() <-chan struct{} { return ep.ready }
-
-func (ep *netEndpoint) Receive() []Message {
-	ep.mu.Lock()
-	defer ep.mu.Unlock()
-	msgs := ep.msgs
-	ep.msgs = nil
-	return msgs
-}
-
-// Close frees the name and tells every process with a stream to it; what
-// is in the mailbox is dropped, as in Local.
-func (ep *netEndpoint) Close() {
-	ep.mu.Lock()
-	if ep.closed {
-		ep.mu.Unlock()
-		return
-	}
-	ep.closed = true
-	ep.msgs = nil
-	close(ep.done)
-	ep.mu.Unlock()
-	ep.n.mu.Lock()
-	if ep.n.endpoints[ep.name] == ep {
-		delete(ep.n.endpoints, ep.name)
-	}
-	ep.n.mu.Unlock()
 }
