@@ -360,6 +360,11 @@ func TestTransportConformance(t *testing.T) {
 		send, _ := newTestNetwork(t, NetworkOptions{})
 		testConformance(t, recv, send)
 	})
+	t.Run("NetworkToItself", func(t *testing.T) {
+		// Roles in one process still go through the wire form.
+		n, _ := newTestNetwork(t, NetworkOptions{})
+		testConformance(t, n, n)
+	})
 }
 
 func testConformance(t *testing.T, recv, send Transport) {
