@@ -99,6 +99,10 @@ type NetworkOptions struct {
 	OnUnreachable func(Unreachable)
 	// DialTimeout bounds connecting to another process. Default 5s.
 	DialTimeout time.Duration
+	// Dial opens the connections to other processes. Default: a
+	// net.Dialer with DialTimeout. Tests give one that can cut
+	// connections; TLS will be added here.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// MaxBatchBytes is the encoded size up to which queued messages are
 	// sent together in one request. Default 1 MiB.
 	MaxBatchBytes int
@@ -127,6 +131,9 @@ func (o *NetworkOptions) EnsureDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Dial == nil {
+		o.Dial = (&net.Dialer{Timeout: o.DialTimeout}).DialContext
 	}
 }
 
@@ -177,8 +184,7 @@ func NewNetwork(opts NetworkOptions) (*Network, error) {
 	// h2c with prior knowledge, on both sides.
 	h2c := new(http.Protocols)
 	h2c.SetUnencryptedHTTP2(true)
-	dialer := &net.Dialer{Timeout: opts.DialTimeout}
-	n.client = &http.Client{Transport: &http.Transport{Protocols: h2c, DialContext: dialer.DialContext}}
+	n.client = &http.Client{Transport: &http.Transport{Protocols: h2c, DialContext: opts.Dial}}
 
 	mux := http.NewServeMux()
 	mux.Handle(rpcpbconnect.NewEndpointServiceHandler(endpointService{n}, connect.WithReadMaxBytes(opts.MaxMessageBytes)))

@@ -480,3 +480,53 @@ func TestNetworkCloseDoesNotWaitForAStuckReceiver(t *testing.T) {
 		t.Fatal("Close hangs on a receiver that does not read")
 	}
 }
+
+// cuttingDialer keeps the connections it opens, so a test can cut them
+// as a network fault would, with both processes alive.
+type cuttingDialer struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (d *cuttingDialer) Dial(ctx context.Context, network, address string) (net.Conn, error) {
+	c, err := (&net.Dialer{}).DialContext(ctx, network, address)
+	if err == nil {
+		d.mu.Lock()
+		d.conns = append(d.conns, c)
+		d.mu.Unlock()
+	}
+	return c, err
+}
+
+func (d *cuttingDialer) cut() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.conns {
+		_ = c.Close()
+	}
+	d.conns = nil
+}
+
+// A connection lost under an idle stream is reported at once; the next
+// send connects again and is delivered, in order after what came before.
+func TestNetworkReconnectsAfterALostConnection(t *testing.T) {
+	var d cuttingDialer
+	a, events := newTestNetwork(t, NetworkOptions{Dial: d.Dial})
+	b, _ := newTestNetwork(t, NetworkOptions{})
+	ep, err := b.Listen("jobmaster/job-1")
+	require.NoError(t, err)
+	jm := a.JobMaster(ep.Address())
+
+	require.NoError(t, jm.CancelJob(CancelJob{JobID: "first"}))
+	require.Equal(t, []Message{CancelJob{JobID: "first"}}, collect(t, ep, 1))
+	d.cut()
+	u := nextEvent(t, events)
+	require.Equal(t, ep.Address(), u.Address)
+	require.ErrorIs(t, u.Err, ErrUnreachable)
+	require.Zero(t, u.Unsent)
+
+	require.NoError(t, jm.CancelJob(CancelJob{JobID: "second"}))
+	require.NoError(t, jm.CancelJob(CancelJob{JobID: "third"}))
+	require.Equal(t, []Message{CancelJob{JobID: "second"}, CancelJob{JobID: "third"}}, collect(t, ep, 2))
+	require.Empty(t, events)
+}
