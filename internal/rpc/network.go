@@ -49,7 +49,10 @@ import (
 // drops what was queued for it: every message sent is either delivered or
 // counted in exactly one Unreachable (Unsent: never written to the
 // network; Unacked: written, fate unknown — the receiver may have it),
-// unless the transport is closed first. A later send to the same address
+// unless the transport is closed first or the message is larger than
+// MaxMessageBytes (dropped alone, with an error logged). Delivered means
+// in the endpoint's mailbox: closing an endpoint drops what it has not
+// received, as with Local. A later send to the same address
 // starts afresh: a new stream, a new attempt, reported again if it fails.
 // The sender cannot get these errors from the send itself, which returned
 // long before; a send fails synchronously only for a malformed address or
