@@ -28,7 +28,12 @@ import (
 // endpoint the process listens on, and one HTTP/2 client to the others.
 // An address is "host:port/name": the process's server, then the
 // endpoint's name ("resourcemanager", "dispatcher", "jobmaster/<job id>",
-// "taskmanager/<id>").
+// "taskmanager/<id>"). A bare name (no host:port before its first slash)
+// is an endpoint of this process, for Listen and for gateways alike, so
+// roles that name each other as they do over Local work unchanged in one
+// process; across processes they must use the full addresses
+// (Endpoint.Address). The sender's spelling of an address is what it is
+// known by: its queue, its order and its Unreachable events.
 //
 // Sending. A gateway's send puts the message on the queue of its
 // destination address and returns at once, so no role's loop waits for
@@ -55,8 +60,8 @@ import (
 // received, as with Local. A later send to the same address
 // starts afresh: a new stream, a new attempt, reported again if it fails.
 // The sender cannot get these errors from the send itself, which returned
-// long before; a send fails synchronously only for a malformed address or
-// a closed transport, with ErrUnreachable as Local does.
+// long before; a send fails synchronously only for an empty address or a
+// closed transport, with ErrUnreachable as Local does.
 //
 // Like Local's mailboxes, the queues are unbounded: their growth is
 // bounded by the protocol (a few messages per execution, one metrics
@@ -329,8 +334,14 @@ func (n *Network) send(address string, m Message) error {
 	p := n.peers[address]
 	if p == nil {
 		host, name, ok := splitAddress(address)
-		if !ok || name == "" {
-			return fmt.Errorf("%w %q: not host:port/name", ErrUnreachable, address)
+		if !ok {
+			// A bare name is an endpoint of this process, as Listen
+			// takes it: roles that name each other the way they do
+			// over Local work unchanged in one process.
+			host, name = n.host, address
+		}
+		if name == "" {
+			return fmt.Errorf("%w %q: no endpoint name", ErrUnreachable, address)
 		}
 		p = &peer{n: n, address: address, name: name, queue: newMailbox(address),
 			client: rpcpbconnect.NewEndpointServiceClient(n.client, "http://"+host)}

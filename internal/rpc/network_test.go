@@ -228,8 +228,13 @@ func TestNetworkReportsUnreachableAddresses(t *testing.T) {
 	require.Equal(t, connect.CodeNotFound, connect.CodeOf(u.Err))
 	require.Equal(t, 1, u.Unsent+u.Unacked)
 
-	// A malformed address fails at once, as Local's unknown ones do.
-	require.ErrorIs(t, a.JobMaster("jobmaster/no-host").CancelJob(CancelJob{}), ErrUnreachable)
+	// A bare name is an endpoint of this process: here there is none.
+	require.NoError(t, a.JobMaster("jobmaster/nobody").CancelJob(CancelJob{}))
+	u = nextEvent(t, events)
+	require.Equal(t, "jobmaster/nobody", u.Address, "reported by the address the sender used")
+	require.Equal(t, connect.CodeNotFound, connect.CodeOf(u.Err))
+	// An empty address fails at once.
+	require.ErrorIs(t, a.JobMaster("").CancelJob(CancelJob{}), ErrUnreachable)
 	require.Empty(t, events)
 }
 
@@ -365,6 +370,22 @@ func TestTransportConformance(t *testing.T) {
 		n, _ := newTestNetwork(t, NetworkOptions{})
 		testConformance(t, n, n)
 	})
+}
+
+// Roles that name each other by bare names, as over Local, reach each
+// other in one process; the full address reaches the same endpoint.
+func TestNetworkBareNamesAreThisProcess(t *testing.T) {
+	n, events := newTestNetwork(t, NetworkOptions{})
+	ep, err := n.Listen("resourcemanager")
+	require.NoError(t, err)
+	rm := n.ResourceManager("resourcemanager")
+	require.NoError(t, rm.RegisterTaskManager(RegisterTaskManager{TaskManager: "tm-1", Address: "taskmanager-tm-1", Slots: 1}))
+	require.NoError(t, n.ResourceManager(ep.Address()).RequestSlots(RequestSlots{JobID: "job-1", N: 1}))
+	// Two spellings are two destinations to the sender, each with its own
+	// stream: no order between them.
+	require.ElementsMatch(t, []Message{RegisterTaskManager{TaskManager: "tm-1", Address: "taskmanager-tm-1", Slots: 1},
+		RequestSlots{JobID: "job-1", N: 1}}, collect(t, ep, 2))
+	require.Empty(t, events)
 }
 
 func testConformance(t *testing.T, recv, send Transport) {
