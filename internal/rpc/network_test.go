@@ -551,3 +551,59 @@ func TestNetworkReconnectsAfterALostConnection(t *testing.T) {
 	require.Equal(t, []Message{CancelJob{JobID: "second"}, CancelJob{JobID: "third"}}, collect(t, ep, 2))
 	require.Empty(t, events)
 }
+
+// Connections cut again and again while messages flow: what arrives comes
+// in order, without duplicates, and every message that does not arrive is
+// counted in an Unreachable (the accounting the owner relies on).
+func TestNetworkAccountsForEveryMessageWhenConnectionsAreCut(t *testing.T) {
+	const total = 3000
+	var d cuttingDialer
+	a, events := newTestNetwork(t, NetworkOptions{Dial: d.Dial, MaxBatchBytes: 256})
+	b, _ := newTestNetwork(t, NetworkOptions{})
+	ep, err := b.Listen("jobmaster/job-1")
+	require.NoError(t, err)
+
+	stop := make(chan struct{})
+	cutter := make(chan struct{})
+	go func() {
+		defer close(cutter)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(3 * time.Millisecond):
+				d.cut()
+			}
+		}
+	}()
+	jm := a.JobMaster(ep.Address())
+	for i := range total {
+		require.NoError(t, jm.EndOfInput(TaskEndOfInput{JobID: "job-1", Execution: scheduler.ExecutionID{Subtask: i}}))
+		if i%100 == 0 {
+			time.Sleep(time.Millisecond) // let cuts land between sends
+		}
+	}
+	close(stop)
+	<-cutter
+
+	received, counted, losses, last := 0, 0, 0, -1
+	deadline := time.After(waitFor)
+	for received+counted < total {
+		select {
+		case <-ep.Ready():
+			for _, m := range ep.Receive() {
+				i := m.(TaskEndOfInput).Execution.Subtask
+				require.Greater(t, i, last, "out of order or duplicated")
+				last = i
+				received++
+			}
+		case u := <-events:
+			losses++
+			counted += u.Unsent + u.Unacked
+		case <-deadline:
+			t.Fatalf("received %d, counted lost %d, of %d sent", received, counted, total)
+		}
+	}
+	t.Logf("%d received, %d losses reporting %d messages", received, losses, counted)
+	require.Positive(t, losses, "the cuts were seen")
+}
