@@ -72,7 +72,6 @@ import (
 type Network struct {
 	opts   NetworkOptions
 	log    *slog.Logger
-	ln     net.Listener
 	srv    *http.Server
 	client *http.Client
 	host   string // host:port in this process's addresses
@@ -117,7 +116,8 @@ type NetworkOptions struct {
 	// MaxMessageBytes is the largest request the server accepts, so a
 	// bogus client cannot make it allocate without bound; a message larger
 	// than this is dropped by its sender with an error logged (it could
-	// never be delivered). Default 256 MiB.
+	// never be delivered). The processes of a cluster should agree on it.
+	// Default 256 MiB.
 	MaxMessageBytes int
 	// Logger receives the transport's logs. Default slog.Default().
 	Logger *slog.Logger
@@ -177,7 +177,6 @@ func NewNetwork(opts NetworkOptions) (*Network, error) {
 	n := &Network{
 		opts:      opts,
 		log:       opts.Logger.With("component", "rpc"),
-		ln:        ln,
 		host:      opts.Advertise,
 		serve:     make(chan struct{}),
 		endpoints: map[string]*mailbox{},
