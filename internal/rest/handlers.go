@@ -3,7 +3,6 @@ package rest
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -845,7 +844,7 @@ func (s *Server) postJar(r *http.Request) (int, any, error) {
 			return 0, nil, errorf(http.StatusBadRequest, "The upload has no field \"jarfile\".")
 		}
 		if err != nil {
-			return 0, nil, s.uploadError(err)
+			return 0, nil, bodyError(err)
 		}
 		if part.FormName() != "jarfile" {
 			_ = part.Close()
@@ -859,7 +858,7 @@ func (s *Server) postJar(r *http.Request) (int, any, error) {
 		b, err := s.cfg.Cluster.UploadBinary(r.Context(), name, rr)
 		_ = part.Close()
 		if rr.err != nil {
-			return 0, nil, s.uploadError(rr.err)
+			return 0, nil, bodyError(rr.err)
 		}
 		if err != nil {
 			return 0, nil, fmt.Errorf("storing job binary %q: %w", name, err)
@@ -870,14 +869,6 @@ func (s *Server) postJar(r *http.Request) (int, any, error) {
 		}
 		return http.StatusOK, jarUpload{Filename: filename, Status: "success"}, nil
 	}
-}
-
-func (s *Server) uploadError(err error) error {
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return errorf(http.StatusRequestEntityTooLarge, "Upload exceeds the limit of %d bytes.", mbe.Limit)
-	}
-	return errorf(http.StatusBadRequest, "Reading the upload: %v", err)
 }
 
 func (s *Server) deleteJar(r *http.Request) (int, any, error) {

@@ -1,12 +1,14 @@
 package rest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -647,4 +649,80 @@ func TestUploadOverLimit(t *testing.T) {
 	f.mu.Lock()
 	require.Empty(t, f.binaries, "nothing of a refused upload is kept")
 	f.mu.Unlock()
+}
+
+// TestStalledBodyTimesOut: a client that sends its headers and part of
+// its body, then nothing, gets 408 once BodyTimeout has passed; the
+// handler does not wait for ever.
+func TestStalledBodyTimesOut(t *testing.T) {
+	_, c, s, _ := start(t, func(cfg *Config) { cfg.BodyTimeout = 200 * time.Millisecond })
+	conn, err := net.Dial("tcp", s.Addr())
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "POST /jobs/%s/savepoints HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{", jobA)
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusRequestTimeout, resp.StatusCode, "%s", data)
+	req, _ := http.NewRequest("POST", "/jobs/"+jobA+"/savepoints", nil)
+	c.sp.validate(t, req, resp.StatusCode, resp.Header, data)
+}
+
+// TestRoutesAreFlinks: every path and method served is one of Flink's
+// spec, under the same name, and every endpoint the issue asks for is
+// served.
+func TestRoutesAreFlinks(t *testing.T) {
+	sp := loadSpec(t)
+	var s Server
+	served := map[string]bool{}
+	for _, rt := range s.table() {
+		item := sp.doc.Paths.Find(rt.pattern)
+		require.NotNil(t, item, "%s is not a path of Flink's spec", rt.pattern)
+		for m := range rt.methods {
+			require.NotNil(t, item.GetOperation(m), "%s %s is not in Flink's spec", m, rt.pattern)
+			served[m+" "+rt.pattern] = true
+		}
+	}
+	for _, want := range []string{
+		"GET /config", "GET /overview", "GET /jobs", "GET /jobs/overview", "GET /jobs/{jobid}", "PATCH /jobs/{jobid}",
+		"GET /jobs/{jobid}/plan", "GET /jobs/{jobid}/exceptions", "GET /jobs/{jobid}/config", "GET /jobs/{jobid}/checkpoints",
+		"GET /jobs/{jobid}/checkpoints/config", "GET /jobs/{jobid}/checkpoints/details/{checkpointid}",
+		"GET /jobs/{jobid}/vertices/{vertexid}", "GET /jobs/{jobid}/vertices/{vertexid}/backpressure",
+		"GET /jobs/{jobid}/vertices/{vertexid}/watermarks", "POST /jobs/{jobid}/savepoints", "GET /jobs/{jobid}/savepoints/{triggerid}",
+		"POST /jobs/{jobid}/stop", "GET /taskmanagers", "GET /taskmanagers/{taskmanagerid}", "GET /jars", "POST /jars/upload",
+		"GET /jars/{jarid}/plan", "POST /jars/{jarid}/run", "DELETE /jars/{jarid}", "POST /savepoint-disposal",
+		"GET /savepoint-disposal/{triggerid}",
+	} {
+		require.True(t, served[want], "%s is not served", want)
+	}
+}
+
+// slowRunCluster takes its time to run a binary and reports whether the
+// request's context was still live at the end.
+type slowRunCluster struct {
+	*fakeCluster
+	ctxErr chan error
+}
+
+func (s *slowRunCluster) RunBinary(ctx context.Context, id string, opts RunOptions) (string, error) {
+	time.Sleep(400 * time.Millisecond)
+	s.ctxErr <- ctx.Err()
+	return strings.Repeat("e", 32), nil
+}
+
+// TestBodyTimeoutEndsWithTheBody: BodyTimeout bounds the body only, not
+// the handler: one that works longer than BodyTimeout after reading the
+// body keeps a live context and answers.
+func TestBodyTimeoutEndsWithTheBody(t *testing.T) {
+	sc := &slowRunCluster{fakeCluster: newFakeCluster(t0), ctxErr: make(chan error, 1)}
+	s, err := NewServer(Config{Addr: "127.0.0.1:0", Cluster: sc, Logger: quietLogger, BodyTimeout: 100 * time.Millisecond})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, s.Close()) }()
+	c := newClient(t, s)
+	r := c.json("POST", "/jars/any/run", map[string]any{"programArgsList": []string{"a"}}, 200)
+	require.Equal(t, strings.Repeat("e", 32), r["jobid"])
+	require.NoError(t, <-sc.ctxErr)
 }

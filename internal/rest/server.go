@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path"
 	"strings"
 	"sync"
@@ -42,9 +43,11 @@ type Config struct {
 	OperationTTL  time.Duration
 	MaxOperations int
 	// ReadHeaderTimeout bounds a client sending its headers (default 10 s),
-	// so idle or slow clients cannot hold connections for ever.
-	ReadHeaderTimeout time.Duration
-	Logger            *slog.Logger
+	// BodyTimeout its JSON body (default 1 min) and UploadTimeout a binary
+	// upload (default 10 min), so a slow or stalled client cannot hold a
+	// connection and a handler for ever (408 when one runs out).
+	ReadHeaderTimeout, BodyTimeout, UploadTimeout time.Duration
+	Logger                                        *slog.Logger
 	// Now is the clock (default time.Now); tests set it.
 	Now func() time.Time
 }
@@ -73,6 +76,12 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.ReadHeaderTimeout <= 0 {
 		c.ReadHeaderTimeout = 10 * time.Second
+	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = time.Minute
+	}
+	if c.UploadTimeout <= 0 {
+		c.UploadTimeout = 10 * time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -239,9 +248,13 @@ func (s *Server) wrap(h apiHandler) http.Handler {
 				writeError(w, http.StatusInternalServerError, "Internal server error.")
 			}
 		}()
-		if r.Body != nil && !isUpload(r) {
+		limit := s.cfg.BodyTimeout
+		if isUpload(r) {
+			limit = s.cfg.UploadTimeout
+		} else if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		}
+		timeBody(w, r, limit)
 		status, body, err := h(r)
 		if err != nil {
 			status, msg := s.statusOf(r, err)
@@ -250,6 +263,40 @@ func (s *Server) wrap(h apiHandler) http.Handler {
 		}
 		writeJSON(w, status, body)
 	})
+}
+
+// timeBody gives the request's body limit to arrive: the connection's read
+// deadline is set until the body has been read to its end, then cleared, because the server's background read that notices a client
+// going away would otherwise cancel the request's context at the deadline
+// while the handler still works. A ResponseWriter without deadlines (a
+// test recorder) leaves the body untimed.
+func timeBody(w http.ResponseWriter, r *http.Request, limit time.Duration) {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return
+	}
+	rc := http.NewResponseController(w)
+	if rc.SetReadDeadline(time.Now().Add(limit)) != nil {
+		return
+	}
+	r.Body = &timedBody{ReadCloser: r.Body, clear: func() { _ = rc.SetReadDeadline(time.Time{}) }}
+}
+
+type timedBody struct {
+	io.ReadCloser
+	clear   func()
+	cleared bool
+}
+
+func (b *timedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	// Only a body read to its end clears the deadline: after a timeout the
+	// server discards what is left of a small body before answering, which
+	// must not wait for a client that sends nothing.
+	if err == io.EOF && !b.cleared {
+		b.cleared = true
+		b.clear()
+	}
+	return n, err
 }
 
 func isUpload(r *http.Request) bool {
@@ -316,6 +363,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(buf.Bytes())
 }
 
+// bodyError is the answer to a request body that could not be read: too
+// large (413), too slow (408) or cut short (400).
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return errorf(http.StatusRequestEntityTooLarge, "Request body exceeds the limit of %d bytes.", mbe.Limit)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errorf(http.StatusRequestTimeout, "The request body was not received in time.")
+	}
+	return errorf(http.StatusBadRequest, "Reading the request body: %v", err)
+}
+
 // decodeBody reads a JSON request body into dst. An empty body is "{}" (as
 // in Flink); unknown fields, trailing data and wrong types are 400; a body
 // over the limit is 413.
@@ -325,11 +385,7 @@ func decodeBody(r *http.Request, dst any) error {
 	}
 	data, err := io.ReadAll(r.Body)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
-		return errorf(http.StatusBadRequest, "Reading the request body: %v", err)
+		return bodyError(err)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
