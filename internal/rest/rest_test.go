@@ -627,7 +627,8 @@ func TestJars(t *testing.T) {
 
 func TestUploadOverLimit(t *testing.T) {
 	f, c, s, _ := start(t, func(cfg *Config) { cfg.MaxUploadBytes = 64 << 10 })
-	big := append([]byte("\x7fELF"), bytes.Repeat([]byte{2}, 200<<10)...)
+	// Far over the limit, so the server cannot just drain what it refuses.
+	big := append([]byte("\x7fELF"), bytes.Repeat([]byte{2}, 4<<20)...)
 	body, ct := upload("jarfile", "big", big)
 
 	// With a Content-Length: refused before reading.
