@@ -871,8 +871,23 @@ func (s *Server) postJar(r *http.Request) (int, any, error) {
 	}
 }
 
-func (s *Server) deleteJar(r *http.Request) (int, any, error) {
+// binaryID is the request's {jarid}. Ids come from the Cluster's store,
+// which never makes one that names a path (a separator, "." or "..") or
+// holds a NUL; such an id in a request is refused before it reaches the
+// store, as a defence for stores that keep binaries in files.
+func binaryID(r *http.Request) (string, error) {
 	id := r.PathValue("jarid")
+	if id == "." || id == ".." || strings.ContainsAny(id, "/\\\x00") {
+		return "", errorf(http.StatusNotFound, "Job binary %q does not exist.", id)
+	}
+	return id, nil
+}
+
+func (s *Server) deleteJar(r *http.Request) (int, any, error) {
+	id, err := binaryID(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	if err := s.cfg.Cluster.DeleteBinary(r.Context(), id); err != nil {
 		return 0, nil, fmt.Errorf("deleting job binary %s: %w", id, err)
 	}
@@ -942,7 +957,10 @@ func runOptions(r *http.Request) (RunOptions, error) {
 }
 
 func (s *Server) jarPlan(r *http.Request) (int, any, error) {
-	id := r.PathValue("jarid")
+	id, err := binaryID(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	opts, err := runOptions(r)
 	if err != nil {
 		return 0, nil, err
@@ -958,7 +976,10 @@ func (s *Server) jarPlan(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) jarRun(r *http.Request) (int, any, error) {
-	id := r.PathValue("jarid")
+	id, err := binaryID(r)
+	if err != nil {
+		return 0, nil, err
+	}
 	opts, err := runOptions(r)
 	if err != nil {
 		return 0, nil, err

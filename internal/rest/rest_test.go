@@ -727,3 +727,45 @@ func TestBodyTimeoutEndsWithTheBody(t *testing.T) {
 	require.Equal(t, strings.Repeat("e", 32), r["jobid"])
 	require.NoError(t, <-sc.ctxErr)
 }
+
+// pathCheckingCluster fails the test if a binary id that names a path
+// reaches the store.
+type pathCheckingCluster struct {
+	*fakeCluster
+	t *testing.T
+}
+
+func (p *pathCheckingCluster) check(id string) {
+	if id == "." || id == ".." || strings.ContainsAny(id, "/\\\x00") {
+		p.t.Errorf("binary id %q reached the Cluster", id)
+	}
+}
+
+func (p *pathCheckingCluster) DeleteBinary(ctx context.Context, id string) error {
+	p.check(id)
+	return p.fakeCluster.DeleteBinary(ctx, id)
+}
+
+func (p *pathCheckingCluster) BinaryPlan(ctx context.Context, id string, opts RunOptions) (Plan, error) {
+	p.check(id)
+	return p.fakeCluster.BinaryPlan(ctx, id, opts)
+}
+
+func (p *pathCheckingCluster) RunBinary(ctx context.Context, id string, opts RunOptions) (string, error) {
+	p.check(id)
+	return p.fakeCluster.RunBinary(ctx, id, opts)
+}
+
+func TestBinaryIDsThatNamePathsAreRefused(t *testing.T) {
+	s, err := NewServer(Config{Addr: "127.0.0.1:0", Cluster: &pathCheckingCluster{fakeCluster: newFakeCluster(t0), t: t}, Logger: quietLogger})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, s.Close()) }()
+	c := newClient(t, s)
+	for _, id := range []string{"..%2F..%2Fetc%2Fpasswd", "a%2Fb", "a%5Cb", "%2E%2E", "x%00y"} {
+		c.errorOf("DELETE", "/jars/"+id, nil, 404)
+		c.errorOf("POST", "/jars/"+id+"/run", nil, 404)
+		c.errorOf("GET", "/jars/"+id+"/plan", nil, 404)
+	}
+	// An ordinary unknown id does reach the Cluster (which says 404).
+	c.errorOf("DELETE", "/jars/unknown.bin", nil, 404)
+}
