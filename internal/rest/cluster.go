@@ -25,7 +25,10 @@ import (
 //   - Ids are Flink-shaped: job ids, vertex ids and TaskManager ids are 32
 //     lower-case hex digits (the REST paths refuse anything else with 400
 //     before the Cluster is asked, except TaskManager and binary ids, which
-//     are passed through); checkpoint ids are positive integers.
+//     are passed through); checkpoint ids are positive integers. Binary ids
+//     are the store's own: they must not contain '/', '\\' or NUL nor be
+//     "." or ".." (the handlers refuse such ids with 404, so a store that
+//     keeps binaries as files never sees one).
 //   - States are Flink's names: JobState one of CREATED, RUNNING, FAILING,
 //     CANCELLING, FINISHED, FAILED, CANCELED, RESTARTING, SUSPENDED,
 //     INITIALIZING, RECONCILING (scheduler.JobState's String gives them);

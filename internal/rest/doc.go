@@ -44,7 +44,8 @@
 // Every error is JSON {"errors": ["..."]}: 400 for a malformed id, query
 // parameter or body (unknown fields, wrong types and trailing data are
 // refused, an empty body is "{}" as in Flink), 404 for an unknown path or
-// id (job, vertex, checkpoint, trigger, TaskManager, binary), 405 with an
+// id (job, vertex, checkpoint, trigger, TaskManager, binary; also a binary
+// id that names a path), 405 with an
 // Allow header for a method the path does not take, 409 for a request the
 // job's state refuses, 413 for a body over Config.MaxBodyBytes or an upload
 // over Config.MaxUploadBytes, 429 when too many asynchronous operations are
