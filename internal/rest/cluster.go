@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"github.com/strom-dev/strom/internal/jobgraph"
 )
 
 // Cluster is what the REST handlers read and act through: the Dispatcher
@@ -83,6 +85,23 @@ type Cluster interface {
 	BinaryPlan(ctx context.Context, id string, opts RunOptions) (Plan, error)
 	// RunBinary submits the job of a binary and returns its job id.
 	RunBinary(ctx context.Context, id string, opts RunOptions) (jobID string, err error)
+	// SubmitJob submits a job its client has built: the JobGraph and the
+	// stored binary (UploadBinary, just before) whose main rebuilds it
+	// with opts.Args in every process that runs its tasks (POST /jobs, how
+	// a job binary started with --cluster submits itself). The handlers
+	// delete the binary again if SubmitJob fails.
+	SubmitJob(ctx context.Context, sub Submission) (jobID string, err error)
+}
+
+// Submission is a job sent with POST /jobs.
+type Submission struct {
+	// BinaryID is the job's binary in the store.
+	BinaryID string
+	JobGraph *jobgraph.JobGraph
+	// Options: Args, JobID, SavepointPath, AllowNonRestoredState and
+	// RestoreMode (Strom's extensions of JobSubmitRequestBody; Flink
+	// carries them inside its serialised JobGraph).
+	Options RunOptions
 }
 
 // Errors a Cluster wraps to choose the HTTP status of its failure.

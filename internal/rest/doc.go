@@ -13,6 +13,7 @@
 //	GET    /config                         DashboardConfiguration
 //	GET    /overview                       ClusterOverviewWithVersion
 //	GET    /jobs                           JobIdsWithStatusOverview
+//	POST   /jobs                           202 JobSubmitResponseBody (multipart: "request", JobGraph, binary)
 //	GET    /jobs/overview                  MultipleJobsDetails
 //	GET    /jobs/:jobid                    JobDetailsInfo
 //	PATCH  /jobs/:jobid?mode=cancel        202 {}; 409 if the job has ended
@@ -71,6 +72,14 @@
 //     (400 if not). entryClass is passed to the Cluster (a Go binary has one
 //     entry point, main). The upload's "filename" is the stored path, whose
 //     last element is the id used in /jars/:jarid, as in Flink.
+//   - POST /jobs (Flink's client submission) takes a part "request" first
+//     (JobSubmitRequestBody), then the files it names: jobGraphFileName is
+//     Strom's JobGraph as JSON (internal/jobgraph), jobJarFileNames exactly
+//     one job binary; artifacts are refused. Flink keeps the job id and
+//     savepoint settings in its serialised JobGraph; Strom's request adds
+//     them as fields: jobId, programArgsList (the arguments every process
+//     runs the binary's main with, to rebuild the same graph),
+//     savepointPath, allowNonRestoredState, restoreMode.
 //   - Error bodies ({"errors": [...]}) are not in Flink's spec; the tests
 //     validate them against an added ErrorResponseBody schema.
 //   - /jobs/overview entries carry both Flink's wire fields (jid, name,

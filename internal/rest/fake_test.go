@@ -35,6 +35,8 @@ type fakeCluster struct {
 	calls []SavepointRequest
 	// cancelled records the CancelJob calls.
 	cancelled []string
+	// submissions records the accepted SubmitJob calls.
+	submissions []Submission
 }
 
 var (
@@ -321,5 +323,28 @@ func (f *fakeCluster) RunBinary(ctx context.Context, id string, opts RunOptions)
 	p.JobID = jobID
 	f.jobs = append(f.jobs, Job{JobSummary: JobSummary{ID: jobID, Name: p.Name, State: "CREATED", Start: f.now, LastModified: f.now,
 		Tasks: map[ExecState]int{"CREATED": 2 * max(1, opts.Parallelism)}}, MaxParallelism: 128, Plan: p})
+	return jobID, nil
+}
+
+func (f *fakeCluster) SubmitJob(ctx context.Context, sub Submission) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.binaryLocked(sub.BinaryID); err != nil {
+		return "", err
+	}
+	if len(sub.JobGraph.Vertices) == 0 {
+		return "", fmt.Errorf("%w: the JobGraph of %q has no vertices", ErrInvalid, sub.JobGraph.JobName)
+	}
+	jobID := sub.Options.JobID
+	if jobID == "" {
+		f.nextID++
+		jobID = fmt.Sprintf("%032x", 0xdef000+f.nextID)
+	}
+	if _, err := f.jobLocked(jobID); err == nil {
+		return "", fmt.Errorf("%w: job %s already exists", ErrConflict, jobID)
+	}
+	f.submissions = append(f.submissions, sub)
+	f.jobs = append(f.jobs, Job{JobSummary: JobSummary{ID: jobID, Name: sub.JobGraph.JobName, State: "CREATED", Start: f.now, LastModified: f.now},
+		MaxParallelism: sub.JobGraph.MaxParallelism, Plan: PlanFromJobGraph(jobID, sub.JobGraph)})
 	return jobID, nil
 }

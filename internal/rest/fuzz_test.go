@@ -27,6 +27,8 @@ func FuzzServer(f *testing.F) {
 	job := "/jobs/" + jobA
 	vtx := job + "/vertices/" + VertexID(1)
 	mp, mpType := upload("jarfile", "j", elf[:100])
+	sub, subType := submission(part{field: "request", data: `{"jobGraphFileName":"g","jobJarFileNames":["b"]}`},
+		part{field: "f0", file: "g", data: `{"jobName":"x","vertices":[{"id":0,"parallelism":1}]}`}, part{field: "f1", file: "b", data: string(elf[:64])})
 	for _, seed := range []struct {
 		method, path, ctype string
 		body                []byte
@@ -61,6 +63,8 @@ func FuzzServer(f *testing.F) {
 		{"GET", "/taskmanagers/" + tmID, "", nil},
 		{"GET", "/jars", "", nil},
 		{"POST", "/jars/upload", mpType, mp},
+		{"POST", "/jobs", subType, sub},
+		{"POST", "/jobs", subType, sub[:len(sub)/2]},
 		{"POST", "/jars/upload", "multipart/form-data; boundary=", []byte("--\r\n")},
 		{"POST", "/jars/upload", mpType, append(mp, make([]byte, 9000)...)},
 		{"GET", "/jars/x/plan?parallelism=-5", "", nil},

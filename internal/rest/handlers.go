@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"mime/multipart"
 	"net/http"
 	"path"
 	"slices"
@@ -20,7 +21,7 @@ func (s *Server) table() []route {
 	return []route{
 		{"/config", map[string]apiHandler{"GET": s.getConfig}},
 		{"/overview", map[string]apiHandler{"GET": s.getOverview}},
-		{"/jobs", map[string]apiHandler{"GET": s.getJobs}},
+		{"/jobs", map[string]apiHandler{"GET": s.getJobs, "POST": s.postJob}},
 		{"/jobs/overview", map[string]apiHandler{"GET": s.getJobsOverview}},
 		{"/jobs/{jobid}", map[string]apiHandler{"GET": s.getJob, "PATCH": s.patchJob}},
 		{"/jobs/{jobid}/status", map[string]apiHandler{"GET": s.getJobStatus}},
@@ -826,17 +827,45 @@ func (e *readErrReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// postJar stores a job binary sent as multipart/form-data in the field
-// "jarfile" (as Flink's CLI and UI send jars), streaming it to the Cluster
-// without a temporary copy; the whole request is bounded by MaxUploadBytes.
-func (s *Server) postJar(r *http.Request) (int, any, error) {
+// multipartOf bounds an upload request by MaxUploadBytes (refusing at
+// once one whose Content-Length is over it) and returns its parts.
+func (s *Server) multipartOf(r *http.Request, what string) (*multipart.Reader, error) {
 	r.Body = http.MaxBytesReader(nil, r.Body, s.cfg.MaxUploadBytes)
 	if r.ContentLength > s.cfg.MaxUploadBytes {
-		return 0, nil, errorf(http.StatusRequestEntityTooLarge, "Upload of %d bytes exceeds the limit of %d bytes.", r.ContentLength, s.cfg.MaxUploadBytes)
+		return nil, errorf(http.StatusRequestEntityTooLarge, "Upload of %d bytes exceeds the limit of %d bytes.", r.ContentLength, s.cfg.MaxUploadBytes)
 	}
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return 0, nil, errorf(http.StatusBadRequest, "Expected a multipart/form-data upload with the binary in the field \"jarfile\": %v", err)
+		return nil, errorf(http.StatusBadRequest, "Expected a multipart/form-data upload with %s: %v", what, err)
+	}
+	return mr, nil
+}
+
+// storeBinary streams a part to the Cluster's binary store without a
+// temporary copy, under the part's file name (its last element only).
+func (s *Server) storeBinary(r *http.Request, part *multipart.Part) (Binary, error) {
+	name := path.Base(strings.ReplaceAll(part.FileName(), "\\", "/"))
+	if name == "." || name == "/" || name == "" {
+		name = "job"
+	}
+	rr := &readErrReader{r: part}
+	b, err := s.cfg.Cluster.UploadBinary(r.Context(), name, rr)
+	_ = part.Close()
+	if rr.err != nil {
+		return Binary{}, bodyError(rr.err)
+	}
+	if err != nil {
+		return Binary{}, fmt.Errorf("storing job binary %q: %w", name, err)
+	}
+	return b, nil
+}
+
+// postJar stores a job binary sent as multipart/form-data in the field
+// "jarfile" (as Flink's CLI and UI send jars).
+func (s *Server) postJar(r *http.Request) (int, any, error) {
+	mr, err := s.multipartOf(r, `the binary in the field "jarfile"`)
+	if err != nil {
+		return 0, nil, err
 	}
 	for {
 		part, err := mr.NextPart()
@@ -850,18 +879,9 @@ func (s *Server) postJar(r *http.Request) (int, any, error) {
 			_ = part.Close()
 			continue
 		}
-		name := path.Base(strings.ReplaceAll(part.FileName(), "\\", "/"))
-		if name == "." || name == "/" || name == "" {
-			name = "job"
-		}
-		rr := &readErrReader{r: part}
-		b, err := s.cfg.Cluster.UploadBinary(r.Context(), name, rr)
-		_ = part.Close()
-		if rr.err != nil {
-			return 0, nil, bodyError(rr.err)
-		}
+		b, err := s.storeBinary(r, part)
 		if err != nil {
-			return 0, nil, fmt.Errorf("storing job binary %q: %w", name, err)
+			return 0, nil, err
 		}
 		filename := b.Path
 		if filename == "" {
@@ -945,15 +965,22 @@ func runOptions(r *http.Request) (RunOptions, error) {
 		}
 		opts.AllowNonRestoredState = b
 	}
+	if err := checkRunOptions(opts); err != nil {
+		return RunOptions{}, err
+	}
+	return opts, nil
+}
+
+// checkRunOptions checks the job id and restore mode a client chose.
+func checkRunOptions(opts RunOptions) error {
 	if opts.JobID != "" && !hex32(opts.JobID) {
-		return RunOptions{}, errorf(http.StatusBadRequest, "Request did not match expected format: jobId %q is not a 32-character hexadecimal string.", opts.JobID)
+		return errorf(http.StatusBadRequest, "Request did not match expected format: jobId %q is not a 32-character hexadecimal string.", opts.JobID)
 	}
 	switch opts.RestoreMode {
 	case "", "CLAIM", "NO_CLAIM", "LEGACY":
-	default:
-		return RunOptions{}, errorf(http.StatusBadRequest, "Request did not match expected format: restoreMode %q is not CLAIM, NO_CLAIM or LEGACY.", opts.RestoreMode)
+		return nil
 	}
-	return opts, nil
+	return errorf(http.StatusBadRequest, "Request did not match expected format: restoreMode %q is not CLAIM, NO_CLAIM or LEGACY.", opts.RestoreMode)
 }
 
 func (s *Server) jarPlan(r *http.Request) (int, any, error) {

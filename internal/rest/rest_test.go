@@ -695,7 +695,7 @@ func TestRoutesAreFlinks(t *testing.T) {
 		"GET /jobs/{jobid}/vertices/{vertexid}/watermarks", "POST /jobs/{jobid}/savepoints", "GET /jobs/{jobid}/savepoints/{triggerid}",
 		"POST /jobs/{jobid}/stop", "GET /taskmanagers", "GET /taskmanagers/{taskmanagerid}", "GET /jars", "POST /jars/upload",
 		"GET /jars/{jarid}/plan", "POST /jars/{jarid}/run", "DELETE /jars/{jarid}", "POST /savepoint-disposal",
-		"GET /savepoint-disposal/{triggerid}",
+		"GET /savepoint-disposal/{triggerid}", "POST /jobs",
 	} {
 		require.True(t, served[want], "%s is not served", want)
 	}

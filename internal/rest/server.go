@@ -299,8 +299,10 @@ func (b *timedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// isUpload: the request carries a binary (bounded by MaxUploadBytes and
+// UploadTimeout instead of the JSON limits).
 func isUpload(r *http.Request) bool {
-	return r.Method == http.MethodPost && r.URL.Path == "/jars/upload"
+	return r.Method == http.MethodPost && (r.URL.Path == "/jars/upload" || r.URL.Path == "/jobs")
 }
 
 // apiError is an error with the HTTP status it is answered with.
@@ -390,13 +392,19 @@ func decodeBody(r *http.Request, dst any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
+	return decodeJSON(data, dst, "Request")
+}
+
+// decodeJSON decodes exactly one JSON value into dst, strictly: unknown
+// fields, wrong types and trailing data are 400.
+func decodeJSON(data []byte, dst any, what string) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return errorf(http.StatusBadRequest, "Request did not match expected format: %v", err)
+		return errorf(http.StatusBadRequest, "%s did not match expected format: %v", what, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return errorf(http.StatusBadRequest, "Request did not match expected format: data after the JSON value")
+		return errorf(http.StatusBadRequest, "%s did not match expected format: data after the JSON value", what)
 	}
 	return nil
 }

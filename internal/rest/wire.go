@@ -445,3 +445,22 @@ type jarRunBody struct {
 type jarRunResponse struct {
 	JobID string `json:"jobid"`
 }
+
+// jobSubmitBody is the "request" part of POST /jobs: Flink's
+// JobSubmitRequestBody and Strom's extensions (what Flink keeps in its
+// serialised JobGraph).
+type jobSubmitBody struct {
+	JobGraphFileName     string           `json:"jobGraphFileName"`
+	JobJarFileNames      []string         `json:"jobJarFileNames"`
+	JobArtifactFileNames []map[string]any `json:"jobArtifactFileNames"`
+
+	JobID                 string   `json:"jobId"`
+	ProgramArgsList       []string `json:"programArgsList"`
+	SavepointPath         string   `json:"savepointPath"`
+	AllowNonRestoredState bool     `json:"allowNonRestoredState"`
+	RestoreMode           string   `json:"restoreMode"`
+}
+
+type jobSubmitResponse struct {
+	JobURL string `json:"jobUrl"`
+}
