@@ -769,3 +769,21 @@ func TestBinaryIDsThatNamePathsAreRefused(t *testing.T) {
 	// An ordinary unknown id does reach the Cluster (which says 404).
 	c.errorOf("DELETE", "/jars/unknown.bin", nil, 404)
 }
+
+// panickingCluster panics in Jobs, as a bug would.
+type panickingCluster struct{ *fakeCluster }
+
+func (panickingCluster) Jobs(context.Context) ([]JobSummary, error) { panic("bug") }
+
+// TestHandlerPanicIsA500: a bug behind a handler is answered with a JSON
+// 500 and the server serves on.
+func TestHandlerPanicIsA500(t *testing.T) {
+	s, err := NewServer(Config{Addr: "127.0.0.1:0", Cluster: panickingCluster{newFakeCluster(t0)},
+		Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, s.Close()) }()
+	c := newClient(t, s)
+	msg := c.errorOf("GET", "/jobs", nil, 500)
+	require.Equal(t, "Internal server error.", msg[0])
+	require.Equal(t, "numbers", c.json("GET", "/jobs/"+jobA, nil, 200)["name"])
+}
