@@ -255,13 +255,16 @@ func (s *Server) wrap(h apiHandler) http.Handler {
 			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		}
 		timeBody(w, r, limit)
+		start := time.Now()
 		status, body, err := h(r)
 		if err != nil {
-			status, msg := s.statusOf(r, err)
+			var msg string
+			status, msg = s.statusOf(r, err)
 			writeError(w, status, msg)
-			return
+		} else {
+			writeJSON(w, status, body)
 		}
-		writeJSON(w, status, body)
+		s.cfg.Logger.Debug("rest: request", "method", r.Method, "path", r.URL.Path, "status", status, "duration", time.Since(start))
 	})
 }
 
