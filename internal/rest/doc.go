@@ -18,6 +18,7 @@
 //	GET    /jobs/:jobid                    JobDetailsInfo
 //	PATCH  /jobs/:jobid?mode=cancel        202 {}; 409 if the job has ended
 //	GET    /jobs/:jobid/status             JobStatusInfo
+//	GET    /jobs/:jobid/execution-result   JobExecutionResultResponseBody (attached clients wait on it)
 //	GET    /jobs/:jobid/plan               JobPlanInfo
 //	GET    /jobs/:jobid/exceptions         JobExceptionsInfoWithHistory (?maxExceptions=N)
 //	GET    /jobs/:jobid/config             JobConfigInfo
@@ -87,7 +88,10 @@
 //     the fields Flink's generated spec names (jobId, jobName, status,
 //     startTime, endTime, lastUpdateTime, tasksPerState, numTasks); likewise
 //     /jobs/:jobid/config carries jid, name, execution-config and jobId,
-//     jobName, executionConfigInfo. Flink's custom serialisers write the
+//     jobName, executionConfigInfo, and /jobs/:jobid/execution-result's
+//     result id, application-status, accumulator-results, net-runtime,
+//     failure-cause and jobId, applicationStatus, accumulatorResults,
+//     netRuntime, success, serializedThrowable. Flink's custom serialisers write the
 //     former, its spec documents the latter; scripts use either.
 //   - /jobs/:jobid's "plan" is an object (Flink writes raw JSON there; its
 //     spec says string).

@@ -25,6 +25,7 @@ func (s *Server) table() []route {
 		{"/jobs/overview", map[string]apiHandler{"GET": s.getJobsOverview}},
 		{"/jobs/{jobid}", map[string]apiHandler{"GET": s.getJob, "PATCH": s.patchJob}},
 		{"/jobs/{jobid}/status", map[string]apiHandler{"GET": s.getJobStatus}},
+		{"/jobs/{jobid}/execution-result", map[string]apiHandler{"GET": s.getExecutionResult}},
 		{"/jobs/{jobid}/plan", map[string]apiHandler{"GET": s.getJobPlan}},
 		{"/jobs/{jobid}/exceptions", map[string]apiHandler{"GET": s.getExceptions}},
 		{"/jobs/{jobid}/config", map[string]apiHandler{"GET": s.getJobConfig}},
@@ -296,6 +297,35 @@ func (s *Server) getJobStatus(r *http.Request) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, map[string]JobState{"status": j.State}, nil
+}
+
+// getExecutionResult is how an attached client (strom run without -d, as
+// flink run) waits for its job: IN_PROGRESS until the job has ended, then
+// its result.
+func (s *Server) getExecutionResult(r *http.Request) (int, any, error) {
+	j, err := s.job(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !terminal(j.State) {
+		return http.StatusOK, executionResult{Status: queueStatus{ID: "IN_PROGRESS"}}, nil
+	}
+	app := map[JobState]string{"FINISHED": "SUCCEEDED", "FAILED": "FAILED", "CANCELED": "CANCELED"}[j.State]
+	res := &jobResult{ID: j.ID, ApplicationStatus: app, Accumulators: map[string]any{}, NetRuntime: s.duration(j.Start, j.End),
+		JobID: j.ID, AppStatus: app, AccumulatorResults: map[string]any{}, NetRuntimeSpec: s.duration(j.Start, j.End), Success: app == "SUCCEEDED"}
+	if j.State == "FAILED" {
+		exs, err := s.cfg.Cluster.Exceptions(r.Context(), j.ID)
+		if err != nil {
+			return 0, nil, fmt.Errorf("exceptions of job %s: %w", j.ID, err)
+		}
+		msg := "the job failed"
+		if len(exs) > 0 {
+			msg = exs[0].Message
+		}
+		res.FailureCause = causeOf(msg)
+		res.SerializedThrowable = res.FailureCause
+	}
+	return http.StatusOK, executionResult{Status: queueStatus{ID: "COMPLETED"}, Result: res}, nil
 }
 
 // patchJob terminates a job: mode=cancel (the default, and the only mode
@@ -680,6 +710,12 @@ func (s *Server) postStop(r *http.Request) (int, any, error) {
 	})
 }
 
+// causeOf is a failure as Flink's SerializedThrowable reaches JSON.
+func causeOf(msg string) *failureCause {
+	return &failureCause{Class: "org.apache.flink.util.SerializedThrowable", StackTrace: msg,
+		Serialized: base64.StdEncoding.EncodeToString([]byte(msg))}
+}
+
 // operationResult is Flink's AsynchronousOperationResult of an operation.
 func operationResult(op operation, withLocation bool) asyncResult {
 	if !op.done {
@@ -687,9 +723,7 @@ func operationResult(op operation, withLocation bool) asyncResult {
 	}
 	info := &operationInfo{}
 	if op.err != nil {
-		msg := op.err.Error()
-		info.FailureCause = &failureCause{Class: "org.apache.flink.util.SerializedThrowable", StackTrace: msg,
-			Serialized: base64.StdEncoding.EncodeToString([]byte(msg))}
+		info.FailureCause = causeOf(op.err.Error())
 	} else if withLocation {
 		info.Location = &op.location
 	}

@@ -695,7 +695,7 @@ func TestRoutesAreFlinks(t *testing.T) {
 		"GET /jobs/{jobid}/vertices/{vertexid}/watermarks", "POST /jobs/{jobid}/savepoints", "GET /jobs/{jobid}/savepoints/{triggerid}",
 		"POST /jobs/{jobid}/stop", "GET /taskmanagers", "GET /taskmanagers/{taskmanagerid}", "GET /jars", "POST /jars/upload",
 		"GET /jars/{jarid}/plan", "POST /jars/{jarid}/run", "DELETE /jars/{jarid}", "POST /savepoint-disposal",
-		"GET /savepoint-disposal/{triggerid}", "POST /jobs",
+		"GET /savepoint-disposal/{triggerid}", "POST /jobs", "GET /jobs/{jobid}/execution-result",
 	} {
 		require.True(t, served[want], "%s is not served", want)
 	}
@@ -786,4 +786,28 @@ func TestHandlerPanicIsA500(t *testing.T) {
 	msg := c.errorOf("GET", "/jobs", nil, 500)
 	require.Equal(t, "Internal server error.", msg[0])
 	require.Equal(t, "numbers", c.json("GET", "/jobs/"+jobA, nil, 200)["name"])
+}
+
+func TestExecutionResult(t *testing.T) {
+	f, c, _, _ := start(t)
+	require.Equal(t, map[string]any{"status": map[string]any{"id": "IN_PROGRESS"}}, c.json("GET", "/jobs/"+jobA+"/execution-result", nil, 200))
+
+	r := c.json("GET", "/jobs/"+jobB+"/execution-result", nil, 200)
+	require.Equal(t, "COMPLETED", r["status"].(map[string]any)["id"])
+	res := r["job-execution-result"].(map[string]any)
+	require.Equal(t, jobB, res["id"])
+	require.Equal(t, "SUCCEEDED", res["application-status"])
+	require.EqualValues(t, 10_000, res["net-runtime"])
+	require.Equal(t, true, res["success"])
+	require.NotContains(t, res, "failure-cause")
+
+	f.mu.Lock()
+	f.jobs[0].State, f.jobs[0].End = "FAILED", t0
+	f.mu.Unlock()
+	res = c.json("GET", "/jobs/"+jobA+"/execution-result", nil, 200)["job-execution-result"].(map[string]any)
+	require.Equal(t, "FAILED", res["application-status"])
+	require.Equal(t, false, res["success"])
+	require.Equal(t, "boom\ngoroutine 1 [running]:", res["failure-cause"].(map[string]any)["stack-trace"])
+
+	c.errorOf("GET", "/jobs/"+strings.Repeat("1", 32)+"/execution-result", nil, 404)
 }

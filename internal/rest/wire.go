@@ -464,3 +464,26 @@ type jobSubmitBody struct {
 type jobSubmitResponse struct {
 	JobURL string `json:"jobUrl"`
 }
+
+// jobResult is a job's result in /jobs/:jobid/execution-result: Flink's
+// wire fields (id, application-status, accumulator-results, net-runtime,
+// failure-cause) and the spec's (jobId, applicationStatus, ...).
+type jobResult struct {
+	ID                string         `json:"id"`
+	ApplicationStatus string         `json:"application-status"`
+	Accumulators      map[string]any `json:"accumulator-results"`
+	NetRuntime        int64          `json:"net-runtime"`
+	FailureCause      *failureCause  `json:"failure-cause,omitempty"`
+
+	JobID               string         `json:"jobId"`
+	AppStatus           string         `json:"applicationStatus"`
+	AccumulatorResults  map[string]any `json:"accumulatorResults"`
+	NetRuntimeSpec      int64          `json:"netRuntime"`
+	Success             bool           `json:"success"`
+	SerializedThrowable *failureCause  `json:"serializedThrowable,omitempty"`
+}
+
+type executionResult struct {
+	Status queueStatus `json:"status"`
+	Result *jobResult  `json:"job-execution-result,omitempty"`
+}
