@@ -811,3 +811,38 @@ func TestExecutionResult(t *testing.T) {
 
 	c.errorOf("GET", "/jobs/"+strings.Repeat("1", 32)+"/execution-result", nil, 404)
 }
+
+// TestConcurrentRequests mixes reads, savepoints and their status reads
+// from several clients at once (for the race detector), each answer
+// validated against the spec. (A failed require in a goroutine marks the
+// test failed and ends that goroutine only; wg.Go still counts it done.)
+func TestConcurrentRequests(t *testing.T) {
+	_, c, _, _ := start(t)
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for g := range 6 {
+		wg.Go(func() {
+			for i := range 10 {
+				switch (g + i) % 4 {
+				case 0:
+					r := c.json("POST", "/jobs/"+jobA+"/savepoints", map[string]any{"target-directory": "/sp"}, 202)
+					st := poll(t, c, "/jobs/"+jobA+"/savepoints/"+r["request-id"].(string))
+					if _, ok := st["operation"].(map[string]any)["location"]; !ok {
+						errs <- fmt.Sprintf("savepoint without location: %v", st)
+					}
+				case 1:
+					c.json("GET", "/jobs/overview", nil, 200)
+				case 2:
+					c.json("GET", "/jobs/"+jobA+"/vertices/"+VertexID(1)+"/backpressure", nil, 200)
+				case 3:
+					c.json("GET", "/jobs/"+jobA+"/checkpoints", nil, 200)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
