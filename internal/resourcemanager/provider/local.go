@@ -266,6 +266,12 @@ func (p *LocalProcesses) supervise(w *worker, cmd *exec.Cmd) {
 		select {
 		case err = <-exited:
 			killGroup(pid)
+			select {
+			case <-w.stop:
+				// Released as it ended: stopped, not failed.
+				return
+			default:
+			}
 		case <-w.stop:
 			p.terminate(w, pid, exited)
 			return
