@@ -133,7 +133,10 @@ func NewLocalProcesses(cfg LocalConfig) (*LocalProcesses, error) {
 
 // Request starts n workers with slots slots each. A worker whose process
 // cannot be started is not kept: its error is returned with the ids of
-// the workers started before it.
+// the workers started before it. The first process of each worker is
+// started from the caller's goroutine, so that goroutine must not be one
+// locked to an OS thread that then exits (runtime.LockOSThread): the
+// parent-death signal would kill the workers with the thread.
 func (p *LocalProcesses) Request(ctx context.Context, n, slots int) ([]WorkerID, error) {
 	if n < 0 || slots < 1 {
 		return nil, fmt.Errorf("local processes: request %d workers of %d slots", n, slots)

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -350,4 +352,58 @@ func TestStandalone(t *testing.T) {
 	require.Nil(t, p.Ready())
 	require.Empty(t, p.Events())
 	require.NoError(t, p.Close())
+}
+
+// TestLocalConcurrentUse: requests, releases and Close from several
+// goroutines at once (under -race): every worker that started is stopped
+// exactly once, its process gone, and requests after Close are refused.
+func TestLocalConcurrentUse(t *testing.T) {
+	p := newLocal(t, "serve", LocalConfig{StopGrace: 5 * time.Second})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			// Not require: these goroutines must not call t.FailNow.
+			ids, err := p.Request(context.Background(), 1, 1)
+			if err != nil {
+				if !errors.Is(err, ErrClosed) {
+					t.Errorf("request: %v", err)
+				}
+				return
+			}
+			// Release may come after Close stopped the worker.
+			if err := p.Release(context.Background(), ids[0]); err != nil && !errors.Is(err, ErrUnknownWorker) {
+				t.Errorf("release: %v", err)
+			}
+		})
+	}
+	wg.Go(func() {
+		time.Sleep(5 * time.Millisecond)
+		if err := p.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	wg.Wait()
+	require.NoError(t, p.Close())
+
+	var pids []int
+	stopped := map[WorkerID]int{}
+	for _, e := range p.Events() {
+		switch e := e.(type) {
+		case WorkerStarted:
+			pids = append(pids, e.PID)
+			stopped[e.Worker] += 0
+		case WorkerStopped:
+			stopped[e.Worker]++
+		default:
+			t.Fatalf("unexpected %v", e)
+		}
+	}
+	for w, n := range stopped {
+		require.Equal(t, 1, n, "worker %s stopped %d times", w, n)
+	}
+	for _, pid := range pids {
+		require.False(t, alive(pid), "pid %d", pid)
+	}
+	_, err := p.Request(context.Background(), 1, 1)
+	require.ErrorIs(t, err, ErrClosed)
 }
