@@ -1,5 +1,6 @@
 // Package rest is Strom's REST API: Flink's REST API v1 (paths and JSON
-// field names of Flink 1.16, spec in shared/reference/flink-rest-v1.16.yml)
+// field names of Flink 1.16; the spec, an OpenAPI 3.0 file, is copied in
+// testdata/flink-rest-v1.16.yml)
 // served over a Cluster, the interface through which the handlers read and
 // act (the Dispatcher implements it; see cluster.go for its contract).
 //

@@ -19,9 +19,11 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// specPath is Flink's REST API v1 spec (OpenAPI 3.0), the contract every
-// response is validated against.
-const specPath = "../../../shared/reference/flink-rest-v1.16.yml"
+// specPath is Flink's REST API v1 spec (OpenAPI 3.0; Apache Flink 1.16's
+// docs/static/generated/rest_v1_dispatcher.yml, Apache License 2.0), the
+// contract every response is validated against. A copy lives here so the
+// tests need nothing outside the repository.
+const specPath = "testdata/flink-rest-v1.16.yml"
 
 // spec is Flink's spec with the extensions the package doc lists:
 //
