@@ -68,8 +68,9 @@ type Cluster struct {
 	// Requests counts the requests per "METHOD path pattern".
 	Requests map[string]int
 
-	next int
-	ops  map[string]*operation
+	next  int
+	taken int // savepoints taken, to number them
+	ops   map[string]*operation
 }
 
 // New starts a fake cluster; Close it at the end of the test.
@@ -267,7 +268,8 @@ func (c *Cluster) savepoint(r *http.Request) (int, any) {
 	case terminal(j.State):
 		op.failure = fmt.Sprintf("Job %s is not running (%s).", j.ID, j.State)
 	default:
-		op.location = fmt.Sprintf("%s/savepoint-%s-%d", dir, j.ID[:6], len(c.Savepoints)+1)
+		c.taken++
+		op.location = fmt.Sprintf("%s/savepoint-%s-%d", dir, j.ID[:6], c.taken)
 		c.Savepoints[op.location] = true
 		if stop {
 			j.State = "FINISHED"
