@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -36,8 +37,10 @@ func listCmd() *cobra.Command {
 func printJobs(w io.Writer, jobs []restclient.JobOverview, all bool) {
 	var running, scheduled, ended []restclient.JobOverview
 	for _, j := range jobs {
+		// Flink's grouping: only CREATED is scheduled; every state that is
+		// not globally terminal counts as running.
 		switch j.State {
-		case "CREATED", "INITIALIZING":
+		case "CREATED":
 			scheduled = append(scheduled, j)
 		case "FINISHED", "CANCELED", "FAILED":
 			ended = append(ended, j)
@@ -50,7 +53,7 @@ func printJobs(w io.Writer, jobs []restclient.JobOverview, all bool) {
 			fmt.Fprintln(w, none)
 			return
 		}
-		slices.SortFunc(js, func(a, b restclient.JobOverview) int { return int(a.StartTime - b.StartTime) })
+		slices.SortFunc(js, func(a, b restclient.JobOverview) int { return cmp.Compare(a.StartTime, b.StartTime) })
 		fmt.Fprintln(w, title)
 		for _, j := range js {
 			fmt.Fprintf(w, "%s : %s : %s (%s)\n", time.UnixMilli(j.StartTime).Format("02.01.2006 15:04:05"), j.ID, j.Name, j.State)

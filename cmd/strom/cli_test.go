@@ -28,13 +28,19 @@ func TestCLIJobCommands(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	fake := restclienttest.New()
 	defer fake.Close() // before goleak's check
+	m := []string{"-m", fake.URL}
+	out, err := runCLI(append([]string{"list"}, m...)...)
+	require.NoError(t, err)
+	require.Equal(t, "Waiting for response...\nNo running jobs.\nNo scheduled jobs.\n", out)
+
 	a, b := fake.AddJob("first"), fake.AddJob("second")
 	done := fake.AddJob("old")
 	done.State = "FINISHED"
+	sched := fake.AddJob("waiting")
+	sched.State = "CREATED"
 	b.Start = a.Start.Add(time.Minute)
-	m := []string{"-m", fake.URL}
 
-	out, err := runCLI(append([]string{"list"}, m...)...)
+	out, err = runCLI(append([]string{"list"}, m...)...)
 	require.NoError(t, err)
 	at := func(j *restclienttest.Job) string { return j.Start.Format("02.01.2006 15:04:05") }
 	require.Equal(t, "Waiting for response...\n"+
@@ -42,7 +48,9 @@ func TestCLIJobCommands(t *testing.T) {
 		at(a)+" : "+a.ID+" : first (RUNNING)\n"+
 		at(b)+" : "+b.ID+" : second (RUNNING)\n"+
 		"--------------------------------------------------------------\n"+
-		"No scheduled jobs.\n", out)
+		"----------------------- Scheduled Jobs -----------------------\n"+
+		at(sched)+" : "+sched.ID+" : waiting (CREATED)\n"+
+		"--------------------------------------------------------------\n", out)
 	out, err = runCLI(append([]string{"list", "-a"}, m...)...)
 	require.NoError(t, err)
 	require.Contains(t, out, "---------------------- Terminated Jobs -----------------------\n"+at(done)+" : "+done.ID+" : old (FINISHED)\n")
