@@ -26,6 +26,7 @@ const DefaultAddress = "http://127.0.0.1:8081"
 const (
 	DefaultPollInterval     = 200 * time.Millisecond
 	DefaultOperationTimeout = 10 * time.Minute
+	DefaultReconnectTimeout = 30 * time.Second
 )
 
 // maxErrorBody bounds how much of an error answer is read: the errors
@@ -96,6 +97,9 @@ type Client struct {
 	// (savepoint, stop, disposal, checkpoint); the context may end it
 	// sooner. A job's result (WaitJob) is bounded by the context only.
 	OperationTimeout time.Duration
+	// ReconnectTimeout is how long WaitJob keeps asking a cluster that
+	// does not answer before it gives up (0: it gives up at once).
+	ReconnectTimeout time.Duration
 }
 
 // New returns a client of the cluster at addr: a URL (http://host:port,
@@ -122,6 +126,7 @@ func New(addr string) (*Client, error) {
 		hc:               &http.Client{},
 		PollInterval:     DefaultPollInterval,
 		OperationTimeout: DefaultOperationTimeout,
+		ReconnectTimeout: DefaultReconnectTimeout,
 	}, nil
 }
 

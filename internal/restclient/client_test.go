@@ -309,3 +309,54 @@ func TestContextCancelledIsNotUnreachable(t *testing.T) {
 	var ue *restclient.UnreachableError
 	require.False(t, errors.As(err, &ue))
 }
+
+// WaitJob outlasts a JobManager that is briefly away (restarting on the
+// same address) and gives up on one that stays away.
+func TestWaitJobOutlastsABriefOutage(t *testing.T) {
+	answer := func(status string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if status == "COMPLETED" {
+				_, _ = w.Write([]byte(`{"status":{"id":"COMPLETED"},"job-execution-result":{"id":"j","application-status":"SUCCEEDED","net-runtime":5}}`))
+				return
+			}
+			_, _ = w.Write([]byte(`{"status":{"id":"IN_PROGRESS"}}`))
+		})
+	}
+	first := httptest.NewServer(answer("IN_PROGRESS"))
+	addr := first.Listener.Addr().String()
+	c, err := restclient.New(first.URL)
+	require.NoError(t, err)
+	defer c.CloseIdleConnections()
+	c.PollInterval = 5 * time.Millisecond
+
+	type result struct {
+		r   *restclient.JobResult
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		r, err := c.WaitJob(context.Background(), "j")
+		got <- result{r, err}
+	}()
+	time.Sleep(30 * time.Millisecond)
+	first.Close() // the JobManager goes away...
+	time.Sleep(50 * time.Millisecond)
+	ln, err := net.Listen("tcp", addr) // ...and comes back on its address
+	require.NoError(t, err)
+	second := httptest.NewUnstartedServer(answer("COMPLETED"))
+	second.Listener = ln
+	second.Start()
+	defer second.Close()
+	select {
+	case res := <-got:
+		require.NoError(t, res.err)
+		require.Equal(t, "SUCCEEDED", res.r.ApplicationStatus)
+	case <-time.After(10 * time.Second):
+		t.Fatal("WaitJob did not return after the JobManager came back")
+	}
+
+	second.Close()
+	c.ReconnectTimeout = 50 * time.Millisecond
+	_, err = c.WaitJob(context.Background(), "j")
+	require.ErrorContains(t, err, "cannot reach the JobManager at http://"+addr)
+}

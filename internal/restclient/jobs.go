@@ -2,6 +2,7 @@ package restclient
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -127,17 +128,27 @@ func (c *Client) JobResult(ctx context.Context, id string) (*JobResult, error) {
 }
 
 // WaitJob polls job id's result until the job has ended (whichever way:
-// look at ApplicationStatus) or ctx ends.
+// look at ApplicationStatus) or ctx ends. A cluster that stops answering
+// is waited for up to ReconnectTimeout (a JobManager restarting, or a
+// standby taking over), as the job runs on without its client.
 func (c *Client) WaitJob(ctx context.Context, id string) (*JobResult, error) {
 	t := time.NewTicker(c.PollInterval)
 	defer t.Stop()
+	var lost time.Time // when the cluster stopped answering; zero while it answers
 	for {
 		r, err := c.JobResult(ctx, id)
-		if err != nil {
+		var ue *UnreachableError
+		switch {
+		case errors.As(err, &ue) && (lost.IsZero() || time.Since(lost) < c.ReconnectTimeout):
+			if lost.IsZero() {
+				lost = time.Now()
+			}
+		case err != nil:
 			return nil, fmt.Errorf("waiting for job %s: %w", id, err)
-		}
-		if r != nil {
+		case r != nil:
 			return r, nil
+		default:
+			lost = time.Time{}
 		}
 		select {
 		case <-ctx.Done():
