@@ -201,6 +201,26 @@ func TestCLIWithJobBinary(t *testing.T) {
 		_, err := runCLI("run", "-m", fake.URL, "-s", "file:///sp/none", bin)
 		require.ErrorContains(t, err, "Savepoint file:///sp/none does not exist.")
 	})
+	t.Run("a job that fails", func(t *testing.T) {
+		fake.Mu.Lock()
+		fake.EndState, fake.Failure = "FAILED", `operator "Double" (subtask 2/2): boom`
+		fake.Mu.Unlock()
+		defer func() {
+			fake.Mu.Lock()
+			fake.EndState, fake.Failure = "", ""
+			fake.Mu.Unlock()
+		}()
+		out, err := runCLI("run", "-m", fake.URL, bin)
+		require.Regexp(t, `^Job has been submitted with JobID [0-9a-f]{32}\n$`, out)
+		require.ErrorContains(t, err, `failed: operator "Double" (subtask 2/2): boom`)
+
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(), "STROM_CLUSTER="+fake.URL)
+		outb, err := cmd.CombinedOutput()
+		require.Error(t, err, "the program's Execute returned the failure: %s", outb)
+		require.Contains(t, string(outb), `job failed: job "clijob"`)
+		require.Contains(t, string(outb), `operator "Double" (subtask 2/2): boom`)
+	})
 	t.Run("the binary submits itself", func(t *testing.T) {
 		for name, how := range map[string]func(*exec.Cmd){
 			"STROM_CLUSTER": func(c *exec.Cmd) { c.Env = append(os.Environ(), "STROM_CLUSTER="+fake.URL) },

@@ -65,6 +65,9 @@ type Cluster struct {
 	// DefaultSavepointDir is the cluster's state.savepoints.dir ("":
 	// none, so a savepoint without a directory fails as in Flink).
 	DefaultSavepointDir string
+	// EndState and Failure, when set, are how the jobs started from now on
+	// (run or submitted) end.
+	EndState, Failure string
 	// Requests counts the requests per "METHOD path pattern".
 	Requests map[string]int
 
@@ -380,7 +383,7 @@ func (c *Cluster) run(r *http.Request) (int, any) {
 	if b.AllowNonRestoredState != nil {
 		j.AllowNonRestoredState = *b.AllowNonRestoredState
 	}
-	j.RunningPolls = 2
+	j.RunningPolls, j.EndState, j.Failure = 2, c.EndState, c.Failure
 	return http.StatusOK, map[string]string{"jobid": j.ID}
 }
 
@@ -442,6 +445,6 @@ func (c *Cluster) submit(r *http.Request) (int, any) {
 		j.ID = id
 		c.Jobs[id] = j
 	}
-	j.RunningPolls = 1
+	j.RunningPolls, j.EndState, j.Failure = 1, c.EndState, c.Failure
 	return http.StatusAccepted, map[string]string{"jobUrl": "/jobs/" + j.ID}
 }
