@@ -26,7 +26,10 @@ import (
 //
 // Strom reads no command-line flag of its own: the program's flags are the
 // program's. A program that wants "myjob --cluster URL" defines that flag
-// and copies it into Config.Cluster.
+// and copies it into Config.Cluster. Plan mode (PrintPlanEnv) and job-worker
+// mode come before Config.Cluster (Config.runMode), so the cluster's
+// processes, which run the program with the same arguments (--cluster
+// included), rebuild the graph rather than submit it again.
 
 // PrintPlanEnv is the environment variable that puts a job binary in plan
 // mode: with it set to 1, Execute (and ExecuteAsync) prints the job's
