@@ -163,6 +163,10 @@ func TestClusterExecutionNeverFallsBackToEmbedded(t *testing.T) {
 	err = run(strom.Config{})
 	require.ErrorIs(t, err, strom.ErrNotYetSupported)
 	require.ErrorContains(t, err, "job worker")
+	// A worker runs with the program's arguments, which may set a cluster:
+	// it must serve tasks, not submit the job again.
+	err = run(strom.Config{Cluster: dead})
+	require.ErrorContains(t, err, "job worker")
 }
 
 // Checkpoint and restart settings that cannot be meant are errors naming
