@@ -102,13 +102,17 @@ func TestCLIErrors(t *testing.T) {
 	require.NoError(t, err)
 	dead := "http://" + ln.Addr().String()
 	require.NoError(t, ln.Close())
-	for _, args := range [][]string{{"list"}, {"cancel", id}, {"stop", id}, {"savepoint", id}, {"savepoint", "--dispose", "/sp"}, {"checkpoint", id}} {
+	for _, args := range [][]string{{"list"}, {"cancel", id}, {"stop", id}, {"savepoint", id}, {"savepoint", "--dispose", "/sp"}, {"checkpoint", id}, {"run", os.Args[0]}} {
 		_, err := runCLI(append(args, "--jobmanager", dead)...)
 		require.ErrorContains(t, err, "cannot reach the JobManager at "+dead+": ", args[0])
 	}
 	t.Setenv(restclient.EnvJobManager, dead)
 	_, err = runCLI("list")
 	require.ErrorContains(t, err, "cannot reach the JobManager at "+dead+": ", "$STROM_JOBMANAGER")
+
+	_, err = runCLI("run", "-m", fake.URL, filepath.Join(t.TempDir(), "nobinary"))
+	require.ErrorContains(t, err, "uploading job binary: ")
+	require.ErrorContains(t, err, "no such file")
 
 	// inspect stays a subcommand of savepoint, not a job id.
 	_, err = runCLI("savepoint", "inspect", filepath.Join(t.TempDir(), "none"))
