@@ -103,7 +103,8 @@ func TestCLIErrors(t *testing.T) {
 	dead := "http://" + ln.Addr().String()
 	require.NoError(t, ln.Close())
 	for _, args := range [][]string{{"list"}, {"cancel", id}, {"stop", id}, {"savepoint", id}, {"savepoint", "--dispose", "/sp"}, {"checkpoint", id}, {"run", os.Args[0]}} {
-		_, err := runCLI(append(args, "--jobmanager", dead)...)
+		// The flag before the arguments: run takes everything after BINARY as the program's.
+		_, err := runCLI(append([]string{args[0], "--jobmanager", dead}, args[1:]...)...)
 		require.ErrorContains(t, err, "cannot reach the JobManager at "+dead+": ", args[0])
 	}
 	t.Setenv(restclient.EnvJobManager, dead)
