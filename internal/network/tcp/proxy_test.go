@@ -12,7 +12,10 @@ import (
 	"github.com/strom-dev/strom/codec"
 )
 
-var codecInt64 = codec.Of[int64]()
+var (
+	codecInt64 = codec.Of[int64]()
+	intCodec   = codec.Of[int]()
+)
 
 // failingCodec encodes like codecInt64 and refuses to decode anything.
 type failingCodec struct{}
