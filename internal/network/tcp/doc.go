@@ -50,7 +50,10 @@
 //	       varint value, [barrier: byte mode, byte snapshot kind,
 //	       varint timestamp, varint aligned timeout],
 //	       uvarint marks × (uvarint pos, varint watermark),
-//	       uvarint records × ([varint timestamp], codec bytes)
+//	       uvarint records × ([varint timestamp delta], codec bytes)
+//
+// A record's timestamp is the difference from the previous record's,
+// wrapping, since event times in a batch are close.
 //
 // The consumer picks the channel ids, unique per connection and never
 // reused, so a frame of a released channel can never reach a newer one.

@@ -70,6 +70,10 @@ func endFrame(dst []byte, start int) []byte {
 //	uvarint marks, each: uvarint pos, varint watermark
 //	uvarint records, each: [varint timestamp] value in the edge's codec
 //
+// A record's timestamp is written as the difference from the previous
+// record's (the first's from 0), wrapping: event times in a batch are
+// close, so a millisecond timestamp takes a byte or two instead of six.
+//
 // It reuses dst's capacity and allocates nothing per record (unless the
 // codec does). Append may panic with the codec's *codec.EncodeError.
 func appendBatch[T any](dst []byte, id uint64, b *network.Batch[T], prio bool, c codec.Codec[T]) []byte {
@@ -103,10 +107,12 @@ func appendBatch[T any](dst []byte, id uint64, b *network.Batch[T], prio bool, c
 		dst = binary.AppendVarint(dst, m.WM)
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(b.Recs)))
+	var prev int64
 	for i := range b.Recs {
 		r := &b.Recs[i]
 		if !noTs {
-			dst = binary.AppendVarint(dst, r.Ts)
+			dst = binary.AppendVarint(dst, r.Ts-prev)
+			prev = r.Ts
 		}
 		dst = c.Append(dst, r.V)
 	}
@@ -162,13 +168,15 @@ func decodeBatch[T any](r *reader, b *network.Batch[T], c codec.Codec[T]) (batch
 	if !noTs && n > uint64(len(r.p)) {
 		return h, fmt.Errorf("%w: %d records in %d bytes", ErrProtocol, n, len(r.p))
 	}
+	var prev int64
 	for range n {
 		var ts int64 = network.NoTimestamp
 		if !noTs {
-			ts = r.varint()
+			ts = prev + r.varint()
 			if r.err != nil {
 				return h, r.err
 			}
+			prev = ts
 		}
 		v, k, err := c.Decode(r.p)
 		if err != nil {
@@ -180,12 +188,12 @@ func decodeBatch[T any](r *reader, b *network.Batch[T], c codec.Codec[T]) (batch
 	if len(r.p) != 0 {
 		return h, fmt.Errorf("%w: %d bytes after a batch", ErrProtocol, len(r.p))
 	}
-	prev := 0
+	pos := 0
 	for _, m := range b.Marks {
-		if m.Pos < prev || m.Pos > len(b.Recs) {
+		if m.Pos < pos || m.Pos > len(b.Recs) {
 			return h, fmt.Errorf("%w: watermark at position %d of a batch of %d records", ErrProtocol, m.Pos, len(b.Recs))
 		}
-		prev = m.Pos
+		pos = m.Pos
 	}
 	return h, nil
 }

@@ -2,6 +2,7 @@ package tcp_test
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,10 @@ import (
 	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/network/tcp"
 )
+
+// quiet discards the endpoints' logs (connection failures the tests
+// cause on purpose, and peers closed at the end of each test).
+var quiet = slog.New(slog.DiscardHandler)
 
 // wait is how long a test waits for something that should happen at once
 // on loopback.
@@ -25,7 +30,7 @@ type Item struct {
 
 func listen(t *testing.T) *tcp.Endpoint {
 	t.Helper()
-	e, err := tcp.Listen(tcp.Config{})
+	e, err := tcp.Listen(tcp.Config{Logger: quiet})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.Close()) })
 	return e

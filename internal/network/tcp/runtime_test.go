@@ -2,7 +2,6 @@ package tcp_test
 
 import (
 	"context"
-	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -60,7 +59,6 @@ func TestUnalignedCheckpointAcrossProcesses(t *testing.T) {
 	p, c := listen(t), listen(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	quiet := slog.New(slog.DiscardHandler)
 	notify := network.NewNotifier()
 	var writers []*runtime.Writer[int]
 	var ins []*network.Channel[int]

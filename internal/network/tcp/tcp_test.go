@@ -404,7 +404,7 @@ func TestCreditMismatchRefused(t *testing.T) {
 // Close fails what is still open and stops every goroutine (TestMain's
 // goleak); a peer's channels hear of the lost connection.
 func TestCloseStopsEverything(t *testing.T) {
-	p, err := tcp.Listen(tcp.Config{})
+	p, err := tcp.Listen(tcp.Config{Logger: quiet})
 	require.NoError(t, err)
 	c := listen(t)
 	l := open[int64](t, p, c, key(0, 0), tcp.ChannelOptions{})
