@@ -2,7 +2,9 @@ package tcp_test
 
 import (
 	"context"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/strom-dev/strom/codec"
 	"github.com/strom-dev/strom/internal/network"
@@ -57,6 +59,7 @@ func benchThroughput[T any](b *testing.B, val func(int64) T) {
 	defer cancel()
 	done := make(chan struct{})
 	b.ReportAllocs()
+	cpu0 := cpuTime()
 	b.ResetTimer()
 	go func() {
 		defer close(done)
@@ -84,10 +87,23 @@ func benchThroughput[T any](b *testing.B, val func(int64) T) {
 		in.Recycle(bt)
 	}
 	b.StopTimer()
+	cpu := (cpuTime() - cpu0).Seconds()
 	cancel()
 	<-done
 	sec := b.Elapsed().Seconds()
 	b.ReportMetric(float64(got)/sec, "records/s")
 	b.ReportMetric(float64(got)/batch*float64(frame)/sec/1e6, "MB/s")
 	b.ReportMetric(float64(frame)/batch, "B/record")
+	// Both ends' CPU (the whole process: producer, forwarder, reader,
+	// consumer): on a shared machine a steadier figure than wall time.
+	b.ReportMetric(float64(got)/cpu, "records/CPU-s")
+}
+
+// cpuTime is the process's user + system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
