@@ -22,10 +22,9 @@ import (
 func Output[T any](e *Endpoint, key network.ChannelKey, c codec.Codec[T], opts ChannelOptions) (*network.Channel[T], error) {
 	opts = opts.withDefaults()
 	o := &output[T]{
-		k: key, codec: c, opts: opts, log: e.log,
+		ep: e, k: key, codec: c, opts: opts,
 		wake: network.NewNotifier(),
 		done: make(chan struct{}),
-		wg:   &e.wg,
 	}
 	o.ch = network.NewChannelOverdraft[T](opts.Buffers, opts.Overdraft, opts.BatchSize, o.wake)
 	e.mu.Lock()
@@ -53,12 +52,8 @@ func Output[T any](e *Endpoint, key network.ChannelKey, c codec.Codec[T], opts C
 // Overtake as in process), waking notify when batches arrive.
 func Input[T any](ctx context.Context, e *Endpoint, key network.ChannelKey, producer string, c codec.Codec[T], notify network.Notifier, opts ChannelOptions) (*network.Channel[T], error) {
 	opts = opts.withDefaults()
-	cn, err := e.conn(ctx, producer)
-	if err != nil {
-		return nil, fmt.Errorf("data plane: input channel %v: %w", key, err)
-	}
 	in := &input[T]{
-		k: key, codec: c, opts: opts, conn: cn,
+		k: key, codec: c, opts: opts,
 		free: make(chan *network.Batch[T], opts.Buffers+opts.Overdraft+8),
 	}
 	// The channel's own pools stay unused (the hook owns recycled
@@ -66,6 +61,7 @@ func Input[T any](ctx context.Context, e *Endpoint, key network.ChannelKey, prod
 	// says the channel's credits.
 	in.ch = network.NewChannelOverdraft[T](opts.Buffers, 0, 1, notify)
 	in.ch.SetRecycleHook(in.recycled)
+	var err error
 	e.mu.Lock()
 	switch {
 	case e.closed:
@@ -79,13 +75,27 @@ func Input[T any](ctx context.Context, e *Endpoint, key network.ChannelKey, prod
 	if err != nil {
 		return nil, fmt.Errorf("data plane: %w", err)
 	}
-	id, err := cn.register(in, opts.Buffers)
-	if err != nil {
-		e.dropInput(in)
-		return nil, fmt.Errorf("data plane: input channel %v: %w", key, err)
+	// A connection that fails between the lookup and the request is
+	// forgotten at once: the second try dials a new one.
+	for try := 0; ; try++ {
+		var cn *conn
+		if cn, err = e.conn(ctx, producer); err == nil {
+			var id uint64
+			if id, err = cn.register(in); err == nil {
+				in.id.Store(id)
+				in.conn.Store(cn)
+				if in.stopped.Load() {
+					// Released while it was being requested.
+					cn.closeChannel(id, "")
+				}
+				return in.ch, nil
+			}
+		}
+		if try == 1 || !errors.Is(err, ErrConnectionLost) {
+			e.dropInput(in)
+			return nil, fmt.Errorf("data plane: input channel %v: %w", key, err)
+		}
 	}
-	in.id.Store(id)
-	return in.ch, nil
 }
 
 // binding is an output's place on a connection.
@@ -97,13 +107,12 @@ type binding struct {
 // output is the producer's end of a channel: a local channel and the
 // goroutine that forwards its batches (run).
 type output[T any] struct {
+	ep    *Endpoint
 	k     network.ChannelKey
 	codec codec.Codec[T]
 	opts  ChannelOptions
-	log   interface{ Warn(string, ...any) }
 	ch    *network.Channel[T]
 	wake  network.Notifier // the local channel's consumer notifier; credits and bind wake it too
-	wg    *sync.WaitGroup
 
 	bound   atomic.Pointer[binding]
 	credits atomic.Int64
@@ -157,7 +166,7 @@ func (o *output[T]) stop(err error, report bool) {
 // flight as in process, wherever they are: queued here, on the wire or
 // queued at the consumer.
 func (o *output[T]) run() {
-	defer o.wg.Done()
+	defer o.ep.wg.Done()
 	var held []*network.Batch[T] // sent, oldest first, from head
 	head := 0
 	var buf []byte
@@ -209,6 +218,7 @@ func (o *output[T]) run() {
 		}
 		var err error
 		if buf, err = encode(buf[:0], b.id, batch, prio, o.codec); err != nil {
+			o.ep.dropOutput(o)
 			o.stop(fmt.Errorf("channel %v: %w", o.k, err), true)
 			return
 		}
@@ -246,7 +256,7 @@ type input[T any] struct {
 	k     network.ChannelKey
 	codec codec.Codec[T]
 	opts  ChannelOptions
-	conn  *conn
+	conn  atomic.Pointer[conn] // set once requested
 	id    atomic.Uint64
 	ch    *network.Channel[T]
 	free  chan *network.Batch[T]
@@ -259,6 +269,7 @@ type input[T any] struct {
 }
 
 func (in *input[T]) key() network.ChannelKey { return in.k }
+func (in *input[T]) buffers() int            { return in.opts.Buffers }
 func (in *input[T]) ended() bool             { return in.eop.Load() }
 
 func (in *input[T]) stop(err error, report bool) {
@@ -269,7 +280,9 @@ func (in *input[T]) stop(err error, report bool) {
 	}
 	in.stopped.Store(true)
 	if !report {
-		in.conn.closeChannel(in.id.Load(), "")
+		if c := in.conn.Load(); c != nil {
+			c.closeChannel(in.id.Load(), "")
+		}
 		return
 	}
 	if in.opts.OnError != nil {
@@ -299,7 +312,7 @@ func (in *input[T]) recycled(b *network.Batch[T]) {
 	}
 	in.pending.Add(1)
 	if in.queued.CompareAndSwap(false, true) {
-		in.conn.queueCredit(in)
+		in.conn.Load().queueCredit(in)
 	}
 }
 

@@ -66,6 +66,7 @@ type inChan interface {
 	// ended reports whether the channel delivered its end of partition.
 	ended() bool
 	key() network.ChannelKey
+	buffers() int
 }
 
 // creditor is an input with recycled batches to report.
@@ -346,7 +347,7 @@ func (c *conn) closeChannel(id uint64, reason string) {
 
 // register gives in an id on this (dialled) connection and queues its
 // open frame.
-func (c *conn) register(in inChan, buffers int) (uint64, error) {
+func (c *conn) register(in inChan) (uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.failed != nil {
@@ -359,7 +360,7 @@ func (c *conn) register(in inChan, buffers int) (uint64, error) {
 	c.ctrl = beginFrame(c.ctrl, frameOpen)
 	c.ctrl = binary.AppendUvarint(c.ctrl, id)
 	c.ctrl = appendKey(c.ctrl, in.key())
-	c.ctrl = binary.AppendUvarint(c.ctrl, uint64(buffers))
+	c.ctrl = binary.AppendUvarint(c.ctrl, uint64(in.buffers()))
 	c.ctrl = endFrame(c.ctrl, start)
 	c.kick.Notify()
 	return id, nil
