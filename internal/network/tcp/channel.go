@@ -340,45 +340,31 @@ func (in *input[T]) deliver(r *reader) error {
 	if h.kind == network.EndOfPartition {
 		in.eop.Store(true)
 	}
-	if h.flags&flagPriority == 0 {
-		in.ch.Send(b)
-		return nil
-	}
-	if in.ch.Queued() == 0 && len(b.Recs) == 0 && len(b.Marks) == 0 {
-		// Nothing to overtake here: straight into the priority lane.
-		// (Only this goroutine adds to the queue, so it stays empty or
-		// shrinks.) The lane makes its own batch, recycled through
-		// the hook like any other: one credit per frame.
-		in.ch.SendPriority(h.kind, h.value, h.opts, nil)
-		select {
-		case in.free <- b:
-		default:
-		}
-		return nil
-	}
-	if h.kind == network.Barrier {
-		// Batches that crossed the wire before the barrier are queued
-		// here. Unlike the producer's overtaken batches, which its
-		// Writer keeps as output channel state, these belong to the
-		// consumer's input channel state, which the input gate records
-		// only for records it takes before the channel's barrier, or
-		// that a timed-out barrier overtakes (Channel.Overtake). So the
-		// barrier is queued with an alignment deadline already past:
-		// the gate overtakes it at its next poll and records the
-		// records it jumped as input channel state, and a consumer
-		// without checkpointing just gets it in order.
-		b.Barrier.AlignedTimeout = dueTimeout(b.Barrier.Timestamp)
+	if h.flags&flagPriority != 0 && h.kind == network.Barrier {
+		// An unaligned barrier. The batches that crossed the wire
+		// before it are queued here; unlike the producer's overtaken
+		// batches, which its Writer keeps as output channel state,
+		// these belong to the consumer's input channel state, which the
+		// input gate records only for records it takes before the
+		// channel's barrier, or that a timed-out aligned barrier
+		// overtakes (Channel.Overtake). So the barrier is queued with an
+		// alignment deadline already past: the gate overtakes it at its
+		// next poll and records the records it jumped as input channel
+		// state, and a consumer without checkpointing gets it in order.
+		// Not the priority lane, even with nothing queued: the gate
+		// looks for due barriers before the lane, so a later barrier
+		// queued so would overtake an earlier one waiting in the lane.
+		b.Barrier.Timestamp, b.Barrier.AlignedTimeout = due(b.Barrier.Timestamp, time.Now().UnixMilli())
 	}
 	in.ch.Send(b)
 	return nil
 }
 
-// dueTimeout is an alignment timeout that has passed already for a
-// barrier triggered at ts (Unix ms): the deadline ts+timeout is now or
-// earlier (or ts+1 when ts is in the future, a clock ahead of ours).
-func dueTimeout(ts int64) int64 {
-	if d := time.Now().UnixMilli() - ts; d > 1 {
-		return d
-	}
-	return 1
+// due returns a barrier's trigger time and an alignment timeout whose
+// deadline (their sum) is now (Unix ms), so it has passed. A trigger time
+// not before now (the same millisecond, or a clock ahead of ours) becomes
+// now-1: the timeout must be positive to count.
+func due(ts, now int64) (int64, int64) {
+	ts = min(ts, now-1)
+	return ts, now - ts
 }

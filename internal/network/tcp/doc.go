@@ -84,12 +84,17 @@
 // must become the consumer's input channel state. The input gate records
 // input channel state for the records it takes before a channel's
 // barrier and for those an aligned barrier overtakes when its alignment
-// timeout expires (network.Channel.Overtake). So a priority barrier with
-// nothing queued before it enters the consumer's priority lane directly,
-// and one with batches before it is queued with an alignment deadline
-// already past: the gate overtakes it at its next poll and records the
-// batches it jumped. Every record is then in exactly one of output
-// state, input state or operator state, as in process.
+// timeout expires (network.Channel.Overtake). So the consumer's end
+// queues a priority barrier behind what arrived before it, with an
+// alignment deadline already past (its trigger time moved back to a
+// millisecond before now if it is not earlier, so the timeout is
+// positive): the gate overtakes it at its next poll, before any data,
+// and records the batches it jumped. Every record is then in exactly one
+// of output state, input state or operator state, as in process. It does
+// not use the consumer's priority lane even with nothing queued: the gate
+// looks for due barriers before the lane, so a later barrier queued
+// behind data would overtake an earlier one waiting in the lane (the
+// randomized test found that).
 //
 // Frames for one channel keep their order (one forwarder writes them).
 // Encoding reuses one buffer per channel and decoding reuses the

@@ -104,3 +104,17 @@ func TestFrameTruncatedRefused(t *testing.T) {
 	_, err := decodeBatch(r, &network.Batch[int64]{}, codec.Of[int64]())
 	require.True(t, errors.Is(err, ErrProtocol), "%v", err)
 }
+
+func TestDueDeadline(t *testing.T) {
+	for _, c := range []struct{ ts, now, wantTs, wantTimeout int64 }{
+		{ts: 100, now: 150, wantTs: 100, wantTimeout: 50},
+		{ts: 150, now: 150, wantTs: 149, wantTimeout: 1}, // same millisecond
+		{ts: 900, now: 150, wantTs: 149, wantTimeout: 1}, // a clock ahead of ours
+		{ts: 0, now: 150, wantTs: 0, wantTimeout: 150},   // no trigger time
+	} {
+		ts, timeout := due(c.ts, c.now)
+		require.Equal(t, c.wantTs, ts)
+		require.Equal(t, c.wantTimeout, timeout)
+		require.Equal(t, c.now, ts+timeout, "due now")
+	}
+}

@@ -217,7 +217,7 @@ func TestPriorityBarrierOvertakesInFlight(t *testing.T) {
 		})
 	}
 	eventually(t, func() bool { return l.in.Queued() == 3 }, "three batches queued at the consumer")
-	opts := network.BarrierOptions{Mode: network.Unaligned, Kind: network.Checkpoint, Timestamp: time.Now().UnixMilli()}
+	opts := network.BarrierOptions{Mode: network.Unaligned, Kind: network.Checkpoint, Timestamp: time.Now().UnixMilli() - 1000}
 	var producerState int
 	l.out.SendPriority(network.Barrier, 9, opts, func(b *network.Batch[int64]) { producerState += len(b.Recs) })
 	require.Zero(t, producerState, "nothing was queued at the producer")
@@ -253,8 +253,7 @@ func TestPriorityBarrierOvertakesInFlight(t *testing.T) {
 
 // Batches still queued at the producer when the barrier goes out are its
 // own overtaken batches (output channel state), as in process; the
-// barrier reaches the consumer's priority lane ahead of them, options
-// intact.
+// barrier reaches the consumer ahead of them, due to be taken at once.
 func TestPriorityBarrierOvertakesProducerQueue(t *testing.T) {
 	p, c := listen(t), listen(t)
 	k := key(0, 0)
@@ -281,12 +280,23 @@ func TestPriorityBarrierOvertakesProducerQueue(t *testing.T) {
 	notify := network.NewNotifier()
 	in, err := tcp.Input[int64](context.Background(), c, k, p.Addr(), codecInt64, notify, opts)
 	require.NoError(t, err)
-	eventually(t, in.HasPriority, "the barrier arrives in the priority lane")
-	b, ok := in.PollPriority()
+	eventually(t, func() bool { return in.Queued() == 3 }, "everything crossed")
+	// The barrier crossed first and is due at once: nothing to overtake
+	// at the consumer, options intact but for the due deadline.
+	d := in.OvertakeDeadline()
+	require.Positive(t, d)
+	require.LessOrEqual(t, d, time.Now().UnixMilli())
+	id, got, ok := in.Overtake(func(recs []network.Rec[int64]) { t.Fatalf("overtook %v at the consumer", recs) })
 	require.True(t, ok)
-	require.Equal(t, network.Barrier, b.Kind)
-	require.Equal(t, int64(3), b.Value)
-	require.Equal(t, barrier, b.Barrier)
+	require.Equal(t, int64(3), id)
+	require.Equal(t, barrier.Mode, got.Mode)
+	require.Equal(t, barrier.Kind, got.Kind)
+	require.Equal(t, barrier.Timestamp, got.Timestamp)
+	require.Equal(t, got.Timestamp+got.AlignedTimeout, d)
+	b, ok := in.Poll()
+	require.True(t, ok)
+	require.Equal(t, network.Records, b.Kind, "the overtaken barrier's place")
+	require.Empty(t, b.Recs)
 	in.Recycle(b)
 	l := &link[int64]{in: in, notify: notify}
 	for i := range int64(2) {
