@@ -1,0 +1,78 @@
+package tcp_test
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/strom-dev/strom/codec"
+)
+
+var (
+	codecInt64 = codec.Of[int64]()
+	intCodec   = codec.Of[int]()
+)
+
+// failingCodec encodes like codecInt64 and refuses to decode anything.
+type failingCodec struct{}
+
+func (failingCodec) Append(dst []byte, v int64) []byte { return codecInt64.Append(dst, v) }
+func (failingCodec) Decode([]byte) (int64, int, error) {
+	return 0, 0, errors.Join(codec.ErrCorrupt, errors.New("refused by the test"))
+}
+
+// proxy forwards TCP connections to a target until killed: a network
+// between two processes that the test can cut.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &proxy{ln: ln, target: target}
+	p.wg.Go(p.accept)
+	t.Cleanup(p.kill)
+	return p
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) accept() {
+	for {
+		a, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		b, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = a.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, a, b)
+		p.mu.Unlock()
+		p.wg.Go(func() { _, _ = io.Copy(a, b); _ = a.Close() })
+		p.wg.Go(func() { _, _ = io.Copy(b, a); _ = b.Close() })
+	}
+}
+
+// kill cuts every connection and stops the proxy.
+func (p *proxy) kill() {
+	_ = p.ln.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+}
