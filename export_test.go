@@ -21,6 +21,10 @@ func SetStateSeam(env *Environment, restore runtime.JobRestore, onTask func(*run
 // SliceSource is the source FromSlice reads (with its split codec).
 func SliceSource[T any](data []T) Source[T] { return sliceSource[T]{data: data} }
 
+// UseDataPlane gives each TaskManager of the job's embedded cluster its
+// own TCP data plane, as if each ran in a process of its own.
+func UseDataPlane(env *Environment) { env.seam.dataPlane = true }
+
 // DropMessages makes env's next job lose the messages between its
 // cluster's roles that drop accepts (a lost checkpoint notification).
 func DropMessages(env *Environment, drop func(to string, m rpc.Message) bool) {

@@ -22,6 +22,7 @@ import (
 	"github.com/strom-dev/strom/internal/jobcode"
 	"github.com/strom-dev/strom/internal/jobmaster"
 	"github.com/strom-dev/strom/internal/network"
+	"github.com/strom-dev/strom/internal/network/tcp"
 	"github.com/strom-dev/strom/internal/resourcemanager"
 	"github.com/strom-dev/strom/internal/rpc"
 	"github.com/strom-dev/strom/internal/scheduler"
@@ -48,6 +49,12 @@ type Config struct {
 	// DropMessage, if set, loses the messages it accepts between the
 	// roles (fault-injection tests; see rpc.Local.DropWhen).
 	DropMessage func(to string, m rpc.Message) bool
+	// DataPlane gives each TaskManager a data plane of its own
+	// (network/tcp on loopback), as if each ran in its own process:
+	// channels between tasks of different TaskManagers cross TCP, encoded
+	// with their records' codecs, while channels within one TaskManager
+	// stay in process.
+	DataPlane bool
 }
 
 const (
@@ -64,6 +71,7 @@ type MiniCluster struct {
 	net    *rpc.Local
 	code   *jobcode.Registry
 	reg    *network.Registry
+	data   []*tcp.Endpoint // the TaskManagers' data planes (Config.DataPlane)
 	disp   *dispatcher.Dispatcher
 	slots  int
 
@@ -103,9 +111,16 @@ func (c *MiniCluster) start(cfg Config) error {
 	c.goRun(rm.Run)
 	for i := range cfg.TaskManagers {
 		id := fmt.Sprintf("tm-%d", i+1)
+		var data *tcp.Endpoint
+		if cfg.DataPlane {
+			if data, err = tcp.Listen(tcp.Config{}); err != nil {
+				return err
+			}
+			c.data = append(c.data, data)
+		}
 		tm, err := taskmanager.New(taskmanager.Config{
 			ID: id, Address: "taskmanager-" + id, Slots: cfg.SlotsPerManager, ResourceManager: resourceManagerAddress,
-			Transport: c.net, Code: c.code, Network: c.reg,
+			Transport: c.net, Code: c.code, Network: c.reg, Data: data,
 		})
 		if err != nil {
 			return err
@@ -118,6 +133,9 @@ func (c *MiniCluster) start(cfg Config) error {
 		StartJobMaster: c.startJobMaster,
 		OnJobEnd: func(id string) {
 			c.reg.ReleaseJob(id)
+			for _, d := range c.data {
+				d.ReleaseJob(id)
+			}
 			c.code.Remove(id)
 		},
 	})
@@ -149,6 +167,9 @@ func (c *MiniCluster) startJobMaster(sub dispatcher.Submission, address, dispatc
 		OnRestart: func(previous int, vertices []int) {
 			if vertices == nil {
 				c.reg.ReleaseAttempt(sub.JobID, previous)
+				for _, d := range c.data {
+					d.ReleaseAttempt(sub.JobID, previous)
+				}
 				return
 			}
 			var edges []int
@@ -158,6 +179,9 @@ func (c *MiniCluster) startJobMaster(sub dispatcher.Submission, address, dispatc
 				}
 			}
 			c.reg.ReleaseVertices(sub.JobID, previous, vertices, edges)
+			for _, d := range c.data {
+				d.ReleaseEdges(sub.JobID, previous, edges)
+			}
 		},
 	})
 	if err != nil {
@@ -214,7 +238,14 @@ func (c *MiniCluster) Close() {
 	c.mu.Unlock()
 	c.cancel()
 	c.wg.Wait()
+	for _, d := range c.data {
+		_ = d.Close()
+	}
 }
+
+// DataPlanes are the TaskManagers' data-plane endpoints (Config.DataPlane;
+// tests inspect them).
+func (c *MiniCluster) DataPlanes() []*tcp.Endpoint { return c.data }
 
 // Registry is the in-process shuffle environment (tests inspect it).
 func (c *MiniCluster) Registry() *network.Registry { return c.reg }

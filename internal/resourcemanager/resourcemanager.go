@@ -29,8 +29,9 @@ type ResourceManager struct {
 }
 
 type tmSlots struct {
-	address string
-	owner   []string // job id per slot, "" = free
+	address     string
+	dataAddress string
+	owner       []string // job id per slot, "" = free
 }
 
 // New creates the ResourceManager's endpoint at address; Run serves it.
@@ -80,7 +81,7 @@ func (rm *ResourceManager) handle(m rpc.Message) {
 		if _, ok := rm.tms[m.TaskManager]; !ok {
 			rm.order = append(rm.order, m.TaskManager)
 		}
-		rm.tms[m.TaskManager] = &tmSlots{address: m.Address, owner: make([]string, m.Slots)}
+		rm.tms[m.TaskManager] = &tmSlots{address: m.Address, dataAddress: m.DataAddress, owner: make([]string, m.Slots)}
 		rm.serveQueue()
 	case rpc.RequestSlots:
 		if m.N > rm.total() {
@@ -137,7 +138,7 @@ func (rm *ResourceManager) serveQueue() {
 			for _, id := range rm.order {
 				t := rm.tms[id]
 				if i < len(t.owner) && t.owner[i] == "" && len(free) < q.N {
-					free = append(free, rpc.SlotOffer{Slot: scheduler.SlotID{TaskManager: id, Index: i}, Address: t.address})
+					free = append(free, rpc.SlotOffer{Slot: scheduler.SlotID{TaskManager: id, Index: i}, Address: t.address, DataAddress: t.dataAddress})
 				}
 			}
 		}

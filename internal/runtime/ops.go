@@ -2,6 +2,11 @@ package runtime
 
 import (
 	"context"
+	"fmt"
+	"reflect"
+
+	"github.com/strom-dev/strom/codec"
+	"github.com/strom-dev/strom/internal/network/tcp"
 
 	"github.com/strom-dev/strom/internal/network"
 )
@@ -13,6 +18,12 @@ import (
 // *network.Channel[T] and Output[T] of the TypeOps' T.
 type TypeOps interface {
 	NewChannel(buffers, batchSize int, n network.Notifier) any
+	// RemoteOutput and RemoteInput open the two ends of a channel whose
+	// producer and consumer run in different processes (network/tcp),
+	// its records encoded with codec.For[T]; the channel is a
+	// *network.Channel[T] as in process.
+	RemoteOutput(ep *tcp.Endpoint, key network.ChannelKey, opts tcp.ChannelOptions) (any, error)
+	RemoteInput(ctx context.Context, ep *tcp.Endpoint, key network.ChannelKey, producer string, n network.Notifier, opts tcp.ChannelOptions) (any, error)
 	NewWriter(ctx context.Context, kind PartitionKind, channels []any, kgOf any, maxParallelism int) (Flusher, any)
 	Fanout(outs []any) any
 	Counting(out any, c *Counter) any
@@ -33,6 +44,22 @@ type Ops[T any] struct{}
 
 func (Ops[T]) NewChannel(buffers, batchSize int, n network.Notifier) any {
 	return network.NewChannel[T](buffers, batchSize, n)
+}
+
+func (Ops[T]) RemoteOutput(ep *tcp.Endpoint, key network.ChannelKey, opts tcp.ChannelOptions) (any, error) {
+	c, err := codec.For[T]()
+	if err != nil {
+		return nil, fmt.Errorf("records of %v cannot cross processes: %w", reflect.TypeFor[T](), err)
+	}
+	return tcp.Output(ep, key, c, opts)
+}
+
+func (Ops[T]) RemoteInput(ctx context.Context, ep *tcp.Endpoint, key network.ChannelKey, producer string, n network.Notifier, opts tcp.ChannelOptions) (any, error) {
+	c, err := codec.For[T]()
+	if err != nil {
+		return nil, fmt.Errorf("records of %v cannot cross processes: %w", reflect.TypeFor[T](), err)
+	}
+	return tcp.Input(ctx, ep, key, producer, c, n, opts)
 }
 
 func (Ops[T]) NewWriter(ctx context.Context, kind PartitionKind, channels []any, kgOf any, maxParallelism int) (Flusher, any) {
