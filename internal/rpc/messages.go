@@ -1,7 +1,9 @@
 // Package rpc holds what Strom's runtime roles — Dispatcher, JobMaster,
 // ResourceManager, TaskManager — may say to each other: one gateway
 // interface per role and the messages its methods carry, plus the
-// in-process transport the embedded cluster uses.
+// in-process transport the embedded cluster uses (Local) and the one
+// between processes (Network, with the protobuf form of the messages in
+// wire.go).
 //
 // Every message is plain data: ids, states, counts and strings, no pointer
 // to another role, no closure, no reply channel, so each one survives a
