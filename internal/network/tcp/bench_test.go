@@ -49,12 +49,6 @@ func benchThroughput[T any](b *testing.B, val func(int64) T) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sample := &network.Batch[T]{}
-	for i := range int64(batch) {
-		sample.Recs = append(sample.Recs, network.Rec[T]{V: val(1_000_000 + i), Ts: 1_700_000_000_000 + i})
-	}
-	frame := tcp.FrameSize(sample, cd)
-
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan struct{})
@@ -92,8 +86,9 @@ func benchThroughput[T any](b *testing.B, val func(int64) T) {
 	<-done
 	sec := b.Elapsed().Seconds()
 	b.ReportMetric(float64(got)/sec, "records/s")
-	b.ReportMetric(float64(got)/batch*float64(frame)/sec/1e6, "MB/s")
-	b.ReportMetric(float64(frame)/batch, "B/record")
+	wire := p.Stats().BytesSent
+	b.ReportMetric(float64(wire)/sec/1e6, "MB/s")
+	b.ReportMetric(float64(wire)/float64(got), "B/record")
 	// Both ends' CPU (the whole process: producer, forwarder, reader,
 	// consumer): on a shared machine a steadier figure than wall time.
 	b.ReportMetric(float64(got)/cpu, "records/CPU-s")

@@ -28,19 +28,25 @@ func Output[T any](e *Endpoint, key network.ChannelKey, c codec.Codec[T], opts C
 	}
 	o.ch = network.NewChannelOverdraft[T](opts.Buffers, opts.Overdraft, opts.BatchSize, o.wake)
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.closed {
+		e.mu.Unlock()
 		return nil, ErrClosed
 	}
 	if _, dup := e.outputs[key]; dup {
+		e.mu.Unlock()
 		return nil, fmt.Errorf("data plane: output channel %v is open already", key)
 	}
 	e.outputs[key] = o
 	e.wg.Add(1)
 	go o.run()
+	var after func()
 	if p, ok := e.pending[key]; ok {
 		delete(e.pending, key)
-		e.bindLocked(o, p.c, p.id, p.buffers)
+		after = e.bindLocked(o, p.c, p.id, p.buffers)
+	}
+	e.mu.Unlock()
+	if after != nil {
+		after()
 	}
 	return o.ch, nil
 }
@@ -126,6 +132,8 @@ type output[T any] struct {
 func (o *output[T]) key() network.ChannelKey { return o.k }
 func (o *output[T]) buffers() int            { return o.opts.Buffers }
 func (o *output[T]) ended() bool             { return o.eop.Load() }
+
+func (o *output[T]) isBound() bool { return o.bound.Load() != nil }
 
 func (o *output[T]) bind(c *conn, id uint64) {
 	o.bound.Store(&binding{c: c, id: id})

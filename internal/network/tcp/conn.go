@@ -80,6 +80,7 @@ type creditor interface {
 type outChan interface {
 	credit(n int64)
 	bind(c *conn, id uint64)
+	isBound() bool
 	stop(err error, report bool)
 	ended() bool
 	key() network.ChannelKey
@@ -140,6 +141,7 @@ func (c *conn) writeFrame(b []byte) error {
 	if _, err := c.bw.Write(b); err != nil {
 		return err
 	}
+	c.ep.sent.Add(int64(len(b)))
 	if c.waiting.Load() == 0 {
 		return c.bw.Flush()
 	}
@@ -219,6 +221,7 @@ func (c *conn) readLoop(handshake bool) {
 			c.fail(c.lost(err))
 			return
 		}
+		c.ep.received.Add(int64(headerLen + n))
 		if err := c.handle(frameType(body[0]), &reader{p: body[1:]}); err != nil {
 			c.fail(c.lost(err))
 			return

@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strom-dev/strom/internal/network"
@@ -88,6 +89,9 @@ type Endpoint struct {
 	log *slog.Logger
 	ln  net.Listener
 	wg  sync.WaitGroup
+	// sent and received count the bytes of frames over all connections
+	// (Stats).
+	sent, received atomic.Int64
 
 	mu     sync.Mutex
 	closed bool
@@ -260,59 +264,64 @@ func (e *Endpoint) forget(c *conn) {
 // open handles a consumer's request for channel k under id on c.
 func (e *Endpoint) open(c *conn, id uint64, k network.ChannelKey, buffers int) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	c.mu.Lock()
 	if c.failed != nil {
 		c.mu.Unlock()
+		e.mu.Unlock()
 		return nil
 	}
 	if _, dup := c.outKeys[id]; dup {
 		c.mu.Unlock()
+		e.mu.Unlock()
 		return fmt.Errorf("%w: channel id %d opened twice", ErrProtocol, id)
 	}
 	c.outKeys[id] = k
 	c.outs[id] = nil
 	c.mu.Unlock()
-	if e.closed {
-		return nil
-	}
-	if o, ok := e.outputs[k]; ok {
-		e.bindLocked(o, c, id, buffers)
-		return nil
-	}
-	if _, dup := e.pending[k]; dup {
+	var after func()
+	_, pending := e.pending[k]
+	o, ok := e.outputs[k]
+	switch {
+	case e.closed:
+	case pending || ok && o.isBound():
 		c.closeChannel(id, fmt.Sprintf("channel %v requested twice", k))
-		return nil
+	case ok:
+		after = e.bindLocked(o, c, id, buffers)
+	default:
+		e.pending[k] = pendingOpen{c: c, id: id, buffers: buffers}
 	}
-	e.pending[k] = pendingOpen{c: c, id: id, buffers: buffers}
+	e.mu.Unlock()
+	if after != nil {
+		after()
+	}
 	return nil
 }
 
 // bindLocked binds output o to the request (c, id), or refuses it (under
-// e.mu).
-func (e *Endpoint) bindLocked(o outChan, c *conn, id uint64, buffers int) {
+// e.mu). What it returns, if not nil, the caller runs once it has let go
+// of e.mu: it stops o, and the owner's OnError may call the endpoint.
+func (e *Endpoint) bindLocked(o outChan, c *conn, id uint64, buffers int) (after func()) {
 	if buffers != o.buffers() {
 		reason := fmt.Sprintf("channel %v: consumer has %d buffers, producer %d (the two processes disagree on the job's configuration)", o.key(), buffers, o.buffers())
 		c.closeChannel(id, reason)
 		delete(e.outputs, o.key())
-		o.stop(fmt.Errorf("%w: %s", ErrProtocol, reason), true)
-		return
+		return func() { o.stop(fmt.Errorf("%w: %s", ErrProtocol, reason), true) }
 	}
 	c.mu.Lock()
 	if c.failed != nil {
 		err := c.failed
 		c.mu.Unlock()
 		delete(e.outputs, o.key())
-		o.stop(err, true)
-		return
+		return func() { o.stop(err, true) }
 	}
 	if _, ok := c.outKeys[id]; !ok {
 		c.mu.Unlock()
-		return // closed by the peer meanwhile
+		return nil // closed by the peer meanwhile
 	}
 	c.outs[id] = o
 	c.mu.Unlock()
 	o.bind(c, id)
+	return nil
 }
 
 func (e *Endpoint) dropInput(in inChan) {
@@ -404,6 +413,19 @@ func (e *Endpoint) Len() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return len(e.outputs) + len(e.inputs) + len(e.pending)
+}
+
+// Stats are an endpoint's totals since Listen.
+type Stats struct {
+	// BytesSent and BytesReceived are the frames' bytes over every
+	// connection (data and control; the hellos aside): Flink's
+	// numBytesOut and numBytesIn of the whole process.
+	BytesSent, BytesReceived int64
+}
+
+// Stats returns the endpoint's totals (any goroutine).
+func (e *Endpoint) Stats() Stats {
+	return Stats{BytesSent: e.sent.Load(), BytesReceived: e.received.Load()}
 }
 
 // Conns is the number of live connections, accepted and dialled.

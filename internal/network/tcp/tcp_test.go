@@ -120,6 +120,14 @@ func TestManyChannelsOneConnection(t *testing.T) {
 	require.Equal(t, 1, c.Conns())
 	require.Equal(t, channels, p.Len())
 	require.Equal(t, channels, c.Len())
+	// What one side sent, the other received: at least the records'
+	// bytes one way, the requests and credits the other.
+	eventually(t, func() bool {
+		ps, cs := p.Stats(), c.Stats()
+		return ps.BytesSent == cs.BytesReceived && cs.BytesSent == ps.BytesReceived
+	}, "byte counts agree")
+	require.Greater(t, p.Stats().BytesSent, int64(channels*batches*size))
+	require.Positive(t, c.Stats().BytesSent)
 }
 
 // A consumer that does not recycle stops its producer after credits +
@@ -446,4 +454,36 @@ func TestDuplicateChannelRefused(t *testing.T) {
 	require.ErrorContains(t, err, "open already")
 	_, err = tcp.Input[int64](context.Background(), c, key(0, 0), p.Addr(), codecInt64, network.NewNotifier(), tcp.ChannelOptions{})
 	require.ErrorContains(t, err, "open already")
+}
+
+// A region restarted alone releases its edges' channels; the other
+// edges of the same attempt go on.
+func TestReleaseEdgesKeepsOtherEdges(t *testing.T) {
+	p, c := listen(t), listen(t)
+	k1, k2 := key(0, 0), key(0, 0)
+	k2.Edge = 2
+	l1 := open[int64](t, p, c, k1, tcp.ChannelOptions{})
+	l2 := open[int64](t, p, c, k2, tcp.ChannelOptions{})
+	c.ReleaseEdges("job", 0, []int{1})
+	require.ErrorIs(t, l1.outErr.next(t), tcp.ErrPeerClosed)
+	eventually(t, func() bool { return p.Len() == 1 && c.Len() == 1 }, "edge 1 released on both sides")
+	send(t, l2.out, func(b *network.Batch[int64]) { b.Recs = append(b.Recs, network.Rec[int64]{V: 5}) })
+	require.Equal(t, int64(5), recv(t, l2).Recs[0].V)
+	p.ReleaseJob("job")
+	eventually(t, func() bool { return p.Len() == 0 && c.Len() == 0 }, "the job's channels released")
+	l2.outErr.none(t)
+}
+
+// A second request for a channel that has its consumer is refused; the
+// first goes on.
+func TestSecondRequestRefused(t *testing.T) {
+	p, c1, c2 := listen(t), listen(t), listen(t)
+	l := open[int64](t, p, c1, key(0, 0), tcp.ChannelOptions{})
+	inErr := newErrs()
+	_, err := tcp.Input[int64](context.Background(), c2, key(0, 0), p.Addr(), codecInt64, network.NewNotifier(), tcp.ChannelOptions{OnError: inErr.on})
+	require.NoError(t, err)
+	require.ErrorContains(t, inErr.next(t), "requested twice")
+	send(t, l.out, func(b *network.Batch[int64]) { b.Recs = append(b.Recs, network.Rec[int64]{V: 8}) })
+	require.Equal(t, int64(8), recv(t, l).Recs[0].V)
+	l.outErr.none(t)
 }
