@@ -203,8 +203,12 @@ func (o *output[T]) run() {
 				held[head] = nil
 				head++
 			}
-			if head == len(held) {
-				held, head = held[:0], 0
+			if head > len(held)/2 {
+				// Keep the queue from creeping through its backing
+				// array: it is never longer than the buffers.
+				k := copy(held, held[head:])
+				clear(held[k:])
+				held, head = held[:k], 0
 			}
 		}
 		batch, prio := o.ch.PollPriority()
@@ -228,6 +232,11 @@ func (o *output[T]) run() {
 		if buf, err = encode(buf[:0], b.id, batch, prio, o.codec); err != nil {
 			o.ep.dropOutput(o)
 			o.stop(fmt.Errorf("channel %v: %w", o.k, err), true)
+			return
+		}
+		if len(buf)-headerLen > maxFrame {
+			o.ep.dropOutput(o)
+			o.stop(fmt.Errorf("channel %v: a batch of %d records encodes to %d bytes, beyond the frame limit of %d: use a smaller batch size", o.k, len(batch.Recs), len(buf), maxFrame), true)
 			return
 		}
 		if batch.Kind == network.EndOfPartition {
