@@ -155,7 +155,9 @@ func (c *conn) err() error {
 }
 
 // fail ends the connection once: it closes the socket, forgets the
-// connection and stops every channel on it with err, reported.
+// connection and stops every channel on it with err, reported to those
+// that had not ended (an end of partition sent or received: nothing more
+// was to cross).
 func (c *conn) fail(err error) {
 	c.mu.Lock()
 	if c.failed != nil {
@@ -174,12 +176,12 @@ func (c *conn) fail(err error) {
 	}
 	for _, in := range ins {
 		c.ep.dropInput(in)
-		in.stop(err, true)
+		in.stop(err, !in.ended())
 	}
 	for _, o := range outs {
 		if o != nil {
 			c.ep.dropOutput(o)
-			o.stop(err, true)
+			o.stop(err, !o.ended())
 		}
 	}
 }

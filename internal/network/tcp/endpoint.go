@@ -56,10 +56,11 @@ type ChannelOptions struct {
 	// none.
 	Overdraft int
 	// OnError is called at most once, from a network goroutine, when the
-	// channel fails: its connection is lost (ErrConnectionLost), the other
-	// end closed it before it ended (ErrPeerClosed), a record could not be
-	// encoded or decoded, or the endpoint closed (ErrClosed). It is not
-	// called for a local Release. It must not block: it should fail the
+	// channel fails before it ended (its end of partition sent, on the
+	// producer's side, or received, on the consumer's): its connection is
+	// lost (ErrConnectionLost), the other end closed it (ErrPeerClosed),
+	// a record could not be encoded or decoded, or the endpoint closed
+	// (ErrClosed). It is not called for a local Release. It must not block: it should fail the
 	// task (mail it a failure), which then ends through its context.
 	OnError func(error)
 }
@@ -465,10 +466,10 @@ func (e *Endpoint) Close() error {
 		c.fail(ErrClosed)
 	}
 	for _, o := range outs {
-		o.stop(ErrClosed, true)
+		o.stop(ErrClosed, !o.ended())
 	}
 	for _, in := range ins {
-		in.stop(ErrClosed, true)
+		in.stop(ErrClosed, !in.ended())
 	}
 	e.wg.Wait()
 	if err != nil && !errors.Is(err, net.ErrClosed) {

@@ -487,3 +487,25 @@ func TestSecondRequestRefused(t *testing.T) {
 	require.Equal(t, int64(8), recv(t, l).Recs[0].V)
 	l.outErr.none(t)
 }
+
+// A channel that ended (end of partition through) does not fail when its
+// connection goes later: nothing more was to cross.
+func TestEndedChannelIgnoresLaterConnectionLoss(t *testing.T) {
+	p, c := listen(t), listen(t)
+	px := newProxy(t, p.Addr())
+	k := key(0, 0)
+	outErr, inErr := newErrs(), newErrs()
+	out, err := tcp.Output[int64](p, k, codecInt64, tcp.ChannelOptions{OnError: outErr.on})
+	require.NoError(t, err)
+	notify := network.NewNotifier()
+	in, err := tcp.Input[int64](context.Background(), c, k, px.addr(), codecInt64, notify, tcp.ChannelOptions{OnError: inErr.on})
+	require.NoError(t, err)
+	live := open[int64](t, p, c, key(0, 1), tcp.ChannelOptions{})
+	send(t, out, func(b *network.Batch[int64]) { b.Kind = network.EndOfPartition })
+	require.Equal(t, network.EndOfPartition, recv(t, &link[int64]{in: in, notify: notify}).Kind)
+	px.kill()
+	eventually(t, func() bool { return p.Conns() == 1 && c.Conns() == 1 }, "the proxied connection is gone")
+	outErr.none(t)
+	inErr.none(t)
+	live.outErr.none(t)
+}
