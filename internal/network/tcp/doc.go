@@ -16,6 +16,9 @@
 //   - Input[T](ctx, ep, key, producerAddr, codec, notifier, opts) on the
 //     consumer's process: the channel its input gate reads.
 //
+// A non-generic caller (the task builder, through runtime.TypeOps) uses
+// OpsFor[T](codec), whose methods return the channels as any.
+//
 // Both ends use the same key (network.ChannelKey, whose attempt fences
 // channels of different attempts apart) and the same opts.Buffers. Either
 // may be opened first. A channel fails (connection lost, closed by the

@@ -509,3 +509,22 @@ func TestEndedChannelIgnoresLaterConnectionLoss(t *testing.T) {
 	inErr.none(t)
 	live.outErr.none(t)
 }
+
+// Ops opens typed channels for a caller that holds only the Ops, and
+// returns them as the *network.Channel[T] that runtime.TypeOps expects.
+func TestOpsOpenTypedChannels(t *testing.T) {
+	p, c := listen(t), listen(t)
+	ops := tcp.OpsFor[Item](nil)
+	out, err := ops.Output(p, key(0, 0), tcp.ChannelOptions{})
+	require.NoError(t, err)
+	notify := network.NewNotifier()
+	in, err := ops.Input(context.Background(), c, key(0, 0), p.Addr(), notify, tcp.ChannelOptions{})
+	require.NoError(t, err)
+	l := &link[Item]{in: in.(*network.Channel[Item]), notify: notify}
+	send(t, out.(*network.Channel[Item]), func(b *network.Batch[Item]) {
+		b.Recs = append(b.Recs, network.Rec[Item]{V: Item{ID: 1, Name: "x"}, Ts: 3})
+	})
+	require.Equal(t, []network.Rec[Item]{{V: Item{ID: 1, Name: "x"}, Ts: 3}}, recv(t, l).Recs)
+	_, err = ops.Output(p, key(0, 0), tcp.ChannelOptions{})
+	require.Error(t, err, "an error, not a typed nil channel in an any")
+}
