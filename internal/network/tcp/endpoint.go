@@ -41,6 +41,12 @@ type Config struct {
 	DialTimeout time.Duration
 	// Logger receives connection failures (default slog.Default()).
 	Logger *slog.Logger
+	// Listener, if set, is listened on instead of Addr, and Dial, if set,
+	// dials peers instead of a net.Dialer: the seams for TLS and for
+	// tests that inject faults into connections. The endpoint closes the
+	// listener and the connections.
+	Listener net.Listener
+	Dial     func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // ChannelOptions configure one channel. Both ends of a channel must use
@@ -131,9 +137,12 @@ func Listen(cfg Config) (*Endpoint, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("data plane: listening on %s: %w", cfg.Addr, err)
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return nil, fmt.Errorf("data plane: listening on %s: %w", cfg.Addr, err)
+		}
 	}
 	e := &Endpoint{
 		cfg: cfg, log: cfg.Logger.With("component", "network/tcp", "addr", ln.Addr().String()), ln: ln,
@@ -231,8 +240,12 @@ func (e *Endpoint) conn(ctx context.Context, addr string) (*conn, error) {
 func (e *Endpoint) dial(ctx context.Context, addr string) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
 	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	dial := e.cfg.Dial
+	if dial == nil {
+		var d net.Dialer
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	nc, err := dial(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: dialling %s: %w", ErrConnectionLost, addr, err)
 	}

@@ -76,3 +76,28 @@ func (p *proxy) kill() {
 	p.mu.Unlock()
 	p.wg.Wait()
 }
+
+// errInjected is the failure a cutConn injects.
+var errInjected = errors.New("injected: connection cut")
+
+// cutConn reads at most limit bytes, then fails: a connection that breaks
+// in the middle of a frame.
+type cutConn struct {
+	net.Conn
+	mu    sync.Mutex
+	limit int
+}
+
+func (c *cutConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.limit <= 0 {
+		return 0, errInjected
+	}
+	if len(p) > c.limit {
+		p = p[:c.limit]
+	}
+	n, err := c.Conn.Read(p)
+	c.limit -= n
+	return n, err
+}

@@ -2,6 +2,7 @@ package tcp_test
 
 import (
 	"context"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -527,4 +528,55 @@ func TestOpsOpenTypedChannels(t *testing.T) {
 	require.Equal(t, []network.Rec[Item]{{V: Item{ID: 1, Name: "x"}, Ts: 3}}, recv(t, l).Recs)
 	_, err = ops.Output(p, key(0, 0), tcp.ChannelOptions{})
 	require.Error(t, err, "an error, not a typed nil channel in an any")
+}
+
+// A connection that breaks in the middle of a frame delivers only whole
+// batches, in order, and fails both ends with ErrConnectionLost (through
+// the Dial seam, as a TLS or fault-injecting transport would plug in).
+func TestConnectionCutMidFrame(t *testing.T) {
+	p := listen(t)
+	cut := 8 + 2000 // the hello, then a few frames and a part of one
+	c, err := tcp.Listen(tcp.Config{Logger: quiet, Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return &cutConn{Conn: nc, limit: cut}, nil
+	}})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, c.Close()) }()
+	l := open[int64](t, p, c, key(0, 0), tcp.ChannelOptions{Buffers: 64, BatchSize: 16})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		n := int64(0)
+		for range 64 {
+			b, err := l.out.Acquire(ctx)
+			if err != nil {
+				return
+			}
+			for range 16 {
+				b.Recs = append(b.Recs, network.Rec[int64]{V: n, Ts: n})
+				n++
+			}
+			l.out.Send(b)
+		}
+	}()
+	require.ErrorIs(t, l.inErr.next(t), tcp.ErrConnectionLost)
+	require.ErrorIs(t, l.outErr.next(t), tcp.ErrConnectionLost)
+	next := int64(0)
+	for {
+		b, ok := l.in.Poll()
+		if !ok {
+			break
+		}
+		require.Len(t, b.Recs, 16, "whole batches only")
+		for _, r := range b.Recs {
+			require.Equal(t, next, r.V)
+			next++
+		}
+	}
+	require.Positive(t, next, "some batches crossed before the cut")
+	require.Less(t, next, int64(64*16), "the cut came before the end")
 }
