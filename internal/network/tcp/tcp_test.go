@@ -580,3 +580,31 @@ func TestConnectionCutMidFrame(t *testing.T) {
 	require.Positive(t, next, "some batches crossed before the cut")
 	require.Less(t, next, int64(64*16), "the cut came before the end")
 }
+
+// The consumer may request a channel before its producer is deployed:
+// the request waits at the producer's endpoint and binds when Output
+// comes.
+func TestConsumerFirst(t *testing.T) {
+	p, c := listen(t), listen(t)
+	k := key(0, 0)
+	notify := network.NewNotifier()
+	in, err := tcp.Input[int64](context.Background(), c, k, p.Addr(), codecInt64, notify, tcp.ChannelOptions{})
+	require.NoError(t, err)
+	eventually(t, func() bool { return p.Len() == 1 }, "the request waits at the producer")
+	out, err := tcp.Output[int64](p, k, codecInt64, tcp.ChannelOptions{})
+	require.NoError(t, err)
+	send(t, out, func(b *network.Batch[int64]) { b.Recs = append(b.Recs, network.Rec[int64]{V: 4}) })
+	require.Equal(t, int64(4), recv(t, &link[int64]{in: in, notify: notify}).Recs[0].V)
+	require.Equal(t, 1, p.Len())
+
+	// A waiting request released by the producer's side is closed at
+	// the consumer's too.
+	k2 := key(0, 1)
+	inErr := newErrs()
+	_, err = tcp.Input[int64](context.Background(), c, k2, p.Addr(), codecInt64, network.NewNotifier(), tcp.ChannelOptions{OnError: inErr.on})
+	require.NoError(t, err)
+	eventually(t, func() bool { return p.Len() == 2 }, "second request waits")
+	p.Release(func(k network.ChannelKey) bool { return k == k2 })
+	require.ErrorIs(t, inErr.next(t), tcp.ErrPeerClosed)
+	eventually(t, func() bool { return c.Len() == 1 && p.Len() == 1 }, "released on both sides")
+}
