@@ -138,6 +138,11 @@ func (c *conn) writeFrame(b []byte) error {
 		return c.err()
 	default:
 	}
+	if t := c.ep.cfg.WriteTimeout; t > 0 {
+		if err := c.nc.SetWriteDeadline(time.Now().Add(t)); err != nil {
+			return err
+		}
+	}
 	if _, err := c.bw.Write(b); err != nil {
 		return err
 	}

@@ -39,6 +39,13 @@ type Config struct {
 	Addr string
 	// DialTimeout bounds dialling a peer and its handshake (default 10 s).
 	DialTimeout time.Duration
+	// WriteTimeout bounds one write of frames (default 60 s; < 0: none).
+	// A peer's endpoint always reads (what it receives is bounded by the
+	// credits), so a write that does not finish means the peer process
+	// stopped (SIGSTOP, a machine that froze): the connection fails
+	// instead of blocking its channels' goroutines for ever. Heartbeats
+	// usually notice first.
+	WriteTimeout time.Duration
 	// Logger receives connection failures (default slog.Default()).
 	Logger *slog.Logger
 	// Listener, if set, is listened on instead of Addr, and Dial, if set,
@@ -133,6 +140,9 @@ func Listen(cfg Config) (*Endpoint, error) {
 	}
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 10 * time.Second
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 60 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -3,7 +3,9 @@ package tcp_test
 import (
 	"context"
 	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -607,4 +609,44 @@ func TestConsumerFirst(t *testing.T) {
 	p.Release(func(k network.ChannelKey) bool { return k == k2 })
 	require.ErrorIs(t, inErr.next(t), tcp.ErrPeerClosed)
 	eventually(t, func() bool { return c.Len() == 1 && p.Len() == 1 }, "released on both sides")
+}
+
+// A peer that stops reading (a frozen process) fails the producer's
+// channel once a write has waited WriteTimeout, instead of blocking its
+// forwarder for ever.
+func TestFrozenPeerWriteTimeout(t *testing.T) {
+	p, err := tcp.Listen(tcp.Config{Logger: quiet, WriteTimeout: 200 * time.Millisecond})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p.Close()) }()
+	var frozen atomic.Bool
+	c, err := tcp.Listen(tcp.Config{Logger: quiet, Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return &thawing{Conn: nc, frozen: &frozen, f: freeze(nc)}, nil
+	}})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, c.Close()) }()
+	// Enough bytes in flight to fill the sockets' buffers: 64 buffers
+	// of 16 records of 64 KiB.
+	l := open[string](t, p, c, key(0, 0), tcp.ChannelOptions{Buffers: 64, BatchSize: 16})
+	frozen.Store(true)
+	big := strings.Repeat("x", 64<<10)
+	go func() {
+		for {
+			b, ok := l.out.TryAcquire()
+			if !ok {
+				return
+			}
+			for range 16 {
+				b.Recs = append(b.Recs, network.Rec[string]{V: big, Ts: network.NoTimestamp})
+			}
+			l.out.Send(b)
+		}
+	}()
+	start := time.Now()
+	require.ErrorIs(t, l.outErr.next(t), tcp.ErrConnectionLost)
+	require.Less(t, time.Since(start), wait)
 }
