@@ -1,7 +1,7 @@
 // Package tcp is the data plane between processes: logical channels
 // (network.Channel) whose producer and consumer run in different
-// TaskManagers, multiplexed over one TCP connection per pair of
-// processes, with the semantics of an in-process channel: the same
+// TaskManagers, multiplexed over one TCP connection per direction
+// between two processes, with the semantics of an in-process channel: the same
 // credits and overdraft (backpressure), in-band events in order, and
 // priority events (unaligned barriers) that overtake data.
 //
