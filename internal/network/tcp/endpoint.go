@@ -37,6 +37,10 @@ type Config struct {
 	// loopback and a free port, so a process opens its data plane to
 	// other machines only when its configuration says so.
 	Addr string
+	// AdvertisedHost, if set, is the host Addr gives peers instead of the
+	// listener's (needed when Addr binds a wildcard such as 0.0.0.0, which
+	// peers cannot dial).
+	AdvertisedHost string
 	// DialTimeout bounds dialling a peer and its handshake (default 10 s).
 	DialTimeout time.Duration
 	// WriteTimeout bounds one write of frames (default 60 s; < 0: none).
@@ -168,8 +172,19 @@ func Listen(cfg Config) (*Endpoint, error) {
 	return e, nil
 }
 
-// Addr is the address peers dial (the listener's, with the port chosen).
-func (e *Endpoint) Addr() string { return e.ln.Addr().String() }
+// Addr is the address peers dial: the listener's, with the port chosen,
+// and Config.AdvertisedHost as the host if set.
+func (e *Endpoint) Addr() string {
+	a := e.ln.Addr().String()
+	if e.cfg.AdvertisedHost == "" {
+		return a
+	}
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return a
+	}
+	return net.JoinHostPort(e.cfg.AdvertisedHost, port)
+}
 
 func (e *Endpoint) acceptLoop() {
 	defer e.wg.Done()

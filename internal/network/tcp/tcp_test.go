@@ -444,10 +444,19 @@ func TestCloseStopsEverything(t *testing.T) {
 	require.NoError(t, p.Close(), "Close twice")
 }
 
-// The listener binds loopback unless told otherwise.
+// The listener binds loopback unless told otherwise, and advertises the
+// host it is given (as a wildcard bind would need; the test stays on
+// loopback).
 func TestListensOnLoopbackByDefault(t *testing.T) {
 	e := listen(t)
 	require.Contains(t, e.Addr(), "127.0.0.1:")
+	w, err := tcp.Listen(tcp.Config{Addr: "127.0.0.1:0", AdvertisedHost: "localhost", Logger: quiet})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, w.Close()) }()
+	require.Regexp(t, `^localhost:\d+$`, w.Addr())
+	l := open[int64](t, w, e, key(0, 0), tcp.ChannelOptions{})
+	send(t, l.out, func(b *network.Batch[int64]) { b.Recs = append(b.Recs, network.Rec[int64]{V: 1}) })
+	require.Equal(t, int64(1), recv(t, l).Recs[0].V)
 }
 
 func TestDuplicateChannelRefused(t *testing.T) {
