@@ -491,6 +491,10 @@ func TestReleaseEdgesKeepsOtherEdges(t *testing.T) {
 func TestSecondRequestRefused(t *testing.T) {
 	p, c1, c2 := listen(t), listen(t), listen(t)
 	l := open[int64](t, p, c1, key(0, 0), tcp.ChannelOptions{})
+	// The first request is bound once a record crossed (the requests
+	// come over two connections, in either order).
+	send(t, l.out, func(b *network.Batch[int64]) { b.Recs = append(b.Recs, network.Rec[int64]{V: 7}) })
+	require.Equal(t, int64(7), recv(t, l).Recs[0].V)
 	inErr := newErrs()
 	_, err := tcp.Input[int64](context.Background(), c2, key(0, 0), p.Addr(), codecInt64, network.NewNotifier(), tcp.ChannelOptions{OnError: inErr.on})
 	require.NoError(t, err)
