@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/strom-dev/strom/codec"
 	"github.com/strom-dev/strom/internal/network"
@@ -19,19 +20,26 @@ type Ops interface {
 	Input(ctx context.Context, e *Endpoint, key network.ChannelKey, producer string, notify network.Notifier, opts ChannelOptions) (any, error)
 }
 
-// OpsFor returns the Ops of T, framing records with c (nil: codec.Of[T],
-// which panics for a type it cannot encode).
-func OpsFor[T any](c codec.Codec[T]) Ops {
-	if c == nil {
-		c = codec.Of[T]()
-	}
-	return ops[T]{c}
-}
+// OpsFor returns the Ops of T, framing records with c; nil means the
+// default codec (codec.For), and a type it cannot encode makes Output and
+// Input return its error (a deploy that fails clearly, not a panic).
+func OpsFor[T any](c codec.Codec[T]) Ops { return ops[T]{c} }
 
 type ops[T any] struct{ c codec.Codec[T] }
 
+func (o ops[T]) codec() (codec.Codec[T], error) {
+	if o.c != nil {
+		return o.c, nil
+	}
+	return codec.For[T]()
+}
+
 func (o ops[T]) Output(e *Endpoint, key network.ChannelKey, opts ChannelOptions) (any, error) {
-	ch, err := Output(e, key, o.c, opts)
+	c, err := o.codec()
+	if err != nil {
+		return nil, fmt.Errorf("data plane: output channel %v: %w", key, err)
+	}
+	ch, err := Output(e, key, c, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +47,11 @@ func (o ops[T]) Output(e *Endpoint, key network.ChannelKey, opts ChannelOptions)
 }
 
 func (o ops[T]) Input(ctx context.Context, e *Endpoint, key network.ChannelKey, producer string, notify network.Notifier, opts ChannelOptions) (any, error) {
-	ch, err := Input(ctx, e, key, producer, o.c, notify, opts)
+	c, err := o.codec()
+	if err != nil {
+		return nil, fmt.Errorf("data plane: input channel %v: %w", key, err)
+	}
+	ch, err := Input(ctx, e, key, producer, c, notify, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/strom-dev/strom/codec"
 	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/network/tcp"
 )
@@ -543,6 +544,14 @@ func TestOpsOpenTypedChannels(t *testing.T) {
 	require.Equal(t, []network.Rec[Item]{{V: Item{ID: 1, Name: "x"}, Ts: 3}}, recv(t, l).Recs)
 	_, err = ops.Output(p, key(0, 0), tcp.ChannelOptions{})
 	require.Error(t, err, "an error, not a typed nil channel in an any")
+
+	// A type the default codec cannot encode fails the open, clearly.
+	bad := tcp.OpsFor[func()](nil)
+	_, err = bad.Output(p, key(0, 1), tcp.ChannelOptions{})
+	var unsupported *codec.UnsupportedTypeError
+	require.ErrorAs(t, err, &unsupported)
+	_, err = bad.Input(context.Background(), c, key(0, 1), p.Addr(), network.NewNotifier(), tcp.ChannelOptions{})
+	require.ErrorAs(t, err, &unsupported)
 }
 
 // A connection that breaks in the middle of a frame delivers only whole
