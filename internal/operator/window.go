@@ -102,9 +102,22 @@ func (c *windowCore[K, S]) open(ctx *runtime.Context, b *statebackend.Keyed[K], 
 			}
 		}
 	}
+	c.timers = runtime.NewTimers[K, window.TimeWindow](b, ctx.Time)
+	c.timers.OnEventTime = func(t runtime.Timer[K, window.TimeWindow]) { c.onTimer(t, true) }
+	c.timers.OnProcessingTime = func(t runtime.Timer[K, window.TimeWindow]) { c.onTimer(t, false) }
+	// With the default trigger and no allowed lateness, the timers are
+	// exactly one per window held, at its end: rebuilt from the contents
+	// as they are restored rather than snapshotted (they were about as
+	// large as the contents, and their encoding as slow). With lateness, a
+	// window that fired keeps only its cleanup timer, which the contents
+	// cannot tell, so those timers are snapshotted.
+	derived := c.fast == fastProcessingTime || c.fast == fastEventTime && c.lateness == 0
 	c.contents = newWindowStore[K, S](b)
 	c.contents.t.SetValueCodecFunc(keyWindowsCodecFor(c.stateCodec))
-	if _, err := b.Register("window-contents", c.contents.t); err != nil {
+	if derived {
+		c.contents.restored = c.registerWindowTimers
+	}
+	if _, err := b.Register("window-contents", &restoringTable[K, S]{c.contents.t, c.contents}); err != nil {
 		return err
 	}
 	c.tstate = statebackend.NewNamespaced[K, trigNS, int64](b)
@@ -120,14 +133,30 @@ func (c *windowCore[K, S]) open(ctx *runtime.Context, b *statebackend.Keyed[K], 
 		c.mscratch.init()
 		c.onMergeFn = c.onMerge
 	}
-	c.timers = runtime.NewTimers[K, window.TimeWindow](b, ctx.Time)
-	c.timers.OnEventTime = func(t runtime.Timer[K, window.TimeWindow]) { c.onTimer(t, true) }
-	c.timers.OnProcessingTime = func(t runtime.Timer[K, window.TimeWindow]) { c.onTimer(t, false) }
-	if _, err := b.Register(runtime.TimersStateName, c.timers.State()); err != nil {
+	ts := c.timers.State()
+	ts.SetDerived(derived)
+	if _, err := b.Register(runtime.TimersStateName, ts); err != nil {
 		return err
 	}
 	c.tctx.c = c
 	return nil
+}
+
+// registerWindowTimers registers the timer of every window of key-group
+// index kg, at the window's end: after contents were restored into it (see
+// open). A timer registered twice is one timer, so restoring several
+// streams into one key group (rescaling) is fine.
+func (c *windowCore[K, S]) registerWindowTimers(kg int) {
+	for k, kw := range c.contents.t.KeyGroup(kg) {
+		c.backend.SetCurrentKey(k)
+		for _, w := range kw.wins {
+			if c.eventTime {
+				c.timers.RegisterEventTime(w, w.MaxTimestamp())
+			} else {
+				c.timers.RegisterProcessingTime(w, w.MaxTimestamp())
+			}
+		}
+	}
 }
 
 // CurrentProcessingTime implements window.AssignerContext.
@@ -465,27 +494,68 @@ func (t *triggerCtx[K, S]) MergeState(name string, merge func(a, b int64) int64)
 // that key's windows and their state. Grouping a key's windows makes a
 // record cost one hash lookup however many windows it belongs to (sliding
 // windows), and keeps them on one or two cache lines.
+//
+// When the window state S holds no references, the store copies a key's
+// windows on write after a checkpoint froze the table (its copy of the
+// maps shares the keyWindows): the checkpoint's encoding then runs on the
+// upload goroutine instead of stopping the task (statebackend.Freezer).
 type windowStore[K comparable, S any] struct {
 	b    *statebackend.Keyed[K]
 	t    *statebackend.Table[K, *keyWindows[S]]
 	free []*keyWindows[S]
+	cow  bool
+	// restored, if set, is called with each key-group index contents were
+	// restored into.
+	restored func(kg int)
+}
+
+// restoringTable is the contents table as registered with the backend: it
+// tells the store which key groups a restore filled (whenever the restore
+// comes, before or after the operator opened).
+type restoringTable[K comparable, S any] struct {
+	*statebackend.Table[K, *keyWindows[S]]
+	s *windowStore[K, S]
+}
+
+// RestoreKeyGroup implements statebackend.Snapshotter.
+func (r *restoringTable[K, S]) RestoreKeyGroup(kg int, src []byte) error {
+	if err := r.Table.RestoreKeyGroup(kg, src); err != nil {
+		return err
+	}
+	if r.s.restored != nil {
+		r.s.restored(kg)
+	}
+	return nil
 }
 
 func newWindowStore[K comparable, S any](b *statebackend.Keyed[K]) *windowStore[K, S] {
-	return &windowStore[K, S]{b: b, t: statebackend.NewTable[K, *keyWindows[S]](b.Range().Len())}
+	s := &windowStore[K, S]{b: b, t: statebackend.NewTable[K, *keyWindows[S]](b.Range().Len())}
+	if statebackend.HoldsNoReferences(reflect.TypeFor[S]()) {
+		s.cow = true
+		s.t.SetCopyOnWrite()
+	}
+	return s
 }
 
 // get returns the current key's windows, creating them if asked (else nil).
+// The caller may change what it returns (until the next snapshot).
 func (s *windowStore[K, S]) get(create bool) *keyWindows[S] {
 	kg, k := s.b.KeyGroupIndex(), s.b.CurrentKey()
 	kw, ok := s.t.Get(kg, k)
-	if !ok && create {
+	switch {
+	case ok:
+		if s.cow && kw.epoch != s.t.Epoch() {
+			kw = kw.copyAt(s.t.Epoch())
+			s.t.Put(kg, k, kw)
+		}
+	case create:
 		if n := len(s.free); n > 0 {
 			kw = s.free[n-1]
 			s.free = s.free[:n-1]
 		} else {
 			kw = &keyWindows[S]{}
 		}
+		kw.epoch = s.t.Epoch()
 		s.t.Put(kg, k, kw)
 	}
 	return kw
@@ -519,6 +589,18 @@ func (s *windowStore[K, S]) Len() int {
 type keyWindows[S any] struct {
 	wins []window.TimeWindow
 	vals []S
+	// epoch is the table's epoch when these were made: older ones may be
+	// shared with a checkpoint being encoded (windowStore.get).
+	epoch uint32
+}
+
+// copyAt returns a copy of kw made in epoch, with room for one more window.
+func (kw *keyWindows[S]) copyAt(epoch uint32) *keyWindows[S] {
+	n := len(kw.wins)
+	c := &keyWindows[S]{wins: make([]window.TimeWindow, n, n+1), vals: make([]S, n, n+1), epoch: epoch}
+	copy(c.wins, kw.wins)
+	copy(c.vals, kw.vals)
+	return c
 }
 
 func winLess(a, b window.TimeWindow) bool {

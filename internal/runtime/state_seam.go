@@ -62,6 +62,9 @@ type StateSnapshotter interface {
 // *statebackend.Keyed[K] of any K).
 type KeyedBackend interface {
 	Snapshot(w io.Writer) error
+	// SnapshotAsync captures the state now and returns what writes that
+	// capture later, possibly on another goroutine (statebackend.Keyed).
+	SnapshotAsync() (func(w io.Writer) error, error)
 	Restore(r io.Reader) error
 	Range() keygroup.Range
 }
@@ -73,6 +76,10 @@ type OperatorSnapshot struct {
 	// Keyed is the keyed backend's snapshot stream (statebackend format,
 	// key groups of the subtask's range); nil without keyed state.
 	Keyed []byte
+	// KeyedLater, when set instead of Keyed, encodes the keyed stream: a
+	// checkpoint's asynchronous part, which the uploader runs on its own
+	// goroutine while the task goes on (see Materialize).
+	KeyedLater func() ([]byte, error)
 	// Operator is the operator state: every list of the operator-state
 	// store, source split positions among them.
 	Operator []statebackend.OperatorState
@@ -399,11 +406,17 @@ func (c *Context) SnapshotState(checkpointID int64) (OperatorSnapshot, error) {
 		return snap, nil
 	}
 	if c.state.keyed != nil {
-		var buf bytes.Buffer
-		if err := c.state.keyed.Snapshot(&buf); err != nil {
+		write, err := c.state.keyed.SnapshotAsync()
+		if err != nil {
 			return snap, fmt.Errorf("keyed state: %w", err)
 		}
-		snap.Keyed = buf.Bytes()
+		snap.KeyedLater = func() ([]byte, error) {
+			var buf bytes.Buffer
+			if err := write(&buf); err != nil {
+				return nil, fmt.Errorf("keyed state: %w", err)
+			}
+			return buf.Bytes(), nil
+		}
 	}
 	if c.state.store != nil {
 		lists, err := c.state.store.Snapshot()
@@ -440,11 +453,36 @@ func (t *Task) initState() error {
 // file). It must run on the task goroutine, between batches: from a
 // mailbox action (TriggerSnapshot) or a checkpoint (barrier.go, which puts
 // the barrier between the two halves).
+//
+// The snapshot it returns is complete (Materialize has run); a checkpoint
+// leaves the encoding of frozen state to its uploader.
 func (t *Task) SnapshotState(checkpointID int64) (TaskSnapshot, error) {
 	if err := t.prepareSnapshot(checkpointID); err != nil {
 		return TaskSnapshot{CheckpointID: checkpointID, Task: t.Info}, err
 	}
-	return t.snapshotOperators(checkpointID)
+	snap, err := t.snapshotOperators(checkpointID)
+	if err != nil {
+		return snap, err
+	}
+	return snap, snap.Materialize()
+}
+
+// Materialize runs the asynchronous part of the snapshot: every
+// operator's KeyedLater, whose bytes become its Keyed. Any goroutine; at
+// most once.
+func (s *TaskSnapshot) Materialize() error {
+	for i := range s.Operators {
+		op := &s.Operators[i]
+		if op.KeyedLater == nil {
+			continue
+		}
+		b, err := op.KeyedLater()
+		if err != nil {
+			return fmt.Errorf("snapshot %d, operator %q: %w", s.CheckpointID, op.Name, err)
+		}
+		op.Keyed, op.KeyedLater = b, nil
+	}
+	return nil
 }
 
 // prepareSnapshot calls PrepareSnapshotPreBarrier on every operator, head

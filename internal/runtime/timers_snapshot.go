@@ -38,7 +38,18 @@ type TimerState[K, N comparable] struct {
 	// buckets hold the live timers per key-group index while a snapshot is
 	// taken (PrepareSnapshot … FinishSnapshot).
 	event, proc [][]Timer[K, N]
+	derived     bool
 }
+
+// SetDerived says whether the operator registers its timers again from its
+// other state after a restore (a window operator whose trigger is the
+// default one has a timer per window): derived timers are left out of
+// snapshots (statebackend.Derived). Timers restored from an older snapshot
+// that has them are still loaded; a timer registered twice is one timer.
+func (s *TimerState[K, N]) SetDerived(d bool) { s.derived = d }
+
+// Derived implements statebackend.Derived.
+func (s *TimerState[K, N]) Derived() bool { return s.derived }
 
 // State returns the timers' snapshot view. Register it with the backend:
 //

@@ -134,6 +134,11 @@ func (b *Keyed[K]) NumStates() int { return len(b.order) }
 type Table[MK comparable, V any] struct {
 	maps []map[MK]V
 	snap *tableSnap[MK, V] // codecs and backend binding, made when needed
+	// epoch counts the snapshots that froze the table (see Freeze); cow is
+	// set by an owner that copies a value before changing it whenever the
+	// value is older than the epoch.
+	epoch uint32
+	cow   bool
 }
 
 // NewTable returns a table for n key groups.

@@ -170,15 +170,16 @@ func (b *Keyed[K]) snapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
 	defer func() { b.scratch = scratch[:0] }()
 	idx := kg - b.rng.Start
 	lenAt := len(dst)
-	dst = append(dst, 0) // numStates; fixed below (at most 127 here, else moved)
+	dst = append(dst, 0) // numStates; fixed by finishChunk
 	n := 0
 	for _, name := range b.order {
-		s := b.states[name]
-		sn, ok := s.(Snapshotter)
-		if !ok {
-			return dst, fmt.Errorf("statebackend: state %q (%T) cannot be snapshotted", name, s)
+		sn, err := b.snapshotter(name)
+		if err != nil {
+			return dst, err
 		}
-		var err error
+		if sn == nil {
+			continue
+		}
 		scratch, err = snapshotState(sn, idx, scratch[:0])
 		if err != nil {
 			return dst, fmt.Errorf("statebackend: snapshot of state %q (%s), key group %d: %w", name, sn.StateType(), kg, err)
@@ -196,15 +197,35 @@ func (b *Keyed[K]) snapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
 			n++
 		}
 	}
+	return finishChunk(dst, lenAt, n), nil
+}
+
+// snapshotter is the registered state name as a Snapshotter, nil for a
+// derived state (left out of snapshots).
+func (b *Keyed[K]) snapshotter(name string) (Snapshotter, error) {
+	s := b.states[name]
+	sn, ok := s.(Snapshotter)
+	if !ok {
+		return nil, fmt.Errorf("statebackend: state %q (%T) cannot be snapshotted", name, s)
+	}
+	if d, ok := s.(Derived); ok && d.Derived() {
+		return nil, nil
+	}
+	return sn, nil
+}
+
+// finishChunk writes n, the number of sections of the key-group payload
+// that starts at dst[lenAt] (where one byte was reserved for it).
+func finishChunk(dst []byte, lenAt, n int) []byte {
 	if n < 0x80 {
 		dst[lenAt] = byte(n)
-		return dst, nil
+		return dst
 	}
 	var tmp [binary.MaxVarintLen64]byte
 	enc := binary.AppendUvarint(tmp[:0], uint64(n))
 	dst = slices.Insert(dst, lenAt+1, enc[1:]...)
 	copy(dst[lenAt:], enc)
-	return dst, nil
+	return dst
 }
 
 // snapshotState calls SnapshotKeyGroup, turning a panic (a user codec's
@@ -379,47 +400,165 @@ func (b *Keyed[K]) PendingStates() []string { return append([]string(nil), b.pen
 // goroutine, between records. On error, what was written is not a valid
 // snapshot.
 func (b *Keyed[K]) Snapshot(w io.Writer) error {
-	for _, name := range b.order {
-		if p, ok := b.states[name].(SnapshotPreparer); ok {
+	write, err := b.SnapshotAsync()
+	if err != nil {
+		return err
+	}
+	return write(w)
+}
+
+// Derived is implemented by states whose contents their operator rebuilds
+// from its other state after a restore (the timers a window operator
+// re-registers for its windows): while Derived reports true, snapshots
+// leave the state out, which saves encoding what a restore can recompute.
+type Derived interface{ Derived() bool }
+
+// Freezer is implemented by states that can leave the encoding of a
+// snapshot to another goroutine. Freeze captures the state as it is now,
+// cheaply (its maps are copied, not its values), and returns the encoder of
+// that capture (SnapshotKeyGroup's output for key-group index kg), which
+// may run on any goroutine while the task goes on changing the state. ok
+// false means the state cannot be captured that way now: it is encoded at
+// once instead.
+type Freezer interface {
+	Freeze() (enc func(kg int, dst []byte) ([]byte, error), ok bool)
+}
+
+// frozenState is a state captured by Freeze for a snapshot's later part.
+type frozenState struct {
+	name, typ string
+	enc       func(kg int, dst []byte) ([]byte, error)
+}
+
+// SnapshotAsync is Snapshot in two parts, for asynchronous checkpoints. It
+// captures the state now — encoding the states that cannot be frozen
+// (Freezer) and copying the maps of those that can — and returns write,
+// which writes the snapshot of that moment to w. write may run on another
+// goroutine while the task goes on using the backend, and runs at most
+// once. An error from a state's encoding in the synchronous part is
+// returned at once; one in the frozen part, by write.
+func (b *Keyed[K]) SnapshotAsync() (write func(w io.Writer) error, err error) {
+	var frozen []frozenState
+	eager := make([]bool, len(b.order))
+	for i, name := range b.order {
+		sn, err := b.snapshotter(name)
+		if err != nil {
+			return nil, err
+		}
+		if sn == nil {
+			continue
+		}
+		if f, ok := b.states[name].(Freezer); ok {
+			if enc, ok := f.Freeze(); ok {
+				frozen = append(frozen, frozenState{name: name, typ: sn.StateType(), enc: enc})
+				continue
+			}
+		}
+		eager[i] = true
+		if p, ok := sn.(SnapshotPreparer); ok {
 			p.PrepareSnapshot()
 			defer p.FinishSnapshot()
 		}
 	}
-	buf := append(make([]byte, 0, 4096), snapshotMagic...)
-	buf = append(buf, snapshotVersion)
-	buf = binary.AppendUvarint(buf, uint64(b.maxPar))
-	buf = binary.AppendUvarint(buf, uint64(b.rng.Start))
-	buf = binary.AppendUvarint(buf, uint64(b.rng.End))
-	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf[len(snapshotMagic):], castagnoli))
-	buf = b.appendSchemaSection(buf)
-	if _, err := w.Write(buf); err != nil {
+	head := append(make([]byte, 0, 64), snapshotMagic...)
+	head = append(head, snapshotVersion)
+	head = binary.AppendUvarint(head, uint64(b.maxPar))
+	head = binary.AppendUvarint(head, uint64(b.rng.Start))
+	head = binary.AppendUvarint(head, uint64(b.rng.End))
+	head = binary.LittleEndian.AppendUint32(head, crc32.Checksum(head[len(snapshotMagic):], castagnoli))
+	head = b.appendSchemaSection(head)
+
+	// The eager part: per key group, the sections of the states encoded
+	// now and of restored data not registered yet (immutable), back to
+	// back in one buffer.
+	var eagerBuf []byte
+	ends := make([]int, b.rng.Len())
+	counts := make([]int, b.rng.Len())
+	scratch := b.scratch[:0]
+	defer func() { b.scratch = scratch[:0] }()
+	for idx := range b.rng.Len() {
+		kg := b.rng.Start + idx
+		for i, name := range b.order {
+			if !eager[i] {
+				continue
+			}
+			sn := b.states[name].(Snapshotter)
+			scratch, err = snapshotState(sn, idx, scratch[:0])
+			if err != nil {
+				return nil, fmt.Errorf("statebackend: snapshot of state %q (%s), key group %d: %w", name, sn.StateType(), kg, err)
+			}
+			if len(scratch) > 0 {
+				eagerBuf = appendSection(eagerBuf, name, sn.StateType(), scratch)
+				counts[idx]++
+			}
+		}
+		for _, name := range b.pendingOrder {
+			p := b.pending[name]
+			if data, ok := p.data[idx]; ok {
+				eagerBuf = appendSection(eagerBuf, name, p.typ, data)
+				counts[idx]++
+			}
+		}
+		ends[idx] = len(eagerBuf)
+	}
+	rng := b.rng
+	return func(w io.Writer) error {
+		if _, err := w.Write(head); err != nil {
+			return err
+		}
+		// Each chunk is built after a reserved prefix, where its header
+		// is written once the payload length is known, so it goes out in
+		// one Write.
+		const reserve = 1 + 2*binary.MaxVarintLen64
+		buf := make([]byte, 0, 4096)
+		var scratch []byte
+		from := 0
+		for idx := range rng.Len() {
+			kg := rng.Start + idx
+			buf = append(buf[:reserve], 0) // numStates; fixed by finishChunk
+			buf = append(buf, eagerBuf[from:ends[idx]]...)
+			from = ends[idx]
+			n := counts[idx]
+			for _, f := range frozen {
+				var err error
+				scratch, err = encodeFrozen(f.enc, idx, scratch[:0])
+				if err != nil {
+					return fmt.Errorf("statebackend: snapshot of state %q (%s), key group %d: %w", f.name, f.typ, kg, err)
+				}
+				if len(scratch) > 0 {
+					buf = appendSection(buf, f.name, f.typ, scratch)
+					n++
+				}
+			}
+			buf = finishChunk(buf, reserve, n)
+			var hdr [reserve]byte
+			h := append(hdr[:0], tagKeyGroup)
+			h = binary.AppendUvarint(h, uint64(kg))
+			h = binary.AppendUvarint(h, uint64(len(buf)-reserve))
+			start := reserve - len(h)
+			copy(buf[start:], h)
+			buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf[start:], castagnoli))
+			if _, err := w.Write(buf[start:]); err != nil {
+				return err
+			}
+		}
+		buf = append(buf[:0], tagEnd)
+		buf = binary.AppendUvarint(buf, uint64(rng.Len()))
+		buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
+		_, err := w.Write(buf)
 		return err
-	}
-	// Each chunk is built after a reserved prefix, where its header is
-	// written once the payload length is known, so it goes out in one Write.
-	const reserve = 1 + 2*binary.MaxVarintLen64
-	for kg := b.rng.Start; kg <= b.rng.End; kg++ {
-		buf = buf[:reserve]
-		var err error
-		if buf, err = b.snapshotKeyGroup(kg, buf); err != nil {
-			return err
+	}, nil
+}
+
+// encodeFrozen calls a frozen state's encoder, turning a panic (a user
+// codec's Append) into an error.
+func encodeFrozen(enc func(int, []byte) ([]byte, error), idx int, dst []byte) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = dst, fmt.Errorf("encoding panicked: %v", r)
 		}
-		var hdr [reserve]byte
-		h := append(hdr[:0], tagKeyGroup)
-		h = binary.AppendUvarint(h, uint64(kg))
-		h = binary.AppendUvarint(h, uint64(len(buf)-reserve))
-		start := reserve - len(h)
-		copy(buf[start:], h)
-		buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf[start:], castagnoli))
-		if _, err := w.Write(buf[start:]); err != nil {
-			return err
-		}
-	}
-	buf = append(buf[:0], tagEnd)
-	buf = binary.AppendUvarint(buf, uint64(b.rng.Len()))
-	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
-	_, err := w.Write(buf)
-	return err
+	}()
+	return enc(idx, dst)
 }
 
 // SnapshotInfo describes a snapshot stream's header.

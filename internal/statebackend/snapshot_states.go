@@ -3,6 +3,7 @@ package statebackend
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"reflect"
 
 	"github.com/strom-dev/strom/codec"
@@ -226,12 +227,89 @@ func (t *Table[MK, V]) SnapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
+	return appendEntries(dst, m, kc, vc), nil
+}
+
+// appendEntries is a table's key-group data: uvarint count, then each key
+// and value.
+func appendEntries[MK comparable, V any](dst []byte, m map[MK]V, kc codec.Codec[MK], vc codec.Codec[V]) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(m)))
 	for k, v := range m {
 		dst = kc.Append(dst, k)
 		dst = vc.Append(dst, v)
 	}
-	return dst, nil
+	return dst
+}
+
+// SetCopyOnWrite is the owner's promise that makes a table with pointers
+// in its values freezable (Freeze): it never changes a value reached from
+// the table in place once Epoch has moved past the epoch the value was
+// made in, but puts a changed copy instead. Tables whose key and value
+// types hold no references (strings aside) need no promise.
+func (t *Table[MK, V]) SetCopyOnWrite() { t.cow = true }
+
+// Epoch is the number of snapshots that froze the table so far: a value
+// made (or copied) before the current epoch may be read by a snapshot's
+// encoding on another goroutine and must not be changed.
+func (t *Table[MK, V]) Epoch() uint32 { return t.epoch }
+
+// Freeze implements Freezer: a copy of the per-key-group maps, encoded
+// later with the codecs resolved now. The values are shared, which is safe
+// when they hold no references or the owner copies on write.
+func (t *Table[MK, V]) Freeze() (func(kg int, dst []byte) ([]byte, error), bool) {
+	if !immutableType(reflect.TypeFor[MK]()) || !t.cow && !immutableType(reflect.TypeFor[V]()) {
+		return nil, false
+	}
+	s := t.snapState()
+	kc, err := s.kc.get()
+	if err != nil {
+		return nil, false // encoded at once, which reports the error
+	}
+	vc, err := s.vc.get()
+	if err != nil {
+		return nil, false
+	}
+	frozen := make([]map[MK]V, len(t.maps))
+	for i, m := range t.maps {
+		if len(m) > 0 {
+			frozen[i] = maps.Clone(m)
+		}
+	}
+	t.epoch++
+	return func(kg int, dst []byte) ([]byte, error) {
+		if kg < 0 || kg >= len(frozen) {
+			return dst, idxErr(kg, len(frozen))
+		}
+		if len(frozen[kg]) == 0 {
+			return dst, nil
+		}
+		return appendEntries(dst, frozen[kg], kc, vc), nil
+	}, true
+}
+
+// HoldsNoReferences reports whether values of t hold nothing another
+// goroutine could change through them: no pointers, slices, maps, channels,
+// funcs or interfaces (strings are immutable). A copy of such a value is
+// independent of the original.
+func HoldsNoReferences(t reflect.Type) bool { return immutableType(t) }
+
+func immutableType(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128, reflect.String:
+		return true
+	case reflect.Array:
+		return immutableType(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if !immutableType(t.Field(i).Type) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // RestoreKeyGroup implements Snapshotter.

@@ -243,6 +243,11 @@ func (tm *TaskManager) onCheckpoint(ctx context.Context, job *jobcode.Job, m rpc
 // to the job's checkpoint storage, or for a savepoint (sp set) to the
 // savepoint's own directory once its target is known.
 func (tm *TaskManager) upload(ctx context.Context, job *jobcode.Job, id int64, snap runtime.TaskSnapshot, sp *spTarget) ([]checkpoint.OperatorSnapshot, error) {
+	// The asynchronous part: state the task froze is encoded here, on the
+	// upload goroutine, while the task goes on.
+	if err := snap.Materialize(); err != nil {
+		return nil, fmt.Errorf("checkpoint %d: %w", id, err)
+	}
 	var store blob.Store
 	var dir string
 	if sp != nil {
