@@ -11,8 +11,8 @@
 // bounded by channels × buffers × batch size.
 //
 // Inside a process a batch carries typed values, never serialised (a record
-// must not be mutated after it is emitted). The distributed runtime will add a
-// channel implementation that frames batches with a codec.Codec.
+// must not be mutated after it is emitted). Between processes, package
+// network/tcp frames the batches of the same channels with a codec.Codec.
 package network
 
 import (

@@ -28,19 +28,25 @@ func Output[T any](e *Endpoint, key network.ChannelKey, c codec.Codec[T], opts C
 	}
 	o.ch = network.NewChannelOverdraft[T](opts.Buffers, opts.Overdraft, opts.BatchSize, o.wake)
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	if e.closed {
+		e.mu.Unlock()
 		return nil, ErrClosed
 	}
 	if _, dup := e.outputs[key]; dup {
+		e.mu.Unlock()
 		return nil, fmt.Errorf("data plane: output channel %v is open already", key)
 	}
 	e.outputs[key] = o
 	e.wg.Add(1)
 	go o.run()
+	var after func()
 	if p, ok := e.pending[key]; ok {
 		delete(e.pending, key)
-		e.bindLocked(o, p.c, p.id, p.buffers)
+		after = e.bindLocked(o, p.c, p.id, p.buffers)
+	}
+	e.mu.Unlock()
+	if after != nil {
+		after()
 	}
 	return o.ch, nil
 }
@@ -127,6 +133,8 @@ func (o *output[T]) key() network.ChannelKey { return o.k }
 func (o *output[T]) buffers() int            { return o.opts.Buffers }
 func (o *output[T]) ended() bool             { return o.eop.Load() }
 
+func (o *output[T]) isBound() bool { return o.bound.Load() != nil }
+
 func (o *output[T]) bind(c *conn, id uint64) {
 	o.bound.Store(&binding{c: c, id: id})
 	o.wake.Notify()
@@ -195,8 +203,12 @@ func (o *output[T]) run() {
 				held[head] = nil
 				head++
 			}
-			if head == len(held) {
-				held, head = held[:0], 0
+			if head > len(held)/2 {
+				// Keep the queue from creeping through its backing
+				// array: it is never longer than the buffers.
+				k := copy(held, held[head:])
+				clear(held[k:])
+				held, head = held[:k], 0
 			}
 		}
 		batch, prio := o.ch.PollPriority()
@@ -220,6 +232,11 @@ func (o *output[T]) run() {
 		if buf, err = encode(buf[:0], b.id, batch, prio, o.codec); err != nil {
 			o.ep.dropOutput(o)
 			o.stop(fmt.Errorf("channel %v: %w", o.k, err), true)
+			return
+		}
+		if len(buf)-headerLen > maxFrame {
+			o.ep.dropOutput(o)
+			o.stop(fmt.Errorf("channel %v: a batch of %d records encodes to %d bytes, beyond the frame limit of %d: use a smaller batch size", o.k, len(batch.Recs), len(buf), maxFrame), true)
 			return
 		}
 		if batch.Kind == network.EndOfPartition {

@@ -80,6 +80,7 @@ type creditor interface {
 type outChan interface {
 	credit(n int64)
 	bind(c *conn, id uint64)
+	isBound() bool
 	stop(err error, report bool)
 	ended() bool
 	key() network.ChannelKey
@@ -137,9 +138,15 @@ func (c *conn) writeFrame(b []byte) error {
 		return c.err()
 	default:
 	}
+	if t := c.ep.cfg.WriteTimeout; t > 0 {
+		if err := c.nc.SetWriteDeadline(time.Now().Add(t)); err != nil {
+			return err
+		}
+	}
 	if _, err := c.bw.Write(b); err != nil {
 		return err
 	}
+	c.ep.sent.Add(int64(len(b)))
 	if c.waiting.Load() == 0 {
 		return c.bw.Flush()
 	}
@@ -153,7 +160,9 @@ func (c *conn) err() error {
 }
 
 // fail ends the connection once: it closes the socket, forgets the
-// connection and stops every channel on it with err, reported.
+// connection and stops every channel on it with err, reported to those
+// that had not ended (an end of partition sent or received: nothing more
+// was to cross).
 func (c *conn) fail(err error) {
 	c.mu.Lock()
 	if c.failed != nil {
@@ -172,12 +181,12 @@ func (c *conn) fail(err error) {
 	}
 	for _, in := range ins {
 		c.ep.dropInput(in)
-		in.stop(err, true)
+		in.stop(err, !in.ended())
 	}
 	for _, o := range outs {
 		if o != nil {
 			c.ep.dropOutput(o)
-			o.stop(err, true)
+			o.stop(err, !o.ended())
 		}
 	}
 }
@@ -219,6 +228,7 @@ func (c *conn) readLoop(handshake bool) {
 			c.fail(c.lost(err))
 			return
 		}
+		c.ep.received.Add(int64(headerLen + n))
 		if err := c.handle(frameType(body[0]), &reader{p: body[1:]}); err != nil {
 			c.fail(c.lost(err))
 			return

@@ -1,7 +1,7 @@
 // Package tcp is the data plane between processes: logical channels
 // (network.Channel) whose producer and consumer run in different
-// TaskManagers, multiplexed over one TCP connection per pair of
-// processes, with the semantics of an in-process channel: the same
+// TaskManagers, multiplexed over one TCP connection per direction
+// between two processes, with the semantics of an in-process channel: the same
 // credits and overdraft (backpressure), in-band events in order, and
 // priority events (unaligned barriers) that overtake data.
 //
@@ -15,6 +15,9 @@
 //     channel its Writer writes into.
 //   - Input[T](ctx, ep, key, producerAddr, codec, notifier, opts) on the
 //     consumer's process: the channel its input gate reads.
+//
+// A non-generic caller (the task builder, through runtime.TypeOps) uses
+// OpsFor[T](codec), whose methods return the channels as any.
 //
 // Both ends use the same key (network.ChannelKey, whose attempt fences
 // channels of different attempts apart) and the same opts.Buffers. Either

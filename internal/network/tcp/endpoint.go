@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strom-dev/strom/internal/network"
@@ -36,10 +37,27 @@ type Config struct {
 	// loopback and a free port, so a process opens its data plane to
 	// other machines only when its configuration says so.
 	Addr string
+	// AdvertisedHost, if set, is the host Addr gives peers instead of the
+	// listener's (needed when Addr binds a wildcard such as 0.0.0.0, which
+	// peers cannot dial).
+	AdvertisedHost string
 	// DialTimeout bounds dialling a peer and its handshake (default 10 s).
 	DialTimeout time.Duration
+	// WriteTimeout bounds one write of frames (default 60 s; < 0: none).
+	// A peer's endpoint always reads (what it receives is bounded by the
+	// credits), so a write that does not finish means the peer process
+	// stopped (SIGSTOP, a machine that froze): the connection fails
+	// instead of blocking its channels' goroutines for ever. Heartbeats
+	// usually notice first.
+	WriteTimeout time.Duration
 	// Logger receives connection failures (default slog.Default()).
 	Logger *slog.Logger
+	// Listener, if set, is listened on instead of Addr, and Dial, if set,
+	// dials peers instead of a net.Dialer: the seams for TLS and for
+	// tests that inject faults into connections. The endpoint closes the
+	// listener and the connections.
+	Listener net.Listener
+	Dial     func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // ChannelOptions configure one channel. Both ends of a channel must use
@@ -55,10 +73,11 @@ type ChannelOptions struct {
 	// none.
 	Overdraft int
 	// OnError is called at most once, from a network goroutine, when the
-	// channel fails: its connection is lost (ErrConnectionLost), the other
-	// end closed it before it ended (ErrPeerClosed), a record could not be
-	// encoded or decoded, or the endpoint closed (ErrClosed). It is not
-	// called for a local Release. It must not block: it should fail the
+	// channel fails before it ended (its end of partition sent, on the
+	// producer's side, or received, on the consumer's): its connection is
+	// lost (ErrConnectionLost), the other end closed it (ErrPeerClosed),
+	// a record could not be encoded or decoded, or the endpoint closed
+	// (ErrClosed). It is not called for a local Release. It must not block: it should fail the
 	// task (mail it a failure), which then ends through its context.
 	OnError func(error)
 }
@@ -88,6 +107,9 @@ type Endpoint struct {
 	log *slog.Logger
 	ln  net.Listener
 	wg  sync.WaitGroup
+	// sent and received count the bytes of frames over all connections
+	// (Stats).
+	sent, received atomic.Int64
 
 	mu     sync.Mutex
 	closed bool
@@ -123,12 +145,18 @@ func Listen(cfg Config) (*Endpoint, error) {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = 10 * time.Second
 	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 60 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("data plane: listening on %s: %w", cfg.Addr, err)
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return nil, fmt.Errorf("data plane: listening on %s: %w", cfg.Addr, err)
+		}
 	}
 	e := &Endpoint{
 		cfg: cfg, log: cfg.Logger.With("component", "network/tcp", "addr", ln.Addr().String()), ln: ln,
@@ -144,8 +172,19 @@ func Listen(cfg Config) (*Endpoint, error) {
 	return e, nil
 }
 
-// Addr is the address peers dial (the listener's, with the port chosen).
-func (e *Endpoint) Addr() string { return e.ln.Addr().String() }
+// Addr is the address peers dial: the listener's, with the port chosen,
+// and Config.AdvertisedHost as the host if set.
+func (e *Endpoint) Addr() string {
+	a := e.ln.Addr().String()
+	if e.cfg.AdvertisedHost == "" {
+		return a
+	}
+	_, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return a
+	}
+	return net.JoinHostPort(e.cfg.AdvertisedHost, port)
+}
 
 func (e *Endpoint) acceptLoop() {
 	defer e.wg.Done()
@@ -226,8 +265,12 @@ func (e *Endpoint) conn(ctx context.Context, addr string) (*conn, error) {
 func (e *Endpoint) dial(ctx context.Context, addr string) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.DialTimeout)
 	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	dial := e.cfg.Dial
+	if dial == nil {
+		var d net.Dialer
+		dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	nc, err := dial(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: dialling %s: %w", ErrConnectionLost, addr, err)
 	}
@@ -260,59 +303,64 @@ func (e *Endpoint) forget(c *conn) {
 // open handles a consumer's request for channel k under id on c.
 func (e *Endpoint) open(c *conn, id uint64, k network.ChannelKey, buffers int) error {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	c.mu.Lock()
 	if c.failed != nil {
 		c.mu.Unlock()
+		e.mu.Unlock()
 		return nil
 	}
 	if _, dup := c.outKeys[id]; dup {
 		c.mu.Unlock()
+		e.mu.Unlock()
 		return fmt.Errorf("%w: channel id %d opened twice", ErrProtocol, id)
 	}
 	c.outKeys[id] = k
 	c.outs[id] = nil
 	c.mu.Unlock()
-	if e.closed {
-		return nil
-	}
-	if o, ok := e.outputs[k]; ok {
-		e.bindLocked(o, c, id, buffers)
-		return nil
-	}
-	if _, dup := e.pending[k]; dup {
+	var after func()
+	_, pending := e.pending[k]
+	o, ok := e.outputs[k]
+	switch {
+	case e.closed:
+	case pending || ok && o.isBound():
 		c.closeChannel(id, fmt.Sprintf("channel %v requested twice", k))
-		return nil
+	case ok:
+		after = e.bindLocked(o, c, id, buffers)
+	default:
+		e.pending[k] = pendingOpen{c: c, id: id, buffers: buffers}
 	}
-	e.pending[k] = pendingOpen{c: c, id: id, buffers: buffers}
+	e.mu.Unlock()
+	if after != nil {
+		after()
+	}
 	return nil
 }
 
 // bindLocked binds output o to the request (c, id), or refuses it (under
-// e.mu).
-func (e *Endpoint) bindLocked(o outChan, c *conn, id uint64, buffers int) {
+// e.mu). What it returns, if not nil, the caller runs once it has let go
+// of e.mu: it stops o, and the owner's OnError may call the endpoint.
+func (e *Endpoint) bindLocked(o outChan, c *conn, id uint64, buffers int) (after func()) {
 	if buffers != o.buffers() {
 		reason := fmt.Sprintf("channel %v: consumer has %d buffers, producer %d (the two processes disagree on the job's configuration)", o.key(), buffers, o.buffers())
 		c.closeChannel(id, reason)
 		delete(e.outputs, o.key())
-		o.stop(fmt.Errorf("%w: %s", ErrProtocol, reason), true)
-		return
+		return func() { o.stop(fmt.Errorf("%w: %s", ErrProtocol, reason), true) }
 	}
 	c.mu.Lock()
 	if c.failed != nil {
 		err := c.failed
 		c.mu.Unlock()
 		delete(e.outputs, o.key())
-		o.stop(err, true)
-		return
+		return func() { o.stop(err, true) }
 	}
 	if _, ok := c.outKeys[id]; !ok {
 		c.mu.Unlock()
-		return // closed by the peer meanwhile
+		return nil // closed by the peer meanwhile
 	}
 	c.outs[id] = o
 	c.mu.Unlock()
 	o.bind(c, id)
+	return nil
 }
 
 func (e *Endpoint) dropInput(in inChan) {
@@ -406,6 +454,19 @@ func (e *Endpoint) Len() int {
 	return len(e.outputs) + len(e.inputs) + len(e.pending)
 }
 
+// Stats are an endpoint's totals since Listen.
+type Stats struct {
+	// BytesSent and BytesReceived are the frames' bytes over every
+	// connection (data and control; the hellos aside): Flink's
+	// numBytesOut and numBytesIn of the whole process.
+	BytesSent, BytesReceived int64
+}
+
+// Stats returns the endpoint's totals (any goroutine).
+func (e *Endpoint) Stats() Stats {
+	return Stats{BytesSent: e.sent.Load(), BytesReceived: e.received.Load()}
+}
+
 // Conns is the number of live connections, accepted and dialled.
 func (e *Endpoint) Conns() int {
 	e.mu.Lock()
@@ -443,10 +504,10 @@ func (e *Endpoint) Close() error {
 		c.fail(ErrClosed)
 	}
 	for _, o := range outs {
-		o.stop(ErrClosed, true)
+		o.stop(ErrClosed, !o.ended())
 	}
 	for _, in := range ins {
-		in.stop(ErrClosed, true)
+		in.stop(ErrClosed, !in.ended())
 	}
 	e.wg.Wait()
 	if err != nil && !errors.Is(err, net.ErrClosed) {

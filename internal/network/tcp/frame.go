@@ -3,6 +3,7 @@ package tcp
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/strom-dev/strom/codec"
 	"github.com/strom-dev/strom/internal/network"
@@ -168,6 +169,9 @@ func decodeBatch[T any](r *reader, b *network.Batch[T], c codec.Codec[T]) (batch
 	if !noTs && n > uint64(len(r.p)) {
 		return h, fmt.Errorf("%w: %d records in %d bytes", ErrProtocol, n, len(r.p))
 	}
+	// One growth for the batch, bounded so a corrupt count cannot
+	// allocate much before the records run out.
+	b.Recs = slices.Grow(b.Recs, int(min(n, 1<<16)))
 	var prev int64
 	for range n {
 		var ts int64 = network.NoTimestamp

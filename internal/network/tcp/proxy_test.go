@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -75,4 +76,69 @@ func (p *proxy) kill() {
 	p.conns = nil
 	p.mu.Unlock()
 	p.wg.Wait()
+}
+
+// errInjected is the failure a cutConn injects.
+var errInjected = errors.New("injected: connection cut")
+
+// cutConn reads at most limit bytes, then fails: a connection that breaks
+// in the middle of a frame.
+type cutConn struct {
+	net.Conn
+	mu    sync.Mutex
+	limit int
+}
+
+func (c *cutConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.limit <= 0 {
+		return 0, errInjected
+	}
+	if len(p) > c.limit {
+		p = p[:c.limit]
+	}
+	n, err := c.Conn.Read(p)
+	c.limit -= n
+	return n, err
+}
+
+// frozenConn never returns from Read until closed: a peer process that
+// stopped (SIGSTOP) with its socket open.
+type frozenConn struct {
+	net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func freeze(nc net.Conn) *frozenConn { return &frozenConn{Conn: nc, closed: make(chan struct{})} }
+
+func (c *frozenConn) Read([]byte) (int, error) {
+	<-c.closed
+	return 0, net.ErrClosed
+}
+
+func (c *frozenConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// thawing reads normally until frozen is set (after the handshake and
+// the request), then like a frozen process.
+type thawing struct {
+	net.Conn
+	frozen *atomic.Bool
+	f      *frozenConn
+}
+
+func (c *thawing) Read(p []byte) (int, error) {
+	if c.frozen.Load() {
+		return c.f.Read(p)
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *thawing) Close() error {
+	_ = c.f.Close()
+	return nil
 }

@@ -2,12 +2,16 @@ package tcp_test
 
 import (
 	"context"
+	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/strom-dev/strom/codec"
 	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/network/tcp"
 )
@@ -120,6 +124,14 @@ func TestManyChannelsOneConnection(t *testing.T) {
 	require.Equal(t, 1, c.Conns())
 	require.Equal(t, channels, p.Len())
 	require.Equal(t, channels, c.Len())
+	// What one side sent, the other received: at least the records'
+	// bytes one way, the requests and credits the other.
+	eventually(t, func() bool {
+		ps, cs := p.Stats(), c.Stats()
+		return ps.BytesSent == cs.BytesReceived && cs.BytesSent == ps.BytesReceived
+	}, "byte counts agree")
+	require.Greater(t, p.Stats().BytesSent, int64(channels*batches*size))
+	require.Positive(t, c.Stats().BytesSent)
 }
 
 // A consumer that does not recycle stops its producer after credits +
@@ -433,10 +445,19 @@ func TestCloseStopsEverything(t *testing.T) {
 	require.NoError(t, p.Close(), "Close twice")
 }
 
-// The listener binds loopback unless told otherwise.
+// The listener binds loopback unless told otherwise, and advertises the
+// host it is given (as a wildcard bind would need; the test stays on
+// loopback).
 func TestListensOnLoopbackByDefault(t *testing.T) {
 	e := listen(t)
 	require.Contains(t, e.Addr(), "127.0.0.1:")
+	w, err := tcp.Listen(tcp.Config{Addr: "127.0.0.1:0", AdvertisedHost: "localhost", Logger: quiet})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, w.Close()) }()
+	require.Regexp(t, `^localhost:\d+$`, w.Addr())
+	l := open[int64](t, w, e, key(0, 0), tcp.ChannelOptions{})
+	send(t, l.out, func(b *network.Batch[int64]) { b.Recs = append(b.Recs, network.Rec[int64]{V: 1}) })
+	require.Equal(t, int64(1), recv(t, l).Recs[0].V)
 }
 
 func TestDuplicateChannelRefused(t *testing.T) {
@@ -446,4 +467,208 @@ func TestDuplicateChannelRefused(t *testing.T) {
 	require.ErrorContains(t, err, "open already")
 	_, err = tcp.Input[int64](context.Background(), c, key(0, 0), p.Addr(), codecInt64, network.NewNotifier(), tcp.ChannelOptions{})
 	require.ErrorContains(t, err, "open already")
+}
+
+// A region restarted alone releases its edges' channels; the other
+// edges of the same attempt go on.
+func TestReleaseEdgesKeepsOtherEdges(t *testing.T) {
+	p, c := listen(t), listen(t)
+	k1, k2 := key(0, 0), key(0, 0)
+	k2.Edge = 2
+	l1 := open[int64](t, p, c, k1, tcp.ChannelOptions{})
+	l2 := open[int64](t, p, c, k2, tcp.ChannelOptions{})
+	c.ReleaseEdges("job", 0, []int{1})
+	require.ErrorIs(t, l1.outErr.next(t), tcp.ErrPeerClosed)
+	eventually(t, func() bool { return p.Len() == 1 && c.Len() == 1 }, "edge 1 released on both sides")
+	send(t, l2.out, func(b *network.Batch[int64]) { b.Recs = append(b.Recs, network.Rec[int64]{V: 5}) })
+	require.Equal(t, int64(5), recv(t, l2).Recs[0].V)
+	p.ReleaseJob("job")
+	eventually(t, func() bool { return p.Len() == 0 && c.Len() == 0 }, "the job's channels released")
+	l2.outErr.none(t)
+}
+
+// A second request for a channel that has its consumer is refused; the
+// first goes on.
+func TestSecondRequestRefused(t *testing.T) {
+	p, c1, c2 := listen(t), listen(t), listen(t)
+	l := open[int64](t, p, c1, key(0, 0), tcp.ChannelOptions{})
+	// The first request is bound once a record crossed (the requests
+	// come over two connections, in either order).
+	send(t, l.out, func(b *network.Batch[int64]) { b.Recs = append(b.Recs, network.Rec[int64]{V: 7}) })
+	require.Equal(t, int64(7), recv(t, l).Recs[0].V)
+	inErr := newErrs()
+	_, err := tcp.Input[int64](context.Background(), c2, key(0, 0), p.Addr(), codecInt64, network.NewNotifier(), tcp.ChannelOptions{OnError: inErr.on})
+	require.NoError(t, err)
+	require.ErrorContains(t, inErr.next(t), "requested twice")
+	send(t, l.out, func(b *network.Batch[int64]) { b.Recs = append(b.Recs, network.Rec[int64]{V: 8}) })
+	require.Equal(t, int64(8), recv(t, l).Recs[0].V)
+	l.outErr.none(t)
+}
+
+// A channel that ended (end of partition through) does not fail when its
+// connection goes later: nothing more was to cross.
+func TestEndedChannelIgnoresLaterConnectionLoss(t *testing.T) {
+	p, c := listen(t), listen(t)
+	px := newProxy(t, p.Addr())
+	k := key(0, 0)
+	outErr, inErr := newErrs(), newErrs()
+	out, err := tcp.Output[int64](p, k, codecInt64, tcp.ChannelOptions{OnError: outErr.on})
+	require.NoError(t, err)
+	notify := network.NewNotifier()
+	in, err := tcp.Input[int64](context.Background(), c, k, px.addr(), codecInt64, notify, tcp.ChannelOptions{OnError: inErr.on})
+	require.NoError(t, err)
+	live := open[int64](t, p, c, key(0, 1), tcp.ChannelOptions{})
+	send(t, out, func(b *network.Batch[int64]) { b.Kind = network.EndOfPartition })
+	require.Equal(t, network.EndOfPartition, recv(t, &link[int64]{in: in, notify: notify}).Kind)
+	px.kill()
+	eventually(t, func() bool { return p.Conns() == 1 && c.Conns() == 1 }, "the proxied connection is gone")
+	outErr.none(t)
+	inErr.none(t)
+	live.outErr.none(t)
+}
+
+// Ops opens typed channels for a caller that holds only the Ops, and
+// returns them as the *network.Channel[T] that runtime.TypeOps expects.
+func TestOpsOpenTypedChannels(t *testing.T) {
+	p, c := listen(t), listen(t)
+	ops := tcp.OpsFor[Item](nil)
+	out, err := ops.Output(p, key(0, 0), tcp.ChannelOptions{})
+	require.NoError(t, err)
+	notify := network.NewNotifier()
+	in, err := ops.Input(context.Background(), c, key(0, 0), p.Addr(), notify, tcp.ChannelOptions{})
+	require.NoError(t, err)
+	l := &link[Item]{in: in.(*network.Channel[Item]), notify: notify}
+	send(t, out.(*network.Channel[Item]), func(b *network.Batch[Item]) {
+		b.Recs = append(b.Recs, network.Rec[Item]{V: Item{ID: 1, Name: "x"}, Ts: 3})
+	})
+	require.Equal(t, []network.Rec[Item]{{V: Item{ID: 1, Name: "x"}, Ts: 3}}, recv(t, l).Recs)
+	_, err = ops.Output(p, key(0, 0), tcp.ChannelOptions{})
+	require.Error(t, err, "an error, not a typed nil channel in an any")
+
+	// A type the default codec cannot encode fails the open, clearly.
+	bad := tcp.OpsFor[func()](nil)
+	_, err = bad.Output(p, key(0, 1), tcp.ChannelOptions{})
+	var unsupported *codec.UnsupportedTypeError
+	require.ErrorAs(t, err, &unsupported)
+	_, err = bad.Input(context.Background(), c, key(0, 1), p.Addr(), network.NewNotifier(), tcp.ChannelOptions{})
+	require.ErrorAs(t, err, &unsupported)
+}
+
+// A connection that breaks in the middle of a frame delivers only whole
+// batches, in order, and fails both ends with ErrConnectionLost (through
+// the Dial seam, as a TLS or fault-injecting transport would plug in).
+func TestConnectionCutMidFrame(t *testing.T) {
+	p := listen(t)
+	cut := 8 + 2000 // the hello, then a few frames and a part of one
+	c, err := tcp.Listen(tcp.Config{Logger: quiet, Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return &cutConn{Conn: nc, limit: cut}, nil
+	}})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, c.Close()) }()
+	l := open[int64](t, p, c, key(0, 0), tcp.ChannelOptions{Buffers: 64, BatchSize: 16})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		n := int64(0)
+		for range 64 {
+			b, err := l.out.Acquire(ctx)
+			if err != nil {
+				return
+			}
+			for range 16 {
+				b.Recs = append(b.Recs, network.Rec[int64]{V: n, Ts: n})
+				n++
+			}
+			l.out.Send(b)
+		}
+	}()
+	require.ErrorIs(t, l.inErr.next(t), tcp.ErrConnectionLost)
+	require.ErrorIs(t, l.outErr.next(t), tcp.ErrConnectionLost)
+	next := int64(0)
+	for {
+		b, ok := l.in.Poll()
+		if !ok {
+			break
+		}
+		require.Len(t, b.Recs, 16, "whole batches only")
+		for _, r := range b.Recs {
+			require.Equal(t, next, r.V)
+			next++
+		}
+	}
+	require.Positive(t, next, "some batches crossed before the cut")
+	require.Less(t, next, int64(64*16), "the cut came before the end")
+}
+
+// The consumer may request a channel before its producer is deployed:
+// the request waits at the producer's endpoint and binds when Output
+// comes.
+func TestConsumerFirst(t *testing.T) {
+	p, c := listen(t), listen(t)
+	k := key(0, 0)
+	notify := network.NewNotifier()
+	in, err := tcp.Input[int64](context.Background(), c, k, p.Addr(), codecInt64, notify, tcp.ChannelOptions{})
+	require.NoError(t, err)
+	eventually(t, func() bool { return p.Len() == 1 }, "the request waits at the producer")
+	out, err := tcp.Output[int64](p, k, codecInt64, tcp.ChannelOptions{})
+	require.NoError(t, err)
+	send(t, out, func(b *network.Batch[int64]) { b.Recs = append(b.Recs, network.Rec[int64]{V: 4}) })
+	require.Equal(t, int64(4), recv(t, &link[int64]{in: in, notify: notify}).Recs[0].V)
+	require.Equal(t, 1, p.Len())
+
+	// A waiting request released by the producer's side is closed at
+	// the consumer's too.
+	k2 := key(0, 1)
+	inErr := newErrs()
+	_, err = tcp.Input[int64](context.Background(), c, k2, p.Addr(), codecInt64, network.NewNotifier(), tcp.ChannelOptions{OnError: inErr.on})
+	require.NoError(t, err)
+	eventually(t, func() bool { return p.Len() == 2 }, "second request waits")
+	p.Release(func(k network.ChannelKey) bool { return k == k2 })
+	require.ErrorIs(t, inErr.next(t), tcp.ErrPeerClosed)
+	eventually(t, func() bool { return c.Len() == 1 && p.Len() == 1 }, "released on both sides")
+}
+
+// A peer that stops reading (a frozen process) fails the producer's
+// channel once a write has waited WriteTimeout, instead of blocking its
+// forwarder for ever.
+func TestFrozenPeerWriteTimeout(t *testing.T) {
+	p, err := tcp.Listen(tcp.Config{Logger: quiet, WriteTimeout: 200 * time.Millisecond})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p.Close()) }()
+	var frozen atomic.Bool
+	c, err := tcp.Listen(tcp.Config{Logger: quiet, Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		return &thawing{Conn: nc, frozen: &frozen, f: freeze(nc)}, nil
+	}})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, c.Close()) }()
+	// Enough bytes in flight to fill the sockets' buffers: 64 buffers
+	// of 16 records of 64 KiB.
+	l := open[string](t, p, c, key(0, 0), tcp.ChannelOptions{Buffers: 64, BatchSize: 16})
+	frozen.Store(true)
+	big := strings.Repeat("x", 64<<10)
+	go func() {
+		for {
+			b, ok := l.out.TryAcquire()
+			if !ok {
+				return
+			}
+			for range 16 {
+				b.Recs = append(b.Recs, network.Rec[string]{V: big, Ts: network.NoTimestamp})
+			}
+			l.out.Send(b)
+		}
+	}()
+	start := time.Now()
+	require.ErrorIs(t, l.outErr.next(t), tcp.ErrConnectionLost)
+	require.Less(t, time.Since(start), wait)
 }
