@@ -164,8 +164,8 @@ type chaos struct {
 	inKeyed bool
 	// mode is the checkpoint mode (the zero value: aligned).
 	mode strom.CheckpointMode
-	// dataPlane runs the job on one TaskManager per subtask, each with
-	// its own TCP data plane (strom.UseDataPlane).
+	// dataPlane runs the job on one TaskManager per subtask, as if each
+	// were a process of its own (strom.AsSeparateProcesses).
 	dataPlane bool
 	// perAttempt: the counter restarts from zero with every failure, so a
 	// threshold counts the records of one attempt (failures right after
@@ -235,7 +235,7 @@ type chaosRun struct {
 	// at once, firstChannels the most before the first failure.
 	maxChannels, firstChannels int
 	// maxRemote and maxConns are the most channels and connections the
-	// data planes held at once (strom.UseDataPlane).
+	// data planes held at once (strom.AsSeparateProcesses).
 	maxRemote, maxConns int
 }
 
@@ -266,7 +266,7 @@ func runChaos(t *testing.T, cfg strom.Config, data []seqRecord, h chaosHooks, ba
 	}
 	env := strom.NewEnvironment(cfg)
 	if h.dataPlane {
-		strom.UseDataPlane(env)
+		strom.AsSeparateProcesses(env)
 	}
 	src := strom.FromSource(env, strom.SliceSource(data), "sequences")
 	failing := strom.Process(src, h.newMap)
@@ -379,10 +379,12 @@ func chaosSeeds(t *testing.T) int {
 // parallelism (go test -run 'TestChaosRecovery/seed=3/p=2' repeats it).
 func TestChaosRecovery(t *testing.T) { runSeededChaos(t, strom.CheckpointExactlyOnce, 0) }
 
-// The same over the data plane: one TaskManager per subtask, each with
-// its own TCP endpoint, so every shuffle crosses TCP (encoded with the
+// The same as if distributed: one TaskManager per subtask, each with its
+// own TCP endpoint, so every shuffle crosses TCP (encoded with the
 // records' codec, credits over the wire) and every restart opens new
-// remote channels while the old attempt's are released. 5 seeds at
+// remote channels while the old attempt's are released; and every
+// message between the roles crosses the network transport (protobuf over
+// HTTP/2 on loopback): deploys, checkpoint triggers and acks, failures. 5 seeds at
 // parallelism 2 and 4 (fewer with -short or STROM_CHAOS_SEEDS), aligned
 // and unaligned.
 func TestChaosRecoveryOverTheDataPlane(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/strom-dev/strom/internal/rpc"
 	"github.com/strom-dev/strom/internal/scheduler"
@@ -26,6 +27,8 @@ type ResourceManager struct {
 	tms   map[string]*tmSlots
 	order []string // TaskManager ids in registration order
 	queue []rpc.RequestSlots
+
+	registered atomic.Int64 // slots offered, for RegisteredSlots
 }
 
 type tmSlots struct {
@@ -45,6 +48,12 @@ func New(net rpc.Transport, address string, log *slog.Logger) (*ResourceManager,
 	}
 	return &ResourceManager{ep: ep, net: net, log: log, tms: map[string]*tmSlots{}}, nil
 }
+
+// RegisteredSlots is how many slots registered TaskManagers offer, for the
+// process that runs the ResourceManager (any goroutine): the embedded
+// cluster waits for its TaskManagers' registrations when they travel over
+// the network.
+func (rm *ResourceManager) RegisteredSlots() int { return int(rm.registered.Load()) }
 
 // Address is where the ResourceManager is reached.
 func (rm *ResourceManager) Address() string { return rm.ep.Address() }
@@ -82,6 +91,7 @@ func (rm *ResourceManager) handle(m rpc.Message) {
 			rm.order = append(rm.order, m.TaskManager)
 		}
 		rm.tms[m.TaskManager] = &tmSlots{address: m.Address, dataAddress: m.DataAddress, owner: make([]string, m.Slots)}
+		rm.registered.Store(int64(rm.total()))
 		rm.serveQueue()
 	case rpc.RequestSlots:
 		if m.N > rm.total() {

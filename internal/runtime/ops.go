@@ -2,10 +2,6 @@ package runtime
 
 import (
 	"context"
-	"fmt"
-	"reflect"
-
-	"github.com/strom-dev/strom/codec"
 	"github.com/strom-dev/strom/internal/network/tcp"
 
 	"github.com/strom-dev/strom/internal/network"
@@ -18,12 +14,10 @@ import (
 // *network.Channel[T] and Output[T] of the TypeOps' T.
 type TypeOps interface {
 	NewChannel(buffers, batchSize int, n network.Notifier) any
-	// RemoteOutput and RemoteInput open the two ends of a channel whose
-	// producer and consumer run in different processes (network/tcp),
-	// its records encoded with codec.For[T]; the channel is a
-	// *network.Channel[T] as in process.
-	RemoteOutput(ep *tcp.Endpoint, key network.ChannelKey, opts tcp.ChannelOptions) (any, error)
-	RemoteInput(ctx context.Context, ep *tcp.Endpoint, key network.ChannelKey, producer string, n network.Notifier, opts tcp.ChannelOptions) (any, error)
+	// Remote opens the two ends of a channel whose producer and consumer
+	// run in different processes (network/tcp), its records framed with
+	// codec.For[T]; its channels are *network.Channel[T] as in process.
+	Remote() tcp.Ops
 	NewWriter(ctx context.Context, kind PartitionKind, channels []any, kgOf any, maxParallelism int) (Flusher, any)
 	Fanout(outs []any) any
 	Counting(out any, c *Counter) any
@@ -46,21 +40,7 @@ func (Ops[T]) NewChannel(buffers, batchSize int, n network.Notifier) any {
 	return network.NewChannel[T](buffers, batchSize, n)
 }
 
-func (Ops[T]) RemoteOutput(ep *tcp.Endpoint, key network.ChannelKey, opts tcp.ChannelOptions) (any, error) {
-	c, err := codec.For[T]()
-	if err != nil {
-		return nil, fmt.Errorf("records of %v cannot cross processes: %w", reflect.TypeFor[T](), err)
-	}
-	return tcp.Output(ep, key, c, opts)
-}
-
-func (Ops[T]) RemoteInput(ctx context.Context, ep *tcp.Endpoint, key network.ChannelKey, producer string, n network.Notifier, opts tcp.ChannelOptions) (any, error) {
-	c, err := codec.For[T]()
-	if err != nil {
-		return nil, fmt.Errorf("records of %v cannot cross processes: %w", reflect.TypeFor[T](), err)
-	}
-	return tcp.Input(ctx, ep, key, producer, c, n, opts)
-}
+func (Ops[T]) Remote() tcp.Ops { return tcp.OpsFor[T](nil) }
 
 func (Ops[T]) NewWriter(ctx context.Context, kind PartitionKind, channels []any, kgOf any, maxParallelism int) (Flusher, any) {
 	chs := make([]*network.Channel[T], len(channels))

@@ -88,9 +88,9 @@ func buildTask(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, sub
 		}}
 		dp.opened(key, out)
 		if out {
-			return e.Type.RemoteOutput(dp.ep, key, opts)
+			return e.Type.Remote().Output(dp.ep, key, opts)
 		}
-		return e.Type.RemoteInput(ctx, dp.ep, key, peer, n, opts)
+		return e.Type.Remote().Input(ctx, dp.ep, key, peer, n, opts)
 	}
 
 	// The partitioning of an edge between vertices is the JobGraph's: it is
