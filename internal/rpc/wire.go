@@ -26,7 +26,7 @@ func MessageToProto(m Message) (*rpcpb.Envelope, error) {
 	switch m := m.(type) {
 	case RegisterTaskManager:
 		e.Message = &rpcpb.Envelope_RegisterTaskManager{RegisterTaskManager: &rpcpb.RegisterTaskManager{
-			TaskManager: m.TaskManager, Address: m.Address, Slots: int64(m.Slots)}}
+			TaskManager: m.TaskManager, Address: m.Address, Slots: int64(m.Slots), DataAddress: m.DataAddress}}
 	case RequestSlots:
 		e.Message = &rpcpb.Envelope_RequestSlots{RequestSlots: &rpcpb.RequestSlots{
 			JobId: m.JobID, RequestId: m.RequestID, N: int64(m.N), JobMaster: m.JobMaster}}
@@ -67,7 +67,7 @@ func MessageToProto(m Message) (*rpcpb.Envelope, error) {
 	case DeployTask:
 		e.Message = &rpcpb.Envelope_DeployTask{DeployTask: &rpcpb.DeployTask{
 			JobId: m.JobID, Execution: executionToProto(m.Execution), Slot: slotToProto(m.Slot),
-			JobMaster: m.JobMaster, Restore: restoreToProto(m.Restore)}}
+			JobMaster: m.JobMaster, Restore: restoreToProto(m.Restore), Placement: placementToProto(m.Placement)}}
 	case CancelTask:
 		e.Message = &rpcpb.Envelope_CancelTask{CancelTask: &rpcpb.CancelTask{
 			JobId: m.JobID, Execution: executionToProto(m.Execution)}}
@@ -116,7 +116,7 @@ func MessageFromProto(e *rpcpb.Envelope) (Message, error) {
 	switch p := e.GetMessage().(type) {
 	case *rpcpb.Envelope_RegisterTaskManager:
 		m := p.RegisterTaskManager
-		return RegisterTaskManager{TaskManager: m.GetTaskManager(), Address: m.GetAddress(), Slots: int(m.GetSlots())}, nil
+		return RegisterTaskManager{TaskManager: m.GetTaskManager(), Address: m.GetAddress(), Slots: int(m.GetSlots()), DataAddress: m.GetDataAddress()}, nil
 	case *rpcpb.Envelope_RequestSlots:
 		m := p.RequestSlots
 		return RequestSlots{JobID: m.GetJobId(), RequestID: m.GetRequestId(), N: int(m.GetN()), JobMaster: m.GetJobMaster()}, nil
@@ -158,7 +158,7 @@ func MessageFromProto(e *rpcpb.Envelope) (Message, error) {
 	case *rpcpb.Envelope_DeployTask:
 		m := p.DeployTask
 		return DeployTask{JobID: m.GetJobId(), Execution: executionFromProto(m.GetExecution()), Slot: slotFromProto(m.GetSlot()),
-			JobMaster: m.GetJobMaster(), Restore: restoreFromProto(m.GetRestore())}, nil
+			JobMaster: m.GetJobMaster(), Restore: restoreFromProto(m.GetRestore()), Placement: placementFromProto(m.GetPlacement())}, nil
 	case *rpcpb.Envelope_CancelTask:
 		m := p.CancelTask
 		return CancelTask{JobID: m.GetJobId(), Execution: executionFromProto(m.GetExecution())}, nil
@@ -228,11 +228,27 @@ func slotFromProto(p *rpcpb.SlotID) scheduler.SlotID {
 }
 
 func slotOfferToProto(o SlotOffer) *rpcpb.SlotOffer {
-	return &rpcpb.SlotOffer{Slot: slotToProto(o.Slot), Address: o.Address}
+	return &rpcpb.SlotOffer{Slot: slotToProto(o.Slot), Address: o.Address, DataAddress: o.DataAddress}
 }
 
 func slotOfferFromProto(p *rpcpb.SlotOffer) SlotOffer {
-	return SlotOffer{Slot: slotFromProto(p.GetSlot()), Address: p.GetAddress()}
+	return SlotOffer{Slot: slotFromProto(p.GetSlot()), Address: p.GetAddress(), DataAddress: p.GetDataAddress()}
+}
+
+func placementToProto(ps []TaskPlacement) []*rpcpb.TaskPlacement {
+	var out []*rpcpb.TaskPlacement
+	for _, p := range ps {
+		out = append(out, &rpcpb.TaskPlacement{Vertex: int64(p.Vertex), Subtask: int64(p.Subtask), DataAddress: p.DataAddress})
+	}
+	return out
+}
+
+func placementFromProto(ps []*rpcpb.TaskPlacement) []TaskPlacement {
+	var out []TaskPlacement
+	for _, p := range ps {
+		out = append(out, TaskPlacement{Vertex: int(p.GetVertex()), Subtask: int(p.GetSubtask()), DataAddress: p.GetDataAddress()})
+	}
+	return out
 }
 
 // failureToProto drops Cause: the original error stays in this process.

@@ -570,6 +570,7 @@ type RegisterTaskManager struct {
 	TaskManager   string                 `protobuf:"bytes,1,opt,name=task_manager,json=taskManager,proto3" json:"task_manager,omitempty"`
 	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
 	Slots         int64                  `protobuf:"varint,3,opt,name=slots,proto3" json:"slots,omitempty"`
+	DataAddress   string                 `protobuf:"bytes,4,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -623,6 +624,13 @@ func (x *RegisterTaskManager) GetSlots() int64 {
 		return x.Slots
 	}
 	return 0
+}
+
+func (x *RegisterTaskManager) GetDataAddress() string {
+	if x != nil {
+		return x.DataAddress
+	}
+	return ""
 }
 
 type RequestSlots struct {
@@ -1376,6 +1384,7 @@ type DeployTask struct {
 	Slot          *SlotID                `protobuf:"bytes,3,opt,name=slot,proto3" json:"slot,omitempty"`
 	JobMaster     string                 `protobuf:"bytes,4,opt,name=job_master,json=jobMaster,proto3" json:"job_master,omitempty"`
 	Restore       *RestoreHandles        `protobuf:"bytes,5,opt,name=restore,proto3" json:"restore,omitempty"`
+	Placement     []*TaskPlacement       `protobuf:"bytes,6,rep,name=placement,proto3" json:"placement,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1441,6 +1450,13 @@ func (x *DeployTask) GetJobMaster() string {
 func (x *DeployTask) GetRestore() *RestoreHandles {
 	if x != nil {
 		return x.Restore
+	}
+	return nil
+}
+
+func (x *DeployTask) GetPlacement() []*TaskPlacement {
+	if x != nil {
+		return x.Placement
 	}
 	return nil
 }
@@ -2372,6 +2388,7 @@ type SlotOffer struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Slot          *SlotID                `protobuf:"bytes,1,opt,name=slot,proto3" json:"slot,omitempty"`
 	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	DataAddress   string                 `protobuf:"bytes,3,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2420,6 +2437,73 @@ func (x *SlotOffer) GetAddress() string {
 	return ""
 }
 
+func (x *SlotOffer) GetDataAddress() string {
+	if x != nil {
+		return x.DataAddress
+	}
+	return ""
+}
+
+type TaskPlacement struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Vertex        int64                  `protobuf:"varint,1,opt,name=vertex,proto3" json:"vertex,omitempty"`
+	Subtask       int64                  `protobuf:"varint,2,opt,name=subtask,proto3" json:"subtask,omitempty"`
+	DataAddress   string                 `protobuf:"bytes,3,opt,name=data_address,json=dataAddress,proto3" json:"data_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskPlacement) Reset() {
+	*x = TaskPlacement{}
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskPlacement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskPlacement) ProtoMessage() {}
+
+func (x *TaskPlacement) ProtoReflect() protoreflect.Message {
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskPlacement.ProtoReflect.Descriptor instead.
+func (*TaskPlacement) Descriptor() ([]byte, []int) {
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *TaskPlacement) GetVertex() int64 {
+	if x != nil {
+		return x.Vertex
+	}
+	return 0
+}
+
+func (x *TaskPlacement) GetSubtask() int64 {
+	if x != nil {
+		return x.Subtask
+	}
+	return 0
+}
+
+func (x *TaskPlacement) GetDataAddress() string {
+	if x != nil {
+		return x.DataAddress
+	}
+	return ""
+}
+
 type ExecutionStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            *ExecutionID           `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2432,7 +2516,7 @@ type ExecutionStatus struct {
 
 func (x *ExecutionStatus) Reset() {
 	*x = ExecutionStatus{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[30]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2444,7 +2528,7 @@ func (x *ExecutionStatus) String() string {
 func (*ExecutionStatus) ProtoMessage() {}
 
 func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[30]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2457,7 +2541,7 @@ func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionStatus.ProtoReflect.Descriptor instead.
 func (*ExecutionStatus) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{30}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ExecutionStatus) GetId() *ExecutionID {
@@ -2498,7 +2582,7 @@ type TaskMetrics struct {
 
 func (x *TaskMetrics) Reset() {
 	*x = TaskMetrics{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[31]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2510,7 +2594,7 @@ func (x *TaskMetrics) String() string {
 func (*TaskMetrics) ProtoMessage() {}
 
 func (x *TaskMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[31]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2523,7 +2607,7 @@ func (x *TaskMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskMetrics.ProtoReflect.Descriptor instead.
 func (*TaskMetrics) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{31}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TaskMetrics) GetExecution() *ExecutionID {
@@ -2557,7 +2641,7 @@ type OperatorMetrics struct {
 
 func (x *OperatorMetrics) Reset() {
 	*x = OperatorMetrics{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[32]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2569,7 +2653,7 @@ func (x *OperatorMetrics) String() string {
 func (*OperatorMetrics) ProtoMessage() {}
 
 func (x *OperatorMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[32]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2582,7 +2666,7 @@ func (x *OperatorMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorMetrics.ProtoReflect.Descriptor instead.
 func (*OperatorMetrics) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{32}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *OperatorMetrics) GetVertex() int64 {
@@ -2663,7 +2747,7 @@ type OperatorTotals struct {
 
 func (x *OperatorTotals) Reset() {
 	*x = OperatorTotals{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[33]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2675,7 +2759,7 @@ func (x *OperatorTotals) String() string {
 func (*OperatorTotals) ProtoMessage() {}
 
 func (x *OperatorTotals) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[33]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2688,7 +2772,7 @@ func (x *OperatorTotals) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorTotals.ProtoReflect.Descriptor instead.
 func (*OperatorTotals) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{33}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *OperatorTotals) GetNode() int64 {
@@ -2751,7 +2835,7 @@ type RestoreHandles struct {
 
 func (x *RestoreHandles) Reset() {
 	*x = RestoreHandles{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[34]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2763,7 +2847,7 @@ func (x *RestoreHandles) String() string {
 func (*RestoreHandles) ProtoMessage() {}
 
 func (x *RestoreHandles) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[34]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2776,7 +2860,7 @@ func (x *RestoreHandles) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreHandles.ProtoReflect.Descriptor instead.
 func (*RestoreHandles) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{34}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RestoreHandles) GetCheckpointId() int64 {
@@ -2814,7 +2898,7 @@ type OperatorState struct {
 
 func (x *OperatorState) Reset() {
 	*x = OperatorState{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[35]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2826,7 +2910,7 @@ func (x *OperatorState) String() string {
 func (*OperatorState) ProtoMessage() {}
 
 func (x *OperatorState) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[35]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2839,7 +2923,7 @@ func (x *OperatorState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorState.ProtoReflect.Descriptor instead.
 func (*OperatorState) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{35}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *OperatorState) GetUid() string {
@@ -2892,7 +2976,7 @@ type SubtaskState struct {
 
 func (x *SubtaskState) Reset() {
 	*x = SubtaskState{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[36]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2904,7 +2988,7 @@ func (x *SubtaskState) String() string {
 func (*SubtaskState) ProtoMessage() {}
 
 func (x *SubtaskState) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[36]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2917,7 +3001,7 @@ func (x *SubtaskState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubtaskState.ProtoReflect.Descriptor instead.
 func (*SubtaskState) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{36}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SubtaskState) GetSubtask() int64 {
@@ -2975,7 +3059,7 @@ type StateHandle struct {
 
 func (x *StateHandle) Reset() {
 	*x = StateHandle{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[37]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2987,7 +3071,7 @@ func (x *StateHandle) String() string {
 func (*StateHandle) ProtoMessage() {}
 
 func (x *StateHandle) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[37]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3000,7 +3084,7 @@ func (x *StateHandle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateHandle.ProtoReflect.Descriptor instead.
 func (*StateHandle) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{37}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *StateHandle) GetPath() string {
@@ -3042,7 +3126,7 @@ type OperatorSnapshot struct {
 
 func (x *OperatorSnapshot) Reset() {
 	*x = OperatorSnapshot{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[38]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3054,7 +3138,7 @@ func (x *OperatorSnapshot) String() string {
 func (*OperatorSnapshot) ProtoMessage() {}
 
 func (x *OperatorSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[38]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3067,7 +3151,7 @@ func (x *OperatorSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorSnapshot.ProtoReflect.Descriptor instead.
 func (*OperatorSnapshot) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{38}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *OperatorSnapshot) GetUid() string {
@@ -3123,11 +3207,12 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"job_status\x18\x15 \x01(\v2\x17.strom.rpc.v1.JobStatusH\x00R\tjobStatus\x12>\n" +
 	"\fjob_finished\x18\x16 \x01(\v2\x19.strom.rpc.v1.JobFinishedH\x00R\vjobFinished\x12J\n" +
 	"\x10savepoint_result\x18\x17 \x01(\v2\x1d.strom.rpc.v1.SavepointResultH\x00R\x0fsavepointResultB\t\n" +
-	"\amessage\"h\n" +
+	"\amessage\"\x8b\x01\n" +
 	"\x13RegisterTaskManager\x12!\n" +
 	"\ftask_manager\x18\x01 \x01(\tR\vtaskManager\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
-	"\x05slots\x18\x03 \x01(\x03R\x05slots\"q\n" +
+	"\x05slots\x18\x03 \x01(\x03R\x05slots\x12!\n" +
+	"\fdata_address\x18\x04 \x01(\tR\vdataAddress\"q\n" +
 	"\fRequestSlots\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +
@@ -3184,7 +3269,7 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\"`\n" +
 	"\x0eTaskEndOfInput\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x127\n" +
-	"\texecution\x18\x02 \x01(\v2\x19.strom.rpc.v1.ExecutionIDR\texecution\"\xdd\x01\n" +
+	"\texecution\x18\x02 \x01(\v2\x19.strom.rpc.v1.ExecutionIDR\texecution\"\x98\x02\n" +
 	"\n" +
 	"DeployTask\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x127\n" +
@@ -3192,7 +3277,8 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\x04slot\x18\x03 \x01(\v2\x14.strom.rpc.v1.SlotIDR\x04slot\x12\x1d\n" +
 	"\n" +
 	"job_master\x18\x04 \x01(\tR\tjobMaster\x126\n" +
-	"\arestore\x18\x05 \x01(\v2\x1c.strom.rpc.v1.RestoreHandlesR\arestore\"\\\n" +
+	"\arestore\x18\x05 \x01(\v2\x1c.strom.rpc.v1.RestoreHandlesR\arestore\x129\n" +
+	"\tplacement\x18\x06 \x03(\v2\x1b.strom.rpc.v1.TaskPlacementR\tplacement\"\\\n" +
 	"\n" +
 	"CancelTask\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x127\n" +
@@ -3274,10 +3360,15 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\x05stack\x18\t \x01(\tR\x05stack\x12\x1d\n" +
 	"\n" +
 	"no_restart\x18\n" +
-	" \x01(\bR\tnoRestart\"O\n" +
+	" \x01(\bR\tnoRestart\"r\n" +
 	"\tSlotOffer\x12(\n" +
 	"\x04slot\x18\x01 \x01(\v2\x14.strom.rpc.v1.SlotIDR\x04slot\x12\x18\n" +
-	"\aaddress\x18\x02 \x01(\tR\aaddress\"\xad\x01\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12!\n" +
+	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\"d\n" +
+	"\rTaskPlacement\x12\x16\n" +
+	"\x06vertex\x18\x01 \x01(\x03R\x06vertex\x12\x18\n" +
+	"\asubtask\x18\x02 \x01(\x03R\asubtask\x12!\n" +
+	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\"\xad\x01\n" +
 	"\x0fExecutionStatus\x12)\n" +
 	"\x02id\x18\x01 \x01(\v2\x19.strom.rpc.v1.ExecutionIDR\x02id\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\x03R\x05state\x12(\n" +
@@ -3348,7 +3439,7 @@ func file_strom_rpc_v1_rpc_proto_rawDescGZIP() []byte {
 	return file_strom_rpc_v1_rpc_proto_rawDescData
 }
 
-var file_strom_rpc_v1_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_strom_rpc_v1_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_strom_rpc_v1_rpc_proto_goTypes = []any{
 	(*DeliverRequest)(nil),           // 0: strom.rpc.v1.DeliverRequest
 	(*DeliverResponse)(nil),          // 1: strom.rpc.v1.DeliverResponse
@@ -3380,15 +3471,16 @@ var file_strom_rpc_v1_rpc_proto_goTypes = []any{
 	(*SlotID)(nil),                   // 27: strom.rpc.v1.SlotID
 	(*Failure)(nil),                  // 28: strom.rpc.v1.Failure
 	(*SlotOffer)(nil),                // 29: strom.rpc.v1.SlotOffer
-	(*ExecutionStatus)(nil),          // 30: strom.rpc.v1.ExecutionStatus
-	(*TaskMetrics)(nil),              // 31: strom.rpc.v1.TaskMetrics
-	(*OperatorMetrics)(nil),          // 32: strom.rpc.v1.OperatorMetrics
-	(*OperatorTotals)(nil),           // 33: strom.rpc.v1.OperatorTotals
-	(*RestoreHandles)(nil),           // 34: strom.rpc.v1.RestoreHandles
-	(*OperatorState)(nil),            // 35: strom.rpc.v1.OperatorState
-	(*SubtaskState)(nil),             // 36: strom.rpc.v1.SubtaskState
-	(*StateHandle)(nil),              // 37: strom.rpc.v1.StateHandle
-	(*OperatorSnapshot)(nil),         // 38: strom.rpc.v1.OperatorSnapshot
+	(*TaskPlacement)(nil),            // 30: strom.rpc.v1.TaskPlacement
+	(*ExecutionStatus)(nil),          // 31: strom.rpc.v1.ExecutionStatus
+	(*TaskMetrics)(nil),              // 32: strom.rpc.v1.TaskMetrics
+	(*OperatorMetrics)(nil),          // 33: strom.rpc.v1.OperatorMetrics
+	(*OperatorTotals)(nil),           // 34: strom.rpc.v1.OperatorTotals
+	(*RestoreHandles)(nil),           // 35: strom.rpc.v1.RestoreHandles
+	(*OperatorState)(nil),            // 36: strom.rpc.v1.OperatorState
+	(*SubtaskState)(nil),             // 37: strom.rpc.v1.SubtaskState
+	(*StateHandle)(nil),              // 38: strom.rpc.v1.StateHandle
+	(*OperatorSnapshot)(nil),         // 39: strom.rpc.v1.OperatorSnapshot
 }
 var file_strom_rpc_v1_rpc_proto_depIdxs = []int32{
 	2,  // 0: strom.rpc.v1.DeliverRequest.messages:type_name -> strom.rpc.v1.Envelope
@@ -3419,44 +3511,45 @@ var file_strom_rpc_v1_rpc_proto_depIdxs = []int32{
 	29, // 25: strom.rpc.v1.SlotsGranted.slots:type_name -> strom.rpc.v1.SlotOffer
 	26, // 26: strom.rpc.v1.TaskStateUpdate.execution:type_name -> strom.rpc.v1.ExecutionID
 	28, // 27: strom.rpc.v1.TaskStateUpdate.failure:type_name -> strom.rpc.v1.Failure
-	32, // 28: strom.rpc.v1.TaskStateUpdate.metrics:type_name -> strom.rpc.v1.OperatorMetrics
-	31, // 29: strom.rpc.v1.MetricsReport.tasks:type_name -> strom.rpc.v1.TaskMetrics
+	33, // 28: strom.rpc.v1.TaskStateUpdate.metrics:type_name -> strom.rpc.v1.OperatorMetrics
+	32, // 29: strom.rpc.v1.MetricsReport.tasks:type_name -> strom.rpc.v1.TaskMetrics
 	26, // 30: strom.rpc.v1.AcknowledgeCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
-	38, // 31: strom.rpc.v1.AcknowledgeCheckpoint.states:type_name -> strom.rpc.v1.OperatorSnapshot
+	39, // 31: strom.rpc.v1.AcknowledgeCheckpoint.states:type_name -> strom.rpc.v1.OperatorSnapshot
 	26, // 32: strom.rpc.v1.DeclineCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
 	26, // 33: strom.rpc.v1.TaskEndOfInput.execution:type_name -> strom.rpc.v1.ExecutionID
 	26, // 34: strom.rpc.v1.DeployTask.execution:type_name -> strom.rpc.v1.ExecutionID
 	27, // 35: strom.rpc.v1.DeployTask.slot:type_name -> strom.rpc.v1.SlotID
-	34, // 36: strom.rpc.v1.DeployTask.restore:type_name -> strom.rpc.v1.RestoreHandles
-	26, // 37: strom.rpc.v1.CancelTask.execution:type_name -> strom.rpc.v1.ExecutionID
-	26, // 38: strom.rpc.v1.TriggerCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
-	26, // 39: strom.rpc.v1.DrainSource.execution:type_name -> strom.rpc.v1.ExecutionID
-	26, // 40: strom.rpc.v1.AbortCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
-	26, // 41: strom.rpc.v1.NotifyCheckpointComplete.execution:type_name -> strom.rpc.v1.ExecutionID
-	30, // 42: strom.rpc.v1.JobStatus.executions:type_name -> strom.rpc.v1.ExecutionStatus
-	33, // 43: strom.rpc.v1.JobStatus.operators:type_name -> strom.rpc.v1.OperatorTotals
-	28, // 44: strom.rpc.v1.JobFinished.failure:type_name -> strom.rpc.v1.Failure
-	30, // 45: strom.rpc.v1.JobFinished.executions:type_name -> strom.rpc.v1.ExecutionStatus
-	33, // 46: strom.rpc.v1.JobFinished.operators:type_name -> strom.rpc.v1.OperatorTotals
-	27, // 47: strom.rpc.v1.SlotOffer.slot:type_name -> strom.rpc.v1.SlotID
-	26, // 48: strom.rpc.v1.ExecutionStatus.id:type_name -> strom.rpc.v1.ExecutionID
-	27, // 49: strom.rpc.v1.ExecutionStatus.slot:type_name -> strom.rpc.v1.SlotID
-	28, // 50: strom.rpc.v1.ExecutionStatus.failure:type_name -> strom.rpc.v1.Failure
-	26, // 51: strom.rpc.v1.TaskMetrics.execution:type_name -> strom.rpc.v1.ExecutionID
-	32, // 52: strom.rpc.v1.TaskMetrics.operators:type_name -> strom.rpc.v1.OperatorMetrics
-	35, // 53: strom.rpc.v1.RestoreHandles.operators:type_name -> strom.rpc.v1.OperatorState
-	36, // 54: strom.rpc.v1.OperatorState.subtasks:type_name -> strom.rpc.v1.SubtaskState
-	37, // 55: strom.rpc.v1.SubtaskState.keyed:type_name -> strom.rpc.v1.StateHandle
-	37, // 56: strom.rpc.v1.SubtaskState.operator:type_name -> strom.rpc.v1.StateHandle
-	37, // 57: strom.rpc.v1.SubtaskState.channel:type_name -> strom.rpc.v1.StateHandle
-	36, // 58: strom.rpc.v1.OperatorSnapshot.state:type_name -> strom.rpc.v1.SubtaskState
-	0,  // 59: strom.rpc.v1.EndpointService.Deliver:input_type -> strom.rpc.v1.DeliverRequest
-	1,  // 60: strom.rpc.v1.EndpointService.Deliver:output_type -> strom.rpc.v1.DeliverResponse
-	60, // [60:61] is the sub-list for method output_type
-	59, // [59:60] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	35, // 36: strom.rpc.v1.DeployTask.restore:type_name -> strom.rpc.v1.RestoreHandles
+	30, // 37: strom.rpc.v1.DeployTask.placement:type_name -> strom.rpc.v1.TaskPlacement
+	26, // 38: strom.rpc.v1.CancelTask.execution:type_name -> strom.rpc.v1.ExecutionID
+	26, // 39: strom.rpc.v1.TriggerCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
+	26, // 40: strom.rpc.v1.DrainSource.execution:type_name -> strom.rpc.v1.ExecutionID
+	26, // 41: strom.rpc.v1.AbortCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
+	26, // 42: strom.rpc.v1.NotifyCheckpointComplete.execution:type_name -> strom.rpc.v1.ExecutionID
+	31, // 43: strom.rpc.v1.JobStatus.executions:type_name -> strom.rpc.v1.ExecutionStatus
+	34, // 44: strom.rpc.v1.JobStatus.operators:type_name -> strom.rpc.v1.OperatorTotals
+	28, // 45: strom.rpc.v1.JobFinished.failure:type_name -> strom.rpc.v1.Failure
+	31, // 46: strom.rpc.v1.JobFinished.executions:type_name -> strom.rpc.v1.ExecutionStatus
+	34, // 47: strom.rpc.v1.JobFinished.operators:type_name -> strom.rpc.v1.OperatorTotals
+	27, // 48: strom.rpc.v1.SlotOffer.slot:type_name -> strom.rpc.v1.SlotID
+	26, // 49: strom.rpc.v1.ExecutionStatus.id:type_name -> strom.rpc.v1.ExecutionID
+	27, // 50: strom.rpc.v1.ExecutionStatus.slot:type_name -> strom.rpc.v1.SlotID
+	28, // 51: strom.rpc.v1.ExecutionStatus.failure:type_name -> strom.rpc.v1.Failure
+	26, // 52: strom.rpc.v1.TaskMetrics.execution:type_name -> strom.rpc.v1.ExecutionID
+	33, // 53: strom.rpc.v1.TaskMetrics.operators:type_name -> strom.rpc.v1.OperatorMetrics
+	36, // 54: strom.rpc.v1.RestoreHandles.operators:type_name -> strom.rpc.v1.OperatorState
+	37, // 55: strom.rpc.v1.OperatorState.subtasks:type_name -> strom.rpc.v1.SubtaskState
+	38, // 56: strom.rpc.v1.SubtaskState.keyed:type_name -> strom.rpc.v1.StateHandle
+	38, // 57: strom.rpc.v1.SubtaskState.operator:type_name -> strom.rpc.v1.StateHandle
+	38, // 58: strom.rpc.v1.SubtaskState.channel:type_name -> strom.rpc.v1.StateHandle
+	37, // 59: strom.rpc.v1.OperatorSnapshot.state:type_name -> strom.rpc.v1.SubtaskState
+	0,  // 60: strom.rpc.v1.EndpointService.Deliver:input_type -> strom.rpc.v1.DeliverRequest
+	1,  // 61: strom.rpc.v1.EndpointService.Deliver:output_type -> strom.rpc.v1.DeliverResponse
+	61, // [61:62] is the sub-list for method output_type
+	60, // [60:61] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_strom_rpc_v1_rpc_proto_init() }
@@ -3495,7 +3588,7 @@ func file_strom_rpc_v1_rpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strom_rpc_v1_rpc_proto_rawDesc), len(file_strom_rpc_v1_rpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
