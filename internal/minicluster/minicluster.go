@@ -23,6 +23,7 @@ import (
 	"github.com/strom-dev/strom/internal/jobmaster"
 	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/resourcemanager"
+	"github.com/strom-dev/strom/internal/rest"
 	"github.com/strom-dev/strom/internal/rpc"
 	"github.com/strom-dev/strom/internal/scheduler"
 	"github.com/strom-dev/strom/internal/taskmanager"
@@ -48,6 +49,16 @@ type Config struct {
 	// DropMessage, if set, loses the messages it accepts between the
 	// roles (fault-injection tests; see rpc.Local.DropWhen).
 	DropMessage func(to string, m rpc.Message) bool
+	// RESTAddress, when set, serves the REST API on it (host:port; port
+	// 0 picks one, see RESTURL) over the Dispatcher (rest.go).
+	// SavepointDir is its default savepoint target; BinaryDir, when set,
+	// keeps uploaded job binaries (at most MaxBinaryBytes each, 0: the
+	// REST default); Logger receives the server's logs.
+	RESTAddress    string
+	SavepointDir   string
+	BinaryDir      string
+	MaxBinaryBytes int64
+	Logger         *slog.Logger
 }
 
 const (
@@ -66,6 +77,8 @@ type MiniCluster struct {
 	reg    *network.Registry
 	disp   *dispatcher.Dispatcher
 	slots  int
+	tms    []tmInfo     // the TaskManagers started (rest.go)
+	rest   *rest.Server // nil without RESTAddress
 
 	mu     sync.Mutex
 	closed bool
@@ -111,6 +124,7 @@ func (c *MiniCluster) start(cfg Config) error {
 			return err
 		}
 		c.goRun(tm.Run)
+		c.tms = append(c.tms, tmInfo{id: id, address: "taskmanager-" + id, slots: cfg.SlotsPerManager})
 	}
 	c.disp, err = dispatcher.New(dispatcher.Config{
 		Address:        dispatcherAddress,
@@ -125,6 +139,9 @@ func (c *MiniCluster) start(cfg Config) error {
 		return err
 	}
 	c.goRun(c.disp.Run)
+	if cfg.RESTAddress != "" {
+		return c.startREST(cfg)
+	}
 	return nil
 }
 
@@ -212,6 +229,7 @@ func (c *MiniCluster) Close() {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
+	c.closeREST()
 	c.cancel()
 	c.wg.Wait()
 }
