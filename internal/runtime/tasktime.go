@@ -30,7 +30,7 @@ type TaskTimes struct {
 	waitKind  atomic.Int32
 	// watermarks are the chain's operators' input watermarks, by chain
 	// index, as of the task's last publish.
-	watermarks atomic.Pointer[[]int64]
+	watermarks atomic.Pointer[[]atomic.Int64]
 }
 
 const (
@@ -122,32 +122,27 @@ func (tt *TaskTimes) Watermarks() []int64 {
 	if p == nil {
 		return nil
 	}
-	return *p
+	out := make([]int64, len(*p))
+	for i := range *p {
+		out[i] = (*p)[i].Load()
+	}
+	return out
 }
 
 // Times is the task's time accounting (see TaskTimes).
 func (t *Task) Times() *TaskTimes { return &t.times }
 
 // publishWatermarks stores the chain's operators' input watermarks for
-// Watermarks, reusing the slice when they did not change (the common case
-// between two batches), so publishing costs no allocation then.
+// Watermarks: one atomic store per operator and batch, no allocation after
+// the first.
 func (t *Task) publishWatermarks() {
-	old := t.times.watermarks.Load()
-	changed := old == nil || len(*old) != len(t.Chain)
-	if !changed {
-		for i := range t.Chain {
-			if (*old)[i] != t.operatorWatermark(i) {
-				changed = true
-				break
-			}
-		}
+	p := t.times.watermarks.Load()
+	if p == nil || len(*p) != len(t.Chain) {
+		wms := make([]atomic.Int64, len(t.Chain))
+		p = &wms
+		defer t.times.watermarks.Store(p) // filled first
 	}
-	if !changed {
-		return
-	}
-	wms := make([]int64, len(t.Chain))
 	for i := range t.Chain {
-		wms[i] = t.operatorWatermark(i)
+		(*p)[i].Store(t.operatorWatermark(i))
 	}
-	t.times.watermarks.Store(&wms)
 }
