@@ -94,11 +94,12 @@ type Config struct {
 	DisableChaining bool
 	// Logger receives the runtime's structured logs (default slog.Default()).
 	Logger *slog.Logger
-	// Cluster is the address of a Strom cluster to submit the job to
-	// (default: the STROM_CLUSTER environment variable; empty: run it in an
-	// embedded cluster in this process). Not supported yet: a job given a
-	// cluster fails to execute with ErrNotYetSupported rather than quietly
-	// running embedded.
+	// Cluster is the REST address of a Strom cluster (its JobManager,
+	// http://host:8081) to submit the job to (default: the STROM_CLUSTER
+	// environment variable; empty: run it in an embedded cluster in this
+	// process). The program submits itself: its executable, its arguments
+	// and its JobGraph (submit.go). Strom parses no flag of the program's:
+	// a program that wants "--cluster URL" copies its flag here.
 	Cluster string
 
 	// CheckpointInterval turns on periodic checkpoints (0: off). A job
@@ -253,10 +254,13 @@ const (
 	runEmbedded runMode = iota // an embedded cluster in this process
 	runSubmit                  // submit the binary and its JobGraph to Config.Cluster
 	runWorker                  // run tasks for a TaskManager that started this process
+	runPlan                    // print the JobGraph and exit (PrintPlanEnv)
 )
 
 func (c Config) runMode() runMode {
 	switch {
+	case os.Getenv(PrintPlanEnv) == "1":
+		return runPlan
 	case os.Getenv(workerEnv) != "":
 		return runWorker
 	case c.Cluster != "":
@@ -394,6 +398,9 @@ func (e *Environment) Execute(ctx context.Context, jobName string) (*JobResult, 
 
 // JobClient controls a job started with ExecuteAsync.
 type JobClient struct {
+	// remote is set when the job was submitted to a cluster (submit.go):
+	// then every method works over REST and the fields below are unset.
+	remote *remoteJob
 	mc     *minicluster.MiniCluster
 	h      *minicluster.JobHandle
 	name   string
@@ -418,11 +425,8 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 	if err := keygroup.Validate(cfg.Parallelism, cfg.MaxParallelism); err != nil {
 		return nil, fmt.Errorf("strom: job %q: %w", jobName, err)
 	}
-	switch cfg.runMode() {
-	case runSubmit:
-		return nil, fmt.Errorf("strom: job %q: submitting to the cluster at %q (Config.Cluster or $%s): %w — the distributed runtime is not built yet; leave both empty to run the job embedded",
-			jobName, cfg.Cluster, ClusterEnv, ErrNotYetSupported)
-	case runWorker:
+	mode := cfg.runMode()
+	if mode == runWorker {
 		return nil, fmt.Errorf("strom: job %q: running as a TaskManager's job worker ($%s is set): %w", jobName, workerEnv, ErrNotYetSupported)
 	}
 	if err := ctx.Err(); err != nil {
@@ -439,6 +443,12 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 	if err != nil {
 		return nil, fmt.Errorf("strom: job %q: %w", jobName, err)
 	}
+	switch mode {
+	case runPlan:
+		return nil, printPlan(jobName, jg)
+	case runSubmit:
+		return submit(ctx, jobName, cfg, jg)
+	}
 	tms, slots := cfg.TaskManagers, cfg.SlotsPerTaskManager
 	if tms <= 0 {
 		tms = 1
@@ -446,7 +456,7 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 	if slots <= 0 {
 		slots = (jg.SlotsNeeded() + tms - 1) / tms
 	}
-	mc, err := minicluster.Start(minicluster.Config{TaskManagers: tms, SlotsPerManager: slots, DropMessage: e.seam.dropMessage})
+	mc, err := minicluster.Start(minicluster.Config{TaskManagers: tms, SlotsPerManager: slots, DropMessage: e.seam.dropMessage, DataPlane: e.seam.processes, NetworkRPC: e.seam.processes})
 	if err != nil {
 		return nil, fmt.Errorf("strom: starting embedded cluster: %w", err)
 	}
@@ -492,16 +502,35 @@ func taskHooks(hooks ...func(*runtime.Task)) func(*runtime.Task) {
 }
 
 // JobID is the job's id.
-func (c *JobClient) JobID() string { return c.h.ID() }
+func (c *JobClient) JobID() string {
+	if c.remote != nil {
+		return c.remote.id
+	}
+	return c.h.ID()
+}
 
 // Cancel asks the job to stop; Wait returns once it has.
-func (c *JobClient) Cancel() { c.h.Cancel() }
+func (c *JobClient) Cancel() {
+	if c.remote != nil {
+		c.remote.cancel()
+		return
+	}
+	c.h.Cancel()
+}
 
 // Done is closed when the job has ended.
-func (c *JobClient) Done() <-chan struct{} { return c.h.Done() }
+func (c *JobClient) Done() <-chan struct{} {
+	if c.remote != nil {
+		return c.remote.doneChan()
+	}
+	return c.h.Done()
+}
 
 // Status is the job's state, in Flink's names (RUNNING, FINISHED, ...).
 func (c *JobClient) Status() string {
+	if c.remote != nil {
+		return c.remote.status()
+	}
 	st, _ := c.h.Status()
 	return st.String()
 }
@@ -509,6 +538,9 @@ func (c *JobClient) Status() string {
 // TaskStates counts the job's subtasks per execution state (CREATED,
 // SCHEDULED, DEPLOYING, INITIALIZING, RUNNING, FINISHED, ...).
 func (c *JobClient) TaskStates() map[string]int {
+	if c.remote != nil {
+		return c.remote.taskStates()
+	}
 	_, execs := c.h.Status()
 	m := map[string]int{}
 	for _, e := range execs {
@@ -518,12 +550,22 @@ func (c *JobClient) TaskStates() map[string]int {
 }
 
 // Metrics returns the current per-operator record counts.
-func (c *JobClient) Metrics() []OperatorResult { return toResults(c.h.Totals()) }
+// For a job on a cluster the counts are per job vertex (a chain of
+// operators), as the REST API has them.
+func (c *JobClient) Metrics() []OperatorResult {
+	if c.remote != nil {
+		return c.remote.metrics()
+	}
+	return toResults(c.h.Totals())
+}
 
 // Wait blocks until the job ends and reports how (see Execute for the
 // errors), or until ctx ends: then it returns ctx's error and the job goes
 // on (stop it with Cancel, or with the context given to ExecuteAsync).
 func (c *JobClient) Wait(ctx context.Context) (*JobResult, error) {
+	if c.remote != nil {
+		return c.remote.wait(ctx)
+	}
 	r, err := c.h.Wait(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("strom: waiting for job %q: %w", c.name, err)
@@ -544,7 +586,14 @@ func (c *JobClient) Wait(ctx context.Context) (*JobResult, error) {
 
 // Close cancels the job if it still runs and stops the embedded cluster,
 // waiting for every goroutine of it.
+//
+// For a job submitted to a cluster, Close cancels the job if it still runs
+// and releases the client; the cluster runs on.
 func (c *JobClient) Close() {
+	if c.remote != nil {
+		c.remote.close()
+		return
+	}
 	if c.closed {
 		return
 	}

@@ -4,3 +4,13 @@ package strom
 // cluster holds right now, so a test can check that restarts release the
 // channels of the attempts they replace (recovery_chaos_test.go).
 func NetworkChannels(c *JobClient) int { return c.mc.Registry().Len() }
+
+// RemoteChannels is how many channels the job's cluster's data planes
+// hold open (both ends count), and how many connections.
+func RemoteChannels(c *JobClient) (channels, conns int) {
+	for _, d := range c.mc.DataPlanes() {
+		channels += d.Len()
+		conns += d.Conns()
+	}
+	return channels, conns
+}

@@ -59,6 +59,10 @@ func (c *JobClient) savepoint(ctx context.Context, what, targetDir string, stop,
 	if targetDir == "" {
 		targetDir = c.savepointDir
 	}
+	if c.remote != nil {
+		// "" lets the cluster use its default savepoint directory.
+		return c.remote.savepoint(ctx, targetDir, stop, drain)
+	}
 	if targetDir == "" {
 		return "", fmt.Errorf("strom: %s of job %q: %w", what, c.name, ErrNoSavepointDir)
 	}

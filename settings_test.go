@@ -2,6 +2,7 @@ package strom_test
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -133,10 +134,11 @@ func TestConfigEnsureDefaults(t *testing.T) {
 
 func newEnvDefaults() *strom.Environment { return strom.NewEnvironment() }
 
-// Asking to run a job on a cluster, or as a TaskManager's worker, is a
-// clear "not yet" until the distributed runtime exists — never a silent
-// fallback to the embedded cluster.
-func TestClusterExecutionIsNotYetSupported(t *testing.T) {
+// Asking to run a job on a cluster submits it there (submit_test.go) and
+// never falls back silently to the embedded cluster: an unreachable
+// cluster is an error. Running as a TaskManager's worker is a clear "not
+// yet" until the distributed runtime exists.
+func TestClusterExecutionNeverFallsBackToEmbedded(t *testing.T) {
 	run := func(cfg strom.Config) error {
 		env := strom.NewEnvironment(cfg)
 		out := strom.Collect(strom.FromElements(env, 1, 2, 3))
@@ -144,19 +146,26 @@ func TestClusterExecutionIsNotYetSupported(t *testing.T) {
 		require.Zero(t, out.Len(), "nothing ran embedded")
 		return err
 	}
-	err := run(strom.Config{Cluster: "http://127.0.0.1:8081"})
-	require.ErrorIs(t, err, strom.ErrNotYetSupported)
-	require.ErrorContains(t, err, `submitting to the cluster at "http://127.0.0.1:8081"`)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := "http://" + ln.Addr().String()
+	require.NoError(t, ln.Close())
 
-	t.Setenv(strom.ClusterEnv, "http://127.0.0.1:9")
+	err = run(strom.Config{Cluster: dead})
+	require.ErrorContains(t, err, "cannot reach the JobManager at "+dead)
+
+	t.Setenv(strom.ClusterEnv, dead)
 	err = run(strom.Config{})
-	require.ErrorIs(t, err, strom.ErrNotYetSupported)
-	require.ErrorContains(t, err, "STROM_CLUSTER")
+	require.ErrorContains(t, err, "cannot reach the JobManager at "+dead)
 
 	t.Setenv(strom.ClusterEnv, "")
 	t.Setenv("STROM_JOB_WORKER", "1")
 	err = run(strom.Config{})
 	require.ErrorIs(t, err, strom.ErrNotYetSupported)
+	require.ErrorContains(t, err, "job worker")
+	// A worker runs with the program's arguments, which may set a cluster:
+	// it must serve tasks, not submit the job again.
+	err = run(strom.Config{Cluster: dead})
 	require.ErrorContains(t, err, "job worker")
 }
 

@@ -37,6 +37,12 @@ func rootCmd() *cobra.Command {
 	}
 	root.AddCommand(versionCmd(), demoCmd())
 	root.AddCommand(nexmarkCmd())
-	root.AddCommand(savepointCmd())
+	root.AddCommand(withSavepointTrigger(savepointCmd()))
+	root.AddCommand(runCmd())
+	root.AddCommand(listCmd())
+	root.AddCommand(infoCmd())
+	root.AddCommand(cancelCmd())
+	root.AddCommand(stopCmd())
+	root.AddCommand(checkpointCmd())
 	return root
 }

@@ -95,9 +95,12 @@ type JobMaster struct {
 	local   []scheduler.Event // events raised by the JobMaster itself
 	request uint64            // id of the latest slot request
 	tms     map[string]string // TaskManager id → address, from slot grants
-	metrics map[subtask]*execMetrics
-	done    bool        // JobFinished was sent
-	timer   *time.Timer // for the tick the Scheduler asked for; nil: none
+	// dataAddrs are the TaskManagers' data-plane addresses, from slot
+	// grants (none in the embedded cluster).
+	dataAddrs map[string]string
+	metrics   map[subtask]*execMetrics
+	done      bool        // JobFinished was sent
+	timer     *time.Timer // for the tick the Scheduler asked for; nil: none
 
 	ck *ckShell // nil without checkpointing
 	// rest is what the REST API shows beyond the Scheduler's view
@@ -149,6 +152,7 @@ func New(cfg Config) (*JobMaster, error) {
 		disp:        cfg.Transport.Dispatcher(cfg.Dispatcher),
 		start:       time.Now(),
 		tms:         map[string]string{},
+		dataAddrs:   map[string]string{},
 		metrics:     map[subtask]*execMetrics{},
 		rest:        newDetails(),
 	}, nil
@@ -233,6 +237,9 @@ func (jm *JobMaster) handle(m rpc.Message) {
 		}
 		for _, s := range m.Slots {
 			jm.tms[s.Slot.TaskManager] = s.Address
+			if s.DataAddress != "" {
+				jm.dataAddrs[s.Slot.TaskManager] = s.DataAddress
+			}
 		}
 		jm.step(scheduler.EvSlotsGranted{Slots: offeredSlots(m.Slots)})
 	case rpc.SlotsRefused:
@@ -359,10 +366,24 @@ func (jm *JobMaster) deploy(a scheduler.ActDeploy) {
 		jm.local = append(jm.local, scheduler.EvTaskState{ID: a.ID, State: scheduler.Failed, Err: fmt.Errorf("no TaskManager %s", a.Slot.TaskManager)})
 		return
 	}
-	err := jm.cfg.Transport.TaskManager(addr).DeployTask(rpc.DeployTask{JobID: jm.cfg.JobID, Execution: a.ID, Slot: a.Slot, JobMaster: jm.cfg.Address, Restore: jm.restoreHandles()})
+	err := jm.cfg.Transport.TaskManager(addr).DeployTask(rpc.DeployTask{JobID: jm.cfg.JobID, Execution: a.ID, Slot: a.Slot, JobMaster: jm.cfg.Address, Restore: jm.restoreHandles(), Placement: jm.placement()})
 	if err != nil {
 		jm.local = append(jm.local, scheduler.EvTaskState{ID: a.ID, State: scheduler.Failed, Err: fmt.Errorf("deploying %v to TaskManager %s: %w", a.ID, a.Slot.TaskManager, err)})
 	}
+}
+
+// placement is where every execution runs, by data-plane address, for a
+// deploy: all slots are known by then (the scheduler deploys once it has
+// them all). Nil when no TaskManager has a data plane of its own.
+func (jm *JobMaster) placement() []rpc.TaskPlacement {
+	if len(jm.dataAddrs) == 0 {
+		return nil
+	}
+	var out []rpc.TaskPlacement
+	for _, e := range jm.sched.Executions() {
+		out = append(out, rpc.TaskPlacement{Vertex: e.ID.Vertex, Subtask: e.ID.Subtask, DataAddress: jm.dataAddrs[e.Slot.TaskManager]})
+	}
+	return out
 }
 
 func (jm *JobMaster) releaseSlots(slots []scheduler.SlotID) {

@@ -17,11 +17,13 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/strom-dev/strom/internal/dispatcher"
 	"github.com/strom-dev/strom/internal/jobcode"
 	"github.com/strom-dev/strom/internal/jobmaster"
 	"github.com/strom-dev/strom/internal/network"
+	"github.com/strom-dev/strom/internal/network/tcp"
 	"github.com/strom-dev/strom/internal/resourcemanager"
 	"github.com/strom-dev/strom/internal/rest"
 	"github.com/strom-dev/strom/internal/rpc"
@@ -49,6 +51,20 @@ type Config struct {
 	// DropMessage, if set, loses the messages it accepts between the
 	// roles (fault-injection tests; see rpc.Local.DropWhen).
 	DropMessage func(to string, m rpc.Message) bool
+	// DataPlane gives each TaskManager a data plane of its own
+	// (network/tcp on loopback), as if each ran in its own process:
+	// channels between tasks of different TaskManagers cross TCP, encoded
+	// with their records' codecs, while channels within one TaskManager
+	// stay in process.
+	DataPlane bool
+	// NetworkRPC connects the roles with the network transport
+	// (rpc.Network, connect over loopback) instead of in-process
+	// mailboxes, as if the JobManager (Dispatcher, ResourceManager,
+	// JobMasters) and each TaskManager ran in processes of their own:
+	// every message crosses protobuf and HTTP/2. Failures then carry
+	// their text only (errors.Is on a user's error no longer matches),
+	// as between real processes.
+	NetworkRPC bool
 	// RESTAddress, when set, serves the REST API on it (host:port; port
 	// 0 picks one, see RESTURL) over the Dispatcher (rest.go).
 	// SavepointDir is its default savepoint target; BinaryDir, when set,
@@ -73,12 +89,19 @@ type MiniCluster struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	net    *rpc.Local
-	code   *jobcode.Registry
-	reg    *network.Registry
-	disp   *dispatcher.Dispatcher
-	slots  int
-	tms    []tmInfo     // the TaskManagers started (rest.go)
-	rest   *rest.Server // nil without RESTAddress
+	// jm is the JobManager's transport (the Dispatcher, ResourceManager
+	// and JobMasters); tms the TaskManagers'. All c.net unless
+	// Config.NetworkRPC, which gives each its own rpc.Network.
+	jm       rpc.Transport
+	networks []*rpc.Network
+	rmAddr   string
+	code     *jobcode.Registry
+	reg      *network.Registry
+	data     []*tcp.Endpoint // the TaskManagers' data planes (Config.DataPlane)
+	disp     *dispatcher.Dispatcher
+	slots    int
+	restTMs  []tmInfo     // the TaskManagers started (rest.go)
+	rest     *rest.Server // nil without RESTAddress
 
 	mu     sync.Mutex
 	closed bool
@@ -108,30 +131,62 @@ func Start(cfg Config) (*MiniCluster, error) {
 	return c, nil
 }
 
-func (c *MiniCluster) start(cfg Config) error {
-	rm, err := resourcemanager.New(c.net, resourceManagerAddress, nil)
+func (c *MiniCluster) start(cfg Config) (err error) {
+	c.jm, c.rmAddr = c.net, resourceManagerAddress
+	if cfg.NetworkRPC {
+		n, err := c.newNetwork()
+		if err != nil {
+			return err
+		}
+		c.jm, c.rmAddr = n, n.Addr()+"/"+resourceManagerAddress
+	}
+	rm, err := resourcemanager.New(c.jm, c.rmAddr, nil)
 	if err != nil {
 		return err
 	}
 	c.goRun(rm.Run)
+	defer func() {
+		if err == nil && cfg.NetworkRPC {
+			err = waitForSlots(rm, cfg.TaskManagers*cfg.SlotsPerManager)
+		}
+	}()
 	for i := range cfg.TaskManagers {
 		id := fmt.Sprintf("tm-%d", i+1)
+		var data *tcp.Endpoint
+		if cfg.DataPlane {
+			if data, err = tcp.Listen(tcp.Config{}); err != nil {
+				return err
+			}
+			c.data = append(c.data, data)
+		}
+		var tr rpc.Transport = c.net
+		addr := "taskmanager-" + id
+		if cfg.NetworkRPC {
+			n, err := c.newNetwork()
+			if err != nil {
+				return err
+			}
+			tr, addr = n, n.Addr()+"/"+addr
+		}
 		tm, err := taskmanager.New(taskmanager.Config{
-			ID: id, Address: "taskmanager-" + id, Slots: cfg.SlotsPerManager, ResourceManager: resourceManagerAddress,
-			Transport: c.net, Code: c.code, Network: c.reg,
+			ID: id, Address: addr, Slots: cfg.SlotsPerManager, ResourceManager: c.rmAddr,
+			Transport: tr, Code: c.code, Network: c.reg, Data: data,
 		})
 		if err != nil {
 			return err
 		}
 		c.goRun(tm.Run)
-		c.tms = append(c.tms, tmInfo{id: id, address: "taskmanager-" + id, slots: cfg.SlotsPerManager})
+		c.restTMs = append(c.restTMs, tmInfo{id: id, address: addr, slots: cfg.SlotsPerManager})
 	}
 	c.disp, err = dispatcher.New(dispatcher.Config{
 		Address:        dispatcherAddress,
-		Transport:      c.net,
+		Transport:      c.jm,
 		StartJobMaster: c.startJobMaster,
 		OnJobEnd: func(id string) {
 			c.reg.ReleaseJob(id)
+			for _, d := range c.data {
+				d.ReleaseJob(id)
+			}
 			c.code.Remove(id)
 		},
 	})
@@ -157,15 +212,23 @@ func (c *MiniCluster) startJobMaster(sub dispatcher.Submission, address, dispatc
 		ck = job.Config.Checkpoint
 		resume = job.Config.Resume
 	}
+	if n, ok := c.jm.(*rpc.Network); ok {
+		// TaskManagers in other processes reach it by its full address;
+		// the Dispatcher, in this process, by its bare name.
+		address = n.Addr() + "/" + address
+	}
 	jm, err := jobmaster.New(jobmaster.Config{
 		JobID: sub.JobID, JobName: sub.JobName, JobGraph: sub.JobGraph,
-		Address: address, ResourceManager: resourceManagerAddress, Dispatcher: dispatcherAddr,
-		Transport: c.net, Logger: logger, Restart: restart, Checkpoint: ck, Resume: resume,
+		Address: address, ResourceManager: c.rmAddr, Dispatcher: dispatcherAddr,
+		Transport: c.jm, Logger: logger, Restart: restart, Checkpoint: ck, Resume: resume,
 		// Every task of the previous attempt has ended: its channels (and
 		// the batches left in them) can go; the new attempt has its own.
 		OnRestart: func(previous int, vertices []int) {
 			if vertices == nil {
 				c.reg.ReleaseAttempt(sub.JobID, previous)
+				for _, d := range c.data {
+					d.ReleaseAttempt(sub.JobID, previous)
+				}
 				return
 			}
 			var edges []int
@@ -175,6 +238,9 @@ func (c *MiniCluster) startJobMaster(sub dispatcher.Submission, address, dispatc
 				}
 			}
 			c.reg.ReleaseVertices(sub.JobID, previous, vertices, edges)
+			for _, d := range c.data {
+				d.ReleaseEdges(sub.JobID, previous, edges)
+			}
 		},
 	})
 	if err != nil {
@@ -232,7 +298,41 @@ func (c *MiniCluster) Close() {
 	c.closeREST()
 	c.cancel()
 	c.wg.Wait()
+	for _, d := range c.data {
+		_ = d.Close()
+	}
+	for _, n := range c.networks {
+		_ = n.Close()
+	}
 }
+
+// waitForSlots waits until the TaskManagers' registrations, sent over the
+// network, reached the ResourceManager, so that a job submitted next finds
+// their slots (in process they arrive before taskmanager.New returns).
+func waitForSlots(rm *resourcemanager.ResourceManager, n int) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for rm.RegisteredSlots() < n {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d slots registered with the resource manager after 10s", rm.RegisteredSlots(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
+}
+
+// newNetwork starts a network transport on loopback for one "process".
+func (c *MiniCluster) newNetwork() (*rpc.Network, error) {
+	n, err := rpc.NewNetwork(rpc.NetworkOptions{})
+	if err != nil {
+		return nil, err
+	}
+	c.networks = append(c.networks, n)
+	return n, nil
+}
+
+// DataPlanes are the TaskManagers' data-plane endpoints (Config.DataPlane;
+// tests inspect them).
+func (c *MiniCluster) DataPlanes() []*tcp.Endpoint { return c.data }
 
 // Registry is the in-process shuffle environment (tests inspect it).
 func (c *MiniCluster) Registry() *network.Registry { return c.reg }

@@ -69,8 +69,8 @@ func (c *MiniCluster) restTaskManagers(ctx context.Context) ([]rest.TaskManager,
 	var ms goruntime.MemStats
 	goruntime.ReadMemStats(&ms)
 	now := time.Now()
-	out := make([]rest.TaskManager, 0, len(c.tms))
-	for _, tm := range c.tms {
+	out := make([]rest.TaskManager, 0, len(c.restTMs))
+	for _, tm := range c.restTMs {
 		out = append(out, rest.TaskManager{
 			ID: dispatcher.TaskManagerID(tm.id), Path: tm.address, LastHeartbeat: now,
 			Slots: tm.slots, FreeSlots: max(tm.slots-used[tm.id], 0), CPUCores: goruntime.NumCPU(),

@@ -11,8 +11,8 @@
 // bounded by channels × buffers × batch size.
 //
 // Inside a process a batch carries typed values, never serialised (a record
-// must not be mutated after it is emitted). The distributed runtime will add a
-// channel implementation that frames batches with a codec.Codec.
+// must not be mutated after it is emitted). Between processes, package
+// network/tcp frames the batches of the same channels with a codec.Codec.
 package network
 
 import (
@@ -256,6 +256,9 @@ type Channel[T any] struct {
 	// overdraft is how many buffers beyond the credits the producer may
 	// make; made is how many it has made (producer goroutine only).
 	overdraft, made int
+	// onRecycle, when set, takes every batch Recycle is given instead of
+	// the channel's pools (SetRecycleHook).
+	onRecycle func(*Batch[T])
 	// BatchSize is the number of records a producer puts in a batch before it
 	// sends it.
 	BatchSize int
@@ -516,8 +519,21 @@ func (c *Channel[T]) popPriority() (*Batch[T], bool) {
 	return b, true
 }
 
+// SetRecycleHook makes Recycle hand every batch to f, which owns it from
+// then on, instead of returning it to the channel's pools: for a channel
+// whose batches are made elsewhere, such as the receiving end of a
+// network/tcp channel, where a recycled batch is a credit to send back to
+// the remote producer. The pools (and Available, Acquire...) are then
+// unused. Set it before the channel is shared; f runs in the consumer's
+// goroutine.
+func (c *Channel[T]) SetRecycleHook(f func(*Batch[T])) { c.onRecycle = f }
+
 // Recycle gives a processed buffer back to the producer.
 func (c *Channel[T]) Recycle(b *Batch[T]) {
+	if c.onRecycle != nil {
+		c.onRecycle(b)
+		return
+	}
 	if b.unpooled {
 		return // made for one event, in no pool
 	}

@@ -462,3 +462,30 @@ func TestChannelOvertakeTimedOutBarrier(t *testing.T) {
 	}
 	require.Equal(t, []int{1, 2, 3, 4}, got)
 }
+
+// A channel with a recycle hook hands every batch the consumer recycles
+// to the hook, pooled or not, and never to its own pools.
+func TestRecycleHookOwnsRecycledBatches(t *testing.T) {
+	n := network.NewNotifier()
+	ch := network.NewChannel[int](1, 4, n)
+	var got []*network.Batch[int]
+	ch.SetRecycleHook(func(b *network.Batch[int]) { got = append(got, b) })
+	own := &network.Batch[int]{Recs: []network.Rec[int]{{V: 1}}}
+	ch.Send(own)
+	ch.SendPriority(network.Barrier, 1, network.BarrierOptions{Mode: network.Unaligned}, nil)
+	p, ok := ch.Poll()
+	require.True(t, ok)
+	require.Equal(t, network.Barrier, p.Kind)
+	ch.Recycle(p)
+	b, ok := ch.Poll()
+	require.True(t, ok)
+	require.Same(t, own, b)
+	ch.Recycle(b)
+	require.Equal(t, []*network.Batch[int]{p, own}, got)
+	require.Equal(t, []network.Rec[int]{{V: 1}}, own.Recs, "the hook, not Recycle, resets the batch")
+	// The channel's own buffer is still the only one in its pool.
+	_, ok = ch.TryAcquire()
+	require.True(t, ok)
+	_, ok = ch.TryAcquire()
+	require.False(t, ok)
+}

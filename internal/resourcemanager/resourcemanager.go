@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/strom-dev/strom/internal/rpc"
 	"github.com/strom-dev/strom/internal/scheduler"
@@ -26,11 +27,14 @@ type ResourceManager struct {
 	tms   map[string]*tmSlots
 	order []string // TaskManager ids in registration order
 	queue []rpc.RequestSlots
+
+	registered atomic.Int64 // slots offered, for RegisteredSlots
 }
 
 type tmSlots struct {
-	address string
-	owner   []string // job id per slot, "" = free
+	address     string
+	dataAddress string
+	owner       []string // job id per slot, "" = free
 }
 
 // New creates the ResourceManager's endpoint at address; Run serves it.
@@ -44,6 +48,12 @@ func New(net rpc.Transport, address string, log *slog.Logger) (*ResourceManager,
 	}
 	return &ResourceManager{ep: ep, net: net, log: log, tms: map[string]*tmSlots{}}, nil
 }
+
+// RegisteredSlots is how many slots registered TaskManagers offer, for the
+// process that runs the ResourceManager (any goroutine): the embedded
+// cluster waits for its TaskManagers' registrations when they travel over
+// the network.
+func (rm *ResourceManager) RegisteredSlots() int { return int(rm.registered.Load()) }
 
 // Address is where the ResourceManager is reached.
 func (rm *ResourceManager) Address() string { return rm.ep.Address() }
@@ -80,7 +90,8 @@ func (rm *ResourceManager) handle(m rpc.Message) {
 		if _, ok := rm.tms[m.TaskManager]; !ok {
 			rm.order = append(rm.order, m.TaskManager)
 		}
-		rm.tms[m.TaskManager] = &tmSlots{address: m.Address, owner: make([]string, m.Slots)}
+		rm.tms[m.TaskManager] = &tmSlots{address: m.Address, dataAddress: m.DataAddress, owner: make([]string, m.Slots)}
+		rm.registered.Store(int64(rm.total()))
 		rm.serveQueue()
 	case rpc.RequestSlots:
 		if m.N > rm.total() {
@@ -137,7 +148,7 @@ func (rm *ResourceManager) serveQueue() {
 			for _, id := range rm.order {
 				t := rm.tms[id]
 				if i < len(t.owner) && t.owner[i] == "" && len(free) < q.N {
-					free = append(free, rpc.SlotOffer{Slot: scheduler.SlotID{TaskManager: id, Index: i}, Address: t.address})
+					free = append(free, rpc.SlotOffer{Slot: scheduler.SlotID{TaskManager: id, Index: i}, Address: t.address, DataAddress: t.dataAddress})
 				}
 			}
 		}

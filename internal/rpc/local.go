@@ -36,7 +36,14 @@ func (l *Local) Listen(address string) (Endpoint, error) {
 	if _, ok := l.boxes[address]; ok {
 		return nil, fmt.Errorf("rpc: address %q is in use", address)
 	}
-	mb := &mailbox{local: l, address: address, ready: make(chan struct{}, 1)}
+	mb := newMailbox(address)
+	mb.unlisten = func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.boxes[address] == mb {
+			delete(l.boxes, address)
+		}
+	}
 	l.boxes[address] = mb
 	return mb, nil
 }
@@ -57,102 +64,14 @@ func (l *Local) send(address string, m Message) error {
 
 // ResourceManager is a gateway to the ResourceManager at address.
 func (l *Local) ResourceManager(address string) ResourceManagerGateway {
-	return localGateway{l, address}
+	return sendGateway{l.send, address}
 }
 
 // JobMaster is a gateway to the JobMaster at address.
-func (l *Local) JobMaster(address string) JobMasterGateway { return localGateway{l, address} }
+func (l *Local) JobMaster(address string) JobMasterGateway { return sendGateway{l.send, address} }
 
 // TaskManager is a gateway to the TaskManager at address.
-func (l *Local) TaskManager(address string) TaskManagerGateway { return localGateway{l, address} }
+func (l *Local) TaskManager(address string) TaskManagerGateway { return sendGateway{l.send, address} }
 
 // Dispatcher is a gateway to the Dispatcher at address.
-func (l *Local) Dispatcher(address string) DispatcherGateway { return localGateway{l, address} }
-
-// localGateway implements every gateway: which methods a role may call is
-// decided by the interface it is handed as.
-type localGateway struct {
-	l       *Local
-	address string
-}
-
-func (g localGateway) RegisterTaskManager(m RegisterTaskManager) error { return g.l.send(g.address, m) }
-func (g localGateway) RequestSlots(m RequestSlots) error               { return g.l.send(g.address, m) }
-func (g localGateway) CancelSlotRequest(m CancelSlotRequest) error     { return g.l.send(g.address, m) }
-func (g localGateway) ReleaseSlots(m ReleaseSlots) error               { return g.l.send(g.address, m) }
-func (g localGateway) SlotsGranted(m SlotsGranted) error               { return g.l.send(g.address, m) }
-func (g localGateway) SlotsRefused(m SlotsRefused) error               { return g.l.send(g.address, m) }
-func (g localGateway) UpdateTaskState(m TaskStateUpdate) error         { return g.l.send(g.address, m) }
-func (g localGateway) ReportMetrics(m MetricsReport) error             { return g.l.send(g.address, m) }
-func (g localGateway) CancelJob(m CancelJob) error                     { return g.l.send(g.address, m) }
-func (g localGateway) DeployTask(m DeployTask) error                   { return g.l.send(g.address, m) }
-func (g localGateway) CancelTask(m CancelTask) error                   { return g.l.send(g.address, m) }
-func (g localGateway) AcknowledgeCheckpoint(m AcknowledgeCheckpoint) error {
-	return g.l.send(g.address, m)
-}
-func (g localGateway) DeclineCheckpoint(m DeclineCheckpoint) error { return g.l.send(g.address, m) }
-func (g localGateway) EndOfInput(m TaskEndOfInput) error           { return g.l.send(g.address, m) }
-func (g localGateway) TriggerCheckpoint(m TriggerCheckpoint) error { return g.l.send(g.address, m) }
-func (g localGateway) AbortCheckpoint(m AbortCheckpoint) error     { return g.l.send(g.address, m) }
-func (g localGateway) NotifyCheckpointComplete(m NotifyCheckpointComplete) error {
-	return g.l.send(g.address, m)
-}
-func (g localGateway) TriggerSavepoint(m TriggerSavepoint) error { return g.l.send(g.address, m) }
-func (g localGateway) SavepointTarget(m SavepointTarget) error   { return g.l.send(g.address, m) }
-func (g localGateway) DrainSource(m DrainSource) error           { return g.l.send(g.address, m) }
-func (g localGateway) SavepointResult(m SavepointResult) error   { return g.l.send(g.address, m) }
-func (g localGateway) UpdateJobStatus(m JobStatus) error         { return g.l.send(g.address, m) }
-func (g localGateway) JobFinished(m JobFinished) error           { return g.l.send(g.address, m) }
-
-// mailbox is an endpoint of Local: an unbounded FIFO, so a send never
-// waits for the receiver (see the gateways' contract). Its growth is
-// bounded by the protocol, not by the mailbox: a JobMaster gets a few
-// messages per execution plus one metrics report per TaskManager and
-// interval.
-type mailbox struct {
-	local   *Local
-	address string
-	ready   chan struct{} // one token while msgs may be non-empty
-
-	mu     sync.Mutex
-	msgs   []Message
-	closed bool
-}
-
-func (mb *mailbox) push(m Message) bool {
-	mb.mu.Lock()
-	if mb.closed {
-		mb.mu.Unlock()
-		return false
-	}
-	mb.msgs = append(mb.msgs, m)
-	mb.mu.Unlock()
-	select {
-	case mb.ready <- struct{}{}:
-	default: // a token is already waiting
-	}
-	return true
-}
-
-func (mb *mailbox) Address() string        { return mb.address }
-func (mb *mailbox) Ready() <-chan struct{} { return mb.ready }
-
-func (mb *mailbox) Receive() []Message {
-	mb.mu.Lock()
-	defer mb.mu.Unlock()
-	msgs := mb.msgs
-	mb.msgs = nil
-	return msgs
-}
-
-func (mb *mailbox) Close() {
-	mb.mu.Lock()
-	mb.closed = true
-	mb.msgs = nil
-	mb.mu.Unlock()
-	mb.local.mu.Lock()
-	if mb.local.boxes[mb.address] == mb {
-		delete(mb.local.boxes, mb.address)
-	}
-	mb.local.mu.Unlock()
-}
+func (l *Local) Dispatcher(address string) DispatcherGateway { return sendGateway{l.send, address} }

@@ -1,7 +1,9 @@
 // Package rpc holds what Strom's runtime roles — Dispatcher, JobMaster,
 // ResourceManager, TaskManager — may say to each other: one gateway
 // interface per role and the messages its methods carry, plus the
-// in-process transport the embedded cluster uses.
+// in-process transport the embedded cluster uses (Local) and the one
+// between processes (Network, with the protobuf form of the messages in
+// wire.go).
 //
 // Every message is plain data: ids, states, counts and strings, no pointer
 // to another role, no closure, no reply channel, so each one survives a
@@ -32,6 +34,10 @@ type (
 		TaskManager string
 		Address     string
 		Slots       int
+		// DataAddress is where the TaskManager's data plane listens
+		// (network/tcp); empty when it shares the process's in-process
+		// channels with every other TaskManager (the embedded cluster).
+		DataAddress string
 	}
 	// RequestSlots asks for N slots for a job. The answer, SlotsGranted or
 	// SlotsRefused with the same JobID and RequestID, goes to the
@@ -147,12 +153,19 @@ type (
 	// every subtask of the operators of the job, which the TaskManager
 	// reads from checkpoint storage itself and redistributes to its
 	// subtask, so the JobMaster never moves state bytes.
+	//
+	// Placement says where every subtask of the job runs, by the data
+	// address of its TaskManager (Flink's partition locations in the
+	// deployment descriptor): a channel to a subtask elsewhere crosses the
+	// data plane. Nil when every TaskManager shares one process's
+	// channels.
 	DeployTask struct {
 		JobID     string
 		Execution scheduler.ExecutionID
 		Slot      scheduler.SlotID
 		JobMaster string
 		Restore   *RestoreHandles
+		Placement []TaskPlacement
 	}
 	// CancelTask cancels an execution.
 	CancelTask struct {
@@ -295,6 +308,16 @@ func (SavepointResult) isMessage()          {}
 type SlotOffer struct {
 	Slot    scheduler.SlotID
 	Address string
+	// DataAddress is the TaskManager's data-plane address (see
+	// RegisterTaskManager).
+	DataAddress string
+}
+
+// TaskPlacement is where one subtask of a job runs: the data-plane address
+// of its TaskManager.
+type TaskPlacement struct {
+	Vertex, Subtask int
+	DataAddress     string
 }
 
 // ExecutionStatus is one execution as the JobMaster sees it.

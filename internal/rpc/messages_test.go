@@ -49,18 +49,19 @@ var (
 
 // messages holds one value of every message type, every field non-zero.
 var messages = []Message{
-	RegisterTaskManager{TaskManager: "tm-1", Address: "taskmanager-tm-1", Slots: 2},
+	RegisterTaskManager{TaskManager: "tm-1", Address: "taskmanager-tm-1", Slots: 2, DataAddress: "127.0.0.1:7000"},
 	RequestSlots{JobID: "job-1", RequestID: 7, N: 3, JobMaster: "jobmaster-job-1"},
 	CancelSlotRequest{JobID: "job-1", RequestID: 7},
 	ReleaseSlots{JobID: "job-1", Slots: []scheduler.SlotID{slot}},
-	SlotsGranted{JobID: "job-1", RequestID: 7, Slots: []SlotOffer{{Slot: slot, Address: "taskmanager-tm-1"}}},
+	SlotsGranted{JobID: "job-1", RequestID: 7, Slots: []SlotOffer{{Slot: slot, Address: "taskmanager-tm-1", DataAddress: "127.0.0.1:7000"}}},
 	SlotsRefused{JobID: "job-1", RequestID: 7, Reason: "no slots"},
 	TaskStateUpdate{JobID: "job-1", Execution: exec, State: scheduler.Failed, Failure: failure, Metrics: []OperatorMetrics{opMetrics}},
 	MetricsReport{JobID: "job-1", TaskManager: "tm-1", Tasks: []TaskMetrics{taskMetrics}},
 	CancelJob{JobID: "job-1"},
 	DeployTask{JobID: "job-1", Execution: exec, Slot: slot, JobMaster: "jobmaster-job-1", Restore: &RestoreHandles{CheckpointID: 3,
 		Operators: []checkpoint.OperatorState{{UID: "uid", Name: "Map", Parallelism: 2, MaxParallelism: 128, Subtasks: []checkpoint.SubtaskState{subState}}},
-		Storage:   "file:///sp/savepoint-job-1-0123456789ab"}},
+		Storage:   "file:///sp/savepoint-job-1-0123456789ab"},
+		Placement: []TaskPlacement{{Vertex: 1, Subtask: 2, DataAddress: "127.0.0.1:7000"}}},
 	AcknowledgeCheckpoint{JobID: "job-1", Execution: exec, CheckpointID: 3, States: []checkpoint.OperatorSnapshot{{UID: "uid", State: subState}}, SyncPause: time.Millisecond},
 	DeclineCheckpoint{JobID: "job-1", Execution: exec, CheckpointID: 3, Reason: "no"},
 	TaskEndOfInput{JobID: "job-1", Execution: exec},

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"github.com/strom-dev/strom/internal/network/tcp"
 
 	"github.com/strom-dev/strom/internal/network"
 )
@@ -13,6 +14,10 @@ import (
 // *network.Channel[T] and Output[T] of the TypeOps' T.
 type TypeOps interface {
 	NewChannel(buffers, batchSize int, n network.Notifier) any
+	// Remote opens the two ends of a channel whose producer and consumer
+	// run in different processes (network/tcp), its records framed with
+	// codec.For[T]; its channels are *network.Channel[T] as in process.
+	Remote() tcp.Ops
 	NewWriter(ctx context.Context, kind PartitionKind, channels []any, kgOf any, maxParallelism int) (Flusher, any)
 	Fanout(outs []any) any
 	Counting(out any, c *Counter) any
@@ -34,6 +39,8 @@ type Ops[T any] struct{}
 func (Ops[T]) NewChannel(buffers, batchSize int, n network.Notifier) any {
 	return network.NewChannel[T](buffers, batchSize, n)
 }
+
+func (Ops[T]) Remote() tcp.Ops { return tcp.OpsFor[T](nil) }
 
 func (Ops[T]) NewWriter(ctx context.Context, kind PartitionKind, channels []any, kgOf any, maxParallelism int) (Flusher, any) {
 	chs := make([]*network.Channel[T], len(channels))

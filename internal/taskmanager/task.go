@@ -3,11 +3,13 @@ package taskmanager
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/strom-dev/strom/internal/jobcode"
 	"github.com/strom-dev/strom/internal/jobgraph"
 	"github.com/strom-dev/strom/internal/keygroup"
 	"github.com/strom-dev/strom/internal/network"
+	"github.com/strom-dev/strom/internal/network/tcp"
 	"github.com/strom-dev/strom/internal/rpc"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/streamgraph"
@@ -39,7 +41,10 @@ func (c operatorCounters) snapshot() rpc.OperatorMetrics {
 // each can be handed its successors, network writers for edges that leave
 // the vertex, and an input processor over the channels of edges that enter
 // it. Channels come from the registry, whichever side is deployed first.
-func buildTask(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, subtask, attempt int, reg *network.Registry, restore runtime.JobRestore) (*runtime.Task, []operatorCounters, error) {
+//
+// With a data plane (dp not nil), a channel whose other end runs in
+// another TaskManager (by the deploy's placement) crosses it instead.
+func buildTask(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, subtask, attempt int, reg *network.Registry, dp *dataPlane, restore runtime.JobRestore) (*runtime.Task, []operatorCounters, error) {
 	cfg := job.Config.WithDefaults()
 	g := job.Graph
 	vertexOf := map[streamgraph.NodeID]*jobgraph.JobVertex{}
@@ -61,13 +66,31 @@ func buildTask(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, sub
 	notify := reg.Notifier(network.TaskKey{Job: job.ID, Attempt: attempt, Vertex: v.ID, Subtask: subtask})
 	task := runtime.NewTask(info, notify, cfg.Clock, logger)
 
-	channel := func(e *streamgraph.Edge, producer, consumer int) any {
+	// channel returns the channel of edge e from producer to consumer;
+	// this task is the producer when out is set, else the consumer.
+	channel := func(e *streamgraph.Edge, producer, consumer int, out bool) (any, error) {
 		to := vertexOf[e.To]
 		key := network.ChannelKey{Job: job.ID, Attempt: attempt, Edge: e.ID, Producer: producer, Consumer: consumer}
 		n := reg.Notifier(network.TaskKey{Job: job.ID, Attempt: attempt, Vertex: to.ID, Subtask: consumer})
-		return reg.Channel(key, func() any {
-			return e.Type.NewChannel(cfg.BuffersPerChannel, cfg.BatchSize, n)
-		})
+		peer := dp.peer(vertexOf[e.From].ID, producer)
+		if out {
+			peer = dp.peer(to.ID, consumer)
+		}
+		if peer == "" {
+			return reg.Channel(key, func() any {
+				return e.Type.NewChannel(cfg.BuffersPerChannel, cfg.BatchSize, n)
+			}), nil
+		}
+		opts := tcp.ChannelOptions{Buffers: cfg.BuffersPerChannel, BatchSize: cfg.BatchSize, OnError: func(err error) {
+			// A broken channel fails the task, as a failed read or write
+			// would; the restart strategy takes over.
+			_ = task.Mail(ctx, func() { runtime.Fail(v.Name, fmt.Errorf("data plane, channel %v: %w", key, err)) })
+		}}
+		dp.opened(key, out)
+		if out {
+			return e.Type.Remote().Output(dp.ep, key, opts)
+		}
+		return e.Type.Remote().Input(ctx, dp.ep, key, peer, n, opts)
 	}
 
 	// The partitioning of an edge between vertices is the JobGraph's: it is
@@ -118,12 +141,15 @@ func buildTask(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, sub
 					return nil, nil, err
 				}
 				var chans []any
-				if part == runtime.Forward {
-					chans = []any{channel(e, subtask, subtask)}
-				} else {
-					for j := range consumers {
-						chans = append(chans, channel(e, subtask, j))
+				for j := range consumers {
+					if part == runtime.Forward && j != subtask {
+						continue
 					}
+					c, err := channel(e, subtask, j, true)
+					if err != nil {
+						return nil, nil, fmt.Errorf("output channel to %s (%d): %w", vertexOf[e.To].Name, j, err)
+					}
+					chans = append(chans, c)
 				}
 				w, o := e.Type.NewWriter(ctx, part, chans, e.KeyGroupOf, vertexOf[e.To].MaxParallelism)
 				task.Writers = append(task.Writers, w)
@@ -204,12 +230,15 @@ func buildTask(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, sub
 			if err != nil {
 				return nil, nil, err
 			}
-			if part == runtime.Forward {
-				chans[e.InputIndex] = append(chans[e.InputIndex], channel(e, subtask, subtask))
-			} else {
-				for k := range producers {
-					chans[e.InputIndex] = append(chans[e.InputIndex], channel(e, k, subtask))
+			for k := range producers {
+				if part == runtime.Forward && k != subtask {
+					continue
 				}
+				c, err := channel(e, k, subtask, false)
+				if err != nil {
+					return nil, nil, fmt.Errorf("input channel from %s (%d): %w", vertexOf[e.From].Name, k, err)
+				}
+				chans[e.InputIndex] = append(chans[e.InputIndex], c)
 			}
 		}
 		input, in := head.Input(chans, chain[0].Op, head.Name)
@@ -228,6 +257,66 @@ func buildTask(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, sub
 		job.Config.OnTask(task)
 	}
 	return task, metrics, nil
+}
+
+// dataPlane is how a TaskManager with a data plane of its own reaches
+// subtasks in other TaskManagers: its endpoint, its own address, and where
+// each subtask of the job runs (the deploy's placement).
+type dataPlane struct {
+	ep    *tcp.Endpoint
+	self  string
+	where map[[2]int]string // (vertex, subtask) → data address
+	// ins and outs are the remote channels the task opened.
+	ins, outs []network.ChannelKey
+}
+
+func (dp *dataPlane) opened(key network.ChannelKey, out bool) {
+	if out {
+		dp.outs = append(dp.outs, key)
+	} else {
+		dp.ins = append(dp.ins, key)
+	}
+}
+
+// release closes the task's remote channels once it ended: its inputs
+// always (closing them tells the producers' side), its outputs only if it
+// did not finish — a finished producer's consumer is still to read what it
+// sent, and closes the channel when it is done.
+func (dp *dataPlane) release(finished bool) {
+	if dp == nil {
+		return
+	}
+	keys := dp.ins
+	if !finished {
+		keys = append(keys, dp.outs...)
+	}
+	if len(keys) > 0 {
+		dp.ep.Release(func(k network.ChannelKey) bool { return slices.Contains(keys, k) })
+	}
+}
+
+func newDataPlane(ep *tcp.Endpoint, placement []rpc.TaskPlacement) *dataPlane {
+	if ep == nil || len(placement) == 0 {
+		return nil
+	}
+	dp := &dataPlane{ep: ep, self: ep.Addr(), where: map[[2]int]string{}}
+	for _, p := range placement {
+		dp.where[[2]int{p.Vertex, p.Subtask}] = p.DataAddress
+	}
+	return dp
+}
+
+// peer is the data address of the TaskManager running subtask of vertex
+// when that is another one, "" when it is this one (or unknown: the
+// in-process channels).
+func (dp *dataPlane) peer(vertex, subtask int) string {
+	if dp == nil {
+		return ""
+	}
+	if a := dp.where[[2]int{vertex, subtask}]; a != dp.self {
+		return a
+	}
+	return ""
 }
 
 type writerInfo struct{ w runtime.Flusher }

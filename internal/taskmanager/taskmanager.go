@@ -19,6 +19,7 @@ import (
 	"github.com/strom-dev/strom/internal/blob"
 	"github.com/strom-dev/strom/internal/jobcode"
 	"github.com/strom-dev/strom/internal/network"
+	"github.com/strom-dev/strom/internal/network/tcp"
 	"github.com/strom-dev/strom/internal/rpc"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/scheduler"
@@ -37,6 +38,11 @@ type Config struct {
 	Transport       rpc.Transport
 	Code            *jobcode.Registry // the jobs' code in this process
 	Network         *network.Registry // the in-process shuffle environment
+	// Data is this TaskManager's data plane (nil: every channel is in
+	// process, shared through Network with the other TaskManagers of the
+	// process). With it, channels to subtasks of other TaskManagers cross
+	// it; it is the caller's to close, after Run returned.
+	Data            *tcp.Endpoint
 	MetricsInterval time.Duration
 	Logger          *slog.Logger
 }
@@ -94,6 +100,9 @@ func New(cfg Config) (*TaskManager, error) {
 		return nil, fmt.Errorf("task manager %s: %w", cfg.ID, err)
 	}
 	reg := rpc.RegisterTaskManager{TaskManager: cfg.ID, Address: cfg.Address, Slots: cfg.Slots}
+	if cfg.Data != nil {
+		reg.DataAddress = cfg.Data.Addr()
+	}
 	if err := cfg.Transport.ResourceManager(cfg.ResourceManager).RegisterTaskManager(reg); err != nil {
 		ep.Close()
 		return nil, fmt.Errorf("task manager %s: registering with the resource manager: %w", cfg.ID, err)
@@ -240,8 +249,10 @@ func (tm *TaskManager) deploy(ctx context.Context, m rpc.DeployTask) {
 			tm.mu.Unlock()
 			cancel()
 		}()
-		task, cs, err := tm.build(tctx, m)
+		dp := newDataPlane(tm.cfg.Data, m.Placement)
+		task, cs, err := tm.build(tctx, m, dp)
 		if err != nil {
+			dp.release(false)
 			report(scheduler.Failed, err)
 			return
 		}
@@ -277,6 +288,7 @@ func (tm *TaskManager) deploy(ctx context.Context, m rpc.DeployTask) {
 		// not merely once the task is built.
 		task.OnRunning = func() { report(scheduler.Running, nil) }
 		err = task.Run(tctx)
+		dp.release(err == nil)
 		// The counters were published when Run returned: the terminal
 		// report carries the task's final counts.
 		switch {
@@ -291,7 +303,7 @@ func (tm *TaskManager) deploy(ctx context.Context, m rpc.DeployTask) {
 }
 
 // build finds the job's code in this process and wires the task.
-func (tm *TaskManager) build(ctx context.Context, m rpc.DeployTask) (*runtime.Task, []operatorCounters, error) {
+func (tm *TaskManager) build(ctx context.Context, m rpc.DeployTask, dp *dataPlane) (*runtime.Task, []operatorCounters, error) {
 	job, err := tm.cfg.Code.Lookup(m.JobID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("task manager %s: deploying %v: %w", tm.cfg.ID, m.Execution, err)
@@ -309,7 +321,7 @@ func (tm *TaskManager) build(ctx context.Context, m rpc.DeployTask) (*runtime.Ta
 			return nil, nil, fmt.Errorf("task manager %s: deploying %v: %w", tm.cfg.ID, m.Execution, err)
 		}
 	}
-	task, counters, err := buildTask(ctx, job, v, m.Execution.Subtask, m.Execution.Attempt, tm.cfg.Network, restore)
+	task, counters, err := buildTask(ctx, job, v, m.Execution.Subtask, m.Execution.Attempt, tm.cfg.Network, dp, restore)
 	if task != nil {
 		task.ChannelRestore = channels
 	}
