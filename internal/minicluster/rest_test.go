@@ -76,7 +76,14 @@ func num(v any) float64 { return v.(float64) }
 // savepoint show in the statistics, a failed job's cause in its
 // exceptions, and cancelling works once.
 func TestRESTOverARunningCluster(t *testing.T) {
-	mc, err := Start(Config{TaskManagers: 2, SlotsPerManager: 4, RESTAddress: "127.0.0.1:0"})
+	t.Run("in-process", func(t *testing.T) { testRESTOverCluster(t, false) })
+	// The details cross protobuf and HTTP/2 from the JobMasters to the
+	// Dispatcher, as between processes.
+	t.Run("network-rpc", func(t *testing.T) { testRESTOverCluster(t, true) })
+}
+
+func testRESTOverCluster(t *testing.T, networkRPC bool) {
+	mc, err := Start(Config{TaskManagers: 2, SlotsPerManager: 4, RESTAddress: "127.0.0.1:0", NetworkRPC: networkRPC})
 	require.NoError(t, err)
 	defer mc.Close()
 	c := resttest.NewClient(t, mc.RESTURL())
