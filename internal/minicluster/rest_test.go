@@ -159,6 +159,14 @@ func testRESTOverCluster(t *testing.T, networkRPC bool) {
 	require.Contains(t, entries[0].(map[string]any)["stacktrace"], "source failed at 10")
 	require.Contains(t, ex["root-exception"], "source failed at 10")
 
+	// The rest of what a job shows, each validated against the spec.
+	wms := c.JSON("GET", base+"/vertices/"+rest.VertexID(1)+"/watermarks", nil, 200)
+	require.NotNil(t, wms)
+	c.JSON("GET", base+"/vertices/"+rest.VertexID(1), nil, 200)
+	c.JSON("GET", base+"/config", nil, 200)
+	c.JSON("GET", base+"/exceptions", nil, 200)
+	c.JSON("GET", "/taskmanagers/"+tms[0].(map[string]any)["id"].(string), nil, 200)
+
 	dir := t.TempDir()
 	trig := c.JSON("POST", base+"/savepoints", map[string]any{"target-directory": dir, "cancel-job": false}, 202)
 	tid := trig["request-id"].(string)
