@@ -25,6 +25,7 @@ import (
 	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/network/tcp"
 	"github.com/strom-dev/strom/internal/resourcemanager"
+	"github.com/strom-dev/strom/internal/rest"
 	"github.com/strom-dev/strom/internal/rpc"
 	"github.com/strom-dev/strom/internal/scheduler"
 	"github.com/strom-dev/strom/internal/taskmanager"
@@ -64,6 +65,16 @@ type Config struct {
 	// their text only (errors.Is on a user's error no longer matches),
 	// as between real processes.
 	NetworkRPC bool
+	// RESTAddress, when set, serves the REST API on it (host:port; port
+	// 0 picks one, see RESTURL) over the Dispatcher (rest.go).
+	// SavepointDir is its default savepoint target; BinaryDir, when set,
+	// keeps uploaded job binaries (at most MaxBinaryBytes each, 0: the
+	// REST default); Logger receives the server's logs.
+	RESTAddress    string
+	SavepointDir   string
+	BinaryDir      string
+	MaxBinaryBytes int64
+	Logger         *slog.Logger
 }
 
 const (
@@ -89,6 +100,8 @@ type MiniCluster struct {
 	data     []*tcp.Endpoint // the TaskManagers' data planes (Config.DataPlane)
 	disp     *dispatcher.Dispatcher
 	slots    int
+	restTMs  []tmInfo     // the TaskManagers started (rest.go)
+	rest     *rest.Server // nil without RESTAddress
 
 	mu     sync.Mutex
 	closed bool
@@ -163,6 +176,7 @@ func (c *MiniCluster) start(cfg Config) (err error) {
 			return err
 		}
 		c.goRun(tm.Run)
+		c.restTMs = append(c.restTMs, tmInfo{id: id, address: addr, slots: cfg.SlotsPerManager})
 	}
 	c.disp, err = dispatcher.New(dispatcher.Config{
 		Address:        dispatcherAddress,
@@ -180,6 +194,9 @@ func (c *MiniCluster) start(cfg Config) (err error) {
 		return err
 	}
 	c.goRun(c.disp.Run)
+	if cfg.RESTAddress != "" {
+		return c.startREST(cfg)
+	}
 	return nil
 }
 
@@ -278,6 +295,7 @@ func (c *MiniCluster) Close() {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
+	c.closeREST()
 	c.cancel()
 	c.wg.Wait()
 	for _, d := range c.data {
