@@ -508,7 +508,14 @@ func (n *Network) lost(p *peer, cause error, unsent, unacked int) {
 	// p is out of the map: no send reaches its queue any more.
 	unsent += len(p.queue.Receive())
 	ev := Unreachable{Address: p.address, Err: fmt.Errorf("%w %q: %w", ErrUnreachable, p.address, cause), Unsent: unsent, Unacked: unacked}
-	n.log.Warn("rpc destination unreachable", "to", p.address, "err", cause, "unsent", unsent, "unacked", unacked)
+	level := slog.LevelWarn
+	if unsent == 0 && unacked == 0 && errors.Is(cause, ErrEndpointClosed) {
+		// An endpoint that closed with nothing of ours in flight is a
+		// role that ended (a finished job's JobMaster, a cluster shutting
+		// down): worth a debug line, not a warning.
+		level = slog.LevelDebug
+	}
+	n.log.Log(n.ctx, level, "rpc destination unreachable", "to", p.address, "err", cause, "unsent", unsent, "unacked", unacked)
 	if n.opts.OnUnreachable != nil {
 		n.opts.OnUnreachable(ev)
 	}
