@@ -170,6 +170,8 @@ type Envelope struct {
 	//	*Envelope_JobStatus
 	//	*Envelope_JobFinished
 	//	*Envelope_SavepointResult
+	//	*Envelope_HeartbeatRequest
+	//	*Envelope_TaskManagerHeartbeat
 	Message       isEnvelope_Message `protobuf_oneof:"message"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -419,6 +421,24 @@ func (x *Envelope) GetSavepointResult() *SavepointResult {
 	return nil
 }
 
+func (x *Envelope) GetHeartbeatRequest() *HeartbeatRequest {
+	if x != nil {
+		if x, ok := x.Message.(*Envelope_HeartbeatRequest); ok {
+			return x.HeartbeatRequest
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetTaskManagerHeartbeat() *TaskManagerHeartbeat {
+	if x != nil {
+		if x, ok := x.Message.(*Envelope_TaskManagerHeartbeat); ok {
+			return x.TaskManagerHeartbeat
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Message interface {
 	isEnvelope_Message()
 }
@@ -519,6 +539,15 @@ type Envelope_SavepointResult struct {
 	SavepointResult *SavepointResult `protobuf:"bytes,23,opt,name=savepoint_result,json=savepointResult,proto3,oneof"`
 }
 
+type Envelope_HeartbeatRequest struct {
+	// Heartbeats.
+	HeartbeatRequest *HeartbeatRequest `protobuf:"bytes,24,opt,name=heartbeat_request,json=heartbeatRequest,proto3,oneof"`
+}
+
+type Envelope_TaskManagerHeartbeat struct {
+	TaskManagerHeartbeat *TaskManagerHeartbeat `protobuf:"bytes,25,opt,name=task_manager_heartbeat,json=taskManagerHeartbeat,proto3,oneof"`
+}
+
 func (*Envelope_RegisterTaskManager) isEnvelope_Message() {}
 
 func (*Envelope_RequestSlots) isEnvelope_Message() {}
@@ -564,6 +593,10 @@ func (*Envelope_JobStatus) isEnvelope_Message() {}
 func (*Envelope_JobFinished) isEnvelope_Message() {}
 
 func (*Envelope_SavepointResult) isEnvelope_Message() {}
+
+func (*Envelope_HeartbeatRequest) isEnvelope_Message() {}
+
+func (*Envelope_TaskManagerHeartbeat) isEnvelope_Message() {}
 
 type RegisterTaskManager struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1621,6 +1654,150 @@ func (x *TriggerCheckpoint) GetDrain() bool {
 	return false
 }
 
+type HeartbeatRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReplyTo       string                 `protobuf:"bytes,1,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
+	JobId         string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	Reregister    bool                   `protobuf:"varint,4,opt,name=reregister,proto3" json:"reregister,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatRequest) Reset() {
+	*x = HeartbeatRequest{}
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatRequest) ProtoMessage() {}
+
+func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
+func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *HeartbeatRequest) GetReplyTo() string {
+	if x != nil {
+		return x.ReplyTo
+	}
+	return ""
+}
+
+func (x *HeartbeatRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *HeartbeatRequest) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *HeartbeatRequest) GetReregister() bool {
+	if x != nil {
+		return x.Reregister
+	}
+	return false
+}
+
+type TaskManagerHeartbeat struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskManager   string                 `protobuf:"bytes,1,opt,name=task_manager,json=taskManager,proto3" json:"task_manager,omitempty"`
+	JobId         string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	Slots         int64                  `protobuf:"varint,4,opt,name=slots,proto3" json:"slots,omitempty"`
+	Executions    []*ExecutionID         `protobuf:"bytes,5,rep,name=executions,proto3" json:"executions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskManagerHeartbeat) Reset() {
+	*x = TaskManagerHeartbeat{}
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskManagerHeartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskManagerHeartbeat) ProtoMessage() {}
+
+func (x *TaskManagerHeartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskManagerHeartbeat.ProtoReflect.Descriptor instead.
+func (*TaskManagerHeartbeat) Descriptor() ([]byte, []int) {
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *TaskManagerHeartbeat) GetTaskManager() string {
+	if x != nil {
+		return x.TaskManager
+	}
+	return ""
+}
+
+func (x *TaskManagerHeartbeat) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *TaskManagerHeartbeat) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *TaskManagerHeartbeat) GetSlots() int64 {
+	if x != nil {
+		return x.Slots
+	}
+	return 0
+}
+
+func (x *TaskManagerHeartbeat) GetExecutions() []*ExecutionID {
+	if x != nil {
+		return x.Executions
+	}
+	return nil
+}
+
 type DrainSource struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1631,7 +1808,7 @@ type DrainSource struct {
 
 func (x *DrainSource) Reset() {
 	*x = DrainSource{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[19]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +1820,7 @@ func (x *DrainSource) String() string {
 func (*DrainSource) ProtoMessage() {}
 
 func (x *DrainSource) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[19]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +1833,7 @@ func (x *DrainSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainSource.ProtoReflect.Descriptor instead.
 func (*DrainSource) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{19}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DrainSource) GetJobId() string {
@@ -1684,7 +1861,7 @@ type SavepointTarget struct {
 
 func (x *SavepointTarget) Reset() {
 	*x = SavepointTarget{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[20]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +1873,7 @@ func (x *SavepointTarget) String() string {
 func (*SavepointTarget) ProtoMessage() {}
 
 func (x *SavepointTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[20]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +1886,7 @@ func (x *SavepointTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SavepointTarget.ProtoReflect.Descriptor instead.
 func (*SavepointTarget) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{20}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SavepointTarget) GetJobId() string {
@@ -1745,7 +1922,7 @@ type AbortCheckpoint struct {
 
 func (x *AbortCheckpoint) Reset() {
 	*x = AbortCheckpoint{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[21]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +1934,7 @@ func (x *AbortCheckpoint) String() string {
 func (*AbortCheckpoint) ProtoMessage() {}
 
 func (x *AbortCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[21]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +1947,7 @@ func (x *AbortCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortCheckpoint.ProtoReflect.Descriptor instead.
 func (*AbortCheckpoint) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{21}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AbortCheckpoint) GetJobId() string {
@@ -1812,7 +1989,7 @@ type NotifyCheckpointComplete struct {
 
 func (x *NotifyCheckpointComplete) Reset() {
 	*x = NotifyCheckpointComplete{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[22]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +2001,7 @@ func (x *NotifyCheckpointComplete) String() string {
 func (*NotifyCheckpointComplete) ProtoMessage() {}
 
 func (x *NotifyCheckpointComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[22]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +2014,7 @@ func (x *NotifyCheckpointComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyCheckpointComplete.ProtoReflect.Descriptor instead.
 func (*NotifyCheckpointComplete) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{22}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *NotifyCheckpointComplete) GetJobId() string {
@@ -1874,7 +2051,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[23]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1886,7 +2063,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[23]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1899,7 +2076,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{23}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *JobStatus) GetJobId() string {
@@ -1959,7 +2136,7 @@ type JobFinished struct {
 
 func (x *JobFinished) Reset() {
 	*x = JobFinished{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[24]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2148,7 @@ func (x *JobFinished) String() string {
 func (*JobFinished) ProtoMessage() {}
 
 func (x *JobFinished) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[24]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2161,7 @@ func (x *JobFinished) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobFinished.ProtoReflect.Descriptor instead.
 func (*JobFinished) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{24}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *JobFinished) GetJobId() string {
@@ -2097,7 +2274,7 @@ type SavepointResult struct {
 
 func (x *SavepointResult) Reset() {
 	*x = SavepointResult{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[25]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2109,7 +2286,7 @@ func (x *SavepointResult) String() string {
 func (*SavepointResult) ProtoMessage() {}
 
 func (x *SavepointResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[25]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2122,7 +2299,7 @@ func (x *SavepointResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SavepointResult.ProtoReflect.Descriptor instead.
 func (*SavepointResult) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{25}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SavepointResult) GetJobId() string {
@@ -2165,7 +2342,7 @@ type ExecutionID struct {
 
 func (x *ExecutionID) Reset() {
 	*x = ExecutionID{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[26]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2177,7 +2354,7 @@ func (x *ExecutionID) String() string {
 func (*ExecutionID) ProtoMessage() {}
 
 func (x *ExecutionID) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[26]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2190,7 +2367,7 @@ func (x *ExecutionID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionID.ProtoReflect.Descriptor instead.
 func (*ExecutionID) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{26}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ExecutionID) GetVertex() int64 {
@@ -2225,7 +2402,7 @@ type SlotID struct {
 
 func (x *SlotID) Reset() {
 	*x = SlotID{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[27]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2237,7 +2414,7 @@ func (x *SlotID) String() string {
 func (*SlotID) ProtoMessage() {}
 
 func (x *SlotID) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[27]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2250,7 +2427,7 @@ func (x *SlotID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotID.ProtoReflect.Descriptor instead.
 func (*SlotID) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{27}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SlotID) GetTaskManager() string {
@@ -2286,7 +2463,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[28]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2298,7 +2475,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[28]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2311,7 +2488,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{28}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Failure) GetMessage() string {
@@ -2395,7 +2572,7 @@ type SlotOffer struct {
 
 func (x *SlotOffer) Reset() {
 	*x = SlotOffer{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[29]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2407,7 +2584,7 @@ func (x *SlotOffer) String() string {
 func (*SlotOffer) ProtoMessage() {}
 
 func (x *SlotOffer) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[29]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2420,7 +2597,7 @@ func (x *SlotOffer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotOffer.ProtoReflect.Descriptor instead.
 func (*SlotOffer) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{29}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SlotOffer) GetSlot() *SlotID {
@@ -2455,7 +2632,7 @@ type TaskPlacement struct {
 
 func (x *TaskPlacement) Reset() {
 	*x = TaskPlacement{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[30]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2467,7 +2644,7 @@ func (x *TaskPlacement) String() string {
 func (*TaskPlacement) ProtoMessage() {}
 
 func (x *TaskPlacement) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[30]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2480,7 +2657,7 @@ func (x *TaskPlacement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskPlacement.ProtoReflect.Descriptor instead.
 func (*TaskPlacement) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{30}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TaskPlacement) GetVertex() int64 {
@@ -2516,7 +2693,7 @@ type ExecutionStatus struct {
 
 func (x *ExecutionStatus) Reset() {
 	*x = ExecutionStatus{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[31]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2528,7 +2705,7 @@ func (x *ExecutionStatus) String() string {
 func (*ExecutionStatus) ProtoMessage() {}
 
 func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[31]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2541,7 +2718,7 @@ func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionStatus.ProtoReflect.Descriptor instead.
 func (*ExecutionStatus) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{31}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExecutionStatus) GetId() *ExecutionID {
@@ -2582,7 +2759,7 @@ type TaskMetrics struct {
 
 func (x *TaskMetrics) Reset() {
 	*x = TaskMetrics{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[32]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2594,7 +2771,7 @@ func (x *TaskMetrics) String() string {
 func (*TaskMetrics) ProtoMessage() {}
 
 func (x *TaskMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[32]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2607,7 +2784,7 @@ func (x *TaskMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskMetrics.ProtoReflect.Descriptor instead.
 func (*TaskMetrics) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{32}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TaskMetrics) GetExecution() *ExecutionID {
@@ -2641,7 +2818,7 @@ type OperatorMetrics struct {
 
 func (x *OperatorMetrics) Reset() {
 	*x = OperatorMetrics{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[33]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2653,7 +2830,7 @@ func (x *OperatorMetrics) String() string {
 func (*OperatorMetrics) ProtoMessage() {}
 
 func (x *OperatorMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[33]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2666,7 +2843,7 @@ func (x *OperatorMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorMetrics.ProtoReflect.Descriptor instead.
 func (*OperatorMetrics) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{33}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *OperatorMetrics) GetVertex() int64 {
@@ -2747,7 +2924,7 @@ type OperatorTotals struct {
 
 func (x *OperatorTotals) Reset() {
 	*x = OperatorTotals{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[34]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2759,7 +2936,7 @@ func (x *OperatorTotals) String() string {
 func (*OperatorTotals) ProtoMessage() {}
 
 func (x *OperatorTotals) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[34]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2772,7 +2949,7 @@ func (x *OperatorTotals) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorTotals.ProtoReflect.Descriptor instead.
 func (*OperatorTotals) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{34}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *OperatorTotals) GetNode() int64 {
@@ -2835,7 +3012,7 @@ type RestoreHandles struct {
 
 func (x *RestoreHandles) Reset() {
 	*x = RestoreHandles{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[35]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2847,7 +3024,7 @@ func (x *RestoreHandles) String() string {
 func (*RestoreHandles) ProtoMessage() {}
 
 func (x *RestoreHandles) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[35]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2860,7 +3037,7 @@ func (x *RestoreHandles) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreHandles.ProtoReflect.Descriptor instead.
 func (*RestoreHandles) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{35}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RestoreHandles) GetCheckpointId() int64 {
@@ -2898,7 +3075,7 @@ type OperatorState struct {
 
 func (x *OperatorState) Reset() {
 	*x = OperatorState{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[36]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2910,7 +3087,7 @@ func (x *OperatorState) String() string {
 func (*OperatorState) ProtoMessage() {}
 
 func (x *OperatorState) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[36]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2923,7 +3100,7 @@ func (x *OperatorState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorState.ProtoReflect.Descriptor instead.
 func (*OperatorState) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{36}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *OperatorState) GetUid() string {
@@ -2976,7 +3153,7 @@ type SubtaskState struct {
 
 func (x *SubtaskState) Reset() {
 	*x = SubtaskState{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[37]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2988,7 +3165,7 @@ func (x *SubtaskState) String() string {
 func (*SubtaskState) ProtoMessage() {}
 
 func (x *SubtaskState) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[37]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3001,7 +3178,7 @@ func (x *SubtaskState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubtaskState.ProtoReflect.Descriptor instead.
 func (*SubtaskState) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{37}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SubtaskState) GetSubtask() int64 {
@@ -3059,7 +3236,7 @@ type StateHandle struct {
 
 func (x *StateHandle) Reset() {
 	*x = StateHandle{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[38]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3071,7 +3248,7 @@ func (x *StateHandle) String() string {
 func (*StateHandle) ProtoMessage() {}
 
 func (x *StateHandle) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[38]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3084,7 +3261,7 @@ func (x *StateHandle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateHandle.ProtoReflect.Descriptor instead.
 func (*StateHandle) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{38}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StateHandle) GetPath() string {
@@ -3126,7 +3303,7 @@ type OperatorSnapshot struct {
 
 func (x *OperatorSnapshot) Reset() {
 	*x = OperatorSnapshot{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[39]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3138,7 +3315,7 @@ func (x *OperatorSnapshot) String() string {
 func (*OperatorSnapshot) ProtoMessage() {}
 
 func (x *OperatorSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[39]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3151,7 +3328,7 @@ func (x *OperatorSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorSnapshot.ProtoReflect.Descriptor instead.
 func (*OperatorSnapshot) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{39}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *OperatorSnapshot) GetUid() string {
@@ -3177,7 +3354,7 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\bmessages\x18\x01 \x03(\v2\x16.strom.rpc.v1.EnvelopeR\bmessages\"G\n" +
 	"\x0fDeliverResponse\x12\x1c\n" +
 	"\tdelivered\x18\x01 \x01(\x04R\tdelivered\x12\x16\n" +
-	"\x06closed\x18\x02 \x01(\bR\x06closed\"\xb6\r\n" +
+	"\x06closed\x18\x02 \x01(\bR\x06closed\"\xe1\x0e\n" +
 	"\bEnvelope\x12W\n" +
 	"\x15register_task_manager\x18\x01 \x01(\v2!.strom.rpc.v1.RegisterTaskManagerH\x00R\x13registerTaskManager\x12A\n" +
 	"\rrequest_slots\x18\x02 \x01(\v2\x1a.strom.rpc.v1.RequestSlotsH\x00R\frequestSlots\x12Q\n" +
@@ -3206,7 +3383,9 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\n" +
 	"job_status\x18\x15 \x01(\v2\x17.strom.rpc.v1.JobStatusH\x00R\tjobStatus\x12>\n" +
 	"\fjob_finished\x18\x16 \x01(\v2\x19.strom.rpc.v1.JobFinishedH\x00R\vjobFinished\x12J\n" +
-	"\x10savepoint_result\x18\x17 \x01(\v2\x1d.strom.rpc.v1.SavepointResultH\x00R\x0fsavepointResultB\t\n" +
+	"\x10savepoint_result\x18\x17 \x01(\v2\x1d.strom.rpc.v1.SavepointResultH\x00R\x0fsavepointResult\x12M\n" +
+	"\x11heartbeat_request\x18\x18 \x01(\v2\x1e.strom.rpc.v1.HeartbeatRequestH\x00R\x10heartbeatRequest\x12Z\n" +
+	"\x16task_manager_heartbeat\x18\x19 \x01(\v2\".strom.rpc.v1.TaskManagerHeartbeatH\x00R\x14taskManagerHeartbeatB\t\n" +
 	"\amessage\"\x8b\x01\n" +
 	"\x13RegisterTaskManager\x12!\n" +
 	"\ftask_manager\x18\x01 \x01(\tR\vtaskManager\x12\x18\n" +
@@ -3292,7 +3471,22 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\x04kind\x18\x06 \x01(\rR\x04kind\x12\x16\n" +
 	"\x06target\x18\a \x01(\tR\x06target\x12\x12\n" +
 	"\x04stop\x18\b \x01(\bR\x04stop\x12\x14\n" +
-	"\x05drain\x18\t \x01(\bR\x05drain\"]\n" +
+	"\x05drain\x18\t \x01(\bR\x05drain\"v\n" +
+	"\x10HeartbeatRequest\x12\x19\n" +
+	"\breply_to\x18\x01 \x01(\tR\areplyTo\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x1e\n" +
+	"\n" +
+	"reregister\x18\x04 \x01(\bR\n" +
+	"reregister\"\xb3\x01\n" +
+	"\x14TaskManagerHeartbeat\x12!\n" +
+	"\ftask_manager\x18\x01 \x01(\tR\vtaskManager\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05slots\x18\x04 \x01(\x03R\x05slots\x129\n" +
+	"\n" +
+	"executions\x18\x05 \x03(\v2\x19.strom.rpc.v1.ExecutionIDR\n" +
+	"executions\"]\n" +
 	"\vDrainSource\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x127\n" +
 	"\texecution\x18\x02 \x01(\v2\x19.strom.rpc.v1.ExecutionIDR\texecution\"e\n" +
@@ -3439,7 +3633,7 @@ func file_strom_rpc_v1_rpc_proto_rawDescGZIP() []byte {
 	return file_strom_rpc_v1_rpc_proto_rawDescData
 }
 
-var file_strom_rpc_v1_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_strom_rpc_v1_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_strom_rpc_v1_rpc_proto_goTypes = []any{
 	(*DeliverRequest)(nil),           // 0: strom.rpc.v1.DeliverRequest
 	(*DeliverResponse)(nil),          // 1: strom.rpc.v1.DeliverResponse
@@ -3460,27 +3654,29 @@ var file_strom_rpc_v1_rpc_proto_goTypes = []any{
 	(*DeployTask)(nil),               // 16: strom.rpc.v1.DeployTask
 	(*CancelTask)(nil),               // 17: strom.rpc.v1.CancelTask
 	(*TriggerCheckpoint)(nil),        // 18: strom.rpc.v1.TriggerCheckpoint
-	(*DrainSource)(nil),              // 19: strom.rpc.v1.DrainSource
-	(*SavepointTarget)(nil),          // 20: strom.rpc.v1.SavepointTarget
-	(*AbortCheckpoint)(nil),          // 21: strom.rpc.v1.AbortCheckpoint
-	(*NotifyCheckpointComplete)(nil), // 22: strom.rpc.v1.NotifyCheckpointComplete
-	(*JobStatus)(nil),                // 23: strom.rpc.v1.JobStatus
-	(*JobFinished)(nil),              // 24: strom.rpc.v1.JobFinished
-	(*SavepointResult)(nil),          // 25: strom.rpc.v1.SavepointResult
-	(*ExecutionID)(nil),              // 26: strom.rpc.v1.ExecutionID
-	(*SlotID)(nil),                   // 27: strom.rpc.v1.SlotID
-	(*Failure)(nil),                  // 28: strom.rpc.v1.Failure
-	(*SlotOffer)(nil),                // 29: strom.rpc.v1.SlotOffer
-	(*TaskPlacement)(nil),            // 30: strom.rpc.v1.TaskPlacement
-	(*ExecutionStatus)(nil),          // 31: strom.rpc.v1.ExecutionStatus
-	(*TaskMetrics)(nil),              // 32: strom.rpc.v1.TaskMetrics
-	(*OperatorMetrics)(nil),          // 33: strom.rpc.v1.OperatorMetrics
-	(*OperatorTotals)(nil),           // 34: strom.rpc.v1.OperatorTotals
-	(*RestoreHandles)(nil),           // 35: strom.rpc.v1.RestoreHandles
-	(*OperatorState)(nil),            // 36: strom.rpc.v1.OperatorState
-	(*SubtaskState)(nil),             // 37: strom.rpc.v1.SubtaskState
-	(*StateHandle)(nil),              // 38: strom.rpc.v1.StateHandle
-	(*OperatorSnapshot)(nil),         // 39: strom.rpc.v1.OperatorSnapshot
+	(*HeartbeatRequest)(nil),         // 19: strom.rpc.v1.HeartbeatRequest
+	(*TaskManagerHeartbeat)(nil),     // 20: strom.rpc.v1.TaskManagerHeartbeat
+	(*DrainSource)(nil),              // 21: strom.rpc.v1.DrainSource
+	(*SavepointTarget)(nil),          // 22: strom.rpc.v1.SavepointTarget
+	(*AbortCheckpoint)(nil),          // 23: strom.rpc.v1.AbortCheckpoint
+	(*NotifyCheckpointComplete)(nil), // 24: strom.rpc.v1.NotifyCheckpointComplete
+	(*JobStatus)(nil),                // 25: strom.rpc.v1.JobStatus
+	(*JobFinished)(nil),              // 26: strom.rpc.v1.JobFinished
+	(*SavepointResult)(nil),          // 27: strom.rpc.v1.SavepointResult
+	(*ExecutionID)(nil),              // 28: strom.rpc.v1.ExecutionID
+	(*SlotID)(nil),                   // 29: strom.rpc.v1.SlotID
+	(*Failure)(nil),                  // 30: strom.rpc.v1.Failure
+	(*SlotOffer)(nil),                // 31: strom.rpc.v1.SlotOffer
+	(*TaskPlacement)(nil),            // 32: strom.rpc.v1.TaskPlacement
+	(*ExecutionStatus)(nil),          // 33: strom.rpc.v1.ExecutionStatus
+	(*TaskMetrics)(nil),              // 34: strom.rpc.v1.TaskMetrics
+	(*OperatorMetrics)(nil),          // 35: strom.rpc.v1.OperatorMetrics
+	(*OperatorTotals)(nil),           // 36: strom.rpc.v1.OperatorTotals
+	(*RestoreHandles)(nil),           // 37: strom.rpc.v1.RestoreHandles
+	(*OperatorState)(nil),            // 38: strom.rpc.v1.OperatorState
+	(*SubtaskState)(nil),             // 39: strom.rpc.v1.SubtaskState
+	(*StateHandle)(nil),              // 40: strom.rpc.v1.StateHandle
+	(*OperatorSnapshot)(nil),         // 41: strom.rpc.v1.OperatorSnapshot
 }
 var file_strom_rpc_v1_rpc_proto_depIdxs = []int32{
 	2,  // 0: strom.rpc.v1.DeliverRequest.messages:type_name -> strom.rpc.v1.Envelope
@@ -3500,56 +3696,59 @@ var file_strom_rpc_v1_rpc_proto_depIdxs = []int32{
 	16, // 14: strom.rpc.v1.Envelope.deploy_task:type_name -> strom.rpc.v1.DeployTask
 	17, // 15: strom.rpc.v1.Envelope.cancel_task:type_name -> strom.rpc.v1.CancelTask
 	18, // 16: strom.rpc.v1.Envelope.trigger_checkpoint:type_name -> strom.rpc.v1.TriggerCheckpoint
-	19, // 17: strom.rpc.v1.Envelope.drain_source:type_name -> strom.rpc.v1.DrainSource
-	20, // 18: strom.rpc.v1.Envelope.savepoint_target:type_name -> strom.rpc.v1.SavepointTarget
-	21, // 19: strom.rpc.v1.Envelope.abort_checkpoint:type_name -> strom.rpc.v1.AbortCheckpoint
-	22, // 20: strom.rpc.v1.Envelope.notify_checkpoint_complete:type_name -> strom.rpc.v1.NotifyCheckpointComplete
-	23, // 21: strom.rpc.v1.Envelope.job_status:type_name -> strom.rpc.v1.JobStatus
-	24, // 22: strom.rpc.v1.Envelope.job_finished:type_name -> strom.rpc.v1.JobFinished
-	25, // 23: strom.rpc.v1.Envelope.savepoint_result:type_name -> strom.rpc.v1.SavepointResult
-	27, // 24: strom.rpc.v1.ReleaseSlots.slots:type_name -> strom.rpc.v1.SlotID
-	29, // 25: strom.rpc.v1.SlotsGranted.slots:type_name -> strom.rpc.v1.SlotOffer
-	26, // 26: strom.rpc.v1.TaskStateUpdate.execution:type_name -> strom.rpc.v1.ExecutionID
-	28, // 27: strom.rpc.v1.TaskStateUpdate.failure:type_name -> strom.rpc.v1.Failure
-	33, // 28: strom.rpc.v1.TaskStateUpdate.metrics:type_name -> strom.rpc.v1.OperatorMetrics
-	32, // 29: strom.rpc.v1.MetricsReport.tasks:type_name -> strom.rpc.v1.TaskMetrics
-	26, // 30: strom.rpc.v1.AcknowledgeCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
-	39, // 31: strom.rpc.v1.AcknowledgeCheckpoint.states:type_name -> strom.rpc.v1.OperatorSnapshot
-	26, // 32: strom.rpc.v1.DeclineCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
-	26, // 33: strom.rpc.v1.TaskEndOfInput.execution:type_name -> strom.rpc.v1.ExecutionID
-	26, // 34: strom.rpc.v1.DeployTask.execution:type_name -> strom.rpc.v1.ExecutionID
-	27, // 35: strom.rpc.v1.DeployTask.slot:type_name -> strom.rpc.v1.SlotID
-	35, // 36: strom.rpc.v1.DeployTask.restore:type_name -> strom.rpc.v1.RestoreHandles
-	30, // 37: strom.rpc.v1.DeployTask.placement:type_name -> strom.rpc.v1.TaskPlacement
-	26, // 38: strom.rpc.v1.CancelTask.execution:type_name -> strom.rpc.v1.ExecutionID
-	26, // 39: strom.rpc.v1.TriggerCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
-	26, // 40: strom.rpc.v1.DrainSource.execution:type_name -> strom.rpc.v1.ExecutionID
-	26, // 41: strom.rpc.v1.AbortCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
-	26, // 42: strom.rpc.v1.NotifyCheckpointComplete.execution:type_name -> strom.rpc.v1.ExecutionID
-	31, // 43: strom.rpc.v1.JobStatus.executions:type_name -> strom.rpc.v1.ExecutionStatus
-	34, // 44: strom.rpc.v1.JobStatus.operators:type_name -> strom.rpc.v1.OperatorTotals
-	28, // 45: strom.rpc.v1.JobFinished.failure:type_name -> strom.rpc.v1.Failure
-	31, // 46: strom.rpc.v1.JobFinished.executions:type_name -> strom.rpc.v1.ExecutionStatus
-	34, // 47: strom.rpc.v1.JobFinished.operators:type_name -> strom.rpc.v1.OperatorTotals
-	27, // 48: strom.rpc.v1.SlotOffer.slot:type_name -> strom.rpc.v1.SlotID
-	26, // 49: strom.rpc.v1.ExecutionStatus.id:type_name -> strom.rpc.v1.ExecutionID
-	27, // 50: strom.rpc.v1.ExecutionStatus.slot:type_name -> strom.rpc.v1.SlotID
-	28, // 51: strom.rpc.v1.ExecutionStatus.failure:type_name -> strom.rpc.v1.Failure
-	26, // 52: strom.rpc.v1.TaskMetrics.execution:type_name -> strom.rpc.v1.ExecutionID
-	33, // 53: strom.rpc.v1.TaskMetrics.operators:type_name -> strom.rpc.v1.OperatorMetrics
-	36, // 54: strom.rpc.v1.RestoreHandles.operators:type_name -> strom.rpc.v1.OperatorState
-	37, // 55: strom.rpc.v1.OperatorState.subtasks:type_name -> strom.rpc.v1.SubtaskState
-	38, // 56: strom.rpc.v1.SubtaskState.keyed:type_name -> strom.rpc.v1.StateHandle
-	38, // 57: strom.rpc.v1.SubtaskState.operator:type_name -> strom.rpc.v1.StateHandle
-	38, // 58: strom.rpc.v1.SubtaskState.channel:type_name -> strom.rpc.v1.StateHandle
-	37, // 59: strom.rpc.v1.OperatorSnapshot.state:type_name -> strom.rpc.v1.SubtaskState
-	0,  // 60: strom.rpc.v1.EndpointService.Deliver:input_type -> strom.rpc.v1.DeliverRequest
-	1,  // 61: strom.rpc.v1.EndpointService.Deliver:output_type -> strom.rpc.v1.DeliverResponse
-	61, // [61:62] is the sub-list for method output_type
-	60, // [60:61] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	21, // 17: strom.rpc.v1.Envelope.drain_source:type_name -> strom.rpc.v1.DrainSource
+	22, // 18: strom.rpc.v1.Envelope.savepoint_target:type_name -> strom.rpc.v1.SavepointTarget
+	23, // 19: strom.rpc.v1.Envelope.abort_checkpoint:type_name -> strom.rpc.v1.AbortCheckpoint
+	24, // 20: strom.rpc.v1.Envelope.notify_checkpoint_complete:type_name -> strom.rpc.v1.NotifyCheckpointComplete
+	25, // 21: strom.rpc.v1.Envelope.job_status:type_name -> strom.rpc.v1.JobStatus
+	26, // 22: strom.rpc.v1.Envelope.job_finished:type_name -> strom.rpc.v1.JobFinished
+	27, // 23: strom.rpc.v1.Envelope.savepoint_result:type_name -> strom.rpc.v1.SavepointResult
+	19, // 24: strom.rpc.v1.Envelope.heartbeat_request:type_name -> strom.rpc.v1.HeartbeatRequest
+	20, // 25: strom.rpc.v1.Envelope.task_manager_heartbeat:type_name -> strom.rpc.v1.TaskManagerHeartbeat
+	29, // 26: strom.rpc.v1.ReleaseSlots.slots:type_name -> strom.rpc.v1.SlotID
+	31, // 27: strom.rpc.v1.SlotsGranted.slots:type_name -> strom.rpc.v1.SlotOffer
+	28, // 28: strom.rpc.v1.TaskStateUpdate.execution:type_name -> strom.rpc.v1.ExecutionID
+	30, // 29: strom.rpc.v1.TaskStateUpdate.failure:type_name -> strom.rpc.v1.Failure
+	35, // 30: strom.rpc.v1.TaskStateUpdate.metrics:type_name -> strom.rpc.v1.OperatorMetrics
+	34, // 31: strom.rpc.v1.MetricsReport.tasks:type_name -> strom.rpc.v1.TaskMetrics
+	28, // 32: strom.rpc.v1.AcknowledgeCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
+	41, // 33: strom.rpc.v1.AcknowledgeCheckpoint.states:type_name -> strom.rpc.v1.OperatorSnapshot
+	28, // 34: strom.rpc.v1.DeclineCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
+	28, // 35: strom.rpc.v1.TaskEndOfInput.execution:type_name -> strom.rpc.v1.ExecutionID
+	28, // 36: strom.rpc.v1.DeployTask.execution:type_name -> strom.rpc.v1.ExecutionID
+	29, // 37: strom.rpc.v1.DeployTask.slot:type_name -> strom.rpc.v1.SlotID
+	37, // 38: strom.rpc.v1.DeployTask.restore:type_name -> strom.rpc.v1.RestoreHandles
+	32, // 39: strom.rpc.v1.DeployTask.placement:type_name -> strom.rpc.v1.TaskPlacement
+	28, // 40: strom.rpc.v1.CancelTask.execution:type_name -> strom.rpc.v1.ExecutionID
+	28, // 41: strom.rpc.v1.TriggerCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
+	28, // 42: strom.rpc.v1.TaskManagerHeartbeat.executions:type_name -> strom.rpc.v1.ExecutionID
+	28, // 43: strom.rpc.v1.DrainSource.execution:type_name -> strom.rpc.v1.ExecutionID
+	28, // 44: strom.rpc.v1.AbortCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
+	28, // 45: strom.rpc.v1.NotifyCheckpointComplete.execution:type_name -> strom.rpc.v1.ExecutionID
+	33, // 46: strom.rpc.v1.JobStatus.executions:type_name -> strom.rpc.v1.ExecutionStatus
+	36, // 47: strom.rpc.v1.JobStatus.operators:type_name -> strom.rpc.v1.OperatorTotals
+	30, // 48: strom.rpc.v1.JobFinished.failure:type_name -> strom.rpc.v1.Failure
+	33, // 49: strom.rpc.v1.JobFinished.executions:type_name -> strom.rpc.v1.ExecutionStatus
+	36, // 50: strom.rpc.v1.JobFinished.operators:type_name -> strom.rpc.v1.OperatorTotals
+	29, // 51: strom.rpc.v1.SlotOffer.slot:type_name -> strom.rpc.v1.SlotID
+	28, // 52: strom.rpc.v1.ExecutionStatus.id:type_name -> strom.rpc.v1.ExecutionID
+	29, // 53: strom.rpc.v1.ExecutionStatus.slot:type_name -> strom.rpc.v1.SlotID
+	30, // 54: strom.rpc.v1.ExecutionStatus.failure:type_name -> strom.rpc.v1.Failure
+	28, // 55: strom.rpc.v1.TaskMetrics.execution:type_name -> strom.rpc.v1.ExecutionID
+	35, // 56: strom.rpc.v1.TaskMetrics.operators:type_name -> strom.rpc.v1.OperatorMetrics
+	38, // 57: strom.rpc.v1.RestoreHandles.operators:type_name -> strom.rpc.v1.OperatorState
+	39, // 58: strom.rpc.v1.OperatorState.subtasks:type_name -> strom.rpc.v1.SubtaskState
+	40, // 59: strom.rpc.v1.SubtaskState.keyed:type_name -> strom.rpc.v1.StateHandle
+	40, // 60: strom.rpc.v1.SubtaskState.operator:type_name -> strom.rpc.v1.StateHandle
+	40, // 61: strom.rpc.v1.SubtaskState.channel:type_name -> strom.rpc.v1.StateHandle
+	39, // 62: strom.rpc.v1.OperatorSnapshot.state:type_name -> strom.rpc.v1.SubtaskState
+	0,  // 63: strom.rpc.v1.EndpointService.Deliver:input_type -> strom.rpc.v1.DeliverRequest
+	1,  // 64: strom.rpc.v1.EndpointService.Deliver:output_type -> strom.rpc.v1.DeliverResponse
+	64, // [64:65] is the sub-list for method output_type
+	63, // [63:64] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_strom_rpc_v1_rpc_proto_init() }
@@ -3581,6 +3780,8 @@ func file_strom_rpc_v1_rpc_proto_init() {
 		(*Envelope_JobStatus)(nil),
 		(*Envelope_JobFinished)(nil),
 		(*Envelope_SavepointResult)(nil),
+		(*Envelope_HeartbeatRequest)(nil),
+		(*Envelope_TaskManagerHeartbeat)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3588,7 +3789,7 @@ func file_strom_rpc_v1_rpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strom_rpc_v1_rpc_proto_rawDesc), len(file_strom_rpc_v1_rpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   40,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
