@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/strom-dev/strom/internal/checkpoint"
+	"github.com/strom-dev/strom/internal/heartbeat"
 	"github.com/strom-dev/strom/internal/jobcode"
 	"github.com/strom-dev/strom/internal/jobgraph"
 	"github.com/strom-dev/strom/internal/rpc"
@@ -60,6 +61,10 @@ type Config struct {
 	Resume *jobcode.Resume
 	// Logger receives how the job ended; nil: nothing is logged.
 	Logger *slog.Logger
+	// HeartbeatInterval and HeartbeatTimeout set the heartbeats to the
+	// job's TaskManagers (heartbeat.go; 0: internal/heartbeat's defaults,
+	// 1 s and 5 s).
+	HeartbeatInterval, HeartbeatTimeout time.Duration
 }
 
 // JobMaster runs one job.
@@ -103,6 +108,10 @@ type JobMaster struct {
 	timer     *time.Timer // for the tick the Scheduler asked for; nil: none
 
 	ck *ckShell // nil without checkpointing
+	// hb watches the TaskManagers (heartbeat.go); set when Run starts,
+	// under hbMu for TaskManagerUnreachable, which may come earlier.
+	hb   *hbShell
+	hbMu sync.Mutex
 	// Work off the loop (storage I/O) hands its result back on asyncC;
 	// asyncCtx ends and asyncWG is waited for when Run returns.
 	asyncC      chan func()
@@ -168,6 +177,11 @@ func (jm *JobMaster) Run(ctx context.Context) {
 		jm.finish(scheduler.JobFailed, err)
 		return
 	}
+	defer jm.stopHeartbeats()
+	if err := jm.startHeartbeats(); err != nil {
+		jm.finish(scheduler.JobFailed, err)
+		return
+	}
 	jm.step(scheduler.EvStart{})
 	if !jm.done { // the job may already have failed (no ResourceManager)
 		jm.publish()
@@ -197,6 +211,18 @@ func (jm *JobMaster) Run(ctx context.Context) {
 		case now := <-jm.ckTickC():
 			jm.ckStep(checkpoint.EvTick{Now: now})
 			jm.step(scheduler.EvTick{Now: now}) // a failed job fails from ckStep
+		case <-jm.hbTimerC():
+			jm.step(scheduler.EvTick{Now: time.Now()}) // a failure is timed when it is found
+			jm.hbEvent(nil)
+			if !jm.done {
+				jm.publish()
+			}
+		case <-jm.hbLostC():
+			jm.step(scheduler.EvTick{Now: time.Now()}) // a failure is timed when it is found
+			jm.hbLosses()
+			if !jm.done {
+				jm.publish()
+			}
 		case done := <-jm.asyncC:
 			done()
 			jm.step(scheduler.EvTick{Now: time.Now()}) // deploys released, restores failed
@@ -236,6 +262,7 @@ func (jm *JobMaster) handle(m rpc.Message) {
 			if s.DataAddress != "" {
 				jm.dataAddrs[s.Slot.TaskManager] = s.DataAddress
 			}
+			jm.watchTaskManager(s.Slot.TaskManager, s.Address)
 		}
 		jm.step(scheduler.EvSlotsGranted{Slots: offeredSlots(m.Slots)})
 	case rpc.SlotsRefused:
@@ -259,6 +286,8 @@ func (jm *JobMaster) handle(m rpc.Message) {
 		for _, t := range m.Tasks {
 			jm.recordMetrics(t.Execution, t.Operators, false)
 		}
+	case rpc.TaskManagerHeartbeat:
+		jm.hbEvent(heartbeat.EvHeartbeat{Target: m.TaskManager, Payload: m.Executions})
 	case rpc.CancelJob:
 		jm.step(scheduler.EvCancel{})
 	case rpc.TriggerSavepoint:

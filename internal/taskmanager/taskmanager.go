@@ -134,6 +134,8 @@ func (tm *TaskManager) Run(ctx context.Context) {
 				switch m := m.(type) {
 				case rpc.DeployTask:
 					tm.deploy(ctx, m)
+				case rpc.HeartbeatRequest:
+					tm.heartbeat(m)
 				case rpc.CancelTask:
 					tm.mu.Lock()
 					if t, ok := tm.tasks[taskKey{m.JobID, m.Execution}]; ok {
@@ -358,4 +360,52 @@ func (tm *TaskManager) abandon(key taskKey, st *slotTask, timeout time.Duration)
 	u := rpc.TaskStateUpdate{JobID: key.job, Execution: key.id, State: scheduler.Canceled}
 	_ = tm.cfg.Transport.JobMaster(st.jobMaster).UpdateTaskState(u)
 	st.release()
+}
+
+// heartbeat answers a heartbeat request with the executions it runs (of
+// the asking JobMaster's job, or all of them for the ResourceManager). A
+// request with Reregister comes from a ResourceManager that declared this
+// TaskManager dead and dropped its slots: every task here is of a stale
+// attempt (its JobMaster failed it), so all are cancelled, and the slots
+// are offered again, as a new registration.
+func (tm *TaskManager) heartbeat(m rpc.HeartbeatRequest) {
+	tm.mu.Lock()
+	if m.Reregister {
+		for k, t := range tm.tasks {
+			t.cancel()
+			tm.watchCancel(k, t)
+		}
+	}
+	var execs []scheduler.ExecutionID
+	for k := range tm.tasks {
+		if m.JobID == "" || k.job == m.JobID {
+			execs = append(execs, k.id)
+		}
+	}
+	tm.mu.Unlock()
+	if m.Reregister {
+		tm.cfg.Logger.Info("task manager: declared dead by the resource manager; cancelled its tasks, registering again", "task_manager", tm.cfg.ID)
+		if err := tm.cfg.Transport.ResourceManager(tm.cfg.ResourceManager).RegisterTaskManager(tm.registration()); err != nil {
+			tm.cfg.Logger.Warn("task manager: registering again failed", "task_manager", tm.cfg.ID, "error", err)
+		}
+	}
+	hb := rpc.TaskManagerHeartbeat{TaskManager: tm.cfg.ID, JobID: m.JobID, Seq: m.Seq, Slots: tm.cfg.Slots, Executions: execs}
+	var err error
+	if m.JobID == "" {
+		err = tm.cfg.Transport.ResourceManager(m.ReplyTo).HeartbeatFromTaskManager(hb)
+	} else {
+		err = tm.cfg.Transport.JobMaster(m.ReplyTo).HeartbeatFromTaskManager(hb)
+	}
+	if err != nil { // the asker is gone: it will not miss the answer
+		tm.cfg.Logger.Debug("task manager: heartbeat not delivered", "task_manager", tm.cfg.ID, "to", m.ReplyTo, "error", err)
+	}
+}
+
+// registration is this TaskManager's offer of its slots.
+func (tm *TaskManager) registration() rpc.RegisterTaskManager {
+	reg := rpc.RegisterTaskManager{TaskManager: tm.cfg.ID, Address: tm.cfg.Address, Slots: tm.cfg.Slots}
+	if tm.cfg.Data != nil {
+		reg.DataAddress = tm.cfg.Data.Addr()
+	}
+	return reg
 }
