@@ -262,9 +262,13 @@ func (jm *JobMaster) handle(m rpc.Message) {
 			if s.DataAddress != "" {
 				jm.dataAddrs[s.Slot.TaskManager] = s.DataAddress
 			}
-			jm.watchTaskManager(s.Slot.TaskManager, s.Address)
 		}
 		jm.step(scheduler.EvSlotsGranted{Slots: offeredSlots(m.Slots)})
+		// Watched after the deploys went out: a TaskManager that cannot be
+		// reached fails them with the transport's error.
+		for _, s := range m.Slots {
+			jm.watchTaskManager(s.Slot.TaskManager, s.Address)
+		}
 	case rpc.SlotsRefused:
 		if m.RequestID == jm.request {
 			jm.step(scheduler.EvSlotsRefused{Err: errors.New(m.Reason)})
