@@ -41,6 +41,7 @@ type ResourceManager struct {
 	tmAddr    map[string]string // TaskManager id → address, kept after death (fencing)
 
 	registered atomic.Int64 // slots offered, for RegisteredSlots
+	peak       int          // the most slots registered at one time
 }
 
 type reqKey struct {
@@ -63,6 +64,12 @@ type Config struct {
 	// dropped; if it answers again it is told to cancel its tasks and
 	// register again.
 	Heartbeat heartbeat.Config
+	// RefuseAboveCapacity refuses at once a request for more slots than
+	// the cluster ever had at one time: for an embedded cluster, whose
+	// TaskManagers all start with it, such a request could never be
+	// served. A request the cluster is short for only because
+	// TaskManagers were lost still waits.
+	RefuseAboveCapacity bool
 }
 
 type tmSlots struct {
@@ -155,11 +162,16 @@ func (rm *ResourceManager) handle(m rpc.Message) {
 		rm.tms[m.TaskManager] = &tmSlots{address: m.Address, dataAddress: m.DataAddress, owner: make([]string, m.Slots)}
 		rm.tmAddr[m.TaskManager] = m.Address
 		rm.registered.Store(int64(rm.total()))
+		rm.peak = max(rm.peak, rm.total())
 		rm.hbDo(rm.hb.Handle(heartbeat.EvAdd{Target: m.TaskManager}))
 		rm.serveQueue()
 	case rpc.TaskManagerHeartbeat:
 		rm.hbDo(rm.hb.Handle(heartbeat.EvHeartbeat{Target: m.TaskManager}))
 	case rpc.RequestSlots:
+		if rm.cfg.RefuseAboveCapacity && m.N > rm.peak {
+			rm.refuse(m, fmt.Sprintf("job needs %d slots but the cluster has %d (%d TaskManagers)", m.N, rm.total(), len(rm.tms)))
+			return
+		}
 		if m.N > rm.total() {
 			// Not refused: a TaskManager may register (again) in time.
 			rm.log.Info("resource manager: slot request waits for TaskManagers", "job_id", m.JobID, "slots", m.N, "registered", rm.total(), "timeout", rm.cfg.SlotRequestTimeout)

@@ -95,6 +95,14 @@ func TestRequestTheClusterCannotHoldIsRefusedAfterTheTimeout(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(asked), timeout)
 }
 
+// With RefuseAboveCapacity (an embedded cluster) a request for more slots
+// than the cluster ever had is refused at once.
+func TestRequestAboveCapacityIsRefusedAtOnce(t *testing.T) {
+	rm, jm := startWith(t, rpc.NewLocal(), Config{RefuseAboveCapacity: true}, 2)
+	require.NoError(t, rm.RequestSlots(rpc.RequestSlots{JobID: "a", RequestID: 1, N: 3, JobMaster: "jm"}))
+	require.Equal(t, rpc.SlotsRefused{JobID: "a", RequestID: 1, Reason: "job needs 3 slots but the cluster has 2 (1 TaskManagers)"}, next(t, jm))
+}
+
 // A request the cluster is short for is granted when a TaskManager
 // registers in time.
 func TestRequestWaitsForATaskManagerToRegister(t *testing.T) {

@@ -58,6 +58,9 @@ type TaskManager struct {
 	stores map[string]blob.Store // checkpoint storage by URL (checkpoint.go)
 	// savepoints are the announced targets of savepoints (checkpoint.go).
 	savepoints map[spKey]*spTarget
+	// freeze takes a channel from Freeze; the loop then stops until it is
+	// closed.
+	freeze chan (<-chan struct{})
 }
 
 type taskKey struct {
@@ -106,7 +109,7 @@ func New(cfg Config) (*TaskManager, error) {
 		ep.Close()
 		return nil, fmt.Errorf("task manager %s: registering with the resource manager: %w", cfg.ID, err)
 	}
-	return &TaskManager{cfg: cfg, ep: ep, tasks: map[taskKey]*slotTask{}, stores: map[string]blob.Store{}, savepoints: map[spKey]*spTarget{}}, nil
+	return &TaskManager{cfg: cfg, ep: ep, tasks: map[taskKey]*slotTask{}, stores: map[string]blob.Store{}, savepoints: map[spKey]*spTarget{}, freeze: make(chan (<-chan struct{}), 1)}, nil
 }
 
 // Run serves deploys and cancels until ctx ends, then cancels every task
@@ -127,6 +130,11 @@ func (tm *TaskManager) Run(ctx context.Context) {
 			}
 			tm.mu.Unlock()
 			return
+		case thaw := <-tm.freeze:
+			select { // frozen: no message is read, no heartbeat answered
+			case <-thaw:
+			case <-ctx.Done():
+			}
 		case <-tick.C:
 			tm.reportMetrics()
 		case <-tm.ep.Ready():
@@ -409,3 +417,9 @@ func (tm *TaskManager) registration() rpc.RegisterTaskManager {
 	}
 	return reg
 }
+
+// Freeze stops the TaskManager's loop until thaw is closed (or Run's
+// context ends): it reads no message and answers no heartbeat, while its
+// tasks run on, like a process stopped by SIGSTOP as far as the other
+// roles can tell (fault-injection tests). One freeze at a time.
+func (tm *TaskManager) Freeze(thaw <-chan struct{}) { tm.freeze <- thaw }
