@@ -149,7 +149,7 @@ func (c *MiniCluster) start(cfg Config) (err error) {
 		// Its TaskManagers start with it: a job wider than all of them
 		// fails at once instead of waiting for the slot request timeout.
 		RefuseAboveCapacity: true,
-		Heartbeat:          heartbeat.Config{Interval: cfg.HeartbeatInterval, Timeout: cfg.HeartbeatTimeout},
+		Heartbeat:           heartbeat.Config{Interval: cfg.HeartbeatInterval, Timeout: cfg.HeartbeatTimeout},
 	})
 	if err != nil {
 		return err
