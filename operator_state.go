@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/strom-dev/strom/internal/minicluster"
 	"github.com/strom-dev/strom/internal/rpc"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/statebackend"
@@ -211,4 +212,7 @@ type stateSeam struct {
 	// processes runs the embedded cluster as if in separate processes
 	// (minicluster.Config.DataPlane and NetworkRPC; tests).
 	processes bool
+	// cluster, if set, adjusts the embedded cluster's configuration
+	// (heartbeat settings of failure-detection tests).
+	cluster func(*minicluster.Config)
 }

@@ -132,15 +132,7 @@ func (jm *JobMaster) taskManagerDead(id, reason string) {
 	err := fmt.Errorf("TaskManager %s lost: %s", id, reason)
 	jm.logger().Warn("job master: TaskManager lost", "job_id", jm.cfg.JobID, "task_manager", id, "reason", reason)
 	delete(jm.tms, id)
-	var failed []scheduler.ExecutionID
-	for _, e := range jm.sched.Executions() {
-		if e.Slot.TaskManager == id && !e.State.Terminal() && e.State != scheduler.Created {
-			failed = append(failed, e.ID)
-		}
-	}
-	for _, e := range failed {
-		jm.step(scheduler.EvTaskState{ID: e, State: scheduler.Failed, Err: err})
-	}
+	jm.step(scheduler.EvSlotsLost{TaskManager: id, Err: err})
 }
 
 // fence cancels, on a TaskManager that came back after it was declared
