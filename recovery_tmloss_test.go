@@ -2,7 +2,6 @@ package strom_test
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -55,7 +54,7 @@ func (m *tmFaultMap) ProcessElement(ctx *strom.ProcessContext[seqRecord], r seqR
 // the TaskManager running source subtask 0 once the fault is due, and
 // checks exact final states. It returns the result and when hit was
 // called.
-func runWithTaskManagerFault(t *testing.T, p, tms int, mcfg func(*minicluster.Config), hit func(mc *minicluster.MiniCluster, tm int)) (*strom.JobResult, time.Time) {
+func runWithTaskManagerFault(t *testing.T, p, tms int, mcfg func(*minicluster.Config), hit func(mc *minicluster.MiniCluster, tm int, job *minicluster.JobHandle)) (*strom.JobResult, time.Time) {
 	t.Helper()
 	const records, keys = 8000, 16
 	data, counts := seqData(7, records, keys, p)
@@ -96,7 +95,7 @@ func runWithTaskManagerFault(t *testing.T, p, tms int, mcfg func(*minicluster.Co
 		}
 		require.NotEqual(t, -1, tm, "source subtask 0 runs when the fault is due: %v", execs)
 		hitAt = time.Now()
-		hit(mc, tm)
+		hit(mc, tm, h)
 	case <-jc.Done():
 		t.Fatal("the job ended before a checkpoint was retained and the fault was due")
 	}
@@ -116,7 +115,7 @@ func TestKilledTaskManagerIsDetectedByConnectionLoss(t *testing.T) {
 	const timeout = 20 * time.Second
 	res, killed := runWithTaskManagerFault(t, 2, 3, func(c *minicluster.Config) {
 		c.HeartbeatInterval, c.HeartbeatTimeout = 100*time.Millisecond, timeout
-	}, func(mc *minicluster.MiniCluster, tm int) {
+	}, func(mc *minicluster.MiniCluster, tm int, job *minicluster.JobHandle) {
 		require.NoError(t, mc.KillTaskManager(tm))
 	})
 	require.Equal(t, 1, res.Restarts, "one restart for the lost TaskManager")
@@ -131,10 +130,19 @@ func TestFrozenTaskManagerIsDetectedByHeartbeatTimeout(t *testing.T) {
 	var frozen time.Time
 	res, _ := runWithTaskManagerFault(t, 2, 3, func(c *minicluster.Config) {
 		c.HeartbeatInterval, c.HeartbeatTimeout = 20*time.Millisecond, timeout
-	}, func(mc *minicluster.MiniCluster, tm int) {
+	}, func(mc *minicluster.MiniCluster, tm int, job *minicluster.JobHandle) {
 		require.NoError(t, mc.FreezeTaskManager(tm))
 		frozen = time.Now()
-		t.Cleanup(func() { _ = mc.ThawTaskManager(tm) })
+		require.Eventually(t, func() bool {
+			_, execs := job.Status()
+			return execs[0].ID.Attempt > 0
+		}, 10*time.Second, time.Millisecond, "the job restarted without the frozen TaskManager")
+		require.Eventually(t, func() bool { return mc.RegisteredSlots() < 3 }, 10*time.Second, time.Millisecond, "its slots were dropped")
+		// Thawed, it answers the heartbeats that waited: it is told to
+		// cancel its stale tasks and register again, and does.
+		require.NoError(t, mc.ThawTaskManager(tm))
+		require.Eventually(t, func() bool { return mc.RegisteredSlots() == 3 }, 10*time.Second, time.Millisecond,
+			"the thawed TaskManager registered again")
 	})
 	require.GreaterOrEqual(t, time.Since(frozen), timeout, "found by the timeout, not before")
 	require.GreaterOrEqual(t, res.Restarts, 1)
@@ -148,7 +156,7 @@ func TestJobShortOfSlotsWaitsForANewTaskManager(t *testing.T) {
 	res, _ := runWithTaskManagerFault(t, 2, 2, func(c *minicluster.Config) {
 		c.HeartbeatInterval, c.HeartbeatTimeout = 100*time.Millisecond, 20*time.Second
 		c.SlotRequestTimeout = 30 * time.Second
-	}, func(mc *minicluster.MiniCluster, tm int) {
+	}, func(mc *minicluster.MiniCluster, tm int, job *minicluster.JobHandle) {
 		require.NoError(t, mc.KillTaskManager(tm))
 		killed = time.Now()
 		time.Sleep(wait) // the job waits for a slot meanwhile
@@ -158,4 +166,3 @@ func TestJobShortOfSlotsWaitsForANewTaskManager(t *testing.T) {
 	require.GreaterOrEqual(t, time.Since(killed), wait)
 }
 
-var _ = fmt.Sprint

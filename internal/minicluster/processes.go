@@ -194,3 +194,13 @@ func (c *MiniCluster) unreachable(u rpc.Unreachable) {
 		jm.TaskManagerUnreachable(u.Address, reason)
 	}
 }
+
+// RegisteredSlots is how many slots the ResourceManager holds from live,
+// registered TaskManagers (tests of failure detection watch slots drop
+// and come back).
+func (c *MiniCluster) RegisteredSlots() int {
+	c.pmu.Lock()
+	rm := c.rm
+	c.pmu.Unlock()
+	return rm.RegisteredSlots()
+}
