@@ -165,4 +165,3 @@ func TestJobShortOfSlotsWaitsForANewTaskManager(t *testing.T) {
 	require.Equal(t, 1, res.Restarts, "one restart: the slot request waited instead of failing")
 	require.GreaterOrEqual(t, time.Since(killed), wait)
 }
-
