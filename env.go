@@ -82,6 +82,15 @@ type Config struct {
 	// default one TaskManager with as many slots as the job needs.
 	TaskManagers        int
 	SlotsPerTaskManager int
+	// LoopbackNetwork runs the embedded cluster as if the JobManager and
+	// each TaskManager were processes of their own: every message between
+	// the roles crosses the network transport (protobuf over HTTP/2) and
+	// every channel between tasks of different TaskManagers crosses the
+	// TCP data plane (records encoded with their codecs), all on loopback.
+	// For measuring what the distributed runtime costs, and testing it, in
+	// one process; errors of user code then keep their text only, as
+	// between real processes.
+	LoopbackNetwork bool
 	// BatchSize is the number of records per network buffer (default 512).
 	BatchSize int
 	// BuffersPerChannel is the number of buffers (credits) per logical
@@ -456,7 +465,7 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 	if slots <= 0 {
 		slots = (jg.SlotsNeeded() + tms - 1) / tms
 	}
-	mcfg := minicluster.Config{TaskManagers: tms, SlotsPerManager: slots, DropMessage: e.seam.dropMessage, DataPlane: e.seam.processes, NetworkRPC: e.seam.processes}
+	mcfg := minicluster.Config{TaskManagers: tms, SlotsPerManager: slots, DropMessage: e.seam.dropMessage, DataPlane: cfg.LoopbackNetwork, NetworkRPC: cfg.LoopbackNetwork}
 	if e.seam.cluster != nil {
 		e.seam.cluster(&mcfg)
 	}

@@ -21,12 +21,6 @@ func SetStateSeam(env *Environment, restore runtime.JobRestore, onTask func(*run
 // SliceSource is the source FromSlice reads (with its split codec).
 func SliceSource[T any](data []T) Source[T] { return sliceSource[T]{data: data} }
 
-// AsSeparateProcesses makes the job's embedded cluster run as if the
-// JobManager and each TaskManager were processes of their own: each
-// TaskManager has its own TCP data plane, and the roles speak over the
-// network transport (rpc.Network on loopback).
-func AsSeparateProcesses(env *Environment) { env.seam.processes = true }
-
 // DropMessages makes env's next job lose the messages between its
 // cluster's roles that drop accepts (a lost checkpoint notification).
 func DropMessages(env *Environment, drop func(to string, m rpc.Message) bool) {

@@ -209,9 +209,6 @@ type stateSeam struct {
 	onTask  func(*runtime.Task)
 	// dropMessage loses messages between the cluster's roles (tests).
 	dropMessage func(to string, m rpc.Message) bool
-	// processes runs the embedded cluster as if in separate processes
-	// (minicluster.Config.DataPlane and NetworkRPC; tests).
-	processes bool
 	// cluster, if set, adjusts the embedded cluster's configuration
 	// (heartbeat settings of failure-detection tests).
 	cluster func(*minicluster.Config)

@@ -165,7 +165,7 @@ type chaos struct {
 	// mode is the checkpoint mode (the zero value: aligned).
 	mode strom.CheckpointMode
 	// dataPlane runs the job on one TaskManager per subtask, as if each
-	// were a process of its own (strom.AsSeparateProcesses).
+	// were a process of its own (strom.Config.LoopbackNetwork).
 	dataPlane bool
 	// perAttempt: the counter restarts from zero with every failure, so a
 	// threshold counts the records of one attempt (failures right after
@@ -235,7 +235,7 @@ type chaosRun struct {
 	// at once, firstChannels the most before the first failure.
 	maxChannels, firstChannels int
 	// maxRemote and maxConns are the most channels and connections the
-	// data planes held at once (strom.AsSeparateProcesses).
+	// data planes held at once (strom.Config.LoopbackNetwork).
 	maxRemote, maxConns int
 }
 
@@ -262,12 +262,9 @@ func (c *chaos) hooks() chaosHooks {
 func runChaos(t *testing.T, cfg strom.Config, data []seqRecord, h chaosHooks, bad *violations) (chaosRun, *lastStates) {
 	t.Helper()
 	if h.dataPlane {
-		cfg.TaskManagers, cfg.SlotsPerTaskManager = cfg.Parallelism, 1
+		cfg.TaskManagers, cfg.SlotsPerTaskManager, cfg.LoopbackNetwork = cfg.Parallelism, 1, true
 	}
 	env := strom.NewEnvironment(cfg)
-	if h.dataPlane {
-		strom.AsSeparateProcesses(env)
-	}
 	src := strom.FromSource(env, strom.SliceSource(data), "sequences")
 	failing := strom.Process(src, h.newMap)
 	counted := strom.KeyedProcess(strom.KeyBy(failing, func(r seqRecord) int64 { return r.Key }),

@@ -61,9 +61,8 @@ func runWithTaskManagerFault(t *testing.T, p, tms int, mcfg func(*minicluster.Co
 	url, store := memStore(t)
 	f := &tmFault{store: store, threshold: records / 8, at: make(chan struct{})}
 	cfg := chaosConfig(url, p, 3)
-	cfg.TaskManagers, cfg.SlotsPerTaskManager = tms, 1
+	cfg.TaskManagers, cfg.SlotsPerTaskManager, cfg.LoopbackNetwork = tms, 1, true
 	env := strom.NewEnvironment(cfg)
-	strom.AsSeparateProcesses(env)
 	strom.ConfigureCluster(env, mcfg)
 	bad := &violations{}
 	src := strom.FromSource(env, strom.SliceSource(data), "sequences")

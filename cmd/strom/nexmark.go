@@ -59,6 +59,8 @@ type nexmarkSummary struct {
 }
 
 type nexmarkFlags struct {
+	loopback       bool
+	taskManagers   int
 	query          string
 	events         int64
 	input          string
@@ -111,6 +113,8 @@ engine's events/s to the baseline's is reported.`,
 	fl.StringVar(&f.input, "input", "", "read the events from this JSON-lines file (or directory) instead of generating them")
 	fl.StringVar(&f.output, "output", "", "write the result rows to this file as JSON lines (default: a blackhole sink); with --checkpoint-interval a directory written exactly once: its committed files (names not starting with '.') hold the rows")
 	fl.IntVar(&f.parallelism, "parallelism", 1, "parallelism of the job's operators")
+	fl.IntVar(&f.taskManagers, "taskmanagers", 0, "TaskManagers of the embedded cluster, each with parallelism/taskmanagers slots (0: one with every slot)")
+	fl.BoolVar(&f.loopback, "loopback-network", false, "run the embedded cluster as separate processes would: messages between the roles over the network transport and channels between TaskManagers over TCP, on loopback (measures the network's cost per record)")
 	fl.BoolVar(&f.jsonOut, "json", false, "print one JSON summary line instead of text")
 	fl.BoolVar(&f.baseline, "baseline", false, "also run the single-goroutine baseline and report the COST ratio")
 	fl.Int64Var(&f.seed, "seed", 1, "generator seed")
@@ -143,6 +147,9 @@ func cpuTime() time.Duration {
 func runNexmark(cmd *cobra.Command, f nexmarkFlags) error {
 	if err := nexmark.CheckQuery(f.query); err != nil {
 		return err
+	}
+	if f.taskManagers < 0 {
+		return fmt.Errorf("--taskmanagers must not be negative, got %d", f.taskManagers)
 	}
 	if f.parallelism < 1 {
 		return fmt.Errorf("--parallelism must be at least 1, got %d", f.parallelism)
@@ -231,6 +238,11 @@ func runNexmark(cmd *cobra.Command, f nexmarkFlags) error {
 		c.CheckpointInterval = f.ckInterval
 		c.CheckpointDir = f.ckDir
 		c.CheckpointMode = mode
+		c.LoopbackNetwork = f.loopback
+		if f.taskManagers > 0 {
+			c.TaskManagers = f.taskManagers
+			c.SlotsPerTaskManager = (f.parallelism + f.taskManagers - 1) / f.taskManagers
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)

@@ -62,9 +62,24 @@ type job struct {
 	jobMaster string
 	start     time.Time
 	done      chan struct{}
+	seq       int // submission order
 	// Under Dispatcher.mu.
 	status rpc.JobStatus
 	result *JobResult
+	// stateTimes is when the Dispatcher first heard of each state of the
+	// job, lastModified when its status last changed, ended when it ended.
+	stateTimes   map[scheduler.JobState]time.Time
+	lastModified time.Time
+	ended        time.Time
+}
+
+// observe takes a status of j's into account (under Dispatcher.mu).
+func (j *job) observe(st rpc.JobStatus, now time.Time) {
+	if _, ok := j.stateTimes[st.State]; !ok {
+		j.stateTimes[st.State] = now
+	}
+	j.status = st
+	j.lastModified = now
 }
 
 // JobResult is how a job ended.
@@ -144,7 +159,7 @@ func (d *Dispatcher) receive() {
 		case rpc.JobStatus:
 			d.mu.Lock()
 			if j := d.jobs[m.JobID]; j != nil && j.result == nil {
-				j.status = m
+				j.observe(m, time.Now())
 			}
 			d.mu.Unlock()
 		case rpc.SavepointResult:
@@ -167,7 +182,7 @@ func (d *Dispatcher) receive() {
 				CheckpointsCompleted: m.CheckpointsCompleted, RestoredCheckpoint: m.RestoredCheckpoint, RestoredFrom: m.RestoredFrom,
 				LastCheckpointDuration: m.LastCheckpointDuration,
 				LastCheckpointSize:     m.LastCheckpointSize, LastCheckpointSyncPause: m.LastCheckpointSyncPause,
-			}, rpc.JobStatus{JobID: m.JobID, State: m.State, Restarts: m.Restarts, Executions: m.Executions, Operators: m.Operators})
+			}, rpc.JobStatus{JobID: m.JobID, State: m.State, Restarts: m.Restarts, Executions: m.Executions, Operators: m.Operators, Details: m.Details})
 		}
 	}
 }
@@ -179,7 +194,9 @@ func (d *Dispatcher) end(j *job, r *JobResult, st rpc.JobStatus) {
 		d.mu.Unlock()
 		return
 	}
-	j.result, j.status = r, st
+	j.result = r
+	j.observe(st, time.Now())
+	j.ended = j.lastModified
 	// The JobMaster answers every request before its JobFinished; what is
 	// still open (a cluster shutting down) is answered here.
 	for id, w := range d.savepoints {
@@ -206,8 +223,10 @@ func (d *Dispatcher) Submit(sub Submission) (*JobHandle, error) {
 	if _, ok := d.jobs[sub.JobID]; ok {
 		return nil, fmt.Errorf("job %s already submitted", sub.JobID)
 	}
-	j := &job{sub: sub, jobMaster: "jobmaster-" + sub.JobID, start: time.Now(), done: make(chan struct{}),
-		status: rpc.JobStatus{JobID: sub.JobID, State: scheduler.JobCreated, Executions: created(sub.JobGraph)}}
+	now := time.Now()
+	j := &job{sub: sub, jobMaster: "jobmaster-" + sub.JobID, start: now, done: make(chan struct{}), seq: len(d.jobs),
+		stateTimes: map[scheduler.JobState]time.Time{}}
+	j.observe(rpc.JobStatus{JobID: sub.JobID, State: scheduler.JobCreated, Executions: created(sub.JobGraph)}, now)
 	if err := d.cfg.StartJobMaster(sub, j.jobMaster, d.ep.Address()); err != nil {
 		return nil, fmt.Errorf("starting the job master of job %s: %w", sub.JobID, err)
 	}

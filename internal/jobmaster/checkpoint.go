@@ -282,6 +282,7 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 				msg: rpc.TriggerCheckpoint{JobID: jm.cfg.JobID, CheckpointID: int64(a.ID), Timestamp: a.Timestamp.UnixMilli(), Mode: a.Mode, Kind: a.Kind,
 					Target: a.Dir, Stop: a.Stop, Drain: a.Drain}}
 			ck.triggered[a.ID] = tr
+			jm.rest.ckTriggered(a, jm.numSubtasks())
 			if a.Kind == checkpoint.KindSavepoint {
 				jm.savepointTriggered(a)
 			}
@@ -319,10 +320,12 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 						st := ck.endStats(md.ID)
 						ck.lastSize, ck.lastSyncPause = st.bytes, st.syncPause
 						ck.retained = ck.store.Retained()
+						jm.rest.ckEnded(md.ID, "", "", time.Now())
 						jm.logger().Info("checkpoint completed", "job_id", jm.cfg.JobID, "checkpoint", md.ID,
 							"duration", ck.lastDuration, "bytes", st.bytes, "max_sync_pause", st.syncPause)
 					} else {
 						err = fmt.Errorf("writing metadata of checkpoint %d: %w", md.ID, err)
+						jm.rest.ckEnded(md.ID, "", err.Error(), time.Now())
 					}
 					jm.ckStep(checkpoint.EvMetadataWritten{ID: md.ID, Err: err})
 					if ck.writes == 0 && ck.restorePending {
@@ -365,6 +368,7 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 			})
 		case checkpoint.ActAbort:
 			delete(ck.triggered, a.ID)
+			jm.rest.ckEnded(a.ID, "", a.Reason, time.Now())
 			jm.logger().Debug("checkpoint aborted", "job_id", jm.cfg.JobID, "checkpoint", a.ID, "reason", a.Reason)
 			if a.Request != 0 {
 				jm.savepointFailed(a.Request, a.ID, errors.New(a.Reason))

@@ -108,6 +108,9 @@ type JobMaster struct {
 	timer     *time.Timer // for the tick the Scheduler asked for; nil: none
 
 	ck *ckShell // nil without checkpointing
+	// rest is what the REST API shows beyond the Scheduler's view
+	// (details.go).
+	rest details
 	// hb watches the TaskManagers (heartbeat.go); set when Run starts,
 	// under hbMu for TaskManagerUnreachable, which may come earlier.
 	hb   *hbShell
@@ -160,6 +163,7 @@ func New(cfg Config) (*JobMaster, error) {
 		tms:         map[string]string{},
 		dataAddrs:   map[string]string{},
 		metrics:     map[subtask]*execMetrics{},
+		rest:        newDetails(),
 	}, nil
 }
 
@@ -277,10 +281,12 @@ func (jm *JobMaster) handle(m rpc.Message) {
 		if m.Metrics != nil {
 			jm.recordMetrics(m.Execution, m.Metrics, m.State.Terminal())
 		}
+		jm.rest.taskState(m, time.Now())
 		jm.step(scheduler.EvTaskState{ID: m.Execution, State: m.State, Err: m.Failure.Err(), NoRestart: m.Failure != nil && m.Failure.NoRestart})
 		jm.taskStateForCheckpoints(m.Execution, m.State)
 	case rpc.AcknowledgeCheckpoint:
 		jm.ck.ackStats(m)
+		jm.rest.ckAck(m, time.Now())
 		jm.ckStep(checkpoint.EvAck{ID: checkpoint.ID(m.CheckpointID), Task: taskID(m.Execution), States: m.States})
 	case rpc.DeclineCheckpoint:
 		jm.ckStep(checkpoint.EvDecline{ID: checkpoint.ID(m.CheckpointID), Task: taskID(m.Execution), Reason: m.Reason})
@@ -289,6 +295,7 @@ func (jm *JobMaster) handle(m rpc.Message) {
 	case rpc.MetricsReport:
 		for _, t := range m.Tasks {
 			jm.recordMetrics(t.Execution, t.Operators, false)
+			jm.rest.rates(t)
 		}
 	case rpc.TaskManagerHeartbeat:
 		jm.hbEvent(heartbeat.EvHeartbeat{Target: m.TaskManager, Payload: m.Executions})
@@ -345,6 +352,7 @@ func (jm *JobMaster) apply(acts []scheduler.Action) {
 				jm.local = append(jm.local, scheduler.EvSlotsRefused{Err: fmt.Errorf("resource manager: %w", err)})
 			}
 		case scheduler.ActDeploy:
+			jm.rest.deployed(a.ID, a.Slot, time.Now())
 			if !jm.holdDeploy(a) {
 				jm.deploy(a)
 			}
@@ -420,7 +428,8 @@ func (jm *JobMaster) releaseSlots(slots []scheduler.SlotID) {
 
 // publish sends the job's current status to the Dispatcher.
 func (jm *JobMaster) publish() {
-	st := rpc.JobStatus{JobID: jm.cfg.JobID, State: jm.sched.State(), Restarts: jm.sched.Restarts(), Executions: jm.executions(), Operators: jm.totals()}
+	st := rpc.JobStatus{JobID: jm.cfg.JobID, State: jm.sched.State(), Restarts: jm.sched.Restarts(), Executions: jm.executions(), Operators: jm.totals(),
+		Details: jm.details()}
 	if err := jm.disp.UpdateJobStatus(st); err != nil {
 		jm.logger().Debug("job master: job status not delivered", "job_id", jm.cfg.JobID, "error", err)
 	}
@@ -434,11 +443,15 @@ func (jm *JobMaster) finish(state scheduler.JobState, err error) {
 	jm.done = true
 	jm.refuseSavepoints(state)
 	completed, restored := jm.checkpointCounts()
+	if state == scheduler.JobFailed {
+		jm.rest.jobFailed(rpc.FailureOf(err), time.Now())
+	}
 	f := rpc.JobFinished{
 		JobID: jm.cfg.JobID, JobName: jm.cfg.JobName, State: state, Failure: rpc.FailureOf(err),
 		Duration: time.Since(jm.start), Restarts: jm.sched.Restarts(), Executions: jm.executions(), Operators: jm.totals(),
 		CheckpointsCompleted: completed, RestoredCheckpoint: restored, RestoredFrom: jm.restoredFrom(),
 		LastCheckpointDuration: jm.lastCheckpointDuration(),
+		Details:                jm.details(),
 	}
 	if jm.ck != nil {
 		f.LastCheckpointSize, f.LastCheckpointSyncPause = jm.ck.lastSize, jm.ck.lastSyncPause
@@ -462,6 +475,8 @@ func (jm *JobMaster) executions() []rpc.ExecutionStatus {
 	out := make([]rpc.ExecutionStatus, len(execs))
 	for i, e := range execs {
 		out[i] = rpc.ExecutionStatus{ID: e.ID, State: e.State, Slot: e.Slot, Failure: rpc.FailureOf(e.Err)}
+		jm.rest.execDetails(&out[i])
+		jm.execMetrics(&out[i])
 	}
 	return out
 }

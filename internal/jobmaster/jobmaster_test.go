@@ -238,6 +238,13 @@ func taskManager(t *testing.T, ctx context.Context, wg *sync.WaitGroup, net *rpc
 	return deployed
 }
 
+// listening starts the TaskManager stand-in before the JobMaster (an
+// option of start), so that the first deploy never finds its address
+// unserved, which would fail the task and spend a restart.
+func listening(t *testing.T, ctx context.Context, wg *sync.WaitGroup, deployed *<-chan rpc.DeployTask) func(*Config) {
+	return func(c *Config) { *deployed = taskManager(t, ctx, wg, c.Transport.(*rpc.Local)) }
+}
+
 func nextDeploy(t *testing.T, deployed <-chan rpc.DeployTask) rpc.DeployTask {
 	t.Helper()
 	select {
@@ -258,11 +265,11 @@ func TestJobMasterRestartsAfterTheDelay(t *testing.T) {
 	defer func() { cancel(); wg.Wait() }()
 	const delay = 50 * time.Millisecond
 	released := make(chan int, 4)
+	var deployed <-chan rpc.DeployTask
 	h := start(t, ctx, &wg, oneVertexJob(1), "tm-1", "taskmanager-tm-1", func(c *Config) {
 		c.Restart = scheduler.FixedDelayRestart(1, delay)
 		c.OnRestart = func(previous int, _ []int) { released <- previous }
-	})
-	deployed := taskManager(t, ctx, &wg, h.net)
+	}, listening(t, ctx, &wg, &deployed))
 	jm := h.net.JobMaster("jm")
 
 	d := nextDeploy(t, deployed)
@@ -290,10 +297,10 @@ func TestJobMasterCancelWhileWaitingToRestart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
+	var deployed <-chan rpc.DeployTask
 	h := start(t, ctx, &wg, oneVertexJob(1), "tm-1", "taskmanager-tm-1", func(c *Config) {
 		c.Restart = scheduler.FixedDelayRestart(1, time.Hour)
-	})
-	deployed := taskManager(t, ctx, &wg, h.net)
+	}, listening(t, ctx, &wg, &deployed))
 	jm := h.net.JobMaster("jm")
 	d := nextDeploy(t, deployed)
 	require.NoError(t, jm.UpdateTaskState(rpc.TaskStateUpdate{JobID: d.JobID, Execution: d.Execution, State: scheduler.Failed, Failure: rpc.FailureOf(errors.New("boom"))}))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/strom-dev/strom/internal/checkpoint"
 	"github.com/strom-dev/strom/internal/rpc"
@@ -80,7 +81,10 @@ func (jm *JobMaster) writeSavepoint(a checkpoint.ActWriteMetadata) {
 		return func() {
 			if err != nil {
 				err = fmt.Errorf("writing its metadata: %w", err)
-			} else if r := jm.ck.spRequests[a.Request]; r != nil {
+			} else {
+				jm.rest.ckEnded(md.ID, a.Dir, "", time.Now())
+			}
+			if r := jm.ck.spRequests[a.Request]; err == nil && r != nil {
 				delete(jm.ck.spRequests, a.Request)
 				if r.stop {
 					// Its sinks commit it now: should the job fail

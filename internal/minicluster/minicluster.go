@@ -26,6 +26,7 @@ import (
 	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/network/tcp"
 	"github.com/strom-dev/strom/internal/resourcemanager"
+	"github.com/strom-dev/strom/internal/rest"
 	"github.com/strom-dev/strom/internal/rpc"
 	"github.com/strom-dev/strom/internal/scheduler"
 )
@@ -70,6 +71,16 @@ type Config struct {
 	// cluster is short of (0: 5 min). Tests of failure detection make
 	// them short.
 	HeartbeatInterval, HeartbeatTimeout, SlotRequestTimeout time.Duration
+	// RESTAddress, when set, serves the REST API on it (host:port; port
+	// 0 picks one, see RESTURL) over the Dispatcher (rest.go).
+	// SavepointDir is its default savepoint target; BinaryDir, when set,
+	// keeps uploaded job binaries (at most MaxBinaryBytes each, 0: the
+	// REST default); Logger receives the server's logs.
+	RESTAddress    string
+	SavepointDir   string
+	BinaryDir      string
+	MaxBinaryBytes int64
+	Logger         *slog.Logger
 }
 
 const (
@@ -104,6 +115,10 @@ type MiniCluster struct {
 	tms  []*tmProcess
 	data []*tcp.Endpoint // the live TaskManagers' data planes (Config.DataPlane)
 	jms  map[*jobmaster.JobMaster]bool
+	// restTMs are the TaskManagers started (rest.go), killed ones too.
+	restTMs []tmInfo
+
+	rest *rest.Server // nil without RESTAddress
 
 	mu     sync.Mutex
 	closed bool
@@ -184,6 +199,9 @@ func (c *MiniCluster) start(cfg Config) (err error) {
 		return err
 	}
 	c.goRun(c.disp.Run)
+	if cfg.RESTAddress != "" {
+		return c.startREST(cfg)
+	}
 	return nil
 }
 
@@ -293,6 +311,7 @@ func (c *MiniCluster) Close() {
 	c.mu.Lock()
 	c.closed = true
 	c.mu.Unlock()
+	c.closeREST()
 	c.cancel()
 	c.wg.Wait()
 	for _, d := range c.dataPlanes() {

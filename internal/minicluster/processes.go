@@ -63,6 +63,7 @@ func (c *MiniCluster) startTaskManager() (err error) {
 	p.cancel = cancel
 	c.pmu.Lock()
 	c.tms[i] = p
+	c.restTMs = append(c.restTMs, tmInfo{id: id, address: addr, slots: c.cfg.SlotsPerManager})
 	if p.data != nil {
 		c.data = append(c.data, p.data)
 	}

@@ -263,6 +263,8 @@ type (
 		Restarts   int
 		Executions []ExecutionStatus
 		Operators  []OperatorTotals
+		// Details is what the REST API shows beyond the status.
+		Details JobDetails
 	}
 	// JobFinished reports how a job ended; it is the JobMaster's last
 	// message.
@@ -293,6 +295,8 @@ type (
 		// synchronous pause a task took for it (AcknowledgeCheckpoint).
 		LastCheckpointSize      int64
 		LastCheckpointSyncPause time.Duration
+		// Details: as in JobStatus, at the job's end.
+		Details JobDetails
 	}
 	// SavepointResult answers TriggerSavepoint: Path is the savepoint's
 	// directory URL, or Error says why there is none (the job runs on).
@@ -352,12 +356,95 @@ type ExecutionStatus struct {
 	State   scheduler.ExecState
 	Slot    scheduler.SlotID
 	Failure *Failure
+	// Start is when this attempt was deployed, End when it reached a
+	// terminal state (zero: not yet).
+	Start, End time.Time
+	// Metrics is the attempt's latest metrics snapshot (nil: none yet).
+	Metrics *TaskMetrics
 }
 
-// TaskMetrics are the counters of one execution's operators.
+// JobDetails is what a JobMaster reports of its job for the REST API
+// (Flink's /jobs/:id/exceptions and /jobs/:id/checkpoints), plain data.
+type JobDetails struct {
+	// Exceptions are the job's failures, newest first (a bounded
+	// history).
+	Exceptions []JobException
+	// Checkpoints are the job's checkpoint statistics.
+	Checkpoints CheckpointStats
+	// CheckpointConfig is the job's checkpointing (nil: none).
+	CheckpointConfig *CheckpointSettings
+}
+
+// JobException is one failure of a job: of a task (Failure.Task set), or
+// of the job as a whole.
+type JobException struct {
+	Time    time.Time
+	Failure Failure
+	// TaskManager is where the failed task ran (empty: not a task's).
+	TaskManager string
+}
+
+// CheckpointStats count a job's checkpoints and savepoints since its
+// JobMaster started, with the most recent ones.
+type CheckpointStats struct {
+	Total, InProgress, Completed, Failed int
+	// History holds the most recent checkpoints, newest first.
+	History []CheckpointRecord
+	// Restored counts restores; Restored* describe the latest (ID 0:
+	// none).
+	Restored          int
+	RestoredID        int64
+	RestoredTime      time.Time
+	RestoredSavepoint bool
+	RestoredPath      string
+}
+
+// CheckpointRecord is one checkpoint or savepoint.
+type CheckpointRecord struct {
+	ID int64
+	// Status is IN_PROGRESS, COMPLETED or FAILED.
+	Status    string
+	Savepoint bool
+	// Sync: a stop-with-savepoint.
+	Sync      bool
+	Triggered time.Time
+	LatestAck time.Time
+	// Duration is trigger to completion or failure (0 while in progress).
+	Duration time.Duration
+	// Size is the bytes of state the acks reported; SyncPause the
+	// longest synchronous pause a task took for it.
+	Size                         int64
+	SyncPause                    time.Duration
+	NumSubtasks, NumAcknowledged int
+	// Path is where a completed savepoint is (a checkpoint's is in the
+	// job's checkpoint storage, Storage of CheckpointSettings).
+	Path           string
+	FailureMessage string
+}
+
+// CheckpointSettings are a job's checkpointing settings
+// (jobcode.Checkpointing).
+type CheckpointSettings struct {
+	ExactlyOnce                 bool
+	Interval, Timeout, MinPause time.Duration
+	MaxConcurrent               int
+	TolerableFailures           int
+	Storage                     string
+	AlignedTimeout              time.Duration
+	Retained                    int
+	// Unaligned: checkpoints are unaligned (exactly once).
+	Unaligned bool
+}
+
+// TaskMetrics are the counters of one execution's operators, and where the
+// task's time went over the last second or two (runtime.TaskTimes):
+// milliseconds per second busy, idle (waiting for input) and back-pressured
+// (waiting for an output buffer), as Flink's busyTimeMsPerSecond and
+// friends; all 0 before the task ran.
 type TaskMetrics struct {
-	Execution scheduler.ExecutionID
-	Operators []OperatorMetrics
+	Execution                                                  scheduler.ExecutionID
+	Operators                                                  []OperatorMetrics
+	BusyMsPerSecond, IdleMsPerSecond, BackPressuredMsPerSecond float64
 }
 
 // OperatorMetrics is a snapshot of the counters of one operator subtask.
@@ -373,6 +460,9 @@ type OperatorMetrics struct {
 	// BackpressureWaits counts how often the operator's output had to wait
 	// for a free buffer.
 	BackpressureWaits int64
+	// Watermark is the operator's current input watermark (event time,
+	// ms; runtime.MinWatermark: none yet).
+	Watermark int64
 }
 
 // OperatorTotals are an operator's counts summed over its subtasks.

@@ -2,12 +2,15 @@ package rpc
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,8 +83,15 @@ type Network struct {
 	cancel context.CancelFunc
 	serve  chan struct{} // closed when the server's Serve returned
 
+	// id names this Network (this process's transport) to receivers, and
+	// streams numbers its streams, so a receiver can fence a stream that a
+	// newer one from the same sender replaced (see fence).
+	id      string
+	streams atomic.Uint64
+
 	mu        sync.Mutex
 	closed    bool
+	fences    map[string]*fence   // by sender id + endpoint name
 	endpoints map[string]*mailbox // by name
 	peers     map[string]*peer    // by destination address
 	peerWG    sync.WaitGroup      // the peers' goroutines
@@ -162,8 +172,34 @@ type Unreachable struct {
 // process had a stream to it.
 var ErrEndpointClosed = errors.New("rpc: endpoint closed")
 
-// endpointHeader names the endpoint a Deliver stream is for.
-const endpointHeader = "Strom-Endpoint"
+// endpointHeader names the endpoint a Deliver stream is for;
+// senderHeader the sending Network and its spelling of the destination,
+// streamHeader the stream's number there (increasing).
+const (
+	endpointHeader = "Strom-Endpoint"
+	senderHeader   = "Strom-Sender"
+	streamHeader   = "Strom-Stream"
+)
+
+// fence keeps one sender's streams to one endpoint in order. When a
+// connection is cut, the sender opens a new stream, while the old one's
+// last batch may still be in the receiver (another HTTP/2 connection,
+// another handler goroutine): delivering it after the new stream's
+// batches would break the order per sender. So the receiver delivers a
+// batch only from the newest stream it has seen from that sender, under
+// the fence's lock: an older stream's batch lands before the newer stream
+// registers, or not at all — and the sender has counted it as unacked
+// (Unreachable), so every message is still accounted for.
+type fence struct {
+	mu     sync.Mutex
+	stream uint64
+}
+
+func newSenderID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
 var _ Transport = (*Network)(nil)
 
@@ -181,6 +217,8 @@ func NewNetwork(opts NetworkOptions) (*Network, error) {
 		serve:     make(chan struct{}),
 		endpoints: map[string]*mailbox{},
 		peers:     map[string]*peer{},
+		fences:    map[string]*fence{},
+		id:        newSenderID(),
 	}
 	if n.host == "" {
 		n.host = ln.Addr().String()
@@ -385,6 +423,11 @@ func (p *peer) run() {
 	defer cancel()
 	stream := p.client.Deliver(ctx)
 	stream.RequestHeader().Set(endpointHeader, p.name)
+	// The sender as the receiver fences it: this Network and the
+	// destination's spelling, whose queue keeps the order (two spellings
+	// of one endpoint are two destinations, with no order between them).
+	stream.RequestHeader().Set(senderHeader, p.n.id+" "+p.address)
+	stream.RequestHeader().Set(streamHeader, strconv.FormatUint(p.n.streams.Add(1), 10))
 	p.mu.Lock()
 	p.stream = stream
 	p.mu.Unlock()
@@ -508,7 +551,14 @@ func (n *Network) lost(p *peer, cause error, unsent, unacked int) {
 	// p is out of the map: no send reaches its queue any more.
 	unsent += len(p.queue.Receive())
 	ev := Unreachable{Address: p.address, Err: fmt.Errorf("%w %q: %w", ErrUnreachable, p.address, cause), Unsent: unsent, Unacked: unacked}
-	n.log.Warn("rpc destination unreachable", "to", p.address, "err", cause, "unsent", unsent, "unacked", unacked)
+	level := slog.LevelWarn
+	if unsent == 0 && unacked == 0 && errors.Is(cause, ErrEndpointClosed) {
+		// An endpoint that closed with nothing of ours in flight is a
+		// role that ended (a finished job's JobMaster, a cluster shutting
+		// down): worth a debug line, not a warning.
+		level = slog.LevelDebug
+	}
+	n.log.Log(n.ctx, level, "rpc destination unreachable", "to", p.address, "err", cause, "unsent", unsent, "unacked", unacked)
 	if n.opts.OnUnreachable != nil {
 		n.opts.OnUnreachable(ev)
 	}
@@ -531,9 +581,28 @@ func (s endpointService) Deliver(ctx context.Context, stream *connect.BidiStream
 		n.mu.Unlock()
 		return connect.NewError(connect.CodeNotFound, fmt.Errorf("no endpoint %q at %s", name, n.host))
 	}
+	var f *fence
+	var streamNo uint64
+	if sender := stream.RequestHeader().Get(senderHeader); sender != "" {
+		streamNo, _ = strconv.ParseUint(stream.RequestHeader().Get(streamHeader), 10, 64)
+		key := sender + "\x00" + name
+		if f = n.fences[key]; f == nil {
+			f = &fence{}
+			n.fences[key] = f
+		}
+	}
 	n.handlerWG.Add(1)
 	n.mu.Unlock()
 	defer n.handlerWG.Done()
+	if f != nil {
+		f.mu.Lock()
+		if streamNo < f.stream {
+			f.mu.Unlock()
+			return connect.NewError(connect.CodeAborted, errors.New("stream superseded by a newer one from the same sender"))
+		}
+		f.stream = streamNo
+		f.mu.Unlock()
+	}
 
 	// The stream's one sender: acknowledgements, and the notice that the
 	// endpoint closed, which must not wait for the next request.
@@ -583,7 +652,18 @@ func (s endpointService) Deliver(ctx context.Context, stream *connect.BidiStream
 			}
 			msgs = append(msgs, m)
 		}
-		if !ep.push(msgs...) {
+		if f != nil {
+			f.mu.Lock()
+		}
+		if f != nil && f.stream != streamNo {
+			f.mu.Unlock()
+			return connect.NewError(connect.CodeAborted, errors.New("stream superseded by a newer one from the same sender"))
+		}
+		pushed := ep.push(msgs...)
+		if f != nil {
+			f.mu.Unlock()
+		}
+		if !pushed {
 			return connect.NewError(connect.CodeNotFound, fmt.Errorf("endpoint %q closed", name))
 		}
 		delivered.Add(uint64(len(msgs)))

@@ -98,7 +98,8 @@ func MessageToProto(m Message) (*rpcpb.Envelope, error) {
 	case JobStatus:
 		e.Message = &rpcpb.Envelope_JobStatus{JobStatus: &rpcpb.JobStatus{
 			JobId: m.JobID, State: int64(m.State), Restarts: int64(m.Restarts),
-			Executions: convertAll(m.Executions, executionStatusToProto), Operators: convertAll(m.Operators, operatorTotalsToProto)}}
+			Executions: convertAll(m.Executions, executionStatusToProto), Operators: convertAll(m.Operators, operatorTotalsToProto),
+			Details: detailsToProto(m.Details)}}
 	case JobFinished:
 		e.Message = &rpcpb.Envelope_JobFinished{JobFinished: &rpcpb.JobFinished{
 			JobId: m.JobID, JobName: m.JobName, State: int64(m.State), Failure: failureToProto(m.Failure),
@@ -106,7 +107,8 @@ func MessageToProto(m Message) (*rpcpb.Envelope, error) {
 			Executions: convertAll(m.Executions, executionStatusToProto), Operators: convertAll(m.Operators, operatorTotalsToProto),
 			CheckpointsCompleted: int64(m.CheckpointsCompleted), RestoredCheckpoint: m.RestoredCheckpoint,
 			RestoredFrom: m.RestoredFrom, LastCheckpointDurationNanos: int64(m.LastCheckpointDuration),
-			LastCheckpointSize: m.LastCheckpointSize, LastCheckpointSyncPauseNanos: int64(m.LastCheckpointSyncPause)}}
+			LastCheckpointSize: m.LastCheckpointSize, LastCheckpointSyncPauseNanos: int64(m.LastCheckpointSyncPause),
+			Details: detailsToProto(m.Details)}}
 	case SavepointResult:
 		e.Message = &rpcpb.Envelope_SavepointResult{SavepointResult: &rpcpb.SavepointResult{
 			JobId: m.JobID, RequestId: m.RequestID, Path: m.Path, Error: m.Error}}
@@ -196,7 +198,8 @@ func MessageFromProto(e *rpcpb.Envelope) (Message, error) {
 	case *rpcpb.Envelope_JobStatus:
 		m := p.JobStatus
 		return JobStatus{JobID: m.GetJobId(), State: scheduler.JobState(m.GetState()), Restarts: int(m.GetRestarts()),
-			Executions: convertAll(m.GetExecutions(), executionStatusFromProto), Operators: convertAll(m.GetOperators(), operatorTotalsFromProto)}, nil
+			Executions: convertAll(m.GetExecutions(), executionStatusFromProto), Operators: convertAll(m.GetOperators(), operatorTotalsFromProto),
+			Details: detailsFromProto(m.GetDetails())}, nil
 	case *rpcpb.Envelope_JobFinished:
 		m := p.JobFinished
 		return JobFinished{JobID: m.GetJobId(), JobName: m.GetJobName(), State: scheduler.JobState(m.GetState()),
@@ -204,7 +207,8 @@ func MessageFromProto(e *rpcpb.Envelope) (Message, error) {
 			Executions: convertAll(m.GetExecutions(), executionStatusFromProto), Operators: convertAll(m.GetOperators(), operatorTotalsFromProto),
 			CheckpointsCompleted: int(m.GetCheckpointsCompleted()), RestoredCheckpoint: m.GetRestoredCheckpoint(),
 			RestoredFrom: m.GetRestoredFrom(), LastCheckpointDuration: time.Duration(m.GetLastCheckpointDurationNanos()),
-			LastCheckpointSize: m.GetLastCheckpointSize(), LastCheckpointSyncPause: time.Duration(m.GetLastCheckpointSyncPauseNanos())}, nil
+			LastCheckpointSize: m.GetLastCheckpointSize(), LastCheckpointSyncPause: time.Duration(m.GetLastCheckpointSyncPauseNanos()),
+			Details: detailsFromProto(m.GetDetails())}, nil
 	case *rpcpb.Envelope_SavepointResult:
 		m := p.SavepointResult
 		return SavepointResult{JobID: m.GetJobId(), RequestID: m.GetRequestId(), Path: m.GetPath(), Error: m.GetError()}, nil
@@ -283,30 +287,42 @@ func failureFromProto(p *rpcpb.Failure) *Failure {
 }
 
 func executionStatusToProto(s ExecutionStatus) *rpcpb.ExecutionStatus {
-	return &rpcpb.ExecutionStatus{Id: executionToProto(s.ID), State: int64(s.State), Slot: slotToProto(s.Slot), Failure: failureToProto(s.Failure)}
+	p := &rpcpb.ExecutionStatus{Id: executionToProto(s.ID), State: int64(s.State), Slot: slotToProto(s.Slot), Failure: failureToProto(s.Failure),
+		StartUnixNanos: timeToProto(s.Start), EndUnixNanos: timeToProto(s.End)}
+	if s.Metrics != nil {
+		p.Metrics = taskMetricsToProto(*s.Metrics)
+	}
+	return p
 }
 
 func executionStatusFromProto(p *rpcpb.ExecutionStatus) ExecutionStatus {
-	return ExecutionStatus{ID: executionFromProto(p.GetId()), State: scheduler.ExecState(p.GetState()), Slot: slotFromProto(p.GetSlot()),
-		Failure: failureFromProto(p.GetFailure())}
+	s := ExecutionStatus{ID: executionFromProto(p.GetId()), State: scheduler.ExecState(p.GetState()), Slot: slotFromProto(p.GetSlot()),
+		Failure: failureFromProto(p.GetFailure()), Start: timeFromProto(p.GetStartUnixNanos()), End: timeFromProto(p.GetEndUnixNanos())}
+	if p.GetMetrics() != nil {
+		m := taskMetricsFromProto(p.GetMetrics())
+		s.Metrics = &m
+	}
+	return s
 }
 
 func taskMetricsToProto(m TaskMetrics) *rpcpb.TaskMetrics {
-	return &rpcpb.TaskMetrics{Execution: executionToProto(m.Execution), Operators: convertAll(m.Operators, operatorMetricsToProto)}
+	return &rpcpb.TaskMetrics{Execution: executionToProto(m.Execution), Operators: convertAll(m.Operators, operatorMetricsToProto),
+		BusyMsPerSecond: m.BusyMsPerSecond, IdleMsPerSecond: m.IdleMsPerSecond, BackPressuredMsPerSecond: m.BackPressuredMsPerSecond}
 }
 
 func taskMetricsFromProto(p *rpcpb.TaskMetrics) TaskMetrics {
-	return TaskMetrics{Execution: executionFromProto(p.GetExecution()), Operators: convertAll(p.GetOperators(), operatorMetricsFromProto)}
+	return TaskMetrics{Execution: executionFromProto(p.GetExecution()), Operators: convertAll(p.GetOperators(), operatorMetricsFromProto),
+		BusyMsPerSecond: p.GetBusyMsPerSecond(), IdleMsPerSecond: p.GetIdleMsPerSecond(), BackPressuredMsPerSecond: p.GetBackPressuredMsPerSecond()}
 }
 
 func operatorMetricsToProto(m OperatorMetrics) *rpcpb.OperatorMetrics {
 	return &rpcpb.OperatorMetrics{Vertex: int64(m.Vertex), Subtask: int64(m.Subtask), Node: int64(m.Node), Name: m.Name, Uid: m.UID,
-		IsSource: m.IsSource, RecordsIn: m.RecordsIn, RecordsOut: m.RecordsOut, BackpressureWaits: m.BackpressureWaits}
+		IsSource: m.IsSource, RecordsIn: m.RecordsIn, RecordsOut: m.RecordsOut, BackpressureWaits: m.BackpressureWaits, Watermark: m.Watermark}
 }
 
 func operatorMetricsFromProto(p *rpcpb.OperatorMetrics) OperatorMetrics {
 	return OperatorMetrics{Vertex: int(p.GetVertex()), Subtask: int(p.GetSubtask()), Node: int(p.GetNode()), Name: p.GetName(), UID: p.GetUid(),
-		IsSource: p.GetIsSource(), RecordsIn: p.GetRecordsIn(), RecordsOut: p.GetRecordsOut(), BackpressureWaits: p.GetBackpressureWaits()}
+		IsSource: p.GetIsSource(), RecordsIn: p.GetRecordsIn(), RecordsOut: p.GetRecordsOut(), BackpressureWaits: p.GetBackpressureWaits(), Watermark: p.GetWatermark()}
 }
 
 func operatorTotalsToProto(t OperatorTotals) *rpcpb.OperatorTotals {
@@ -373,4 +389,72 @@ func stateHandleFromProto(p *rpcpb.StateHandle) checkpoint.StateHandle {
 		inline = p.GetInline()
 	}
 	return checkpoint.StateHandle{Path: p.GetPath(), Size: p.GetSize(), Inline: inline, Shared: p.GetShared()}
+}
+
+// timeToProto is t in Unix nanoseconds, 0 for the zero time (whose
+// UnixNano is out of range).
+func timeToProto(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// timeFromProto is the inverse of timeToProto, in UTC.
+func timeFromProto(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func detailsToProto(d JobDetails) *rpcpb.JobDetails {
+	p := &rpcpb.JobDetails{Exceptions: convertAll(d.Exceptions, func(e JobException) *rpcpb.JobException {
+		return &rpcpb.JobException{TimeUnixNanos: timeToProto(e.Time), Failure: failureToProto(&e.Failure), TaskManager: e.TaskManager}
+	})}
+	c := d.Checkpoints
+	p.Checkpoints = &rpcpb.CheckpointStats{Total: int64(c.Total), InProgress: int64(c.InProgress), Completed: int64(c.Completed), Failed: int64(c.Failed),
+		History: convertAll(c.History, checkpointRecordToProto), Restored: int64(c.Restored), RestoredId: c.RestoredID,
+		RestoredTimeUnixNanos: timeToProto(c.RestoredTime), RestoredSavepoint: c.RestoredSavepoint, RestoredPath: c.RestoredPath}
+	if s := d.CheckpointConfig; s != nil {
+		p.CheckpointConfig = &rpcpb.CheckpointSettings{ExactlyOnce: s.ExactlyOnce, IntervalNanos: int64(s.Interval), TimeoutNanos: int64(s.Timeout),
+			MinPauseNanos: int64(s.MinPause), MaxConcurrent: int64(s.MaxConcurrent), TolerableFailures: int64(s.TolerableFailures),
+			Storage: s.Storage, AlignedTimeoutNanos: int64(s.AlignedTimeout), Retained: int64(s.Retained), Unaligned: s.Unaligned}
+	}
+	return p
+}
+
+func detailsFromProto(p *rpcpb.JobDetails) JobDetails {
+	d := JobDetails{Exceptions: convertAll(p.GetExceptions(), func(e *rpcpb.JobException) JobException {
+		out := JobException{Time: timeFromProto(e.GetTimeUnixNanos()), TaskManager: e.GetTaskManager()}
+		if f := failureFromProto(e.GetFailure()); f != nil {
+			out.Failure = *f
+		}
+		return out
+	})}
+	c := p.GetCheckpoints()
+	d.Checkpoints = CheckpointStats{Total: int(c.GetTotal()), InProgress: int(c.GetInProgress()), Completed: int(c.GetCompleted()), Failed: int(c.GetFailed()),
+		History: convertAll(c.GetHistory(), checkpointRecordFromProto), Restored: int(c.GetRestored()), RestoredID: c.GetRestoredId(),
+		RestoredTime: timeFromProto(c.GetRestoredTimeUnixNanos()), RestoredSavepoint: c.GetRestoredSavepoint(), RestoredPath: c.GetRestoredPath()}
+	if s := p.GetCheckpointConfig(); s != nil {
+		d.CheckpointConfig = &CheckpointSettings{ExactlyOnce: s.GetExactlyOnce(), Interval: time.Duration(s.GetIntervalNanos()),
+			Timeout: time.Duration(s.GetTimeoutNanos()), MinPause: time.Duration(s.GetMinPauseNanos()), MaxConcurrent: int(s.GetMaxConcurrent()),
+			TolerableFailures: int(s.GetTolerableFailures()), Storage: s.GetStorage(), AlignedTimeout: time.Duration(s.GetAlignedTimeoutNanos()),
+			Retained: int(s.GetRetained()), Unaligned: s.GetUnaligned()}
+	}
+	return d
+}
+
+func checkpointRecordToProto(r CheckpointRecord) *rpcpb.CheckpointRecord {
+	return &rpcpb.CheckpointRecord{Id: r.ID, Status: r.Status, Savepoint: r.Savepoint, Sync: r.Sync,
+		TriggeredUnixNanos: timeToProto(r.Triggered), LatestAckUnixNanos: timeToProto(r.LatestAck), DurationNanos: int64(r.Duration),
+		Size: r.Size, SyncPauseNanos: int64(r.SyncPause), NumSubtasks: int64(r.NumSubtasks), NumAcknowledged: int64(r.NumAcknowledged),
+		Path: r.Path, FailureMessage: r.FailureMessage}
+}
+
+func checkpointRecordFromProto(p *rpcpb.CheckpointRecord) CheckpointRecord {
+	return CheckpointRecord{ID: p.GetId(), Status: p.GetStatus(), Savepoint: p.GetSavepoint(), Sync: p.GetSync(),
+		Triggered: timeFromProto(p.GetTriggeredUnixNanos()), LatestAck: timeFromProto(p.GetLatestAckUnixNanos()),
+		Duration: time.Duration(p.GetDurationNanos()), Size: p.GetSize(), SyncPause: time.Duration(p.GetSyncPauseNanos()),
+		NumSubtasks: int(p.GetNumSubtasks()), NumAcknowledged: int(p.GetNumAcknowledged()), Path: p.GetPath(), FailureMessage: p.GetFailureMessage()}
 }

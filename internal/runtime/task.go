@@ -126,6 +126,8 @@ type Task struct {
 	stopAborted bool
 	// endRequested is set by EndInput: the source ends its input.
 	endRequested bool
+	// times accounts busy, idle and back-pressured time (tasktime.go).
+	times TaskTimes
 }
 
 // CancelFlag is the task's cancellation flag, set when Run's context ends,
@@ -385,6 +387,7 @@ func (t *Task) toError(ctx context.Context, r any) error {
 }
 
 func (t *Task) publish() {
+	t.publishWatermarks()
 	for _, c := range t.Chain {
 		if c.In != nil {
 			c.In.Publish()
@@ -436,6 +439,7 @@ func (t *Task) loop(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	t.times.begin(time.Now())
 	for {
 		if ctx.Err() != nil {
 			return ErrTaskCanceled
@@ -455,7 +459,10 @@ func (t *Task) loop(ctx context.Context) error {
 				// is read and no timer fires after the savepoint's
 				// barrier, since a resumed job would do it again.
 				t.publish()
-				if !t.waitMail(ctx) {
+				t.times.beginWait(waitIdle)
+				ok := t.waitMail(ctx)
+				t.times.endWait()
+				if !ok {
 					return ErrTaskCanceled
 				}
 				continue
@@ -476,7 +483,10 @@ func (t *Task) loop(ctx context.Context) error {
 				o.FlushStarving()
 			}
 			t.publish()
-			if !t.wait(ctx, timer, time.Time{}, nil) {
+			t.times.beginWait(waitBackPressure)
+			ok := t.wait(ctx, timer, time.Time{}, nil)
+			t.times.endWait()
+			if !ok {
 				return ErrTaskCanceled
 			}
 			continue
@@ -517,7 +527,10 @@ func (t *Task) loop(ctx context.Context) error {
 			w.Flush()
 		}
 		t.publish()
-		if !t.wait(ctx, timer, wakeAt, avail) {
+		t.times.beginWait(waitIdle)
+		ok := t.wait(ctx, timer, wakeAt, avail)
+		t.times.endWait()
+		if !ok {
 			return ErrTaskCanceled
 		}
 	}

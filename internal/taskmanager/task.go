@@ -30,7 +30,7 @@ type operatorCounters struct {
 
 func (c operatorCounters) snapshot() rpc.OperatorMetrics {
 	m := rpc.OperatorMetrics{Vertex: c.Vertex, Subtask: c.Subtask, Node: int(c.Node), Name: c.Name, UID: c.UID, IsSource: c.IsSource,
-		RecordsIn: c.In.Load(), RecordsOut: c.Out.Load()}
+		RecordsIn: c.In.Load(), RecordsOut: c.Out.Load(), Watermark: runtime.MinWatermark}
 	if c.Blocked != nil {
 		m.BackpressureWaits = c.Blocked()
 	}

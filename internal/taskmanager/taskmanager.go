@@ -84,6 +84,7 @@ type slotTask struct {
 	abandoned bool
 	counters  []operatorCounters // set (under TaskManager.mu) once the task is built
 	task      *runtime.Task      // set (under TaskManager.mu) once the task is built
+	rates     timeRates          // under TaskManager.mu (tasktime.go)
 }
 
 // New creates the TaskManager's endpoint and registers its slots with the
@@ -172,6 +173,7 @@ func (tm *TaskManager) reportMetrics() {
 		tasks     []rpc.TaskMetrics
 	}
 	byJob := map[string]*jobTasks{}
+	now := time.Now()
 	tm.mu.Lock()
 	keys := make([]taskKey, 0, len(tm.tasks))
 	for k, t := range tm.tasks {
@@ -189,7 +191,12 @@ func (tm *TaskManager) reportMetrics() {
 			j = &jobTasks{jobMaster: t.jobMaster}
 			byJob[k.job] = j
 		}
-		j.tasks = append(j.tasks, rpc.TaskMetrics{Execution: k.id, Operators: snapshot(t.counters)})
+		tmx := rpc.TaskMetrics{Execution: k.id, Operators: snapshot(t.counters)}
+		if t.task != nil {
+			addWatermarks(tmx.Operators, t.task)
+			t.rates.add(&tmx, t.task, now)
+		}
+		j.tasks = append(j.tasks, tmx)
 	}
 	tm.mu.Unlock()
 	for job, j := range byJob {
@@ -227,6 +234,9 @@ func (tm *TaskManager) deploy(ctx context.Context, m rpc.DeployTask) {
 		u := rpc.TaskStateUpdate{JobID: m.JobID, Execution: m.Execution, State: state, Failure: rpc.FailureOf(err)}
 		if counters != nil {
 			u.Metrics = snapshot(counters)
+			if st.task != nil { // set by this goroutine, with counters
+				addWatermarks(u.Metrics, st.task)
+			}
 		}
 		if err := jm.UpdateTaskState(u); err != nil {
 			// The JobMaster is gone (its job ended or the cluster stops):

@@ -2045,6 +2045,7 @@ type JobStatus struct {
 	Restarts      int64                  `protobuf:"varint,3,opt,name=restarts,proto3" json:"restarts,omitempty"`
 	Executions    []*ExecutionStatus     `protobuf:"bytes,4,rep,name=executions,proto3" json:"executions,omitempty"`
 	Operators     []*OperatorTotals      `protobuf:"bytes,5,rep,name=operators,proto3" json:"operators,omitempty"`
+	Details       *JobDetails            `protobuf:"bytes,6,opt,name=details,proto3" json:"details,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2114,6 +2115,13 @@ func (x *JobStatus) GetOperators() []*OperatorTotals {
 	return nil
 }
 
+func (x *JobStatus) GetDetails() *JobDetails {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
 type JobFinished struct {
 	state                        protoimpl.MessageState `protogen:"open.v1"`
 	JobId                        string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -2130,6 +2138,7 @@ type JobFinished struct {
 	LastCheckpointDurationNanos  int64                  `protobuf:"varint,12,opt,name=last_checkpoint_duration_nanos,json=lastCheckpointDurationNanos,proto3" json:"last_checkpoint_duration_nanos,omitempty"`
 	LastCheckpointSize           int64                  `protobuf:"varint,13,opt,name=last_checkpoint_size,json=lastCheckpointSize,proto3" json:"last_checkpoint_size,omitempty"`
 	LastCheckpointSyncPauseNanos int64                  `protobuf:"varint,14,opt,name=last_checkpoint_sync_pause_nanos,json=lastCheckpointSyncPauseNanos,proto3" json:"last_checkpoint_sync_pause_nanos,omitempty"`
+	Details                      *JobDetails            `protobuf:"bytes,15,opt,name=details,proto3" json:"details,omitempty"`
 	unknownFields                protoimpl.UnknownFields
 	sizeCache                    protoimpl.SizeCache
 }
@@ -2260,6 +2269,13 @@ func (x *JobFinished) GetLastCheckpointSyncPauseNanos() int64 {
 		return x.LastCheckpointSyncPauseNanos
 	}
 	return 0
+}
+
+func (x *JobFinished) GetDetails() *JobDetails {
+	if x != nil {
+		return x.Details
+	}
+	return nil
 }
 
 type SavepointResult struct {
@@ -2682,13 +2698,16 @@ func (x *TaskPlacement) GetDataAddress() string {
 }
 
 type ExecutionStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            *ExecutionID           `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	State         int64                  `protobuf:"varint,2,opt,name=state,proto3" json:"state,omitempty"` // scheduler.ExecState
-	Slot          *SlotID                `protobuf:"bytes,3,opt,name=slot,proto3" json:"slot,omitempty"`
-	Failure       *Failure               `protobuf:"bytes,4,opt,name=failure,proto3" json:"failure,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Id             *ExecutionID           `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	State          int64                  `protobuf:"varint,2,opt,name=state,proto3" json:"state,omitempty"` // scheduler.ExecState
+	Slot           *SlotID                `protobuf:"bytes,3,opt,name=slot,proto3" json:"slot,omitempty"`
+	Failure        *Failure               `protobuf:"bytes,4,opt,name=failure,proto3" json:"failure,omitempty"`
+	StartUnixNanos int64                  `protobuf:"varint,5,opt,name=start_unix_nanos,json=startUnixNanos,proto3" json:"start_unix_nanos,omitempty"` // 0: the zero time.Time
+	EndUnixNanos   int64                  `protobuf:"varint,6,opt,name=end_unix_nanos,json=endUnixNanos,proto3" json:"end_unix_nanos,omitempty"`       // 0: the zero time.Time
+	Metrics        *TaskMetrics           `protobuf:"bytes,7,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ExecutionStatus) Reset() {
@@ -2749,12 +2768,36 @@ func (x *ExecutionStatus) GetFailure() *Failure {
 	return nil
 }
 
+func (x *ExecutionStatus) GetStartUnixNanos() int64 {
+	if x != nil {
+		return x.StartUnixNanos
+	}
+	return 0
+}
+
+func (x *ExecutionStatus) GetEndUnixNanos() int64 {
+	if x != nil {
+		return x.EndUnixNanos
+	}
+	return 0
+}
+
+func (x *ExecutionStatus) GetMetrics() *TaskMetrics {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
 type TaskMetrics struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Execution     *ExecutionID           `protobuf:"bytes,1,opt,name=execution,proto3" json:"execution,omitempty"`
-	Operators     []*OperatorMetrics     `protobuf:"bytes,2,rep,name=operators,proto3" json:"operators,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state                    protoimpl.MessageState `protogen:"open.v1"`
+	Execution                *ExecutionID           `protobuf:"bytes,1,opt,name=execution,proto3" json:"execution,omitempty"`
+	Operators                []*OperatorMetrics     `protobuf:"bytes,2,rep,name=operators,proto3" json:"operators,omitempty"`
+	BusyMsPerSecond          float64                `protobuf:"fixed64,3,opt,name=busy_ms_per_second,json=busyMsPerSecond,proto3" json:"busy_ms_per_second,omitempty"`
+	IdleMsPerSecond          float64                `protobuf:"fixed64,4,opt,name=idle_ms_per_second,json=idleMsPerSecond,proto3" json:"idle_ms_per_second,omitempty"`
+	BackPressuredMsPerSecond float64                `protobuf:"fixed64,5,opt,name=back_pressured_ms_per_second,json=backPressuredMsPerSecond,proto3" json:"back_pressured_ms_per_second,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *TaskMetrics) Reset() {
@@ -2801,6 +2844,27 @@ func (x *TaskMetrics) GetOperators() []*OperatorMetrics {
 	return nil
 }
 
+func (x *TaskMetrics) GetBusyMsPerSecond() float64 {
+	if x != nil {
+		return x.BusyMsPerSecond
+	}
+	return 0
+}
+
+func (x *TaskMetrics) GetIdleMsPerSecond() float64 {
+	if x != nil {
+		return x.IdleMsPerSecond
+	}
+	return 0
+}
+
+func (x *TaskMetrics) GetBackPressuredMsPerSecond() float64 {
+	if x != nil {
+		return x.BackPressuredMsPerSecond
+	}
+	return 0
+}
+
 type OperatorMetrics struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Vertex            int64                  `protobuf:"varint,1,opt,name=vertex,proto3" json:"vertex,omitempty"`
@@ -2812,6 +2876,7 @@ type OperatorMetrics struct {
 	RecordsIn         int64                  `protobuf:"varint,7,opt,name=records_in,json=recordsIn,proto3" json:"records_in,omitempty"`
 	RecordsOut        int64                  `protobuf:"varint,8,opt,name=records_out,json=recordsOut,proto3" json:"records_out,omitempty"`
 	BackpressureWaits int64                  `protobuf:"varint,9,opt,name=backpressure_waits,json=backpressureWaits,proto3" json:"backpressure_waits,omitempty"`
+	Watermark         int64                  `protobuf:"varint,10,opt,name=watermark,proto3" json:"watermark,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -2905,6 +2970,13 @@ func (x *OperatorMetrics) GetRecordsOut() int64 {
 func (x *OperatorMetrics) GetBackpressureWaits() int64 {
 	if x != nil {
 		return x.BackpressureWaits
+	}
+	return 0
+}
+
+func (x *OperatorMetrics) GetWatermark() int64 {
+	if x != nil {
+		return x.Watermark
 	}
 	return 0
 }
@@ -3345,6 +3417,500 @@ func (x *OperatorSnapshot) GetState() *SubtaskState {
 	return nil
 }
 
+// JobDetails is rpc.JobDetails: what the REST API shows of a job. Times
+// are Unix nanoseconds, 0 for the zero time.Time.
+type JobDetails struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Exceptions       []*JobException        `protobuf:"bytes,1,rep,name=exceptions,proto3" json:"exceptions,omitempty"`
+	Checkpoints      *CheckpointStats       `protobuf:"bytes,2,opt,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	CheckpointConfig *CheckpointSettings    `protobuf:"bytes,3,opt,name=checkpoint_config,json=checkpointConfig,proto3" json:"checkpoint_config,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *JobDetails) Reset() {
+	*x = JobDetails{}
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobDetails) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobDetails) ProtoMessage() {}
+
+func (x *JobDetails) ProtoReflect() protoreflect.Message {
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobDetails.ProtoReflect.Descriptor instead.
+func (*JobDetails) Descriptor() ([]byte, []int) {
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *JobDetails) GetExceptions() []*JobException {
+	if x != nil {
+		return x.Exceptions
+	}
+	return nil
+}
+
+func (x *JobDetails) GetCheckpoints() *CheckpointStats {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+func (x *JobDetails) GetCheckpointConfig() *CheckpointSettings {
+	if x != nil {
+		return x.CheckpointConfig
+	}
+	return nil
+}
+
+type JobException struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNanos int64                  `protobuf:"varint,1,opt,name=time_unix_nanos,json=timeUnixNanos,proto3" json:"time_unix_nanos,omitempty"`
+	Failure       *Failure               `protobuf:"bytes,2,opt,name=failure,proto3" json:"failure,omitempty"`
+	TaskManager   string                 `protobuf:"bytes,3,opt,name=task_manager,json=taskManager,proto3" json:"task_manager,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobException) Reset() {
+	*x = JobException{}
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobException) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobException) ProtoMessage() {}
+
+func (x *JobException) ProtoReflect() protoreflect.Message {
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobException.ProtoReflect.Descriptor instead.
+func (*JobException) Descriptor() ([]byte, []int) {
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *JobException) GetTimeUnixNanos() int64 {
+	if x != nil {
+		return x.TimeUnixNanos
+	}
+	return 0
+}
+
+func (x *JobException) GetFailure() *Failure {
+	if x != nil {
+		return x.Failure
+	}
+	return nil
+}
+
+func (x *JobException) GetTaskManager() string {
+	if x != nil {
+		return x.TaskManager
+	}
+	return ""
+}
+
+type CheckpointStats struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	Total                 int64                  `protobuf:"varint,1,opt,name=total,proto3" json:"total,omitempty"`
+	InProgress            int64                  `protobuf:"varint,2,opt,name=in_progress,json=inProgress,proto3" json:"in_progress,omitempty"`
+	Completed             int64                  `protobuf:"varint,3,opt,name=completed,proto3" json:"completed,omitempty"`
+	Failed                int64                  `protobuf:"varint,4,opt,name=failed,proto3" json:"failed,omitempty"`
+	History               []*CheckpointRecord    `protobuf:"bytes,5,rep,name=history,proto3" json:"history,omitempty"`
+	Restored              int64                  `protobuf:"varint,6,opt,name=restored,proto3" json:"restored,omitempty"`
+	RestoredId            int64                  `protobuf:"varint,7,opt,name=restored_id,json=restoredId,proto3" json:"restored_id,omitempty"`
+	RestoredTimeUnixNanos int64                  `protobuf:"varint,8,opt,name=restored_time_unix_nanos,json=restoredTimeUnixNanos,proto3" json:"restored_time_unix_nanos,omitempty"`
+	RestoredSavepoint     bool                   `protobuf:"varint,9,opt,name=restored_savepoint,json=restoredSavepoint,proto3" json:"restored_savepoint,omitempty"`
+	RestoredPath          string                 `protobuf:"bytes,10,opt,name=restored_path,json=restoredPath,proto3" json:"restored_path,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *CheckpointStats) Reset() {
+	*x = CheckpointStats{}
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckpointStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckpointStats) ProtoMessage() {}
+
+func (x *CheckpointStats) ProtoReflect() protoreflect.Message {
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckpointStats.ProtoReflect.Descriptor instead.
+func (*CheckpointStats) Descriptor() ([]byte, []int) {
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *CheckpointStats) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *CheckpointStats) GetInProgress() int64 {
+	if x != nil {
+		return x.InProgress
+	}
+	return 0
+}
+
+func (x *CheckpointStats) GetCompleted() int64 {
+	if x != nil {
+		return x.Completed
+	}
+	return 0
+}
+
+func (x *CheckpointStats) GetFailed() int64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *CheckpointStats) GetHistory() []*CheckpointRecord {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+func (x *CheckpointStats) GetRestored() int64 {
+	if x != nil {
+		return x.Restored
+	}
+	return 0
+}
+
+func (x *CheckpointStats) GetRestoredId() int64 {
+	if x != nil {
+		return x.RestoredId
+	}
+	return 0
+}
+
+func (x *CheckpointStats) GetRestoredTimeUnixNanos() int64 {
+	if x != nil {
+		return x.RestoredTimeUnixNanos
+	}
+	return 0
+}
+
+func (x *CheckpointStats) GetRestoredSavepoint() bool {
+	if x != nil {
+		return x.RestoredSavepoint
+	}
+	return false
+}
+
+func (x *CheckpointStats) GetRestoredPath() string {
+	if x != nil {
+		return x.RestoredPath
+	}
+	return ""
+}
+
+type CheckpointRecord struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Id                 int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Status             string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	Savepoint          bool                   `protobuf:"varint,3,opt,name=savepoint,proto3" json:"savepoint,omitempty"`
+	Sync               bool                   `protobuf:"varint,4,opt,name=sync,proto3" json:"sync,omitempty"`
+	TriggeredUnixNanos int64                  `protobuf:"varint,5,opt,name=triggered_unix_nanos,json=triggeredUnixNanos,proto3" json:"triggered_unix_nanos,omitempty"`
+	LatestAckUnixNanos int64                  `protobuf:"varint,6,opt,name=latest_ack_unix_nanos,json=latestAckUnixNanos,proto3" json:"latest_ack_unix_nanos,omitempty"`
+	DurationNanos      int64                  `protobuf:"varint,7,opt,name=duration_nanos,json=durationNanos,proto3" json:"duration_nanos,omitempty"`
+	Size               int64                  `protobuf:"varint,8,opt,name=size,proto3" json:"size,omitempty"`
+	SyncPauseNanos     int64                  `protobuf:"varint,9,opt,name=sync_pause_nanos,json=syncPauseNanos,proto3" json:"sync_pause_nanos,omitempty"`
+	NumSubtasks        int64                  `protobuf:"varint,10,opt,name=num_subtasks,json=numSubtasks,proto3" json:"num_subtasks,omitempty"`
+	NumAcknowledged    int64                  `protobuf:"varint,11,opt,name=num_acknowledged,json=numAcknowledged,proto3" json:"num_acknowledged,omitempty"`
+	Path               string                 `protobuf:"bytes,12,opt,name=path,proto3" json:"path,omitempty"`
+	FailureMessage     string                 `protobuf:"bytes,13,opt,name=failure_message,json=failureMessage,proto3" json:"failure_message,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *CheckpointRecord) Reset() {
+	*x = CheckpointRecord{}
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckpointRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckpointRecord) ProtoMessage() {}
+
+func (x *CheckpointRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckpointRecord.ProtoReflect.Descriptor instead.
+func (*CheckpointRecord) Descriptor() ([]byte, []int) {
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *CheckpointRecord) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CheckpointRecord) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *CheckpointRecord) GetSavepoint() bool {
+	if x != nil {
+		return x.Savepoint
+	}
+	return false
+}
+
+func (x *CheckpointRecord) GetSync() bool {
+	if x != nil {
+		return x.Sync
+	}
+	return false
+}
+
+func (x *CheckpointRecord) GetTriggeredUnixNanos() int64 {
+	if x != nil {
+		return x.TriggeredUnixNanos
+	}
+	return 0
+}
+
+func (x *CheckpointRecord) GetLatestAckUnixNanos() int64 {
+	if x != nil {
+		return x.LatestAckUnixNanos
+	}
+	return 0
+}
+
+func (x *CheckpointRecord) GetDurationNanos() int64 {
+	if x != nil {
+		return x.DurationNanos
+	}
+	return 0
+}
+
+func (x *CheckpointRecord) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *CheckpointRecord) GetSyncPauseNanos() int64 {
+	if x != nil {
+		return x.SyncPauseNanos
+	}
+	return 0
+}
+
+func (x *CheckpointRecord) GetNumSubtasks() int64 {
+	if x != nil {
+		return x.NumSubtasks
+	}
+	return 0
+}
+
+func (x *CheckpointRecord) GetNumAcknowledged() int64 {
+	if x != nil {
+		return x.NumAcknowledged
+	}
+	return 0
+}
+
+func (x *CheckpointRecord) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *CheckpointRecord) GetFailureMessage() string {
+	if x != nil {
+		return x.FailureMessage
+	}
+	return ""
+}
+
+type CheckpointSettings struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	ExactlyOnce         bool                   `protobuf:"varint,1,opt,name=exactly_once,json=exactlyOnce,proto3" json:"exactly_once,omitempty"`
+	IntervalNanos       int64                  `protobuf:"varint,2,opt,name=interval_nanos,json=intervalNanos,proto3" json:"interval_nanos,omitempty"`
+	TimeoutNanos        int64                  `protobuf:"varint,3,opt,name=timeout_nanos,json=timeoutNanos,proto3" json:"timeout_nanos,omitempty"`
+	MinPauseNanos       int64                  `protobuf:"varint,4,opt,name=min_pause_nanos,json=minPauseNanos,proto3" json:"min_pause_nanos,omitempty"`
+	MaxConcurrent       int64                  `protobuf:"varint,5,opt,name=max_concurrent,json=maxConcurrent,proto3" json:"max_concurrent,omitempty"`
+	TolerableFailures   int64                  `protobuf:"varint,6,opt,name=tolerable_failures,json=tolerableFailures,proto3" json:"tolerable_failures,omitempty"`
+	Storage             string                 `protobuf:"bytes,7,opt,name=storage,proto3" json:"storage,omitempty"`
+	AlignedTimeoutNanos int64                  `protobuf:"varint,8,opt,name=aligned_timeout_nanos,json=alignedTimeoutNanos,proto3" json:"aligned_timeout_nanos,omitempty"`
+	Retained            int64                  `protobuf:"varint,9,opt,name=retained,proto3" json:"retained,omitempty"`
+	Unaligned           bool                   `protobuf:"varint,10,opt,name=unaligned,proto3" json:"unaligned,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *CheckpointSettings) Reset() {
+	*x = CheckpointSettings{}
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckpointSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckpointSettings) ProtoMessage() {}
+
+func (x *CheckpointSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckpointSettings.ProtoReflect.Descriptor instead.
+func (*CheckpointSettings) Descriptor() ([]byte, []int) {
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *CheckpointSettings) GetExactlyOnce() bool {
+	if x != nil {
+		return x.ExactlyOnce
+	}
+	return false
+}
+
+func (x *CheckpointSettings) GetIntervalNanos() int64 {
+	if x != nil {
+		return x.IntervalNanos
+	}
+	return 0
+}
+
+func (x *CheckpointSettings) GetTimeoutNanos() int64 {
+	if x != nil {
+		return x.TimeoutNanos
+	}
+	return 0
+}
+
+func (x *CheckpointSettings) GetMinPauseNanos() int64 {
+	if x != nil {
+		return x.MinPauseNanos
+	}
+	return 0
+}
+
+func (x *CheckpointSettings) GetMaxConcurrent() int64 {
+	if x != nil {
+		return x.MaxConcurrent
+	}
+	return 0
+}
+
+func (x *CheckpointSettings) GetTolerableFailures() int64 {
+	if x != nil {
+		return x.TolerableFailures
+	}
+	return 0
+}
+
+func (x *CheckpointSettings) GetStorage() string {
+	if x != nil {
+		return x.Storage
+	}
+	return ""
+}
+
+func (x *CheckpointSettings) GetAlignedTimeoutNanos() int64 {
+	if x != nil {
+		return x.AlignedTimeoutNanos
+	}
+	return 0
+}
+
+func (x *CheckpointSettings) GetRetained() int64 {
+	if x != nil {
+		return x.Retained
+	}
+	return 0
+}
+
+func (x *CheckpointSettings) GetUnaligned() bool {
+	if x != nil {
+		return x.Unaligned
+	}
+	return false
+}
+
 var File_strom_rpc_v1_rpc_proto protoreflect.FileDescriptor
 
 const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
@@ -3502,7 +4068,7 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\x18NotifyCheckpointComplete\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x127\n" +
 	"\texecution\x18\x02 \x01(\v2\x19.strom.rpc.v1.ExecutionIDR\texecution\x12#\n" +
-	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointId\"\xcf\x01\n" +
+	"\rcheckpoint_id\x18\x03 \x01(\x03R\fcheckpointId\"\x83\x02\n" +
 	"\tJobStatus\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\x03R\x05state\x12\x1a\n" +
@@ -3510,7 +4076,8 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\n" +
 	"executions\x18\x04 \x03(\v2\x1d.strom.rpc.v1.ExecutionStatusR\n" +
 	"executions\x12:\n" +
-	"\toperators\x18\x05 \x03(\v2\x1c.strom.rpc.v1.OperatorTotalsR\toperators\"\x8e\x05\n" +
+	"\toperators\x18\x05 \x03(\v2\x1c.strom.rpc.v1.OperatorTotalsR\toperators\x122\n" +
+	"\adetails\x18\x06 \x01(\v2\x18.strom.rpc.v1.JobDetailsR\adetails\"\xc2\x05\n" +
 	"\vJobFinished\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x19\n" +
 	"\bjob_name\x18\x02 \x01(\tR\ajobName\x12\x14\n" +
@@ -3528,7 +4095,8 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\rrestored_from\x18\v \x01(\tR\frestoredFrom\x12C\n" +
 	"\x1elast_checkpoint_duration_nanos\x18\f \x01(\x03R\x1blastCheckpointDurationNanos\x120\n" +
 	"\x14last_checkpoint_size\x18\r \x01(\x03R\x12lastCheckpointSize\x12F\n" +
-	" last_checkpoint_sync_pause_nanos\x18\x0e \x01(\x03R\x1clastCheckpointSyncPauseNanos\"q\n" +
+	" last_checkpoint_sync_pause_nanos\x18\x0e \x01(\x03R\x1clastCheckpointSyncPauseNanos\x122\n" +
+	"\adetails\x18\x0f \x01(\v2\x18.strom.rpc.v1.JobDetailsR\adetails\"q\n" +
 	"\x0fSavepointResult\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +
@@ -3562,15 +4130,21 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\rTaskPlacement\x12\x16\n" +
 	"\x06vertex\x18\x01 \x01(\x03R\x06vertex\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x03R\asubtask\x12!\n" +
-	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\"\xad\x01\n" +
+	"\fdata_address\x18\x03 \x01(\tR\vdataAddress\"\xb2\x02\n" +
 	"\x0fExecutionStatus\x12)\n" +
 	"\x02id\x18\x01 \x01(\v2\x19.strom.rpc.v1.ExecutionIDR\x02id\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\x03R\x05state\x12(\n" +
 	"\x04slot\x18\x03 \x01(\v2\x14.strom.rpc.v1.SlotIDR\x04slot\x12/\n" +
-	"\afailure\x18\x04 \x01(\v2\x15.strom.rpc.v1.FailureR\afailure\"\x83\x01\n" +
+	"\afailure\x18\x04 \x01(\v2\x15.strom.rpc.v1.FailureR\afailure\x12(\n" +
+	"\x10start_unix_nanos\x18\x05 \x01(\x03R\x0estartUnixNanos\x12$\n" +
+	"\x0eend_unix_nanos\x18\x06 \x01(\x03R\fendUnixNanos\x123\n" +
+	"\ametrics\x18\a \x01(\v2\x19.strom.rpc.v1.TaskMetricsR\ametrics\"\x9d\x02\n" +
 	"\vTaskMetrics\x127\n" +
 	"\texecution\x18\x01 \x01(\v2\x19.strom.rpc.v1.ExecutionIDR\texecution\x12;\n" +
-	"\toperators\x18\x02 \x03(\v2\x1d.strom.rpc.v1.OperatorMetricsR\toperators\"\x89\x02\n" +
+	"\toperators\x18\x02 \x03(\v2\x1d.strom.rpc.v1.OperatorMetricsR\toperators\x12+\n" +
+	"\x12busy_ms_per_second\x18\x03 \x01(\x01R\x0fbusyMsPerSecond\x12+\n" +
+	"\x12idle_ms_per_second\x18\x04 \x01(\x01R\x0fidleMsPerSecond\x12>\n" +
+	"\x1cback_pressured_ms_per_second\x18\x05 \x01(\x01R\x18backPressuredMsPerSecond\"\xa7\x02\n" +
 	"\x0fOperatorMetrics\x12\x16\n" +
 	"\x06vertex\x18\x01 \x01(\x03R\x06vertex\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x03R\asubtask\x12\x12\n" +
@@ -3582,7 +4156,9 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"records_in\x18\a \x01(\x03R\trecordsIn\x12\x1f\n" +
 	"\vrecords_out\x18\b \x01(\x03R\n" +
 	"recordsOut\x12-\n" +
-	"\x12backpressure_waits\x18\t \x01(\x03R\x11backpressureWaits\"\xdb\x01\n" +
+	"\x12backpressure_waits\x18\t \x01(\x03R\x11backpressureWaits\x12\x1c\n" +
+	"\twatermark\x18\n" +
+	" \x01(\x03R\twatermark\"\xdb\x01\n" +
 	"\x0eOperatorTotals\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\x03R\x04node\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -3617,7 +4193,59 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\x06shared\x18\x04 \x01(\bR\x06shared\"V\n" +
 	"\x10OperatorSnapshot\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\tR\x03uid\x120\n" +
-	"\x05state\x18\x02 \x01(\v2\x1a.strom.rpc.v1.SubtaskStateR\x05state2]\n" +
+	"\x05state\x18\x02 \x01(\v2\x1a.strom.rpc.v1.SubtaskStateR\x05state\"\xd8\x01\n" +
+	"\n" +
+	"JobDetails\x12:\n" +
+	"\n" +
+	"exceptions\x18\x01 \x03(\v2\x1a.strom.rpc.v1.JobExceptionR\n" +
+	"exceptions\x12?\n" +
+	"\vcheckpoints\x18\x02 \x01(\v2\x1d.strom.rpc.v1.CheckpointStatsR\vcheckpoints\x12M\n" +
+	"\x11checkpoint_config\x18\x03 \x01(\v2 .strom.rpc.v1.CheckpointSettingsR\x10checkpointConfig\"\x8a\x01\n" +
+	"\fJobException\x12&\n" +
+	"\x0ftime_unix_nanos\x18\x01 \x01(\x03R\rtimeUnixNanos\x12/\n" +
+	"\afailure\x18\x02 \x01(\v2\x15.strom.rpc.v1.FailureR\afailure\x12!\n" +
+	"\ftask_manager\x18\x03 \x01(\tR\vtaskManager\"\x82\x03\n" +
+	"\x0fCheckpointStats\x12\x14\n" +
+	"\x05total\x18\x01 \x01(\x03R\x05total\x12\x1f\n" +
+	"\vin_progress\x18\x02 \x01(\x03R\n" +
+	"inProgress\x12\x1c\n" +
+	"\tcompleted\x18\x03 \x01(\x03R\tcompleted\x12\x16\n" +
+	"\x06failed\x18\x04 \x01(\x03R\x06failed\x128\n" +
+	"\ahistory\x18\x05 \x03(\v2\x1e.strom.rpc.v1.CheckpointRecordR\ahistory\x12\x1a\n" +
+	"\brestored\x18\x06 \x01(\x03R\brestored\x12\x1f\n" +
+	"\vrestored_id\x18\a \x01(\x03R\n" +
+	"restoredId\x127\n" +
+	"\x18restored_time_unix_nanos\x18\b \x01(\x03R\x15restoredTimeUnixNanos\x12-\n" +
+	"\x12restored_savepoint\x18\t \x01(\bR\x11restoredSavepoint\x12#\n" +
+	"\rrestored_path\x18\n" +
+	" \x01(\tR\frestoredPath\"\xc1\x03\n" +
+	"\x10CheckpointRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1c\n" +
+	"\tsavepoint\x18\x03 \x01(\bR\tsavepoint\x12\x12\n" +
+	"\x04sync\x18\x04 \x01(\bR\x04sync\x120\n" +
+	"\x14triggered_unix_nanos\x18\x05 \x01(\x03R\x12triggeredUnixNanos\x121\n" +
+	"\x15latest_ack_unix_nanos\x18\x06 \x01(\x03R\x12latestAckUnixNanos\x12%\n" +
+	"\x0eduration_nanos\x18\a \x01(\x03R\rdurationNanos\x12\x12\n" +
+	"\x04size\x18\b \x01(\x03R\x04size\x12(\n" +
+	"\x10sync_pause_nanos\x18\t \x01(\x03R\x0esyncPauseNanos\x12!\n" +
+	"\fnum_subtasks\x18\n" +
+	" \x01(\x03R\vnumSubtasks\x12)\n" +
+	"\x10num_acknowledged\x18\v \x01(\x03R\x0fnumAcknowledged\x12\x12\n" +
+	"\x04path\x18\f \x01(\tR\x04path\x12'\n" +
+	"\x0ffailure_message\x18\r \x01(\tR\x0efailureMessage\"\x89\x03\n" +
+	"\x12CheckpointSettings\x12!\n" +
+	"\fexactly_once\x18\x01 \x01(\bR\vexactlyOnce\x12%\n" +
+	"\x0einterval_nanos\x18\x02 \x01(\x03R\rintervalNanos\x12#\n" +
+	"\rtimeout_nanos\x18\x03 \x01(\x03R\ftimeoutNanos\x12&\n" +
+	"\x0fmin_pause_nanos\x18\x04 \x01(\x03R\rminPauseNanos\x12%\n" +
+	"\x0emax_concurrent\x18\x05 \x01(\x03R\rmaxConcurrent\x12-\n" +
+	"\x12tolerable_failures\x18\x06 \x01(\x03R\x11tolerableFailures\x12\x18\n" +
+	"\astorage\x18\a \x01(\tR\astorage\x122\n" +
+	"\x15aligned_timeout_nanos\x18\b \x01(\x03R\x13alignedTimeoutNanos\x12\x1a\n" +
+	"\bretained\x18\t \x01(\x03R\bretained\x12\x1c\n" +
+	"\tunaligned\x18\n" +
+	" \x01(\bR\tunaligned2]\n" +
 	"\x0fEndpointService\x12J\n" +
 	"\aDeliver\x12\x1c.strom.rpc.v1.DeliverRequest\x1a\x1d.strom.rpc.v1.DeliverResponse(\x010\x01B/Z-github.com/strom-dev/strom/internal/rpc/rpcpbb\x06proto3"
 
@@ -3633,7 +4261,7 @@ func file_strom_rpc_v1_rpc_proto_rawDescGZIP() []byte {
 	return file_strom_rpc_v1_rpc_proto_rawDescData
 }
 
-var file_strom_rpc_v1_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_strom_rpc_v1_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_strom_rpc_v1_rpc_proto_goTypes = []any{
 	(*DeliverRequest)(nil),           // 0: strom.rpc.v1.DeliverRequest
 	(*DeliverResponse)(nil),          // 1: strom.rpc.v1.DeliverResponse
@@ -3677,6 +4305,11 @@ var file_strom_rpc_v1_rpc_proto_goTypes = []any{
 	(*SubtaskState)(nil),             // 39: strom.rpc.v1.SubtaskState
 	(*StateHandle)(nil),              // 40: strom.rpc.v1.StateHandle
 	(*OperatorSnapshot)(nil),         // 41: strom.rpc.v1.OperatorSnapshot
+	(*JobDetails)(nil),               // 42: strom.rpc.v1.JobDetails
+	(*JobException)(nil),             // 43: strom.rpc.v1.JobException
+	(*CheckpointStats)(nil),          // 44: strom.rpc.v1.CheckpointStats
+	(*CheckpointRecord)(nil),         // 45: strom.rpc.v1.CheckpointRecord
+	(*CheckpointSettings)(nil),       // 46: strom.rpc.v1.CheckpointSettings
 }
 var file_strom_rpc_v1_rpc_proto_depIdxs = []int32{
 	2,  // 0: strom.rpc.v1.DeliverRequest.messages:type_name -> strom.rpc.v1.Envelope
@@ -3727,28 +4360,36 @@ var file_strom_rpc_v1_rpc_proto_depIdxs = []int32{
 	28, // 45: strom.rpc.v1.NotifyCheckpointComplete.execution:type_name -> strom.rpc.v1.ExecutionID
 	33, // 46: strom.rpc.v1.JobStatus.executions:type_name -> strom.rpc.v1.ExecutionStatus
 	36, // 47: strom.rpc.v1.JobStatus.operators:type_name -> strom.rpc.v1.OperatorTotals
-	30, // 48: strom.rpc.v1.JobFinished.failure:type_name -> strom.rpc.v1.Failure
-	33, // 49: strom.rpc.v1.JobFinished.executions:type_name -> strom.rpc.v1.ExecutionStatus
-	36, // 50: strom.rpc.v1.JobFinished.operators:type_name -> strom.rpc.v1.OperatorTotals
-	29, // 51: strom.rpc.v1.SlotOffer.slot:type_name -> strom.rpc.v1.SlotID
-	28, // 52: strom.rpc.v1.ExecutionStatus.id:type_name -> strom.rpc.v1.ExecutionID
-	29, // 53: strom.rpc.v1.ExecutionStatus.slot:type_name -> strom.rpc.v1.SlotID
-	30, // 54: strom.rpc.v1.ExecutionStatus.failure:type_name -> strom.rpc.v1.Failure
-	28, // 55: strom.rpc.v1.TaskMetrics.execution:type_name -> strom.rpc.v1.ExecutionID
-	35, // 56: strom.rpc.v1.TaskMetrics.operators:type_name -> strom.rpc.v1.OperatorMetrics
-	38, // 57: strom.rpc.v1.RestoreHandles.operators:type_name -> strom.rpc.v1.OperatorState
-	39, // 58: strom.rpc.v1.OperatorState.subtasks:type_name -> strom.rpc.v1.SubtaskState
-	40, // 59: strom.rpc.v1.SubtaskState.keyed:type_name -> strom.rpc.v1.StateHandle
-	40, // 60: strom.rpc.v1.SubtaskState.operator:type_name -> strom.rpc.v1.StateHandle
-	40, // 61: strom.rpc.v1.SubtaskState.channel:type_name -> strom.rpc.v1.StateHandle
-	39, // 62: strom.rpc.v1.OperatorSnapshot.state:type_name -> strom.rpc.v1.SubtaskState
-	0,  // 63: strom.rpc.v1.EndpointService.Deliver:input_type -> strom.rpc.v1.DeliverRequest
-	1,  // 64: strom.rpc.v1.EndpointService.Deliver:output_type -> strom.rpc.v1.DeliverResponse
-	64, // [64:65] is the sub-list for method output_type
-	63, // [63:64] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	42, // 48: strom.rpc.v1.JobStatus.details:type_name -> strom.rpc.v1.JobDetails
+	30, // 49: strom.rpc.v1.JobFinished.failure:type_name -> strom.rpc.v1.Failure
+	33, // 50: strom.rpc.v1.JobFinished.executions:type_name -> strom.rpc.v1.ExecutionStatus
+	36, // 51: strom.rpc.v1.JobFinished.operators:type_name -> strom.rpc.v1.OperatorTotals
+	42, // 52: strom.rpc.v1.JobFinished.details:type_name -> strom.rpc.v1.JobDetails
+	29, // 53: strom.rpc.v1.SlotOffer.slot:type_name -> strom.rpc.v1.SlotID
+	28, // 54: strom.rpc.v1.ExecutionStatus.id:type_name -> strom.rpc.v1.ExecutionID
+	29, // 55: strom.rpc.v1.ExecutionStatus.slot:type_name -> strom.rpc.v1.SlotID
+	30, // 56: strom.rpc.v1.ExecutionStatus.failure:type_name -> strom.rpc.v1.Failure
+	34, // 57: strom.rpc.v1.ExecutionStatus.metrics:type_name -> strom.rpc.v1.TaskMetrics
+	28, // 58: strom.rpc.v1.TaskMetrics.execution:type_name -> strom.rpc.v1.ExecutionID
+	35, // 59: strom.rpc.v1.TaskMetrics.operators:type_name -> strom.rpc.v1.OperatorMetrics
+	38, // 60: strom.rpc.v1.RestoreHandles.operators:type_name -> strom.rpc.v1.OperatorState
+	39, // 61: strom.rpc.v1.OperatorState.subtasks:type_name -> strom.rpc.v1.SubtaskState
+	40, // 62: strom.rpc.v1.SubtaskState.keyed:type_name -> strom.rpc.v1.StateHandle
+	40, // 63: strom.rpc.v1.SubtaskState.operator:type_name -> strom.rpc.v1.StateHandle
+	40, // 64: strom.rpc.v1.SubtaskState.channel:type_name -> strom.rpc.v1.StateHandle
+	39, // 65: strom.rpc.v1.OperatorSnapshot.state:type_name -> strom.rpc.v1.SubtaskState
+	43, // 66: strom.rpc.v1.JobDetails.exceptions:type_name -> strom.rpc.v1.JobException
+	44, // 67: strom.rpc.v1.JobDetails.checkpoints:type_name -> strom.rpc.v1.CheckpointStats
+	46, // 68: strom.rpc.v1.JobDetails.checkpoint_config:type_name -> strom.rpc.v1.CheckpointSettings
+	30, // 69: strom.rpc.v1.JobException.failure:type_name -> strom.rpc.v1.Failure
+	45, // 70: strom.rpc.v1.CheckpointStats.history:type_name -> strom.rpc.v1.CheckpointRecord
+	0,  // 71: strom.rpc.v1.EndpointService.Deliver:input_type -> strom.rpc.v1.DeliverRequest
+	1,  // 72: strom.rpc.v1.EndpointService.Deliver:output_type -> strom.rpc.v1.DeliverResponse
+	72, // [72:73] is the sub-list for method output_type
+	71, // [71:72] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_strom_rpc_v1_rpc_proto_init() }
@@ -3789,7 +4430,7 @@ func file_strom_rpc_v1_rpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strom_rpc_v1_rpc_proto_rawDesc), len(file_strom_rpc_v1_rpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   42,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
