@@ -465,7 +465,11 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 	if slots <= 0 {
 		slots = (jg.SlotsNeeded() + tms - 1) / tms
 	}
-	mc, err := minicluster.Start(minicluster.Config{TaskManagers: tms, SlotsPerManager: slots, DropMessage: e.seam.dropMessage, DataPlane: cfg.LoopbackNetwork, NetworkRPC: cfg.LoopbackNetwork})
+	mcfg := minicluster.Config{TaskManagers: tms, SlotsPerManager: slots, DropMessage: e.seam.dropMessage, DataPlane: cfg.LoopbackNetwork, NetworkRPC: cfg.LoopbackNetwork}
+	if e.seam.cluster != nil {
+		e.seam.cluster(&mcfg)
+	}
+	mc, err := minicluster.Start(mcfg)
 	if err != nil {
 		return nil, fmt.Errorf("strom: starting embedded cluster: %w", err)
 	}

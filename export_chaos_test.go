@@ -1,5 +1,7 @@
 package strom
 
+import "github.com/strom-dev/strom/internal/minicluster"
+
 // NetworkChannels is how many channels the shuffle registry of c's embedded
 // cluster holds right now, so a test can check that restarts release the
 // channels of the attempts they replace (recovery_chaos_test.go).
@@ -14,3 +16,11 @@ func RemoteChannels(c *JobClient) (channels, conns int) {
 	}
 	return channels, conns
 }
+
+// ConfigureCluster lets a test adjust env's embedded cluster (heartbeat
+// and slot request timeouts) before it starts.
+func ConfigureCluster(env *Environment, f func(*minicluster.Config)) { env.seam.cluster = f }
+
+// Cluster is the job's embedded cluster, for tests that kill, freeze or
+// add TaskManagers.
+func Cluster(c *JobClient) *minicluster.MiniCluster { return c.mc }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/strom-dev/strom/internal/minicluster"
 	"github.com/strom-dev/strom/internal/rpc"
 	"github.com/strom-dev/strom/internal/runtime"
 	"github.com/strom-dev/strom/internal/statebackend"
@@ -208,4 +209,7 @@ type stateSeam struct {
 	onTask  func(*runtime.Task)
 	// dropMessage loses messages between the cluster's roles (tests).
 	dropMessage func(to string, m rpc.Message) bool
+	// cluster, if set, adjusts the embedded cluster's configuration
+	// (heartbeat settings of failure-detection tests).
+	cluster func(*minicluster.Config)
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/strom-dev/strom/internal/checkpoint"
+	"github.com/strom-dev/strom/internal/heartbeat"
 	"github.com/strom-dev/strom/internal/jobcode"
 	"github.com/strom-dev/strom/internal/jobgraph"
 	"github.com/strom-dev/strom/internal/rpc"
@@ -60,6 +61,10 @@ type Config struct {
 	Resume *jobcode.Resume
 	// Logger receives how the job ended; nil: nothing is logged.
 	Logger *slog.Logger
+	// HeartbeatInterval and HeartbeatTimeout set the heartbeats to the
+	// job's TaskManagers (heartbeat.go; 0: internal/heartbeat's defaults,
+	// 1 s and 5 s).
+	HeartbeatInterval, HeartbeatTimeout time.Duration
 }
 
 // JobMaster runs one job.
@@ -106,6 +111,10 @@ type JobMaster struct {
 	// rest is what the REST API shows beyond the Scheduler's view
 	// (details.go).
 	rest details
+	// hb watches the TaskManagers (heartbeat.go); set when Run starts,
+	// under hbMu for TaskManagerUnreachable, which may come earlier.
+	hb   *hbShell
+	hbMu sync.Mutex
 	// Work off the loop (storage I/O) hands its result back on asyncC;
 	// asyncCtx ends and asyncWG is waited for when Run returns.
 	asyncC      chan func()
@@ -172,6 +181,11 @@ func (jm *JobMaster) Run(ctx context.Context) {
 		jm.finish(scheduler.JobFailed, err)
 		return
 	}
+	defer jm.stopHeartbeats()
+	if err := jm.startHeartbeats(); err != nil {
+		jm.finish(scheduler.JobFailed, err)
+		return
+	}
 	jm.step(scheduler.EvStart{})
 	if !jm.done { // the job may already have failed (no ResourceManager)
 		jm.publish()
@@ -201,6 +215,18 @@ func (jm *JobMaster) Run(ctx context.Context) {
 		case now := <-jm.ckTickC():
 			jm.ckStep(checkpoint.EvTick{Now: now})
 			jm.step(scheduler.EvTick{Now: now}) // a failed job fails from ckStep
+		case <-jm.hbTimerC():
+			jm.step(scheduler.EvTick{Now: time.Now()}) // a failure is timed when it is found
+			jm.hbEvent(nil)
+			if !jm.done {
+				jm.publish()
+			}
+		case <-jm.hbLostC():
+			jm.step(scheduler.EvTick{Now: time.Now()}) // a failure is timed when it is found
+			jm.hbLosses()
+			if !jm.done {
+				jm.publish()
+			}
 		case done := <-jm.asyncC:
 			done()
 			jm.step(scheduler.EvTick{Now: time.Now()}) // deploys released, restores failed
@@ -242,6 +268,11 @@ func (jm *JobMaster) handle(m rpc.Message) {
 			}
 		}
 		jm.step(scheduler.EvSlotsGranted{Slots: offeredSlots(m.Slots)})
+		// Watched after the deploys went out: a TaskManager that cannot be
+		// reached fails them with the transport's error.
+		for _, s := range m.Slots {
+			jm.watchTaskManager(s.Slot.TaskManager, s.Address)
+		}
 	case rpc.SlotsRefused:
 		if m.RequestID == jm.request {
 			jm.step(scheduler.EvSlotsRefused{Err: errors.New(m.Reason)})
@@ -266,6 +297,8 @@ func (jm *JobMaster) handle(m rpc.Message) {
 			jm.recordMetrics(t.Execution, t.Operators, false)
 			jm.rest.rates(t)
 		}
+	case rpc.TaskManagerHeartbeat:
+		jm.hbEvent(heartbeat.EvHeartbeat{Target: m.TaskManager, Payload: m.Executions})
 	case rpc.CancelJob:
 		jm.step(scheduler.EvCancel{})
 	case rpc.TriggerSavepoint:

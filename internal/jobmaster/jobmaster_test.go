@@ -332,3 +332,20 @@ func TestJobMasterSeedsJitterFromJobID(t *testing.T) {
 	_, err = New(Config{JobID: "job-2", JobGraph: oneVertexJob(1), Address: "jm-2", Transport: net, Restart: scheduler.FixedDelayRestart(0, 0)})
 	require.ErrorContains(t, err, "job master of job job-2: restart strategy fixed-delay: attempts must be at least 1")
 }
+
+// A TaskManager that stops answering heartbeats is declared dead after the
+// timeout: its executions fail with a clear cause (here the job fails: no
+// restart strategy).
+func TestJobMasterFailsTheTasksOfASilentTaskManager(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	h := start(t, ctx, &wg, oneVertexJob(1), "tm-1", "taskmanager-tm-1", func(c *Config) {
+		c.HeartbeatInterval, c.HeartbeatTimeout = 10*time.Millisecond, 50*time.Millisecond
+	})
+	deployed := taskManager(t, ctx, &wg, h.net) // never answers a heartbeat
+	nextDeploy(t, deployed)
+	f := h.wait(t)
+	require.Equal(t, scheduler.JobFailed, f.State)
+	require.ErrorContains(t, f.Failure.Err(), "TaskManager tm-1 lost: heartbeat timeout after 50ms")
+}

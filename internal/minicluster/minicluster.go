@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/strom-dev/strom/internal/dispatcher"
+	"github.com/strom-dev/strom/internal/heartbeat"
 	"github.com/strom-dev/strom/internal/jobcode"
 	"github.com/strom-dev/strom/internal/jobmaster"
 	"github.com/strom-dev/strom/internal/network"
@@ -28,7 +29,6 @@ import (
 	"github.com/strom-dev/strom/internal/rest"
 	"github.com/strom-dev/strom/internal/rpc"
 	"github.com/strom-dev/strom/internal/scheduler"
-	"github.com/strom-dev/strom/internal/taskmanager"
 )
 
 // The types clients of the embedded cluster use, under the names they had
@@ -65,6 +65,12 @@ type Config struct {
 	// their text only (errors.Is on a user's error no longer matches),
 	// as between real processes.
 	NetworkRPC bool
+	// HeartbeatInterval and HeartbeatTimeout set the heartbeats of the
+	// ResourceManager and the JobMasters to the TaskManagers (0: 1 s and
+	// 5 s); SlotRequestTimeout is how long a job waits for slots the
+	// cluster is short of (0: 5 min). Tests of failure detection make
+	// them short.
+	HeartbeatInterval, HeartbeatTimeout, SlotRequestTimeout time.Duration
 	// RESTAddress, when set, serves the REST API on it (host:port; port
 	// 0 picks one, see RESTURL) over the Dispatcher (rest.go).
 	// SavepointDir is its default savepoint target; BinaryDir, when set,
@@ -97,11 +103,22 @@ type MiniCluster struct {
 	rmAddr   string
 	code     *jobcode.Registry
 	reg      *network.Registry
-	data     []*tcp.Endpoint // the TaskManagers' data planes (Config.DataPlane)
 	disp     *dispatcher.Dispatcher
 	slots    int
-	restTMs  []tmInfo     // the TaskManagers started (rest.go)
-	rest     *rest.Server // nil without RESTAddress
+	cfg      Config
+	rm       *resourcemanager.ResourceManager
+
+	// Under pmu: the TaskManagers (killed ones removed from data, kept in
+	// tms as nil) and the running JobMasters, which the JobManager's
+	// transport tells of unreachable TaskManagers.
+	pmu  sync.Mutex
+	tms  []*tmProcess
+	data []*tcp.Endpoint // the live TaskManagers' data planes (Config.DataPlane)
+	jms  map[*jobmaster.JobMaster]bool
+	// restTMs are the TaskManagers started (rest.go), killed ones too.
+	restTMs []tmInfo
+
+	rest *rest.Server // nil without RESTAddress
 
 	mu     sync.Mutex
 	closed bool
@@ -120,6 +137,8 @@ func Start(cfg Config) (*MiniCluster, error) {
 		code:   jobcode.NewRegistry(),
 		reg:    network.NewRegistry(),
 		slots:  cfg.TaskManagers * cfg.SlotsPerManager,
+		cfg:    cfg,
+		jms:    map[*jobmaster.JobMaster]bool{},
 	}
 	if cfg.DropMessage != nil {
 		c.net.DropWhen(cfg.DropMessage)
@@ -134,49 +153,35 @@ func Start(cfg Config) (*MiniCluster, error) {
 func (c *MiniCluster) start(cfg Config) (err error) {
 	c.jm, c.rmAddr = c.net, resourceManagerAddress
 	if cfg.NetworkRPC {
-		n, err := c.newNetwork()
+		n, err := c.newNetwork(c.unreachable)
 		if err != nil {
 			return err
 		}
 		c.jm, c.rmAddr = n, n.Addr()+"/"+resourceManagerAddress
 	}
-	rm, err := resourcemanager.New(c.jm, c.rmAddr, nil)
+	rm, err := resourcemanager.NewWithConfig(c.jm, c.rmAddr, nil, resourcemanager.Config{
+		SlotRequestTimeout: cfg.SlotRequestTimeout,
+		// Its TaskManagers start with it: a job wider than all of them
+		// fails at once instead of waiting for the slot request timeout.
+		RefuseAboveCapacity: true,
+		Heartbeat:           heartbeat.Config{Interval: cfg.HeartbeatInterval, Timeout: cfg.HeartbeatTimeout},
+	})
 	if err != nil {
 		return err
 	}
+	c.pmu.Lock()
+	c.rm = rm
+	c.pmu.Unlock()
 	c.goRun(rm.Run)
 	defer func() {
 		if err == nil && cfg.NetworkRPC {
 			err = waitForSlots(rm, cfg.TaskManagers*cfg.SlotsPerManager)
 		}
 	}()
-	for i := range cfg.TaskManagers {
-		id := fmt.Sprintf("tm-%d", i+1)
-		var data *tcp.Endpoint
-		if cfg.DataPlane {
-			if data, err = tcp.Listen(tcp.Config{}); err != nil {
-				return err
-			}
-			c.data = append(c.data, data)
-		}
-		var tr rpc.Transport = c.net
-		addr := "taskmanager-" + id
-		if cfg.NetworkRPC {
-			n, err := c.newNetwork()
-			if err != nil {
-				return err
-			}
-			tr, addr = n, n.Addr()+"/"+addr
-		}
-		tm, err := taskmanager.New(taskmanager.Config{
-			ID: id, Address: addr, Slots: cfg.SlotsPerManager, ResourceManager: c.rmAddr,
-			Transport: tr, Code: c.code, Network: c.reg, Data: data,
-		})
-		if err != nil {
+	for range cfg.TaskManagers {
+		if err := c.startTaskManager(); err != nil {
 			return err
 		}
-		c.goRun(tm.Run)
-		c.restTMs = append(c.restTMs, tmInfo{id: id, address: addr, slots: cfg.SlotsPerManager})
 	}
 	c.disp, err = dispatcher.New(dispatcher.Config{
 		Address:        dispatcherAddress,
@@ -184,7 +189,7 @@ func (c *MiniCluster) start(cfg Config) (err error) {
 		StartJobMaster: c.startJobMaster,
 		OnJobEnd: func(id string) {
 			c.reg.ReleaseJob(id)
-			for _, d := range c.data {
+			for _, d := range c.dataPlanes() {
 				d.ReleaseJob(id)
 			}
 			c.code.Remove(id)
@@ -221,12 +226,13 @@ func (c *MiniCluster) startJobMaster(sub dispatcher.Submission, address, dispatc
 		JobID: sub.JobID, JobName: sub.JobName, JobGraph: sub.JobGraph,
 		Address: address, ResourceManager: c.rmAddr, Dispatcher: dispatcherAddr,
 		Transport: c.jm, Logger: logger, Restart: restart, Checkpoint: ck, Resume: resume,
+		HeartbeatInterval: c.cfg.HeartbeatInterval, HeartbeatTimeout: c.cfg.HeartbeatTimeout,
 		// Every task of the previous attempt has ended: its channels (and
 		// the batches left in them) can go; the new attempt has its own.
 		OnRestart: func(previous int, vertices []int) {
 			if vertices == nil {
 				c.reg.ReleaseAttempt(sub.JobID, previous)
-				for _, d := range c.data {
+				for _, d := range c.dataPlanes() {
 					d.ReleaseAttempt(sub.JobID, previous)
 				}
 				return
@@ -238,7 +244,7 @@ func (c *MiniCluster) startJobMaster(sub dispatcher.Submission, address, dispatc
 				}
 			}
 			c.reg.ReleaseVertices(sub.JobID, previous, vertices, edges)
-			for _, d := range c.data {
+			for _, d := range c.dataPlanes() {
 				d.ReleaseEdges(sub.JobID, previous, edges)
 			}
 		},
@@ -246,7 +252,17 @@ func (c *MiniCluster) startJobMaster(sub dispatcher.Submission, address, dispatc
 	if err != nil {
 		return err
 	}
-	c.goRun(jm.Run)
+	c.pmu.Lock()
+	c.jms[jm] = true
+	c.pmu.Unlock()
+	c.goRun(func(ctx context.Context) {
+		defer func() {
+			c.pmu.Lock()
+			delete(c.jms, jm)
+			c.pmu.Unlock()
+		}()
+		jm.Run(ctx)
+	})
 	return nil
 }
 
@@ -298,10 +314,13 @@ func (c *MiniCluster) Close() {
 	c.closeREST()
 	c.cancel()
 	c.wg.Wait()
-	for _, d := range c.data {
+	for _, d := range c.dataPlanes() {
 		_ = d.Close()
 	}
-	for _, n := range c.networks {
+	c.pmu.Lock()
+	networks := slices.Clone(c.networks)
+	c.pmu.Unlock()
+	for _, n := range networks {
 		_ = n.Close()
 	}
 }
@@ -321,18 +340,27 @@ func waitForSlots(rm *resourcemanager.ResourceManager, n int) error {
 }
 
 // newNetwork starts a network transport on loopback for one "process".
-func (c *MiniCluster) newNetwork() (*rpc.Network, error) {
-	n, err := rpc.NewNetwork(rpc.NetworkOptions{})
+// onUnreachable (nil: none) is told of addresses it cannot reach.
+func (c *MiniCluster) newNetwork(onUnreachable func(rpc.Unreachable)) (*rpc.Network, error) {
+	n, err := rpc.NewNetwork(rpc.NetworkOptions{OnUnreachable: onUnreachable})
 	if err != nil {
 		return nil, err
 	}
+	c.pmu.Lock()
 	c.networks = append(c.networks, n)
+	c.pmu.Unlock()
 	return n, nil
 }
 
 // DataPlanes are the TaskManagers' data-plane endpoints (Config.DataPlane;
 // tests inspect them).
-func (c *MiniCluster) DataPlanes() []*tcp.Endpoint { return c.data }
+func (c *MiniCluster) DataPlanes() []*tcp.Endpoint { return c.dataPlanes() }
+
+func (c *MiniCluster) dataPlanes() []*tcp.Endpoint {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	return slices.Clone(c.data)
+}
 
 // Registry is the in-process shuffle environment (tests inspect it).
 func (c *MiniCluster) Registry() *network.Registry { return c.reg }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	goruntime "runtime"
+	"slices"
 	"time"
 
 	"github.com/strom-dev/strom/internal/dispatcher"
@@ -69,8 +70,11 @@ func (c *MiniCluster) restTaskManagers(ctx context.Context) ([]rest.TaskManager,
 	var ms goruntime.MemStats
 	goruntime.ReadMemStats(&ms)
 	now := time.Now()
-	out := make([]rest.TaskManager, 0, len(c.restTMs))
-	for _, tm := range c.restTMs {
+	c.pmu.Lock() // StartTaskManager appends
+	tms := slices.Clone(c.restTMs)
+	c.pmu.Unlock()
+	out := make([]rest.TaskManager, 0, len(tms))
+	for _, tm := range tms {
 		out = append(out, rest.TaskManager{
 			ID: dispatcher.TaskManagerID(tm.id), Path: tm.address, LastHeartbeat: now,
 			Slots: tm.slots, FreeSlots: max(tm.slots-used[tm.id], 0), CPUCores: goruntime.NumCPU(),

@@ -18,6 +18,7 @@ type ResourceManagerGateway interface {
 	RequestSlots(RequestSlots) error
 	CancelSlotRequest(CancelSlotRequest) error
 	ReleaseSlots(ReleaseSlots) error
+	HeartbeatFromTaskManager(TaskManagerHeartbeat) error
 }
 
 // JobMasterGateway is how the ResourceManager, TaskManagers and the
@@ -32,6 +33,7 @@ type JobMasterGateway interface {
 	DeclineCheckpoint(DeclineCheckpoint) error
 	EndOfInput(TaskEndOfInput) error
 	TriggerSavepoint(TriggerSavepoint) error
+	HeartbeatFromTaskManager(TaskManagerHeartbeat) error
 }
 
 // TaskManagerGateway is how a JobMaster reaches a TaskManager.
@@ -43,6 +45,7 @@ type TaskManagerGateway interface {
 	NotifyCheckpointComplete(NotifyCheckpointComplete) error
 	SavepointTarget(SavepointTarget) error
 	DrainSource(DrainSource) error
+	RequestHeartbeat(HeartbeatRequest) error
 }
 
 // DispatcherGateway is how a JobMaster reports to the Dispatcher.

@@ -60,6 +60,21 @@ type (
 		JobID string
 		Slots []scheduler.SlotID
 	}
+	// TaskManagerHeartbeat answers a HeartbeatRequest, to the
+	// ResourceManager or a JobMaster (whoever asked, at the request's
+	// ReplyTo): a sign of life with its payload. Seq is the request's.
+	// For a JobMaster (JobID set) Executions are the executions of that
+	// job the TaskManager runs, by attempt, so the JobMaster can cancel
+	// stale ones of a TaskManager it declared dead; for the
+	// ResourceManager (JobID empty) they are every execution there, and
+	// Slots is its slot count (its slot report).
+	TaskManagerHeartbeat struct {
+		TaskManager string
+		JobID       string
+		Seq         uint64
+		Slots       int
+		Executions  []scheduler.ExecutionID
+	}
 )
 
 // Messages to a JobMaster.
@@ -166,6 +181,19 @@ type (
 		JobMaster string
 		Restore   *RestoreHandles
 		Placement []TaskPlacement
+	}
+	// HeartbeatRequest asks a TaskManager for a sign of life, answered
+	// with TaskManagerHeartbeat to ReplyTo (the asker's address). JobID
+	// is the asking JobMaster's job (empty: the ResourceManager asks).
+	// Reregister (from the ResourceManager only) says the TaskManager was
+	// declared dead and its slots dropped: it must cancel every task it
+	// runs (their attempts are stale; the JobMasters failed them) and
+	// register again before it is given slots (fencing).
+	HeartbeatRequest struct {
+		ReplyTo    string
+		JobID      string
+		Seq        uint64
+		Reregister bool
 	}
 	// CancelTask cancels an execution.
 	CancelTask struct {
@@ -303,6 +331,8 @@ func (TriggerSavepoint) isMessage()         {}
 func (SavepointTarget) isMessage()          {}
 func (DrainSource) isMessage()              {}
 func (SavepointResult) isMessage()          {}
+func (HeartbeatRequest) isMessage()         {}
+func (TaskManagerHeartbeat) isMessage()     {}
 
 // SlotOffer is a granted slot and where its TaskManager is reached.
 type SlotOffer struct {

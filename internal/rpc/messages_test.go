@@ -74,6 +74,8 @@ var messages = []Message{
 	AbortCheckpoint{JobID: "job-1", Execution: exec, CheckpointID: 3, Reason: "expired"},
 	NotifyCheckpointComplete{JobID: "job-1", Execution: exec, CheckpointID: 3},
 	CancelTask{JobID: "job-1", Execution: exec},
+	HeartbeatRequest{ReplyTo: "127.0.0.1:6123/jobmaster-job-1", JobID: "job-1", Seq: 5, Reregister: true},
+	TaskManagerHeartbeat{TaskManager: "tm-1", JobID: "job-1", Seq: 5, Slots: 2, Executions: []scheduler.ExecutionID{exec}},
 	JobStatus{JobID: "job-1", State: scheduler.JobFailing, Restarts: 2, Executions: []ExecutionStatus{execStatus}, Operators: []OperatorTotals{totals}, Details: details},
 	JobFinished{JobID: "job-1", JobName: "j", State: scheduler.JobFailed, Failure: failure, Duration: time.Second, Restarts: 3,
 		Executions: []ExecutionStatus{execStatus}, Operators: []OperatorTotals{totals}, CheckpointsCompleted: 4, RestoredCheckpoint: 2,

@@ -120,6 +120,10 @@ func sendByGateway(tr Transport, to roleAddresses, m Message) (string, error) {
 		return to.tm, tm.SavepointTarget(m)
 	case DrainSource:
 		return to.tm, tm.DrainSource(m)
+	case HeartbeatRequest:
+		return to.tm, tm.RequestHeartbeat(m)
+	case TaskManagerHeartbeat:
+		return to.jm, jm.HeartbeatFromTaskManager(m)
 	case JobStatus:
 		return to.disp, disp.UpdateJobStatus(m)
 	case JobFinished:

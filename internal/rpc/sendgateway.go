@@ -36,3 +36,7 @@ func (g sendGateway) DrainSource(m DrainSource) error           { return g.send(
 func (g sendGateway) SavepointResult(m SavepointResult) error   { return g.send(g.address, m) }
 func (g sendGateway) UpdateJobStatus(m JobStatus) error         { return g.send(g.address, m) }
 func (g sendGateway) JobFinished(m JobFinished) error           { return g.send(g.address, m) }
+func (g sendGateway) RequestHeartbeat(m HeartbeatRequest) error { return g.send(g.address, m) }
+func (g sendGateway) HeartbeatFromTaskManager(m TaskManagerHeartbeat) error {
+	return g.send(g.address, m)
+}

@@ -76,6 +76,13 @@ func MessageToProto(m Message) (*rpcpb.Envelope, error) {
 			JobId: m.JobID, Execution: executionToProto(m.Execution), CheckpointId: m.CheckpointID,
 			Timestamp: m.Timestamp, Mode: uint32(m.Mode), Kind: uint32(m.Kind), Target: m.Target,
 			Stop: m.Stop, Drain: m.Drain}}
+	case HeartbeatRequest:
+		e.Message = &rpcpb.Envelope_HeartbeatRequest{HeartbeatRequest: &rpcpb.HeartbeatRequest{
+			ReplyTo: m.ReplyTo, JobId: m.JobID, Seq: m.Seq, Reregister: m.Reregister}}
+	case TaskManagerHeartbeat:
+		e.Message = &rpcpb.Envelope_TaskManagerHeartbeat{TaskManagerHeartbeat: &rpcpb.TaskManagerHeartbeat{
+			TaskManager: m.TaskManager, JobId: m.JobID, Seq: m.Seq, Slots: int64(m.Slots),
+			Executions: convertAll(m.Executions, executionToProto)}}
 	case DrainSource:
 		e.Message = &rpcpb.Envelope_DrainSource{DrainSource: &rpcpb.DrainSource{
 			JobId: m.JobID, Execution: executionToProto(m.Execution)}}
@@ -169,6 +176,13 @@ func MessageFromProto(e *rpcpb.Envelope) (Message, error) {
 		return TriggerCheckpoint{JobID: m.GetJobId(), Execution: executionFromProto(m.GetExecution()), CheckpointID: m.GetCheckpointId(),
 			Timestamp: m.GetTimestamp(), Mode: checkpoint.Mode(m.GetMode()), Kind: checkpoint.Kind(m.GetKind()), Target: m.GetTarget(),
 			Stop: m.GetStop(), Drain: m.GetDrain()}, nil
+	case *rpcpb.Envelope_HeartbeatRequest:
+		m := p.HeartbeatRequest
+		return HeartbeatRequest{ReplyTo: m.GetReplyTo(), JobID: m.GetJobId(), Seq: m.GetSeq(), Reregister: m.GetReregister()}, nil
+	case *rpcpb.Envelope_TaskManagerHeartbeat:
+		m := p.TaskManagerHeartbeat
+		return TaskManagerHeartbeat{TaskManager: m.GetTaskManager(), JobID: m.GetJobId(), Seq: m.GetSeq(), Slots: int(m.GetSlots()),
+			Executions: convertAll(m.GetExecutions(), executionFromProto)}, nil
 	case *rpcpb.Envelope_DrainSource:
 		m := p.DrainSource
 		return DrainSource{JobID: m.GetJobId(), Execution: executionFromProto(m.GetExecution())}, nil

@@ -38,6 +38,7 @@ import (
 //	refuse-slots [err=E]                  EvSlotsRefused
 //	task V/S [V/S...] STATE [attempt=A] [err=E] [no-restart]
 //	                                      EvTaskState for each execution, in order
+//	slots-lost tm=ID [err=MSG]            EvSlotsLost
 //	cancel                                EvCancel
 //	tick +D                               EvTick D after the previous tick (the first is at
 //	                                      2026-01-01T00:00:00Z + D)
@@ -83,6 +84,12 @@ func TestInteraction(t *testing.T) {
 					}
 					printActions(&out, s.Handle(ev))
 				}
+			case "slots-lost":
+				var tm string
+				msg := "TaskManager lost"
+				d.ScanArgs(t, "tm", &tm)
+				d.MaybeScanArgs(t, "err", &msg)
+				printActions(&out, s.Handle(EvSlotsLost{TaskManager: tm, Err: errors.New(msg)}))
 			case "cancel":
 				printActions(&out, s.Handle(EvCancel{}))
 			case "tick":

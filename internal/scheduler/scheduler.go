@@ -112,6 +112,17 @@ type (
 	// EvSlotsRefused says the slots cannot be had (or the request was
 	// withdrawn).
 	EvSlotsRefused struct{ Err error }
+	// EvSlotsLost says a TaskManager is gone (heartbeat timeout or lost
+	// connection): every execution deployed there that has not ended
+	// fails with Err, and the job no longer holds its slots. The next
+	// restart of the whole job then gives back the slots it still holds
+	// and asks for a full set again (the job is CREATED, waiting for
+	// resources, until they come), instead of redeploying into the slots
+	// it had.
+	EvSlotsLost struct {
+		TaskManager string
+		Err         error
+	}
 	// EvTaskState reports an execution's new state. Reports for another
 	// attempt than the current one, or for an execution that has already
 	// ended, are ignored.
@@ -138,6 +149,7 @@ type (
 func (EvStart) isEvent()        {}
 func (EvSlotsGranted) isEvent() {}
 func (EvSlotsRefused) isEvent() {}
+func (EvSlotsLost) isEvent()    {}
 func (EvTaskState) isEvent()    {}
 func (EvCancel) isEvent()       {}
 func (EvTick) isEvent()         {}
@@ -237,6 +249,7 @@ type Scheduler struct {
 	err      error
 	slots    []SlotID
 	inFlight bool // a slot request is unanswered
+	lost     bool // slots were lost: the next full restart asks for slots again
 	now      time.Time
 
 	restart     restarter
@@ -398,6 +411,8 @@ func (s *Scheduler) Handle(ev Event) []Action {
 		return []Action{ActJobDone{State: s.state, Err: s.err}}
 	case EvTaskState:
 		return s.taskState(ev)
+	case EvSlotsLost:
+		return s.slotsLost(ev)
 	case EvCancel:
 		switch s.state {
 		case JobCreated:
@@ -578,6 +593,24 @@ func (s *Scheduler) restartNow() []Action {
 	s.waiting = false
 	acts := []Action{ActRestarting{Attempt: s.restarts, Cause: s.cause, PreviousAttempt: s.restarts - 1}}
 	s.cause = nil
+	if s.lost {
+		// Some slots are gone with their TaskManager: give back the rest
+		// and ask for a full set; the new attempt is deployed when it
+		// comes (deploy), and meanwhile the job waits, CREATED.
+		s.lost = false
+		s.state = JobCreated
+		if len(s.slots) > 0 {
+			acts = append(acts, ActReleaseSlots{Slots: s.slots})
+			s.slots = nil
+		}
+		for _, v := range s.execs {
+			for _, e := range v {
+				*e = Execution{ID: ExecutionID{Vertex: e.ID.Vertex, Subtask: e.ID.Subtask, Attempt: s.restarts}, State: Scheduled}
+			}
+		}
+		s.inFlight = true
+		return append(acts, ActRequestSlots{N: s.jg.SlotsNeeded()})
+	}
 	for _, v := range s.execs {
 		for _, e := range v {
 			*e = Execution{ID: ExecutionID{Vertex: e.ID.Vertex, Subtask: e.ID.Subtask, Attempt: s.restarts}, State: Deploying, Slot: e.Slot}
@@ -743,4 +776,27 @@ func (s *Scheduler) nextRegionTick() []Action {
 		return nil
 	}
 	return []Action{ActScheduleTick{At: at}}
+}
+
+// slotsLost drops the slots of a TaskManager that is gone and fails the
+// executions deployed there that have not ended, in order.
+func (s *Scheduler) slotsLost(ev EvSlotsLost) []Action {
+	kept := s.slots[:0]
+	for _, sl := range s.slots {
+		if sl.TaskManager == ev.TaskManager {
+			s.lost = true
+			continue
+		}
+		kept = append(kept, sl)
+	}
+	s.slots = kept
+	var acts []Action
+	for _, v := range s.execs {
+		for _, e := range v {
+			if e.Slot.TaskManager == ev.TaskManager && !e.State.Terminal() && e.State != Created && e.State != Scheduled {
+				acts = append(acts, s.taskState(EvTaskState{ID: e.ID, State: Failed, Err: ev.Err})...)
+			}
+		}
+	}
+	return acts
 }

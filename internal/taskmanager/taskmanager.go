@@ -58,6 +58,9 @@ type TaskManager struct {
 	stores map[string]blob.Store // checkpoint storage by URL (checkpoint.go)
 	// savepoints are the announced targets of savepoints (checkpoint.go).
 	savepoints map[spKey]*spTarget
+	// freeze takes a channel from Freeze; the loop then stops until it is
+	// closed.
+	freeze chan (<-chan struct{})
 }
 
 type taskKey struct {
@@ -107,7 +110,7 @@ func New(cfg Config) (*TaskManager, error) {
 		ep.Close()
 		return nil, fmt.Errorf("task manager %s: registering with the resource manager: %w", cfg.ID, err)
 	}
-	return &TaskManager{cfg: cfg, ep: ep, tasks: map[taskKey]*slotTask{}, stores: map[string]blob.Store{}, savepoints: map[spKey]*spTarget{}}, nil
+	return &TaskManager{cfg: cfg, ep: ep, tasks: map[taskKey]*slotTask{}, stores: map[string]blob.Store{}, savepoints: map[spKey]*spTarget{}, freeze: make(chan (<-chan struct{}), 1)}, nil
 }
 
 // Run serves deploys and cancels until ctx ends, then cancels every task
@@ -128,6 +131,11 @@ func (tm *TaskManager) Run(ctx context.Context) {
 			}
 			tm.mu.Unlock()
 			return
+		case thaw := <-tm.freeze:
+			select { // frozen: no message is read, no heartbeat answered
+			case <-thaw:
+			case <-ctx.Done():
+			}
 		case <-tick.C:
 			tm.reportMetrics()
 		case <-tm.ep.Ready():
@@ -135,6 +143,8 @@ func (tm *TaskManager) Run(ctx context.Context) {
 				switch m := m.(type) {
 				case rpc.DeployTask:
 					tm.deploy(ctx, m)
+				case rpc.HeartbeatRequest:
+					tm.heartbeat(m)
 				case rpc.CancelTask:
 					tm.mu.Lock()
 					if t, ok := tm.tasks[taskKey{m.JobID, m.Execution}]; ok {
@@ -369,3 +379,57 @@ func (tm *TaskManager) abandon(key taskKey, st *slotTask, timeout time.Duration)
 	_ = tm.cfg.Transport.JobMaster(st.jobMaster).UpdateTaskState(u)
 	st.release()
 }
+
+// heartbeat answers a heartbeat request with the executions it runs (of
+// the asking JobMaster's job, or all of them for the ResourceManager). A
+// request with Reregister comes from a ResourceManager that declared this
+// TaskManager dead and dropped its slots: every task here is of a stale
+// attempt (its JobMaster failed it), so all are cancelled, and the slots
+// are offered again, as a new registration.
+func (tm *TaskManager) heartbeat(m rpc.HeartbeatRequest) {
+	tm.mu.Lock()
+	if m.Reregister {
+		for k, t := range tm.tasks {
+			t.cancel()
+			tm.watchCancel(k, t)
+		}
+	}
+	var execs []scheduler.ExecutionID
+	for k := range tm.tasks {
+		if m.JobID == "" || k.job == m.JobID {
+			execs = append(execs, k.id)
+		}
+	}
+	tm.mu.Unlock()
+	if m.Reregister {
+		tm.cfg.Logger.Info("task manager: declared dead by the resource manager; cancelled its tasks, registering again", "task_manager", tm.cfg.ID)
+		if err := tm.cfg.Transport.ResourceManager(tm.cfg.ResourceManager).RegisterTaskManager(tm.registration()); err != nil {
+			tm.cfg.Logger.Warn("task manager: registering again failed", "task_manager", tm.cfg.ID, "error", err)
+		}
+	}
+	hb := rpc.TaskManagerHeartbeat{TaskManager: tm.cfg.ID, JobID: m.JobID, Seq: m.Seq, Slots: tm.cfg.Slots, Executions: execs}
+	var err error
+	if m.JobID == "" {
+		err = tm.cfg.Transport.ResourceManager(m.ReplyTo).HeartbeatFromTaskManager(hb)
+	} else {
+		err = tm.cfg.Transport.JobMaster(m.ReplyTo).HeartbeatFromTaskManager(hb)
+	}
+	if err != nil { // the asker is gone: it will not miss the answer
+		tm.cfg.Logger.Debug("task manager: heartbeat not delivered", "task_manager", tm.cfg.ID, "to", m.ReplyTo, "error", err)
+	}
+}
+
+// registration is this TaskManager's offer of its slots.
+func (tm *TaskManager) registration() rpc.RegisterTaskManager {
+	reg := rpc.RegisterTaskManager{TaskManager: tm.cfg.ID, Address: tm.cfg.Address, Slots: tm.cfg.Slots}
+	if tm.cfg.Data != nil {
+		reg.DataAddress = tm.cfg.Data.Addr()
+	}
+	return reg
+}
+
+// Freeze stops the TaskManager's loop until thaw is closed (or Run's
+// context ends): it reads no message and answers no heartbeat, while its
+// tasks run on, like a process stopped by SIGSTOP as far as the other
+// roles can tell (fault-injection tests). One freeze at a time.
+func (tm *TaskManager) Freeze(thaw <-chan struct{}) { tm.freeze <- thaw }

@@ -170,6 +170,8 @@ type Envelope struct {
 	//	*Envelope_JobStatus
 	//	*Envelope_JobFinished
 	//	*Envelope_SavepointResult
+	//	*Envelope_HeartbeatRequest
+	//	*Envelope_TaskManagerHeartbeat
 	Message       isEnvelope_Message `protobuf_oneof:"message"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -419,6 +421,24 @@ func (x *Envelope) GetSavepointResult() *SavepointResult {
 	return nil
 }
 
+func (x *Envelope) GetHeartbeatRequest() *HeartbeatRequest {
+	if x != nil {
+		if x, ok := x.Message.(*Envelope_HeartbeatRequest); ok {
+			return x.HeartbeatRequest
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetTaskManagerHeartbeat() *TaskManagerHeartbeat {
+	if x != nil {
+		if x, ok := x.Message.(*Envelope_TaskManagerHeartbeat); ok {
+			return x.TaskManagerHeartbeat
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Message interface {
 	isEnvelope_Message()
 }
@@ -519,6 +539,15 @@ type Envelope_SavepointResult struct {
 	SavepointResult *SavepointResult `protobuf:"bytes,23,opt,name=savepoint_result,json=savepointResult,proto3,oneof"`
 }
 
+type Envelope_HeartbeatRequest struct {
+	// Heartbeats.
+	HeartbeatRequest *HeartbeatRequest `protobuf:"bytes,24,opt,name=heartbeat_request,json=heartbeatRequest,proto3,oneof"`
+}
+
+type Envelope_TaskManagerHeartbeat struct {
+	TaskManagerHeartbeat *TaskManagerHeartbeat `protobuf:"bytes,25,opt,name=task_manager_heartbeat,json=taskManagerHeartbeat,proto3,oneof"`
+}
+
 func (*Envelope_RegisterTaskManager) isEnvelope_Message() {}
 
 func (*Envelope_RequestSlots) isEnvelope_Message() {}
@@ -564,6 +593,10 @@ func (*Envelope_JobStatus) isEnvelope_Message() {}
 func (*Envelope_JobFinished) isEnvelope_Message() {}
 
 func (*Envelope_SavepointResult) isEnvelope_Message() {}
+
+func (*Envelope_HeartbeatRequest) isEnvelope_Message() {}
+
+func (*Envelope_TaskManagerHeartbeat) isEnvelope_Message() {}
 
 type RegisterTaskManager struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1621,6 +1654,150 @@ func (x *TriggerCheckpoint) GetDrain() bool {
 	return false
 }
 
+type HeartbeatRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReplyTo       string                 `protobuf:"bytes,1,opt,name=reply_to,json=replyTo,proto3" json:"reply_to,omitempty"`
+	JobId         string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	Reregister    bool                   `protobuf:"varint,4,opt,name=reregister,proto3" json:"reregister,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatRequest) Reset() {
+	*x = HeartbeatRequest{}
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatRequest) ProtoMessage() {}
+
+func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
+func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *HeartbeatRequest) GetReplyTo() string {
+	if x != nil {
+		return x.ReplyTo
+	}
+	return ""
+}
+
+func (x *HeartbeatRequest) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *HeartbeatRequest) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *HeartbeatRequest) GetReregister() bool {
+	if x != nil {
+		return x.Reregister
+	}
+	return false
+}
+
+type TaskManagerHeartbeat struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskManager   string                 `protobuf:"bytes,1,opt,name=task_manager,json=taskManager,proto3" json:"task_manager,omitempty"`
+	JobId         string                 `protobuf:"bytes,2,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	Slots         int64                  `protobuf:"varint,4,opt,name=slots,proto3" json:"slots,omitempty"`
+	Executions    []*ExecutionID         `protobuf:"bytes,5,rep,name=executions,proto3" json:"executions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskManagerHeartbeat) Reset() {
+	*x = TaskManagerHeartbeat{}
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskManagerHeartbeat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskManagerHeartbeat) ProtoMessage() {}
+
+func (x *TaskManagerHeartbeat) ProtoReflect() protoreflect.Message {
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskManagerHeartbeat.ProtoReflect.Descriptor instead.
+func (*TaskManagerHeartbeat) Descriptor() ([]byte, []int) {
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *TaskManagerHeartbeat) GetTaskManager() string {
+	if x != nil {
+		return x.TaskManager
+	}
+	return ""
+}
+
+func (x *TaskManagerHeartbeat) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *TaskManagerHeartbeat) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *TaskManagerHeartbeat) GetSlots() int64 {
+	if x != nil {
+		return x.Slots
+	}
+	return 0
+}
+
+func (x *TaskManagerHeartbeat) GetExecutions() []*ExecutionID {
+	if x != nil {
+		return x.Executions
+	}
+	return nil
+}
+
 type DrainSource struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1631,7 +1808,7 @@ type DrainSource struct {
 
 func (x *DrainSource) Reset() {
 	*x = DrainSource{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[19]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +1820,7 @@ func (x *DrainSource) String() string {
 func (*DrainSource) ProtoMessage() {}
 
 func (x *DrainSource) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[19]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +1833,7 @@ func (x *DrainSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainSource.ProtoReflect.Descriptor instead.
 func (*DrainSource) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{19}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DrainSource) GetJobId() string {
@@ -1684,7 +1861,7 @@ type SavepointTarget struct {
 
 func (x *SavepointTarget) Reset() {
 	*x = SavepointTarget{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[20]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +1873,7 @@ func (x *SavepointTarget) String() string {
 func (*SavepointTarget) ProtoMessage() {}
 
 func (x *SavepointTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[20]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +1886,7 @@ func (x *SavepointTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SavepointTarget.ProtoReflect.Descriptor instead.
 func (*SavepointTarget) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{20}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SavepointTarget) GetJobId() string {
@@ -1745,7 +1922,7 @@ type AbortCheckpoint struct {
 
 func (x *AbortCheckpoint) Reset() {
 	*x = AbortCheckpoint{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[21]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +1934,7 @@ func (x *AbortCheckpoint) String() string {
 func (*AbortCheckpoint) ProtoMessage() {}
 
 func (x *AbortCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[21]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +1947,7 @@ func (x *AbortCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortCheckpoint.ProtoReflect.Descriptor instead.
 func (*AbortCheckpoint) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{21}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AbortCheckpoint) GetJobId() string {
@@ -1812,7 +1989,7 @@ type NotifyCheckpointComplete struct {
 
 func (x *NotifyCheckpointComplete) Reset() {
 	*x = NotifyCheckpointComplete{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[22]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +2001,7 @@ func (x *NotifyCheckpointComplete) String() string {
 func (*NotifyCheckpointComplete) ProtoMessage() {}
 
 func (x *NotifyCheckpointComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[22]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +2014,7 @@ func (x *NotifyCheckpointComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyCheckpointComplete.ProtoReflect.Descriptor instead.
 func (*NotifyCheckpointComplete) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{22}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *NotifyCheckpointComplete) GetJobId() string {
@@ -1875,7 +2052,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[23]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1887,7 +2064,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[23]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1900,7 +2077,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{23}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *JobStatus) GetJobId() string {
@@ -1968,7 +2145,7 @@ type JobFinished struct {
 
 func (x *JobFinished) Reset() {
 	*x = JobFinished{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[24]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1980,7 +2157,7 @@ func (x *JobFinished) String() string {
 func (*JobFinished) ProtoMessage() {}
 
 func (x *JobFinished) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[24]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1993,7 +2170,7 @@ func (x *JobFinished) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobFinished.ProtoReflect.Descriptor instead.
 func (*JobFinished) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{24}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *JobFinished) GetJobId() string {
@@ -2113,7 +2290,7 @@ type SavepointResult struct {
 
 func (x *SavepointResult) Reset() {
 	*x = SavepointResult{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[25]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2125,7 +2302,7 @@ func (x *SavepointResult) String() string {
 func (*SavepointResult) ProtoMessage() {}
 
 func (x *SavepointResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[25]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2138,7 +2315,7 @@ func (x *SavepointResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SavepointResult.ProtoReflect.Descriptor instead.
 func (*SavepointResult) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{25}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SavepointResult) GetJobId() string {
@@ -2181,7 +2358,7 @@ type ExecutionID struct {
 
 func (x *ExecutionID) Reset() {
 	*x = ExecutionID{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[26]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2193,7 +2370,7 @@ func (x *ExecutionID) String() string {
 func (*ExecutionID) ProtoMessage() {}
 
 func (x *ExecutionID) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[26]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2206,7 +2383,7 @@ func (x *ExecutionID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionID.ProtoReflect.Descriptor instead.
 func (*ExecutionID) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{26}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ExecutionID) GetVertex() int64 {
@@ -2241,7 +2418,7 @@ type SlotID struct {
 
 func (x *SlotID) Reset() {
 	*x = SlotID{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[27]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2253,7 +2430,7 @@ func (x *SlotID) String() string {
 func (*SlotID) ProtoMessage() {}
 
 func (x *SlotID) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[27]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2266,7 +2443,7 @@ func (x *SlotID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotID.ProtoReflect.Descriptor instead.
 func (*SlotID) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{27}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SlotID) GetTaskManager() string {
@@ -2302,7 +2479,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[28]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2314,7 +2491,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[28]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2327,7 +2504,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{28}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Failure) GetMessage() string {
@@ -2411,7 +2588,7 @@ type SlotOffer struct {
 
 func (x *SlotOffer) Reset() {
 	*x = SlotOffer{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[29]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2423,7 +2600,7 @@ func (x *SlotOffer) String() string {
 func (*SlotOffer) ProtoMessage() {}
 
 func (x *SlotOffer) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[29]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2436,7 +2613,7 @@ func (x *SlotOffer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotOffer.ProtoReflect.Descriptor instead.
 func (*SlotOffer) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{29}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SlotOffer) GetSlot() *SlotID {
@@ -2471,7 +2648,7 @@ type TaskPlacement struct {
 
 func (x *TaskPlacement) Reset() {
 	*x = TaskPlacement{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[30]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2483,7 +2660,7 @@ func (x *TaskPlacement) String() string {
 func (*TaskPlacement) ProtoMessage() {}
 
 func (x *TaskPlacement) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[30]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2496,7 +2673,7 @@ func (x *TaskPlacement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskPlacement.ProtoReflect.Descriptor instead.
 func (*TaskPlacement) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{30}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TaskPlacement) GetVertex() int64 {
@@ -2535,7 +2712,7 @@ type ExecutionStatus struct {
 
 func (x *ExecutionStatus) Reset() {
 	*x = ExecutionStatus{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[31]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2547,7 +2724,7 @@ func (x *ExecutionStatus) String() string {
 func (*ExecutionStatus) ProtoMessage() {}
 
 func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[31]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2560,7 +2737,7 @@ func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionStatus.ProtoReflect.Descriptor instead.
 func (*ExecutionStatus) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{31}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ExecutionStatus) GetId() *ExecutionID {
@@ -2625,7 +2802,7 @@ type TaskMetrics struct {
 
 func (x *TaskMetrics) Reset() {
 	*x = TaskMetrics{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[32]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2637,7 +2814,7 @@ func (x *TaskMetrics) String() string {
 func (*TaskMetrics) ProtoMessage() {}
 
 func (x *TaskMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[32]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2650,7 +2827,7 @@ func (x *TaskMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskMetrics.ProtoReflect.Descriptor instead.
 func (*TaskMetrics) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{32}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TaskMetrics) GetExecution() *ExecutionID {
@@ -2706,7 +2883,7 @@ type OperatorMetrics struct {
 
 func (x *OperatorMetrics) Reset() {
 	*x = OperatorMetrics{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[33]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2718,7 +2895,7 @@ func (x *OperatorMetrics) String() string {
 func (*OperatorMetrics) ProtoMessage() {}
 
 func (x *OperatorMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[33]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2731,7 +2908,7 @@ func (x *OperatorMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorMetrics.ProtoReflect.Descriptor instead.
 func (*OperatorMetrics) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{33}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *OperatorMetrics) GetVertex() int64 {
@@ -2819,7 +2996,7 @@ type OperatorTotals struct {
 
 func (x *OperatorTotals) Reset() {
 	*x = OperatorTotals{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[34]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2831,7 +3008,7 @@ func (x *OperatorTotals) String() string {
 func (*OperatorTotals) ProtoMessage() {}
 
 func (x *OperatorTotals) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[34]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2844,7 +3021,7 @@ func (x *OperatorTotals) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorTotals.ProtoReflect.Descriptor instead.
 func (*OperatorTotals) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{34}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *OperatorTotals) GetNode() int64 {
@@ -2907,7 +3084,7 @@ type RestoreHandles struct {
 
 func (x *RestoreHandles) Reset() {
 	*x = RestoreHandles{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[35]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2919,7 +3096,7 @@ func (x *RestoreHandles) String() string {
 func (*RestoreHandles) ProtoMessage() {}
 
 func (x *RestoreHandles) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[35]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2932,7 +3109,7 @@ func (x *RestoreHandles) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreHandles.ProtoReflect.Descriptor instead.
 func (*RestoreHandles) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{35}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *RestoreHandles) GetCheckpointId() int64 {
@@ -2970,7 +3147,7 @@ type OperatorState struct {
 
 func (x *OperatorState) Reset() {
 	*x = OperatorState{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[36]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2982,7 +3159,7 @@ func (x *OperatorState) String() string {
 func (*OperatorState) ProtoMessage() {}
 
 func (x *OperatorState) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[36]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2995,7 +3172,7 @@ func (x *OperatorState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorState.ProtoReflect.Descriptor instead.
 func (*OperatorState) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{36}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *OperatorState) GetUid() string {
@@ -3048,7 +3225,7 @@ type SubtaskState struct {
 
 func (x *SubtaskState) Reset() {
 	*x = SubtaskState{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[37]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3060,7 +3237,7 @@ func (x *SubtaskState) String() string {
 func (*SubtaskState) ProtoMessage() {}
 
 func (x *SubtaskState) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[37]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3073,7 +3250,7 @@ func (x *SubtaskState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubtaskState.ProtoReflect.Descriptor instead.
 func (*SubtaskState) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{37}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SubtaskState) GetSubtask() int64 {
@@ -3131,7 +3308,7 @@ type StateHandle struct {
 
 func (x *StateHandle) Reset() {
 	*x = StateHandle{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[38]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3143,7 +3320,7 @@ func (x *StateHandle) String() string {
 func (*StateHandle) ProtoMessage() {}
 
 func (x *StateHandle) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[38]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3156,7 +3333,7 @@ func (x *StateHandle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateHandle.ProtoReflect.Descriptor instead.
 func (*StateHandle) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{38}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *StateHandle) GetPath() string {
@@ -3198,7 +3375,7 @@ type OperatorSnapshot struct {
 
 func (x *OperatorSnapshot) Reset() {
 	*x = OperatorSnapshot{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[39]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3210,7 +3387,7 @@ func (x *OperatorSnapshot) String() string {
 func (*OperatorSnapshot) ProtoMessage() {}
 
 func (x *OperatorSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[39]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3223,7 +3400,7 @@ func (x *OperatorSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorSnapshot.ProtoReflect.Descriptor instead.
 func (*OperatorSnapshot) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{39}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *OperatorSnapshot) GetUid() string {
@@ -3253,7 +3430,7 @@ type JobDetails struct {
 
 func (x *JobDetails) Reset() {
 	*x = JobDetails{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[40]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3265,7 +3442,7 @@ func (x *JobDetails) String() string {
 func (*JobDetails) ProtoMessage() {}
 
 func (x *JobDetails) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[40]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3278,7 +3455,7 @@ func (x *JobDetails) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobDetails.ProtoReflect.Descriptor instead.
 func (*JobDetails) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{40}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *JobDetails) GetExceptions() []*JobException {
@@ -3313,7 +3490,7 @@ type JobException struct {
 
 func (x *JobException) Reset() {
 	*x = JobException{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[41]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3325,7 +3502,7 @@ func (x *JobException) String() string {
 func (*JobException) ProtoMessage() {}
 
 func (x *JobException) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[41]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3338,7 +3515,7 @@ func (x *JobException) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobException.ProtoReflect.Descriptor instead.
 func (*JobException) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{41}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *JobException) GetTimeUnixNanos() int64 {
@@ -3380,7 +3557,7 @@ type CheckpointStats struct {
 
 func (x *CheckpointStats) Reset() {
 	*x = CheckpointStats{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[42]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3392,7 +3569,7 @@ func (x *CheckpointStats) String() string {
 func (*CheckpointStats) ProtoMessage() {}
 
 func (x *CheckpointStats) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[42]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3405,7 +3582,7 @@ func (x *CheckpointStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointStats.ProtoReflect.Descriptor instead.
 func (*CheckpointStats) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{42}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *CheckpointStats) GetTotal() int64 {
@@ -3499,7 +3676,7 @@ type CheckpointRecord struct {
 
 func (x *CheckpointRecord) Reset() {
 	*x = CheckpointRecord{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[43]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3511,7 +3688,7 @@ func (x *CheckpointRecord) String() string {
 func (*CheckpointRecord) ProtoMessage() {}
 
 func (x *CheckpointRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[43]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3524,7 +3701,7 @@ func (x *CheckpointRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointRecord.ProtoReflect.Descriptor instead.
 func (*CheckpointRecord) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{43}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CheckpointRecord) GetId() int64 {
@@ -3636,7 +3813,7 @@ type CheckpointSettings struct {
 
 func (x *CheckpointSettings) Reset() {
 	*x = CheckpointSettings{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[44]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3648,7 +3825,7 @@ func (x *CheckpointSettings) String() string {
 func (*CheckpointSettings) ProtoMessage() {}
 
 func (x *CheckpointSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[44]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3661,7 +3838,7 @@ func (x *CheckpointSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointSettings.ProtoReflect.Descriptor instead.
 func (*CheckpointSettings) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{44}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CheckpointSettings) GetExactlyOnce() bool {
@@ -3743,7 +3920,7 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\bmessages\x18\x01 \x03(\v2\x16.strom.rpc.v1.EnvelopeR\bmessages\"G\n" +
 	"\x0fDeliverResponse\x12\x1c\n" +
 	"\tdelivered\x18\x01 \x01(\x04R\tdelivered\x12\x16\n" +
-	"\x06closed\x18\x02 \x01(\bR\x06closed\"\xb6\r\n" +
+	"\x06closed\x18\x02 \x01(\bR\x06closed\"\xe1\x0e\n" +
 	"\bEnvelope\x12W\n" +
 	"\x15register_task_manager\x18\x01 \x01(\v2!.strom.rpc.v1.RegisterTaskManagerH\x00R\x13registerTaskManager\x12A\n" +
 	"\rrequest_slots\x18\x02 \x01(\v2\x1a.strom.rpc.v1.RequestSlotsH\x00R\frequestSlots\x12Q\n" +
@@ -3772,7 +3949,9 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\n" +
 	"job_status\x18\x15 \x01(\v2\x17.strom.rpc.v1.JobStatusH\x00R\tjobStatus\x12>\n" +
 	"\fjob_finished\x18\x16 \x01(\v2\x19.strom.rpc.v1.JobFinishedH\x00R\vjobFinished\x12J\n" +
-	"\x10savepoint_result\x18\x17 \x01(\v2\x1d.strom.rpc.v1.SavepointResultH\x00R\x0fsavepointResultB\t\n" +
+	"\x10savepoint_result\x18\x17 \x01(\v2\x1d.strom.rpc.v1.SavepointResultH\x00R\x0fsavepointResult\x12M\n" +
+	"\x11heartbeat_request\x18\x18 \x01(\v2\x1e.strom.rpc.v1.HeartbeatRequestH\x00R\x10heartbeatRequest\x12Z\n" +
+	"\x16task_manager_heartbeat\x18\x19 \x01(\v2\".strom.rpc.v1.TaskManagerHeartbeatH\x00R\x14taskManagerHeartbeatB\t\n" +
 	"\amessage\"\x8b\x01\n" +
 	"\x13RegisterTaskManager\x12!\n" +
 	"\ftask_manager\x18\x01 \x01(\tR\vtaskManager\x12\x18\n" +
@@ -3858,7 +4037,22 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\x04kind\x18\x06 \x01(\rR\x04kind\x12\x16\n" +
 	"\x06target\x18\a \x01(\tR\x06target\x12\x12\n" +
 	"\x04stop\x18\b \x01(\bR\x04stop\x12\x14\n" +
-	"\x05drain\x18\t \x01(\bR\x05drain\"]\n" +
+	"\x05drain\x18\t \x01(\bR\x05drain\"v\n" +
+	"\x10HeartbeatRequest\x12\x19\n" +
+	"\breply_to\x18\x01 \x01(\tR\areplyTo\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x1e\n" +
+	"\n" +
+	"reregister\x18\x04 \x01(\bR\n" +
+	"reregister\"\xb3\x01\n" +
+	"\x14TaskManagerHeartbeat\x12!\n" +
+	"\ftask_manager\x18\x01 \x01(\tR\vtaskManager\x12\x15\n" +
+	"\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x14\n" +
+	"\x05slots\x18\x04 \x01(\x03R\x05slots\x129\n" +
+	"\n" +
+	"executions\x18\x05 \x03(\v2\x19.strom.rpc.v1.ExecutionIDR\n" +
+	"executions\"]\n" +
 	"\vDrainSource\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x127\n" +
 	"\texecution\x18\x02 \x01(\v2\x19.strom.rpc.v1.ExecutionIDR\texecution\"e\n" +
@@ -4067,7 +4261,7 @@ func file_strom_rpc_v1_rpc_proto_rawDescGZIP() []byte {
 	return file_strom_rpc_v1_rpc_proto_rawDescData
 }
 
-var file_strom_rpc_v1_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_strom_rpc_v1_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_strom_rpc_v1_rpc_proto_goTypes = []any{
 	(*DeliverRequest)(nil),           // 0: strom.rpc.v1.DeliverRequest
 	(*DeliverResponse)(nil),          // 1: strom.rpc.v1.DeliverResponse
@@ -4088,32 +4282,34 @@ var file_strom_rpc_v1_rpc_proto_goTypes = []any{
 	(*DeployTask)(nil),               // 16: strom.rpc.v1.DeployTask
 	(*CancelTask)(nil),               // 17: strom.rpc.v1.CancelTask
 	(*TriggerCheckpoint)(nil),        // 18: strom.rpc.v1.TriggerCheckpoint
-	(*DrainSource)(nil),              // 19: strom.rpc.v1.DrainSource
-	(*SavepointTarget)(nil),          // 20: strom.rpc.v1.SavepointTarget
-	(*AbortCheckpoint)(nil),          // 21: strom.rpc.v1.AbortCheckpoint
-	(*NotifyCheckpointComplete)(nil), // 22: strom.rpc.v1.NotifyCheckpointComplete
-	(*JobStatus)(nil),                // 23: strom.rpc.v1.JobStatus
-	(*JobFinished)(nil),              // 24: strom.rpc.v1.JobFinished
-	(*SavepointResult)(nil),          // 25: strom.rpc.v1.SavepointResult
-	(*ExecutionID)(nil),              // 26: strom.rpc.v1.ExecutionID
-	(*SlotID)(nil),                   // 27: strom.rpc.v1.SlotID
-	(*Failure)(nil),                  // 28: strom.rpc.v1.Failure
-	(*SlotOffer)(nil),                // 29: strom.rpc.v1.SlotOffer
-	(*TaskPlacement)(nil),            // 30: strom.rpc.v1.TaskPlacement
-	(*ExecutionStatus)(nil),          // 31: strom.rpc.v1.ExecutionStatus
-	(*TaskMetrics)(nil),              // 32: strom.rpc.v1.TaskMetrics
-	(*OperatorMetrics)(nil),          // 33: strom.rpc.v1.OperatorMetrics
-	(*OperatorTotals)(nil),           // 34: strom.rpc.v1.OperatorTotals
-	(*RestoreHandles)(nil),           // 35: strom.rpc.v1.RestoreHandles
-	(*OperatorState)(nil),            // 36: strom.rpc.v1.OperatorState
-	(*SubtaskState)(nil),             // 37: strom.rpc.v1.SubtaskState
-	(*StateHandle)(nil),              // 38: strom.rpc.v1.StateHandle
-	(*OperatorSnapshot)(nil),         // 39: strom.rpc.v1.OperatorSnapshot
-	(*JobDetails)(nil),               // 40: strom.rpc.v1.JobDetails
-	(*JobException)(nil),             // 41: strom.rpc.v1.JobException
-	(*CheckpointStats)(nil),          // 42: strom.rpc.v1.CheckpointStats
-	(*CheckpointRecord)(nil),         // 43: strom.rpc.v1.CheckpointRecord
-	(*CheckpointSettings)(nil),       // 44: strom.rpc.v1.CheckpointSettings
+	(*HeartbeatRequest)(nil),         // 19: strom.rpc.v1.HeartbeatRequest
+	(*TaskManagerHeartbeat)(nil),     // 20: strom.rpc.v1.TaskManagerHeartbeat
+	(*DrainSource)(nil),              // 21: strom.rpc.v1.DrainSource
+	(*SavepointTarget)(nil),          // 22: strom.rpc.v1.SavepointTarget
+	(*AbortCheckpoint)(nil),          // 23: strom.rpc.v1.AbortCheckpoint
+	(*NotifyCheckpointComplete)(nil), // 24: strom.rpc.v1.NotifyCheckpointComplete
+	(*JobStatus)(nil),                // 25: strom.rpc.v1.JobStatus
+	(*JobFinished)(nil),              // 26: strom.rpc.v1.JobFinished
+	(*SavepointResult)(nil),          // 27: strom.rpc.v1.SavepointResult
+	(*ExecutionID)(nil),              // 28: strom.rpc.v1.ExecutionID
+	(*SlotID)(nil),                   // 29: strom.rpc.v1.SlotID
+	(*Failure)(nil),                  // 30: strom.rpc.v1.Failure
+	(*SlotOffer)(nil),                // 31: strom.rpc.v1.SlotOffer
+	(*TaskPlacement)(nil),            // 32: strom.rpc.v1.TaskPlacement
+	(*ExecutionStatus)(nil),          // 33: strom.rpc.v1.ExecutionStatus
+	(*TaskMetrics)(nil),              // 34: strom.rpc.v1.TaskMetrics
+	(*OperatorMetrics)(nil),          // 35: strom.rpc.v1.OperatorMetrics
+	(*OperatorTotals)(nil),           // 36: strom.rpc.v1.OperatorTotals
+	(*RestoreHandles)(nil),           // 37: strom.rpc.v1.RestoreHandles
+	(*OperatorState)(nil),            // 38: strom.rpc.v1.OperatorState
+	(*SubtaskState)(nil),             // 39: strom.rpc.v1.SubtaskState
+	(*StateHandle)(nil),              // 40: strom.rpc.v1.StateHandle
+	(*OperatorSnapshot)(nil),         // 41: strom.rpc.v1.OperatorSnapshot
+	(*JobDetails)(nil),               // 42: strom.rpc.v1.JobDetails
+	(*JobException)(nil),             // 43: strom.rpc.v1.JobException
+	(*CheckpointStats)(nil),          // 44: strom.rpc.v1.CheckpointStats
+	(*CheckpointRecord)(nil),         // 45: strom.rpc.v1.CheckpointRecord
+	(*CheckpointSettings)(nil),       // 46: strom.rpc.v1.CheckpointSettings
 }
 var file_strom_rpc_v1_rpc_proto_depIdxs = []int32{
 	2,  // 0: strom.rpc.v1.DeliverRequest.messages:type_name -> strom.rpc.v1.Envelope
@@ -4133,64 +4329,67 @@ var file_strom_rpc_v1_rpc_proto_depIdxs = []int32{
 	16, // 14: strom.rpc.v1.Envelope.deploy_task:type_name -> strom.rpc.v1.DeployTask
 	17, // 15: strom.rpc.v1.Envelope.cancel_task:type_name -> strom.rpc.v1.CancelTask
 	18, // 16: strom.rpc.v1.Envelope.trigger_checkpoint:type_name -> strom.rpc.v1.TriggerCheckpoint
-	19, // 17: strom.rpc.v1.Envelope.drain_source:type_name -> strom.rpc.v1.DrainSource
-	20, // 18: strom.rpc.v1.Envelope.savepoint_target:type_name -> strom.rpc.v1.SavepointTarget
-	21, // 19: strom.rpc.v1.Envelope.abort_checkpoint:type_name -> strom.rpc.v1.AbortCheckpoint
-	22, // 20: strom.rpc.v1.Envelope.notify_checkpoint_complete:type_name -> strom.rpc.v1.NotifyCheckpointComplete
-	23, // 21: strom.rpc.v1.Envelope.job_status:type_name -> strom.rpc.v1.JobStatus
-	24, // 22: strom.rpc.v1.Envelope.job_finished:type_name -> strom.rpc.v1.JobFinished
-	25, // 23: strom.rpc.v1.Envelope.savepoint_result:type_name -> strom.rpc.v1.SavepointResult
-	27, // 24: strom.rpc.v1.ReleaseSlots.slots:type_name -> strom.rpc.v1.SlotID
-	29, // 25: strom.rpc.v1.SlotsGranted.slots:type_name -> strom.rpc.v1.SlotOffer
-	26, // 26: strom.rpc.v1.TaskStateUpdate.execution:type_name -> strom.rpc.v1.ExecutionID
-	28, // 27: strom.rpc.v1.TaskStateUpdate.failure:type_name -> strom.rpc.v1.Failure
-	33, // 28: strom.rpc.v1.TaskStateUpdate.metrics:type_name -> strom.rpc.v1.OperatorMetrics
-	32, // 29: strom.rpc.v1.MetricsReport.tasks:type_name -> strom.rpc.v1.TaskMetrics
-	26, // 30: strom.rpc.v1.AcknowledgeCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
-	39, // 31: strom.rpc.v1.AcknowledgeCheckpoint.states:type_name -> strom.rpc.v1.OperatorSnapshot
-	26, // 32: strom.rpc.v1.DeclineCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
-	26, // 33: strom.rpc.v1.TaskEndOfInput.execution:type_name -> strom.rpc.v1.ExecutionID
-	26, // 34: strom.rpc.v1.DeployTask.execution:type_name -> strom.rpc.v1.ExecutionID
-	27, // 35: strom.rpc.v1.DeployTask.slot:type_name -> strom.rpc.v1.SlotID
-	35, // 36: strom.rpc.v1.DeployTask.restore:type_name -> strom.rpc.v1.RestoreHandles
-	30, // 37: strom.rpc.v1.DeployTask.placement:type_name -> strom.rpc.v1.TaskPlacement
-	26, // 38: strom.rpc.v1.CancelTask.execution:type_name -> strom.rpc.v1.ExecutionID
-	26, // 39: strom.rpc.v1.TriggerCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
-	26, // 40: strom.rpc.v1.DrainSource.execution:type_name -> strom.rpc.v1.ExecutionID
-	26, // 41: strom.rpc.v1.AbortCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
-	26, // 42: strom.rpc.v1.NotifyCheckpointComplete.execution:type_name -> strom.rpc.v1.ExecutionID
-	31, // 43: strom.rpc.v1.JobStatus.executions:type_name -> strom.rpc.v1.ExecutionStatus
-	34, // 44: strom.rpc.v1.JobStatus.operators:type_name -> strom.rpc.v1.OperatorTotals
-	40, // 45: strom.rpc.v1.JobStatus.details:type_name -> strom.rpc.v1.JobDetails
-	28, // 46: strom.rpc.v1.JobFinished.failure:type_name -> strom.rpc.v1.Failure
-	31, // 47: strom.rpc.v1.JobFinished.executions:type_name -> strom.rpc.v1.ExecutionStatus
-	34, // 48: strom.rpc.v1.JobFinished.operators:type_name -> strom.rpc.v1.OperatorTotals
-	40, // 49: strom.rpc.v1.JobFinished.details:type_name -> strom.rpc.v1.JobDetails
-	27, // 50: strom.rpc.v1.SlotOffer.slot:type_name -> strom.rpc.v1.SlotID
-	26, // 51: strom.rpc.v1.ExecutionStatus.id:type_name -> strom.rpc.v1.ExecutionID
-	27, // 52: strom.rpc.v1.ExecutionStatus.slot:type_name -> strom.rpc.v1.SlotID
-	28, // 53: strom.rpc.v1.ExecutionStatus.failure:type_name -> strom.rpc.v1.Failure
-	32, // 54: strom.rpc.v1.ExecutionStatus.metrics:type_name -> strom.rpc.v1.TaskMetrics
-	26, // 55: strom.rpc.v1.TaskMetrics.execution:type_name -> strom.rpc.v1.ExecutionID
-	33, // 56: strom.rpc.v1.TaskMetrics.operators:type_name -> strom.rpc.v1.OperatorMetrics
-	36, // 57: strom.rpc.v1.RestoreHandles.operators:type_name -> strom.rpc.v1.OperatorState
-	37, // 58: strom.rpc.v1.OperatorState.subtasks:type_name -> strom.rpc.v1.SubtaskState
-	38, // 59: strom.rpc.v1.SubtaskState.keyed:type_name -> strom.rpc.v1.StateHandle
-	38, // 60: strom.rpc.v1.SubtaskState.operator:type_name -> strom.rpc.v1.StateHandle
-	38, // 61: strom.rpc.v1.SubtaskState.channel:type_name -> strom.rpc.v1.StateHandle
-	37, // 62: strom.rpc.v1.OperatorSnapshot.state:type_name -> strom.rpc.v1.SubtaskState
-	41, // 63: strom.rpc.v1.JobDetails.exceptions:type_name -> strom.rpc.v1.JobException
-	42, // 64: strom.rpc.v1.JobDetails.checkpoints:type_name -> strom.rpc.v1.CheckpointStats
-	44, // 65: strom.rpc.v1.JobDetails.checkpoint_config:type_name -> strom.rpc.v1.CheckpointSettings
-	28, // 66: strom.rpc.v1.JobException.failure:type_name -> strom.rpc.v1.Failure
-	43, // 67: strom.rpc.v1.CheckpointStats.history:type_name -> strom.rpc.v1.CheckpointRecord
-	0,  // 68: strom.rpc.v1.EndpointService.Deliver:input_type -> strom.rpc.v1.DeliverRequest
-	1,  // 69: strom.rpc.v1.EndpointService.Deliver:output_type -> strom.rpc.v1.DeliverResponse
-	69, // [69:70] is the sub-list for method output_type
-	68, // [68:69] is the sub-list for method input_type
-	68, // [68:68] is the sub-list for extension type_name
-	68, // [68:68] is the sub-list for extension extendee
-	0,  // [0:68] is the sub-list for field type_name
+	21, // 17: strom.rpc.v1.Envelope.drain_source:type_name -> strom.rpc.v1.DrainSource
+	22, // 18: strom.rpc.v1.Envelope.savepoint_target:type_name -> strom.rpc.v1.SavepointTarget
+	23, // 19: strom.rpc.v1.Envelope.abort_checkpoint:type_name -> strom.rpc.v1.AbortCheckpoint
+	24, // 20: strom.rpc.v1.Envelope.notify_checkpoint_complete:type_name -> strom.rpc.v1.NotifyCheckpointComplete
+	25, // 21: strom.rpc.v1.Envelope.job_status:type_name -> strom.rpc.v1.JobStatus
+	26, // 22: strom.rpc.v1.Envelope.job_finished:type_name -> strom.rpc.v1.JobFinished
+	27, // 23: strom.rpc.v1.Envelope.savepoint_result:type_name -> strom.rpc.v1.SavepointResult
+	19, // 24: strom.rpc.v1.Envelope.heartbeat_request:type_name -> strom.rpc.v1.HeartbeatRequest
+	20, // 25: strom.rpc.v1.Envelope.task_manager_heartbeat:type_name -> strom.rpc.v1.TaskManagerHeartbeat
+	29, // 26: strom.rpc.v1.ReleaseSlots.slots:type_name -> strom.rpc.v1.SlotID
+	31, // 27: strom.rpc.v1.SlotsGranted.slots:type_name -> strom.rpc.v1.SlotOffer
+	28, // 28: strom.rpc.v1.TaskStateUpdate.execution:type_name -> strom.rpc.v1.ExecutionID
+	30, // 29: strom.rpc.v1.TaskStateUpdate.failure:type_name -> strom.rpc.v1.Failure
+	35, // 30: strom.rpc.v1.TaskStateUpdate.metrics:type_name -> strom.rpc.v1.OperatorMetrics
+	34, // 31: strom.rpc.v1.MetricsReport.tasks:type_name -> strom.rpc.v1.TaskMetrics
+	28, // 32: strom.rpc.v1.AcknowledgeCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
+	41, // 33: strom.rpc.v1.AcknowledgeCheckpoint.states:type_name -> strom.rpc.v1.OperatorSnapshot
+	28, // 34: strom.rpc.v1.DeclineCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
+	28, // 35: strom.rpc.v1.TaskEndOfInput.execution:type_name -> strom.rpc.v1.ExecutionID
+	28, // 36: strom.rpc.v1.DeployTask.execution:type_name -> strom.rpc.v1.ExecutionID
+	29, // 37: strom.rpc.v1.DeployTask.slot:type_name -> strom.rpc.v1.SlotID
+	37, // 38: strom.rpc.v1.DeployTask.restore:type_name -> strom.rpc.v1.RestoreHandles
+	32, // 39: strom.rpc.v1.DeployTask.placement:type_name -> strom.rpc.v1.TaskPlacement
+	28, // 40: strom.rpc.v1.CancelTask.execution:type_name -> strom.rpc.v1.ExecutionID
+	28, // 41: strom.rpc.v1.TriggerCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
+	28, // 42: strom.rpc.v1.TaskManagerHeartbeat.executions:type_name -> strom.rpc.v1.ExecutionID
+	28, // 43: strom.rpc.v1.DrainSource.execution:type_name -> strom.rpc.v1.ExecutionID
+	28, // 44: strom.rpc.v1.AbortCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
+	28, // 45: strom.rpc.v1.NotifyCheckpointComplete.execution:type_name -> strom.rpc.v1.ExecutionID
+	33, // 46: strom.rpc.v1.JobStatus.executions:type_name -> strom.rpc.v1.ExecutionStatus
+	36, // 47: strom.rpc.v1.JobStatus.operators:type_name -> strom.rpc.v1.OperatorTotals
+	42, // 48: strom.rpc.v1.JobStatus.details:type_name -> strom.rpc.v1.JobDetails
+	30, // 49: strom.rpc.v1.JobFinished.failure:type_name -> strom.rpc.v1.Failure
+	33, // 50: strom.rpc.v1.JobFinished.executions:type_name -> strom.rpc.v1.ExecutionStatus
+	36, // 51: strom.rpc.v1.JobFinished.operators:type_name -> strom.rpc.v1.OperatorTotals
+	42, // 52: strom.rpc.v1.JobFinished.details:type_name -> strom.rpc.v1.JobDetails
+	29, // 53: strom.rpc.v1.SlotOffer.slot:type_name -> strom.rpc.v1.SlotID
+	28, // 54: strom.rpc.v1.ExecutionStatus.id:type_name -> strom.rpc.v1.ExecutionID
+	29, // 55: strom.rpc.v1.ExecutionStatus.slot:type_name -> strom.rpc.v1.SlotID
+	30, // 56: strom.rpc.v1.ExecutionStatus.failure:type_name -> strom.rpc.v1.Failure
+	34, // 57: strom.rpc.v1.ExecutionStatus.metrics:type_name -> strom.rpc.v1.TaskMetrics
+	28, // 58: strom.rpc.v1.TaskMetrics.execution:type_name -> strom.rpc.v1.ExecutionID
+	35, // 59: strom.rpc.v1.TaskMetrics.operators:type_name -> strom.rpc.v1.OperatorMetrics
+	38, // 60: strom.rpc.v1.RestoreHandles.operators:type_name -> strom.rpc.v1.OperatorState
+	39, // 61: strom.rpc.v1.OperatorState.subtasks:type_name -> strom.rpc.v1.SubtaskState
+	40, // 62: strom.rpc.v1.SubtaskState.keyed:type_name -> strom.rpc.v1.StateHandle
+	40, // 63: strom.rpc.v1.SubtaskState.operator:type_name -> strom.rpc.v1.StateHandle
+	40, // 64: strom.rpc.v1.SubtaskState.channel:type_name -> strom.rpc.v1.StateHandle
+	39, // 65: strom.rpc.v1.OperatorSnapshot.state:type_name -> strom.rpc.v1.SubtaskState
+	43, // 66: strom.rpc.v1.JobDetails.exceptions:type_name -> strom.rpc.v1.JobException
+	44, // 67: strom.rpc.v1.JobDetails.checkpoints:type_name -> strom.rpc.v1.CheckpointStats
+	46, // 68: strom.rpc.v1.JobDetails.checkpoint_config:type_name -> strom.rpc.v1.CheckpointSettings
+	30, // 69: strom.rpc.v1.JobException.failure:type_name -> strom.rpc.v1.Failure
+	45, // 70: strom.rpc.v1.CheckpointStats.history:type_name -> strom.rpc.v1.CheckpointRecord
+	0,  // 71: strom.rpc.v1.EndpointService.Deliver:input_type -> strom.rpc.v1.DeliverRequest
+	1,  // 72: strom.rpc.v1.EndpointService.Deliver:output_type -> strom.rpc.v1.DeliverResponse
+	72, // [72:73] is the sub-list for method output_type
+	71, // [71:72] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_strom_rpc_v1_rpc_proto_init() }
@@ -4222,6 +4421,8 @@ func file_strom_rpc_v1_rpc_proto_init() {
 		(*Envelope_JobStatus)(nil),
 		(*Envelope_JobFinished)(nil),
 		(*Envelope_SavepointResult)(nil),
+		(*Envelope_HeartbeatRequest)(nil),
+		(*Envelope_TaskManagerHeartbeat)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4229,7 +4430,7 @@ func file_strom_rpc_v1_rpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strom_rpc_v1_rpc_proto_rawDesc), len(file_strom_rpc_v1_rpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   45,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
