@@ -680,7 +680,7 @@ func TestRoutesAreFlinks(t *testing.T) {
 	var s Server
 	served := map[string]bool{}
 	for _, rt := range s.table() {
-		item := sp.doc.Paths.Find(rt.pattern)
+		item := sp.Doc().Paths.Find(rt.pattern)
 		require.NotNil(t, item, "%s is not a path of Flink's spec", rt.pattern)
 		for m := range rt.methods {
 			require.NotNil(t, item.GetOperation(m), "%s %s is not in Flink's spec", m, rt.pattern)

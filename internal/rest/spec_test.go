@@ -4,98 +4,25 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/stretchr/testify/require"
+
+	"github.com/strom-dev/strom/internal/rest/resttest"
 )
 
-// specPath is Flink's REST API v1 spec (OpenAPI 3.0; Apache Flink 1.16's
-// docs/static/generated/rest_v1_dispatcher.yml, Apache License 2.0), the
-// contract every response is validated against. A copy lives here so the
-// tests need nothing outside the repository.
-const specPath = "testdata/flink-rest-v1.16.yml"
+// spec is Flink's REST API v1 spec (testdata/flink-rest-v1.16.yml; OpenAPI
+// 3.0, Apache Flink 1.16's docs/static/generated/rest_v1_dispatcher.yml,
+// Apache License 2.0) with the extensions resttest.Spec lists: the
+// contract every response is validated against. A copy lives in testdata
+// so the tests need nothing outside the repository.
+type spec struct{ *resttest.Spec }
 
-// spec is Flink's spec with the extensions the package doc lists:
-//
-//   - every operation gets a "default" response, ErrorResponseBody
-//     ({"errors": [string], required, at least one}): Flink's error body,
-//     which its spec leaves out; so errors are validated too, and
-//     IncludeResponseStatus makes any status that is neither documented nor
-//     an error fail;
-//   - JobDetailsInfo.plan is an object, not a string: Flink writes the plan
-//     as raw JSON (@JsonRawValue), so its own responses contradict its spec
-//     there, and scripts read .plan.nodes;
-//   - AsynchronousOperationResult.operation is anyOf instead of oneOf: its
-//     two alternatives (AsynchronousOperationInfo, SavepointInfo) have no
-//     required fields, so every operation matches both and oneOf could
-//     never pass — a defect of the generated spec, not of a response.
-type spec struct {
-	doc    *openapi3.T
-	router routers.Router
-	errors *openapi3.Schema
-}
-
-var (
-	specOnce   sync.Once
-	loadedSpec *spec
-	specErr    error
-)
-
-func loadSpec(t testing.TB) *spec {
-	t.Helper()
-	specOnce.Do(func() {
-		loader := openapi3.NewLoader()
-		doc, err := loader.LoadFromFile(specPath)
-		if err != nil {
-			specErr = err
-			return
-		}
-		one := uint64(1)
-		errSchema := &openapi3.Schema{
-			Type:     &openapi3.Types{openapi3.TypeObject},
-			Required: []string{"errors"},
-			Properties: openapi3.Schemas{
-				"errors": &openapi3.SchemaRef{Value: &openapi3.Schema{Type: &openapi3.Types{openapi3.TypeArray}, MinItems: one,
-					Items: &openapi3.SchemaRef{Value: &openapi3.Schema{Type: &openapi3.Types{openapi3.TypeString}}}}},
-			},
-		}
-		doc.Components.Schemas["ErrorResponseBody"] = &openapi3.SchemaRef{Value: errSchema}
-		errResp := openapi3.NewResponse().WithDescription("error").WithJSONSchema(errSchema)
-		for _, item := range doc.Paths.Map() {
-			for _, op := range item.Operations() {
-				op.Responses.Set("default", &openapi3.ResponseRef{Value: errResp})
-			}
-		}
-		jd := doc.Components.Schemas["JobDetailsInfo"].Value
-		jd.Properties["plan"] = doc.Components.Schemas["RawJson"]
-		res := doc.Components.Schemas["AsynchronousOperationResult"].Value.Properties["operation"].Value
-		res.AnyOf, res.OneOf = res.OneOf, nil
-		if err := doc.Validate(context.Background()); err != nil {
-			specErr = err
-			return
-		}
-		// Flink's spec names no server; the routes match any host.
-		doc.Servers = nil
-		router, err := gorillamux.NewRouter(doc)
-		if err != nil {
-			specErr = err
-			return
-		}
-		loadedSpec = &spec{doc: doc, router: router, errors: errSchema}
-	})
-	require.NoError(t, specErr, "loading %s", specPath)
-	return loadedSpec
-}
+func loadSpec(t testing.TB) *spec { return &spec{resttest.LoadSpec(t)} }
 
 // validate checks one response against the spec (see check).
 func (sp *spec) validate(t testing.TB, req *http.Request, status int, header http.Header, body []byte) {
@@ -103,33 +30,12 @@ func (sp *spec) validate(t testing.TB, req *http.Request, status int, header htt
 	require.NoError(t, sp.check(req, status, header, body), "%s %s: %d %s", req.Method, req.URL, status, body)
 }
 
-// check validates one response: against the operation's documented
-// response for the status, or, for a path or method the spec does not
-// have (404 and 405 of the router), against ErrorResponseBody. Every
-// answer must be JSON.
+// check validates one response (resttest.Spec.Check): against the
+// operation's documented response for the status, or, for a path or
+// method the spec does not have (404 and 405 of the router), against
+// ErrorResponseBody. Every answer must be JSON.
 func (sp *spec) check(req *http.Request, status int, header http.Header, body []byte) error {
-	if ct := header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		return fmt.Errorf("Content-Type %q is not JSON", ct)
-	}
-	route, params, err := sp.router.FindRoute(req)
-	if err != nil {
-		if status < 400 {
-			return fmt.Errorf("%s %s is not in the spec but answered %d", req.Method, req.URL, status)
-		}
-		var v any
-		if err := json.Unmarshal(body, &v); err != nil {
-			return err
-		}
-		return sp.errors.VisitJSON(v)
-	}
-	in := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
-		Status:                 status,
-		Header:                 header,
-		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
-	}
-	in.SetBodyBytes(body)
-	return openapi3filter.ValidateResponse(context.Background(), in)
+	return sp.Check(req, status, header, body)
 }
 
 // TestSpecCheckFails makes sure the validation can fail: wrong types,

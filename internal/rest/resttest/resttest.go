@@ -1,8 +1,8 @@
 // Package resttest checks answers of Strom's REST API against Flink's spec
 // (internal/rest/testdata/flink-rest-v1.16.yml) with the extensions
 // internal/rest's doc lists, for tests outside package rest that run a
-// real server (the Dispatcher's, on a minicluster). It mirrors the
-// validation of rest's own tests (spec_test.go).
+// real server (the Dispatcher's, on a minicluster), and for rest's own
+// tests.
 package resttest
 
 import (
@@ -26,11 +26,28 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Spec is the loaded spec.
+// Spec is Flink's spec with the extensions rest's package doc lists:
+//
+//   - every operation gets a "default" response, ErrorResponseBody
+//     ({"errors": [string], required, at least one}): Flink's error body,
+//     which its spec leaves out; so errors are validated too, and
+//     IncludeResponseStatus makes any status that is neither documented nor
+//     an error fail;
+//   - JobDetailsInfo.plan is an object, not a string: Flink writes the plan
+//     as raw JSON (@JsonRawValue), so its own responses contradict its spec
+//     there, and scripts read .plan.nodes;
+//   - AsynchronousOperationResult.operation is anyOf instead of oneOf: its
+//     two alternatives (AsynchronousOperationInfo, SavepointInfo) have no
+//     required fields, so every operation matches both and oneOf could
+//     never pass — a defect of the generated spec, not of a response.
 type Spec struct {
+	doc    *openapi3.T
 	router routers.Router
 	errors *openapi3.Schema
 }
+
+// Doc is the loaded (extended) spec.
+func (sp *Spec) Doc() *openapi3.T { return sp.doc }
 
 var (
 	once   sync.Once
@@ -76,7 +93,7 @@ func load() (*Spec, error) {
 		}
 	}
 	// The plan is raw JSON (an object), and the async result's oneOf can
-	// never pass: see rest's spec_test.go.
+	// never pass: see Spec.
 	doc.Components.Schemas["JobDetailsInfo"].Value.Properties["plan"] = doc.Components.Schemas["RawJson"]
 	res := doc.Components.Schemas["AsynchronousOperationResult"].Value.Properties["operation"].Value
 	res.AnyOf, res.OneOf = res.OneOf, nil
@@ -88,7 +105,7 @@ func load() (*Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Spec{router: router, errors: errSchema}, nil
+	return &Spec{doc: doc, router: router, errors: errSchema}, nil
 }
 
 // Check validates one answer: against the operation's documented response
