@@ -154,3 +154,26 @@ func TestHoldsNoReferences(t *testing.T) {
 		require.Equal(t, c.want, statebackend.HoldsNoReferences(reflect.TypeOf(c.v)), "%T", c.v)
 	}
 }
+
+// panicCodec panics on Append, as a user codec may.
+type panicCodec struct{}
+
+func (panicCodec) Append([]byte, int64) []byte           { panic("codec exploded") }
+func (panicCodec) Decode(src []byte) (int64, int, error) { return 0, 0, nil }
+
+// A codec that panics in the asynchronous part fails the snapshot's write
+// with an error naming the state (the checkpoint is declined), instead of
+// crashing the upload goroutine.
+func TestSnapshotAsyncEncodingPanicIsAnError(t *testing.T) {
+	b, _ := backend(t)
+	tb := statebackend.NewTable[string, int64](b.Range().Len())
+	tb.SetCodecs(nil, panicCodec{})
+	_, err := b.Register("boom", tb)
+	require.NoError(t, err)
+	tb.Put(b.KeyGroupOf("k")-b.Range().Start, "k", 1)
+	write, err := b.SnapshotAsync()
+	require.NoError(t, err, "the table is frozen, so nothing is encoded yet")
+	err = write(&bytes.Buffer{})
+	require.ErrorContains(t, err, `state "boom"`)
+	require.ErrorContains(t, err, "codec exploded")
+}
