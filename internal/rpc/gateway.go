@@ -46,6 +46,7 @@ type TaskManagerGateway interface {
 	SavepointTarget(SavepointTarget) error
 	DrainSource(DrainSource) error
 	RequestHeartbeat(HeartbeatRequest) error
+	ReleaseChannels(ReleaseChannels) error
 }
 
 // DispatcherGateway is how a JobMaster reports to the Dispatcher.

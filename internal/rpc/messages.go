@@ -174,6 +174,13 @@ type (
 	// deployment descriptor): a channel to a subtask elsewhere crosses the
 	// data plane. Nil when every TaskManager shares one process's
 	// channels.
+	//
+	// Binary and Args, in a cluster that runs job binaries, name the
+	// job's binary in the Dispatcher's blob store (its sha256) and the
+	// program arguments every process of the job runs it with; the
+	// TaskManager runs the task in a child process of that binary (its
+	// job worker). Empty when the job's code is in the TaskManager's own
+	// process (the embedded cluster).
 	DeployTask struct {
 		JobID     string
 		Execution scheduler.ExecutionID
@@ -181,6 +188,23 @@ type (
 		JobMaster string
 		Restore   *RestoreHandles
 		Placement []TaskPlacement
+		Binary    string
+		Args      []string
+	}
+	// ReleaseChannels tells a TaskManager that channels of a job it may
+	// hold are no longer needed (Flink's releasePartitions): those of
+	// attempt Attempt of the vertices Vertices, whose inputs are the
+	// stream edges Edges (nil Vertices: every vertex, the whole attempt),
+	// or, with JobEnded, everything of the job — a TaskManager running
+	// the job in a worker process then stops that process. The roles of
+	// one process release in-process channels directly; this carries the
+	// same release to TaskManagers in other processes.
+	ReleaseChannels struct {
+		JobID    string
+		Attempt  int
+		Vertices []int
+		Edges    []int
+		JobEnded bool
 	}
 	// HeartbeatRequest asks a TaskManager for a sign of life, answered
 	// with TaskManagerHeartbeat to ReplyTo (the asker's address). JobID
@@ -319,6 +343,7 @@ func (MetricsReport) isMessage()            {}
 func (CancelJob) isMessage()                {}
 func (DeployTask) isMessage()               {}
 func (CancelTask) isMessage()               {}
+func (ReleaseChannels) isMessage()          {}
 func (JobStatus) isMessage()                {}
 func (AcknowledgeCheckpoint) isMessage()    {}
 func (DeclineCheckpoint) isMessage()        {}

@@ -129,6 +129,12 @@ type NetworkOptions struct {
 	// never be delivered). The processes of a cluster should agree on it.
 	// Default 256 MiB.
 	MaxMessageBytes int
+	// Handlers are served on the same listener beside the RPC service,
+	// by path pattern (http.ServeMux): the JobManager's blob server for
+	// job binaries is one, so a TaskManager needs one address of it.
+	// The server speaks HTTP/2 without TLS (h2c with prior knowledge)
+	// only; H2CClient is a client for it.
+	Handlers map[string]http.Handler
 	// Logger receives the transport's logs. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -203,6 +209,14 @@ func newSenderID() string {
 
 var _ Transport = (*Network)(nil)
 
+// H2CClient returns an HTTP client that speaks to a Network's server
+// (HTTP/2 without TLS), for the paths of NetworkOptions.Handlers.
+func H2CClient() *http.Client {
+	h2c := new(http.Protocols)
+	h2c.SetUnencryptedHTTP2(true)
+	return &http.Client{Transport: &http.Transport{Protocols: h2c}}
+}
+
 // NewNetwork starts the server of a network transport; Close stops it.
 func NewNetwork(opts NetworkOptions) (*Network, error) {
 	opts.EnsureDefaults()
@@ -233,6 +247,9 @@ func NewNetwork(opts NetworkOptions) (*Network, error) {
 
 	mux := http.NewServeMux()
 	mux.Handle(rpcpbconnect.NewEndpointServiceHandler(endpointService{n}, connect.WithReadMaxBytes(opts.MaxMessageBytes)))
+	for pattern, h := range opts.Handlers {
+		mux.Handle(pattern, h)
+	}
 	n.srv = &http.Server{
 		Handler:           mux,
 		Protocols:         h2c,

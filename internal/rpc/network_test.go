@@ -122,6 +122,8 @@ func sendByGateway(tr Transport, to roleAddresses, m Message) (string, error) {
 		return to.tm, tm.DrainSource(m)
 	case HeartbeatRequest:
 		return to.tm, tm.RequestHeartbeat(m)
+	case ReleaseChannels:
+		return to.tm, tm.ReleaseChannels(m)
 	case TaskManagerHeartbeat:
 		return to.jm, jm.HeartbeatFromTaskManager(m)
 	case JobStatus:

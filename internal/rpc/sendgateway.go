@@ -40,3 +40,4 @@ func (g sendGateway) RequestHeartbeat(m HeartbeatRequest) error { return g.send(
 func (g sendGateway) HeartbeatFromTaskManager(m TaskManagerHeartbeat) error {
 	return g.send(g.address, m)
 }
+func (g sendGateway) ReleaseChannels(m ReleaseChannels) error { return g.send(g.address, m) }

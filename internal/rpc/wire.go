@@ -67,7 +67,11 @@ func MessageToProto(m Message) (*rpcpb.Envelope, error) {
 	case DeployTask:
 		e.Message = &rpcpb.Envelope_DeployTask{DeployTask: &rpcpb.DeployTask{
 			JobId: m.JobID, Execution: executionToProto(m.Execution), Slot: slotToProto(m.Slot),
-			JobMaster: m.JobMaster, Restore: restoreToProto(m.Restore), Placement: placementToProto(m.Placement)}}
+			JobMaster: m.JobMaster, Restore: restoreToProto(m.Restore), Placement: placementToProto(m.Placement),
+			Binary: m.Binary, Args: m.Args}}
+	case ReleaseChannels:
+		e.Message = &rpcpb.Envelope_ReleaseChannels{ReleaseChannels: &rpcpb.ReleaseChannels{
+			JobId: m.JobID, Attempt: int64(m.Attempt), Vertices: intsToProto(m.Vertices), Edges: intsToProto(m.Edges), JobEnded: m.JobEnded}}
 	case CancelTask:
 		e.Message = &rpcpb.Envelope_CancelTask{CancelTask: &rpcpb.CancelTask{
 			JobId: m.JobID, Execution: executionToProto(m.Execution)}}
@@ -167,7 +171,12 @@ func MessageFromProto(e *rpcpb.Envelope) (Message, error) {
 	case *rpcpb.Envelope_DeployTask:
 		m := p.DeployTask
 		return DeployTask{JobID: m.GetJobId(), Execution: executionFromProto(m.GetExecution()), Slot: slotFromProto(m.GetSlot()),
-			JobMaster: m.GetJobMaster(), Restore: restoreFromProto(m.GetRestore()), Placement: placementFromProto(m.GetPlacement())}, nil
+			JobMaster: m.GetJobMaster(), Restore: restoreFromProto(m.GetRestore()), Placement: placementFromProto(m.GetPlacement()),
+			Binary: m.GetBinary(), Args: m.GetArgs()}, nil
+	case *rpcpb.Envelope_ReleaseChannels:
+		m := p.ReleaseChannels
+		return ReleaseChannels{JobID: m.GetJobId(), Attempt: int(m.GetAttempt()), Vertices: intsFromProto(m.GetVertices()),
+			Edges: intsFromProto(m.GetEdges()), JobEnded: m.GetJobEnded()}, nil
 	case *rpcpb.Envelope_CancelTask:
 		m := p.CancelTask
 		return CancelTask{JobID: m.GetJobId(), Execution: executionFromProto(m.GetExecution())}, nil
@@ -457,4 +466,26 @@ func checkpointRecordFromProto(p *rpcpb.CheckpointRecord) CheckpointRecord {
 		Triggered: timeFromProto(p.GetTriggeredUnixNanos()), LatestAck: timeFromProto(p.GetLatestAckUnixNanos()),
 		Duration: time.Duration(p.GetDurationNanos()), Size: p.GetSize(), SyncPause: time.Duration(p.GetSyncPauseNanos()),
 		NumSubtasks: int(p.GetNumSubtasks()), NumAcknowledged: int(p.GetNumAcknowledged()), Path: p.GetPath(), FailureMessage: p.GetFailureMessage()}
+}
+
+func intsToProto(xs []int) []int64 {
+	if xs == nil {
+		return nil
+	}
+	out := make([]int64, len(xs))
+	for i, x := range xs {
+		out[i] = int64(x)
+	}
+	return out
+}
+
+func intsFromProto(xs []int64) []int {
+	if len(xs) == 0 {
+		return nil
+	}
+	out := make([]int, len(xs))
+	for i, x := range xs {
+		out[i] = int(x)
+	}
+	return out
 }

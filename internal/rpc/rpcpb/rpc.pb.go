@@ -172,6 +172,7 @@ type Envelope struct {
 	//	*Envelope_SavepointResult
 	//	*Envelope_HeartbeatRequest
 	//	*Envelope_TaskManagerHeartbeat
+	//	*Envelope_ReleaseChannels
 	Message       isEnvelope_Message `protobuf_oneof:"message"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -439,6 +440,15 @@ func (x *Envelope) GetTaskManagerHeartbeat() *TaskManagerHeartbeat {
 	return nil
 }
 
+func (x *Envelope) GetReleaseChannels() *ReleaseChannels {
+	if x != nil {
+		if x, ok := x.Message.(*Envelope_ReleaseChannels); ok {
+			return x.ReleaseChannels
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Message interface {
 	isEnvelope_Message()
 }
@@ -548,6 +558,11 @@ type Envelope_TaskManagerHeartbeat struct {
 	TaskManagerHeartbeat *TaskManagerHeartbeat `protobuf:"bytes,25,opt,name=task_manager_heartbeat,json=taskManagerHeartbeat,proto3,oneof"`
 }
 
+type Envelope_ReleaseChannels struct {
+	// To a TaskManager (channels no longer needed).
+	ReleaseChannels *ReleaseChannels `protobuf:"bytes,26,opt,name=release_channels,json=releaseChannels,proto3,oneof"`
+}
+
 func (*Envelope_RegisterTaskManager) isEnvelope_Message() {}
 
 func (*Envelope_RequestSlots) isEnvelope_Message() {}
@@ -597,6 +612,8 @@ func (*Envelope_SavepointResult) isEnvelope_Message() {}
 func (*Envelope_HeartbeatRequest) isEnvelope_Message() {}
 
 func (*Envelope_TaskManagerHeartbeat) isEnvelope_Message() {}
+
+func (*Envelope_ReleaseChannels) isEnvelope_Message() {}
 
 type RegisterTaskManager struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1418,6 +1435,8 @@ type DeployTask struct {
 	JobMaster     string                 `protobuf:"bytes,4,opt,name=job_master,json=jobMaster,proto3" json:"job_master,omitempty"`
 	Restore       *RestoreHandles        `protobuf:"bytes,5,opt,name=restore,proto3" json:"restore,omitempty"`
 	Placement     []*TaskPlacement       `protobuf:"bytes,6,rep,name=placement,proto3" json:"placement,omitempty"`
+	Binary        string                 `protobuf:"bytes,7,opt,name=binary,proto3" json:"binary,omitempty"`
+	Args          []string               `protobuf:"bytes,8,rep,name=args,proto3" json:"args,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1494,6 +1513,96 @@ func (x *DeployTask) GetPlacement() []*TaskPlacement {
 	return nil
 }
 
+func (x *DeployTask) GetBinary() string {
+	if x != nil {
+		return x.Binary
+	}
+	return ""
+}
+
+func (x *DeployTask) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+type ReleaseChannels struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Attempt       int64                  `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Vertices      []int64                `protobuf:"varint,3,rep,packed,name=vertices,proto3" json:"vertices,omitempty"`
+	Edges         []int64                `protobuf:"varint,4,rep,packed,name=edges,proto3" json:"edges,omitempty"`
+	JobEnded      bool                   `protobuf:"varint,5,opt,name=job_ended,json=jobEnded,proto3" json:"job_ended,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseChannels) Reset() {
+	*x = ReleaseChannels{}
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseChannels) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseChannels) ProtoMessage() {}
+
+func (x *ReleaseChannels) ProtoReflect() protoreflect.Message {
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseChannels.ProtoReflect.Descriptor instead.
+func (*ReleaseChannels) Descriptor() ([]byte, []int) {
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ReleaseChannels) GetJobId() string {
+	if x != nil {
+		return x.JobId
+	}
+	return ""
+}
+
+func (x *ReleaseChannels) GetAttempt() int64 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *ReleaseChannels) GetVertices() []int64 {
+	if x != nil {
+		return x.Vertices
+	}
+	return nil
+}
+
+func (x *ReleaseChannels) GetEdges() []int64 {
+	if x != nil {
+		return x.Edges
+	}
+	return nil
+}
+
+func (x *ReleaseChannels) GetJobEnded() bool {
+	if x != nil {
+		return x.JobEnded
+	}
+	return false
+}
+
 type CancelTask struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	JobId         string                 `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1504,7 +1613,7 @@ type CancelTask struct {
 
 func (x *CancelTask) Reset() {
 	*x = CancelTask{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[17]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1625,7 @@ func (x *CancelTask) String() string {
 func (*CancelTask) ProtoMessage() {}
 
 func (x *CancelTask) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[17]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1638,7 @@ func (x *CancelTask) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTask.ProtoReflect.Descriptor instead.
 func (*CancelTask) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{17}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CancelTask) GetJobId() string {
@@ -1563,7 +1672,7 @@ type TriggerCheckpoint struct {
 
 func (x *TriggerCheckpoint) Reset() {
 	*x = TriggerCheckpoint{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[18]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1575,7 +1684,7 @@ func (x *TriggerCheckpoint) String() string {
 func (*TriggerCheckpoint) ProtoMessage() {}
 
 func (x *TriggerCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[18]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1588,7 +1697,7 @@ func (x *TriggerCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TriggerCheckpoint.ProtoReflect.Descriptor instead.
 func (*TriggerCheckpoint) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{18}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TriggerCheckpoint) GetJobId() string {
@@ -1666,7 +1775,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[19]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +1787,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[19]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,7 +1800,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{19}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HeartbeatRequest) GetReplyTo() string {
@@ -1735,7 +1844,7 @@ type TaskManagerHeartbeat struct {
 
 func (x *TaskManagerHeartbeat) Reset() {
 	*x = TaskManagerHeartbeat{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[20]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +1856,7 @@ func (x *TaskManagerHeartbeat) String() string {
 func (*TaskManagerHeartbeat) ProtoMessage() {}
 
 func (x *TaskManagerHeartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[20]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +1869,7 @@ func (x *TaskManagerHeartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskManagerHeartbeat.ProtoReflect.Descriptor instead.
 func (*TaskManagerHeartbeat) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{20}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TaskManagerHeartbeat) GetTaskManager() string {
@@ -1808,7 +1917,7 @@ type DrainSource struct {
 
 func (x *DrainSource) Reset() {
 	*x = DrainSource{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[21]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1820,7 +1929,7 @@ func (x *DrainSource) String() string {
 func (*DrainSource) ProtoMessage() {}
 
 func (x *DrainSource) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[21]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1833,7 +1942,7 @@ func (x *DrainSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainSource.ProtoReflect.Descriptor instead.
 func (*DrainSource) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{21}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DrainSource) GetJobId() string {
@@ -1861,7 +1970,7 @@ type SavepointTarget struct {
 
 func (x *SavepointTarget) Reset() {
 	*x = SavepointTarget{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[22]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +1982,7 @@ func (x *SavepointTarget) String() string {
 func (*SavepointTarget) ProtoMessage() {}
 
 func (x *SavepointTarget) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[22]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +1995,7 @@ func (x *SavepointTarget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SavepointTarget.ProtoReflect.Descriptor instead.
 func (*SavepointTarget) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{22}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SavepointTarget) GetJobId() string {
@@ -1922,7 +2031,7 @@ type AbortCheckpoint struct {
 
 func (x *AbortCheckpoint) Reset() {
 	*x = AbortCheckpoint{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[23]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1934,7 +2043,7 @@ func (x *AbortCheckpoint) String() string {
 func (*AbortCheckpoint) ProtoMessage() {}
 
 func (x *AbortCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[23]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1947,7 +2056,7 @@ func (x *AbortCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortCheckpoint.ProtoReflect.Descriptor instead.
 func (*AbortCheckpoint) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{23}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AbortCheckpoint) GetJobId() string {
@@ -1989,7 +2098,7 @@ type NotifyCheckpointComplete struct {
 
 func (x *NotifyCheckpointComplete) Reset() {
 	*x = NotifyCheckpointComplete{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[24]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2001,7 +2110,7 @@ func (x *NotifyCheckpointComplete) String() string {
 func (*NotifyCheckpointComplete) ProtoMessage() {}
 
 func (x *NotifyCheckpointComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[24]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2014,7 +2123,7 @@ func (x *NotifyCheckpointComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyCheckpointComplete.ProtoReflect.Descriptor instead.
 func (*NotifyCheckpointComplete) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{24}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *NotifyCheckpointComplete) GetJobId() string {
@@ -2052,7 +2161,7 @@ type JobStatus struct {
 
 func (x *JobStatus) Reset() {
 	*x = JobStatus{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[25]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2064,7 +2173,7 @@ func (x *JobStatus) String() string {
 func (*JobStatus) ProtoMessage() {}
 
 func (x *JobStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[25]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2077,7 +2186,7 @@ func (x *JobStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobStatus.ProtoReflect.Descriptor instead.
 func (*JobStatus) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{25}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *JobStatus) GetJobId() string {
@@ -2145,7 +2254,7 @@ type JobFinished struct {
 
 func (x *JobFinished) Reset() {
 	*x = JobFinished{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[26]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2157,7 +2266,7 @@ func (x *JobFinished) String() string {
 func (*JobFinished) ProtoMessage() {}
 
 func (x *JobFinished) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[26]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2170,7 +2279,7 @@ func (x *JobFinished) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobFinished.ProtoReflect.Descriptor instead.
 func (*JobFinished) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{26}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *JobFinished) GetJobId() string {
@@ -2290,7 +2399,7 @@ type SavepointResult struct {
 
 func (x *SavepointResult) Reset() {
 	*x = SavepointResult{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[27]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2302,7 +2411,7 @@ func (x *SavepointResult) String() string {
 func (*SavepointResult) ProtoMessage() {}
 
 func (x *SavepointResult) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[27]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2315,7 +2424,7 @@ func (x *SavepointResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SavepointResult.ProtoReflect.Descriptor instead.
 func (*SavepointResult) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{27}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SavepointResult) GetJobId() string {
@@ -2358,7 +2467,7 @@ type ExecutionID struct {
 
 func (x *ExecutionID) Reset() {
 	*x = ExecutionID{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[28]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2370,7 +2479,7 @@ func (x *ExecutionID) String() string {
 func (*ExecutionID) ProtoMessage() {}
 
 func (x *ExecutionID) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[28]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2383,7 +2492,7 @@ func (x *ExecutionID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionID.ProtoReflect.Descriptor instead.
 func (*ExecutionID) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{28}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ExecutionID) GetVertex() int64 {
@@ -2418,7 +2527,7 @@ type SlotID struct {
 
 func (x *SlotID) Reset() {
 	*x = SlotID{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[29]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2430,7 +2539,7 @@ func (x *SlotID) String() string {
 func (*SlotID) ProtoMessage() {}
 
 func (x *SlotID) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[29]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2443,7 +2552,7 @@ func (x *SlotID) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotID.ProtoReflect.Descriptor instead.
 func (*SlotID) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{29}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SlotID) GetTaskManager() string {
@@ -2479,7 +2588,7 @@ type Failure struct {
 
 func (x *Failure) Reset() {
 	*x = Failure{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[30]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2491,7 +2600,7 @@ func (x *Failure) String() string {
 func (*Failure) ProtoMessage() {}
 
 func (x *Failure) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[30]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2504,7 +2613,7 @@ func (x *Failure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Failure.ProtoReflect.Descriptor instead.
 func (*Failure) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{30}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Failure) GetMessage() string {
@@ -2588,7 +2697,7 @@ type SlotOffer struct {
 
 func (x *SlotOffer) Reset() {
 	*x = SlotOffer{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[31]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2600,7 +2709,7 @@ func (x *SlotOffer) String() string {
 func (*SlotOffer) ProtoMessage() {}
 
 func (x *SlotOffer) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[31]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2613,7 +2722,7 @@ func (x *SlotOffer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SlotOffer.ProtoReflect.Descriptor instead.
 func (*SlotOffer) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{31}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SlotOffer) GetSlot() *SlotID {
@@ -2648,7 +2757,7 @@ type TaskPlacement struct {
 
 func (x *TaskPlacement) Reset() {
 	*x = TaskPlacement{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[32]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2660,7 +2769,7 @@ func (x *TaskPlacement) String() string {
 func (*TaskPlacement) ProtoMessage() {}
 
 func (x *TaskPlacement) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[32]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2673,7 +2782,7 @@ func (x *TaskPlacement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskPlacement.ProtoReflect.Descriptor instead.
 func (*TaskPlacement) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{32}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TaskPlacement) GetVertex() int64 {
@@ -2712,7 +2821,7 @@ type ExecutionStatus struct {
 
 func (x *ExecutionStatus) Reset() {
 	*x = ExecutionStatus{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[33]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2724,7 +2833,7 @@ func (x *ExecutionStatus) String() string {
 func (*ExecutionStatus) ProtoMessage() {}
 
 func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[33]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2737,7 +2846,7 @@ func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionStatus.ProtoReflect.Descriptor instead.
 func (*ExecutionStatus) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{33}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ExecutionStatus) GetId() *ExecutionID {
@@ -2802,7 +2911,7 @@ type TaskMetrics struct {
 
 func (x *TaskMetrics) Reset() {
 	*x = TaskMetrics{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[34]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2814,7 +2923,7 @@ func (x *TaskMetrics) String() string {
 func (*TaskMetrics) ProtoMessage() {}
 
 func (x *TaskMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[34]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2827,7 +2936,7 @@ func (x *TaskMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskMetrics.ProtoReflect.Descriptor instead.
 func (*TaskMetrics) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{34}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TaskMetrics) GetExecution() *ExecutionID {
@@ -2883,7 +2992,7 @@ type OperatorMetrics struct {
 
 func (x *OperatorMetrics) Reset() {
 	*x = OperatorMetrics{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[35]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2895,7 +3004,7 @@ func (x *OperatorMetrics) String() string {
 func (*OperatorMetrics) ProtoMessage() {}
 
 func (x *OperatorMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[35]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2908,7 +3017,7 @@ func (x *OperatorMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorMetrics.ProtoReflect.Descriptor instead.
 func (*OperatorMetrics) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{35}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *OperatorMetrics) GetVertex() int64 {
@@ -2996,7 +3105,7 @@ type OperatorTotals struct {
 
 func (x *OperatorTotals) Reset() {
 	*x = OperatorTotals{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[36]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3008,7 +3117,7 @@ func (x *OperatorTotals) String() string {
 func (*OperatorTotals) ProtoMessage() {}
 
 func (x *OperatorTotals) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[36]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3021,7 +3130,7 @@ func (x *OperatorTotals) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorTotals.ProtoReflect.Descriptor instead.
 func (*OperatorTotals) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{36}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *OperatorTotals) GetNode() int64 {
@@ -3084,7 +3193,7 @@ type RestoreHandles struct {
 
 func (x *RestoreHandles) Reset() {
 	*x = RestoreHandles{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[37]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3096,7 +3205,7 @@ func (x *RestoreHandles) String() string {
 func (*RestoreHandles) ProtoMessage() {}
 
 func (x *RestoreHandles) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[37]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3109,7 +3218,7 @@ func (x *RestoreHandles) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreHandles.ProtoReflect.Descriptor instead.
 func (*RestoreHandles) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{37}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *RestoreHandles) GetCheckpointId() int64 {
@@ -3147,7 +3256,7 @@ type OperatorState struct {
 
 func (x *OperatorState) Reset() {
 	*x = OperatorState{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[38]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3159,7 +3268,7 @@ func (x *OperatorState) String() string {
 func (*OperatorState) ProtoMessage() {}
 
 func (x *OperatorState) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[38]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3172,7 +3281,7 @@ func (x *OperatorState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorState.ProtoReflect.Descriptor instead.
 func (*OperatorState) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{38}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *OperatorState) GetUid() string {
@@ -3225,7 +3334,7 @@ type SubtaskState struct {
 
 func (x *SubtaskState) Reset() {
 	*x = SubtaskState{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[39]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3237,7 +3346,7 @@ func (x *SubtaskState) String() string {
 func (*SubtaskState) ProtoMessage() {}
 
 func (x *SubtaskState) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[39]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3250,7 +3359,7 @@ func (x *SubtaskState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubtaskState.ProtoReflect.Descriptor instead.
 func (*SubtaskState) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{39}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SubtaskState) GetSubtask() int64 {
@@ -3308,7 +3417,7 @@ type StateHandle struct {
 
 func (x *StateHandle) Reset() {
 	*x = StateHandle{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[40]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3320,7 +3429,7 @@ func (x *StateHandle) String() string {
 func (*StateHandle) ProtoMessage() {}
 
 func (x *StateHandle) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[40]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3333,7 +3442,7 @@ func (x *StateHandle) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateHandle.ProtoReflect.Descriptor instead.
 func (*StateHandle) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{40}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *StateHandle) GetPath() string {
@@ -3375,7 +3484,7 @@ type OperatorSnapshot struct {
 
 func (x *OperatorSnapshot) Reset() {
 	*x = OperatorSnapshot{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[41]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3387,7 +3496,7 @@ func (x *OperatorSnapshot) String() string {
 func (*OperatorSnapshot) ProtoMessage() {}
 
 func (x *OperatorSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[41]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3400,7 +3509,7 @@ func (x *OperatorSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorSnapshot.ProtoReflect.Descriptor instead.
 func (*OperatorSnapshot) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{41}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *OperatorSnapshot) GetUid() string {
@@ -3430,7 +3539,7 @@ type JobDetails struct {
 
 func (x *JobDetails) Reset() {
 	*x = JobDetails{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[42]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3442,7 +3551,7 @@ func (x *JobDetails) String() string {
 func (*JobDetails) ProtoMessage() {}
 
 func (x *JobDetails) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[42]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3455,7 +3564,7 @@ func (x *JobDetails) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobDetails.ProtoReflect.Descriptor instead.
 func (*JobDetails) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{42}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *JobDetails) GetExceptions() []*JobException {
@@ -3490,7 +3599,7 @@ type JobException struct {
 
 func (x *JobException) Reset() {
 	*x = JobException{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[43]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3502,7 +3611,7 @@ func (x *JobException) String() string {
 func (*JobException) ProtoMessage() {}
 
 func (x *JobException) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[43]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3515,7 +3624,7 @@ func (x *JobException) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobException.ProtoReflect.Descriptor instead.
 func (*JobException) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{43}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *JobException) GetTimeUnixNanos() int64 {
@@ -3557,7 +3666,7 @@ type CheckpointStats struct {
 
 func (x *CheckpointStats) Reset() {
 	*x = CheckpointStats{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[44]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3569,7 +3678,7 @@ func (x *CheckpointStats) String() string {
 func (*CheckpointStats) ProtoMessage() {}
 
 func (x *CheckpointStats) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[44]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3582,7 +3691,7 @@ func (x *CheckpointStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointStats.ProtoReflect.Descriptor instead.
 func (*CheckpointStats) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{44}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *CheckpointStats) GetTotal() int64 {
@@ -3676,7 +3785,7 @@ type CheckpointRecord struct {
 
 func (x *CheckpointRecord) Reset() {
 	*x = CheckpointRecord{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[45]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3688,7 +3797,7 @@ func (x *CheckpointRecord) String() string {
 func (*CheckpointRecord) ProtoMessage() {}
 
 func (x *CheckpointRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[45]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3701,7 +3810,7 @@ func (x *CheckpointRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointRecord.ProtoReflect.Descriptor instead.
 func (*CheckpointRecord) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{45}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *CheckpointRecord) GetId() int64 {
@@ -3813,7 +3922,7 @@ type CheckpointSettings struct {
 
 func (x *CheckpointSettings) Reset() {
 	*x = CheckpointSettings{}
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[46]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3825,7 +3934,7 @@ func (x *CheckpointSettings) String() string {
 func (*CheckpointSettings) ProtoMessage() {}
 
 func (x *CheckpointSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[46]
+	mi := &file_strom_rpc_v1_rpc_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3838,7 +3947,7 @@ func (x *CheckpointSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckpointSettings.ProtoReflect.Descriptor instead.
 func (*CheckpointSettings) Descriptor() ([]byte, []int) {
-	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{46}
+	return file_strom_rpc_v1_rpc_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CheckpointSettings) GetExactlyOnce() bool {
@@ -3920,7 +4029,7 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\bmessages\x18\x01 \x03(\v2\x16.strom.rpc.v1.EnvelopeR\bmessages\"G\n" +
 	"\x0fDeliverResponse\x12\x1c\n" +
 	"\tdelivered\x18\x01 \x01(\x04R\tdelivered\x12\x16\n" +
-	"\x06closed\x18\x02 \x01(\bR\x06closed\"\xe1\x0e\n" +
+	"\x06closed\x18\x02 \x01(\bR\x06closed\"\xad\x0f\n" +
 	"\bEnvelope\x12W\n" +
 	"\x15register_task_manager\x18\x01 \x01(\v2!.strom.rpc.v1.RegisterTaskManagerH\x00R\x13registerTaskManager\x12A\n" +
 	"\rrequest_slots\x18\x02 \x01(\v2\x1a.strom.rpc.v1.RequestSlotsH\x00R\frequestSlots\x12Q\n" +
@@ -3951,7 +4060,8 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\fjob_finished\x18\x16 \x01(\v2\x19.strom.rpc.v1.JobFinishedH\x00R\vjobFinished\x12J\n" +
 	"\x10savepoint_result\x18\x17 \x01(\v2\x1d.strom.rpc.v1.SavepointResultH\x00R\x0fsavepointResult\x12M\n" +
 	"\x11heartbeat_request\x18\x18 \x01(\v2\x1e.strom.rpc.v1.HeartbeatRequestH\x00R\x10heartbeatRequest\x12Z\n" +
-	"\x16task_manager_heartbeat\x18\x19 \x01(\v2\".strom.rpc.v1.TaskManagerHeartbeatH\x00R\x14taskManagerHeartbeatB\t\n" +
+	"\x16task_manager_heartbeat\x18\x19 \x01(\v2\".strom.rpc.v1.TaskManagerHeartbeatH\x00R\x14taskManagerHeartbeat\x12J\n" +
+	"\x10release_channels\x18\x1a \x01(\v2\x1d.strom.rpc.v1.ReleaseChannelsH\x00R\x0freleaseChannelsB\t\n" +
 	"\amessage\"\x8b\x01\n" +
 	"\x13RegisterTaskManager\x12!\n" +
 	"\ftask_manager\x18\x01 \x01(\tR\vtaskManager\x12\x18\n" +
@@ -4014,7 +4124,7 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\"`\n" +
 	"\x0eTaskEndOfInput\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x127\n" +
-	"\texecution\x18\x02 \x01(\v2\x19.strom.rpc.v1.ExecutionIDR\texecution\"\x98\x02\n" +
+	"\texecution\x18\x02 \x01(\v2\x19.strom.rpc.v1.ExecutionIDR\texecution\"\xc4\x02\n" +
 	"\n" +
 	"DeployTask\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x127\n" +
@@ -4023,7 +4133,15 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\n" +
 	"job_master\x18\x04 \x01(\tR\tjobMaster\x126\n" +
 	"\arestore\x18\x05 \x01(\v2\x1c.strom.rpc.v1.RestoreHandlesR\arestore\x129\n" +
-	"\tplacement\x18\x06 \x03(\v2\x1b.strom.rpc.v1.TaskPlacementR\tplacement\"\\\n" +
+	"\tplacement\x18\x06 \x03(\v2\x1b.strom.rpc.v1.TaskPlacementR\tplacement\x12\x16\n" +
+	"\x06binary\x18\a \x01(\tR\x06binary\x12\x12\n" +
+	"\x04args\x18\b \x03(\tR\x04args\"\x91\x01\n" +
+	"\x0fReleaseChannels\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x18\n" +
+	"\aattempt\x18\x02 \x01(\x03R\aattempt\x12\x1a\n" +
+	"\bvertices\x18\x03 \x03(\x03R\bvertices\x12\x14\n" +
+	"\x05edges\x18\x04 \x03(\x03R\x05edges\x12\x1b\n" +
+	"\tjob_ended\x18\x05 \x01(\bR\bjobEnded\"\\\n" +
 	"\n" +
 	"CancelTask\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x127\n" +
@@ -4261,7 +4379,7 @@ func file_strom_rpc_v1_rpc_proto_rawDescGZIP() []byte {
 	return file_strom_rpc_v1_rpc_proto_rawDescData
 }
 
-var file_strom_rpc_v1_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_strom_rpc_v1_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_strom_rpc_v1_rpc_proto_goTypes = []any{
 	(*DeliverRequest)(nil),           // 0: strom.rpc.v1.DeliverRequest
 	(*DeliverResponse)(nil),          // 1: strom.rpc.v1.DeliverResponse
@@ -4280,36 +4398,37 @@ var file_strom_rpc_v1_rpc_proto_goTypes = []any{
 	(*DeclineCheckpoint)(nil),        // 14: strom.rpc.v1.DeclineCheckpoint
 	(*TaskEndOfInput)(nil),           // 15: strom.rpc.v1.TaskEndOfInput
 	(*DeployTask)(nil),               // 16: strom.rpc.v1.DeployTask
-	(*CancelTask)(nil),               // 17: strom.rpc.v1.CancelTask
-	(*TriggerCheckpoint)(nil),        // 18: strom.rpc.v1.TriggerCheckpoint
-	(*HeartbeatRequest)(nil),         // 19: strom.rpc.v1.HeartbeatRequest
-	(*TaskManagerHeartbeat)(nil),     // 20: strom.rpc.v1.TaskManagerHeartbeat
-	(*DrainSource)(nil),              // 21: strom.rpc.v1.DrainSource
-	(*SavepointTarget)(nil),          // 22: strom.rpc.v1.SavepointTarget
-	(*AbortCheckpoint)(nil),          // 23: strom.rpc.v1.AbortCheckpoint
-	(*NotifyCheckpointComplete)(nil), // 24: strom.rpc.v1.NotifyCheckpointComplete
-	(*JobStatus)(nil),                // 25: strom.rpc.v1.JobStatus
-	(*JobFinished)(nil),              // 26: strom.rpc.v1.JobFinished
-	(*SavepointResult)(nil),          // 27: strom.rpc.v1.SavepointResult
-	(*ExecutionID)(nil),              // 28: strom.rpc.v1.ExecutionID
-	(*SlotID)(nil),                   // 29: strom.rpc.v1.SlotID
-	(*Failure)(nil),                  // 30: strom.rpc.v1.Failure
-	(*SlotOffer)(nil),                // 31: strom.rpc.v1.SlotOffer
-	(*TaskPlacement)(nil),            // 32: strom.rpc.v1.TaskPlacement
-	(*ExecutionStatus)(nil),          // 33: strom.rpc.v1.ExecutionStatus
-	(*TaskMetrics)(nil),              // 34: strom.rpc.v1.TaskMetrics
-	(*OperatorMetrics)(nil),          // 35: strom.rpc.v1.OperatorMetrics
-	(*OperatorTotals)(nil),           // 36: strom.rpc.v1.OperatorTotals
-	(*RestoreHandles)(nil),           // 37: strom.rpc.v1.RestoreHandles
-	(*OperatorState)(nil),            // 38: strom.rpc.v1.OperatorState
-	(*SubtaskState)(nil),             // 39: strom.rpc.v1.SubtaskState
-	(*StateHandle)(nil),              // 40: strom.rpc.v1.StateHandle
-	(*OperatorSnapshot)(nil),         // 41: strom.rpc.v1.OperatorSnapshot
-	(*JobDetails)(nil),               // 42: strom.rpc.v1.JobDetails
-	(*JobException)(nil),             // 43: strom.rpc.v1.JobException
-	(*CheckpointStats)(nil),          // 44: strom.rpc.v1.CheckpointStats
-	(*CheckpointRecord)(nil),         // 45: strom.rpc.v1.CheckpointRecord
-	(*CheckpointSettings)(nil),       // 46: strom.rpc.v1.CheckpointSettings
+	(*ReleaseChannels)(nil),          // 17: strom.rpc.v1.ReleaseChannels
+	(*CancelTask)(nil),               // 18: strom.rpc.v1.CancelTask
+	(*TriggerCheckpoint)(nil),        // 19: strom.rpc.v1.TriggerCheckpoint
+	(*HeartbeatRequest)(nil),         // 20: strom.rpc.v1.HeartbeatRequest
+	(*TaskManagerHeartbeat)(nil),     // 21: strom.rpc.v1.TaskManagerHeartbeat
+	(*DrainSource)(nil),              // 22: strom.rpc.v1.DrainSource
+	(*SavepointTarget)(nil),          // 23: strom.rpc.v1.SavepointTarget
+	(*AbortCheckpoint)(nil),          // 24: strom.rpc.v1.AbortCheckpoint
+	(*NotifyCheckpointComplete)(nil), // 25: strom.rpc.v1.NotifyCheckpointComplete
+	(*JobStatus)(nil),                // 26: strom.rpc.v1.JobStatus
+	(*JobFinished)(nil),              // 27: strom.rpc.v1.JobFinished
+	(*SavepointResult)(nil),          // 28: strom.rpc.v1.SavepointResult
+	(*ExecutionID)(nil),              // 29: strom.rpc.v1.ExecutionID
+	(*SlotID)(nil),                   // 30: strom.rpc.v1.SlotID
+	(*Failure)(nil),                  // 31: strom.rpc.v1.Failure
+	(*SlotOffer)(nil),                // 32: strom.rpc.v1.SlotOffer
+	(*TaskPlacement)(nil),            // 33: strom.rpc.v1.TaskPlacement
+	(*ExecutionStatus)(nil),          // 34: strom.rpc.v1.ExecutionStatus
+	(*TaskMetrics)(nil),              // 35: strom.rpc.v1.TaskMetrics
+	(*OperatorMetrics)(nil),          // 36: strom.rpc.v1.OperatorMetrics
+	(*OperatorTotals)(nil),           // 37: strom.rpc.v1.OperatorTotals
+	(*RestoreHandles)(nil),           // 38: strom.rpc.v1.RestoreHandles
+	(*OperatorState)(nil),            // 39: strom.rpc.v1.OperatorState
+	(*SubtaskState)(nil),             // 40: strom.rpc.v1.SubtaskState
+	(*StateHandle)(nil),              // 41: strom.rpc.v1.StateHandle
+	(*OperatorSnapshot)(nil),         // 42: strom.rpc.v1.OperatorSnapshot
+	(*JobDetails)(nil),               // 43: strom.rpc.v1.JobDetails
+	(*JobException)(nil),             // 44: strom.rpc.v1.JobException
+	(*CheckpointStats)(nil),          // 45: strom.rpc.v1.CheckpointStats
+	(*CheckpointRecord)(nil),         // 46: strom.rpc.v1.CheckpointRecord
+	(*CheckpointSettings)(nil),       // 47: strom.rpc.v1.CheckpointSettings
 }
 var file_strom_rpc_v1_rpc_proto_depIdxs = []int32{
 	2,  // 0: strom.rpc.v1.DeliverRequest.messages:type_name -> strom.rpc.v1.Envelope
@@ -4327,69 +4446,70 @@ var file_strom_rpc_v1_rpc_proto_depIdxs = []int32{
 	14, // 12: strom.rpc.v1.Envelope.decline_checkpoint:type_name -> strom.rpc.v1.DeclineCheckpoint
 	15, // 13: strom.rpc.v1.Envelope.task_end_of_input:type_name -> strom.rpc.v1.TaskEndOfInput
 	16, // 14: strom.rpc.v1.Envelope.deploy_task:type_name -> strom.rpc.v1.DeployTask
-	17, // 15: strom.rpc.v1.Envelope.cancel_task:type_name -> strom.rpc.v1.CancelTask
-	18, // 16: strom.rpc.v1.Envelope.trigger_checkpoint:type_name -> strom.rpc.v1.TriggerCheckpoint
-	21, // 17: strom.rpc.v1.Envelope.drain_source:type_name -> strom.rpc.v1.DrainSource
-	22, // 18: strom.rpc.v1.Envelope.savepoint_target:type_name -> strom.rpc.v1.SavepointTarget
-	23, // 19: strom.rpc.v1.Envelope.abort_checkpoint:type_name -> strom.rpc.v1.AbortCheckpoint
-	24, // 20: strom.rpc.v1.Envelope.notify_checkpoint_complete:type_name -> strom.rpc.v1.NotifyCheckpointComplete
-	25, // 21: strom.rpc.v1.Envelope.job_status:type_name -> strom.rpc.v1.JobStatus
-	26, // 22: strom.rpc.v1.Envelope.job_finished:type_name -> strom.rpc.v1.JobFinished
-	27, // 23: strom.rpc.v1.Envelope.savepoint_result:type_name -> strom.rpc.v1.SavepointResult
-	19, // 24: strom.rpc.v1.Envelope.heartbeat_request:type_name -> strom.rpc.v1.HeartbeatRequest
-	20, // 25: strom.rpc.v1.Envelope.task_manager_heartbeat:type_name -> strom.rpc.v1.TaskManagerHeartbeat
-	29, // 26: strom.rpc.v1.ReleaseSlots.slots:type_name -> strom.rpc.v1.SlotID
-	31, // 27: strom.rpc.v1.SlotsGranted.slots:type_name -> strom.rpc.v1.SlotOffer
-	28, // 28: strom.rpc.v1.TaskStateUpdate.execution:type_name -> strom.rpc.v1.ExecutionID
-	30, // 29: strom.rpc.v1.TaskStateUpdate.failure:type_name -> strom.rpc.v1.Failure
-	35, // 30: strom.rpc.v1.TaskStateUpdate.metrics:type_name -> strom.rpc.v1.OperatorMetrics
-	34, // 31: strom.rpc.v1.MetricsReport.tasks:type_name -> strom.rpc.v1.TaskMetrics
-	28, // 32: strom.rpc.v1.AcknowledgeCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
-	41, // 33: strom.rpc.v1.AcknowledgeCheckpoint.states:type_name -> strom.rpc.v1.OperatorSnapshot
-	28, // 34: strom.rpc.v1.DeclineCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
-	28, // 35: strom.rpc.v1.TaskEndOfInput.execution:type_name -> strom.rpc.v1.ExecutionID
-	28, // 36: strom.rpc.v1.DeployTask.execution:type_name -> strom.rpc.v1.ExecutionID
-	29, // 37: strom.rpc.v1.DeployTask.slot:type_name -> strom.rpc.v1.SlotID
-	37, // 38: strom.rpc.v1.DeployTask.restore:type_name -> strom.rpc.v1.RestoreHandles
-	32, // 39: strom.rpc.v1.DeployTask.placement:type_name -> strom.rpc.v1.TaskPlacement
-	28, // 40: strom.rpc.v1.CancelTask.execution:type_name -> strom.rpc.v1.ExecutionID
-	28, // 41: strom.rpc.v1.TriggerCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
-	28, // 42: strom.rpc.v1.TaskManagerHeartbeat.executions:type_name -> strom.rpc.v1.ExecutionID
-	28, // 43: strom.rpc.v1.DrainSource.execution:type_name -> strom.rpc.v1.ExecutionID
-	28, // 44: strom.rpc.v1.AbortCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
-	28, // 45: strom.rpc.v1.NotifyCheckpointComplete.execution:type_name -> strom.rpc.v1.ExecutionID
-	33, // 46: strom.rpc.v1.JobStatus.executions:type_name -> strom.rpc.v1.ExecutionStatus
-	36, // 47: strom.rpc.v1.JobStatus.operators:type_name -> strom.rpc.v1.OperatorTotals
-	42, // 48: strom.rpc.v1.JobStatus.details:type_name -> strom.rpc.v1.JobDetails
-	30, // 49: strom.rpc.v1.JobFinished.failure:type_name -> strom.rpc.v1.Failure
-	33, // 50: strom.rpc.v1.JobFinished.executions:type_name -> strom.rpc.v1.ExecutionStatus
-	36, // 51: strom.rpc.v1.JobFinished.operators:type_name -> strom.rpc.v1.OperatorTotals
-	42, // 52: strom.rpc.v1.JobFinished.details:type_name -> strom.rpc.v1.JobDetails
-	29, // 53: strom.rpc.v1.SlotOffer.slot:type_name -> strom.rpc.v1.SlotID
-	28, // 54: strom.rpc.v1.ExecutionStatus.id:type_name -> strom.rpc.v1.ExecutionID
-	29, // 55: strom.rpc.v1.ExecutionStatus.slot:type_name -> strom.rpc.v1.SlotID
-	30, // 56: strom.rpc.v1.ExecutionStatus.failure:type_name -> strom.rpc.v1.Failure
-	34, // 57: strom.rpc.v1.ExecutionStatus.metrics:type_name -> strom.rpc.v1.TaskMetrics
-	28, // 58: strom.rpc.v1.TaskMetrics.execution:type_name -> strom.rpc.v1.ExecutionID
-	35, // 59: strom.rpc.v1.TaskMetrics.operators:type_name -> strom.rpc.v1.OperatorMetrics
-	38, // 60: strom.rpc.v1.RestoreHandles.operators:type_name -> strom.rpc.v1.OperatorState
-	39, // 61: strom.rpc.v1.OperatorState.subtasks:type_name -> strom.rpc.v1.SubtaskState
-	40, // 62: strom.rpc.v1.SubtaskState.keyed:type_name -> strom.rpc.v1.StateHandle
-	40, // 63: strom.rpc.v1.SubtaskState.operator:type_name -> strom.rpc.v1.StateHandle
-	40, // 64: strom.rpc.v1.SubtaskState.channel:type_name -> strom.rpc.v1.StateHandle
-	39, // 65: strom.rpc.v1.OperatorSnapshot.state:type_name -> strom.rpc.v1.SubtaskState
-	43, // 66: strom.rpc.v1.JobDetails.exceptions:type_name -> strom.rpc.v1.JobException
-	44, // 67: strom.rpc.v1.JobDetails.checkpoints:type_name -> strom.rpc.v1.CheckpointStats
-	46, // 68: strom.rpc.v1.JobDetails.checkpoint_config:type_name -> strom.rpc.v1.CheckpointSettings
-	30, // 69: strom.rpc.v1.JobException.failure:type_name -> strom.rpc.v1.Failure
-	45, // 70: strom.rpc.v1.CheckpointStats.history:type_name -> strom.rpc.v1.CheckpointRecord
-	0,  // 71: strom.rpc.v1.EndpointService.Deliver:input_type -> strom.rpc.v1.DeliverRequest
-	1,  // 72: strom.rpc.v1.EndpointService.Deliver:output_type -> strom.rpc.v1.DeliverResponse
-	72, // [72:73] is the sub-list for method output_type
-	71, // [71:72] is the sub-list for method input_type
-	71, // [71:71] is the sub-list for extension type_name
-	71, // [71:71] is the sub-list for extension extendee
-	0,  // [0:71] is the sub-list for field type_name
+	18, // 15: strom.rpc.v1.Envelope.cancel_task:type_name -> strom.rpc.v1.CancelTask
+	19, // 16: strom.rpc.v1.Envelope.trigger_checkpoint:type_name -> strom.rpc.v1.TriggerCheckpoint
+	22, // 17: strom.rpc.v1.Envelope.drain_source:type_name -> strom.rpc.v1.DrainSource
+	23, // 18: strom.rpc.v1.Envelope.savepoint_target:type_name -> strom.rpc.v1.SavepointTarget
+	24, // 19: strom.rpc.v1.Envelope.abort_checkpoint:type_name -> strom.rpc.v1.AbortCheckpoint
+	25, // 20: strom.rpc.v1.Envelope.notify_checkpoint_complete:type_name -> strom.rpc.v1.NotifyCheckpointComplete
+	26, // 21: strom.rpc.v1.Envelope.job_status:type_name -> strom.rpc.v1.JobStatus
+	27, // 22: strom.rpc.v1.Envelope.job_finished:type_name -> strom.rpc.v1.JobFinished
+	28, // 23: strom.rpc.v1.Envelope.savepoint_result:type_name -> strom.rpc.v1.SavepointResult
+	20, // 24: strom.rpc.v1.Envelope.heartbeat_request:type_name -> strom.rpc.v1.HeartbeatRequest
+	21, // 25: strom.rpc.v1.Envelope.task_manager_heartbeat:type_name -> strom.rpc.v1.TaskManagerHeartbeat
+	17, // 26: strom.rpc.v1.Envelope.release_channels:type_name -> strom.rpc.v1.ReleaseChannels
+	30, // 27: strom.rpc.v1.ReleaseSlots.slots:type_name -> strom.rpc.v1.SlotID
+	32, // 28: strom.rpc.v1.SlotsGranted.slots:type_name -> strom.rpc.v1.SlotOffer
+	29, // 29: strom.rpc.v1.TaskStateUpdate.execution:type_name -> strom.rpc.v1.ExecutionID
+	31, // 30: strom.rpc.v1.TaskStateUpdate.failure:type_name -> strom.rpc.v1.Failure
+	36, // 31: strom.rpc.v1.TaskStateUpdate.metrics:type_name -> strom.rpc.v1.OperatorMetrics
+	35, // 32: strom.rpc.v1.MetricsReport.tasks:type_name -> strom.rpc.v1.TaskMetrics
+	29, // 33: strom.rpc.v1.AcknowledgeCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
+	42, // 34: strom.rpc.v1.AcknowledgeCheckpoint.states:type_name -> strom.rpc.v1.OperatorSnapshot
+	29, // 35: strom.rpc.v1.DeclineCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
+	29, // 36: strom.rpc.v1.TaskEndOfInput.execution:type_name -> strom.rpc.v1.ExecutionID
+	29, // 37: strom.rpc.v1.DeployTask.execution:type_name -> strom.rpc.v1.ExecutionID
+	30, // 38: strom.rpc.v1.DeployTask.slot:type_name -> strom.rpc.v1.SlotID
+	38, // 39: strom.rpc.v1.DeployTask.restore:type_name -> strom.rpc.v1.RestoreHandles
+	33, // 40: strom.rpc.v1.DeployTask.placement:type_name -> strom.rpc.v1.TaskPlacement
+	29, // 41: strom.rpc.v1.CancelTask.execution:type_name -> strom.rpc.v1.ExecutionID
+	29, // 42: strom.rpc.v1.TriggerCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
+	29, // 43: strom.rpc.v1.TaskManagerHeartbeat.executions:type_name -> strom.rpc.v1.ExecutionID
+	29, // 44: strom.rpc.v1.DrainSource.execution:type_name -> strom.rpc.v1.ExecutionID
+	29, // 45: strom.rpc.v1.AbortCheckpoint.execution:type_name -> strom.rpc.v1.ExecutionID
+	29, // 46: strom.rpc.v1.NotifyCheckpointComplete.execution:type_name -> strom.rpc.v1.ExecutionID
+	34, // 47: strom.rpc.v1.JobStatus.executions:type_name -> strom.rpc.v1.ExecutionStatus
+	37, // 48: strom.rpc.v1.JobStatus.operators:type_name -> strom.rpc.v1.OperatorTotals
+	43, // 49: strom.rpc.v1.JobStatus.details:type_name -> strom.rpc.v1.JobDetails
+	31, // 50: strom.rpc.v1.JobFinished.failure:type_name -> strom.rpc.v1.Failure
+	34, // 51: strom.rpc.v1.JobFinished.executions:type_name -> strom.rpc.v1.ExecutionStatus
+	37, // 52: strom.rpc.v1.JobFinished.operators:type_name -> strom.rpc.v1.OperatorTotals
+	43, // 53: strom.rpc.v1.JobFinished.details:type_name -> strom.rpc.v1.JobDetails
+	30, // 54: strom.rpc.v1.SlotOffer.slot:type_name -> strom.rpc.v1.SlotID
+	29, // 55: strom.rpc.v1.ExecutionStatus.id:type_name -> strom.rpc.v1.ExecutionID
+	30, // 56: strom.rpc.v1.ExecutionStatus.slot:type_name -> strom.rpc.v1.SlotID
+	31, // 57: strom.rpc.v1.ExecutionStatus.failure:type_name -> strom.rpc.v1.Failure
+	35, // 58: strom.rpc.v1.ExecutionStatus.metrics:type_name -> strom.rpc.v1.TaskMetrics
+	29, // 59: strom.rpc.v1.TaskMetrics.execution:type_name -> strom.rpc.v1.ExecutionID
+	36, // 60: strom.rpc.v1.TaskMetrics.operators:type_name -> strom.rpc.v1.OperatorMetrics
+	39, // 61: strom.rpc.v1.RestoreHandles.operators:type_name -> strom.rpc.v1.OperatorState
+	40, // 62: strom.rpc.v1.OperatorState.subtasks:type_name -> strom.rpc.v1.SubtaskState
+	41, // 63: strom.rpc.v1.SubtaskState.keyed:type_name -> strom.rpc.v1.StateHandle
+	41, // 64: strom.rpc.v1.SubtaskState.operator:type_name -> strom.rpc.v1.StateHandle
+	41, // 65: strom.rpc.v1.SubtaskState.channel:type_name -> strom.rpc.v1.StateHandle
+	40, // 66: strom.rpc.v1.OperatorSnapshot.state:type_name -> strom.rpc.v1.SubtaskState
+	44, // 67: strom.rpc.v1.JobDetails.exceptions:type_name -> strom.rpc.v1.JobException
+	45, // 68: strom.rpc.v1.JobDetails.checkpoints:type_name -> strom.rpc.v1.CheckpointStats
+	47, // 69: strom.rpc.v1.JobDetails.checkpoint_config:type_name -> strom.rpc.v1.CheckpointSettings
+	31, // 70: strom.rpc.v1.JobException.failure:type_name -> strom.rpc.v1.Failure
+	46, // 71: strom.rpc.v1.CheckpointStats.history:type_name -> strom.rpc.v1.CheckpointRecord
+	0,  // 72: strom.rpc.v1.EndpointService.Deliver:input_type -> strom.rpc.v1.DeliverRequest
+	1,  // 73: strom.rpc.v1.EndpointService.Deliver:output_type -> strom.rpc.v1.DeliverResponse
+	73, // [73:74] is the sub-list for method output_type
+	72, // [72:73] is the sub-list for method input_type
+	72, // [72:72] is the sub-list for extension type_name
+	72, // [72:72] is the sub-list for extension extendee
+	0,  // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_strom_rpc_v1_rpc_proto_init() }
@@ -4423,6 +4543,7 @@ func file_strom_rpc_v1_rpc_proto_init() {
 		(*Envelope_SavepointResult)(nil),
 		(*Envelope_HeartbeatRequest)(nil),
 		(*Envelope_TaskManagerHeartbeat)(nil),
+		(*Envelope_ReleaseChannels)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4430,7 +4551,7 @@ func file_strom_rpc_v1_rpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_strom_rpc_v1_rpc_proto_rawDesc), len(file_strom_rpc_v1_rpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   47,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
