@@ -7,6 +7,11 @@
 // StreamGraph deterministically (internal/streamgraph, DESIGN.md).
 package jobgraph
 
+import (
+	"encoding/json"
+	"time"
+)
+
 // NodeID identifies a StreamGraph node; assigned in construction order.
 type NodeID int
 
@@ -31,6 +36,8 @@ type JobGraph struct {
 	MaxParallelism int          `json:"maxParallelism"`
 	Vertices       []*JobVertex `json:"vertices"`
 	Edges          []*JobEdge   `json:"edges"`
+	// Settings travel with a submitted job (nil in an embedded run).
+	Settings *Settings `json:"settings,omitempty"`
 }
 
 // JobVertex is a chain of operators run as one task per subtask.
@@ -98,4 +105,31 @@ func (jg *JobGraph) EdgeFor(streamEdge int) *JobEdge {
 		}
 	}
 	return nil
+}
+
+// Settings are the parts of a job's configuration that the JobManager
+// needs and cannot get from the job's code, which it never runs: how to
+// checkpoint and how to restart. The job binary writes them into the
+// JobGraph it submits; the TaskManagers' job workers take the rest of
+// the configuration from the program itself.
+type Settings struct {
+	Checkpoint *CheckpointSettings `json:"checkpoint,omitempty"`
+	// Restart is the restart strategy in its JSON form (the scheduler's
+	// RestartStrategy); absent: the default for the checkpoint settings.
+	Restart json.RawMessage `json:"restart,omitempty"`
+}
+
+// CheckpointSettings are a job's checkpoint settings (durations in
+// nanoseconds, as time.Duration).
+type CheckpointSettings struct {
+	Interval          time.Duration `json:"interval"`
+	Timeout           time.Duration `json:"timeout,omitempty"`
+	MinPause          time.Duration `json:"minPause,omitempty"`
+	MaxConcurrent     int           `json:"maxConcurrent,omitempty"`
+	TolerableFailures int           `json:"tolerableFailures,omitempty"`
+	// Mode is EXACTLY_ONCE, AT_LEAST_ONCE or UNALIGNED.
+	Mode           string        `json:"mode"`
+	Storage        string        `json:"storage"`
+	AlignedTimeout time.Duration `json:"alignedTimeout,omitempty"`
+	Retained       int           `json:"retained,omitempty"`
 }

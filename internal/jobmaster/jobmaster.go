@@ -65,6 +65,12 @@ type Config struct {
 	// job's TaskManagers (heartbeat.go; 0: internal/heartbeat's defaults,
 	// 1 s and 5 s).
 	HeartbeatInterval, HeartbeatTimeout time.Duration
+	// Binary and Args, in a cluster that runs job binaries, are the
+	// job's binary (its id in the Dispatcher's blob store) and program
+	// arguments, which every deploy carries to its TaskManager; empty
+	// when the job's code is in the TaskManagers' process.
+	Binary string
+	Args   []string
 }
 
 // JobMaster runs one job.
@@ -399,7 +405,8 @@ func (jm *JobMaster) deploy(a scheduler.ActDeploy) {
 		jm.local = append(jm.local, scheduler.EvTaskState{ID: a.ID, State: scheduler.Failed, Err: fmt.Errorf("no TaskManager %s", a.Slot.TaskManager)})
 		return
 	}
-	err := jm.cfg.Transport.TaskManager(addr).DeployTask(rpc.DeployTask{JobID: jm.cfg.JobID, Execution: a.ID, Slot: a.Slot, JobMaster: jm.cfg.Address, Restore: jm.restoreHandles(), Placement: jm.placement()})
+	err := jm.cfg.Transport.TaskManager(addr).DeployTask(rpc.DeployTask{JobID: jm.cfg.JobID, Execution: a.ID, Slot: a.Slot, JobMaster: jm.cfg.Address, Restore: jm.restoreHandles(), Placement: jm.placement(),
+		Binary: jm.cfg.Binary, Args: jm.cfg.Args})
 	if err != nil {
 		jm.local = append(jm.local, scheduler.EvTaskState{ID: a.ID, State: scheduler.Failed, Err: fmt.Errorf("deploying %v to TaskManager %s: %w", a.ID, a.Slot.TaskManager, err)})
 	}

@@ -62,7 +62,7 @@ var messages = []Message{
 		Operators: []checkpoint.OperatorState{{UID: "uid", Name: "Map", Parallelism: 2, MaxParallelism: 128, Subtasks: []checkpoint.SubtaskState{subState}}},
 		Storage:   "file:///sp/savepoint-job-1-0123456789ab"},
 		Placement: []TaskPlacement{{Vertex: 1, Subtask: 2, DataAddress: "127.0.0.1:7000"}},
-		Binary: "5e0c", Args: []string{"--rate", "10"}},
+		Binary:    "5e0c", Args: []string{"--rate", "10"}},
 	ReleaseChannels{JobID: "job-1", Attempt: 2, Vertices: []int{1, 3}, Edges: []int{4}, JobEnded: true},
 	AcknowledgeCheckpoint{JobID: "job-1", Execution: exec, CheckpointID: 3, States: []checkpoint.OperatorSnapshot{{UID: "uid", State: subState}}, SyncPause: time.Millisecond},
 	DeclineCheckpoint{JobID: "job-1", Execution: exec, CheckpointID: 3, Reason: "no"},
