@@ -63,6 +63,8 @@ import (
 	"time"
 
 	"github.com/strom-dev/strom/internal/chaos"
+	"github.com/strom-dev/strom/internal/jobcode"
+	"github.com/strom-dev/strom/internal/jobworker"
 	"github.com/strom-dev/strom/internal/keygroup"
 	"github.com/strom-dev/strom/internal/minicluster"
 	"github.com/strom-dev/strom/internal/network"
@@ -246,7 +248,7 @@ const ClusterEnv = "STROM_CLUSTER"
 
 // workerEnv is set by a TaskManager in the job-worker processes it starts
 // (the distributed runtime; DESIGN.md, "The job binary").
-const workerEnv = "STROM_JOB_WORKER"
+const workerEnv = jobworker.Env
 
 // ErrNotYetSupported is wrapped by the error of a request for something
 // Strom does not do yet (such as submitting to a cluster), so it fails
@@ -435,9 +437,6 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 		return nil, fmt.Errorf("strom: job %q: %w", jobName, err)
 	}
 	mode := cfg.runMode()
-	if mode == runWorker {
-		return nil, fmt.Errorf("strom: job %q: running as a TaskManager's job worker ($%s is set): %w", jobName, workerEnv, ErrNotYetSupported)
-	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("strom: job %q: %w: %w", jobName, ErrJobCanceled, context.Cause(ctx))
 	}
@@ -452,11 +451,32 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 	if err != nil {
 		return nil, fmt.Errorf("strom: job %q: %w", jobName, err)
 	}
+	jcfg := minicluster.JobConfig{
+		BuffersPerChannel: cfg.BuffersPerChannel,
+		BatchSize:         cfg.BatchSize,
+		Logger:            cfg.Logger,
+		Restore:           e.seam.restore,
+		Checkpoint:        cfg.checkpointing(),
+		Resume:            cfg.resume(),
+		Restart:           cfg.RestartStrategy.strategy(cfg.CheckpointInterval > 0),
+		OnTask:            taskHooks(e.seam.onTask, chaos.TaskHook(ctx)),
+		// Zero is the default, resolved by jobcode.
+		CancellationTimeout: cfg.TaskCancellationTimeout,
+	}
+	if mode == runPlan || mode == runSubmit {
+		// A JobManager in another process runs the job without its
+		// code: the checkpoint and restart settings go with the graph.
+		if jg.Settings, err = jobcode.Settings(jcfg); err != nil {
+			return nil, fmt.Errorf("strom: job %q: %w", jobName, err)
+		}
+	}
 	switch mode {
 	case runPlan:
 		return nil, printPlan(jobName, jg)
 	case runSubmit:
 		return submit(ctx, jobName, cfg, jg)
+	case runWorker:
+		return nil, serveWorker(ctx, &jobcode.Job{Name: jobName, Graph: g, JobGraph: jg, Config: jcfg})
 	}
 	tms, slots := cfg.TaskManagers, cfg.SlotsPerTaskManager
 	if tms <= 0 {
@@ -477,18 +497,7 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 		Name:     jobName,
 		Graph:    g,
 		JobGraph: jg,
-		Config: minicluster.JobConfig{
-			BuffersPerChannel: cfg.BuffersPerChannel,
-			BatchSize:         cfg.BatchSize,
-			Logger:            cfg.Logger,
-			Restore:           e.seam.restore,
-			Checkpoint:        cfg.checkpointing(),
-			Resume:            cfg.resume(),
-			Restart:           cfg.RestartStrategy.strategy(cfg.CheckpointInterval > 0),
-			OnTask:            taskHooks(e.seam.onTask, chaos.TaskHook(ctx)),
-			// Zero is the default, resolved by jobcode.
-			CancellationTimeout: cfg.TaskCancellationTimeout,
-		},
+		Config:   jcfg,
 	})
 	if err != nil {
 		mc.Close()

@@ -11,7 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/strom-dev/strom/internal/jobcode"
 	"github.com/strom-dev/strom/internal/jobgraph"
+	"github.com/strom-dev/strom/internal/jobworker"
 	"github.com/strom-dev/strom/internal/restclient"
 )
 
@@ -254,3 +256,21 @@ func (r *remoteJob) close() {
 		r.c.CloseIdleConnections()
 	})
 }
+
+// serveWorker runs this process as the job worker a TaskManager started
+// (jobworker.Env): it serves the job's tasks until the TaskManager stops
+// it, then ends the process — the program's code after Execute is for
+// the client that submitted the job, not for its workers.
+func serveWorker(ctx context.Context, job *jobcode.Job) error {
+	if err := jobworker.Serve(ctx, job); err != nil {
+		fmt.Fprintf(os.Stderr, "strom: job %q: %v\n", job.Name, err)
+		exitProcess(1)
+		return err
+	}
+	exitProcess(0)
+	return errWorkerStopped
+}
+
+// errWorkerStopped is returned by Execute in a job worker if exitProcess
+// returns (only in tests).
+var errWorkerStopped = errors.New("job worker stopped")

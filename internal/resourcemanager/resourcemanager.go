@@ -41,6 +41,8 @@ type ResourceManager struct {
 	tmAddr    map[string]string // TaskManager id → address, kept after death (fencing)
 
 	registered atomic.Int64 // slots offered, for RegisteredSlots
+	// snapshot is the registered TaskManagers, for TaskManagers.
+	snapshot atomic.Pointer[[]TaskManagerInfo]
 	peak       int          // the most slots registered at one time
 }
 
@@ -159,9 +161,14 @@ func (rm *ResourceManager) handle(m rpc.Message) {
 		if _, ok := rm.tms[m.TaskManager]; !ok {
 			rm.order = append(rm.order, m.TaskManager)
 		}
+		if t, ok := rm.tms[m.TaskManager]; ok && t.address == m.Address && t.dataAddress == m.DataAddress && len(t.owner) == m.Slots {
+			// The same registration again (sent again because no
+			// heartbeat request came soon enough): its slots stay granted.
+			return
+		}
 		rm.tms[m.TaskManager] = &tmSlots{address: m.Address, dataAddress: m.DataAddress, owner: make([]string, m.Slots)}
 		rm.tmAddr[m.TaskManager] = m.Address
-		rm.registered.Store(int64(rm.total()))
+		rm.publish()
 		rm.peak = max(rm.peak, rm.total())
 		rm.hbDo(rm.hb.Handle(heartbeat.EvAdd{Target: m.TaskManager}))
 		rm.serveQueue()
@@ -332,5 +339,5 @@ func (rm *ResourceManager) dropTaskManager(id, reason string) {
 	rm.log.Warn("resource manager: TaskManager lost; its slots are dropped", "task_manager", id, "reason", reason)
 	delete(rm.tms, id)
 	rm.order = slices.DeleteFunc(rm.order, func(x string) bool { return x == id })
-	rm.registered.Store(int64(rm.total()))
+	rm.publish()
 }

@@ -42,9 +42,23 @@ type Config struct {
 	// process, shared through Network with the other TaskManagers of the
 	// process). With it, channels to subtasks of other TaskManagers cross
 	// it; it is the caller's to close, after Run returned.
-	Data            *tcp.Endpoint
+	Data *tcp.Endpoint
+	// DataAddress is the data address registered when Data is nil: a
+	// TaskManager with Workers, whose workers' data planes take the
+	// connections that arrive at it.
+	DataAddress     string
 	MetricsInterval time.Duration
 	Logger          *slog.Logger
+	// Workers, when set, makes this the TaskManager of a cluster that
+	// runs job binaries: it runs no task itself but starts a worker
+	// process per job and routes the job's messages to it (host.go).
+	Workers Workers
+	// JobWorker says this TaskManager is the one inside a job worker
+	// process, serving the TaskManager that started it (its parent,
+	// which holds the slots): it registers with no ResourceManager, and
+	// it releases channels when told (rpc.ReleaseChannels) since no
+	// other role in its process can.
+	JobWorker bool
 }
 
 // TaskManager runs tasks in its slots.
@@ -61,6 +75,19 @@ type TaskManager struct {
 	// freeze takes a channel from Freeze; the loop then stops until it is
 	// closed.
 	freeze chan (<-chan struct{})
+
+	// With Workers (host.go), owned by the loop: the jobs whose workers
+	// run here, and what the worker goroutines report back.
+	hosted     map[string]*hostedJob
+	hostEvents chan any
+
+	// registeredAt is when the slots were last offered, rmSeen whether
+	// the ResourceManager has asked for a heartbeat since (owned by the
+	// loop): a registration sent before the ResourceManager listened (a
+	// TaskManager started first) is lost, so it is sent again until the
+	// ResourceManager shows it knows this TaskManager.
+	registeredAt time.Time
+	rmSeen       bool
 }
 
 type taskKey struct {
@@ -102,15 +129,17 @@ func New(cfg Config) (*TaskManager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("task manager %s: %w", cfg.ID, err)
 	}
-	reg := rpc.RegisterTaskManager{TaskManager: cfg.ID, Address: cfg.Address, Slots: cfg.Slots}
-	if cfg.Data != nil {
-		reg.DataAddress = cfg.Data.Addr()
+	tm := &TaskManager{cfg: cfg, ep: ep, tasks: map[taskKey]*slotTask{}, stores: map[string]blob.Store{}, savepoints: map[spKey]*spTarget{}, freeze: make(chan (<-chan struct{}), 1),
+		hosted: map[string]*hostedJob{}, hostEvents: make(chan any)}
+	if cfg.JobWorker {
+		return tm, nil
 	}
-	if err := cfg.Transport.ResourceManager(cfg.ResourceManager).RegisterTaskManager(reg); err != nil {
+	tm.registeredAt = time.Now()
+	if err := cfg.Transport.ResourceManager(cfg.ResourceManager).RegisterTaskManager(tm.registration()); err != nil {
 		ep.Close()
 		return nil, fmt.Errorf("task manager %s: registering with the resource manager: %w", cfg.ID, err)
 	}
-	return &TaskManager{cfg: cfg, ep: ep, tasks: map[taskKey]*slotTask{}, stores: map[string]blob.Store{}, savepoints: map[spKey]*spTarget{}, freeze: make(chan (<-chan struct{}), 1)}, nil
+	return tm, nil
 }
 
 // Run serves deploys and cancels until ctx ends, then cancels every task
@@ -138,9 +167,17 @@ func (tm *TaskManager) Run(ctx context.Context) {
 			}
 		case <-tick.C:
 			tm.reportMetrics()
+			tm.registerAgain()
+		case ev := <-tm.hostEvents:
+			tm.hostEvent(ctx, ev)
 		case <-tm.ep.Ready():
 			for _, m := range tm.ep.Receive() {
+				if tm.cfg.Workers != nil && tm.hostMessage(ctx, m) {
+					continue
+				}
 				switch m := m.(type) {
+				case rpc.ReleaseChannels:
+					tm.releaseChannels(m)
 				case rpc.DeployTask:
 					tm.deploy(ctx, m)
 				case rpc.HeartbeatRequest:
@@ -393,6 +430,10 @@ func (tm *TaskManager) heartbeat(m rpc.HeartbeatRequest) {
 			t.cancel()
 			tm.watchCancel(k, t)
 		}
+		tm.stopAllHosted()
+	}
+	if m.JobID == "" {
+		tm.rmSeen = true
 	}
 	var execs []scheduler.ExecutionID
 	for k := range tm.tasks {
@@ -401,6 +442,7 @@ func (tm *TaskManager) heartbeat(m rpc.HeartbeatRequest) {
 		}
 	}
 	tm.mu.Unlock()
+	execs = append(execs, tm.hostedExecutions(m.JobID)...)
 	if m.Reregister {
 		tm.cfg.Logger.Info("task manager: declared dead by the resource manager; cancelled its tasks, registering again", "task_manager", tm.cfg.ID)
 		if err := tm.cfg.Transport.ResourceManager(tm.cfg.ResourceManager).RegisterTaskManager(tm.registration()); err != nil {
@@ -421,7 +463,7 @@ func (tm *TaskManager) heartbeat(m rpc.HeartbeatRequest) {
 
 // registration is this TaskManager's offer of its slots.
 func (tm *TaskManager) registration() rpc.RegisterTaskManager {
-	reg := rpc.RegisterTaskManager{TaskManager: tm.cfg.ID, Address: tm.cfg.Address, Slots: tm.cfg.Slots}
+	reg := rpc.RegisterTaskManager{TaskManager: tm.cfg.ID, Address: tm.cfg.Address, Slots: tm.cfg.Slots, DataAddress: tm.cfg.DataAddress}
 	if tm.cfg.Data != nil {
 		reg.DataAddress = tm.cfg.Data.Addr()
 	}
@@ -433,3 +475,47 @@ func (tm *TaskManager) registration() rpc.RegisterTaskManager {
 // tasks run on, like a process stopped by SIGSTOP as far as the other
 // roles can tell (fault-injection tests). One freeze at a time.
 func (tm *TaskManager) Freeze(thaw <-chan struct{}) { tm.freeze <- thaw }
+
+// releaseChannels applies a release to this process's channels: in a job
+// worker only, where no other role shares the process. Elsewhere the
+// process that runs the roles releases them itself (the embedded
+// cluster's JobMaster hook), and the message changes nothing.
+func (tm *TaskManager) releaseChannels(m rpc.ReleaseChannels) {
+	if !tm.cfg.JobWorker {
+		return
+	}
+	switch {
+	case m.JobEnded:
+		tm.cfg.Network.ReleaseJob(m.JobID)
+		if tm.cfg.Data != nil {
+			tm.cfg.Data.ReleaseJob(m.JobID)
+		}
+	case m.Vertices == nil:
+		tm.cfg.Network.ReleaseAttempt(m.JobID, m.Attempt)
+		if tm.cfg.Data != nil {
+			tm.cfg.Data.ReleaseAttempt(m.JobID, m.Attempt)
+		}
+	default:
+		tm.cfg.Network.ReleaseVertices(m.JobID, m.Attempt, m.Vertices, m.Edges)
+		if tm.cfg.Data != nil {
+			tm.cfg.Data.ReleaseEdges(m.JobID, m.Attempt, m.Edges)
+		}
+	}
+}
+
+// RegistrationRetry is how long a TaskManager waits for the
+// ResourceManager's first heartbeat request before it registers again.
+const RegistrationRetry = 3 * time.Second
+
+// registerAgain re-sends the registration while the ResourceManager has
+// not shown it received one.
+func (tm *TaskManager) registerAgain() {
+	if tm.cfg.JobWorker || tm.rmSeen || time.Since(tm.registeredAt) < RegistrationRetry {
+		return
+	}
+	tm.registeredAt = time.Now()
+	tm.cfg.Logger.Info("task manager: no word from the resource manager; registering again", "task_manager", tm.cfg.ID, "resource_manager", tm.cfg.ResourceManager)
+	if err := tm.cfg.Transport.ResourceManager(tm.cfg.ResourceManager).RegisterTaskManager(tm.registration()); err != nil {
+		tm.cfg.Logger.Debug("task manager: registration not delivered", "error", err)
+	}
+}
