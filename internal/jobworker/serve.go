@@ -3,12 +3,9 @@ package jobworker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"sync"
 
 	"github.com/strom-dev/strom/internal/fdpass"
 	"github.com/strom-dev/strom/internal/jobcode"
@@ -43,8 +40,7 @@ func Serve(ctx context.Context, job *jobcode.Job) error {
 	if err != nil {
 		return fmt.Errorf("job worker: %w", err)
 	}
-	gone := &parentWatch{Listener: ln, gone: make(chan struct{})}
-	data, err := tcp.Listen(tcp.Config{Listener: gone, Dial: fdpass.Dialer(sp.JobID, nil), Logger: logger})
+	data, err := tcp.Listen(tcp.Config{Listener: ln, Dial: fdpass.Dialer(sp.JobID, nil), Logger: logger})
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("job worker: data plane: %w", err)
@@ -71,7 +67,7 @@ func Serve(ctx context.Context, job *jobcode.Job) error {
 	defer cancel()
 	go func() {
 		select {
-		case <-gone.gone:
+		case <-ln.Gone():
 			logger.Info("job worker: the TaskManager closed its socket; stopping")
 			cancel()
 		case <-ctx.Done():
@@ -83,21 +79,4 @@ func Serve(ctx context.Context, job *jobcode.Job) error {
 	logger.Info("job worker serving", "address", addr)
 	tm.Run(ctx)
 	return nil
-}
-
-// parentWatch is the data plane's listener: it closes gone when the
-// parent's end of the socket closes (the parent stops the worker or
-// died), which is the worker's signal to stop.
-type parentWatch struct {
-	net.Listener
-	gone chan struct{}
-	once sync.Once
-}
-
-func (p *parentWatch) Accept() (net.Conn, error) {
-	c, err := p.Listener.Accept()
-	if err != nil && errors.Is(err, fdpass.ErrParentGone) {
-		p.once.Do(func() { close(p.gone) })
-	}
-	return c, err
 }
