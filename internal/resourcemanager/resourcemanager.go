@@ -43,7 +43,7 @@ type ResourceManager struct {
 	registered atomic.Int64 // slots offered, for RegisteredSlots
 	// snapshot is the registered TaskManagers, for TaskManagers.
 	snapshot atomic.Pointer[[]TaskManagerInfo]
-	peak       int          // the most slots registered at one time
+	peak     int // the most slots registered at one time
 }
 
 type reqKey struct {
