@@ -118,19 +118,10 @@ func TestManyConnectionsRoutedByJob(t *testing.T) {
 // socket to nobody.
 func TestListenerClose(t *testing.T) {
 	s, l := pair(t, "tm:1", "w")
-	accepted := make(chan error, 1)
-	go func() {
-		_, err := l.Accept()
-		accepted <- err
-	}()
+	accepted := acceptAsync(l)
 	time.Sleep(20 * time.Millisecond) // let Accept block (the test holds either way)
 	require.NoError(t, l.Close())
-	select {
-	case err := <-accepted:
-		require.ErrorIs(t, err, net.ErrClosed)
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock Accept")
-	}
+	require.ErrorIs(t, awaitAccept(t, accepted), net.ErrClosed)
 	_, err := l.Accept()
 	require.ErrorIs(t, err, net.ErrClosed)
 	require.NoError(t, l.Close(), "a second Close is harmless")
@@ -163,18 +154,9 @@ func TestCloseDropsUnacceptedConnections(t *testing.T) {
 // ErrParentGone and Gone is closed: the worker knows to exit.
 func TestParentGone(t *testing.T) {
 	s, l := pair(t, "tm:1", "w")
-	accepted := make(chan error, 1)
-	go func() {
-		_, err := l.Accept()
-		accepted <- err
-	}()
+	accepted := acceptAsync(l)
 	require.NoError(t, s.Close())
-	select {
-	case err := <-accepted:
-		require.ErrorIs(t, err, fdpass.ErrParentGone)
-	case <-time.After(5 * time.Second):
-		t.Fatal("Accept did not notice the parent's end closing")
-	}
+	require.ErrorIs(t, awaitAccept(t, accepted), fdpass.ErrParentGone)
 	select {
 	case <-l.Gone():
 	default:
@@ -278,4 +260,29 @@ func requireEOF(t *testing.T, c net.Conn) {
 	n, err := c.Read(make([]byte, 1))
 	require.Equal(t, 0, n)
 	require.ErrorIs(t, err, io.EOF, "the other end must be closed everywhere")
+}
+
+// acceptAsync runs one Accept on its own goroutine; awaitAccept waits
+// for its error, failing the test if Accept stays blocked.
+func acceptAsync(l net.Listener) <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if c != nil {
+			_ = c.Close()
+		}
+		ch <- err
+	}()
+	return ch
+}
+
+func awaitAccept(t *testing.T, ch <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("Accept stayed blocked")
+		return nil
+	}
 }
