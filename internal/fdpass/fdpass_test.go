@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -286,3 +287,47 @@ func awaitAccept(t *testing.T, ch <-chan error) error {
 		return nil
 	}
 }
+
+// A descriptor the worker cannot turn into a connection (here a pipe,
+// not a socket) is dropped, and Accept goes on to the next connection
+// rather than failing: an Accept error would stop a tcp.Endpoint for good.
+func TestAcceptSkipsUnusableDescriptor(t *testing.T) {
+	s, l := pair(t, "tm:1", "w")
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	defer w.Close()
+	a, b := net.Pipe()
+	defer b.Close()
+	require.NoError(t, s.Send(pipeConn{Conn: a, f: r}))
+
+	client, server := tcpPair(t)
+	defer client.Close()
+	require.NoError(t, s.Send(server))
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		accepted <- c
+	}()
+	select {
+	case c := <-accepted:
+		require.NotNil(t, c, "Accept failed instead of skipping the pipe")
+		defer c.Close()
+		require.Equal(t, client.LocalAddr().String(), c.RemoteAddr().String())
+	case <-time.After(5 * time.Second):
+		t.Fatal("Accept stayed blocked")
+	}
+}
+
+// pipeConn is a net.Conn whose descriptor is f's, for handing the worker
+// something that is not a socket.
+type pipeConn struct {
+	net.Conn
+	f *os.File
+}
+
+func (p pipeConn) SyscallConn() (syscall.RawConn, error) { return p.f.SyscallConn() }
