@@ -61,7 +61,7 @@ func WriteHello(w io.Writer, s string) error {
 // ends are close-on-exec: ExtraFiles clears the flag on the child's copy
 // only, so no other process started meanwhile inherits either end.
 func Pair() (parent *Sender, child *os.File, err error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	fds, err := socketpair()
 	if err != nil {
 		return nil, nil, fmt.Errorf("fdpass: socketpair: %w", os.NewSyscallError("socketpair", err))
 	}
