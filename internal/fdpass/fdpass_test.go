@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,19 +119,10 @@ func TestManyConnectionsRoutedByJob(t *testing.T) {
 // socket to nobody.
 func TestListenerClose(t *testing.T) {
 	s, l := pair(t, "tm:1", "w")
-	accepted := make(chan error, 1)
-	go func() {
-		_, err := l.Accept()
-		accepted <- err
-	}()
+	accepted := acceptAsync(l)
 	time.Sleep(20 * time.Millisecond) // let Accept block (the test holds either way)
 	require.NoError(t, l.Close())
-	select {
-	case err := <-accepted:
-		require.ErrorIs(t, err, net.ErrClosed)
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock Accept")
-	}
+	require.ErrorIs(t, awaitAccept(t, accepted), net.ErrClosed)
 	_, err := l.Accept()
 	require.ErrorIs(t, err, net.ErrClosed)
 	require.NoError(t, l.Close(), "a second Close is harmless")
@@ -163,18 +155,9 @@ func TestCloseDropsUnacceptedConnections(t *testing.T) {
 // ErrParentGone and Gone is closed: the worker knows to exit.
 func TestParentGone(t *testing.T) {
 	s, l := pair(t, "tm:1", "w")
-	accepted := make(chan error, 1)
-	go func() {
-		_, err := l.Accept()
-		accepted <- err
-	}()
+	accepted := acceptAsync(l)
 	require.NoError(t, s.Close())
-	select {
-	case err := <-accepted:
-		require.ErrorIs(t, err, fdpass.ErrParentGone)
-	case <-time.After(5 * time.Second):
-		t.Fatal("Accept did not notice the parent's end closing")
-	}
+	require.ErrorIs(t, awaitAccept(t, accepted), fdpass.ErrParentGone)
 	select {
 	case <-l.Gone():
 	default:
@@ -279,3 +262,72 @@ func requireEOF(t *testing.T, c net.Conn) {
 	require.Equal(t, 0, n)
 	require.ErrorIs(t, err, io.EOF, "the other end must be closed everywhere")
 }
+
+// acceptAsync runs one Accept on its own goroutine; awaitAccept waits
+// for its error, failing the test if Accept stays blocked.
+func acceptAsync(l net.Listener) <-chan error {
+	ch := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if c != nil {
+			_ = c.Close()
+		}
+		ch <- err
+	}()
+	return ch
+}
+
+func awaitAccept(t *testing.T, ch <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatal("Accept stayed blocked")
+		return nil
+	}
+}
+
+// A descriptor the worker cannot turn into a connection (here a pipe,
+// not a socket) is dropped, and Accept goes on to the next connection
+// rather than failing: an Accept error would stop a tcp.Endpoint for good.
+func TestAcceptSkipsUnusableDescriptor(t *testing.T) {
+	s, l := pair(t, "tm:1", "w")
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	defer w.Close()
+	a, b := net.Pipe()
+	defer b.Close()
+	require.NoError(t, s.Send(pipeConn{Conn: a, f: r}))
+
+	client, server := tcpPair(t)
+	defer client.Close()
+	require.NoError(t, s.Send(server))
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		accepted <- c
+	}()
+	select {
+	case c := <-accepted:
+		require.NotNil(t, c, "Accept failed instead of skipping the pipe")
+		defer c.Close()
+		require.Equal(t, client.LocalAddr().String(), c.RemoteAddr().String())
+	case <-time.After(5 * time.Second):
+		t.Fatal("Accept stayed blocked")
+	}
+}
+
+// pipeConn is a net.Conn whose descriptor is f's, for handing the worker
+// something that is not a socket.
+type pipeConn struct {
+	net.Conn
+	f *os.File
+}
+
+func (p pipeConn) SyscallConn() (syscall.RawConn, error) { return p.f.SyscallConn() }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -122,7 +123,12 @@ func (l *Listener) nextConn() (c net.Conn, ok bool, err error) {
 	nc, err := net.FileConn(f)
 	_ = f.Close() // FileConn dup'ed it
 	if err != nil {
-		return nil, false, fmt.Errorf("fdpass: accept: connection from %s: %w", remote, err)
+		// One connection that cannot be wrapped (out of descriptors, say)
+		// is dropped, not returned as an Accept error: a tcp.Endpoint
+		// stops accepting for good on one. Its dialler sees it closed
+		// and dials again.
+		slog.Warn("fdpass: dropping a handed-over connection", "remote", remote, "err", err)
+		return l.nextConn()
 	}
 	if nc.RemoteAddr() == nil {
 		// getpeername failed (the peer already reset?): keep the address

@@ -61,7 +61,7 @@ func WriteHello(w io.Writer, s string) error {
 // ends are close-on-exec: ExtraFiles clears the flag on the child's copy
 // only, so no other process started meanwhile inherits either end.
 func Pair() (parent *Sender, child *os.File, err error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	fds, err := socketpair()
 	if err != nil {
 		return nil, nil, fmt.Errorf("fdpass: socketpair: %w", os.NewSyscallError("socketpair", err))
 	}
@@ -135,8 +135,10 @@ func (s *Sender) ReadHello(timeout time.Duration) (string, error) {
 // left half-owned. c must implement syscall.Conn (*net.TCPConn does); it
 // must not have been read past its preamble through any buffer, since the
 // worker reads the socket afresh. Send fails, without blocking, when the
-// worker is gone (its end is closed), and after SendTimeout when the worker
-// lives but does not read.
+// worker is gone (its end is closed), and after the send timeout when the
+// worker lives but does not read. A failed write leaves the Sender broken
+// (the socket may hold half a frame): every later Send fails too, and the
+// TaskManager should treat the worker as lost.
 func (s *Sender) Send(c net.Conn) error {
 	defer c.Close()
 	sc, ok := c.(syscall.Conn)
