@@ -59,16 +59,22 @@ func main() {
 	ckDir := flag.String("checkpoints", "", "checkpoint directory (required)")
 	interval := flag.Duration("interval", 200*time.Millisecond, "checkpoint interval")
 	panicAfter := flag.Int64("panic-after", 0, "panic in the map after this many records (0: never)")
+	crashAfter := flag.Int64("crash-after", 0, "crash the whole process (a panic on a goroutine of its own, which nothing can recover) after this many records in the map (0: never)")
+	restarts := flag.Int("restarts", 1000, "restart attempts (0: none)")
 	flag.Parse()
 	if *outDir == "" || *ckDir == "" {
 		fmt.Fprintln(os.Stderr, "seqjob: --out and --checkpoints are required")
 		os.Exit(2)
 	}
-	env := strom.NewEnvironment(strom.Config{
+	cfg := strom.Config{
 		Cluster: *cluster, Parallelism: *p,
 		CheckpointInterval: *interval, CheckpointDir: "file://" + *ckDir,
-		RestartStrategy: strom.FixedDelayRestart(1000, 100*time.Millisecond),
-	})
+		RestartStrategy: strom.NoRestart(),
+	}
+	if *restarts > 0 {
+		cfg.RestartStrategy = strom.FixedDelayRestart(*restarts, 100*time.Millisecond)
+	}
+	env := strom.NewEnvironment(cfg)
 	opts := []datagen.GeneratorOption{datagen.Count(*n)}
 	if *rate > 0 {
 		opts = append(opts, datagen.RatePerSecond(*rate))
@@ -80,6 +86,10 @@ func main() {
 		seen++
 		if *panicAfter > 0 && seen > *panicAfter {
 			panic(fmt.Sprintf("seqjob: a bug, on purpose, after %d records", *panicAfter))
+		}
+		if *crashAfter > 0 && seen > *crashAfter {
+			go func() { panic(fmt.Sprintf("seqjob: a crash, on purpose, after %d records", *crashAfter)) }()
+			time.Sleep(time.Second)
 		}
 		return r
 	}).Name("Check").UID("check")
