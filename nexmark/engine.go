@@ -128,7 +128,7 @@ func sinkRows[R Row](rows strom.Stream[R], out *Output) {
 			return &funcWriter[R]{fn: fn, rows: &out.rows}, nil
 		}).Parallelism(1)
 	default:
-		strom.SinkTo(rows, "Blackhole", func(strom.SinkContext) (strom.SinkWriter[R], error) {
+		strom.SinkTo(rows, blackholeName, func(strom.SinkContext) (strom.SinkWriter[R], error) {
 			return &blackhole[R]{rows: &out.rows}, nil
 		})
 	}
@@ -361,9 +361,11 @@ func Run(ctx context.Context, cfg RunConfig) (RunResult, error) {
 		}
 		out.rows.Add(n - committedBefore)
 	case job != nil && out.Path != "":
-		if op, ok := job.Operator(pathSinkName); ok {
-			out.rows.Add(op.RecordsIn)
-		}
+		out.rows.Add(rowsIntoSink(job, pathSinkName))
+	case job != nil && out.Lines == nil && out.Rows() == rowsBefore:
+		// The blackhole ran in other processes (a cluster): its count is
+		// in the job's metrics, not in this process.
+		out.rows.Add(rowsIntoSink(job, blackholeName))
 	}
 	res := RunResult{Elapsed: elapsed, Job: job, Rows: out.Rows() - rowsBefore, Events: max(cfg.Events, 0), SavepointPath: savepoint}
 	if injector != nil {
@@ -465,4 +467,24 @@ func CollectLines() (*Output, func() []string) {
 		defer l.mu.Unlock()
 		return append([]string(nil), l.lines...)
 	}
+}
+
+// blackholeName names the sink of rows nobody keeps.
+const blackholeName = "Blackhole"
+
+// rowsIntoSink is how many rows the sink called name took: its records in,
+// from an embedded run's operator totals, or, from a cluster's, where
+// the results are per vertex (chain), the records out of the vertex the
+// sink ends (a sink counts what it wrote as its output).
+func rowsIntoSink(job *strom.JobResult, name string) int64 {
+	if op, ok := job.Operator(name); ok {
+		return op.RecordsIn
+	}
+	var n int64
+	for _, op := range job.Operators {
+		if strings.HasSuffix(op.Name, " -> "+name) {
+			n += op.RecordsOut
+		}
+	}
+	return n
 }

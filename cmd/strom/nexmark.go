@@ -82,6 +82,7 @@ type nexmarkFlags struct {
 	stopAfter      time.Duration
 	savepointDir   string
 	fromSavepoint  string
+	cluster        string
 }
 
 func nexmarkCmd() *cobra.Command {
@@ -131,6 +132,7 @@ engine's events/s to the baseline's is reported.`,
 	fl.DurationVar(&f.stopAfter, "stop-with-savepoint-after", 0, "after this long (wall-clock), stop the job with a savepoint into --savepoint-dir, without draining, and report its path (0: run to the end)")
 	fl.StringVar(&f.savepointDir, "savepoint-dir", "", "where --stop-with-savepoint-after puts the savepoint: an OS path or URL (file:///dir, s3://bucket/prefix?endpoint=..., mem://name)")
 	fl.StringVar(&f.fromSavepoint, "from-savepoint", "", "resume from this savepoint (the savepoint_path of a stopped run), possibly at another --parallelism; with --output DIR and checkpoints, write into the stopped run's DIR")
+	fl.StringVar(&f.cluster, "cluster", "", "run the query on the cluster at this REST URL (this binary submits itself, and the cluster's TaskManagers run it as the job binary) instead of an embedded cluster; the CPU time reported is then this client's only")
 	_ = cmd.MarkFlagRequired("query")
 	return cmd
 }
@@ -239,6 +241,7 @@ func runNexmark(cmd *cobra.Command, f nexmarkFlags) error {
 		c.CheckpointDir = f.ckDir
 		c.CheckpointMode = mode
 		c.LoopbackNetwork = f.loopback
+		c.Cluster = f.cluster
 		if f.taskManagers > 0 {
 			c.TaskManagers = f.taskManagers
 			c.SlotsPerTaskManager = (f.parallelism + f.taskManagers - 1) / f.taskManagers

@@ -155,6 +155,9 @@ func (r *REST) Job(ctx context.Context, id string) (rest.Job, error) {
 		}
 		j.Vertices = append(j.Vertices, vx)
 	}
+	for _, op := range v.status.Operators {
+		j.Operators = append(j.Operators, rest.OperatorCount{Name: op.Name, RecordsIn: op.RecordsIn, RecordsOut: op.RecordsOut})
+	}
 	return j, nil
 }
 

@@ -143,6 +143,18 @@ type Job struct {
 	Timestamps map[JobState]time.Time
 	Vertices   []Vertex
 	Plan       Plan
+	// Operators are the job's records in and out per operator (summed
+	// over subtasks), which a vertex's metrics cannot show for the
+	// operators inside a chain. The execution result carries them as
+	// accumulators (numRecordsIn.NAME, numRecordsOut.NAME): how a job
+	// binary that submitted itself learns what its sinks took.
+	Operators []OperatorCount
+}
+
+// OperatorCount is one operator's record counts.
+type OperatorCount struct {
+	Name                  string
+	RecordsIn, RecordsOut int64
 }
 
 // Vertex is a job vertex (a chain of operators run as one task per subtask).

@@ -313,6 +313,15 @@ func (s *Server) getExecutionResult(r *http.Request) (int, any, error) {
 	app := map[JobState]string{"FINISHED": "SUCCEEDED", "FAILED": "FAILED", "CANCELED": "CANCELED"}[j.State]
 	res := &jobResult{ID: j.ID, ApplicationStatus: app, Accumulators: map[string]any{}, NetRuntime: s.duration(j.Start, j.End),
 		JobID: j.ID, AppStatus: app, AccumulatorResults: map[string]any{}, NetRuntimeSpec: s.duration(j.Start, j.End), Success: app == "SUCCEEDED"}
+	if d, err := s.cfg.Cluster.Job(r.Context(), j.ID); err == nil {
+		// Flink's accumulator values are serialized Java objects; these
+		// are decimal strings, under the wire name only (the spec's
+		// accumulatorResults wants Flink's serialization).
+		for _, op := range d.Operators {
+			res.Accumulators["numRecordsIn."+op.Name] = strconv.FormatInt(op.RecordsIn, 10)
+			res.Accumulators["numRecordsOut."+op.Name] = strconv.FormatInt(op.RecordsOut, 10)
+		}
+	}
 	if j.State == "FAILED" {
 		exs, err := s.cfg.Cluster.Exceptions(r.Context(), j.ID)
 		if err != nil {

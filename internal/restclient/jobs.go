@@ -64,6 +64,10 @@ type JobResult struct {
 	// NetRuntime is in milliseconds.
 	NetRuntime   int64         `json:"net-runtime"`
 	FailureCause *FailureCause `json:"failure-cause,omitempty"`
+	// Accumulators are the job's counters by name; a Strom cluster
+	// reports each operator's records as numRecordsIn.NAME and
+	// numRecordsOut.NAME, in decimal.
+	Accumulators map[string]string `json:"accumulator-results,omitempty"`
 }
 
 // Runtime is the job's net runtime.

@@ -256,6 +256,10 @@ func buildTask(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, sub
 	if job.Config.OnTask != nil {
 		job.Config.OnTask(task)
 	}
+	// Built tail first; reported head first, as the chain runs (REST
+	// reads a vertex's records in and watermark off its head, its
+	// records out off its tail).
+	slices.Reverse(metrics)
 	return task, metrics, nil
 }
 
