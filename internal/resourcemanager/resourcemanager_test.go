@@ -3,6 +3,7 @@ package resourcemanager
 import (
 	"context"
 	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +16,15 @@ import (
 	"github.com/strom-dev/strom/internal/scheduler"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain runs the stand-in TaskManager process of
+// TestLocalProcessesStartAndStopTaskManagers when started as one, and
+// otherwise the tests, checking that none leaves a goroutine behind.
+func TestMain(m *testing.M) {
+	if os.Getenv(tmHelperEnv) != "" {
+		os.Exit(taskManagerHelper(os.Args[1:]))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // start runs a ResourceManager with TaskManagers of the given slot counts
 // registered (tm-1, tm-2, ...) and returns a gateway to it and the
