@@ -381,6 +381,36 @@ func TestDroppedWorkerIsAwaitedNotAskedForAgain(t *testing.T) {
 	require.Equal(t, rpc.SlotsGranted{JobID: "b", RequestID: 1, Slots: []rpc.SlotOffer{slot("w-1", 0)}}, next(t, p.jm))
 }
 
+// The Standalone provider starts nothing: a request waits, quietly, for a
+// TaskManager started by hand, as without a provider.
+func TestStandaloneProviderWaitsForTaskManagersStartedByHand(t *testing.T) {
+	logs := &records{}
+	net := rpc.NewLocal()
+	gw, jm := startLogged(t, net, Config{Provider: provider.Standalone{}, ProviderRetryDelay: 10 * time.Millisecond}, slog.New(logs))
+	require.NoError(t, gw.RequestSlots(rpc.RequestSlots{JobID: "a", RequestID: 1, N: 1, JobMaster: "jm"}))
+	time.Sleep(50 * time.Millisecond) // a few retries
+	requireQuiet(t, jm)
+	tm, err := net.Listen("taskmanager-tm-1")
+	require.NoError(t, err)
+	t.Cleanup(tm.Close)
+	require.NoError(t, gw.RegisterTaskManager(rpc.RegisterTaskManager{TaskManager: "tm-1", Address: "taskmanager-tm-1", Slots: 1}))
+	require.Equal(t, rpc.SlotsGranted{JobID: "a", RequestID: 1, Slots: []rpc.SlotOffer{slot("tm-1", 0)}}, next(t, jm))
+	require.Empty(t, logs.warnings())
+}
+
+func TestProviderSettingsAreChecked(t *testing.T) {
+	for _, cfg := range []Config{{SlotsPerWorker: -1}, {ProviderRetryDelay: -time.Second}} {
+		_, err := NewWithConfig(rpc.NewLocal(), "rm", nil, cfg)
+		require.ErrorContains(t, err, "negative")
+	}
+	rm, err := NewWithConfig(rpc.NewLocal(), "rm", nil, Config{Provider: provider.Standalone{}})
+	require.NoError(t, err)
+	defer rm.ep.Close()
+	require.Equal(t, 1, rm.cfg.SlotsPerWorker)
+	require.Equal(t, DefaultIdleTimeout, rm.cfg.IdleTimeout)
+	require.Equal(t, DefaultProviderRetryDelay, rm.cfg.ProviderRetryDelay)
+}
+
 // tmHelperEnv switches the test binary into a stand-in TaskManager; its
 // value is the ResourceManager's address.
 const tmHelperEnv = "STROM_RM_TEST_TASKMANAGER"
