@@ -1,6 +1,9 @@
 // Package resourcemanager is the ResourceManager role: it owns the
 // TaskManagers' slots and hands them to JobMasters. It knows the others
-// only by address and speaks to them through rpc gateways.
+// only by address and speaks to them through rpc gateways. With a
+// resource provider (Config.Provider) it also starts TaskManagers when
+// slots are short and stops the ones left idle, as Flink's
+// ActiveResourceManager does.
 package resourcemanager
 
 import (
@@ -12,6 +15,7 @@ import (
 	"time"
 
 	"github.com/strom-dev/strom/internal/heartbeat"
+	"github.com/strom-dev/strom/internal/resourcemanager/provider"
 	"github.com/strom-dev/strom/internal/rpc"
 	"github.com/strom-dev/strom/internal/scheduler"
 )
@@ -22,6 +26,22 @@ import (
 // it waited Config.SlotRequestTimeout. Answers go to the asking JobMaster's gateway as
 // SlotsGranted or SlotsRefused, so the ResourceManager never waits for a
 // JobMaster.
+//
+// With a Config.Provider, waiting requests also make it ask the provider
+// for as many workers (TaskManagers of Config.SlotsPerWorker slots) as
+// cover what they need beyond the free slots and the slots of workers
+// asked for and not registered yet, so one shortfall is asked for once; a
+// worker that stops before it registers is asked for again. A TaskManager
+// registers with the id of its worker, which is how the ResourceManager
+// tells the provider's TaskManagers from TaskManagers started by hand. One
+// of the provider's whose slots were all free for Config.IdleTimeout, while
+// no request waits, is released: its slots leave the table at once and it
+// stops. TaskManagers started by hand are never released. The provider is
+// called from the loop (its methods do not wait for processes) and its
+// events are read there; a provider that starts fewer workers than asked
+// (an error, or Standalone's none) is asked again after
+// Config.ProviderRetryDelay, and meanwhile the requests wait as they would
+// for TaskManagers started by hand.
 type ResourceManager struct {
 	ep  rpc.Endpoint
 	net rpc.Transport
@@ -44,6 +64,9 @@ type ResourceManager struct {
 	// snapshot is the registered TaskManagers, for TaskManagers.
 	snapshot atomic.Pointer[[]TaskManagerInfo]
 	peak     int // the most slots registered at one time
+
+	// ws accounts for the provider's workers; nil without a provider.
+	ws *workers
 }
 
 type reqKey struct {
@@ -55,6 +78,17 @@ type reqKey struct {
 // slots when Config.SlotRequestTimeout is not set (Flink's
 // slot.request.timeout).
 const DefaultSlotRequestTimeout = 5 * time.Minute
+
+// DefaultIdleTimeout is how long a TaskManager started by the provider may
+// have all its slots free before it is released, when Config.IdleTimeout
+// is not set (Flink's resourcemanager.taskmanager-timeout).
+const DefaultIdleTimeout = 30 * time.Second
+
+// DefaultProviderRetryDelay is how long the ResourceManager waits before
+// it asks again a provider that started fewer workers than asked, when
+// Config.ProviderRetryDelay is not set (Flink's
+// resourcemanager.start-worker.retry-interval).
+const DefaultProviderRetryDelay = 3 * time.Second
 
 // Config tunes a ResourceManager; the zero Config means the defaults.
 type Config struct {
@@ -70,8 +104,26 @@ type Config struct {
 	// the cluster ever had at one time: for an embedded cluster, whose
 	// TaskManagers all start with it, such a request could never be
 	// served. A request the cluster is short for only because
-	// TaskManagers were lost still waits.
+	// TaskManagers were lost still waits. A refused request asks the
+	// Provider for nothing.
 	RefuseAboveCapacity bool
+	// Provider starts TaskManagers when slots are short and stops idle
+	// ones (nil: none are started or stopped, as with
+	// provider.Standalone, and the provider is never called). The
+	// ResourceManager does not Close it: whoever made it does, after Run
+	// returned.
+	Provider provider.Provider
+	// SlotsPerWorker is the number of slots a TaskManager asked of the
+	// Provider offers (0: 1, Flink's taskmanager.numberOfTaskSlots).
+	SlotsPerWorker int
+	// IdleTimeout is how long a TaskManager the Provider started may have
+	// every slot free before it is released (0: DefaultIdleTimeout;
+	// negative: never).
+	IdleTimeout time.Duration
+	// ProviderRetryDelay is how long the ResourceManager waits before it
+	// asks the Provider again after it started fewer workers than asked
+	// (0: DefaultProviderRetryDelay).
+	ProviderRetryDelay time.Duration
 }
 
 type tmSlots struct {
@@ -90,6 +142,18 @@ func NewWithConfig(net rpc.Transport, address string, log *slog.Logger, cfg Conf
 	if cfg.SlotRequestTimeout <= 0 {
 		cfg.SlotRequestTimeout = DefaultSlotRequestTimeout
 	}
+	if cfg.SlotsPerWorker < 0 || cfg.ProviderRetryDelay < 0 {
+		return nil, fmt.Errorf("resource manager: negative slots per worker (%d) or provider retry delay (%v)", cfg.SlotsPerWorker, cfg.ProviderRetryDelay)
+	}
+	if cfg.SlotsPerWorker == 0 {
+		cfg.SlotsPerWorker = 1
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.ProviderRetryDelay == 0 {
+		cfg.ProviderRetryDelay = DefaultProviderRetryDelay
+	}
 	hb, err := heartbeat.NewShell(cfg.Heartbeat)
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
@@ -101,8 +165,12 @@ func NewWithConfig(net rpc.Transport, address string, log *slog.Logger, cfg Conf
 	if log == nil {
 		log = slog.Default()
 	}
-	return &ResourceManager{ep: ep, net: net, log: log, cfg: cfg, tms: map[string]*tmSlots{},
-		deadlines: map[reqKey]time.Time{}, hb: hb, tmAddr: map[string]string{}}, nil
+	rm := &ResourceManager{ep: ep, net: net, log: log, cfg: cfg, tms: map[string]*tmSlots{},
+		deadlines: map[reqKey]time.Time{}, hb: hb, tmAddr: map[string]string{}}
+	if cfg.Provider != nil {
+		rm.ws = newWorkers(cfg.SlotsPerWorker, cfg.IdleTimeout, cfg.ProviderRetryDelay)
+	}
+	return rm, nil
 }
 
 // RegisteredSlots is how many slots registered TaskManagers offer, for the
@@ -140,10 +208,15 @@ func (rm *ResourceManager) Run(ctx context.Context) {
 					}
 				}
 			}
+		case <-rm.providerReady():
+			rm.workerEvents()
 		case <-rm.timerC():
 			rm.timer = nil
 		}
-		rm.expire(time.Now())
+		now := time.Now()
+		rm.expire(now)
+		rm.reconcile(ctx, now)
+		rm.arm(now)
 	}
 }
 
@@ -158,6 +231,11 @@ func (rm *ResourceManager) total() int {
 func (rm *ResourceManager) handle(m rpc.Message) {
 	switch m := m.(type) {
 	case rpc.RegisterTaskManager:
+		if rm.ws != nil && rm.ws.releasing(m.TaskManager) {
+			// Sent before it was told to stop: its slots stay out.
+			rm.log.Info("resource manager: registration of a released TaskManager ignored", "task_manager", m.TaskManager)
+			return
+		}
 		if _, ok := rm.tms[m.TaskManager]; !ok {
 			rm.order = append(rm.order, m.TaskManager)
 		}
@@ -171,6 +249,9 @@ func (rm *ResourceManager) handle(m rpc.Message) {
 		rm.publish()
 		rm.peak = max(rm.peak, rm.total())
 		rm.hbDo(rm.hb.Handle(heartbeat.EvAdd{Target: m.TaskManager}))
+		if rm.ws != nil {
+			rm.ws.registered(m.TaskManager)
+		}
 		rm.serveQueue()
 	case rpc.TaskManagerHeartbeat:
 		rm.hbDo(rm.hb.Handle(heartbeat.EvHeartbeat{Target: m.TaskManager}))
@@ -256,11 +337,9 @@ func (rm *ResourceManager) serveQueue() {
 	}
 }
 
-// expire refuses the queued requests whose deadline passed, and sets the
-// timer for the next deadline.
+// expire refuses the queued requests whose deadline passed.
 func (rm *ResourceManager) expire(now time.Time) {
 	kept := rm.queue[:0]
-	var next time.Time
 	for _, q := range rm.queue {
 		d := rm.deadlines[reqKey{q.JobID, q.RequestID}]
 		if !now.Before(d) {
@@ -268,19 +347,32 @@ func (rm *ResourceManager) expire(now time.Time) {
 			rm.refuse(q, fmt.Sprintf("no %d free slots within the slot request timeout of %v: the cluster has %d (%d TaskManagers)", q.N, rm.cfg.SlotRequestTimeout, rm.total(), len(rm.tms)))
 			continue
 		}
-		if next.IsZero() || d.Before(next) {
-			next = d
-		}
 		kept = append(kept, q)
 	}
 	clear(rm.queue[len(kept):])
 	rm.queue = kept
-	rm.stopTimer()
-	if !next.IsZero() {
-		rm.timer = time.NewTimer(time.Until(next))
-	}
 	if len(kept) > 0 {
 		rm.serveQueue() // a refused head may have held others back
+	}
+}
+
+// arm sets the timer for the earliest of the queued requests' deadlines
+// and the workers' next (an idle deadline, the end of a retry delay).
+func (rm *ResourceManager) arm(now time.Time) {
+	rm.stopTimer()
+	var next time.Time
+	for _, d := range rm.deadlines {
+		if next.IsZero() || d.Before(next) {
+			next = d
+		}
+	}
+	if rm.ws != nil {
+		if w := rm.ws.next(now, len(rm.queue) > 0); !w.IsZero() && (next.IsZero() || w.Before(next)) {
+			next = w
+		}
+	}
+	if !next.IsZero() {
+		rm.timer = time.NewTimer(next.Sub(now))
 	}
 }
 
@@ -337,7 +429,25 @@ func (rm *ResourceManager) dropTaskManager(id, reason string) {
 		return
 	}
 	rm.log.Warn("resource manager: TaskManager lost; its slots are dropped", "task_manager", id, "reason", reason)
+	rm.removeSlots(id)
+	if rm.ws != nil {
+		rm.ws.lost(id)
+	}
+}
+
+// removeSlots takes a TaskManager's slots out of the table.
+func (rm *ResourceManager) removeSlots(id string) {
 	delete(rm.tms, id)
 	rm.order = slices.DeleteFunc(rm.order, func(x string) bool { return x == id })
 	rm.publish()
+}
+
+// forgetTaskManager removes a TaskManager that stops on purpose (released,
+// or stopped by its provider): its slots leave the table and, unlike a
+// lost one's, its heartbeats and address too, so that its connection
+// closing is no alarm.
+func (rm *ResourceManager) forgetTaskManager(id string) {
+	rm.removeSlots(id)
+	rm.hbDo(rm.hb.Handle(heartbeat.EvRemove{Target: id}))
+	delete(rm.tmAddr, id)
 }

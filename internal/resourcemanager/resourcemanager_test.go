@@ -3,6 +3,7 @@ package resourcemanager
 import (
 	"context"
 	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +16,15 @@ import (
 	"github.com/strom-dev/strom/internal/scheduler"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain runs the stand-in TaskManager process of
+// TestLocalProcessesStartAndStopTaskManagers when started as one, and
+// otherwise the tests, checking that none leaves a goroutine behind.
+func TestMain(m *testing.M) {
+	if os.Getenv(tmHelperEnv) != "" {
+		os.Exit(taskManagerHelper(os.Args[1:]))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // start runs a ResourceManager with TaskManagers of the given slot counts
 // registered (tm-1, tm-2, ...) and returns a gateway to it and the
@@ -31,13 +40,13 @@ func start(t *testing.T, slots ...int) (rpc.ResourceManagerGateway, rpc.Endpoint
 // than any test here).
 func startWith(t *testing.T, net *rpc.Local, cfg Config, slots ...int) (rpc.ResourceManagerGateway, rpc.Endpoint) {
 	t.Helper()
-	rm, err := NewWithConfig(net, "rm", slog.New(slog.DiscardHandler), cfg)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); rm.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	return startLogged(t, net, cfg, slog.New(slog.DiscardHandler), slots...)
+}
+
+// startLogged is startWith with the ResourceManager's logger.
+func startLogged(t *testing.T, net *rpc.Local, cfg Config, log *slog.Logger, slots ...int) (rpc.ResourceManagerGateway, rpc.Endpoint) {
+	t.Helper()
+	rm := run(t, net, cfg, log)
 	gw := net.ResourceManager(rm.Address())
 	for i, n := range slots {
 		id := string(rune('1' + i))
@@ -50,6 +59,19 @@ func startWith(t *testing.T, net *rpc.Local, cfg Config, slots ...int) (rpc.Reso
 	require.NoError(t, err)
 	t.Cleanup(jm.Close)
 	return gw, jm
+}
+
+// run starts a ResourceManager at "rm" on net, stopped when the test ends.
+func run(t *testing.T, net rpc.Transport, cfg Config, log *slog.Logger) *ResourceManager {
+	t.Helper()
+	rm, err := NewWithConfig(net, "rm", log, cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); rm.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return rm
 }
 
 // next is the stand-in JobMaster's next message.
