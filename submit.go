@@ -8,6 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -203,7 +206,15 @@ func (r *remoteJob) wait(ctx context.Context) (*JobResult, error) {
 		return nil, fmt.Errorf("strom: waiting for job %q: %w", r.name, err)
 	}
 	r.ended()
-	out := &JobResult{JobID: r.id, JobName: r.name, Duration: res.Runtime(), Operators: r.metrics()}
+	out := &JobResult{JobID: r.id, JobName: r.name, Duration: res.Runtime(), Operators: operatorsOf(res.Accumulators)}
+	if out.Operators == nil { // a cluster that reports no per-operator counts
+		out.Operators = r.metrics()
+	}
+	cctx, cancel := r.call()
+	if st, err := r.c.Checkpoints(cctx, r.id); err == nil {
+		out.CheckpointsCompleted = st.Counts.Completed
+	}
+	cancel()
 	switch res.ApplicationStatus {
 	case "SUCCEEDED":
 		return out, nil
@@ -274,3 +285,44 @@ func serveWorker(ctx context.Context, job *jobcode.Job) error {
 // errWorkerStopped is returned by Execute in a job worker if exitProcess
 // returns (only in tests).
 var errWorkerStopped = errors.New("job worker stopped")
+
+// operatorsOf reads the per-operator record counts a Strom cluster puts in
+// a job's accumulators (numRecordsIn.NAME, numRecordsOut.NAME), in name
+// order; nil if there are none.
+func operatorsOf(acc map[string]string) []OperatorResult {
+	byName := map[string]*OperatorResult{}
+	var names []string
+	for k, v := range acc {
+		name, in := strings.CutPrefix(k, "numRecordsIn.")
+		if !in {
+			var out bool
+			if name, out = strings.CutPrefix(k, "numRecordsOut."); !out {
+				continue
+			}
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			continue
+		}
+		op := byName[name]
+		if op == nil {
+			op = &OperatorResult{Name: name}
+			byName[name] = op
+			names = append(names, name)
+		}
+		if in {
+			op.RecordsIn = n
+		} else {
+			op.RecordsOut = n
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	slices.Sort(names)
+	out := make([]OperatorResult, 0, len(names))
+	for _, n := range names {
+		out = append(out, *byName[n])
+	}
+	return out
+}

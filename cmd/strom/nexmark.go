@@ -173,6 +173,15 @@ func runNexmark(cmd *cobra.Command, f nexmarkFlags) error {
 			return fmt.Errorf("--input: %w", err)
 		}
 	}
+	if f.cluster != "" {
+		// These act inside the process that runs the tasks, which on a
+		// cluster is not this one.
+		for _, name := range []string{"fail-every", "cpuprofile", "taskmanagers", "loopback-network"} {
+			if cmd.Flags().Changed(name) {
+				return fmt.Errorf("--%s works on an embedded cluster only, not with --cluster", name)
+			}
+		}
+	}
 	gcfg := nexmark.GeneratorConfig{Seed: f.seed, EventsPerSecond: f.rate, OutOfOrderness: f.outOfOrderness}
 	cfg := nexmark.RunConfig{
 		Query:          f.query,

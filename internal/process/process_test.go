@@ -2,8 +2,11 @@ package process_test
 
 import (
 	"context"
+	"encoding/json"
 	"math/rand/v2"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -169,4 +172,58 @@ func TestCrashingJobBinaryLeavesTaskManagersAndOtherJobsRunning(t *testing.T) {
 		require.True(t, c.tm(id).alive(), id)
 	}
 	require.Len(t, c.liveTMs(), 2, "a TaskManager died with the job")
+}
+
+// `strom nexmark --cluster` runs a query on the cluster — the strom
+// binary submits itself and the TaskManagers run it as the job binary —
+// with checkpoints into an exactly-once output directory whose committed
+// rows are those of the embedded run.
+func TestNexmarkOnTheClusterMatchesEmbedded(t *testing.T) {
+	c := startCluster(t, 2, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, q := range []string{"q5", "q8"} {
+		rows := map[string][]string{}
+		for _, where := range []string{"cluster", "embedded"} {
+			dir := t.TempDir()
+			args := []string{"nexmark", "--query", q, "--events", "300000", "--parallelism", "2", "--tps", "200000",
+				"--checkpoint-interval", "100ms", "--checkpoint-dir", "file://" + filepath.Join(dir, "ck"),
+				"--output", filepath.Join(dir, "out"), "--json"}
+			if where == "cluster" {
+				args = append(args, "--cluster", c.rest)
+			}
+			out, err := exec.CommandContext(ctx, bins.strom, args...).Output()
+			require.NoError(t, err, "%s %s", q, where)
+			var sum struct {
+				Rows        int64 `json:"rows"`
+				Checkpoints int   `json:"checkpoints_completed"`
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &sum), string(out))
+			rows[where] = committedLines(t, filepath.Join(dir, "out"))
+			require.EqualValues(t, len(rows[where]), sum.Rows, "%s %s: rows reported and committed", q, where)
+			require.NotEmpty(t, rows[where], "%s %s", q, where)
+			require.Positive(t, sum.Checkpoints, "%s %s: no checkpoint completed", q, where)
+		}
+		require.Equal(t, rows["embedded"], rows["cluster"], q)
+	}
+}
+
+// committedLines are the sorted lines of an exactly-once output
+// directory's committed files.
+func committedLines(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var out []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") || e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		require.NoError(t, err)
+		out = append(out, strings.Split(strings.TrimRight(string(b), "\n"), "\n")...)
+	}
+	slices.Sort(out)
+	return out
 }
