@@ -43,6 +43,12 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	if code == 0 {
+		if left := leftovers(dir); len(left) > 0 {
+			fmt.Fprintf(os.Stderr, "processes left running after the tests:\n%s\n", strings.Join(left, "\n"))
+			code = 1
+		}
+	}
 	_ = os.RemoveAll(dir)
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
@@ -319,4 +325,37 @@ func (j *seqJob) checkExact(t *testing.T) {
 		require.True(t, r.Seq >= 1 && r.Seq <= perKey && r.Key >= 0 && r.Key < j.keys, "record out of range: %+v", r)
 		require.Equal(t, r.Seq, r.Count, "key %d: the count at seq %d is %d: state lost or doubled", r.Key, r.Seq, r.Count)
 	}
+}
+
+// leftovers lists the processes the tests started that still run, a few
+// seconds after the last test: any process run from the binaries built
+// here or from a temporary directory (job workers run from a
+// TaskManager's cache of fetched binaries), and any child of this one.
+func leftovers(binDir string) []string {
+	tmp := os.TempDir()
+	self := fmt.Sprint(os.Getpid())
+	var left []string
+	for range 50 {
+		left = left[:0]
+		procs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, p := range procs {
+			cmdline, err := os.ReadFile(filepath.Join(p, "cmdline"))
+			if err != nil || len(cmdline) == 0 {
+				continue
+			}
+			argv0 := strings.SplitN(string(cmdline), "\x00", 2)[0]
+			stat, _ := os.ReadFile(filepath.Join(p, "stat"))
+			// pid (comm) state ppid ...
+			fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+			child := len(fields) > 1 && fields[1] == self
+			if strings.HasPrefix(argv0, binDir) || (strings.HasPrefix(argv0, tmp) && strings.Contains(argv0, "/binaries/")) || child {
+				left = append(left, filepath.Base(p)+" "+strings.ReplaceAll(string(cmdline), "\x00", " "))
+			}
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return left
 }
