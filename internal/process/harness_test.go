@@ -91,7 +91,7 @@ func (p *proc) stderr() string {
 
 // start runs bin with args; with ready set, it waits for the stdout line
 // starting with it and returns the line.
-func start(t *testing.T, dir, name, ready, bin string, args ...string) (*proc, string) {
+func start(t testing.TB, dir, name, ready, bin string, args ...string) (*proc, string) {
 	t.Helper()
 	p := &proc{name: name, cmd: exec.Command(bin, args...), log: filepath.Join(dir, name+".log"), done: make(chan struct{})}
 	logf, err := os.Create(p.log)
@@ -144,7 +144,7 @@ func start(t *testing.T, dir, name, ready, bin string, args ...string) (*proc, s
 
 // cluster is a JobManager and TaskManagers, each a process.
 type cluster struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	jm       *proc
 	rpc      string
@@ -158,7 +158,7 @@ type cluster struct {
 
 // startCluster starts a JobManager (with jmArgs) and n TaskManagers of
 // slots slots, and waits until every slot is registered.
-func startCluster(t *testing.T, n, slots int, jmArgs ...string) *cluster {
+func startCluster(t testing.TB, n, slots int, jmArgs ...string) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	args := append([]string{"jobmanager", "--rpc-address", "127.0.0.1:0", "--rest-address", "127.0.0.1:0", "--dir", filepath.Join(dir, "jm")}, jmArgs...)
@@ -259,7 +259,7 @@ type seqJob struct {
 	args    []string
 }
 
-func newSeqJob(t *testing.T, n, keys int64, p int, args ...string) *seqJob {
+func newSeqJob(t testing.TB, n, keys int64, p int, args ...string) *seqJob {
 	dir := t.TempDir()
 	j := &seqJob{out: filepath.Join(dir, "out"), ck: filepath.Join(dir, "ck"), n: n, keys: keys, p: p}
 	j.args = append([]string{"--n", fmt.Sprint(n), "--keys", fmt.Sprint(keys), "--p", fmt.Sprint(p), "--out", j.out, "--checkpoints", j.ck}, args...)
@@ -287,7 +287,7 @@ type outRecord struct {
 
 // committed reads the sink's committed part files (in-progress ones
 // start with "." or end in ".inprogress").
-func (j *seqJob) committed(t *testing.T) []outRecord {
+func (j *seqJob) committed(t testing.TB) []outRecord {
 	t.Helper()
 	ents, err := os.ReadDir(j.out)
 	require.NoError(t, err)
@@ -312,7 +312,7 @@ func (j *seqJob) committed(t *testing.T) []outRecord {
 // checkExact checks exactly-once output: every key's seq 1..n/keys
 // exactly once, and (each key being read by one source subtask, in
 // order) its count equal to its seq: state neither lost nor doubled.
-func (j *seqJob) checkExact(t *testing.T) {
+func (j *seqJob) checkExact(t testing.TB) {
 	t.Helper()
 	recs := j.committed(t)
 	require.Len(t, recs, int(j.n), "records committed")
