@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,7 +102,11 @@ func BenchmarkNexmarkOnTwoTaskManagers(b *testing.B) {
 					// cluster; embedded, it is everything).
 					cpu += time.Duration(sum.CPU * float64(time.Second))
 					if c != nil {
-						time.Sleep(200 * time.Millisecond) // the workers are waited for
+						// The job workers' CPU counts once their
+						// TaskManager has waited for them.
+						for _, id := range c.liveTMs() {
+							waitNoChildren(b, c.tm(id).cmd.Process.Pid)
+						}
 						cpu += c.clusterCPU() - before
 					}
 				}
@@ -259,4 +264,30 @@ func waitCheckpoints(b *testing.B, c *cluster, id string, n int, min int64) int6
 	}
 	b.Fatal("checkpoints did not complete")
 	return 0
+}
+
+// waitNoChildren waits until process pid has no child processes.
+func waitNoChildren(b *testing.B, pid int) {
+	want := fmt.Sprint(pid)
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		found := false
+		procs, _ := filepath.Glob("/proc/[0-9]*/stat")
+		for _, p := range procs {
+			st, err := os.ReadFile(p)
+			if err != nil {
+				continue
+			}
+			f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+			if len(f) > 1 && f[1] == want {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.Fatalf("process %d still has children after 20s", pid)
 }
