@@ -28,6 +28,7 @@ import (
 	"github.com/strom-dev/strom/internal/jobgraph"
 	"github.com/strom-dev/strom/internal/jobmaster"
 	"github.com/strom-dev/strom/internal/resourcemanager"
+	"github.com/strom-dev/strom/internal/resourcemanager/provider"
 	"github.com/strom-dev/strom/internal/rest"
 	"github.com/strom-dev/strom/internal/rpc"
 )
@@ -62,7 +63,14 @@ type JobManagerConfig struct {
 	// Heartbeats to TaskManagers (0: 1 s and 5 s) and how long a job
 	// waits for slots (0: 5 min).
 	HeartbeatInterval, HeartbeatTimeout, SlotRequestTimeout time.Duration
-	Logger                                                  *slog.Logger
+	// Provider, if set, starts TaskManagers of SlotsPerWorker slots when
+	// jobs are short of slots and stops those idle for IdleTimeout
+	// (resourcemanager.Config); nil: TaskManagers are started by hand
+	// (standalone). The JobManager does not close it.
+	Provider       provider.Provider
+	SlotsPerWorker int
+	IdleTimeout    time.Duration
+	Logger         *slog.Logger
 }
 
 // JobManager is a running JobManager process's roles.
@@ -131,6 +139,7 @@ func (j *JobManager) start() error {
 	rm, err := resourcemanager.NewWithConfig(n, n.Addr()+"/resourcemanager", j.log, resourcemanager.Config{
 		SlotRequestTimeout: j.cfg.SlotRequestTimeout,
 		Heartbeat:          heartbeat.Config{Interval: j.cfg.HeartbeatInterval, Timeout: j.cfg.HeartbeatTimeout},
+		Provider:           j.cfg.Provider, SlotsPerWorker: j.cfg.SlotsPerWorker, IdleTimeout: j.cfg.IdleTimeout,
 	})
 	if err != nil {
 		return fmt.Errorf("jobmanager: %w", err)
