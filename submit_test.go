@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/strom-dev/strom/internal/jobcode"
 	"github.com/strom-dev/strom/internal/jobgraph"
 	"github.com/strom-dev/strom/internal/restclient/restclienttest"
 	"github.com/strom-dev/strom/internal/streamgraph"
@@ -46,7 +47,8 @@ func selfSHA(t *testing.T) string {
 // runs nothing in this process, and Wait reports the cluster's result.
 func TestSubmitSendsJobGraphBinaryAndArgs(t *testing.T) {
 	fake := fakeCluster(t)
-	cfg := Config{Cluster: fake.URL, Parallelism: 2, FromSavepoint: "file:///sp/savepoint-1", AllowNonRestoredState: true}
+	cfg := Config{Cluster: fake.URL, Parallelism: 2, FromSavepoint: "file:///sp/savepoint-1", AllowNonRestoredState: true,
+		CheckpointInterval: time.Second, CheckpointDir: "file:///ck", RestartStrategy: FixedDelayRestart(3, time.Second)}
 	env := NewEnvironment(cfg)
 	out := pipeline(env)
 	jc, err := env.ExecuteAsync(context.Background(), "doubler")
@@ -72,6 +74,13 @@ func TestSubmitSendsJobGraphBinaryAndArgs(t *testing.T) {
 	want, err := streamgraph.BuildJobGraph(pipelineGraph(t), streamgraph.Options{JobName: "doubler", DefaultParallelism: 2,
 		MaxParallelism: cfg.EnsureDefaults().MaxParallelism})
 	require.NoError(t, err)
+	// The settings a JobManager runs it with, which it cannot take from
+	// code it never runs, travel with the graph.
+	settings, err := jobcode.FromSettings(sent.Settings)
+	require.NoError(t, err)
+	require.Equal(t, cfg.EnsureDefaults().checkpointing(), settings.Checkpoint)
+	require.Equal(t, cfg.RestartStrategy.strategy(true), settings.Restart)
+	sent.Settings = nil
 	require.Equal(t, *want, sent, "the JobGraph is the one an embedded run builds")
 
 	require.Len(t, jc.JobID(), 32)
@@ -211,5 +220,7 @@ func TestPlanModePrintsTheJobGraph(t *testing.T) {
 	want, err := streamgraph.BuildJobGraph(pipelineGraph(t), streamgraph.Options{JobName: "doubler", DefaultParallelism: 2,
 		MaxParallelism: env.Config().MaxParallelism})
 	require.NoError(t, err)
+	require.NotNil(t, jg.Settings, "the plan carries the job's settings, for /jars/:id/run")
+	jg.Settings = nil
 	require.Equal(t, *want, jg)
 }
