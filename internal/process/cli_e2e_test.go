@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -213,4 +215,130 @@ func deadAddress(t *testing.T) string {
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
 	return "http://" + addr
+}
+
+// A job stopped with a savepoint through `strom stop` and resumed with
+// `strom run -s` at another parallelism (2, then 3) loses and duplicates
+// nothing: the committed output of both runs together holds every (key,
+// seq) once. The generator's two splits (stride 2) are restored as they
+// were and dealt to the three new readers (one of them idle), so each key
+// (6 keys, a multiple of 2) is still read by one reader, in order, and
+// its restored count goes on: count == seq across the two runs.
+func TestCLIStopWithSavepointResumeWithOtherParallelism(t *testing.T) {
+	for _, drain := range []bool{false, true} {
+		t.Run(fmt.Sprintf("drain=%v", drain), func(t *testing.T) {
+			c := startCluster(t, 2, 2)
+			envJM := []string{"STROM_JOBMANAGER=" + c.rest}
+			job := newSeqJob(t, 12000, 6, 2, "--rate", "2000", "--interval", "150ms")
+
+			r := mustStrom(t, envJM, append([]string{"run", "-d", bins.seqjob}, job.args...)...)
+			first := jobIDOf(t, r)
+			waitListed(t, c, first, "RUNNING")
+			waitCompletedCheckpoints(t, c, first, 2)
+
+			spDir := t.TempDir()
+			stop := []string{"stop", "--savepoint-path", spDir}
+			if drain {
+				stop = append(stop, "--drain")
+			}
+			r = mustStrom(t, envJM, append(stop, first)...)
+			sp := savepointOf(t, r)
+			require.FileExists(t, filepath.Join(strings.TrimPrefix(sp, "file://"), "_metadata"))
+			waitListed(t, c, first, "FINISHED")
+			before := len(job.committed(t))
+			// Stopped, the job commits nothing more.
+			time.Sleep(300 * time.Millisecond)
+			require.Len(t, job.committed(t), before, "output committed after the stop")
+			require.Greater(t, before, 0, "the first run committed nothing before it stopped")
+			require.Less(t, before, int(job.n), "the first run ended its input before the stop: nothing left to resume")
+
+			resumed := withFlag(job.args, "--p", "3")
+			run := []string{"run", "-s", sp}
+			next := job
+			if drain {
+				// A known bug, outside this slice (connector/file): the
+				// exactly-once file sink names its last file at the end of
+				// input part-<subtask>-<attempt>-<EndOfInput>, the same in
+				// every job. The drained run committed those names, the
+				// resumed job (attempt 0 again) reaches its end of input
+				// with the same names, and its commit refuses to overwrite
+				// them, restarting without end. So the resumed job of the
+				// drain case writes to a directory of its own, and the
+				// check is over the union of both. The sink's UID comes
+				// from its name, which has the directory in it, so the
+				// resumed job must drop the old sink's state (-n): its
+				// committables were committed as the savepoint completed,
+				// which the union check proves.
+				next = &seqJob{out: filepath.Join(t.TempDir(), "out"), n: job.n, keys: job.keys}
+				resumed = withFlag(resumed, "--out", next.out)
+				run = append(run, "-n")
+			}
+			r = mustStrom(t, envJM, append(append(run, bins.seqjob), resumed...)...)
+			second := jobIDOf(t, r)
+			require.Contains(t, r.stdout, "Job with JobID "+second+" has finished.", r.String())
+			require.Equal(t, []int{3}, parallelismsOf(t, c, second), "the resumed job's parallelism")
+			var ck struct {
+				Latest struct {
+					Restored *struct {
+						Savepoint bool   `json:"is_savepoint"`
+						Path      string `json:"external_path"`
+					} `json:"restored"`
+				} `json:"latest"`
+			}
+			require.NoError(t, c.get("/jobs/"+second+"/checkpoints", &ck))
+			require.NotNil(t, ck.Latest.Restored, "the resumed job reports no restore")
+			require.True(t, ck.Latest.Restored.Savepoint)
+			recs := job.committed(t)
+			if next != job {
+				recs = append(recs, next.committed(t)...)
+			}
+			checkExactUnion(t, job.n, job.keys, recs)
+		})
+	}
+}
+
+// withFlag is args with the value after flag replaced by value.
+func withFlag(args []string, flag, value string) []string {
+	out := slices.Clone(args)
+	for i := range len(out) - 1 {
+		if out[i] == flag {
+			out[i+1] = value
+		}
+	}
+	return out
+}
+
+// parallelismsOf is the distinct parallelisms of job's vertices, sorted.
+func parallelismsOf(t *testing.T, c *cluster, job string) []int {
+	t.Helper()
+	var details struct {
+		Vertices []struct {
+			Parallelism int `json:"parallelism"`
+		} `json:"vertices"`
+	}
+	require.NoError(t, c.get("/jobs/"+job, &details))
+	require.NotEmpty(t, details.Vertices)
+	var ps []int
+	for _, v := range details.Vertices {
+		if !slices.Contains(ps, v.Parallelism) {
+			ps = append(ps, v.Parallelism)
+		}
+	}
+	slices.Sort(ps)
+	return ps
+}
+
+// checkExactUnion is checkExact over the records of runs that together
+// make one job: every key's seq 1..n/keys exactly once, with count == seq.
+func checkExactUnion(t *testing.T, n, keys int64, recs []outRecord) {
+	t.Helper()
+	require.Len(t, recs, int(n), "records committed")
+	seen := map[[2]int64]bool{}
+	for _, r := range recs {
+		k := [2]int64{r.Key, r.Seq}
+		require.False(t, seen[k], "key %d seq %d committed twice", r.Key, r.Seq)
+		seen[k] = true
+		require.True(t, r.Seq >= 1 && r.Seq <= n/keys && r.Key >= 0 && r.Key < keys, "record out of range: %+v", r)
+		require.Equal(t, r.Seq, r.Count, "key %d: the count at seq %d is %d: state lost or doubled", r.Key, r.Seq, r.Count)
+	}
 }
