@@ -192,13 +192,14 @@ func TestCLIAgainstProcessCluster(t *testing.T) {
 		require.Contains(t, r.stderr, "no such job", "strom %v\n%s", args, r)
 	}
 	missing := filepath.Join(t.TempDir(), "no-savepoint")
-	// As in Flink, the submission is accepted and the job fails as its
-	// JobMaster starts from the savepoint: an attached run fails with the
-	// path in its message.
-	r = strom(t, envJM, append([]string{"run", "-s", missing, bins.seqjob}, short.args...)...)
+	// A savepoint that is not there is refused at submission, so that
+	// even a detached run hears of it, and no job is made.
+	r = strom(t, envJM, append([]string{"run", "-d", "-s", missing, bins.seqjob}, short.args...)...)
 	require.Error(t, r.err, r.String())
 	require.Contains(t, r.stderr, missing, r.String())
-	waitListed(t, c, jobIDOf(t, r), "FAILED")
+	require.NotContains(t, r.stdout, "Job has been submitted", r.String())
+	before := mustStrom(t, envJM, "list", "-a").stdout
+	require.Equal(t, 2, strings.Count(before, " : seqjob ("), "jobs listed after the refused run:\n%s", before)
 
 	// Nothing listens on this address any more.
 	r = strom(t, nil, "list", "--jobmanager", deadAddress(t))
