@@ -219,15 +219,20 @@ func deadAddress(t *testing.T) string {
 }
 
 // A job stopped with a savepoint through `strom stop` and resumed with
-// `strom run -s` at another parallelism (2, then 3) loses and duplicates
+// `strom run -s` at another parallelism (2, then 3 or 1) loses and duplicates
 // nothing: the committed output of both runs together holds every (key,
 // seq) once. The generator's two splits (stride 2) are restored as they
-// were and dealt to the three new readers (one of them idle), so each key
-// (6 keys, a multiple of 2) is still read by one reader, in order, and
-// its restored count goes on: count == seq across the two runs.
+// were and dealt to the new readers (at 3, one of them idle; at 1, one
+// reader takes both), so each key (6 keys, a multiple of 2) is still read
+// by one split, in order, and its restored count goes on: count == seq
+// across the two runs.
 func TestCLIStopWithSavepointResumeWithOtherParallelism(t *testing.T) {
-	for _, drain := range []bool{false, true} {
-		t.Run(fmt.Sprintf("drain=%v", drain), func(t *testing.T) {
+	for _, tc := range []struct {
+		drain bool
+		p     int
+	}{{false, 3}, {true, 3}, {false, 1}} {
+		drain := tc.drain
+		t.Run(fmt.Sprintf("drain=%v,p=2to%d", drain, tc.p), func(t *testing.T) {
 			c := startCluster(t, 2, 2)
 			envJM := []string{"STROM_JOBMANAGER=" + c.rest}
 			job := newSeqJob(t, 12000, 6, 2, "--rate", "2000", "--interval", "150ms")
@@ -253,7 +258,7 @@ func TestCLIStopWithSavepointResumeWithOtherParallelism(t *testing.T) {
 			require.Greater(t, before, 0, "the first run committed nothing before it stopped")
 			require.Less(t, before, int(job.n), "the first run ended its input before the stop: nothing left to resume")
 
-			resumed := withFlag(job.args, "--p", "3")
+			resumed := withFlag(job.args, "--p", fmt.Sprint(tc.p))
 			run := []string{"run", "-s", sp}
 			next := job
 			if drain {
@@ -277,7 +282,7 @@ func TestCLIStopWithSavepointResumeWithOtherParallelism(t *testing.T) {
 			r = mustStrom(t, envJM, append(append(run, bins.seqjob), resumed...)...)
 			second := jobIDOf(t, r)
 			require.Contains(t, r.stdout, "Job with JobID "+second+" has finished.", r.String())
-			require.Equal(t, []int{3}, parallelismsOf(t, c, second), "the resumed job's parallelism")
+			require.Equal(t, []int{tc.p}, parallelismsOf(t, c, second), "the resumed job's parallelism")
 			var ck struct {
 				Latest struct {
 					Restored *struct {
