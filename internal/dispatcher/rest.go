@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strom-dev/strom/internal/blob"
 	"github.com/strom-dev/strom/internal/checkpoint"
 	"github.com/strom-dev/strom/internal/jobgraph"
 	"github.com/strom-dev/strom/internal/rest"
@@ -468,6 +469,16 @@ func (r *REST) run(ctx context.Context, jg *jobgraph.JobGraph, b StoredBinary, o
 	}
 	if opts.EntryClass != "" && opts.EntryClass != "main" {
 		return "", fmt.Errorf("%w: entry class %q: a job binary has one entry point, main", rest.ErrInvalid, opts.EntryClass)
+	}
+	if opts.SavepointPath != "" {
+		// A savepoint that is not there is the user's typo: refuse the
+		// run now (400), as the job would only fail once its JobMaster
+		// started, and a detached run would never hear why. Other
+		// problems of the savepoint (a retained checkpoint's path, state
+		// that does not fit) are the JobMaster's to judge as it restores.
+		if _, _, err := checkpoint.LoadSavepoint(ctx, opts.SavepointPath); errors.Is(err, blob.ErrNotFound) {
+			return "", fmt.Errorf("%w: %w", rest.ErrInvalid, err)
+		}
 	}
 	jobID := opts.JobID
 	if jobID == "" {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,6 +105,37 @@ JSON`)
 	require.Equal(t, filepath.Join(filepath.Dir(bs[0].Path), bs[0].ID), bs[0].Path)
 	_, err = os.Stat(bs[0].Path)
 	require.NoError(t, err)
+}
+
+// A run from a savepoint that is not there (no directory, or no metadata
+// in it) is refused as invalid before the job exists; a savepoint that is
+// there but wrong (here: corrupt metadata) is left to the JobMaster.
+func TestRunFromMissingSavepointIsRefused(t *testing.T) {
+	ctx := context.Background()
+	store, err := NewDirStore(t.TempDir(), 0)
+	require.NoError(t, err)
+	var runs atomic.Int32
+	a := (&Dispatcher{}).REST(RESTConfig{Binaries: store, PlanTimeout: 5 * time.Second,
+		Run: func(context.Context, string, *jobgraph.JobGraph, StoredBinary, rest.RunOptions) error {
+			runs.Add(1)
+			return nil
+		}})
+	data, err := json.Marshal(testGraph())
+	require.NoError(t, err)
+	bin := script(t, a, "cat <<'JSON'\n"+string(data)+"\nJSON")
+
+	empty := t.TempDir()
+	for _, sp := range []string{filepath.Join(t.TempDir(), "nope"), "file://" + filepath.Join(t.TempDir(), "nope"), empty} {
+		_, err := a.RunBinary(ctx, bin, rest.RunOptions{SavepointPath: sp})
+		require.ErrorIs(t, err, rest.ErrInvalid, sp)
+		require.ErrorContains(t, err, sp)
+	}
+	require.Zero(t, runs.Load(), "a job was started from a missing savepoint")
+
+	require.NoError(t, os.WriteFile(filepath.Join(empty, "_metadata"), []byte("garbage"), 0o644))
+	_, err = a.RunBinary(ctx, bin, rest.RunOptions{SavepointPath: empty})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, runs.Load())
 }
 
 // The adapter answers from what the JobMasters report: a job's state times,
