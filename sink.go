@@ -30,6 +30,13 @@ type SinkContext struct {
 	// earlier attempt left.
 	Attempt int
 	JobName string
+	// JobID is the job's id (32 hex digits), different for every run
+	// of the job, a run resumed from a savepoint included.
+	JobID string
+	// Restored says the sink's state was restored (from a checkpoint
+	// after a failure, or from a savepoint): output of an earlier run
+	// may be in the sink's destination.
+	Restored bool
 	// Context is the subtask's context: it is cancelled when the job is
 	// cancelled or fails, so a writer blocked on I/O can give up at once.
 	Context context.Context

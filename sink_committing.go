@@ -114,8 +114,10 @@ type committingSinkOp[T, C any] struct {
 }
 
 func sinkContext(ctx *runtime.Context) SinkContext {
-	return SinkContext{Subtask: ctx.Task.Subtask, Parallelism: ctx.Task.Parallelism, Attempt: ctx.Task.Attempt,
-		JobName: ctx.Task.JobName, Context: ctx.Ctx, opState: operatorStore(ctx)}
+	sc := SinkContext{Subtask: ctx.Task.Subtask, Parallelism: ctx.Task.Parallelism, Attempt: ctx.Task.Attempt,
+		JobName: ctx.Task.JobName, JobID: ctx.Task.JobID, Context: ctx.Ctx, opState: operatorStore(ctx)}
+	sc.Restored = sc.opState != nil && sc.opState.IsRestored()
+	return sc
 }
 
 // InitializeState commits the restored committables before anything is

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/strom-dev/strom"
 )
@@ -24,12 +25,16 @@ import (
 // final name exists was committed already.
 //
 // Names, in the sink's directory (s: subtask, a: attempt, n: checkpoint
-// id, or strom.EndOfInput for the last file of a job without
-// checkpoints):
+// id, or strom.EndOfInput for the last file of a job — in a restored
+// job followed by the first 8 hex digits of the job's id: checkpoint ids
+// grow across a job's runs, resumed ones included, but a run resumed
+// after a drained stop ends its input again and must not reuse the name
+// of the run before it):
 //
-//	.part-<s>-<a>-open.inprogress   the file being written
-//	.part-<s>-<a>-<n>.inprogress    pre-committed at checkpoint n
-//	part-<s>-<a>-<n>                committed
+//	.part-<s>-<a>-open.inprogress           the file being written
+//	.part-<s>-<a>-<n>.inprogress            pre-committed at checkpoint n
+//	part-<s>-<a>-<n>                        committed
+//	part-<s>-<a>-9223372036854775807[-<job>]  committed, the end of input
 //
 // Readers must skip files starting with '.' (this package's sources do).
 
@@ -41,11 +46,12 @@ type pendingFile struct {
 
 // inProgressName matches the sink's hidden files: subtask, attempt, and a
 // checkpoint id or "open".
-var inProgressName = regexp.MustCompile(`^\.part-(\d+)-(\d+)-(\d+|open)\.inprogress$`)
+var inProgressName = regexp.MustCompile(`^\.part-(\d+)-(\d+)-(\d+|open)(?:-[0-9a-f]+)?\.inprogress$`)
 
 type exactlyOnceWriter[T any] struct {
 	dir              string
 	subtask, attempt int
+	job              string // restored: a prefix of the job's id, for end-of-input names
 	format           func([]byte, T) ([]byte, error)
 	cur              *fileWriter[T] // the open working file, nil between checkpoints without records
 }
@@ -92,6 +98,9 @@ func (w *exactlyOnceWriter[T]) PrepareCommit(id int64) ([]pendingFile, error) {
 		return nil, fmt.Errorf("closing %s: %w", cur.path, err)
 	}
 	name := fmt.Sprintf("part-%d-%d-%d", w.subtask, w.attempt, id)
+	if id == strom.EndOfInput && w.job != "" {
+		name += "-" + w.job
+	}
 	p := pendingFile{InProgress: filepath.Join(w.dir, "."+name+".inprogress"), Final: filepath.Join(w.dir, name)}
 	if err := os.Rename(cur.path, p.InProgress); err != nil {
 		return nil, fmt.Errorf("pre-committing checkpoint %d: %w", id, err)
@@ -208,7 +217,18 @@ func syncDir(dir string) error {
 func exactlyOnceSink[T any](s strom.Stream[T], dir, name string, format func([]byte, T) ([]byte, error)) strom.Sink {
 	return strom.SinkToCommitting(s, name,
 		func(c strom.SinkContext) (strom.CommittingSinkWriter[T, pendingFile], error) {
-			return &exactlyOnceWriter[T]{dir: dir, subtask: c.Subtask, attempt: c.Attempt, format: format}, nil
+			job := ""
+			if c.Restored {
+				job = c.JobID
+			}
+			job = strings.Map(func(r rune) rune {
+				if ('0' <= r && r <= '9') || ('a' <= r && r <= 'f') {
+					return r
+				}
+				return -1
+			}, job)
+			job = job[:min(len(job), 8)]
+			return &exactlyOnceWriter[T]{dir: dir, subtask: c.Subtask, attempt: c.Attempt, job: job, format: format}, nil
 		},
 		func(strom.SinkContext) (strom.Committer[pendingFile], error) {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -226,7 +246,8 @@ func exactlyOnceSink[T any](s strom.Stream[T], dir, name string, format func([]b
 // the restored checkpoint holds and deletes what this sink's earlier runs
 // left in progress; other files in dir are never touched. Without
 // checkpoints each subtask's records become visible at the end of input,
-// as part-<subtask>-<attempt>-9223372036854775807 (strom.EndOfInput). With
+// as part-<subtask>-<attempt>-9223372036854775807 (strom.EndOfInput; in a
+// restored job followed by -<the first 8 hex digits of its id>). With
 // checkpoints the records after the last checkpoint of a bounded job go to
 // a file of that name too, committed by the job's final checkpoint
 // (FLIP-147), which the job waits for before it finishes. Set a UID on the returned Sink so a restore finds its state; one
