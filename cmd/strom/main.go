@@ -44,6 +44,6 @@ func rootCmd() *cobra.Command {
 	root.AddCommand(cancelCmd())
 	root.AddCommand(stopCmd())
 	root.AddCommand(checkpointCmd())
-	root.AddCommand(jobmanagerCmd(), taskmanagerCmd())
+	root.AddCommand(jobmanagerCmd(), taskmanagerCmd(), clusterCmd())
 	return root
 }
