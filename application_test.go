@@ -162,7 +162,30 @@ func TestApplicationModeProcesses(t *testing.T) {
 	require.NoError(t, tm.cmd.Process.Signal(syscall.SIGTERM))
 	require.Equal(t, 0, tm.wait(t, 20*time.Second), "the TaskManager exits 0 on SIGTERM")
 
-	// Exactly once: every key's seq 1..n/keys once, its count equal to it.
+	checkSeqJobOutput(t, outDir, n, keys)
+
+	t.Run("SIGTERM cancels the job", func(t *testing.T) {
+		long := []string{"--", "--out", t.TempDir(), "--checkpoints", t.TempDir(), "--n", "1000000", "--rate", "1000", "--p", "1"}
+		jm := startRole(t, bin, append([]string{"jobmanager", "--rpc-address", "127.0.0.1:0", "--rest-address", "127.0.0.1:0"}, long...)...)
+		m := jm.await(t, regexp.MustCompile(`^jobmanager ready: rpc=(\S+) rest=(http://\S+)$`), 20*time.Second)
+		tm := startRole(t, bin, append([]string{"taskmanager", "--jobmanager", m[1]}, long...)...)
+		tm.await(t, regexp.MustCompile(`^taskmanager ready: id=`), 20*time.Second)
+		// Running: its first checkpoint completed.
+		require.Eventually(t, func() bool {
+			ents, _ := filepath.Glob(filepath.Join(long[4], "*", "chk-*", "_metadata"))
+			return len(ents) > 0
+		}, 30*time.Second, 50*time.Millisecond, "the job runs")
+		require.NoError(t, jm.cmd.Process.Signal(syscall.SIGTERM))
+		require.Equal(t, 1, jm.wait(t, 20*time.Second), "a cancelled job: seqjob exits 1")
+		require.NoError(t, tm.cmd.Process.Signal(syscall.SIGTERM))
+		require.Equal(t, 0, tm.wait(t, 20*time.Second))
+	})
+}
+
+// checkSeqJobOutput checks seqjob's committed output is exactly once:
+// every key's seq 1..n/keys once, its count equal to it.
+func checkSeqJobOutput(t *testing.T, outDir string, n, keys int64) {
+	t.Helper()
 	ents, err := os.ReadDir(outDir)
 	require.NoError(t, err)
 	seen := map[[2]int64]bool{}
@@ -185,5 +208,5 @@ func TestApplicationModeProcesses(t *testing.T) {
 			require.Equal(t, r.Seq, r.Count, "key %d seq %d", r.Key, r.Seq)
 		}
 	}
-	require.Len(t, seen, n, "records committed")
+	require.Len(t, seen, int(n), "records committed")
 }
