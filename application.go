@@ -11,6 +11,7 @@ import (
 	"slices"
 	"syscall"
 
+	"github.com/strom-dev/strom/internal/approle"
 	"github.com/strom-dev/strom/internal/jobgraph"
 	"github.com/strom-dev/strom/internal/process"
 )
@@ -57,34 +58,14 @@ import (
 
 // The role words of application mode.
 const (
-	roleJobManager  = "jobmanager"
-	roleTaskManager = "taskmanager"
+	roleJobManager  = approle.JobManager
+	roleTaskManager = approle.TaskManager
 )
 
-// appRole is the role os.Args[1] named when the process started ("" for
-// none) and the arguments that followed it up to "--".
-var appRole struct {
-	name string
-	args []string
-}
-
+// The role is taken before main runs (internal/approle keeps it, so that
+// the strom CLI, whose own commands bear these names, can give it back).
 func init() {
-	appRole.name, appRole.args, os.Args = splitRoleArgs(os.Args, os.Getenv(workerEnv) != "" || os.Getenv(PrintPlanEnv) == "1")
-}
-
-// splitRoleArgs takes the role word and its arguments out of args (a
-// process's os.Args). A job worker or plan-mode process has no role
-// (suppressed): its arguments are the program's.
-func splitRoleArgs(args []string, suppressed bool) (role string, roleArgs, rest []string) {
-	if suppressed || len(args) < 2 || (args[1] != roleJobManager && args[1] != roleTaskManager) {
-		return "", nil, args
-	}
-	role, roleArgs = args[1], args[2:]
-	var prog []string
-	if i := slices.Index(roleArgs, "--"); i >= 0 {
-		roleArgs, prog = roleArgs[:i], roleArgs[i+1:]
-	}
-	return role, slices.Clip(roleArgs), append([]string{args[0]}, prog...)
+	approle.Take(os.Getenv(workerEnv) != "" || os.Getenv(PrintPlanEnv) == "1")
 }
 
 // parseRoleFlags parses a role's arguments with fs, where every
@@ -198,3 +179,7 @@ func serveApplicationTaskManager(ctx context.Context, cfg Config, roleArgs []str
 	tm.Run(sigCtx)
 	return nil
 }
+
+func appRoleIs(name string) bool { r, _ := approle.Role(); return r == name }
+
+func appRoleArgs() []string { _, a := approle.Role(); return a }

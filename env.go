@@ -293,9 +293,9 @@ func (c Config) runMode() runMode {
 		return runPlan
 	case os.Getenv(workerEnv) != "":
 		return runWorker
-	case appRole.name == roleJobManager:
+	case appRoleIs(roleJobManager):
 		return runJobManager
-	case appRole.name == roleTaskManager:
+	case appRoleIs(roleTaskManager):
 		return runTaskManager
 	case c.Cluster != "":
 		return runSubmit
@@ -504,9 +504,9 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 	case runWorker:
 		return nil, serveWorker(ctx, &jobcode.Job{Name: jobName, Graph: g, JobGraph: jg, Config: jcfg})
 	case runJobManager:
-		return runApplicationJobManager(ctx, jobName, cfg, jg, appRole.args)
+		return runApplicationJobManager(ctx, jobName, cfg, jg, appRoleArgs())
 	case runTaskManager:
-		return nil, runApplicationTaskManager(ctx, jobName, cfg, appRole.args)
+		return nil, runApplicationTaskManager(ctx, jobName, cfg, appRoleArgs())
 	}
 	tms, slots := cfg.TaskManagers, cfg.SlotsPerTaskManager
 	if tms <= 0 {

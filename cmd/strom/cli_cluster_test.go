@@ -209,6 +209,34 @@ func TestClusterStartStop(t *testing.T) {
 	}
 	require.Equal(t, 1, restarted, "exactly one TaskManager was restarted")
 
+	// The cluster runs a job: a job binary submits itself to it and
+	// finishes, its output counted (exactness is the process tests').
+	job := filepath.Join(t.TempDir(), "seqjob")
+	out, err = exec.Command("go", "build", "-o", job, "../../internal/process/testdata/seqjob").CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+	outDir := t.TempDir()
+	run := exec.Command(job, "--cluster", rest, "--out", outDir, "--checkpoints", t.TempDir(), "--n", "2000", "--rate", "4000", "--p", "2")
+	run.WaitDelay = time.Second
+	done := make(chan error, 1)
+	go func() { out, err := run.CombinedOutput(); done <- fmt.Errorf("%w: %s", err, out) }()
+	select {
+	case err := <-done:
+		require.ErrorContains(t, err, "seqjob: job ", "the job finished")
+		require.NotContains(t, err.Error(), "exit status")
+	case <-time.After(45 * time.Second):
+		_ = run.Process.Kill()
+		t.Fatal("the job did not finish within 45 s")
+	}
+	lines := 0
+	parts, err := filepath.Glob(filepath.Join(outDir, "[^.]*"))
+	require.NoError(t, err)
+	for _, p := range parts {
+		data, err := os.ReadFile(p)
+		require.NoError(t, err)
+		lines += strings.Count(string(data), "\n")
+	}
+	require.Equal(t, 2000, lines, "records committed: %q", parts)
+
 	all := append([]int{cluster.Process.Pid}, childPIDs(cluster.Process.Pid)...)
 	out, err = exec.Command(bin, "cluster", "stop", "--dir", dir).CombinedOutput()
 	require.NoError(t, err, "%s", out)
