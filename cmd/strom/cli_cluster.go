@@ -105,6 +105,8 @@ func runCluster(ctx context.Context, cmd *cobra.Command, o clusterStartOptions) 
 	// same ones, and its error would be less clear than this.
 	if info, err := readClusterInfo(infoPath); err == nil && processAlive(info.PID) {
 		return fmt.Errorf("cluster start: a cluster already runs with directory %s (pid %d, rest %s); stop it with 'strom cluster stop --dir %s'", o.dir, info.PID, info.REST, o.dir)
+	} else if err == nil {
+		_ = os.Remove(infoPath) // left by a cluster that was killed
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -118,7 +120,9 @@ func runCluster(ctx context.Context, cmd *cobra.Command, o clusterStartOptions) 
 	}
 	defer jm.Close()
 	info := clusterInfo{PID: os.Getpid(), REST: jm.RESTURL(), RPC: jm.RPCAddress()}
-	if err := writeClusterInfo(infoPath, info); err != nil {
+	if err := writeClusterInfo(infoPath, info); errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("cluster start: another cluster started with directory %s meanwhile", o.dir)
+	} else if err != nil {
 		return fmt.Errorf("cluster start: %w", err)
 	}
 	defer os.Remove(infoPath) // after the processes are gone (defers run last first)
@@ -266,18 +270,21 @@ func readClusterInfo(path string) (clusterInfo, error) {
 	return info, nil
 }
 
-// writeClusterInfo writes the file atomically (rename), so that `strom
-// cluster stop` never reads half of it.
+// writeClusterInfo creates the file atomically and exclusively (a hard
+// link of a complete temporary file): `strom cluster stop` never reads
+// half of it, and of two starts racing on one directory only one gets it
+// (the other's error wraps fs.ErrExist).
 func writeClusterInfo(path string, info clusterInfo) error {
 	data, err := json.MarshalIndent(info, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", path, err)
 	}
-	tmp := path + ".tmp"
+	tmp := fmt.Sprintf("%s.%d.tmp", path, os.Getpid())
 	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil

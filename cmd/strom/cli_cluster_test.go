@@ -268,3 +268,16 @@ func TestClusterStopStale(t *testing.T) {
 	_, err = runCLI("cluster", "stop", "--dir", dir)
 	require.ErrorContains(t, err, "no cluster runs with directory")
 }
+
+// Of two starts racing on one directory only one creates cluster.json.
+func TestClusterInfoIsCreatedExclusively(t *testing.T) {
+	p := filepath.Join(t.TempDir(), clusterFile)
+	require.NoError(t, writeClusterInfo(p, clusterInfo{PID: 1, REST: "http://a"}))
+	require.ErrorIs(t, writeClusterInfo(p, clusterInfo{PID: 2, REST: "http://b"}), os.ErrExist)
+	info, err := readClusterInfo(p)
+	require.NoError(t, err)
+	require.Equal(t, clusterInfo{PID: 1, REST: "http://a"}, info, "the first one's")
+	leftovers, err := filepath.Glob(p + ".*")
+	require.NoError(t, err)
+	require.Empty(t, leftovers, "no temporary file left")
+}
