@@ -51,6 +51,23 @@
 // subtask's context (ProcessContext.Context, KeyedContext.Context,
 // SourceContext.Context, SinkContext.Context) is cancelled when the job is
 // cancelled or fails: pass it to blocking calls in user code.
+//
+// # Where a job runs
+//
+// The job binary is the unit of deployment. By default Execute runs the
+// job in an embedded cluster in this process. With Config.Cluster (or
+// $STROM_CLUSTER) naming a session cluster's REST address, it submits
+// this executable and the job's graph there (submit.go). In application
+// mode the binary runs a cluster dedicated to its own job: when it starts
+// as "myjob jobmanager [flags] [-- program args]" or "myjob taskmanager
+// --jobmanager HOST:PORT [flags] [-- program args]", package strom takes
+// the role word and its flags out of os.Args before main runs, so main
+// parses only the program's arguments and builds its graph as usual;
+// Execute then plays the role — the JobManager submits the job to itself
+// and returns its result when it ends, the TaskManager serves slots until
+// SIGTERM and ends the process (application.go has the details). The
+// processes of the job's TaskManagers run main with the program's
+// arguments in job-worker mode.
 package strom
 
 import (
@@ -262,10 +279,12 @@ var ErrNotYetSupported = errors.New("not yet supported")
 type runMode int
 
 const (
-	runEmbedded runMode = iota // an embedded cluster in this process
-	runSubmit                  // submit the binary and its JobGraph to Config.Cluster
-	runWorker                  // run tasks for a TaskManager that started this process
-	runPlan                    // print the JobGraph and exit (PrintPlanEnv)
+	runEmbedded    runMode = iota // an embedded cluster in this process
+	runSubmit                     // submit the binary and its JobGraph to Config.Cluster
+	runWorker                     // run tasks for a TaskManager that started this process
+	runPlan                       // print the JobGraph and exit (PrintPlanEnv)
+	runJobManager                 // application mode: a JobManager for this job (application.go)
+	runTaskManager                // application mode: a TaskManager (application.go)
 )
 
 func (c Config) runMode() runMode {
@@ -274,6 +293,10 @@ func (c Config) runMode() runMode {
 		return runPlan
 	case os.Getenv(workerEnv) != "":
 		return runWorker
+	case appRoleIs(roleJobManager):
+		return runJobManager
+	case appRoleIs(roleTaskManager):
+		return runTaskManager
 	case c.Cluster != "":
 		return runSubmit
 	}
@@ -412,12 +435,15 @@ type JobClient struct {
 	// remote is set when the job was submitted to a cluster (submit.go):
 	// then every method works over REST and the fields below are unset.
 	remote *remoteJob
-	mc     *minicluster.MiniCluster
-	h      *minicluster.JobHandle
-	name   string
-	ctx    context.Context
-	stop   func() bool
-	closed bool
+	// release, if set, runs after a remote job's client closed: in
+	// application mode it stops the JobManager this process runs.
+	release func()
+	mc      *minicluster.MiniCluster
+	h       *minicluster.JobHandle
+	name    string
+	ctx     context.Context
+	stop    func() bool
+	closed  bool
 	// savepointDir is Config.SavepointDir, TriggerSavepoint's default.
 	savepointDir string
 }
@@ -463,7 +489,7 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 		// Zero is the default, resolved by jobcode.
 		CancellationTimeout: cfg.TaskCancellationTimeout,
 	}
-	if mode == runPlan || mode == runSubmit {
+	if mode == runPlan || mode == runSubmit || mode == runJobManager {
 		// A JobManager in another process runs the job without its
 		// code: the checkpoint and restart settings go with the graph.
 		if jg.Settings, err = jobcode.Settings(jcfg); err != nil {
@@ -477,6 +503,10 @@ func (e *Environment) ExecuteAsync(ctx context.Context, jobName string) (*JobCli
 		return submit(ctx, jobName, cfg, jg)
 	case runWorker:
 		return nil, serveWorker(ctx, &jobcode.Job{Name: jobName, Graph: g, JobGraph: jg, Config: jcfg})
+	case runJobManager:
+		return runApplicationJobManager(ctx, jobName, cfg, jg, appRoleArgs())
+	case runTaskManager:
+		return nil, runApplicationTaskManager(ctx, jobName, cfg, appRoleArgs())
 	}
 	tms, slots := cfg.TaskManagers, cfg.SlotsPerTaskManager
 	if tms <= 0 {
@@ -614,6 +644,10 @@ func (c *JobClient) Wait(ctx context.Context) (*JobResult, error) {
 func (c *JobClient) Close() {
 	if c.remote != nil {
 		c.remote.close()
+		if c.release != nil {
+			c.release()
+			c.release = nil
+		}
 		return
 	}
 	if c.closed {

@@ -30,7 +30,8 @@ import (
 // AllowNonRestoredState go with it. The returned JobClient works over REST.
 //
 // Strom reads no command-line flag of its own: the program's flags are the
-// program's. A program that wants "myjob --cluster URL" defines that flag
+// program's (only application mode's role words, "jobmanager" and
+// "taskmanager" as the first argument, are Strom's; application.go). A program that wants "myjob --cluster URL" defines that flag
 // and copies it into Config.Cluster. Plan mode (PrintPlanEnv) and job-worker
 // mode come before Config.Cluster (Config.runMode), so the cluster's
 // processes, which run the program with the same arguments (--cluster

@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/strom-dev/strom/internal/approle"
 )
 
 // defaultGCPercent is the GOGC the binary uses unless GOGC is set. A
@@ -19,6 +21,10 @@ import (
 const defaultGCPercent = 400
 
 func main() {
+	// Package strom (which this binary imports for demo and nexmark) took
+	// "jobmanager" or "taskmanager" out of os.Args for a job binary's
+	// application mode; here they are this CLI's own commands.
+	approle.Restore()
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
 	}
@@ -44,6 +50,6 @@ func rootCmd() *cobra.Command {
 	root.AddCommand(cancelCmd())
 	root.AddCommand(stopCmd())
 	root.AddCommand(checkpointCmd())
-	root.AddCommand(jobmanagerCmd(), taskmanagerCmd())
+	root.AddCommand(jobmanagerCmd(), taskmanagerCmd(), clusterCmd())
 	return root
 }
