@@ -136,8 +136,8 @@ func newEnvDefaults() *strom.Environment { return strom.NewEnvironment() }
 
 // Asking to run a job on a cluster submits it there (submit_test.go) and
 // never falls back silently to the embedded cluster: an unreachable
-// cluster is an error. Running as a TaskManager's worker is a clear "not
-// yet" until the distributed runtime exists.
+// cluster is an error. A TaskManager's job worker (STROM_JOB_WORKER) serves
+// tasks instead, even with a cluster set.
 func TestClusterExecutionNeverFallsBackToEmbedded(t *testing.T) {
 	run := func(cfg strom.Config) error {
 		env := strom.NewEnvironment(cfg)
@@ -159,10 +159,10 @@ func TestClusterExecutionNeverFallsBackToEmbedded(t *testing.T) {
 	require.ErrorContains(t, err, "cannot reach the JobManager at "+dead)
 
 	t.Setenv(strom.ClusterEnv, "")
+	// A job worker whose TaskManager's instructions are garbled says so.
 	t.Setenv("STROM_JOB_WORKER", "1")
 	err = run(strom.Config{})
-	require.ErrorIs(t, err, strom.ErrNotYetSupported)
-	require.ErrorContains(t, err, "job worker")
+	require.ErrorContains(t, err, "job worker: $STROM_JOB_WORKER")
 	// A worker runs with the program's arguments, which may set a cluster:
 	// it must serve tasks, not submit the job again.
 	err = run(strom.Config{Cluster: dead})

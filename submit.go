@@ -275,9 +275,10 @@ func (r *remoteJob) close() {
 // the client that submitted the job, not for its workers.
 func serveWorker(ctx context.Context, job *jobcode.Job) error {
 	if err := jobworker.Serve(ctx, job); err != nil {
-		fmt.Fprintf(os.Stderr, "strom: job %q: %v\n", job.Name, err)
-		exitProcess(1)
-		return err
+		// The worker could not start serving (or stopped on an error):
+		// the program's main decides, as for any failed Execute; its
+		// TaskManager sees the process end.
+		return fmt.Errorf("strom: job %q: %w", job.Name, err)
 	}
 	exitProcess(0)
 	return errWorkerStopped
