@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -112,9 +111,33 @@ func runCluster(ctx context.Context, cmd *cobra.Command, o clusterStartOptions) 
 	if err != nil {
 		return fmt.Errorf("cluster start: finding this executable for the TaskManagers: %w", err)
 	}
+	// The ResourceManager owns the provider's events: it starts more
+	// TaskManagers when jobs are short of slots and stops those it
+	// started once idle; the N started here are the cluster's own and
+	// stay.
+	var tms *provider.LocalProcesses
 	jm, err := process.StartJobManager(process.JobManagerConfig{
 		RPCAddress: o.rpc, RESTAddress: o.rest, Dir: o.dir, Logger: log,
+		SlotsPerWorker: o.slots,
+		NewProvider: func(rpc string) (provider.Provider, error) {
+			p, err := provider.NewLocalProcesses(provider.LocalConfig{
+				Command: []string{exe, "taskmanager", "--jobmanager", rpc, "--slots", "{slots}", "--id", "{id}"},
+				LogDir:  filepath.Join(o.dir, "logs"),
+				// A cluster on a developer's machine: a TaskManager that
+				// crashed should be back before anyone wonders why a job
+				// waits.
+				RestartDelay: 500 * time.Millisecond,
+				Logger:       log,
+			})
+			tms = p
+			return p, err
+		},
 	})
+	if tms != nil {
+		// After the JobManager (defers run last first): its
+		// ResourceManager uses the provider until it stops.
+		defer func() { _ = tms.Close() }()
+	}
 	if err != nil {
 		return fmt.Errorf("cluster start: %w", err)
 	}
@@ -127,22 +150,6 @@ func runCluster(ctx context.Context, cmd *cobra.Command, o clusterStartOptions) 
 	}
 	defer os.Remove(infoPath) // after the processes are gone (defers run last first)
 
-	tms, err := provider.NewLocalProcesses(provider.LocalConfig{
-		Command: []string{exe, "taskmanager", "--jobmanager", jm.RPCAddress(), "--slots", "{slots}", "--id", "{id}"},
-		LogDir:  filepath.Join(o.dir, "logs"),
-		// A cluster on a developer's machine: a TaskManager that crashed
-		// should be back before anyone wonders why a job waits.
-		RestartDelay: 500 * time.Millisecond,
-		Logger:       log,
-	})
-	if err != nil {
-		return fmt.Errorf("cluster start: %w", err)
-	}
-	events := drainProviderEvents(tms, log)
-	defer func() {
-		_ = tms.Close()
-		events()
-	}()
 	if _, err := tms.Request(ctx, o.taskManagers, o.slots); err != nil {
 		return fmt.Errorf("cluster start: starting TaskManagers: %w", err)
 	}
@@ -150,35 +157,6 @@ func runCluster(ctx context.Context, cmd *cobra.Command, o clusterStartOptions) 
 	<-ctx.Done()
 	log.Info("cluster stopping")
 	return nil
-}
-
-// drainProviderEvents logs the provider's events (its queue is unbounded:
-// someone must take them) until the returned function is called, which
-// waits for the goroutine to end after logging what is left.
-func drainProviderEvents(p provider.Provider, log *slog.Logger) (stop func()) {
-	done, exited := make(chan struct{}), make(chan struct{})
-	logAll := func() {
-		for _, e := range p.Events() {
-			if f, ok := e.(provider.WorkerFailed); ok {
-				log.Warn("taskmanager failed", "event", f.String())
-				continue
-			}
-			log.Info("taskmanager", "event", fmt.Sprint(e))
-		}
-	}
-	go func() {
-		defer close(exited)
-		for {
-			select {
-			case <-p.Ready():
-				logAll()
-			case <-done:
-				logAll()
-				return
-			}
-		}
-	}()
-	return func() { close(done); <-exited }
 }
 
 func clusterStopCmd() *cobra.Command {

@@ -211,11 +211,13 @@ func TestClusterStartStop(t *testing.T) {
 
 	// The cluster runs a job: a job binary submits itself to it and
 	// finishes, its output counted (exactness is the process tests').
+	// At parallelism 6 it needs 6 slots of the cluster's 4: the
+	// ResourceManager has the provider start one more TaskManager.
 	job := filepath.Join(t.TempDir(), "seqjob")
 	out, err = exec.Command("go", "build", "-o", job, "../../internal/process/testdata/seqjob").CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
 	outDir := t.TempDir()
-	run := exec.Command(job, "--cluster", rest, "--out", outDir, "--checkpoints", t.TempDir(), "--n", "2000", "--rate", "4000", "--p", "2")
+	run := exec.Command(job, "--cluster", rest, "--out", outDir, "--checkpoints", t.TempDir(), "--n", "2000", "--rate", "4000", "--p", "6")
 	run.WaitDelay = time.Second
 	done := make(chan error, 1)
 	go func() { out, err := run.CombinedOutput(); done <- fmt.Errorf("%w: %s", err, out) }()
@@ -236,6 +238,7 @@ func TestClusterStartStop(t *testing.T) {
 		lines += strings.Count(string(data), "\n")
 	}
 	require.Equal(t, 2000, lines, "records committed: %q", parts)
+	require.Len(t, taskManagerPaths(t, rest), 3, "the ResourceManager asked the provider for a third TaskManager")
 
 	all := append([]int{cluster.Process.Pid}, childPIDs(cluster.Process.Pid)...)
 	out, err = exec.Command(bin, "cluster", "stop", "--dir", dir).CombinedOutput()

@@ -66,8 +66,11 @@ type JobManagerConfig struct {
 	// Provider, if set, starts TaskManagers of SlotsPerWorker slots when
 	// jobs are short of slots and stops those idle for IdleTimeout
 	// (resourcemanager.Config); nil: TaskManagers are started by hand
-	// (standalone). The JobManager does not close it.
+	// (standalone). NewProvider, if set instead, makes it once the RPC
+	// address TaskManagers must be told is known. The JobManager does
+	// not close it.
 	Provider       provider.Provider
+	NewProvider    func(rpcAddress string) (provider.Provider, error)
 	SlotsPerWorker int
 	IdleTimeout    time.Duration
 	Logger         *slog.Logger
@@ -136,6 +139,11 @@ func (j *JobManager) start() error {
 		return fmt.Errorf("jobmanager: %w", err)
 	}
 	j.net = n
+	if j.cfg.NewProvider != nil {
+		if j.cfg.Provider, err = j.cfg.NewProvider(n.Addr()); err != nil {
+			return fmt.Errorf("jobmanager: resource provider: %w", err)
+		}
+	}
 	rm, err := resourcemanager.NewWithConfig(n, n.Addr()+"/resourcemanager", j.log, resourcemanager.Config{
 		SlotRequestTimeout: j.cfg.SlotRequestTimeout,
 		Heartbeat:          heartbeat.Config{Interval: j.cfg.HeartbeatInterval, Timeout: j.cfg.HeartbeatTimeout},
