@@ -280,15 +280,32 @@ func (h *JobHandle) Cancel() {
 // TriggerSavepoint asks the job's JobMaster for a savepoint into a new
 // directory under target (a blob URL, or an OS path meaning file://) and
 // waits for it: it returns the savepoint directory's URL, or why there is
-// none — the job keeps running either way. Stop and drain are reserved for
-// stop-with-savepoint and not acted on yet. If ctx ends first the request
-// is forgotten here; the savepoint may still complete.
+// none — the job keeps running either way unless stop (drain: after its
+// input was drained). If ctx ends first the request is forgotten here;
+// the savepoint may still complete.
 func (h *JobHandle) TriggerSavepoint(ctx context.Context, target string, stop, drain bool) (string, error) {
+	what := fmt.Sprintf("savepoint of job %s to %s", h.ID(), target)
+	r, err := h.request(ctx, what, rpc.TriggerSavepoint{Target: target, Stop: stop, Drain: drain})
+	return r.Path, err
+}
+
+// TriggerCheckpoint asks the job's JobMaster for a checkpoint now, into
+// the job's checkpoint storage, and waits for it: it returns the
+// checkpoint's id, or why there is none (no checkpointing configured, a
+// task declined...).
+func (h *JobHandle) TriggerCheckpoint(ctx context.Context) (int64, error) {
+	r, err := h.request(ctx, "checkpoint of job "+h.ID(), rpc.TriggerSavepoint{Checkpoint: true})
+	return r.CheckpointID, err
+}
+
+// request sends m to the job's JobMaster with a new request id and waits
+// for its SavepointResult.
+func (h *JobHandle) request(ctx context.Context, what string, m rpc.TriggerSavepoint) (rpc.SavepointResult, error) {
 	d := h.d
 	d.mu.Lock()
 	if h.j.result != nil {
 		d.mu.Unlock()
-		return "", fmt.Errorf("savepoint of job %s to %s: the job has ended (%v)", h.ID(), target, h.j.result.State)
+		return rpc.SavepointResult{}, fmt.Errorf("%s: the job has ended (%v)", what, h.j.result.State)
 	}
 	d.spNext++
 	id := d.spNext
@@ -300,20 +317,20 @@ func (h *JobHandle) TriggerSavepoint(ctx context.Context, target string, stop, d
 		delete(d.savepoints, id)
 		d.mu.Unlock()
 	}
-	err := d.cfg.Transport.JobMaster(h.j.jobMaster).TriggerSavepoint(rpc.TriggerSavepoint{JobID: h.ID(), RequestID: id, Target: target, Stop: stop, Drain: drain})
-	if err != nil {
+	m.JobID, m.RequestID = h.ID(), id
+	if err := d.cfg.Transport.JobMaster(h.j.jobMaster).TriggerSavepoint(m); err != nil {
 		forget()
-		return "", fmt.Errorf("savepoint of job %s to %s: the job's JobMaster is gone (the job ended): %w", h.ID(), target, err)
+		return rpc.SavepointResult{}, fmt.Errorf("%s: the job's JobMaster is gone (the job ended): %w", what, err)
 	}
 	select {
 	case r := <-w.answer:
 		if r.Error != "" {
-			return "", errors.New(r.Error)
+			return rpc.SavepointResult{}, errors.New(r.Error)
 		}
-		return r.Path, nil
+		return r, nil
 	case <-ctx.Done():
 		forget()
-		return "", fmt.Errorf("savepoint of job %s to %s: %w", h.ID(), target, ctx.Err())
+		return rpc.SavepointResult{}, fmt.Errorf("%s: %w", what, ctx.Err())
 	}
 }
 

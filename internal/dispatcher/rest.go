@@ -361,6 +361,19 @@ func (r *REST) Savepoint(ctx context.Context, id string, req rest.SavepointReque
 	return loc, nil
 }
 
+func (r *REST) Checkpoint(ctx context.Context, id string) (int64, error) {
+	h, err := r.handle(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case <-h.Done():
+		return 0, fmt.Errorf("%w: job %s has ended", rest.ErrConflict, id)
+	default:
+	}
+	return h.TriggerCheckpoint(ctx)
+}
+
 func (r *REST) DisposeSavepoint(ctx context.Context, path string) error {
 	if err := checkpoint.DisposeSavepoint(ctx, path); err != nil {
 		return fmt.Errorf("%w: %w", rest.ErrInvalid, err)

@@ -308,7 +308,7 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 				jm.writeSavepoint(a)
 				continue
 			}
-			md := a.Metadata
+			md, req := a.Metadata, a.Request
 			ck.writes++
 			jm.async(func(ctx context.Context) func() {
 				err := ck.store.Add(ctx, &md)
@@ -323,6 +323,7 @@ func (jm *JobMaster) ckApply(acts []checkpoint.Action) {
 						jm.rest.ckEnded(md.ID, "", "", time.Now())
 						jm.logger().Info("checkpoint completed", "job_id", jm.cfg.JobID, "checkpoint", md.ID,
 							"duration", ck.lastDuration, "bytes", st.bytes, "max_sync_pause", st.syncPause)
+						jm.checkpointCompleted(req, md.ID)
 					} else {
 						err = fmt.Errorf("writing metadata of checkpoint %d: %w", md.ID, err)
 						jm.rest.ckEnded(md.ID, "", err.Error(), time.Now())

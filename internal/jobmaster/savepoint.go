@@ -26,11 +26,17 @@ type spRequest struct {
 	dir    string // the savepoint's own directory (URL)
 	id     checkpoint.ID
 	stop   bool // a stop-with-savepoint
+	// checkpoint: a checkpoint asked for by hand, not a savepoint.
+	checkpoint bool
 }
 
 // triggerSavepoint takes a request: the savepoint gets a fresh directory
 // under the target and waits in the coordinator for the tasks to run.
 func (jm *JobMaster) triggerSavepoint(m rpc.TriggerSavepoint) {
+	if m.Checkpoint {
+		jm.triggerCheckpoint(m)
+		return
+	}
 	r := &spRequest{rpcID: m.RequestID, target: m.Target, stop: m.Stop}
 	target, err := checkpoint.StorageURL(m.Target)
 	if err == nil {
@@ -113,9 +119,48 @@ func (jm *JobMaster) savepointFailed(req int, id checkpoint.ID, cause error) {
 	jm.replySavepoint(r, "", cause)
 }
 
+// triggerCheckpoint takes a request for a checkpoint now (Flink 1.17's
+// POST /jobs/:jobid/checkpoints): the coordinator takes it as soon as
+// its rules allow (min pause, max concurrent), into the job's checkpoint
+// storage, and it counts as any checkpoint; the answer is its id once
+// its metadata is written.
+func (jm *JobMaster) triggerCheckpoint(m rpc.TriggerSavepoint) {
+	r := &spRequest{rpcID: m.RequestID, target: "checkpoint storage", checkpoint: true}
+	if jm.cfg.Checkpoint == nil {
+		jm.replySavepoint(r, "", errors.New("the job has no checkpointing configured (no interval, no storage): take a savepoint instead"))
+		return
+	}
+	ck := jm.ck
+	ck.spNext++
+	ck.spRequests[ck.spNext] = r
+	jm.logger().Info("checkpoint requested", "job_id", jm.cfg.JobID)
+	jm.ckStep(checkpoint.EvTrigger{Request: ck.spNext, Kind: checkpoint.KindCheckpoint})
+}
+
+// checkpointCompleted answers the request for checkpoint id, if one asked
+// for it.
+func (jm *JobMaster) checkpointCompleted(req int, id checkpoint.ID) {
+	r := jm.ck.spRequests[req]
+	if req == 0 || r == nil {
+		return
+	}
+	delete(jm.ck.spRequests, req)
+	r.id = id
+	res := rpc.SavepointResult{JobID: jm.cfg.JobID, RequestID: r.rpcID, CheckpointID: int64(id)}
+	if err := jm.disp.SavepointResult(res); err != nil {
+		jm.logger().Debug("job master: checkpoint result not delivered", "job_id", jm.cfg.JobID, "error", err)
+	}
+}
+
 func (jm *JobMaster) replySavepoint(r *spRequest, path string, cause error) {
 	res := rpc.SavepointResult{JobID: jm.cfg.JobID, RequestID: r.rpcID, Path: path}
-	if cause != nil {
+	if cause != nil && r.checkpoint {
+		if r.id != 0 {
+			res.Error = fmt.Sprintf("checkpoint %d of job %s failed: %v", r.id, jm.cfg.JobID, cause)
+		} else {
+			res.Error = fmt.Sprintf("checkpoint of job %s failed: %v", jm.cfg.JobID, cause)
+		}
+	} else if cause != nil {
 		if r.id != 0 {
 			res.Error = fmt.Sprintf("savepoint %d of job %s to %s failed: %v", r.id, jm.cfg.JobID, r.target, cause)
 		} else {

@@ -64,6 +64,10 @@ type Cluster interface {
 	// background with the Server's context, not the request's: the HTTP
 	// request that triggered it returns at once with a trigger id.
 	Savepoint(ctx context.Context, jobID string, req SavepointRequest) (location string, err error)
+	// Checkpoint takes a checkpoint of a running job now (Flink 1.17's
+	// POST /jobs/:jobid/checkpoints), blocking until it is complete or
+	// failed, and returns its id; run in the background like Savepoint.
+	Checkpoint(ctx context.Context, jobID string) (id int64, err error)
 	// DisposeSavepoint deletes the savepoint at path, blocking until done
 	// (run in the background like Savepoint).
 	DisposeSavepoint(ctx context.Context, path string) error

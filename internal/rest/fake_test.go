@@ -189,6 +189,20 @@ func (f *fakeCluster) CancelJob(ctx context.Context, id string) error {
 	return nil
 }
 
+// Checkpoint completes checkpoint 42 of a running job.
+func (f *fakeCluster) Checkpoint(ctx context.Context, id string) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j, err := f.jobLocked(id)
+	if err != nil {
+		return 0, err
+	}
+	if j.State != "RUNNING" {
+		return 0, fmt.Errorf("%w: job %s is %s", ErrConflict, id, j.State)
+	}
+	return 42, nil
+}
+
 func (f *fakeCluster) Savepoint(ctx context.Context, id string, req SavepointRequest) (string, error) {
 	f.mu.Lock()
 	f.calls = append(f.calls, req)

@@ -29,7 +29,8 @@ func (s *Server) table() []route {
 		{"/jobs/{jobid}/plan", map[string]apiHandler{"GET": s.getJobPlan}},
 		{"/jobs/{jobid}/exceptions", map[string]apiHandler{"GET": s.getExceptions}},
 		{"/jobs/{jobid}/config", map[string]apiHandler{"GET": s.getJobConfig}},
-		{"/jobs/{jobid}/checkpoints", map[string]apiHandler{"GET": s.getCheckpoints}},
+		{"/jobs/{jobid}/checkpoints", map[string]apiHandler{"GET": s.getCheckpoints, "POST": s.postCheckpoint}},
+		{"/jobs/{jobid}/checkpoints/{triggerid}", map[string]apiHandler{"GET": s.getCheckpointStatus}},
 		{"/jobs/{jobid}/checkpoints/config", map[string]apiHandler{"GET": s.getCheckpointConfig}},
 		{"/jobs/{jobid}/checkpoints/details/{checkpointid}", map[string]apiHandler{"GET": s.getCheckpoint}},
 		{"/jobs/{jobid}/vertices/{vertexid}", map[string]apiHandler{"GET": s.getVertex}},
@@ -753,6 +754,71 @@ func (s *Server) getSavepointStatus(r *http.Request) (int, any, error) {
 		return 0, nil, errorf(http.StatusNotFound, "There is no savepoint operation with trigger id %s for job %s (or its result has expired).", tid, id)
 	}
 	return http.StatusOK, operationResult(op, true), nil
+}
+
+// checkpointScope is the operations' scope of job id's checkpoints asked
+// for by hand, apart from its savepoints.
+func checkpointScope(id string) string { return id + "/checkpoints" }
+
+// postCheckpoint is Flink 1.17's manual checkpoint trigger (not in the
+// 1.16 spec this API follows otherwise): a checkpoint of the running job
+// now, into its checkpoint storage; 202 with a trigger id, whose GET
+// gives the checkpoint's id once it is complete.
+func (s *Server) postCheckpoint(r *http.Request) (int, any, error) {
+	id, err := idParam(r, "jobid")
+	if err != nil {
+		return 0, nil, err
+	}
+	var b struct {
+		TriggerID      string `json:"triggerId"`
+		CheckpointType string `json:"checkpointType"`
+	}
+	if err := decodeBody(r, &b); err != nil {
+		return 0, nil, err
+	}
+	if err := triggerIDOf(b.TriggerID); err != nil {
+		return 0, nil, err
+	}
+	switch b.CheckpointType {
+	case "", "CONFIGURED", "FULL":
+	default:
+		return 0, nil, errorf(http.StatusBadRequest, "Request did not match expected format: checkpointType %q is not CONFIGURED or FULL (every checkpoint is a full one).", b.CheckpointType)
+	}
+	if _, err := s.cfg.Cluster.Job(r.Context(), id); err != nil {
+		return 0, nil, fmt.Errorf("job %s: %w", id, err)
+	}
+	tid, err := s.ops.start(checkpointScope(id), b.TriggerID, func(ctx context.Context) (string, error) {
+		n, err := s.cfg.Cluster.Checkpoint(ctx, id)
+		return strconv.FormatInt(n, 10), err
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusAccepted, triggerResponse{RequestID: tid}, nil
+}
+
+func (s *Server) getCheckpointStatus(r *http.Request) (int, any, error) {
+	id, err := idParam(r, "jobid")
+	if err != nil {
+		return 0, nil, err
+	}
+	tid, err := idParam(r, "triggerid")
+	if err != nil {
+		return 0, nil, err
+	}
+	op, ok := s.ops.get(checkpointScope(id), tid)
+	if !ok {
+		return 0, nil, errorf(http.StatusNotFound, "There is no checkpoint operation with trigger id %s for job %s (or its result has expired).", tid, id)
+	}
+	res := operationResult(op, false)
+	if op.done && op.err == nil {
+		n, err := strconv.ParseInt(op.location, 10, 64)
+		if err != nil {
+			return 0, nil, fmt.Errorf("checkpoint operation %s: %w", tid, err)
+		}
+		res.Operation.CheckpointID = &n
+	}
+	return http.StatusOK, res, nil
 }
 
 // disposalScope is the operations' scope of savepoint disposals (job ids

@@ -328,6 +328,7 @@ type failureCause struct {
 
 type operationInfo struct {
 	Location     *string       `json:"location,omitempty"`
+	CheckpointID *int64        `json:"checkpointId,omitempty"`
 	FailureCause *failureCause `json:"failure-cause,omitempty"`
 }
 

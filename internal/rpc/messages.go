@@ -119,14 +119,17 @@ type (
 	// TriggerSavepoint asks the JobMaster for a savepoint of its job into
 	// a new directory under Target (a blob URL). It is answered with
 	// SavepointResult, carrying RequestID, to the Dispatcher (the only
-	// role that asks). Stop and Drain are reserved for stop-with-savepoint
-	// and not acted on yet.
+	// role that asks). Stop makes it a stop-with-savepoint, Drain drains
+	// first. With Checkpoint it is a checkpoint asked for by hand instead,
+	// into the job's checkpoint storage (Target, Stop and Drain unused),
+	// answered with its id once complete.
 	TriggerSavepoint struct {
-		JobID     string
-		RequestID uint64
-		Target    string
-		Stop      bool
-		Drain     bool
+		JobID      string
+		RequestID  uint64
+		Target     string
+		Stop       bool
+		Drain      bool
+		Checkpoint bool
 	}
 	// AcknowledgeCheckpoint is a task's snapshot for a checkpoint, sent
 	// once its state is in checkpoint storage: per chained operator with
@@ -323,12 +326,15 @@ type (
 		Details JobDetails
 	}
 	// SavepointResult answers TriggerSavepoint: Path is the savepoint's
-	// directory URL, or Error says why there is none (the job runs on).
+	// directory URL (CheckpointID the checkpoint's id, for a checkpoint
+	// asked for by hand), or Error says why there is none (the job runs
+	// on).
 	SavepointResult struct {
-		JobID     string
-		RequestID uint64
-		Path      string
-		Error     string
+		JobID        string
+		RequestID    uint64
+		Path         string
+		Error        string
+		CheckpointID int64
 	}
 )
 

@@ -53,7 +53,7 @@ func MessageToProto(m Message) (*rpcpb.Envelope, error) {
 		e.Message = &rpcpb.Envelope_CancelJob{CancelJob: &rpcpb.CancelJob{JobId: m.JobID}}
 	case TriggerSavepoint:
 		e.Message = &rpcpb.Envelope_TriggerSavepoint{TriggerSavepoint: &rpcpb.TriggerSavepoint{
-			JobId: m.JobID, RequestId: m.RequestID, Target: m.Target, Stop: m.Stop, Drain: m.Drain}}
+			JobId: m.JobID, RequestId: m.RequestID, Target: m.Target, Stop: m.Stop, Drain: m.Drain, Checkpoint: m.Checkpoint}}
 	case AcknowledgeCheckpoint:
 		e.Message = &rpcpb.Envelope_AcknowledgeCheckpoint{AcknowledgeCheckpoint: &rpcpb.AcknowledgeCheckpoint{
 			JobId: m.JobID, Execution: executionToProto(m.Execution), CheckpointId: m.CheckpointID,
@@ -115,7 +115,7 @@ func MessageToProto(m Message) (*rpcpb.Envelope, error) {
 			Details: detailsToProto(m.Details)}}
 	case SavepointResult:
 		e.Message = &rpcpb.Envelope_SavepointResult{SavepointResult: &rpcpb.SavepointResult{
-			JobId: m.JobID, RequestId: m.RequestID, Path: m.Path, Error: m.Error}}
+			JobId: m.JobID, RequestId: m.RequestID, Path: m.Path, Error: m.Error, CheckpointId: m.CheckpointID}}
 	default:
 		return nil, fmt.Errorf("rpc: no protobuf form for message type %T", m)
 	}
@@ -157,7 +157,7 @@ func MessageFromProto(e *rpcpb.Envelope) (Message, error) {
 		return CancelJob{JobID: p.CancelJob.GetJobId()}, nil
 	case *rpcpb.Envelope_TriggerSavepoint:
 		m := p.TriggerSavepoint
-		return TriggerSavepoint{JobID: m.GetJobId(), RequestID: m.GetRequestId(), Target: m.GetTarget(), Stop: m.GetStop(), Drain: m.GetDrain()}, nil
+		return TriggerSavepoint{JobID: m.GetJobId(), RequestID: m.GetRequestId(), Target: m.GetTarget(), Stop: m.GetStop(), Drain: m.GetDrain(), Checkpoint: m.GetCheckpoint()}, nil
 	case *rpcpb.Envelope_AcknowledgeCheckpoint:
 		m := p.AcknowledgeCheckpoint
 		return AcknowledgeCheckpoint{JobID: m.GetJobId(), Execution: executionFromProto(m.GetExecution()), CheckpointID: m.GetCheckpointId(),
@@ -220,7 +220,7 @@ func MessageFromProto(e *rpcpb.Envelope) (Message, error) {
 			Details: detailsFromProto(m.GetDetails())}, nil
 	case *rpcpb.Envelope_SavepointResult:
 		m := p.SavepointResult
-		return SavepointResult{JobID: m.GetJobId(), RequestID: m.GetRequestId(), Path: m.GetPath(), Error: m.GetError()}, nil
+		return SavepointResult{JobID: m.GetJobId(), RequestID: m.GetRequestId(), Path: m.GetPath(), Error: m.GetError(), CheckpointID: m.GetCheckpointId()}, nil
 	}
 	return nil, fmt.Errorf("rpc: envelope holds no known message (%T)", e.GetMessage())
 }

@@ -1162,6 +1162,7 @@ type TriggerSavepoint struct {
 	Target        string                 `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
 	Stop          bool                   `protobuf:"varint,4,opt,name=stop,proto3" json:"stop,omitempty"`
 	Drain         bool                   `protobuf:"varint,5,opt,name=drain,proto3" json:"drain,omitempty"`
+	Checkpoint    bool                   `protobuf:"varint,6,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1227,6 +1228,13 @@ func (x *TriggerSavepoint) GetStop() bool {
 func (x *TriggerSavepoint) GetDrain() bool {
 	if x != nil {
 		return x.Drain
+	}
+	return false
+}
+
+func (x *TriggerSavepoint) GetCheckpoint() bool {
+	if x != nil {
+		return x.Checkpoint
 	}
 	return false
 }
@@ -2393,6 +2401,7 @@ type SavepointResult struct {
 	RequestId     uint64                 `protobuf:"varint,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Path          string                 `protobuf:"bytes,3,opt,name=path,proto3" json:"path,omitempty"`
 	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	CheckpointId  int64                  `protobuf:"varint,5,opt,name=checkpoint_id,json=checkpointId,proto3" json:"checkpoint_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2453,6 +2462,13 @@ func (x *SavepointResult) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *SavepointResult) GetCheckpointId() int64 {
+	if x != nil {
+		return x.CheckpointId
+	}
+	return 0
 }
 
 // ExecutionID is scheduler.ExecutionID.
@@ -4103,14 +4119,17 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\ftask_manager\x18\x02 \x01(\tR\vtaskManager\x12/\n" +
 	"\x05tasks\x18\x03 \x03(\v2\x19.strom.rpc.v1.TaskMetricsR\x05tasks\"\"\n" +
 	"\tCancelJob\x12\x15\n" +
-	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\x8a\x01\n" +
+	"\x06job_id\x18\x01 \x01(\tR\x05jobId\"\xaa\x01\n" +
 	"\x10TriggerSavepoint\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x02 \x01(\x04R\trequestId\x12\x16\n" +
 	"\x06target\x18\x03 \x01(\tR\x06target\x12\x12\n" +
 	"\x04stop\x18\x04 \x01(\bR\x04stop\x12\x14\n" +
-	"\x05drain\x18\x05 \x01(\bR\x05drain\"\xee\x01\n" +
+	"\x05drain\x18\x05 \x01(\bR\x05drain\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\x06 \x01(\bR\n" +
+	"checkpoint\"\xee\x01\n" +
 	"\x15AcknowledgeCheckpoint\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x127\n" +
 	"\texecution\x18\x02 \x01(\v2\x19.strom.rpc.v1.ExecutionIDR\texecution\x12#\n" +
@@ -4214,13 +4233,14 @@ const file_strom_rpc_v1_rpc_proto_rawDesc = "" +
 	"\x1elast_checkpoint_duration_nanos\x18\f \x01(\x03R\x1blastCheckpointDurationNanos\x120\n" +
 	"\x14last_checkpoint_size\x18\r \x01(\x03R\x12lastCheckpointSize\x12F\n" +
 	" last_checkpoint_sync_pause_nanos\x18\x0e \x01(\x03R\x1clastCheckpointSyncPauseNanos\x122\n" +
-	"\adetails\x18\x0f \x01(\v2\x18.strom.rpc.v1.JobDetailsR\adetails\"q\n" +
+	"\adetails\x18\x0f \x01(\v2\x18.strom.rpc.v1.JobDetailsR\adetails\"\x96\x01\n" +
 	"\x0fSavepointResult\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x02 \x01(\x04R\trequestId\x12\x12\n" +
 	"\x04path\x18\x03 \x01(\tR\x04path\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"Y\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12#\n" +
+	"\rcheckpoint_id\x18\x05 \x01(\x03R\fcheckpointId\"Y\n" +
 	"\vExecutionID\x12\x16\n" +
 	"\x06vertex\x18\x01 \x01(\x03R\x06vertex\x12\x18\n" +
 	"\asubtask\x18\x02 \x01(\x03R\asubtask\x12\x18\n" +
