@@ -740,12 +740,19 @@ func operationResult(op operation, withLocation bool) asyncResult {
 	return asyncResult{Status: queueStatus{ID: "COMPLETED"}, Operation: info}
 }
 
-func (s *Server) getSavepointStatus(r *http.Request) (int, any, error) {
-	id, err := idParam(r, "jobid")
-	if err != nil {
-		return 0, nil, err
+// jobAndTrigger are the job id and trigger id of an operation's path.
+func jobAndTrigger(r *http.Request) (job, trigger string, err error) {
+	if job, err = idParam(r, "jobid"); err != nil {
+		return "", "", err
 	}
-	tid, err := idParam(r, "triggerid")
+	if trigger, err = idParam(r, "triggerid"); err != nil {
+		return "", "", err
+	}
+	return job, trigger, nil
+}
+
+func (s *Server) getSavepointStatus(r *http.Request) (int, any, error) {
+	id, tid, err := jobAndTrigger(r)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -798,11 +805,7 @@ func (s *Server) postCheckpoint(r *http.Request) (int, any, error) {
 }
 
 func (s *Server) getCheckpointStatus(r *http.Request) (int, any, error) {
-	id, err := idParam(r, "jobid")
-	if err != nil {
-		return 0, nil, err
-	}
-	tid, err := idParam(r, "triggerid")
+	id, tid, err := jobAndTrigger(r)
 	if err != nil {
 		return 0, nil, err
 	}
