@@ -472,19 +472,11 @@ func CollectLines() (*Output, func() []string) {
 // blackholeName names the sink of rows nobody keeps.
 const blackholeName = "Blackhole"
 
-// rowsIntoSink is how many rows the sink called name took: its records in,
-// from an embedded run's operator totals, or, from a cluster's, where
-// the results are per vertex (chain), the records out of the vertex the
-// sink ends (a sink counts what it wrote as its output).
+// rowsIntoSink is how many rows the sink called name took (0 if the job
+// has no such operator). A job run on a cluster reports the same
+// per-operator counts as an embedded one (its execution result's
+// accumulators).
 func rowsIntoSink(job *strom.JobResult, name string) int64 {
-	if op, ok := job.Operator(name); ok {
-		return op.RecordsIn
-	}
-	var n int64
-	for _, op := range job.Operators {
-		if strings.HasSuffix(op.Name, " -> "+name) {
-			n += op.RecordsOut
-		}
-	}
-	return n
+	op, _ := job.Operator(name)
+	return op.RecordsIn
 }

@@ -9,6 +9,7 @@ package jobgraph
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -132,4 +133,16 @@ type CheckpointSettings struct {
 	Storage        string        `json:"storage"`
 	AlignedTimeout time.Duration `json:"alignedTimeout,omitempty"`
 	Retained       int           `json:"retained,omitempty"`
+}
+
+// InputEdges are the stream edges into the given vertices: the channels a
+// region's restart releases with it.
+func (g *JobGraph) InputEdges(vertices []int) []int {
+	var edges []int
+	for _, e := range g.Edges {
+		if slices.Contains(vertices, e.To) {
+			edges = append(edges, e.StreamEdge)
+		}
+	}
+	return edges
 }

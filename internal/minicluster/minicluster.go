@@ -237,12 +237,7 @@ func (c *MiniCluster) startJobMaster(sub dispatcher.Submission, address, dispatc
 				}
 				return
 			}
-			var edges []int
-			for _, e := range sub.JobGraph.Edges {
-				if slices.Contains(vertices, e.To) {
-					edges = append(edges, e.StreamEdge)
-				}
-			}
+			edges := sub.JobGraph.InputEdges(vertices)
 			c.reg.ReleaseVertices(sub.JobID, previous, vertices, edges)
 			for _, d := range c.dataPlanes() {
 				d.ReleaseEdges(sub.JobID, previous, edges)

@@ -130,8 +130,12 @@ func (j *JobManager) start() error {
 		return fmt.Errorf("jobmanager: %w", err)
 	}
 	j.store = store
+	adv, err := advertise(j.cfg.RPCAddress, j.cfg.AdvertisedHost)
+	if err != nil {
+		return fmt.Errorf("jobmanager: %w", err)
+	}
 	n, err := rpc.NewNetwork(rpc.NetworkOptions{
-		Bind: j.cfg.RPCAddress, Advertise: advertise(j.cfg.RPCAddress, j.cfg.AdvertisedHost), Logger: j.log,
+		Bind: j.cfg.RPCAddress, Advertise: adv, Logger: j.log,
 		OnUnreachable: j.unreachable,
 		Handlers:      map[string]http.Handler{"GET " + BinaryPath + "{id}": http.HandlerFunc(j.serveBinary)},
 	})
@@ -174,14 +178,20 @@ func (j *JobManager) start() error {
 }
 
 // advertise is the address peers are told for a bind address: the bind
-// address itself unless a host is given.
-func advertise(bind, host string) string {
+// address itself unless a host is given, which needs a fixed port (with
+// port 0 the one chosen is not known before listening).
+func advertise(bind, host string) (string, error) {
 	if host == "" {
-		return ""
+		return "", nil
 	}
-	// A fixed port only: with port 0 the chosen one is not known yet.
-	_, port, _ := splitHostPort(bind)
-	return host + ":" + port
+	_, port, err := net.SplitHostPort(bind)
+	if err != nil {
+		return "", fmt.Errorf("RPC address %q: %w", bind, err)
+	}
+	if port == "0" || port == "" {
+		return "", fmt.Errorf("an advertised host (%s) needs a fixed RPC port, not %q", host, bind)
+	}
+	return net.JoinHostPort(host, port), nil
 }
 
 // RPCAddress is where TaskManagers reach this JobManager (host:port).
@@ -258,12 +268,7 @@ func (j *JobManager) startJobMaster(sub dispatcher.Submission, address, dispatch
 		OnRestart: func(previous int, vertices []int) {
 			m := rpc.ReleaseChannels{JobID: sub.JobID, Attempt: previous}
 			if vertices != nil {
-				m.Vertices = vertices
-				for _, e := range sub.JobGraph.Edges {
-					if slices.Contains(vertices, e.To) {
-						m.Edges = append(m.Edges, e.StreamEdge)
-					}
-				}
+				m.Vertices, m.Edges = vertices, sub.JobGraph.InputEdges(vertices)
 			}
 			j.toTaskManagers(m)
 		},
@@ -360,8 +365,6 @@ func (j *JobManager) taskManagers(ctx context.Context) ([]rest.TaskManager, erro
 	}
 	return out, nil
 }
-
-func splitHostPort(a string) (host, port string, err error) { return net.SplitHostPort(a) }
 
 // dataPort is the port of a data address (0 if it has none).
 func dataPort(addr string) int {

@@ -90,6 +90,8 @@ loop:
 	log := c.jm.stderr()
 	require.Contains(t, log, "job restarting", "no restart: the kills hit nothing")
 	require.Contains(t, log, "connection lost")
+	require.Contains(t, log, "checkpoint completed")
+	require.Contains(t, log, "job restoring from checkpoint", "no restart restored a checkpoint: the kills came before any")
 }
 
 // A TaskManager frozen with SIGSTOP is found by the heartbeat timeout; its
@@ -128,6 +130,7 @@ func TestFrozenTaskManagerIsFencedAndItsTasksRestartElsewhere(t *testing.T) {
 	require.NoError(t, <-done, out)
 	job.checkExact(t)
 	require.Contains(t, c.jm.stderr(), "job restarting")
+	require.Contains(t, c.jm.stderr(), "job restoring from checkpoint")
 	require.Eventually(t, func() bool {
 		return strings.Contains(c.tm(frozen).stderr(), "declared dead")
 	}, 10*time.Second, 50*time.Millisecond, "the woken TaskManager was not fenced")

@@ -98,7 +98,11 @@ func StartTaskManager(cfg TaskManagerConfig) (_ *TaskManager, err error) {
 	if rpcBind == "" {
 		rpcBind = "127.0.0.1:0"
 	}
-	if t.net, err = rpc.NewNetwork(rpc.NetworkOptions{Bind: rpcBind, Advertise: advertise(rpcBind, cfg.AdvertisedHost), Logger: t.log}); err != nil {
+	adv, err := advertise(rpcBind, cfg.AdvertisedHost)
+	if err != nil {
+		return nil, fmt.Errorf("taskmanager: %w", err)
+	}
+	if t.net, err = rpc.NewNetwork(rpc.NetworkOptions{Bind: rpcBind, Advertise: adv, Logger: t.log}); err != nil {
 		return nil, fmt.Errorf("taskmanager: %w", err)
 	}
 	if t.launcher, err = jobworker.NewLauncher(jobworker.LauncherConfig{
