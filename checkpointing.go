@@ -200,6 +200,7 @@ func (c Config) checkpointing() *jobcode.Checkpointing {
 		},
 		Storage:        c.CheckpointDir,
 		Retained:       c.RetainedCheckpoints,
+		Incremental:    !c.FullCheckpoints,
 		AlignedTimeout: c.AlignedCheckpointTimeout,
 	}
 }

@@ -166,6 +166,12 @@ type Config struct {
 	// newest cannot be read and was never announced complete to the
 	// tasks.
 	RetainedCheckpoints int
+	// FullCheckpoints makes every checkpoint write the whole keyed state.
+	// By default checkpoints are incremental: each writes the keys that
+	// changed since the last one, and a full copy only when those changes
+	// add up to more than the last full copy (savepoints are always
+	// whole and self-contained).
+	FullCheckpoints bool
 	// RestartStrategy says whether and when the job restarts after a
 	// failure; the zero value is the default (none without checkpoints,
 	// ExponentialDelayRestart with them).

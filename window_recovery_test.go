@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strom-dev/strom/internal/statebackend"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/strom-dev/strom"
@@ -120,7 +122,14 @@ func TestWindowSumsExactWithFailuresAfterFirings(t *testing.T) {
 
 			url, store := memStore(t)
 			f := &winFailer{store: store, thresholds: []int64{int64(len(want) / 10), int64(len(want) * 2 / 10), int64(len(want) * 3 / 10)}}
+			deltas := statebackend.DeltaSectionsApplied()
 			res, got := runWindowSums(t, tc.assigner, data, ckConfig(url), f)
+			if tc.name != "session" {
+				// Checkpoints are incremental by default: restores
+				// applied deltas of the window contents (merging
+				// windows' state is rewritten whole at every checkpoint).
+				require.Positive(t, statebackend.DeltaSectionsApplied()-deltas, "restores applied incremental deltas")
+			}
 			require.Equal(t, int64(len(f.thresholds)), f.injected.Load(), "every failure was injected")
 			require.Equal(t, len(f.thresholds), res.Restarts)
 			require.Positive(t, res.RestoredCheckpoint)

@@ -77,6 +77,7 @@ type nexmarkFlags struct {
 	ckInterval     time.Duration
 	ckDir          string
 	ckMode         string
+	ckFull         bool
 	failEvery      time.Duration
 	failSeed       uint64
 	stopAfter      time.Duration
@@ -127,6 +128,7 @@ engine's events/s to the baseline's is reported.`,
 	fl.DurationVar(&f.ckInterval, "checkpoint-interval", 0, "take a checkpoint this often (0: no checkpoints)")
 	fl.StringVar(&f.ckDir, "checkpoint-dir", "", "checkpoint storage URL (file:///dir, s3://bucket/prefix?endpoint=..., mem://name; default: "+strom.DefaultCheckpointDir()+")")
 	fl.StringVar(&f.ckMode, "checkpoint-mode", "aligned", "aligned (exactly-once), unaligned (exactly-once, barriers overtake in-flight records) or at-least-once")
+	fl.BoolVar(&f.ckFull, "full-checkpoints", false, "write the whole keyed state at every checkpoint instead of what changed since the last one")
 	fl.DurationVar(&f.failEvery, "fail-every", 0, "fail a random running subtask this often, by a panic inside the task, to exercise recovery (needs --checkpoint-interval; restarts after a fixed "+nexmark.FailRestartDelay.String()+")")
 	fl.Uint64Var(&f.failSeed, "fail-seed", 0, "seed of the random choice of the subtask --fail-every fails (0: drawn at random, and printed)")
 	fl.DurationVar(&f.stopAfter, "stop-with-savepoint-after", 0, "after this long (wall-clock), stop the job with a savepoint into --savepoint-dir, without draining, and report its path (0: run to the end)")
@@ -249,6 +251,7 @@ func runNexmark(cmd *cobra.Command, f nexmarkFlags) error {
 		c.CheckpointInterval = f.ckInterval
 		c.CheckpointDir = f.ckDir
 		c.CheckpointMode = mode
+		c.FullCheckpoints = f.ckFull
 		c.LoopbackNetwork = f.loopback
 		c.Cluster = f.cluster
 		if f.taskManagers > 0 {

@@ -81,6 +81,9 @@ type Checkpointing struct {
 	// Recovery falls back to an older one only if the newer one's
 	// metadata cannot be read and it was never notified as complete.
 	Retained int
+	// Incremental makes checkpoints write keyed state as incremental
+	// chains (runtime/keyed_chain.go).
+	Incremental bool
 }
 
 // Resume names the savepoint a job starts from.

@@ -25,6 +25,7 @@ func Settings(c Config) (*jobgraph.Settings, error) {
 			Interval: ck.Interval, Timeout: ck.Timeout, MinPause: ck.MinPause,
 			MaxConcurrent: ck.MaxConcurrent, TolerableFailures: ck.TolerableFailures,
 			Mode: modeNames[ck.Mode], Storage: ck.Storage, AlignedTimeout: ck.AlignedTimeout, Retained: ck.Retained,
+			Incremental: ck.Incremental,
 		}
 	}
 	r, err := json.Marshal(c.Restart)
@@ -56,6 +57,7 @@ func FromSettings(s *jobgraph.Settings) (Config, error) {
 			Config: checkpoint.Config{Interval: ck.Interval, Timeout: ck.Timeout, MinPause: ck.MinPause,
 				MaxConcurrent: ck.MaxConcurrent, TolerableFailures: ck.TolerableFailures, Mode: mode},
 			Storage: ck.Storage, AlignedTimeout: ck.AlignedTimeout, Retained: ck.Retained,
+			Incremental: ck.Incremental,
 		}
 		if err := c.Checkpoint.Config.Validate(); err != nil {
 			return c, err

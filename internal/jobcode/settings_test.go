@@ -18,7 +18,7 @@ func TestSettingsRoundTripThroughJSON(t *testing.T) {
 	for _, mode := range []checkpoint.Mode{checkpoint.ExactlyOnce, checkpoint.AtLeastOnce, checkpoint.Unaligned} {
 		c := Config{
 			Checkpoint: &Checkpointing{Config: checkpoint.Config{Interval: time.Second, Timeout: time.Minute, MinPause: 5 * time.Millisecond,
-				MaxConcurrent: 2, TolerableFailures: 3, Mode: mode}, Storage: "file:///tmp/ck", AlignedTimeout: 7 * time.Millisecond, Retained: 2},
+				MaxConcurrent: 2, TolerableFailures: 3, Mode: mode}, Storage: "file:///tmp/ck", AlignedTimeout: 7 * time.Millisecond, Retained: 2, Incremental: mode != checkpoint.AtLeastOnce},
 			Restart: scheduler.RestartStrategy{Kind: scheduler.RestartFixedDelay, FixedDelay: &scheduler.FixedDelay{Attempts: 4, Delay: time.Second}},
 		}
 		s, err := Settings(c)

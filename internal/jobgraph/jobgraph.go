@@ -133,6 +133,7 @@ type CheckpointSettings struct {
 	Storage        string        `json:"storage"`
 	AlignedTimeout time.Duration `json:"alignedTimeout,omitempty"`
 	Retained       int           `json:"retained,omitempty"`
+	Incremental    bool          `json:"incremental,omitempty"`
 }
 
 // InputEdges are the stream edges into the given vertices: the channels a

@@ -104,7 +104,12 @@ func (ck *ckShell) ackStats(m rpc.AcknowledgeCheckpoint) {
 	s.syncPause = max(s.syncPause, m.SyncPause)
 	for _, op := range m.States {
 		for _, hs := range [][]checkpoint.StateHandle{op.State.Keyed, op.State.Operator, op.State.Channel} {
-			for _, h := range hs {
+			for i, h := range hs {
+				// An incremental chain's earlier files were written by
+				// earlier checkpoints: only its last one is new.
+				if h.Shared && i < len(hs)-1 {
+					continue
+				}
 				s.bytes += h.Size
 			}
 		}

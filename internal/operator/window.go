@@ -116,6 +116,9 @@ func (c *windowCore[K, S]) open(ctx *runtime.Context, b *statebackend.Keyed[K], 
 	c.contents.t.SetValueCodecFunc(keyWindowsCodecFor(c.stateCodec))
 	if derived {
 		c.contents.restored = c.registerWindowTimers
+		// An incremental restore changes key groups already restored:
+		// their timers are dropped and derived again.
+		c.contents.cleared = func(kg int) { _ = c.timers.State().ClearKeyGroup(kg) }
 	}
 	if _, err := b.Register("window-contents", &restoringTable[K, S]{c.contents.t, c.contents}); err != nil {
 		return err
@@ -505,8 +508,9 @@ type windowStore[K comparable, S any] struct {
 	free []*keyWindows[S]
 	cow  bool
 	// restored, if set, is called with each key-group index contents were
-	// restored into.
-	restored func(kg int)
+	// restored into; cleared, if set, before a key group restored already
+	// is changed by an incremental restore (a delta or a replace section).
+	restored, cleared func(kg int)
 }
 
 // restoringTable is the contents table as registered with the backend: it
@@ -526,6 +530,30 @@ func (r *restoringTable[K, S]) RestoreKeyGroup(kg int, src []byte) error {
 		r.s.restored(kg)
 	}
 	return nil
+}
+
+// ApplyDelta implements statebackend.DeltaTracker: the key group's derived
+// timers are derived again from its contents after the change.
+func (r *restoringTable[K, S]) ApplyDelta(kg int, src []byte) error {
+	if r.s.cleared != nil {
+		r.s.cleared(kg)
+	}
+	if err := r.Table.ApplyDelta(kg, src); err != nil {
+		return err
+	}
+	if r.s.restored != nil {
+		r.s.restored(kg)
+	}
+	return nil
+}
+
+// ClearKeyGroup implements statebackend.KeyGroupClearer, with the key
+// group's derived timers.
+func (r *restoringTable[K, S]) ClearKeyGroup(kg int) error {
+	if r.s.cleared != nil {
+		r.s.cleared(kg)
+	}
+	return r.Table.ClearKeyGroup(kg)
 }
 
 func newWindowStore[K comparable, S any](b *statebackend.Keyed[K]) *windowStore[K, S] {

@@ -416,7 +416,7 @@ func (t *Task) snapshotNow(opts CheckpointOptions) (snap TaskSnapshot, taken boo
 			out, outErr = t.overtaken()
 		}
 	}
-	snap, err = t.snapshotOperators(opts.ID)
+	snap, err = t.snapshotOperators(opts.ID, opts.Kind == network.Checkpoint)
 	snap.Options = opts
 	if err == nil {
 		err = outErr
@@ -710,6 +710,8 @@ func (g *Gate) abortAlignment(err error) {
 	g.stopAlignmentTimeout()
 	if a.unaligned {
 		// The barrier went out already; the cancel marker follows it.
+		// The snapshot is never uploaded: its incremental links end here.
+		a.snap.AbandonLinks(err)
 		a.unaligned, a.snap = false, TaskSnapshot{}
 		clear(a.recording)
 		clear(a.recorded)

@@ -100,6 +100,14 @@ type Context struct {
 	// checkpoint's notification (the final checkpoint, FLIP-147), since
 	// a restore replays whatever followed the checkpoint restored.
 	Checkpointing bool
+	// IncrementalCheckpoints makes checkpoints write keyed state as an
+	// incremental chain (keyed_chain.go) instead of whole.
+	IncrementalCheckpoints bool
+	// chain is the operator's incremental chain; incremental is set for
+	// the snapshot being taken when it may be incremental (a checkpoint,
+	// not a savepoint).
+	chain       *keyedChain
+	incremental bool
 	// sideOutputs maps a side-output tag to an Output[U] (erased).
 	sideOutputs map[string]any
 	// state is the operator's part of the state seam (state_seam.go).

@@ -69,6 +69,12 @@ type KeyedBackend interface {
 	Range() keygroup.Range
 }
 
+// IncrementalBackend is a keyed backend that takes incremental snapshots
+// (statebackend.Keyed).
+type IncrementalBackend interface {
+	SnapshotAsyncMode(mode statebackend.SnapshotMode) (write func(w io.Writer) error, delta bool, err error)
+}
+
 // OperatorSnapshot is the state of one operator subtask.
 type OperatorSnapshot struct {
 	UID  string
@@ -80,6 +86,13 @@ type OperatorSnapshot struct {
 	// checkpoint's asynchronous part, which the uploader runs on its own
 	// goroutine while the task goes on (see Materialize).
 	KeyedLater func() ([]byte, error)
+	// KeyedLink, set for an incremental checkpoint, is Keyed's place in the
+	// operator's chain (keyed_chain.go): the uploader finishes it and
+	// acknowledges its Files. Keyed is then a delta when KeyedLink.Delta.
+	KeyedLink *KeyedLink
+	// KeyedDeltas are, on restore, the deltas of an incremental chain to
+	// apply after Keyed (its base), in order.
+	KeyedDeltas [][]byte
 	// Operator is the operator state: every list of the operator-state
 	// store, source split positions among them.
 	Operator []statebackend.OperatorState
@@ -211,7 +224,9 @@ func Redistribute(snaps []TaskSnapshot, parallelism func(uid string) int) (JobRe
 					return nil, fmt.Errorf("operator %q, old subtask %d: %w", uid, j, err)
 				}
 				if info.Range.Start <= mine.End && mine.Start <= info.Range.End {
+					// A chain's deltas follow their base, in order.
 					r.Keyed = append(r.Keyed, k)
+					r.Keyed = append(r.Keyed, o.subs[j].KeyedDeltas...)
 				}
 			}
 			rs[i] = r
@@ -406,7 +421,20 @@ func (c *Context) SnapshotState(checkpointID int64) (OperatorSnapshot, error) {
 		return snap, nil
 	}
 	if c.state.keyed != nil {
-		write, err := c.state.keyed.SnapshotAsync()
+		var write func(io.Writer) error
+		var err error
+		if ib, ok := c.state.keyed.(IncrementalBackend); ok && c.incremental {
+			if c.chain == nil {
+				c.chain = &keyedChain{}
+			}
+			var delta bool
+			write, delta, err = ib.SnapshotAsyncMode(c.chain.mode())
+			if err == nil {
+				snap.KeyedLink = c.chain.add(delta)
+			}
+		} else {
+			write, err = c.state.keyed.SnapshotAsync()
+		}
 		if err != nil {
 			return snap, fmt.Errorf("keyed state: %w", err)
 		}
@@ -460,7 +488,7 @@ func (t *Task) SnapshotState(checkpointID int64) (TaskSnapshot, error) {
 	if err := t.prepareSnapshot(checkpointID); err != nil {
 		return TaskSnapshot{CheckpointID: checkpointID, Task: t.Info}, err
 	}
-	snap, err := t.snapshotOperators(checkpointID)
+	snap, err := t.snapshotOperators(checkpointID, false)
 	if err != nil {
 		return snap, err
 	}
@@ -503,11 +531,16 @@ func (t *Task) prepareSnapshot(checkpointID int64) error {
 	return nil
 }
 
-// snapshotOperators takes every operator's snapshot, head first.
-func (t *Task) snapshotOperators(checkpointID int64) (TaskSnapshot, error) {
+// snapshotOperators takes every operator's snapshot, head first;
+// checkpoint says it is a checkpoint (which may be incremental), not a
+// savepoint or a test's snapshot.
+func (t *Task) snapshotOperators(checkpointID int64, checkpoint bool) (TaskSnapshot, error) {
 	snap := TaskSnapshot{CheckpointID: checkpointID, Task: t.Info}
 	for i, c := range t.Chain {
 		t.current = i
+		if c.Ctx != nil {
+			c.Ctx.incremental = checkpoint && c.Ctx.IncrementalCheckpoints
+		}
 		var os OperatorSnapshot
 		var err error
 		switch s, ok := c.Op.(StateSnapshotter); {

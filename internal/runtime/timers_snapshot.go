@@ -229,3 +229,21 @@ func decodeErr(err error) error {
 	}
 	return err
 }
+
+// ClearKeyGroup implements statebackend.KeyGroupClearer: an incremental
+// restore replaces a key group's timers with those of a later snapshot
+// (timers that fired in between must not come back). The queues drop
+// removed timers lazily.
+func (s *TimerState[K, N]) ClearKeyGroup(kg int) error {
+	t := s.t
+	rng := t.backend.Range()
+	if kg < 0 || kg >= rng.Len() {
+		return fmt.Errorf("key-group index %d out of range [0, %d)", kg, rng.Len())
+	}
+	for _, q := range []*timerQueue[K, N]{&t.event, &t.proc} {
+		for _, tm := range inKeyGroup(t.backend, rng.Start+kg, q.set) {
+			q.remove(tm)
+		}
+	}
+	return nil
+}

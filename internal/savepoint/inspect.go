@@ -94,7 +94,9 @@ func (s *Snapshot) Summarize(ctx context.Context) (*Summary, error) {
 			for _, sec := range c.Sections {
 				ks := &osum.KeyedStates[keyed[sec.State]]
 				ks.Bytes += int64(len(sec.Data))
-				if n, ok := sec.NumKeys(); ok && ks.Keys != nil {
+				// A delta's entries may be keys counted before: the
+				// count is unknown.
+				if n, ok := sec.NumKeys(); ok && !sec.Delta && ks.Keys != nil {
 					*ks.Keys += int64(n)
 				} else {
 					ks.Keys = nil
@@ -148,8 +150,11 @@ func (s *Snapshot) walk(ctx context.Context, op *checkpoint.OperatorState,
 	return nil
 }
 
-// eachKeyed reads the keyed-state streams of one subtask.
+// eachKeyed reads the keyed-state streams of one subtask: one stream, or
+// an incremental checkpoint's chain (a base and its deltas), merged
+// (statebackend.MergeChain).
 func (s *Snapshot) eachKeyed(ctx context.Context, op *checkpoint.OperatorState, st checkpoint.SubtaskState, fn func(*statebackend.SnapshotContents) error) error {
+	var chain []*statebackend.SnapshotContents
 	for _, h := range st.Keyed {
 		data, err := s.read(ctx, h)
 		if err != nil {
@@ -159,11 +164,15 @@ func (s *Snapshot) eachKeyed(ctx context.Context, op *checkpoint.OperatorState, 
 		if err != nil {
 			return fmt.Errorf("keyed state of operator %s subtask %d (%s): %w", op.UID, st.Subtask, h.Path, err)
 		}
-		if err := fn(c); err != nil {
-			return err
+		if len(chain) == 0 && c.Info.Delta || len(chain) > 0 && !c.Info.Delta {
+			return fmt.Errorf("keyed state of operator %s subtask %d (%s): an incremental chain must be one base and its deltas", op.UID, st.Subtask, h.Path)
 		}
+		chain = append(chain, c)
 	}
-	return nil
+	if len(chain) == 0 {
+		return nil
+	}
+	return fn(statebackend.MergeChain(chain))
 }
 
 // operatorLists reads the operator-state lists of one subtask.
@@ -258,6 +267,11 @@ func dumpKeyed(c *statebackend.SnapshotContents, d statebackend.StateDesc, enc *
 			line := map[string]any{"key_group": sec.KeyGroup, "raw": sec.Data}
 			if n, ok := sec.NumKeys(); ok {
 				line["keys"] = n
+			}
+			if sec.Delta {
+				// An incremental checkpoint's changes since the line
+				// before of this key group (entries, then deleted keys).
+				line["delta"] = true
 			}
 			if err := enc.Encode(line); err != nil {
 				return err

@@ -21,7 +21,7 @@ import (
 
 // One real checkpoint, written once for the tests of the package that
 // only read it, under chkRoot.
-var chkRoot, chkDir string
+var chkRoot, chkDir, fullChkDir string
 
 func TestMain(m *testing.M) {
 	var err error
@@ -42,6 +42,19 @@ func checkpointDir(t *testing.T) string {
 		chkDir = savepointtest.CountingCheckpoint(t, chkRoot)
 	}
 	return chkDir
+}
+
+// fullCheckpointDir is a checkpoint whose files all lie in its directory
+// (full checkpoints), for the tests that copy or change them.
+func fullCheckpointDir(t *testing.T) string {
+	if fullChkDir == "" {
+		// A root of its own: the helper returns its root's newest
+		// checkpoint.
+		root := filepath.Join(chkRoot, "full")
+		require.NoError(t, os.MkdirAll(root, 0o755))
+		fullChkDir = savepointtest.CountingCheckpointFull(t, root)
+	}
+	return fullChkDir
 }
 
 // A checkpoint written by a real job opens by directory, by _metadata
@@ -162,7 +175,7 @@ func TestErrors(t *testing.T) {
 
 // A state file that does not match its checksum is reported, naming it.
 func TestCorruptStateFile(t *testing.T) {
-	src := checkpointDir(t)
+	src := fullCheckpointDir(t)
 	dir := filepath.Join(t.TempDir(), "job", "chk-1")
 	require.NoError(t, os.CopyFS(dir, os.DirFS(src)))
 	keyed := filepath.Join(dir, savepointtest.CountUID, "0-keyed")
@@ -183,7 +196,7 @@ func TestCorruptStateFile(t *testing.T) {
 // savepoints are written in, so they can be moved): made here from the
 // checkpoint by rewriting its metadata.
 func TestSavepointLayout(t *testing.T) {
-	src := checkpointDir(t)
+	src := fullCheckpointDir(t)
 	dir := filepath.Join(t.TempDir(), "my-savepoint")
 	require.NoError(t, os.CopyFS(dir, os.DirFS(src)))
 	data, err := os.ReadFile(filepath.Join(dir, "_metadata"))
@@ -216,4 +229,57 @@ func TestSavepointLayout(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, s.Dump(ctx, savepointtest.CountUID, savepointtest.CountState, &out))
 	require.Equal(t, savepointtest.Keys, bytes.Count(out.Bytes(), []byte("\n")))
+}
+
+// Every retained checkpoint of the counting job, incremental chains (a
+// base and deltas of the count state's key groups) among them, reads as
+// what a restore would see: each key once, as many as the summary counts.
+func TestInspectIncrementalChains(t *testing.T) {
+	dir := checkpointDir(t)
+	jobDir := filepath.Dir(dir)
+	entries, err := os.ReadDir(jobDir)
+	require.NoError(t, err)
+	ctx := context.Background()
+	chains := 0
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "chk-") {
+			continue
+		}
+		s, err := savepoint.Open(ctx, filepath.Join(jobDir, e.Name()))
+		require.NoError(t, err)
+		op, err := s.Operator(savepointtest.CountUID)
+		require.NoError(t, err)
+		for _, st := range op.Subtasks {
+			if len(st.Keyed) > 1 {
+				chains++
+				for _, h := range st.Keyed {
+					require.True(t, h.Shared, "a chain's files are shared")
+				}
+			}
+		}
+		sum, err := s.Summarize(ctx)
+		require.NoError(t, err)
+		var keys *int64
+		for _, o := range sum.Operators {
+			for _, ks := range o.KeyedStates {
+				if o.UID == savepointtest.CountUID && ks.Name == savepointtest.CountState {
+					keys = ks.Keys
+				}
+			}
+		}
+		var out bytes.Buffer
+		require.NoError(t, s.Dump(ctx, savepointtest.CountUID, savepointtest.CountState, &out))
+		require.NoError(t, s.Close())
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		seen := map[string]bool{}
+		for _, l := range lines {
+			var entry struct{ Key string }
+			require.NoError(t, json.Unmarshal([]byte(l), &entry), l)
+			require.False(t, seen[entry.Key], "%s: key %s twice", e.Name(), entry.Key)
+			seen[entry.Key] = true
+		}
+		require.NotNil(t, keys, e.Name())
+		require.Equal(t, int(*keys), len(seen), e.Name())
+	}
+	require.Positive(t, chains, "some retained checkpoint's keyed state is a chain of files")
 }

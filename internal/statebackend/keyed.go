@@ -35,9 +35,12 @@ type Keyed[K comparable] struct {
 	keyResolved  bool
 	pending      map[string]*pendingState // restored, not registered yet
 	pendingOrder []string
-	restored     []bool            // per key-group index
-	scratch      []byte            // a state's data while a snapshot is taken
-	schemas      map[string]string // state name → schema JSON (schema.go)
+	restored     []bool // per key-group index
+	// chainOpen: a base of an incremental chain was taken, so a delta
+	// may follow (incremental.go).
+	chainOpen bool
+	scratch   []byte            // a state's data while a snapshot is taken
+	schemas   map[string]string // state name → schema JSON (schema.go)
 	// schemaSection is the encoded schema section, kept until the set of
 	// states changes (Register, a restore adding pending states).
 	schemaSection []byte
@@ -139,6 +142,18 @@ type Table[MK comparable, V any] struct {
 	// value is older than the epoch.
 	epoch uint32
 	cow   bool
+	// tracking is set while the table is in an incremental chain
+	// (incremental.go): dirty then holds, per key group, the keys put or
+	// deleted since the chain's last snapshot.
+	tracking bool
+	dirty    []map[MK]dirtyVal[V]
+}
+
+// dirtyVal is a changed key's value as last put (the value itself, so a
+// delta's capture takes no lookups), or its deletion.
+type dirtyVal[V any] struct {
+	v   V
+	del bool
 }
 
 // NewTable returns a table for n key groups.
@@ -157,10 +172,20 @@ func (t *Table[MK, V]) Get(kg int, mk MK) (V, bool) {
 }
 
 // Put sets the value of mk.
-func (t *Table[MK, V]) Put(kg int, mk MK, v V) { t.maps[kg][mk] = v }
+func (t *Table[MK, V]) Put(kg int, mk MK, v V) {
+	t.maps[kg][mk] = v
+	if t.tracking {
+		t.touch(kg, mk, dirtyVal[V]{v: v})
+	}
+}
 
 // Delete removes mk.
-func (t *Table[MK, V]) Delete(kg int, mk MK) { delete(t.maps[kg], mk) }
+func (t *Table[MK, V]) Delete(kg int, mk MK) {
+	delete(t.maps[kg], mk)
+	if t.tracking {
+		t.touch(kg, mk, dirtyVal[V]{del: true})
+	}
+}
 
 // KeyGroup returns the map of key group index kg (for snapshots and
 // iteration by the owning operator; callers must not keep it).

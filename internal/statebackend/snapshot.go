@@ -20,8 +20,9 @@ import (
 // entries of one key group to bytes and reads them back. Keyed.Snapshot
 // writes the whole backend (its key-group range) as one stream:
 //
-//	header  = magic "STRMKEYS" | version (1 byte, 3)
+//	header  = magic "STRMKEYS" | version (1 byte, 4)
 //	          | uvarint maxParallelism | uvarint rangeStart | uvarint rangeEnd
+//	          | uvarint flags (version 4; bit 0: a delta stream)
 //	          | crc32c(header fields) (4 bytes, little endian)
 //	schemas = 'S' | uvarint len | { name, type tag, schema JSON per state }
 //	          | crc32c (version 3; see schema.go)
@@ -29,7 +30,8 @@ import (
 //	          | crc32c('G' … payload)
 //	trailer = 'E' | uvarint number of chunks | crc32c('E' … count)
 //	payload = uvarint numStates
-//	          { string name | string typeTag | uvarint len(data) | data }
+//	          { string name | string typeTag | kind (version 4)
+//	            | uvarint len(data) | data }
 //	string  = uvarint length | bytes
 //
 // There is one chunk per key group of the range, in increasing order (an
@@ -48,7 +50,9 @@ import (
 // (codec.Schema of its key, namespace and value types), so a snapshot can
 // be read without the job's Go types (ReadSnapshotContents) and a restore
 // refuses data whose types' encoding changed (ErrIncompatibleState); the
-// chunks are those of version 2, and version 1 and 2 streams restore.
+// chunks are those of version 2, and version 1 and 2 streams restore. 4
+// adds the header's flags and each section's kind byte, for incremental
+// snapshots (incremental.go); a full stream's sections are of kind 'F'.
 //
 // Restore reads such a stream and takes the key groups in the backend's own
 // range, skipping the others, so a job snapshotted with one parallelism
@@ -106,14 +110,16 @@ var ErrUnsupportedVersion = errors.New("statebackend: unsupported state snapshot
 
 const (
 	snapshotMagic   = "STRMKEYS"
-	snapshotVersion = 3
+	snapshotVersion = 4
 	// oldestVersion is the oldest version this build reads.
 	oldestVersion = 1
 	// schemaVersion is the first version with a schema section.
 	schemaVersion = 3
-	tagKeyGroup   = 'G'
-	tagEnd        = 'E'
-	tagSchemas    = 'S'
+	// kindVersion is the first version with flags and section kinds.
+	kindVersion = 4
+	tagKeyGroup = 'G'
+	tagEnd      = 'E'
+	tagSchemas  = 'S'
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -125,8 +131,8 @@ func corruptf(format string, args ...any) error {
 // pendingState is restored data of a state that is not registered yet.
 type pendingState struct {
 	typ    string
-	schema string         // schema JSON from the snapshot, "" if it had none
-	data   map[int][]byte // key-group index → data
+	schema string            // schema JSON from the snapshot, "" if it had none
+	data   map[int][]segment // key-group index → sections, in order
 }
 
 // KeyCodec returns the codec of the backend's keys: the one set with
@@ -187,13 +193,16 @@ func (b *Keyed[K]) snapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
 		if len(scratch) == 0 {
 			continue
 		}
-		dst = appendSection(dst, name, sn.StateType(), scratch)
+		dst = appendSection(dst, name, sn.StateType(), 0, scratch)
 		n++
 	}
 	for _, name := range b.pendingOrder {
 		p := b.pending[name]
-		if data, ok := p.data[idx]; ok {
-			dst = appendSection(dst, name, p.typ, data)
+		for _, seg := range p.data[idx] {
+			if seg.kind != kindFull {
+				return dst, fmt.Errorf("statebackend: state %q has restored incremental data, which a key group's payload cannot hold", name)
+			}
+			dst = appendSection(dst, name, p.typ, 0, seg.data)
 			n++
 		}
 	}
@@ -250,9 +259,14 @@ func restoreState(s Snapshotter, idx int, src []byte) (err error) {
 	return s.RestoreKeyGroup(idx, src)
 }
 
-func appendSection(dst []byte, name, typ string, data []byte) []byte {
+// appendSection appends a state's section; kind 0 leaves the kind byte
+// out (the payload of Keyed.SnapshotKeyGroup, which has no version).
+func appendSection(dst []byte, name, typ string, kind byte, data []byte) []byte {
 	dst = appendString(dst, name)
 	dst = appendString(dst, typ)
+	if kind != 0 {
+		dst = append(dst, kind)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(data)))
 	return append(dst, data...)
 }
@@ -270,21 +284,23 @@ func (b *Keyed[K]) RestoreKeyGroup(kg int, payload []byte) error {
 	if !b.rng.Contains(kg) {
 		return fmt.Errorf("statebackend: key group %d is outside this backend's range %v", kg, b.rng)
 	}
-	secs, err := parsePayload(payload)
+	secs, err := parsePayload(payload, false)
 	if err != nil {
 		return fmt.Errorf("key group %d: %w", kg, err)
 	}
-	return b.applyKeyGroup(kg, secs, nil)
+	return b.applyKeyGroup(kg, secs, nil, false)
 }
 
 type section struct {
 	name, typ string
+	kind      byte
 	data      []byte
 }
 
-// parsePayload splits a key group's payload into its states' sections.
-// The sections' data alias payload.
-func parsePayload(p []byte) ([]section, error) {
+// parsePayload splits a key group's payload into its states' sections
+// (with kinds: version 4 streams; without, every section is full). The
+// sections' data alias payload.
+func parsePayload(p []byte, kinds bool) ([]section, error) {
 	d := decoder{b: p}
 	n, err := d.count(3) // a section is at least 3 bytes
 	if err != nil {
@@ -300,19 +316,30 @@ func parsePayload(p []byte) ([]section, error) {
 		if err != nil {
 			return nil, fmt.Errorf("type of state %q: %w", name, err)
 		}
+		kind := byte(kindFull)
+		if kinds {
+			if kind, err = d.byte(); err != nil {
+				return nil, fmt.Errorf("kind of state %q: %w", name, err)
+			}
+			if kind != kindFull && kind != kindReplace && kind != kindDelta {
+				return nil, corruptf("state %q: unknown section kind %#x", name, kind)
+			}
+		}
 		data, err := d.bytes()
 		if err != nil {
 			return nil, fmt.Errorf("data of state %q: %w", name, err)
 		}
-		if len(data) == 0 {
+		if len(data) == 0 && kind != kindReplace {
 			return nil, corruptf("state %q: empty section", name)
 		}
+		// A state's sections: at most one full or replace section, first,
+		// then deltas.
 		for _, s := range secs {
-			if s.name == name {
+			if s.name == name && (kind != kindDelta || s.typ != typ) {
 				return nil, corruptf("state %q appears twice", name)
 			}
 		}
-		secs = append(secs, section{name, typ, data})
+		secs = append(secs, section{name, typ, kind, data})
 	}
 	if d.rest() != 0 {
 		return nil, corruptf("%d bytes after the last state", d.rest())
@@ -321,13 +348,15 @@ func parsePayload(p []byte) ([]section, error) {
 }
 
 // applyKeyGroup restores the sections of key group kg; stored is what the
-// stream's schema section says of its states (nil before version 3).
-func (b *Keyed[K]) applyKeyGroup(kg int, secs []section, stored map[string]storedState) error {
+// stream's schema section says of its states (nil before version 3). A
+// delta stream's key groups follow their base's, so they may be restored
+// already.
+func (b *Keyed[K]) applyKeyGroup(kg int, secs []section, stored map[string]storedState, delta bool) error {
 	idx := kg - b.rng.Start
 	if b.restored == nil {
 		b.restored = make([]bool, b.rng.Len())
 	}
-	if b.restored[idx] {
+	if b.restored[idx] && !delta {
 		return fmt.Errorf("statebackend: key group %d restored twice", kg)
 	}
 	b.restored[idx] = true
@@ -340,7 +369,7 @@ func (b *Keyed[K]) applyKeyGroup(kg int, secs []section, stored map[string]store
 			if err := b.checkCompatible(s.name, s.typ, stored[s.name].Schema, sn); err != nil {
 				return err
 			}
-			if err := restoreState(sn, idx, s.data); err != nil {
+			if err := applySection(sn, idx, s.kind, s.data); err != nil {
 				return fmt.Errorf("statebackend: restoring state %q (%s), key group %d: %w", s.name, s.typ, kg, err)
 			}
 			continue
@@ -350,14 +379,14 @@ func (b *Keyed[K]) applyKeyGroup(kg int, secs []section, stored map[string]store
 			if b.pending == nil {
 				b.pending = map[string]*pendingState{}
 			}
-			p = &pendingState{typ: s.typ, schema: stored[s.name].Schema, data: map[int][]byte{}}
+			p = &pendingState{typ: s.typ, schema: stored[s.name].Schema, data: map[int][]segment{}}
 			b.pending[s.name] = p
 			b.pendingOrder = append(b.pendingOrder, s.name)
 			b.schemaSection = nil
 		} else if p.typ != s.typ {
 			return fmt.Errorf("statebackend: state %q has type %s in key group %d but %s in others", s.name, s.typ, kg, p.typ)
 		}
-		p.data[idx] = s.data
+		p.data[idx] = addSegment(p.data[idx], s.kind, s.data)
 	}
 	return nil
 }
@@ -382,8 +411,10 @@ func (b *Keyed[K]) claimPending(name string, s any) error {
 	}
 	slices.Sort(idxs)
 	for _, idx := range idxs {
-		if err := restoreState(sn, idx, p.data[idx]); err != nil {
-			return fmt.Errorf("statebackend: restoring state %q (%s), key group %d: %w", name, p.typ, b.rng.Start+idx, err)
+		for _, seg := range p.data[idx] {
+			if err := applySection(sn, idx, seg.kind, seg.data); err != nil {
+				return fmt.Errorf("statebackend: restoring state %q (%s), key group %d: %w", name, p.typ, b.rng.Start+idx, err)
+			}
 		}
 	}
 	delete(b.pending, name)
@@ -427,6 +458,7 @@ type Freezer interface {
 // frozenState is a state captured by Freeze for a snapshot's later part.
 type frozenState struct {
 	name, typ string
+	kind      byte
 	enc       func(kg int, dst []byte) ([]byte, error)
 }
 
@@ -436,41 +468,91 @@ type frozenState struct {
 // which writes the snapshot of that moment to w. write may run on another
 // goroutine while the task goes on using the backend, and runs at most
 // once. An error from a state's encoding in the synchronous part is
-// returned at once; one in the frozen part, by write.
+// returned at once; one in the frozen part, by write. It is
+// SnapshotAsyncMode(SnapshotFull).
 func (b *Keyed[K]) SnapshotAsync() (write func(w io.Writer) error, err error) {
-	var frozen []frozenState
-	eager := make([]bool, len(b.order))
+	write, _, err = b.SnapshotAsyncMode(SnapshotFull)
+	return write, err
+}
+
+// SnapshotAsyncMode is SnapshotAsync for the modes of incremental
+// snapshots (incremental.go). delta says whether write writes a delta of
+// the open chain (SnapshotDelta without an open chain writes a base). On
+// error no chain changes: the next delta still holds every change.
+func (b *Keyed[K]) SnapshotAsyncMode(mode SnapshotMode) (write func(w io.Writer) error, delta bool, err error) {
+	delta = mode == SnapshotDelta && b.chainOpen
+	defer func() {
+		if err != nil && delta {
+			// Deltas may have been frozen (their keys no longer recorded):
+			// the chain cannot go on, the next snapshot is a base.
+			b.chainOpen = false
+		}
+	}()
+	// Per registered state: how it is written. Nothing is frozen (which
+	// moves epochs and restarts tracking) until every state is known to
+	// be snapshottable.
+	type plan struct {
+		sn    Snapshotter
+		kind  byte
+		eager bool
+	}
+	plans := make([]plan, len(b.order))
 	for i, name := range b.order {
 		sn, err := b.snapshotter(name)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		if sn == nil {
+		plans[i] = plan{sn: sn, kind: kindFull}
+		if delta {
+			plans[i].kind = kindReplace
+		}
+	}
+	var frozen []frozenState
+	var trackers []DeltaTracker
+	for i, name := range b.order {
+		pl := &plans[i]
+		if pl.sn == nil {
 			continue
 		}
-		if f, ok := b.states[name].(Freezer); ok {
-			if enc, ok := f.Freeze(); ok {
-				frozen = append(frozen, frozenState{name: name, typ: sn.StateType(), enc: enc})
+		st := b.states[name]
+		if dt, ok := st.(DeltaTracker); ok && delta {
+			if enc, ok := dt.FreezeDelta(); ok {
+				frozen = append(frozen, frozenState{name: name, typ: pl.sn.StateType(), kind: kindDelta, enc: enc})
 				continue
 			}
 		}
-		eager[i] = true
-		if p, ok := sn.(SnapshotPreparer); ok {
+		if f, ok := st.(Freezer); ok {
+			if enc, ok := f.Freeze(); ok {
+				frozen = append(frozen, frozenState{name: name, typ: pl.sn.StateType(), kind: pl.kind, enc: enc})
+				if dt, ok := st.(DeltaTracker); ok && mode != SnapshotFull {
+					trackers = append(trackers, dt)
+				}
+				continue
+			}
+		}
+		pl.eager = true
+		if p, ok := pl.sn.(SnapshotPreparer); ok {
 			p.PrepareSnapshot()
 			defer p.FinishSnapshot()
 		}
+	}
+	var flags uint64
+	if delta {
+		flags |= flagDelta
 	}
 	head := append(make([]byte, 0, 64), snapshotMagic...)
 	head = append(head, snapshotVersion)
 	head = binary.AppendUvarint(head, uint64(b.maxPar))
 	head = binary.AppendUvarint(head, uint64(b.rng.Start))
 	head = binary.AppendUvarint(head, uint64(b.rng.End))
+	head = binary.AppendUvarint(head, flags)
 	head = binary.LittleEndian.AppendUint32(head, crc32.Checksum(head[len(snapshotMagic):], castagnoli))
 	head = b.appendSchemaSection(head)
 
 	// The eager part: per key group, the sections of the states encoded
-	// now and of restored data not registered yet (immutable), back to
-	// back in one buffer.
+	// now and of restored data not registered yet (immutable, and in a
+	// delta unchanged since the base, which holds it), back to back in one
+	// buffer.
 	var eagerBuf []byte
 	ends := make([]int, b.rng.Len())
 	counts := make([]int, b.rng.Len())
@@ -479,27 +561,43 @@ func (b *Keyed[K]) SnapshotAsync() (write func(w io.Writer) error, err error) {
 	for idx := range b.rng.Len() {
 		kg := b.rng.Start + idx
 		for i, name := range b.order {
-			if !eager[i] {
+			pl := plans[i]
+			if !pl.eager {
 				continue
 			}
-			sn := b.states[name].(Snapshotter)
-			scratch, err = snapshotState(sn, idx, scratch[:0])
+			scratch, err = snapshotState(pl.sn, idx, scratch[:0])
 			if err != nil {
-				return nil, fmt.Errorf("statebackend: snapshot of state %q (%s), key group %d: %w", name, sn.StateType(), kg, err)
+				return nil, false, fmt.Errorf("statebackend: snapshot of state %q (%s), key group %d: %w", name, pl.sn.StateType(), kg, err)
 			}
-			if len(scratch) > 0 {
-				eagerBuf = appendSection(eagerBuf, name, sn.StateType(), scratch)
+			if len(scratch) > 0 || pl.kind == kindReplace {
+				eagerBuf = appendSection(eagerBuf, name, pl.sn.StateType(), pl.kind, scratch)
 				counts[idx]++
 			}
 		}
-		for _, name := range b.pendingOrder {
-			p := b.pending[name]
-			if data, ok := p.data[idx]; ok {
-				eagerBuf = appendSection(eagerBuf, name, p.typ, data)
-				counts[idx]++
+		if !delta {
+			for _, name := range b.pendingOrder {
+				p := b.pending[name]
+				for _, seg := range p.data[idx] {
+					eagerBuf = appendSection(eagerBuf, name, p.typ, seg.kind, seg.data)
+					counts[idx]++
+				}
 			}
 		}
 		ends[idx] = len(eagerBuf)
+	}
+	// Only now, with nothing left to fail, does a chain start.
+	for _, dt := range trackers {
+		dt.StartTracking()
+	}
+	if mode == SnapshotBase || mode == SnapshotDelta && !delta {
+		b.chainOpen = true
+		for i, name := range b.order {
+			// Eager states that track (a table that could not be frozen
+			// this time) start from this base too.
+			if dt, ok := b.states[name].(DeltaTracker); ok && plans[i].eager {
+				dt.StartTracking()
+			}
+		}
 	}
 	rng := b.rng
 	return func(w io.Writer) error {
@@ -525,8 +623,8 @@ func (b *Keyed[K]) SnapshotAsync() (write func(w io.Writer) error, err error) {
 				if err != nil {
 					return fmt.Errorf("statebackend: snapshot of state %q (%s), key group %d: %w", f.name, f.typ, kg, err)
 				}
-				if len(scratch) > 0 {
-					buf = appendSection(buf, f.name, f.typ, scratch)
+				if len(scratch) > 0 || f.kind == kindReplace {
+					buf = appendSection(buf, f.name, f.typ, f.kind, scratch)
 					n++
 				}
 			}
@@ -547,7 +645,7 @@ func (b *Keyed[K]) SnapshotAsync() (write func(w io.Writer) error, err error) {
 		buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
 		_, err := w.Write(buf)
 		return err
-	}, nil
+	}, delta, nil
 }
 
 // encodeFrozen calls a frozen state's encoder, turning a panic (a user
@@ -567,6 +665,9 @@ type SnapshotInfo struct {
 	MaxParallelism int
 	// Range is the key-group range of the backend that wrote it.
 	Range keygroup.Range
+	// Delta says the stream is a delta of an incremental chain: restore
+	// it after its base and the deltas before it.
+	Delta bool
 }
 
 // Restore reads one snapshot written by Snapshot (of a backend with the
@@ -585,7 +686,9 @@ func (b *Keyed[K]) Restore(r io.Reader) error {
 	}
 	var mine []kgPayload
 	var stored map[string]storedState
+	var head SnapshotInfo
 	err := walkSnapshot(r, func(info SnapshotInfo, states []storedState) error {
+		head = info
 		if info.MaxParallelism != b.maxPar {
 			return fmt.Errorf("statebackend: snapshot has maxParallelism %d, this job %d: key groups do not line up", info.MaxParallelism, b.maxPar)
 		}
@@ -598,11 +701,11 @@ func (b *Keyed[K]) Restore(r io.Reader) error {
 		if !b.rng.Contains(kg) {
 			return nil
 		}
-		secs, err := parsePayload(payload)
+		secs, err := parsePayload(payload, head.Version >= kindVersion)
 		if err != nil {
 			return fmt.Errorf("key group %d: %w", kg, err)
 		}
-		if b.restored != nil && b.restored[kg-b.rng.Start] {
+		if b.restored != nil && b.restored[kg-b.rng.Start] && !head.Delta {
 			return fmt.Errorf("statebackend: key group %d restored twice", kg)
 		}
 		mine = append(mine, kgPayload{kg, secs})
@@ -612,7 +715,7 @@ func (b *Keyed[K]) Restore(r io.Reader) error {
 		return err
 	}
 	for _, p := range mine {
-		if err := b.applyKeyGroup(p.kg, p.secs, stored); err != nil {
+		if err := b.applyKeyGroup(p.kg, p.secs, stored, head.Delta); err != nil {
 			return err
 		}
 	}
@@ -707,8 +810,12 @@ func readHeader(br byteReader) (SnapshotInfo, error) {
 	if v < oldestVersion || v > snapshotVersion {
 		return SnapshotInfo{}, fmt.Errorf("%w %d (this build reads versions %d to %d)", ErrUnsupportedVersion, v, oldestVersion, snapshotVersion)
 	}
-	var vals [3]uint64
-	for i := range vals {
+	nvals := 3
+	if v >= kindVersion {
+		nvals = 4 // and the flags
+	}
+	var vals [4]uint64
+	for i := range vals[:nvals] {
 		v, err := binary.ReadUvarint(br)
 		if err != nil {
 			return SnapshotInfo{}, corruptf("reading header: %v", noEOF(err))
@@ -716,7 +823,7 @@ func readHeader(br byteReader) (SnapshotInfo, error) {
 		vals[i] = v
 	}
 	h := []byte{v}
-	for _, v := range vals {
+	for _, v := range vals[:nvals] {
 		h = binary.AppendUvarint(h, v)
 	}
 	if err := checkCRC(br, h); err != nil {
@@ -727,7 +834,10 @@ func readHeader(br byteReader) (SnapshotInfo, error) {
 	if maxPar < 1 || maxPar > limit || start > end || end >= maxPar {
 		return SnapshotInfo{}, corruptf("header: bad key-group range %d..%d of %d", start, end, maxPar)
 	}
-	return SnapshotInfo{Version: int(v), MaxParallelism: int(maxPar), Range: keygroup.Range{Start: int(start), End: int(end)}}, nil
+	if vals[3] > flagDelta {
+		return SnapshotInfo{}, corruptf("header: unknown flags %#x", vals[3])
+	}
+	return SnapshotInfo{Version: int(v), MaxParallelism: int(maxPar), Range: keygroup.Range{Start: int(start), End: int(end)}, Delta: vals[3]&flagDelta != 0}, nil
 }
 
 func checkCRC(br byteReader, covered []byte) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/strom-dev/strom/codec"
 )
@@ -41,6 +42,17 @@ type Section struct {
 	State, Type string
 	KeyGroup    int
 	Data        []byte
+	// Delta marks a section of an incremental snapshot that holds only
+	// the entries changed since the section before it (of the same state
+	// and key group, in this stream or the chain's earlier ones) and,
+	// after them, the keys deleted. Savepoints have such sections only
+	// for restored data of a state the job never used after restoring
+	// from an incremental checkpoint. Entries reads the changed entries.
+	Delta bool
+	// Replace marks a section of an incremental snapshot that replaces
+	// whatever the chain held of the state's key group (its Data may be
+	// empty: the key group became empty).
+	Replace bool
 }
 
 // ReadSnapshotContents reads a whole snapshot stream.
@@ -65,7 +77,7 @@ func ReadSnapshotContents(r io.Reader) (*SnapshotContents, error) {
 		}
 		return nil
 	}, func(kg int, payload []byte) error {
-		secs, err := parsePayload(payload)
+		secs, err := parsePayload(payload, c.Info.Version >= kindVersion)
 		if err != nil {
 			return fmt.Errorf("key group %d: %w", kg, err)
 		}
@@ -74,7 +86,8 @@ func ReadSnapshotContents(r io.Reader) (*SnapshotContents, error) {
 				seen[s.name] = true
 				c.States = append(c.States, StateDesc{Name: s.name, Type: s.typ})
 			}
-			c.Sections = append(c.Sections, Section{State: s.name, Type: s.typ, KeyGroup: kg, Data: s.data})
+			c.Sections = append(c.Sections, Section{State: s.name, Type: s.typ, KeyGroup: kg, Data: s.data,
+				Delta: s.kind == kindDelta, Replace: s.kind == kindReplace})
 		}
 		return nil
 	})
@@ -93,6 +106,9 @@ var ErrNoEntries = errors.New("statebackend: the state's entries cannot be read 
 // of key and namespace pairs), read from its header; ok is false for kinds
 // this package does not write.
 func (s Section) NumKeys() (n int, ok bool) {
+	if len(s.Data) == 0 {
+		return 0, true // a replace section of an emptied key group
+	}
 	d := decoder{b: s.Data}
 	switch tagKind(s.Type) {
 	case "value", "reducing", "aggregating", "list", "map":
@@ -132,6 +148,9 @@ func (s Section) Entries(schema *StateSchema, visit func(Entry) error) error {
 	}
 	if schema.Kind != kind {
 		return corruptf("state %q: schema of a %s state for data of %s", s.State, schema.Kind, s.Type)
+	}
+	if len(s.Data) == 0 {
+		return nil // a replace section of an emptied key group
 	}
 	r := entryReader{d: decoder{b: s.Data}, state: s.State}
 	var err error
@@ -268,4 +287,57 @@ func (r *entryReader) collections(kg int, sc *StateSchema, isMap bool, visit fun
 		}
 	}
 	return nil
+}
+
+// MergeChain merges the contents of an incremental chain — a base and its
+// deltas, in order — into what a restore would see: per state and key
+// group, the last full or replace section and the delta sections after it
+// (Delta still set: their changed entries, not the key group's whole
+// state). States are listed once, in order of first appearance.
+func MergeChain(chain []*SnapshotContents) *SnapshotContents {
+	if len(chain) == 1 {
+		return chain[0]
+	}
+	out := &SnapshotContents{Info: chain[len(chain)-1].Info}
+	out.Info.Delta = false
+	seen := map[string]int{}
+	type key struct {
+		state string
+		kg    int
+	}
+	secs := map[key][]Section{}
+	for _, c := range chain {
+		for _, d := range c.States {
+			if i, ok := seen[d.Name]; ok {
+				if out.States[i].Schema == nil {
+					out.States[i].Schema = d.Schema
+				}
+				continue
+			}
+			seen[d.Name] = len(out.States)
+			out.States = append(out.States, d)
+		}
+		for _, sec := range c.Sections {
+			k := key{sec.State, sec.KeyGroup}
+			if sec.Delta {
+				secs[k] = append(secs[k], sec)
+			} else {
+				secs[k] = []Section{sec}
+			}
+		}
+	}
+	keys := make([]key, 0, len(secs))
+	for k := range secs {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		if a.kg != b.kg {
+			return a.kg - b.kg
+		}
+		return seen[a.state] - seen[b.state]
+	})
+	for _, k := range keys {
+		out.Sections = append(out.Sections, secs[k]...)
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"hash/crc32"
+	"io"
 	"strconv"
 	"testing"
 
@@ -38,7 +39,7 @@ func TestSnapshotContentsWithoutGoTypes(t *testing.T) {
 
 	c, err := statebackend.ReadSnapshotContents(bytes.NewReader(data))
 	require.NoError(t, err)
-	require.Equal(t, 3, c.Info.Version)
+	require.Equal(t, 4, c.Info.Version)
 	var names []string
 	schemas := map[string]*statebackend.StateSchema{}
 	for _, st := range c.States {
@@ -105,6 +106,84 @@ func TestSnapshotContentsWithoutGoTypes(t *testing.T) {
 	require.ErrorIs(t, err, statebackend.ErrNoEntries)
 }
 
+// toVersion3 rewrites a full version 4 stream as version 3 wrote it: no
+// flags in the header, no kind byte in the sections (and the checksums
+// over them).
+func toVersion3(t *testing.T, v4 []byte) []byte {
+	t.Helper()
+	castagnoli := crc32.MakeTable(crc32.Castagnoli)
+	const magic = len("STRMKEYS")
+	require.Equal(t, byte(4), v4[magic])
+	d := bytes.NewReader(v4[magic+1:])
+	var fields []uint64
+	for range 4 {
+		v, err := binary.ReadUvarint(d)
+		require.NoError(t, err)
+		fields = append(fields, v)
+	}
+	require.Zero(t, fields[3], "a full stream")
+	out := append([]byte{}, v4[:magic]...)
+	out = append(out, 3)
+	for _, f := range fields[:3] {
+		out = binary.AppendUvarint(out, f)
+	}
+	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(out[magic:], castagnoli))
+	_, err := d.Seek(4, io.SeekCurrent) // the old header's checksum
+	require.NoError(t, err)
+	// The schema section is unchanged.
+	tag, err := d.ReadByte()
+	require.NoError(t, err)
+	require.Equal(t, byte('S'), tag)
+	n, err := binary.ReadUvarint(d)
+	require.NoError(t, err)
+	start := len(v4) - d.Len()
+	out = append(out, 'S')
+	out = binary.AppendUvarint(out, n)
+	out = append(out, v4[start:start+int(n)+4]...)
+	_, err = d.Seek(int64(n)+4, io.SeekCurrent)
+	require.NoError(t, err)
+	str := func(r *bytes.Reader) []byte {
+		n, err := binary.ReadUvarint(r)
+		require.NoError(t, err)
+		b := make([]byte, n)
+		_, err = io.ReadFull(r, b)
+		require.NoError(t, err)
+		return b
+	}
+	for {
+		tag, err := d.ReadByte()
+		require.NoError(t, err)
+		if tag == 'E' {
+			return append(append(out, tag), v4[len(v4)-d.Len():]...)
+		}
+		require.Equal(t, byte('G'), tag)
+		kg, err := binary.ReadUvarint(d)
+		require.NoError(t, err)
+		p := bytes.NewReader(str(d))
+		_, err = d.Seek(4, io.SeekCurrent)
+		require.NoError(t, err)
+		secs, err := binary.ReadUvarint(p)
+		require.NoError(t, err)
+		payload := binary.AppendUvarint(nil, secs)
+		for range secs {
+			name, typ := str(p), str(p)
+			kind, err := p.ReadByte()
+			require.NoError(t, err)
+			require.Equal(t, byte('F'), kind)
+			data := str(p)
+			for _, b := range [][]byte{name, typ, data} {
+				payload = binary.AppendUvarint(payload, uint64(len(b)))
+				payload = append(payload, b...)
+			}
+		}
+		chunk := append([]byte{'G'}, binary.AppendUvarint(nil, kg)...)
+		chunk = binary.AppendUvarint(chunk, uint64(len(payload)))
+		chunk = append(chunk, payload...)
+		out = append(out, chunk...)
+		out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(chunk, castagnoli))
+	}
+}
+
 // toVersion2 rewrites a version 3 stream as version 2 wrote it: no schema
 // section, version byte 2 (and the header checksum over it).
 func toVersion2(t *testing.T, v3 []byte) []byte {
@@ -132,7 +211,7 @@ func TestRestoreVersion2(t *testing.T) {
 	ks := keys(50)
 	b, now := newStringBackend(t, 4, 1, 0)
 	fill(newAllStates(t, b, true), ks, now)
-	v2 := toVersion2(t, snapshot(t, b))
+	v2 := toVersion2(t, toVersion3(t, snapshot(t, b)))
 	info, err := statebackend.ReadSnapshotInfo(bytes.NewReader(v2))
 	require.NoError(t, err)
 	require.Equal(t, 2, info.Version)

@@ -3,7 +3,6 @@ package statebackend
 import (
 	"encoding/binary"
 	"fmt"
-	"maps"
 	"reflect"
 
 	"github.com/strom-dev/strom/codec"
@@ -257,7 +256,7 @@ func (t *Table[MK, V]) Epoch() uint32 { return t.epoch }
 // later with the codecs resolved now. The values are shared, which is safe
 // when they hold no references or the owner copies on write.
 func (t *Table[MK, V]) Freeze() (func(kg int, dst []byte) ([]byte, error), bool) {
-	if !immutableType(reflect.TypeFor[MK]()) || !t.cow && !immutableType(reflect.TypeFor[V]()) {
+	if !t.freezable() {
 		return nil, false
 	}
 	s := t.snapState()
@@ -269,12 +268,7 @@ func (t *Table[MK, V]) Freeze() (func(kg int, dst []byte) ([]byte, error), bool)
 	if err != nil {
 		return nil, false
 	}
-	frozen := make([]map[MK]V, len(t.maps))
-	for i, m := range t.maps {
-		if len(m) > 0 {
-			frozen[i] = maps.Clone(m)
-		}
-	}
+	frozen := cloneMaps(t.maps)
 	t.epoch++
 	return func(kg int, dst []byte) ([]byte, error) {
 		if kg < 0 || kg >= len(frozen) {
@@ -317,45 +311,54 @@ func (t *Table[MK, V]) RestoreKeyGroup(kg int, src []byte) error {
 	if kg < 0 || kg >= len(t.maps) {
 		return idxErr(kg, len(t.maps))
 	}
-	s := t.snapState()
-	kc, err := s.kc.get()
-	if err != nil {
-		return err
-	}
-	vc, err := s.vc.get()
-	if err != nil {
-		return err
-	}
 	d := decoder{b: src}
-	n, err := d.count(s.kc.min + s.vc.min)
-	if err != nil {
-		return fmt.Errorf("number of entries: %w", err)
-	}
-	m := t.maps[kg]
-	if len(m) == 0 {
-		m = make(map[MK]V, min(n, len(src)))
-		t.maps[kg] = m
-	}
-	for i := range n {
-		k, err := decodeWith(&d, kc)
-		if err != nil {
-			return fmt.Errorf("entry %d of %d, key: %w", i, n, err)
-		}
-		if s.kgOf != nil {
-			if got, want := s.kgOf(k), s.base+kg; got != want {
-				return corruptf("entry %d: key %v belongs to key group %d, not %d (did the key hash or codec change?)", i, k, got, want)
-			}
-		}
-		v, err := decodeWith(&d, vc)
-		if err != nil {
-			return fmt.Errorf("entry %d of %d (key %v), value: %w", i, n, k, err)
-		}
-		m[k] = v
+	if _, err := t.restoreEntries(kg, &d); err != nil {
+		return err
 	}
 	if d.rest() != 0 {
 		return corruptf("%d bytes after the last entry", d.rest())
 	}
 	return nil
+}
+
+// restoreEntries decodes appendEntries' output from d into key-group index
+// kg, replacing entries with the same key, and returns their number.
+func (t *Table[MK, V]) restoreEntries(kg int, d *decoder) (int, error) {
+	s := t.snapState()
+	kc, err := s.kc.get()
+	if err != nil {
+		return 0, err
+	}
+	vc, err := s.vc.get()
+	if err != nil {
+		return 0, err
+	}
+	n, err := d.count(s.kc.min + s.vc.min)
+	if err != nil {
+		return 0, fmt.Errorf("number of entries: %w", err)
+	}
+	m := t.maps[kg]
+	if len(m) == 0 {
+		m = make(map[MK]V, min(n, d.rest()))
+		t.maps[kg] = m
+	}
+	for i := range n {
+		k, err := decodeWith(d, kc)
+		if err != nil {
+			return 0, fmt.Errorf("entry %d of %d, key: %w", i, n, err)
+		}
+		if s.kgOf != nil {
+			if got, want := s.kgOf(k), s.base+kg; got != want {
+				return 0, corruptf("entry %d: key %v belongs to key group %d, not %d (did the key hash or codec change?)", i, k, got, want)
+			}
+		}
+		v, err := decodeWith(d, vc)
+		if err != nil {
+			return 0, fmt.Errorf("entry %d of %d (key %v), value: %w", i, n, k, err)
+		}
+		m[k] = v
+	}
+	return n, nil
 }
 
 // ---- Namespaced --------------------------------------------------------------

@@ -180,7 +180,7 @@ func TestSnapshotRoundTripEveryState(t *testing.T) {
 
 	info, err := statebackend.ReadSnapshotInfo(bytes.NewReader(data))
 	require.NoError(t, err)
-	require.Equal(t, statebackend.SnapshotInfo{Version: 3, MaxParallelism: 16, Range: keygroup.Range{Start: 0, End: 15}}, info)
+	require.Equal(t, statebackend.SnapshotInfo{Version: 4, MaxParallelism: 16, Range: keygroup.Range{Start: 0, End: 15}}, info)
 
 	// Restore into registered states.
 	b2, now2 := newStringBackend(t, 16, 1, 0)
@@ -414,13 +414,13 @@ func TestCorruptStateData(t *testing.T) {
 
 func TestUnsupportedVersion(t *testing.T) {
 	data := smallSnapshot(t)
-	for _, v := range []byte{0, 4} {
+	for _, v := range []byte{0, 5} {
 		data[len("STRMKEYS")] = v
 		b, _ := newStringBackend(t, 4, 1, 0)
 		err := b.Restore(bytes.NewReader(data))
 		require.ErrorIs(t, err, statebackend.ErrUnsupportedVersion)
 		require.NotErrorIs(t, err, statebackend.ErrCorruptSnapshot)
-		require.EqualError(t, err, fmt.Sprintf("statebackend: unsupported state snapshot version %d (this build reads versions 1 to 3)", v))
+		require.EqualError(t, err, fmt.Sprintf("statebackend: unsupported state snapshot version %d (this build reads versions 1 to 4)", v))
 	}
 }
 
@@ -647,14 +647,14 @@ func TestRestoreVersion1(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, info.Version)
 
-	// Restored data of states not registered yet is written into version 3
+	// Restored data of states not registered yet is written into version 4
 	// snapshots as it is.
 	b, _ := newStringBackend(t, 4, 1, 0)
 	require.NoError(t, b.Restore(bytes.NewReader(v1)))
 	v2 := snapshot(t, b)
 	info, err = statebackend.ReadSnapshotInfo(bytes.NewReader(v2))
 	require.NoError(t, err)
-	require.Equal(t, 3, info.Version)
+	require.Equal(t, 4, info.Version)
 
 	for name, data := range map[string][]byte{"v1": v1, "v1 data in v2": v2} {
 		b, now := newStringBackend(t, 4, 1, 0)

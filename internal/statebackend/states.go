@@ -60,13 +60,13 @@ func (s *ttlTable[K, V]) get() (V, bool) {
 		now := s.b.Now()
 		if now >= c.exp {
 			if !s.ttl.ReturnExpired {
-				delete(s.t.maps[s.b.kgIdx], s.b.key)
+				s.t.Delete(s.b.kgIdx, s.b.key)
 				var zero V
 				return zero, false
 			}
 		} else if s.ttl.UpdateOnRead {
 			c.exp = now + s.ttl.TTLMillis
-			s.t.maps[s.b.kgIdx][s.b.key] = c
+			s.t.Put(s.b.kgIdx, s.b.key, c)
 		}
 	}
 	return c.v, true
@@ -77,10 +77,10 @@ func (s *ttlTable[K, V]) put(v V) {
 	if s.ttl.TTLMillis > 0 {
 		c.exp = s.b.Now() + s.ttl.TTLMillis
 	}
-	s.t.maps[s.b.kgIdx][s.b.key] = c
+	s.t.Put(s.b.kgIdx, s.b.key, c)
 }
 
-func (s *ttlTable[K, V]) clear() { delete(s.t.maps[s.b.kgIdx], s.b.key) }
+func (s *ttlTable[K, V]) clear() { s.t.Delete(s.b.kgIdx, s.b.key) }
 
 // Entries is the number of keys with a cell, over all key groups.
 func (s *ttlTable[K, V]) Entries() int { return s.t.Len() }

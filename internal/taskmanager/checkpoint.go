@@ -212,6 +212,7 @@ func (tm *TaskManager) decline(job string, id scheduler.ExecutionID, st *slotTas
 func (tm *TaskManager) onCheckpoint(ctx context.Context, job *jobcode.Job, m rpc.DeployTask, st *slotTask) func(int64, runtime.TaskSnapshot, error) {
 	return func(id int64, snap runtime.TaskSnapshot, err error) {
 		if err != nil {
+			snap.AbandonLinks(err)
 			if errors.Is(err, runtime.ErrTaskStopped) {
 				return // the task's end reaches the coordinator instead
 			}
@@ -242,7 +243,10 @@ func (tm *TaskManager) onCheckpoint(ctx context.Context, job *jobcode.Job, m rpc
 // upload writes each operator's state of snap and returns their handles:
 // to the job's checkpoint storage, or for a savepoint (sp set) to the
 // savepoint's own directory once its target is known.
-func (tm *TaskManager) upload(ctx context.Context, job *jobcode.Job, id int64, snap runtime.TaskSnapshot, sp *spTarget) ([]checkpoint.OperatorSnapshot, error) {
+func (tm *TaskManager) upload(ctx context.Context, job *jobcode.Job, id int64, snap runtime.TaskSnapshot, sp *spTarget) (_ []checkpoint.OperatorSnapshot, err error) {
+	// Every incremental link ends here: landed, or failed (so the chain's
+	// next snapshot is a base and no later link waits for it).
+	defer func() { snap.AbandonLinks(err) }()
 	// The asynchronous part: state the task froze is encoded here, on the
 	// upload goroutine, while the task goes on.
 	if err := snap.Materialize(); err != nil {
@@ -292,7 +296,24 @@ func (tm *TaskManager) upload(ctx context.Context, job *jobcode.Job, id int64, s
 			}
 			ss.Channel = []checkpoint.StateHandle{{Path: key, Size: int64(len(data))}}
 		}
-		if op.Keyed != nil {
+		if l := op.KeyedLink; l != nil && sp == nil {
+			// An incremental checkpoint: a shared file, named for the
+			// attempt and checkpoint that wrote it, and the chain of
+			// files a restore needs.
+			key := fmt.Sprintf("%s%s/%s-%d-%d-keyed", checkpoint.SharedDir(job.ID), op.UID, sub, snap.Task.Attempt, id)
+			err := store.Write(ctx, key, op.Keyed, blob.WriteOptions{})
+			l.Finish(runtime.KeyedFile{Path: key, Size: int64(len(op.Keyed))}, err)
+			if err != nil {
+				return nil, fmt.Errorf("checkpoint %d: keyed state of %s/%d: %w", id, op.UID, snap.Task.Subtask, err)
+			}
+			files, err := l.Files(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("checkpoint %d: keyed state of %s/%d: %w", id, op.UID, snap.Task.Subtask, err)
+			}
+			for _, f := range files {
+				ss.Keyed = append(ss.Keyed, checkpoint.StateHandle{Path: f.Path, Size: f.Size, Shared: true})
+			}
+		} else if op.Keyed != nil {
 			key := dir + op.UID + "/" + sub + "-keyed"
 			if err := store.Write(ctx, key, op.Keyed, blob.WriteOptions{}); err != nil {
 				return nil, fmt.Errorf("checkpoint %d: keyed state of %s/%d: %w", id, op.UID, snap.Task.Subtask, err)
@@ -349,15 +370,18 @@ func (tm *TaskManager) readRestore(ctx context.Context, job *jobcode.Job, v *job
 	for _, op := range v.Operators {
 		mine[op.UID] = true
 	}
+	readOne := func(h checkpoint.StateHandle) ([]byte, error) {
+		if h.Inline != nil || h.Path == "" {
+			return h.Inline, nil
+		}
+		return store.Read(ctx, h.Path)
+	}
 	read := func(hs []checkpoint.StateHandle) ([]byte, error) {
 		switch len(hs) {
 		case 0:
 			return nil, nil
 		case 1:
-			if hs[0].Inline != nil || hs[0].Path == "" {
-				return hs[0].Inline, nil
-			}
-			return store.Read(ctx, hs[0].Path)
+			return readOne(hs[0])
 		}
 		return nil, fmt.Errorf("%d state handles for one stream, this build writes one", len(hs))
 	}
@@ -377,9 +401,20 @@ func (tm *TaskManager) readRestore(ctx context.Context, job *jobcode.Job, v *job
 					return nil, nil, fmt.Errorf("restoring checkpoint %d: channel state of %s/%d: %w", r.CheckpointID, os.UID, ss.Subtask, err)
 				}
 			}
-			keyed, err := read(ss.Keyed)
-			if err != nil {
-				return nil, nil, fmt.Errorf("restoring checkpoint %d: keyed state of %s/%d: %w", r.CheckpointID, os.UID, ss.Subtask, err)
+			// Keyed state is one stream, or an incremental chain: a base
+			// and its deltas, in order.
+			var keyed []byte
+			var deltas [][]byte
+			for i, h := range ss.Keyed {
+				data, err := readOne(h)
+				if err != nil {
+					return nil, nil, fmt.Errorf("restoring checkpoint %d: keyed state of %s/%d (file %d of %d): %w", r.CheckpointID, os.UID, ss.Subtask, i+1, len(ss.Keyed), err)
+				}
+				if i == 0 {
+					keyed = data
+				} else {
+					deltas = append(deltas, data)
+				}
 			}
 			opData, err := read(ss.Operator)
 			if err != nil {
@@ -394,7 +429,7 @@ func (tm *TaskManager) readRestore(ctx context.Context, job *jobcode.Job, v *job
 			snaps = append(snaps, runtime.TaskSnapshot{
 				CheckpointID: r.CheckpointID,
 				Task:         runtime.TaskInfo{Subtask: ss.Subtask, Parallelism: os.Parallelism, MaxParallelism: os.MaxParallelism},
-				Operators:    []runtime.OperatorSnapshot{{UID: os.UID, Name: os.Name, Keyed: keyed, Operator: lists, Watermark: ss.Watermark}},
+				Operators:    []runtime.OperatorSnapshot{{UID: os.UID, Name: os.Name, Keyed: keyed, KeyedDeltas: deltas, Operator: lists, Watermark: ss.Watermark}},
 			})
 		}
 	}

@@ -183,14 +183,15 @@ func buildTask(ctx context.Context, job *jobcode.Job, v *jobgraph.JobVertex, sub
 			main = n.Out.Counting(n.Out.Fanout(mainOuts), outCounter)
 		}
 		opCtx := &runtime.Context{
-			Ctx:           ctx,
-			Task:          info2(infoTask(task), n),
-			OperatorName:  n.Name,
-			OperatorUID:   n.UID,
-			KeyGroups:     keygroup.RangeFor(v.MaxParallelism, v.Parallelism, subtask),
-			Logger:        logger.With("operator", n.Name),
-			Time:          task.Time,
-			Checkpointing: job.Config.Checkpoint != nil,
+			Ctx:                    ctx,
+			Task:                   info2(infoTask(task), n),
+			OperatorName:           n.Name,
+			OperatorUID:            n.UID,
+			KeyGroups:              keygroup.RangeFor(v.MaxParallelism, v.Parallelism, subtask),
+			Logger:                 logger.With("operator", n.Name),
+			Time:                   task.Time,
+			Checkpointing:          job.Config.Checkpoint != nil,
+			IncrementalCheckpoints: job.Config.Checkpoint != nil && job.Config.Checkpoint.Incremental,
 		}
 		side := map[string]any{}
 		for tag, outs := range sideOuts {

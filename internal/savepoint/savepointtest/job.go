@@ -54,13 +54,25 @@ func (f *countFn) ProcessElement(ctx *strom.KeyedContext[string, int64], _ int64
 // directory), and cancels it once a checkpoint taken after the last
 // record was counted is retained. It returns that checkpoint's directory
 // (root/<job id>/chk-<n>), whose count state holds every key's final
-// count.
+// count. Its keyed state is an incremental chain (shared files under
+// root/<job id>/shared): CountingCheckpointFull writes it whole into the
+// checkpoint's directory instead.
 func CountingCheckpoint(t *testing.T, root string) string {
+	return countingCheckpoint(t, root, false)
+}
+
+// CountingCheckpointFull is CountingCheckpoint with full checkpoints.
+func CountingCheckpointFull(t *testing.T, root string) string {
+	return countingCheckpoint(t, root, true)
+}
+
+func countingCheckpoint(t *testing.T, root string, full bool) string {
 	t.Helper()
 	cfg := strom.Config{
 		Parallelism: 2, CheckpointInterval: 40 * time.Millisecond,
 		CheckpointDir:       "file://" + filepath.ToSlash(root),
 		RetainedCheckpoints: 1000,
+		FullCheckpoints:     full,
 	}
 	env := strom.NewEnvironment(cfg)
 	// An unbounded source whose records past Records are dropped: the job

@@ -1,0 +1,331 @@
+package statebackend
+
+import (
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"reflect"
+	"sync/atomic"
+)
+
+// Incremental snapshots.
+//
+// A full snapshot encodes every entry of every state, so with 1 s
+// checkpoints a job whose state grows pays for all of it every second (the
+// q8 window join re-encoded 60 MB per checkpoint after 15 s, most of the
+// time in cache misses walking the values). An incremental chain instead
+// writes one full stream, the base, and after it deltas: per key group,
+// only the entries put or deleted since the chain's previous snapshot. A
+// restore applies the base and then every delta, in order.
+//
+// The modes of SnapshotAsyncMode:
+//
+//   - SnapshotFull: a self-contained stream that leaves any chain as it is
+//     (savepoints: they must not depend on checkpoint files, and the
+//     changes since the chain's last snapshot must still reach its next
+//     delta).
+//   - SnapshotBase: a full stream that starts a new chain: from now on the
+//     states that can (DeltaTracker) record which keys change.
+//   - SnapshotDelta: a delta of the open chain (a base if none is open).
+//     Tracking states write a delta section ('D') of the keys they
+//     recorded; every other state writes a replace section ('R') of its
+//     whole key group, which the restore puts in place of what the key
+//     group held (so states without tracking stay correct, at the old
+//     cost); restored data of states not registered yet is unchanged since
+//     the base, which holds it, and is not written.
+//
+// Format (version 4, see snapshot.go): the header carries a flags uvarint
+// (bit 0: delta stream), and every section carries a kind byte after its
+// type tag: 'F' full data (SnapshotKeyGroup), 'R' replace (full data,
+// possibly empty), 'D' delta data. A state may have several sections in
+// one key group: an 'F' or 'R' and then 'D's, applied in order (restored
+// data of a state not registered yet is kept as such segments and written
+// again as they are). Delta data of a Table is uvarint nPut, nPut × (key,
+// value), uvarint nDel, nDel × key.
+//
+// The owner of the backend (runtime.Context) decides when a chain is too
+// long and takes a base again; the snapshots' files are the checkpoint
+// storage's shared files, reference-counted across checkpoints.
+
+// SnapshotMode says what SnapshotAsyncMode writes.
+type SnapshotMode uint8
+
+const (
+	// SnapshotFull is a self-contained snapshot that leaves an open chain
+	// as it is.
+	SnapshotFull SnapshotMode = iota
+	// SnapshotBase is a full snapshot that starts a new chain.
+	SnapshotBase
+	// SnapshotDelta is a delta of the open chain, or a base if none is open.
+	SnapshotDelta
+)
+
+// Section kinds of version 4.
+const (
+	kindFull    = 'F'
+	kindReplace = 'R'
+	kindDelta   = 'D'
+)
+
+// flagDelta marks a delta stream in a version 4 header.
+const flagDelta = 1
+
+// DeltaTracker is implemented by states that can record which keys change
+// and snapshot only those (Table). All its methods run on the task
+// goroutine.
+type DeltaTracker interface {
+	// StartTracking makes the state as it is now the chain's reference:
+	// from here on, changed keys are recorded.
+	StartTracking()
+	// FreezeDelta captures the changes recorded since StartTracking or the
+	// last FreezeDelta and starts recording anew; enc appends key-group
+	// index kg's delta data (nothing for no change) and may run on any
+	// goroutine. ok false: the state is not tracking or cannot be frozen;
+	// it is written whole.
+	FreezeDelta() (enc func(kg int, dst []byte) ([]byte, error), ok bool)
+	// ApplyDelta applies one delta section to key-group index kg.
+	ApplyDelta(kg int, src []byte) error
+}
+
+// KeyGroupClearer is implemented by states that can drop one key group's
+// entries: a replace section ('R') restores into a cleared key group.
+type KeyGroupClearer interface {
+	ClearKeyGroup(kg int) error
+}
+
+// deltasApplied counts the delta sections restores applied (tests check
+// that their incremental paths ran).
+var deltasApplied atomic.Int64
+
+// DeltaSectionsApplied is how many delta sections restores in this process
+// have applied to registered states.
+func DeltaSectionsApplied() int64 { return deltasApplied.Load() }
+
+// segment is one section of restored data of a state not registered yet.
+type segment struct {
+	kind byte
+	data []byte
+}
+
+// addSegment records a section for a pending state's key group: a full or
+// replace section drops what came before it.
+func addSegment(segs []segment, kind byte, data []byte) []segment {
+	if kind != kindDelta {
+		segs = segs[:0:0]
+		if len(data) == 0 {
+			return segs
+		}
+		kind = kindFull
+	}
+	return append(segs, segment{kind, data})
+}
+
+// applySection applies one section to a registered state's key-group index.
+func applySection(sn Snapshotter, idx int, kind byte, data []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = corruptf("decoding panicked: %v", r)
+		}
+	}()
+	switch kind {
+	case kindFull:
+		return sn.RestoreKeyGroup(idx, data)
+	case kindReplace:
+		c, ok := sn.(KeyGroupClearer)
+		if !ok {
+			return fmt.Errorf("state %s cannot clear a key group for an incremental restore", sn.StateType())
+		}
+		if err := c.ClearKeyGroup(idx); err != nil {
+			return err
+		}
+		if len(data) == 0 {
+			return nil
+		}
+		return sn.RestoreKeyGroup(idx, data)
+	case kindDelta:
+		d, ok := sn.(DeltaTracker)
+		if !ok {
+			return fmt.Errorf("state %s cannot apply an incremental snapshot's delta", sn.StateType())
+		}
+		if err := d.ApplyDelta(idx, data); err != nil {
+			return err
+		}
+		deltasApplied.Add(1)
+		return nil
+	}
+	return corruptf("unknown section kind %#x", kind)
+}
+
+// ---- Table -------------------------------------------------------------------
+
+func (t *Table[MK, V]) touch(kg int, mk MK, dv dirtyVal[V]) {
+	d := t.dirty[kg]
+	if d == nil {
+		d = map[MK]dirtyVal[V]{}
+		t.dirty[kg] = d
+	}
+	d[mk] = dv
+}
+
+// StartTracking implements DeltaTracker.
+func (t *Table[MK, V]) StartTracking() {
+	t.dirty = make([]map[MK]dirtyVal[V], len(t.maps))
+	t.tracking = true
+}
+
+// freezable says whether the table's values may be shared with an encoder
+// on another goroutine (see Freeze).
+func (t *Table[MK, V]) freezable() bool {
+	return immutableType(reflect.TypeFor[MK]()) && (t.cow || immutableType(reflect.TypeFor[V]()))
+}
+
+// FreezeDelta implements DeltaTracker. The changes were recorded with their
+// values as put (shared, as Freeze shares them: an owner that copies on
+// write puts a new value rather than change one a snapshot holds), so the
+// capture only takes the recorded maps: its cost does not grow with the
+// state or the changes.
+func (t *Table[MK, V]) FreezeDelta() (func(kg int, dst []byte) ([]byte, error), bool) {
+	if !t.tracking || !t.freezable() {
+		return nil, false
+	}
+	s := t.snapState()
+	kc, err := s.kc.get()
+	if err != nil {
+		return nil, false
+	}
+	vc, err := s.vc.get()
+	if err != nil {
+		return nil, false
+	}
+	frozen := t.dirty
+	t.dirty = make([]map[MK]dirtyVal[V], len(t.maps))
+	t.epoch++
+	return func(kg int, dst []byte) ([]byte, error) {
+		if kg < 0 || kg >= len(frozen) {
+			return dst, idxErr(kg, len(frozen))
+		}
+		d := frozen[kg]
+		if len(d) == 0 {
+			return dst, nil
+		}
+		nDel := 0
+		for _, dv := range d {
+			if dv.del {
+				nDel++
+			}
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(d)-nDel))
+		for k, dv := range d {
+			if !dv.del {
+				dst = kc.Append(dst, k)
+				dst = vc.Append(dst, dv.v)
+			}
+		}
+		dst = binary.AppendUvarint(dst, uint64(nDel))
+		for k, dv := range d {
+			if dv.del {
+				dst = kc.Append(dst, k)
+			}
+		}
+		return dst, nil
+	}, true
+}
+
+// ApplyDelta implements DeltaTracker.
+func (t *Table[MK, V]) ApplyDelta(kg int, src []byte) error {
+	if kg < 0 || kg >= len(t.maps) {
+		return idxErr(kg, len(t.maps))
+	}
+	s := t.snapState()
+	kc, err := s.kc.get()
+	if err != nil {
+		return err
+	}
+	d := decoder{b: src}
+	n, err := t.restoreEntries(kg, &d)
+	if err != nil {
+		return err
+	}
+	nDel, err := d.count(max(s.kc.min, 1))
+	if err != nil {
+		return fmt.Errorf("number of deleted keys (after %d entries): %w", n, err)
+	}
+	m := t.maps[kg]
+	for i := range nDel {
+		k, err := decodeWith(&d, kc)
+		if err != nil {
+			return fmt.Errorf("deleted key %d of %d: %w", i, nDel, err)
+		}
+		delete(m, k)
+	}
+	if d.rest() != 0 {
+		return corruptf("%d bytes after the last deleted key", d.rest())
+	}
+	return nil
+}
+
+// ClearKeyGroup implements KeyGroupClearer.
+func (t *Table[MK, V]) ClearKeyGroup(kg int) error {
+	if kg < 0 || kg >= len(t.maps) {
+		return idxErr(kg, len(t.maps))
+	}
+	t.maps[kg] = map[MK]V{}
+	return nil
+}
+
+// cloneMaps copies per-key-group maps, leaving empty ones nil.
+func cloneMaps[MK comparable, V any](ms []map[MK]V) []map[MK]V {
+	out := make([]map[MK]V, len(ms))
+	for i, m := range ms {
+		if len(m) > 0 {
+			out[i] = maps.Clone(m)
+		}
+	}
+	return out
+}
+
+// ---- clearing key groups of the other states -----------------------------------
+
+// ClearKeyGroup implements KeyGroupClearer.
+func (s *ttlTable[K, V]) ClearKeyGroup(kg int) error { return s.t.ClearKeyGroup(kg) }
+
+// ClearKeyGroup implements KeyGroupClearer.
+func (s *List[K, V]) ClearKeyGroup(kg int) error {
+	if kg < 0 || kg >= s.b.rng.Len() {
+		return idxErr(kg, s.b.rng.Len())
+	}
+	if s.timed {
+		s.tl[kg] = map[K]*timedList[V]{}
+	} else {
+		s.plain[kg] = map[K][]V{}
+	}
+	return nil
+}
+
+// ClearKeyGroup implements KeyGroupClearer.
+func (s *Map[K, UK, UV]) ClearKeyGroup(kg int) error {
+	if kg < 0 || kg >= s.b.rng.Len() {
+		return idxErr(kg, s.b.rng.Len())
+	}
+	if s.timed {
+		s.tm[kg] = map[K]*timedMap[UK, UV]{}
+	} else {
+		s.plain[kg] = map[K]map[UK]UV{}
+	}
+	return nil
+}
+
+// ClearKeyGroup implements KeyGroupClearer: the key group's slots go back
+// to the free list.
+func (t *Namespaced[K, N, V]) ClearKeyGroup(kg int) error {
+	if kg < 0 || kg >= len(t.index) {
+		return idxErr(kg, len(t.index))
+	}
+	var zero V
+	for _, slot := range t.index[kg] {
+		t.vals[slot] = zero
+		t.free = append(t.free, slot)
+	}
+	t.index[kg] = map[NsKey[K, N]]int32{}
+	return nil
+}
