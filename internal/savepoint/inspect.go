@@ -94,13 +94,32 @@ func (s *Snapshot) Summarize(ctx context.Context) (*Summary, error) {
 			for _, sec := range c.Sections {
 				ks := &osum.KeyedStates[keyed[sec.State]]
 				ks.Bytes += int64(len(sec.Data))
-				// A delta's entries may be keys counted before: the
-				// count is unknown.
-				if n, ok := sec.NumKeys(); ok && !sec.Delta && ks.Keys != nil {
+				if hasDelta(c, sec.State) {
+					continue // counted below
+				}
+				if n, ok := sec.NumKeys(); ok && ks.Keys != nil {
 					*ks.Keys += int64(n)
 				} else {
 					ks.Keys = nil
 				}
+			}
+			for _, d := range c.States {
+				if !hasDelta(c, d.Name) {
+					continue
+				}
+				// An incremental chain: count the keys a restore would
+				// see (a delta repeats keys and deletes some).
+				ks := &osum.KeyedStates[keyed[d.Name]]
+				n := int64(0)
+				err := statebackend.MergedEntries(c, d, func(e statebackend.Entry) error {
+					n++
+					return nil
+				})
+				if err != nil || d.Schema == nil || ks.Keys == nil {
+					ks.Keys = nil
+					continue
+				}
+				*ks.Keys += n
 			}
 			return nil
 		}, func(_ checkpoint.SubtaskState, lists []statebackend.OperatorState) error {
@@ -259,6 +278,14 @@ func (s *Snapshot) Dump(ctx context.Context, uid, name string, w io.Writer) erro
 }
 
 func dumpKeyed(c *statebackend.SnapshotContents, d statebackend.StateDesc, enc *json.Encoder) error {
+	if d.Schema != nil && hasDelta(c, d.Name) {
+		// An incremental checkpoint's chain: the entries a restore would
+		// see, not each file's.
+		err := statebackend.MergedEntries(c, d, func(e statebackend.Entry) error { return encodeEntry(d, e, enc) })
+		if !errors.Is(err, statebackend.ErrNoEntries) {
+			return err
+		}
+	}
 	for _, sec := range c.Sections {
 		if sec.State != d.Name {
 			continue
@@ -278,27 +305,7 @@ func dumpKeyed(c *statebackend.SnapshotContents, d statebackend.StateDesc, enc *
 			}
 			continue
 		}
-		err := sec.Entries(d.Schema, func(e statebackend.Entry) error {
-			line := map[string]any{"key_group": e.KeyGroup}
-			for _, f := range []struct {
-				name string
-				sc   *codec.Schema
-				b    []byte
-			}{{"key", d.Schema.Key, e.Key}, {"namespace", d.Schema.Namespace, e.Namespace}, {"map_key", d.Schema.MapKey, e.MapKey}, {"value", d.Schema.Value, e.Value}} {
-				if f.sc == nil {
-					continue
-				}
-				v, _, err := codec.DecodeDynamic(f.sc, f.b)
-				if err != nil {
-					return fmt.Errorf("state %q, key group %d, %s: %w", d.Name, e.KeyGroup, f.name, err)
-				}
-				line[f.name] = v
-			}
-			if e.Expiry != 0 {
-				line["expiry"] = e.Expiry
-			}
-			return enc.Encode(line)
-		})
+		err := sec.Entries(d.Schema, func(e statebackend.Entry) error { return encodeEntry(d, e, enc) })
 		if errors.Is(err, statebackend.ErrNoEntries) {
 			// A codec without a schema: the key group's data as it is.
 			err = enc.Encode(map[string]any{"key_group": sec.KeyGroup, "raw": sec.Data, "error": err.Error()})
@@ -308,6 +315,34 @@ func dumpKeyed(c *statebackend.SnapshotContents, d statebackend.StateDesc, enc *
 		}
 	}
 	return nil
+}
+
+// hasDelta says whether state name has delta sections in c.
+func hasDelta(c *statebackend.SnapshotContents, name string) bool {
+	return slices.ContainsFunc(c.Sections, func(s statebackend.Section) bool { return s.State == name && s.Delta })
+}
+
+// encodeEntry writes one entry as a JSON line, decoded with d's schema.
+func encodeEntry(d statebackend.StateDesc, e statebackend.Entry, enc *json.Encoder) error {
+	line := map[string]any{"key_group": e.KeyGroup}
+	for _, f := range []struct {
+		name string
+		sc   *codec.Schema
+		b    []byte
+	}{{"key", d.Schema.Key, e.Key}, {"namespace", d.Schema.Namespace, e.Namespace}, {"map_key", d.Schema.MapKey, e.MapKey}, {"value", d.Schema.Value, e.Value}} {
+		if f.sc == nil {
+			continue
+		}
+		v, _, err := codec.DecodeDynamic(f.sc, f.b)
+		if err != nil {
+			return fmt.Errorf("state %q, key group %d, %s: %w", d.Name, e.KeyGroup, f.name, err)
+		}
+		line[f.name] = v
+	}
+	if e.Expiry != 0 {
+		line["expiry"] = e.Expiry
+	}
+	return enc.Encode(line)
 }
 
 // stateNames lists the keyed and operator states of op, for errors.

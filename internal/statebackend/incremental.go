@@ -197,8 +197,7 @@ func (t *Table[MK, V]) FreezeDelta() (func(kg int, dst []byte) ([]byte, error), 
 	if err != nil {
 		return nil, false
 	}
-	frozen := t.dirty
-	t.dirty = make([]map[MK]dirtyVal[V], len(t.maps))
+	frozen := t.takeDirty()
 	t.epoch++
 	return func(kg int, dst []byte) ([]byte, error) {
 		if kg < 0 || kg >= len(frozen) {
@@ -208,13 +207,8 @@ func (t *Table[MK, V]) FreezeDelta() (func(kg int, dst []byte) ([]byte, error), 
 		if len(d) == 0 {
 			return dst, nil
 		}
-		nDel := 0
-		for _, dv := range d {
-			if dv.del {
-				nDel++
-			}
-		}
-		dst = binary.AppendUvarint(dst, uint64(len(d)-nDel))
+		nPut, nDel := splitDirty(d)
+		dst = binary.AppendUvarint(dst, uint64(nPut))
 		for k, dv := range d {
 			if !dv.del {
 				dst = kc.Append(dst, k)
@@ -229,6 +223,23 @@ func (t *Table[MK, V]) FreezeDelta() (func(kg int, dst []byte) ([]byte, error), 
 		}
 		return dst, nil
 	}, true
+}
+
+// takeDirty returns the changes recorded so far and starts recording anew.
+func (t *Table[MK, V]) takeDirty() []map[MK]dirtyVal[V] {
+	frozen := t.dirty
+	t.dirty = make([]map[MK]dirtyVal[V], len(t.maps))
+	return frozen
+}
+
+// splitDirty counts a key group's recorded puts and deletions.
+func splitDirty[MK comparable, V any](d map[MK]dirtyVal[V]) (puts, dels int) {
+	for _, dv := range d {
+		if dv.del {
+			dels++
+		}
+	}
+	return len(d) - dels, dels
 }
 
 // ApplyDelta implements DeltaTracker.
@@ -327,5 +338,93 @@ func (t *Namespaced[K, N, V]) ClearKeyGroup(kg int) error {
 		t.free = append(t.free, slot)
 	}
 	t.index[kg] = map[NsKey[K, N]]int32{}
+	return nil
+}
+
+// ---- value, reducing and aggregating state -------------------------------------
+
+// StartTracking implements DeltaTracker.
+func (s *ttlTable[K, V]) StartTracking() { s.t.StartTracking() }
+
+// FreezeDelta implements DeltaTracker for cells whose values hold no
+// references (a put stores a copy, so the recorded values cannot change
+// under the encoder). Delta data: SnapshotKeyGroup's format for the
+// changed cells, then uvarint nDel and the deleted keys.
+func (s *ttlTable[K, V]) FreezeDelta() (func(kg int, dst []byte) ([]byte, error), bool) {
+	if !s.t.tracking || !immutableType(reflect.TypeFor[K]()) || !immutableType(reflect.TypeFor[V]()) {
+		return nil, false
+	}
+	kc, err := s.b.KeyCodec()
+	if err != nil {
+		return nil, false
+	}
+	vc, err := s.vc.get()
+	if err != nil {
+		return nil, false
+	}
+	frozen := s.t.takeDirty()
+	var flags byte
+	if s.anyExp {
+		flags = 1
+	}
+	return func(kg int, dst []byte) ([]byte, error) {
+		if kg < 0 || kg >= len(frozen) {
+			return dst, idxErr(kg, len(frozen))
+		}
+		d := frozen[kg]
+		if len(d) == 0 {
+			return dst, nil
+		}
+		nPut, nDel := splitDirty(d)
+		dst = append(dst, flags)
+		dst = binary.AppendUvarint(dst, uint64(nPut))
+		for k, dv := range d {
+			if dv.del {
+				continue
+			}
+			dst = kc.Append(dst, k)
+			if flags != 0 {
+				dst = binary.AppendVarint(dst, dv.v.exp)
+			}
+			dst = vc.Append(dst, dv.v.v)
+		}
+		dst = binary.AppendUvarint(dst, uint64(nDel))
+		for k, dv := range d {
+			if dv.del {
+				dst = kc.Append(dst, k)
+			}
+		}
+		return dst, nil
+	}, true
+}
+
+// ApplyDelta implements DeltaTracker.
+func (s *ttlTable[K, V]) ApplyDelta(kg int, src []byte) error {
+	if kg < 0 || kg >= len(s.t.maps) {
+		return idxErr(kg, len(s.t.maps))
+	}
+	d := decoder{b: src}
+	if err := s.restoreCells(kg, &d); err != nil {
+		return err
+	}
+	kc, err := s.b.KeyCodec()
+	if err != nil {
+		return err
+	}
+	nDel, err := d.count(max(s.b.keyMin, 1))
+	if err != nil {
+		return fmt.Errorf("number of deleted keys: %w", err)
+	}
+	m := s.t.maps[kg]
+	for i := range nDel {
+		k, err := decodeWith(&d, kc)
+		if err != nil {
+			return fmt.Errorf("deleted key %d of %d: %w", i, nDel, err)
+		}
+		delete(m, k)
+	}
+	if d.rest() != 0 {
+		return corruptf("%d bytes after the last deleted key", d.rest())
+	}
 	return nil
 }

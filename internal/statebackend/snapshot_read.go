@@ -136,6 +136,8 @@ type Entry struct {
 	Value     []byte
 	// Expiry is the TTL expiry in epoch milliseconds, 0 for never.
 	Expiry int64
+	// Deleted marks a key a delta section deleted (only Key is set).
+	Deleted bool
 }
 
 // Entries splits the section into entries with the state's schema (see
@@ -164,6 +166,9 @@ func (s Section) Entries(schema *StateSchema, visit func(Entry) error) error {
 	default:
 		return fmt.Errorf("%w: state %q has kind %s", ErrNoEntries, s.State, kind)
 	}
+	if err == nil && s.Delta {
+		err = r.deleted(s.KeyGroup, schema, visit)
+	}
 	if err != nil {
 		return fmt.Errorf("state %q, key group %d: %w", s.State, s.KeyGroup, err)
 	}
@@ -171,6 +176,87 @@ func (s Section) Entries(schema *StateSchema, visit func(Entry) error) error {
 		return corruptf("state %q, key group %d: %d bytes after the last entry", s.State, s.KeyGroup, r.d.rest())
 	}
 	return nil
+}
+
+// deleted reads the deleted keys at the end of a delta section.
+func (r *entryReader) deleted(kg int, sc *StateSchema, visit func(Entry) error) error {
+	n, err := r.d.count(1)
+	if err != nil {
+		return fmt.Errorf("number of deleted keys: %w", err)
+	}
+	for i := range n {
+		e := Entry{KeyGroup: kg, Deleted: true}
+		if e.Key, err = r.next(sc.Key, "deleted key"); err != nil {
+			return fmt.Errorf("deleted key %d: %w", i, err)
+		}
+		if err := visit(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MergedEntries visits the entries of state d in c as a restore would see
+// them: per key group, a delta section's entries replace those of the
+// same key before it and its deleted keys drop them. Key groups come in
+// order; within one, entries in the order their keys first appeared.
+func MergedEntries(c *SnapshotContents, d StateDesc, visit func(Entry) error) error {
+	var kgSecs []Section
+	flush := func() error {
+		defer func() { kgSecs = kgSecs[:0] }()
+		delta := slices.ContainsFunc(kgSecs, func(s Section) bool { return s.Delta })
+		if !delta {
+			for _, sec := range kgSecs {
+				if err := sec.Entries(d.Schema, visit); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		var order []string
+		byKey := map[string]Entry{}
+		for _, sec := range kgSecs {
+			if !sec.Delta {
+				order, byKey = order[:0], map[string]Entry{}
+			}
+			err := sec.Entries(d.Schema, func(e Entry) error {
+				k := string(e.Key) + "\x00" + string(e.Namespace) + "\x00" + string(e.MapKey)
+				if e.Deleted {
+					delete(byKey, k)
+					return nil
+				}
+				if _, ok := byKey[k]; !ok {
+					order = append(order, k)
+				}
+				byKey[k] = e
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		for _, k := range order {
+			if e, ok := byKey[k]; ok {
+				delete(byKey, k) // a key deleted and put again is listed once
+				if err := visit(e); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for _, sec := range c.Sections {
+		if sec.State != d.Name {
+			continue
+		}
+		if len(kgSecs) > 0 && kgSecs[0].KeyGroup != sec.KeyGroup {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		kgSecs = append(kgSecs, sec)
+	}
+	return flush()
 }
 
 type entryReader struct {

@@ -102,6 +102,20 @@ func (s *ttlTable[K, V]) RestoreKeyGroup(kg int, src []byte) error {
 	if kg < 0 || kg >= len(s.t.maps) {
 		return idxErr(kg, len(s.t.maps))
 	}
+	d := decoder{b: src}
+	if err := s.restoreCells(kg, &d); err != nil {
+		return err
+	}
+	if d.rest() != 0 {
+		return corruptf("%d bytes after the last entry", d.rest())
+	}
+	return nil
+}
+
+// restoreCells decodes SnapshotKeyGroup's output from d into key-group
+// index kg, replacing cells with the same key.
+func (s *ttlTable[K, V]) restoreCells(kg int, d *decoder) error {
+	src := d.b[d.off:]
 	kc, err := s.b.KeyCodec()
 	if err != nil {
 		return err
@@ -110,7 +124,6 @@ func (s *ttlTable[K, V]) RestoreKeyGroup(kg int, src []byte) error {
 	if err != nil {
 		return err
 	}
-	d := decoder{b: src}
 	flags, err := d.byte()
 	if err != nil {
 		return err
@@ -128,7 +141,7 @@ func (s *ttlTable[K, V]) RestoreKeyGroup(kg int, src []byte) error {
 		s.t.maps[kg] = m
 	}
 	for i := range n {
-		k, err := decodeWith(&d, kc)
+		k, err := decodeWith(d, kc)
 		if err != nil {
 			return fmt.Errorf("entry %d of %d, key: %w", i, n, err)
 		}
@@ -144,13 +157,10 @@ func (s *ttlTable[K, V]) RestoreKeyGroup(kg int, src []byte) error {
 				s.anyExp = true
 			}
 		}
-		if c.v, err = decodeWith(&d, vc); err != nil {
+		if c.v, err = decodeWith(d, vc); err != nil {
 			return fmt.Errorf("entry %d of %d (key %v), value: %w", i, n, k, err)
 		}
 		m[k] = c
-	}
-	if d.rest() != 0 {
-		return corruptf("%d bytes after the last entry", d.rest())
 	}
 	return nil
 }
