@@ -6,6 +6,8 @@ import (
 	"maps"
 	"reflect"
 	"sync/atomic"
+
+	"github.com/strom-dev/strom/codec"
 )
 
 // Incremental snapshots.
@@ -257,13 +259,21 @@ func (t *Table[MK, V]) ApplyDelta(kg int, src []byte) error {
 	if err != nil {
 		return err
 	}
-	nDel, err := d.count(max(s.kc.min, 1))
-	if err != nil {
-		return fmt.Errorf("number of deleted keys (after %d entries): %w", n, err)
+	if err := applyDeletes(&d, kc, s.kc.min, t.maps[kg]); err != nil {
+		return fmt.Errorf("after %d entries: %w", n, err)
 	}
-	m := t.maps[kg]
+	return nil
+}
+
+// applyDeletes reads a delta's deleted keys, the rest of d, and removes
+// them from m.
+func applyDeletes[K comparable, V any](d *decoder, kc codec.Codec[K], minKey int, m map[K]V) error {
+	nDel, err := d.count(max(minKey, 1))
+	if err != nil {
+		return fmt.Errorf("number of deleted keys: %w", err)
+	}
 	for i := range nDel {
-		k, err := decodeWith(&d, kc)
+		k, err := decodeWith(d, kc)
 		if err != nil {
 			return fmt.Errorf("deleted key %d of %d: %w", i, nDel, err)
 		}
@@ -411,20 +421,5 @@ func (s *ttlTable[K, V]) ApplyDelta(kg int, src []byte) error {
 	if err != nil {
 		return err
 	}
-	nDel, err := d.count(max(s.b.keyMin, 1))
-	if err != nil {
-		return fmt.Errorf("number of deleted keys: %w", err)
-	}
-	m := s.t.maps[kg]
-	for i := range nDel {
-		k, err := decodeWith(&d, kc)
-		if err != nil {
-			return fmt.Errorf("deleted key %d of %d: %w", i, nDel, err)
-		}
-		delete(m, k)
-	}
-	if d.rest() != 0 {
-		return corruptf("%d bytes after the last deleted key", d.rest())
-	}
-	return nil
+	return applyDeletes(&d, kc, s.b.keyMin, s.t.maps[kg])
 }
