@@ -69,7 +69,7 @@ func (l trackingListener) Accept() (net.Conn, error) {
 
 // newNode starts a node; dial, if set, wraps its TCP dial (before the
 // header exchange).
-func newNode(t *testing.T, dial func(ctx context.Context, addr string) (net.Conn, error)) *node {
+func newNode(t testing.TB, dial func(ctx context.Context, addr string) (net.Conn, error)) *node {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -119,7 +119,7 @@ func newNode(t *testing.T, dial func(ctx context.Context, addr string) (net.Conn
 
 // dial opens a stream from a worker of job on n to the peer at addr, as a
 // worker's endpoint does.
-func (n *node) dial(t *testing.T, job, addr string) net.Conn {
+func (n *node) dial(t testing.TB, job, addr string) net.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -130,7 +130,7 @@ func (n *node) dial(t *testing.T, job, addr string) net.Conn {
 }
 
 // next is the next connection handed to n's workers.
-func (n *node) next(t *testing.T) handed {
+func (n *node) next(t testing.TB) handed {
 	t.Helper()
 	select {
 	case h := <-n.handed:
