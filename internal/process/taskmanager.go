@@ -156,6 +156,11 @@ func StartTaskManager(cfg TaskManagerConfig) (_ *TaskManager, err error) {
 	return t, nil
 }
 
+// DataSessions is the number of multiplexed connections this TaskManager
+// holds to peer TaskManagers (datamux.Mux.Sessions): in steady state one
+// per peer it exchanges data with, none in direct mode.
+func (t *TaskManager) DataSessions() int { return t.mux.Sessions() }
+
 // ID is the TaskManager's id.
 func (t *TaskManager) ID() string { return t.cfg.ID }
 
