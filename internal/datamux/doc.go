@@ -39,13 +39,17 @@
 // a connect and one header.
 //
 // One session per pair, both directions: a session carries streams opened
-// by either side, whichever side dialled it. When both sides dial at once
-// there are briefly two sessions; each side keeps, for new streams, the
-// one dialled by the smaller advertised address (string order; the newer
-// one if both were dialled by the same side, which happens only after a
-// failure one side has not seen yet), and closes the other once it has
-// carried no stream for two checks in a row (retireCheck apart). A session
-// that fails is dropped; the next Open dials again.
+// by either side, whichever side dialled it. When both sides dial at once,
+// the race is settled in the handshake, before either session carries a
+// stream: a side that receives the peer's session header while its own
+// dial to that peer is in flight (or done, the session answering a ping)
+// refuses the peer's session if its own address is the smaller (string
+// order), and the refused side waits for the winner's session instead of
+// dialling again. While a side accepts a session, its own streams to that
+// peer wait for it rather than dial. A session that fails is dropped; the
+// next Open dials again. A second session that still comes up (the peer
+// lost the first one without this side noticing yet) replaces the first,
+// which is closed once it has carried no stream for two checks in a row.
 //
 // Closing and errors: a relay passes an EOF on as a half-close (CloseWrite
 // on the unix side, yamux's Close — a FIN — on the stream). A stream whose
@@ -59,9 +63,11 @@
 // an 8-byte magic, a uvarint length and a value.
 //
 //   - Session (TCP, dialler first): "STRMMUX1" and the dialler's
-//     advertised data address; the acceptor answers "STRMMUX1" and its own.
-//     Then the connection is a yamux session (the dialler is yamux's
-//     client), read and written only by yamux from then on.
+//     advertised data address; the acceptor answers "STRMMUX1" and its own
+//     (accepted), or "STRMMUXR" and its own (refused: it won a dial race;
+//     it closes the connection). An accepted connection is a yamux session
+//     (the dialler is yamux's client), read and written only by yamux from
+//     then on.
 //   - Stream: fdpass's job preamble ("STRMJOB1", job id), written by the
 //     worker's dialler and relayed unchanged, then the endpoint's bytes.
 //   - Worker request (unix socket): "STRMOPN1" and the peer TaskManager's

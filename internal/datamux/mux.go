@@ -18,16 +18,21 @@ import (
 // Magics of the headers (see the package doc).
 const (
 	SessionMagic = "STRMMUX1"
+	RefuseMagic  = "STRMMUXR" // the acceptor's answer when it wins a dial race
 	OpenMagic    = "STRMOPN1"
 )
 
 // maxAddrLen bounds an address in a header.
 const maxAddrLen = 1024
 
-// retireCheck is how often a session that lost the dial race is checked
-// for streams; it is closed when idle at two checks in a row, so that a
-// peer that has not yet seen the race resolved has time to switch.
+// retireCheck is how often a replaced session is checked for streams; it
+// is closed when idle at two checks in a row, so that a peer that has not
+// yet switched to the newer one has time to.
 var retireCheck = 250 * time.Millisecond
+
+// errRefused: the peer was dialling this side at the same time and its
+// session wins.
+var errRefused = errors.New("the peer dials this side at the same time, and its session wins")
 
 // Config configures a Mux.
 type Config struct {
@@ -60,7 +65,8 @@ type Mux struct {
 	mu      sync.Mutex
 	peers   map[string]*session // the session new streams to a peer use
 	all     map[*session]struct{}
-	dialing map[string]*dialCall
+	dialing map[string]*dialCall // dials in flight, and sessions being accepted
+	changed chan struct{}        // closed and replaced when a session registers
 	closed  bool
 	ctx     context.Context // cancelled by Close: ends dials and retirements
 	cancel  context.CancelFunc
@@ -102,6 +108,7 @@ func New(cfg Config) (*Mux, error) {
 	m := &Mux{
 		cfg: cfg, log: cfg.Logger.With("data_address", cfg.Address),
 		peers: map[string]*session{}, all: map[*session]struct{}{}, dialing: map[string]*dialCall{},
+		changed: make(chan struct{}),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	if cfg.Yamux != nil {
@@ -214,9 +221,55 @@ func (m *Mux) accepted(c net.Conn) {
 		}
 		return
 	}
+	m.acceptSession(c, value)
+}
+
+// acceptSession answers a peer's session header: it accepts the session,
+// or refuses it when this side's own dial to the peer is in flight (or
+// just done) and wins the race, being the smaller address. The peer
+// then waits for this side's session instead, so a race ends with one
+// connection before any stream is opened on the other.
+func (m *Mux) acceptSession(c net.Conn, peer string) {
+	m.mu.Lock()
+	own := m.dialing[peer] != nil
+	cur := m.peers[peer]
+	m.mu.Unlock()
+	if !own && cur != nil && cur.dialer == m.cfg.Address && m.alive(cur) {
+		// A live session this side dialled, and a dial from the peer:
+		// the peer dialled before it accepted this side's (a race). Had
+		// the peer lost the session, the ping would have failed.
+		own = true
+	}
+	refuse := own && m.cfg.Address < peer
+	var d *dialCall
+	m.mu.Lock()
+	if !own && m.dialing[peer] == nil {
+		// Local Opens wait for this session rather than dial one.
+		d = &dialCall{done: make(chan struct{})}
+		m.dialing[peer] = d
+	}
+	m.mu.Unlock()
+	if d != nil {
+		defer func() {
+			m.mu.Lock()
+			if m.dialing[peer] == d {
+				delete(m.dialing, peer)
+			}
+			m.mu.Unlock()
+			close(d.done)
+		}()
+	}
+	reply := SessionMagic
+	if refuse {
+		reply = RefuseMagic
+	}
 	_ = c.SetWriteDeadline(time.Now().Add(m.cfg.HandshakeTimeout))
-	if err := fdpass.WriteHeader(c, SessionMagic, "address", m.cfg.Address, maxAddrLen); err != nil {
-		m.log.Warn("datamux: session from a peer failed in its handshake", "peer", value, "error", err)
+	if err := fdpass.WriteHeader(c, reply, "address", m.cfg.Address, maxAddrLen); err != nil || refuse {
+		if err != nil {
+			m.log.Warn("datamux: session from a peer failed in its handshake", "peer", peer, "error", err)
+		} else {
+			m.log.Debug("datamux: refused a session from a peer dialling at the same time: it uses this side's", "peer", peer)
+		}
 		_ = c.Close()
 		return
 	}
@@ -224,10 +277,38 @@ func (m *Mux) accepted(c net.Conn) {
 	ys, err := yamux.Server(c, m.ymx)
 	if err != nil {
 		_ = c.Close()
-		m.log.Warn("datamux: session from a peer", "peer", value, "error", err)
+		m.log.Warn("datamux: session from a peer", "peer", peer, "error", err)
 		return
 	}
-	m.register(&session{peer: value, dialer: value, ys: ys})
+	m.register(&session{peer: peer, dialer: peer, ys: ys})
+}
+
+// pingTimeout bounds the ping that checks a session is alive on the
+// peer's side too (yamux's own bound is ConnectionWriteTimeout, 10 s).
+var pingTimeout = time.Second
+
+// alive says whether s answers a ping within pingTimeout; one that does
+// not is closed.
+func (m *Mux) alive(s *session) bool {
+	if s.ys.IsClosed() {
+		return false
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.ys.Ping()
+		done <- err
+	}()
+	t := time.NewTimer(pingTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		if err == nil {
+			return true
+		}
+	case <-t.C:
+	}
+	_ = s.ys.Close()
+	return false
 }
 
 // Open returns a new stream to the peer TaskManager at addr (its
@@ -272,16 +353,46 @@ func (m *Mux) session(ctx context.Context, addr string) (*session, error) {
 			m.dialing[addr] = d
 			m.mu.Unlock()
 			m.dialFor(ctx, addr, d)
+			if errors.Is(d.err, errRefused) {
+				return m.awaitPeer(ctx, addr)
+			}
 			return d.s, d.err
 		}
 		m.mu.Unlock()
 		select {
 		case <-d.done:
+			if errors.Is(d.err, errRefused) {
+				return m.awaitPeer(ctx, addr)
+			}
 			if d.err != nil {
 				return nil, d.err
 			}
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		}
+	}
+}
+
+// awaitPeer waits for the session the peer at addr dials (after it
+// refused this side's).
+func (m *Mux) awaitPeer(ctx context.Context, addr string) (*session, error) {
+	timeout := time.NewTimer(m.cfg.HandshakeTimeout)
+	defer timeout.Stop()
+	for {
+		m.mu.Lock()
+		s, changed := m.peers[addr], m.changed
+		m.mu.Unlock()
+		if s != nil && !s.ys.IsClosed() {
+			return s, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-m.ctx.Done():
+			return nil, errors.New("datamux: closed")
+		case <-timeout.C:
+			return nil, fmt.Errorf("datamux: %s refused this side's session and dialled none within %v", addr, m.cfg.HandshakeTimeout)
 		}
 	}
 }
@@ -310,9 +421,20 @@ func (m *Mux) dial(ctx context.Context, addr string) (*session, error) {
 	_ = c.SetDeadline(dl)
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	err = fdpass.WriteHeader(c, SessionMagic, "address", m.cfg.Address, maxAddrLen)
-	var peer string
+	var peer, magic string
 	if err == nil {
-		peer, err = readAddrHeader(c, SessionMagic, "a peer in direct mode, or another version")
+		magic, err = fdpass.ReadMagic(c)
+	}
+	if err == nil {
+		switch magic {
+		case SessionMagic, RefuseMagic:
+			peer, err = fdpass.ReadValue(c, "address", maxAddrLen)
+		default:
+			err = fmt.Errorf("%w: magic %q, want %q (a peer in direct mode, or another version)", fdpass.ErrBadPreamble, magic, SessionMagic)
+		}
+	}
+	if err == nil && magic == RefuseMagic {
+		err = errRefused
 	}
 	stop()
 	if err != nil {
@@ -345,12 +467,6 @@ func readAddrHeader(r io.Reader, want, hint string) (string, error) {
 	return fdpass.ReadValue(r, "address", maxAddrLen)
 }
 
-// preferred says whether s was dialled by the smaller address of the
-// pair: the session both sides keep when they dialled each other at once.
-func (m *Mux) preferred(s *session) bool {
-	return s.dialer == min(m.cfg.Address, s.peer)
-}
-
 // register adds a new session, settles a dial race, and serves the
 // streams the peer opens on it.
 func (m *Mux) register(s *session) {
@@ -363,17 +479,16 @@ func (m *Mux) register(s *session) {
 	m.all[s] = struct{}{}
 	var retired *session
 	cur := m.peers[s.peer]
-	switch {
-	case cur == nil || cur.ys.IsClosed():
-		m.peers[s.peer] = s
-	case m.preferred(cur) && !m.preferred(s):
-		retired = s
-	default:
-		// s wins the race, or both were dialled by the same side and
-		// the newer is the one that side uses.
-		m.peers[s.peer] = s
+	// A race is settled in the handshake (acceptSession); a second
+	// session here replaces one the peer has lost (it dialled again)
+	// or this side abandoned: the newer serves new streams, the older
+	// is closed once unused.
+	if cur != nil && !cur.ys.IsClosed() {
 		retired = cur
 	}
+	m.peers[s.peer] = s
+	close(m.changed)
+	m.changed = make(chan struct{})
 	m.wg.Add(1)
 	if retired != nil {
 		m.wg.Add(1)
@@ -386,7 +501,7 @@ func (m *Mux) register(s *session) {
 		m.acceptStreams(s)
 	}()
 	if retired != nil {
-		m.log.Info("datamux: two sessions with a peer: closing the one dialled by the larger address once unused", "peer", s.peer, "closing_dialled_by", retired.dialer)
+		m.log.Info("datamux: a newer session with a peer: closing the older once unused", "peer", s.peer, "older_dialled_by", retired.dialer)
 		go func() {
 			defer m.wg.Done()
 			m.retire(retired)
@@ -404,8 +519,8 @@ func (m *Mux) drop(s *session) {
 	}
 }
 
-// retire closes a session that lost a dial race once it carries no
-// stream (or when it fails, or the Mux closes).
+// retire closes a replaced session once it carries no stream (or when
+// it fails, or the Mux closes).
 func (m *Mux) retire(s *session) {
 	t := time.NewTicker(retireCheck)
 	defer t.Stop()
