@@ -468,3 +468,63 @@ func TestStrangersAreRefused(t *testing.T) {
 }
 
 var testLogger = slog.New(slog.DiscardHandler)
+
+// blackhole is a TCP proxy whose far side can be cut while its near side
+// stays open and silent: a connection one end has lost and the other has
+// not noticed (a half-open connection).
+type blackhole struct {
+	mu   sync.Mutex
+	far  []net.Conn
+	near []net.Conn
+}
+
+func (p *blackhole) dial(t testing.TB) func(ctx context.Context, addr string) (net.Conn, error) {
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		var d net.Dialer
+		far, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		near, mine := net.Pipe()
+		p.mu.Lock()
+		p.far, p.near = append(p.far, far), append(p.near, near, mine)
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(far, mine) }()
+		go func() { _, _ = io.Copy(mine, far) }()
+		t.Cleanup(func() { _ = near.Close(); _ = mine.Close(); _ = far.Close() })
+		return near, nil
+	}
+}
+
+// cut closes the far side only: the peer sees its connection end, the
+// dialler sees nothing.
+func (p *blackhole) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.far {
+		_ = c.Close()
+	}
+}
+
+// A peer that lost its session (half-open on this side) dials again: the
+// ping finds this side's session dead, so the peer's is accepted, not
+// refused, though this side dialled the old one.
+func TestPeerThatLostTheSessionIsAcceptedAgain(t *testing.T) {
+	var p blackhole
+	old := pingTimeout
+	pingTimeout = 300 * time.Millisecond
+	defer func() { pingTimeout = old }()
+	a, b := newNode(t, p.dial(t)), newNode(t, p.dial(t))
+	if b.addr < a.addr {
+		// a, the smaller address, would refuse b's session if it
+		// believed its own alive.
+		a, b = b, a
+	}
+	sendAndExpect(t, a.dial(t, "job", b.addr), b, "job", "first")
+	require.Equal(t, 1, a.m.Sessions())
+	p.cut()
+	waitFor(t, "b dropped the session", func() bool { return b.m.Sessions() == 0 })
+	require.Equal(t, 1, a.m.Sessions(), "a has not noticed")
+	sendAndExpect(t, b.dial(t, "job", a.addr), a, "job", "second")
+	waitFor(t, "one session each", func() bool { return a.m.Sessions() == 1 && b.m.Sessions() == 1 })
+}
