@@ -82,9 +82,10 @@ type session struct {
 }
 
 type dialCall struct {
-	done chan struct{}
-	s    *session
-	err  error
+	accepting bool // a session from the peer being accepted, not a dial
+	done      chan struct{}
+	s         *session
+	err       error
 }
 
 // New returns a Mux; Serve and ServeWorkers put it to work.
@@ -231,7 +232,7 @@ func (m *Mux) accepted(c net.Conn) {
 // connection before any stream is opened on the other.
 func (m *Mux) acceptSession(c net.Conn, peer string) {
 	m.mu.Lock()
-	own := m.dialing[peer] != nil
+	own := m.dialing[peer] != nil && !m.dialing[peer].accepting
 	cur := m.peers[peer]
 	m.mu.Unlock()
 	if !own && cur != nil && cur.dialer == m.cfg.Address && m.alive(cur) {
@@ -245,7 +246,7 @@ func (m *Mux) acceptSession(c net.Conn, peer string) {
 	m.mu.Lock()
 	if !own && m.dialing[peer] == nil {
 		// Local Opens wait for this session rather than dial one.
-		d = &dialCall{done: make(chan struct{})}
+		d = &dialCall{accepting: true, done: make(chan struct{})}
 		m.dialing[peer] = d
 	}
 	m.mu.Unlock()
