@@ -95,6 +95,8 @@ say otherwise.`,
 	f.StringVar(&cfg.DataAddress, "data-address", "", "where other TaskManagers send it data (default 127.0.0.1:0)")
 	f.StringVar(&cfg.AdvertisedHost, "advertised-host", "", "the host others reach it at, when its addresses bind a wildcard")
 	f.StringVar(&cfg.Dir, "dir", "", "directory for fetched job binaries and job workers' logs (default: a temporary one)")
+	f.BoolVar(&cfg.DirectDataConnections, "direct-data-connections", false,
+		"job workers connect to peers themselves (one connection per pair of workers, per job; less CPU) instead of one multiplexed connection per pair of TaskManagers")
 	f.String("log-level", "info", "debug, info, warn or error")
 	return cmd
 }

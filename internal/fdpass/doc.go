@@ -5,13 +5,17 @@
 // so a job that panics or exhausts memory takes down only itself. Yet other
 // TaskManagers know a TaskManager by ONE data-plane address: they cannot
 // dial a port per job worker (ports come and go with jobs, and firewalls
-// would have to know them). So the TaskManager owns the one data port,
-// accepts each connection, reads a short preamble that names the job
-// (WritePreamble / ReadPreamble / Dialer), and passes the socket itself to
-// that job's worker over a unix socket shared with the child (SCM_RIGHTS).
-// After the handoff the TaskManager holds no copy and sees no byte of the
-// stream: no proxy, no copy, no extra hop, and a job's traffic cannot be
-// slowed by another job's in the TaskManager.
+// would have to know them). So the TaskManager owns the one data port and
+// passes each job's data connections to that job's worker over a unix
+// socket shared with the child (SCM_RIGHTS). Each connection starts with a
+// short preamble that names the job (WritePreamble / ReadPreamble /
+// Dialer). By default (internal/datamux) the connection the worker gets is
+// one end of a socket pair (SocketPair) whose other end the TaskManager
+// relays to a stream of its one multiplexed connection to the peer
+// TaskManager. In direct mode (process.TaskManagerConfig.
+// DirectDataConnections) peers' workers dial the data port themselves, and
+// the TaskManager passes the accepted socket itself: after the handoff it
+// holds no copy and sees no byte of the stream.
 //
 // The pieces:
 //
@@ -34,8 +38,11 @@
 // the descriptor with the first byte of the message, so by the time the
 // receiver has a whole 'C' frame its descriptor is queued, in order.
 //
-// Wire format of the preamble on a data connection: the 8 bytes "STRMJOB1",
-// a uvarint length (1 to MaxJobIDLen) and the job id. The TaskManager reads
-// exactly these bytes and nothing more, so the worker's endpoint finds the
-// stream starting at its own handshake.
+// Wire format of the preamble on a data connection (or a multiplexed
+// stream): the 8 bytes "STRMJOB1", a uvarint length (1 to MaxJobIDLen) and
+// the job id. The TaskManager reads exactly these bytes and nothing more,
+// so the worker's endpoint finds the stream starting at its own
+// handshake. Other headers share the format with their own 8-byte magic
+// (WriteHeader, ReadMagic, ReadValue): internal/datamux's session and
+// request headers, documented there.
 package fdpass

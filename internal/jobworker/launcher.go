@@ -11,10 +11,12 @@
 // builds the same graph, starts a TaskManager of its own
 // (taskmanager.Config.JobWorker) on a loopback RPC address, tells the
 // parent that address over the socket, and serves the tasks the parent
-// routes to it. Data connections from other TaskManagers arrive at the
+// routes to it. Data streams from other TaskManagers arrive at the
 // parent's one data port, name their job in a preamble, and are handed
-// to the job's worker over the socket (internal/fdpass): no byte of
-// data passes through the parent. The child dies with its parent
+// to the job's worker over the socket (internal/fdpass): by default as
+// one end of a socket pair the parent relays to a stream of its one
+// multiplexed connection per peer (internal/datamux), in direct mode
+// as the accepted socket itself. The child dies with its parent
 // (Pdeathsig, and the socket's end) and the parent fails the child's
 // tasks when it exits (taskmanager/host.go).
 package jobworker
@@ -52,12 +54,19 @@ type spec struct {
 	TaskManager string `json:"task_manager"`
 	// DataAddress is the parent's data address: what placements name.
 	DataAddress string `json:"data_address"`
+	// DataSocket is the parent's unix socket for streams to peers
+	// (internal/datamux); empty: the worker dials peers directly.
+	DataSocket string `json:"data_socket,omitempty"`
 }
 
 // LauncherConfig configures a Launcher.
 type LauncherConfig struct {
 	TaskManager string // the TaskManager's id
 	DataAddress string // its advertised data address
+	// DataSocket is the unix socket on which the TaskManager opens
+	// multiplexed streams to peers for its workers (datamux.Mux.ServeWorkers);
+	// empty: workers dial peers' data ports directly.
+	DataSocket string
 	// Dir keeps fetched binaries (binaries/) and the workers' output
 	// (workers/<job>-<n>.log).
 	Dir string
@@ -155,7 +164,7 @@ func (l *Launcher) Start(ctx context.Context, job, binary string, args []string)
 	if err != nil {
 		return nil, fmt.Errorf("job worker of %s: %w", job, err)
 	}
-	sp, _ := json.Marshal(spec{JobID: job, TaskManager: l.cfg.TaskManager, DataAddress: l.cfg.DataAddress})
+	sp, _ := json.Marshal(spec{JobID: job, TaskManager: l.cfg.TaskManager, DataAddress: l.cfg.DataAddress, DataSocket: l.cfg.DataSocket})
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/strom-dev/strom/internal/datamux"
 	"github.com/strom-dev/strom/internal/fdpass"
 	"github.com/strom-dev/strom/internal/jobcode"
 	"github.com/strom-dev/strom/internal/network"
@@ -40,7 +41,13 @@ func Serve(ctx context.Context, job *jobcode.Job) error {
 	if err != nil {
 		return fmt.Errorf("job worker: %w", err)
 	}
-	data, err := tcp.Listen(tcp.Config{Listener: ln, Dial: fdpass.Dialer(sp.JobID, nil), Logger: logger})
+	// Streams to peers: through the parent's connection to each peer
+	// TaskManager, or (direct mode) a connection of this worker's own.
+	dial := fdpass.Dialer(sp.JobID, nil)
+	if sp.DataSocket != "" {
+		dial = datamux.WorkerDialer(sp.DataSocket, sp.JobID)
+	}
+	data, err := tcp.Listen(tcp.Config{Listener: ln, Dial: dial, Logger: logger})
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("job worker: data plane: %w", err)

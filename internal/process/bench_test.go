@@ -62,15 +62,21 @@ func (c *cluster) clusterCPU() time.Duration {
 // BenchmarkNexmarkOnTwoTaskManagers runs q0, q5 and q8 at parallelism 2
 // over two TaskManager processes of one slot each and reports events per
 // CPU-second of every process (JobManager, TaskManagers, their job
-// workers, the submitting client), next to the same query embedded.
+// workers, the submitting client), next to the same query embedded, on
+// both data planes.
 func BenchmarkNexmarkOnTwoTaskManagers(b *testing.B) {
 	const events = 10_000_000
 	for _, q := range []string{"q0", "q5", "q8"} {
-		for _, where := range []string{"embedded", "cluster"} {
+		// cluster: one multiplexed connection between the TaskManagers
+		// (the default); cluster-direct: --direct-data-connections.
+		for _, where := range []string{"embedded", "cluster", "cluster-direct"} {
 			b.Run(q+"/"+where, func(b *testing.B) {
 				var c *cluster
-				if where == "cluster" {
+				switch where {
+				case "cluster":
 					c = startCluster(b, 2, 1)
+				case "cluster-direct":
+					c = startClusterTMArgs(b, 2, 1, []string{"--direct-data-connections"})
 				}
 				var cpu, wall time.Duration
 				for range b.N {

@@ -154,16 +154,24 @@ type cluster struct {
 	tms      map[string]*proc
 	nextTM   int
 	tmPrefix string
+	tmArgs   []string // more arguments of every `strom taskmanager`
 }
 
 // startCluster starts a JobManager (with jmArgs) and n TaskManagers of
 // slots slots, and waits until every slot is registered.
 func startCluster(t testing.TB, n, slots int, jmArgs ...string) *cluster {
 	t.Helper()
+	return startClusterTMArgs(t, n, slots, nil, jmArgs...)
+}
+
+// startClusterTMArgs is startCluster with more arguments for the
+// TaskManagers.
+func startClusterTMArgs(t testing.TB, n, slots int, tmArgs []string, jmArgs ...string) *cluster {
+	t.Helper()
 	dir := t.TempDir()
 	args := append([]string{"jobmanager", "--rpc-address", "127.0.0.1:0", "--rest-address", "127.0.0.1:0", "--dir", filepath.Join(dir, "jm")}, jmArgs...)
 	jm, line := start(t, dir, "jobmanager", "jobmanager ready:", bins.strom, args...)
-	c := &cluster{t: t, dir: dir, jm: jm, slots: slots, tms: map[string]*proc{}}
+	c := &cluster{t: t, dir: dir, jm: jm, slots: slots, tms: map[string]*proc{}, tmArgs: tmArgs}
 	for _, f := range strings.Fields(line) {
 		if v, ok := strings.CutPrefix(f, "rpc="); ok {
 			c.rpc = v
@@ -188,8 +196,9 @@ func (c *cluster) startTM() string {
 	c.nextTM++
 	id := fmt.Sprintf("tm-%d", c.nextTM)
 	c.mu.Unlock()
-	p, _ := start(c.t, c.dir, id, "taskmanager ready:", bins.strom, "taskmanager", "--jobmanager", c.rpc,
-		"--slots", fmt.Sprint(c.slots), "--id", id, "--dir", filepath.Join(c.dir, id))
+	args := append([]string{"taskmanager", "--jobmanager", c.rpc,
+		"--slots", fmt.Sprint(c.slots), "--id", id, "--dir", filepath.Join(c.dir, id)}, c.tmArgs...)
+	p, _ := start(c.t, c.dir, id, "taskmanager ready:", bins.strom, args...)
 	c.mu.Lock()
 	c.tms[id] = p
 	c.mu.Unlock()

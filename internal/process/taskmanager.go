@@ -11,10 +11,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
-	"time"
 
-	"github.com/strom-dev/strom/internal/fdpass"
+	"github.com/strom-dev/strom/internal/datamux"
 	"github.com/strom-dev/strom/internal/jobcode"
 	"github.com/strom-dev/strom/internal/jobworker"
 	"github.com/strom-dev/strom/internal/network"
@@ -37,8 +37,15 @@ type TaskManagerConfig struct {
 	RPCAddress, DataAddress, AdvertisedHost string
 	// Dir keeps fetched binaries and the job workers' logs (default: a
 	// temporary directory, removed on Close).
-	Dir    string
-	Logger *slog.Logger
+	Dir string
+	// DirectDataConnections makes each job worker dial peers' data ports
+	// itself: one TCP connection per pair of workers, per job and
+	// direction, each handed to its worker whole (no copy: less CPU).
+	// By default the TaskManager keeps ONE connection per peer
+	// TaskManager and multiplexes every job's streams over it
+	// (internal/datamux), relaying them to its workers.
+	DirectDataConnections bool
+	Logger                *slog.Logger
 }
 
 // TaskManager is a running TaskManager process's role and listeners.
@@ -47,6 +54,8 @@ type TaskManager struct {
 	log      *slog.Logger
 	net      *rpc.Network
 	data     net.Listener
+	mux      *datamux.Mux
+	workers  net.Listener // the workers' stream requests (nil in direct mode)
 	launcher *jobworker.Launcher
 	tm       *taskmanager.TaskManager
 	tmpDir   string
@@ -105,11 +114,28 @@ func StartTaskManager(cfg TaskManagerConfig) (_ *TaskManager, err error) {
 	if t.net, err = rpc.NewNetwork(rpc.NetworkOptions{Bind: rpcBind, Advertise: adv, Logger: t.log}); err != nil {
 		return nil, fmt.Errorf("taskmanager: %w", err)
 	}
-	if t.launcher, err = jobworker.NewLauncher(jobworker.LauncherConfig{
+	lcfg := jobworker.LauncherConfig{
 		TaskManager: cfg.ID, DataAddress: dataAddr, Dir: cfg.Dir, Logger: t.log,
 		Fetch: fetcher(cfg.JobManager),
-	}); err != nil {
+	}
+	if !cfg.DirectDataConnections {
+		lcfg.DataSocket = filepath.Join(cfg.Dir, "data.sock")
+		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("taskmanager: %w", err)
+		}
+		_ = os.Remove(lcfg.DataSocket) // left by a TaskManager killed in this directory
+		if t.workers, err = net.Listen("unix", lcfg.DataSocket); err != nil {
+			return nil, fmt.Errorf("taskmanager: the job workers' data socket: %w", err)
+		}
+	}
+	if t.launcher, err = jobworker.NewLauncher(lcfg); err != nil {
 		return nil, err
+	}
+	// The data port serves both modes' connections, so TaskManagers of
+	// either mode work together: sessions from peers, and direct
+	// connections from peers' workers.
+	if t.mux, err = datamux.New(datamux.Config{Address: dataAddr, Hand: t.launcher.HandConn, Logger: t.log}); err != nil {
+		return nil, fmt.Errorf("taskmanager: %w", err)
 	}
 	if t.tm, err = taskmanager.New(taskmanager.Config{
 		ID: cfg.ID, Address: t.net.Addr() + "/taskmanager", Slots: cfg.Slots,
@@ -120,10 +146,20 @@ func StartTaskManager(cfg TaskManagerConfig) (_ *TaskManager, err error) {
 		return nil, err
 	}
 	t.wg.Add(1)
-	go t.acceptData()
-	t.log.Info("taskmanager started", "jobmanager", cfg.JobManager, "slots", cfg.Slots, "rpc", t.net.Addr(), "data", dataAddr, "dir", cfg.Dir)
+	go func() { defer t.wg.Done(); t.mux.Serve(t.data) }()
+	if t.workers != nil {
+		t.wg.Add(1)
+		go func() { defer t.wg.Done(); t.mux.ServeWorkers(t.workers) }()
+	}
+	t.log.Info("taskmanager started", "jobmanager", cfg.JobManager, "slots", cfg.Slots, "rpc", t.net.Addr(), "data", dataAddr,
+		"direct_data_connections", cfg.DirectDataConnections, "dir", cfg.Dir)
 	return t, nil
 }
+
+// DataSessions is the number of multiplexed connections this TaskManager
+// holds to peer TaskManagers (datamux.Mux.Sessions): in steady state one
+// per peer it exchanges data with, none in direct mode.
+func (t *TaskManager) DataSessions() int { return t.mux.Sessions() }
 
 // ID is the TaskManager's id.
 func (t *TaskManager) ID() string { return t.cfg.ID }
@@ -141,44 +177,18 @@ func (t *TaskManager) closeAll() {
 	if t.data != nil {
 		_ = t.data.Close()
 	}
+	if t.workers != nil {
+		_ = t.workers.Close()
+	}
+	if t.mux != nil {
+		_ = t.mux.Close()
+	}
 	t.wg.Wait()
 	if t.net != nil {
 		_ = t.net.Close()
 	}
 	if t.tmpDir != "" {
 		_ = os.RemoveAll(t.tmpDir)
-	}
-}
-
-// acceptData takes other TaskManagers' data connections and hands each
-// to the worker of the job its preamble names.
-func (t *TaskManager) acceptData() {
-	defer t.wg.Done()
-	var conns sync.WaitGroup
-	defer conns.Wait()
-	for {
-		c, err := t.data.Accept()
-		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				t.log.Error("taskmanager: data plane stopped accepting", "error", err)
-			}
-			return
-		}
-		conns.Add(1)
-		go func() {
-			defer conns.Done()
-			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			job, err := fdpass.ReadPreamble(c)
-			if err != nil {
-				t.log.Warn("taskmanager: refused a data connection", "remote", c.RemoteAddr().String(), "error", err)
-				_ = c.Close()
-				return
-			}
-			_ = c.SetReadDeadline(time.Time{})
-			if err := t.launcher.HandConn(job, c); err != nil {
-				t.log.Warn("taskmanager: data connection not handed over", "job_id", job, "error", err)
-			}
-		}()
 	}
 }
 
