@@ -252,8 +252,8 @@ type Scheduler struct {
 	lost     bool // slots were lost: the next full restart asks for slots again
 	now      time.Time
 
-	restart     restarter
-	restarts    int
+	restart  restarter
+	restarts int
 	// base is added to every attempt number (SetAttemptBase): a
 	// JobMaster recovering a job numbers its attempts above every one an
 	// earlier JobMaster of the job can have used.
