@@ -67,6 +67,8 @@ type ResourceManager struct {
 
 	// ws accounts for the provider's workers; nil without a provider.
 	ws *workers
+	// killed makes Run return without a word to anyone (Kill).
+	killed atomic.Bool
 }
 
 type reqKey struct {
@@ -179,6 +181,13 @@ func NewWithConfig(net rpc.Transport, address string, log *slog.Logger, cfg Conf
 // the network.
 func (rm *ResourceManager) RegisteredSlots() int { return int(rm.registered.Load()) }
 
+// Kill makes Run return at once when its context ends, sending nothing
+// (the slot requests waiting are not refused), as if its process had been
+// killed: tests of a ResourceManager failover. Its TaskManagers notice
+// it is gone by its silence and register with the next one. Safe on any
+// goroutine.
+func (rm *ResourceManager) Kill() { rm.killed.Store(true) }
+
 // Address is where the ResourceManager is reached.
 func (rm *ResourceManager) Address() string { return rm.ep.Address() }
 
@@ -190,6 +199,9 @@ func (rm *ResourceManager) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			if rm.killed.Load() {
+				return // as on SIGKILL: waiting requests hear nothing
+			}
 			for _, q := range rm.queue {
 				rm.refuse(q, "resource manager stopped")
 			}
