@@ -51,7 +51,11 @@ func (d *Dispatcher) recoverJobs() error {
 		now := time.Now()
 		j := &job{sub: sub, jobMaster: "jobmaster-" + sub.JobID, start: now, done: make(chan struct{}), seq: len(d.jobs),
 			stateTimes: map[scheduler.JobState]time.Time{}}
-		j.observe(rpc.JobStatus{JobID: sub.JobID, State: scheduler.JobRestarting, Executions: created(sub.JobGraph)}, now)
+		execs := created(sub.JobGraph)
+		for i := range execs {
+			execs[i].ID.Attempt = scheduler.AttemptBase(sub.Incarnation) // as its JobMaster numbers them
+		}
+		j.observe(rpc.JobStatus{JobID: sub.JobID, State: scheduler.JobRestarting, Executions: execs}, now)
 		d.cfg.Logger.Info("dispatcher: recovering job from the job store", "job_id", sub.JobID, "job", sub.JobName, "incarnation", sub.Incarnation)
 		if err := d.cfg.StartJobMaster(sub, j.jobMaster, d.ep.Address()); err != nil {
 			return fmt.Errorf("dispatcher: recovering job %s: starting its job master: %w", sub.JobID, err)
