@@ -246,19 +246,19 @@ func (d *Dispatcher) end(j *job, r *JobResult, st rpc.JobStatus) {
 	}
 	killed, closed := d.killed, d.closed
 	d.mu.Unlock()
-	close(j.done)
-	if killed {
-		// A killed Dispatcher's job ends because its successor's did
-		// (HandOver): the successor frees and forgets it.
-		return
-	}
-	if d.cfg.Store != nil && !closed {
-		// Ended by its JobMaster: terminal. A job the shutdown ended
-		// stays in the store (suspended, as Flink's HA keeps it): the
-		// next Dispatcher over the store recovers it.
+	if d.cfg.Store != nil && !closed && !killed {
+		// Ended by its JobMaster: terminal, so it leaves the store before
+		// anyone hears of its end. A job the shutdown ended stays there
+		// (suspended, as Flink's HA keeps it): the next Dispatcher over
+		// the store recovers it. A killed Dispatcher's job ends because
+		// its successor's did (HandOver), which removed it.
 		if err := d.cfg.Store.Remove(j.sub.JobID); err != nil {
 			d.cfg.Logger.Warn("dispatcher: ended job not removed from the job store; a new Dispatcher would run it again", "job_id", j.sub.JobID, "error", err)
 		}
+	}
+	close(j.done)
+	if killed {
+		return // the successor frees and forgets it
 	}
 	if d.cfg.OnJobEnd != nil {
 		d.cfg.OnJobEnd(j.sub.JobID)
