@@ -70,7 +70,16 @@ func committedStates(t *testing.T, dir string) []seqState {
 	return out
 }
 
-func runWithJobManagerKills(t *testing.T, records int, loopback bool, kills int, seed uint64, killRM bool) *strom.JobResult {
+// What runWithJobManagerKills kills.
+type jmFault int
+
+const (
+	killJobManager jmFault = iota
+	killResourceManager
+	killJobMaster
+)
+
+func runWithJobManagerKills(t *testing.T, records int, loopback bool, kills int, seed uint64, what jmFault) *strom.JobResult {
 	const keys, p = 16, 2
 	data, counts := seqData(seed, records, keys, p)
 	url, store := memStore(t)
@@ -111,7 +120,14 @@ func runWithJobManagerKills(t *testing.T, records int, loopback bool, kills int,
 		default:
 		}
 		_, lastCk, _ = latestRetained(nil, store)
-		if killRM {
+		if what == killJobMaster {
+			require.NoError(t, mc.KillJobMaster(jc.JobID()))
+			h, err := mc.Job(jc.JobID())
+			require.NoError(t, err)
+			requireAttemptsAbove(t, h, i+1)
+			continue
+		}
+		if what == killResourceManager {
 			require.NoError(t, mc.KillResourceManager())
 			require.Zero(t, mc.RegisteredSlots())
 			time.Sleep(time.Duration(rng.IntN(50)) * time.Millisecond)
@@ -131,17 +147,13 @@ func runWithJobManagerKills(t *testing.T, records int, loopback bool, kills int,
 		require.NoError(t, mc.StartJobManager())
 		h, err := mc.Job(jc.JobID())
 		require.NoError(t, err, "the new Dispatcher knows the job at once, from the job store")
-		base := scheduler.AttemptBase(i + 1)
-		_, execs := h.Status()
-		for _, e := range execs {
-			require.GreaterOrEqual(t, e.ID.Attempt, base, "recovery %d numbers attempts above the earlier JobMasters'", i+1)
-		}
+		requireAttemptsAbove(t, h, i+1)
 	}
 	res, err := jc.Wait(ctx)
 	require.NoError(t, err)
 	require.Empty(t, bad.get(), "sequences in order per lane and key")
 	require.Positive(t, lastCk, "a checkpoint completed before the kills")
-	if !killRM {
+	if what != killResourceManager {
 		require.GreaterOrEqual(t, res.RestoredCheckpoint, lastCk, "the last JobMaster restored the checkpoint retained at the last kill, or a later one")
 	} else {
 		require.Zero(t, res.Restarts, "the job never noticed the ResourceManager's restarts")
@@ -159,7 +171,7 @@ func runWithJobManagerKills(t *testing.T, records int, loopback bool, kills int,
 func TestJobManagerKilledAndRestarted(t *testing.T) {
 	for _, loopback := range []bool{false, true} {
 		t.Run(fmt.Sprintf("network=%v", loopback), func(t *testing.T) {
-			runWithJobManagerKills(t, 16000, loopback, 3, 11, false)
+			runWithJobManagerKills(t, 16000, loopback, 3, 11, killJobManager)
 		})
 	}
 }
@@ -169,7 +181,24 @@ func TestJobManagerKilledAndRestarted(t *testing.T) {
 func TestResourceManagerKilledAndRestarted(t *testing.T) {
 	for _, loopback := range []bool{false, true} {
 		t.Run(fmt.Sprintf("network=%v", loopback), func(t *testing.T) {
-			runWithJobManagerKills(t, 96000, loopback, 2, 12, true)
+			runWithJobManagerKills(t, 96000, loopback, 2, 12, killResourceManager)
 		})
+	}
+}
+
+// The JobMaster alone killed three times: the Dispatcher starts a new one
+// in recovery mode each time, which gets the dead one's slots back.
+func TestJobMasterKilledAndRecovered(t *testing.T) {
+	runWithJobManagerKills(t, 16000, true, 3, 13, killJobMaster)
+}
+
+// requireAttemptsAbove checks that the job's executions, as the handle
+// shows them, are numbered from the attempt base of incarnation n.
+func requireAttemptsAbove(t *testing.T, h *minicluster.JobHandle, n int) {
+	t.Helper()
+	_, execs := h.Status()
+	require.NotEmpty(t, execs)
+	for _, e := range execs {
+		require.GreaterOrEqual(t, e.ID.Attempt, scheduler.AttemptBase(n), "recovery %d numbers attempts above the earlier JobMasters'", n)
 	}
 }

@@ -196,7 +196,7 @@ func (d *Dispatcher) receive() {
 		switch m := m.(type) {
 		case rpc.JobStatus:
 			d.mu.Lock()
-			if j := d.jobs[m.JobID]; j != nil && j.result == nil {
+			if j := d.jobs[m.JobID]; j != nil && j.result == nil && !staleStatus(j, m) {
 				j.observe(m, time.Now())
 			}
 			d.mu.Unlock()

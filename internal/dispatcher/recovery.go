@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/strom-dev/strom/internal/jobstore"
@@ -51,11 +52,7 @@ func (d *Dispatcher) recoverJobs() error {
 		now := time.Now()
 		j := &job{sub: sub, jobMaster: "jobmaster-" + sub.JobID, start: now, done: make(chan struct{}), seq: len(d.jobs),
 			stateTimes: map[scheduler.JobState]time.Time{}}
-		execs := created(sub.JobGraph)
-		for i := range execs {
-			execs[i].ID.Attempt = scheduler.AttemptBase(sub.Incarnation) // as its JobMaster numbers them
-		}
-		j.observe(rpc.JobStatus{JobID: sub.JobID, State: scheduler.JobRestarting, Executions: execs}, now)
+		j.observe(rpc.JobStatus{JobID: sub.JobID, State: scheduler.JobRestarting, Executions: recoveredExecutions(sub)}, now)
 		d.cfg.Logger.Info("dispatcher: recovering job from the job store", "job_id", sub.JobID, "job", sub.JobName, "incarnation", sub.Incarnation)
 		if err := d.cfg.StartJobMaster(sub, j.jobMaster, d.ep.Address()); err != nil {
 			return fmt.Errorf("dispatcher: recovering job %s: starting its job master: %w", sub.JobID, err)
@@ -157,4 +154,77 @@ func (h *JobHandle) successor() *JobHandle {
 	h.d.mu.Lock()
 	defer h.d.mu.Unlock()
 	return h.j.next
+}
+
+// RecoverJob starts a new JobMaster, in recovery mode, for a running job
+// whose JobMaster died alone (the process that runs the JobMasters saw
+// it go; the Dispatcher does not watch them): the incarnation in the
+// store is raised first, as when a Dispatcher recovers its jobs. It needs
+// Config.Store. The job's handles stay valid.
+func (d *Dispatcher) RecoverJob(id string) error {
+	d.mu.Lock()
+	j := d.jobs[id]
+	var ended bool
+	if j != nil {
+		ended = j.result != nil
+	}
+	d.mu.Unlock()
+	switch {
+	case j == nil:
+		return fmt.Errorf("%w: %s", ErrUnknownJob, id)
+	case ended:
+		return fmt.Errorf("recovering job %s: it has ended", id)
+	case d.cfg.Store == nil:
+		return fmt.Errorf("recovering job %s: the Dispatcher has no job store", id)
+	}
+	recs, err := d.cfg.Store.List()
+	if err != nil {
+		return fmt.Errorf("recovering job %s: %w", id, err)
+	}
+	i := slices.IndexFunc(recs, func(r jobstore.Record) bool { return r.JobID == id })
+	if i < 0 {
+		return fmt.Errorf("recovering job %s: it is not in the job store", id)
+	}
+	r := recs[i]
+	r.Incarnation++
+	if err := d.cfg.Store.Put(r); err != nil {
+		return fmt.Errorf("recovering job %s: %w", id, err)
+	}
+	d.mu.Lock()
+	j.sub.Incarnation = r.Incarnation // a field no reader of j.sub takes without the lock
+	sub := j.sub
+	st := j.status
+	st.State = scheduler.JobRestarting
+	st.Executions = recoveredExecutions(sub)
+	j.observe(st, time.Now())
+	d.mu.Unlock()
+	d.cfg.Logger.Info("dispatcher: recovering job after its JobMaster died", "job_id", id, "incarnation", sub.Incarnation)
+	if err := d.cfg.StartJobMaster(sub, j.jobMaster, d.ep.Address()); err != nil {
+		return fmt.Errorf("recovering job %s: starting its job master: %w", id, err)
+	}
+	return nil
+}
+
+// recoveredExecutions is the execution graph of a job being recovered,
+// before its new JobMaster reports: every execution CREATED, numbered as
+// that JobMaster numbers them.
+func recoveredExecutions(sub Submission) []rpc.ExecutionStatus {
+	execs := created(sub.JobGraph)
+	for i := range execs {
+		execs[i].ID.Attempt = scheduler.AttemptBase(sub.Incarnation)
+	}
+	return execs
+}
+
+// staleStatus says st comes from a JobMaster of j older than its current
+// one (sent before it died, read after the new one started): its
+// executions are numbered below the current attempt base.
+func staleStatus(j *job, st rpc.JobStatus) bool {
+	base := scheduler.AttemptBase(j.sub.Incarnation)
+	for _, e := range st.Executions {
+		if e.ID.Attempt < base {
+			return true
+		}
+	}
+	return false
 }

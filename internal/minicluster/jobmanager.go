@@ -294,3 +294,42 @@ func (c *MiniCluster) waitForLiveSlots() error {
 	}
 	return nil
 }
+
+// jmProc is a running JobMaster's stop handle.
+type jmProc struct {
+	job    string
+	cancel context.CancelFunc
+	done   chan struct{} // closed when its Run returned
+}
+
+// KillJobMaster kills the JobMaster of job jobID alone, as if it had
+// crashed (it reports nothing), and has the Dispatcher start a new one in
+// recovery mode: it restores the job's latest completed checkpoint, with
+// attempts above the dead one's, and the ResourceManager takes back the
+// dead one's slots when the new one asks for slots. The tasks the dead
+// one left are fenced by the new one, or cancelled by their TaskManagers
+// when the dead one's heartbeats stop.
+func (c *MiniCluster) KillJobMaster(jobID string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errors.New("cluster is shut down")
+	}
+	c.pmu.Lock()
+	disp := c.disp
+	var jm *jobmaster.JobMaster
+	var p *jmProc
+	for j, q := range c.jms {
+		if q.job == jobID {
+			jm, p = j, q
+		}
+	}
+	c.pmu.Unlock()
+	if disp == nil || jm == nil {
+		return fmt.Errorf("no JobMaster of job %s runs", jobID)
+	}
+	jm.Kill()
+	p.cancel()
+	<-p.done // its endpoint is closed: the new one takes its address
+	return disp.RecoverJob(jobID)
+}

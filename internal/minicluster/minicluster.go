@@ -130,7 +130,7 @@ type MiniCluster struct {
 	pmu  sync.Mutex
 	tms  []*tmProcess
 	data []*tcp.Endpoint // the live TaskManagers' data planes (Config.DataPlane)
-	jms  map[*jobmaster.JobMaster]bool
+	jms  map[*jobmaster.JobMaster]*jmProc
 	// restTMs are the TaskManagers started (rest.go), killed ones too.
 	restTMs []tmInfo
 
@@ -154,7 +154,7 @@ func Start(cfg Config) (*MiniCluster, error) {
 		reg:    network.NewRegistry(),
 		slots:  cfg.TaskManagers * cfg.SlotsPerManager,
 		cfg:    cfg,
-		jms:    map[*jobmaster.JobMaster]bool{},
+		jms:    map[*jobmaster.JobMaster]*jmProc{},
 		store:  cfg.JobStore,
 	}
 	if c.store == nil {
@@ -241,10 +241,14 @@ func (c *MiniCluster) startJobMaster(sub dispatcher.Submission, address, dispatc
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(run.ctx)
+	p := &jmProc{job: sub.JobID, cancel: cancel, done: make(chan struct{})}
 	c.pmu.Lock()
-	c.jms[jm] = true
+	c.jms[jm] = p
 	c.pmu.Unlock()
-	run.goRun(c, func(ctx context.Context) {
+	run.goRun(c, func(context.Context) {
+		defer close(p.done)
+		defer cancel()
 		defer func() {
 			c.pmu.Lock()
 			delete(c.jms, jm)

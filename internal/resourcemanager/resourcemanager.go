@@ -268,6 +268,7 @@ func (rm *ResourceManager) handle(m rpc.Message) {
 	case rpc.TaskManagerHeartbeat:
 		rm.hbDo(rm.hb.Handle(heartbeat.EvHeartbeat{Target: m.TaskManager}))
 	case rpc.RequestSlots:
+		rm.takeBack(m.JobID)
 		if rm.cfg.RefuseAboveCapacity && m.N > rm.peak {
 			rm.refuse(m, fmt.Sprintf("job needs %d slots but the cluster has %d (%d TaskManagers)", m.N, rm.total(), len(rm.tms)))
 			return
@@ -301,6 +302,27 @@ func (rm *ResourceManager) handle(m rpc.Message) {
 		rm.serveQueue()
 	default:
 		rm.log.Warn("resource manager: unexpected message", "type", fmt.Sprintf("%T", m))
+	}
+}
+
+// takeBack frees the slots job holds when it asks for slots: a JobMaster
+// asks only while its job holds none (at its start, and after it gave
+// every slot back when a TaskManager was lost), so slots still held come
+// from a JobMaster of the job that died without releasing them (its
+// successor, recovering the job, asks now), as Flink's ResourceManager
+// frees a lost JobMaster's slots.
+func (rm *ResourceManager) takeBack(job string) {
+	n := 0
+	for _, t := range rm.tms {
+		for i, o := range t.owner {
+			if o == job {
+				t.owner[i] = ""
+				n++
+			}
+		}
+	}
+	if n > 0 {
+		rm.log.Info("resource manager: slot request of a job that holds slots: a new JobMaster of it; its slots are taken back", "job_id", job, "slots", n)
 	}
 }
 
