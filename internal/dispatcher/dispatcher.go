@@ -79,7 +79,7 @@ type savepointWait struct {
 // job is a submitted job as the Dispatcher follows it.
 type job struct {
 	sub       Submission
-	jobMaster string
+	jobMaster string // its JobMaster's address (under Dispatcher.mu: RecoverJob changes it)
 	start     time.Time
 	done      chan struct{}
 	seq       int // submission order
@@ -343,7 +343,7 @@ func (h *JobHandle) Cancel() {
 	}
 	// An error means the JobMaster is gone: the job has ended or is ending
 	// with the cluster.
-	_ = h.d.cfg.Transport.JobMaster(h.j.jobMaster).CancelJob(rpc.CancelJob{JobID: h.ID()})
+	_ = h.d.cfg.Transport.JobMaster(h.jobMaster()).CancelJob(rpc.CancelJob{JobID: h.ID()})
 }
 
 // TriggerSavepoint asks the job's JobMaster for a savepoint into a new
@@ -390,7 +390,7 @@ func (h *JobHandle) request(ctx context.Context, what string, m rpc.TriggerSavep
 		d.mu.Unlock()
 	}
 	m.JobID, m.RequestID = h.ID(), id
-	if err := d.cfg.Transport.JobMaster(h.j.jobMaster).TriggerSavepoint(m); err != nil {
+	if err := d.cfg.Transport.JobMaster(h.jobMaster()).TriggerSavepoint(m); err != nil {
 		forget()
 		return rpc.SavepointResult{}, fmt.Errorf("%s: the job's JobMaster is gone (the job ended): %w", what, err)
 	}

@@ -50,7 +50,7 @@ func (d *Dispatcher) recoverJobs() error {
 		}
 		sub := Submission{JobID: r.JobID, JobName: r.JobName, JobGraph: r.JobGraph, Incarnation: r.Incarnation, Extra: r.Extra}
 		now := time.Now()
-		j := &job{sub: sub, jobMaster: "jobmaster-" + sub.JobID, start: now, done: make(chan struct{}), seq: len(d.jobs),
+		j := &job{sub: sub, jobMaster: jobMasterName(sub), start: now, done: make(chan struct{}), seq: len(d.jobs),
 			stateTimes: map[scheduler.JobState]time.Time{}}
 		j.observe(rpc.JobStatus{JobID: sub.JobID, State: scheduler.JobRestarting, Executions: recoveredExecutions(sub)}, now)
 		d.cfg.Logger.Info("dispatcher: recovering job from the job store", "job_id", sub.JobID, "job", sub.JobName, "incarnation", sub.Incarnation)
@@ -193,13 +193,15 @@ func (d *Dispatcher) RecoverJob(id string) error {
 	d.mu.Lock()
 	j.sub.Incarnation = r.Incarnation // a field no reader of j.sub takes without the lock
 	sub := j.sub
+	j.jobMaster = jobMasterName(sub)
+	addr := j.jobMaster
 	st := j.status
 	st.State = scheduler.JobRestarting
 	st.Executions = recoveredExecutions(sub)
 	j.observe(st, time.Now())
 	d.mu.Unlock()
 	d.cfg.Logger.Info("dispatcher: recovering job after its JobMaster died", "job_id", id, "incarnation", sub.Incarnation)
-	if err := d.cfg.StartJobMaster(sub, j.jobMaster, d.ep.Address()); err != nil {
+	if err := d.cfg.StartJobMaster(sub, addr, d.ep.Address()); err != nil {
 		return fmt.Errorf("recovering job %s: starting its job master: %w", id, err)
 	}
 	return nil
@@ -227,4 +229,21 @@ func staleStatus(j *job, st rpc.JobStatus) bool {
 		}
 	}
 	return false
+}
+
+// jobMasterName is the address of a job's JobMaster: each incarnation
+// has its own, so that nothing sent to (or by) a dead one reaches its
+// successor, and a TaskManager tells their heartbeats apart.
+func jobMasterName(sub Submission) string {
+	if sub.Incarnation == 0 {
+		return "jobmaster-" + sub.JobID
+	}
+	return fmt.Sprintf("jobmaster-%s-%d", sub.JobID, sub.Incarnation)
+}
+
+// jobMaster is the address of the job's current JobMaster.
+func (h *JobHandle) jobMaster() string {
+	h.d.mu.Lock()
+	defer h.d.mu.Unlock()
+	return h.j.jobMaster
 }
