@@ -8,10 +8,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/strom-dev/strom/internal/jobgraph"
+	"github.com/strom-dev/strom/internal/jobstore"
 	"github.com/strom-dev/strom/internal/rpc"
 	"github.com/strom-dev/strom/internal/scheduler"
 )
@@ -22,6 +24,14 @@ type Submission struct {
 	JobID    string
 	JobName  string
 	JobGraph *jobgraph.JobGraph
+	// Incarnation is 0 for a job just submitted, n > 0 for its n-th
+	// recovery from the job store: StartJobMaster then starts its
+	// JobMaster in recovery mode (jobmaster.Config.Incarnation).
+	Incarnation int
+	// Extra is kept in the job store with the job and given back on
+	// recovery (jobstore.Record.Extra): what the process that starts
+	// JobMasters needs beside the graph.
+	Extra map[string]string
 }
 
 // Config wires a Dispatcher.
@@ -35,6 +45,13 @@ type Config struct {
 	// OnJobEnd, when set, runs on the Dispatcher's loop once a job has
 	// ended (the embedded cluster frees the job's channels and code).
 	OnJobEnd func(jobID string)
+	// Store, when set, keeps every job accepted and not yet ended
+	// (recovery.go): a job is put before Submit returns and removed when
+	// it reaches a terminal state, and a Dispatcher created over a store
+	// that holds jobs restarts each of them at once.
+	Store jobstore.Store
+	// Logger receives the Dispatcher's warnings (nil: slog.Default()).
+	Logger *slog.Logger
 }
 
 // Dispatcher runs jobs.
@@ -49,6 +66,9 @@ type Dispatcher struct {
 	// answer, by request id.
 	savepoints map[uint64]*savepointWait
 	spNext     uint64
+	// killed: Kill was called; Run returns without ending the jobs, and
+	// nothing is removed from the store (recovery.go).
+	killed bool
 }
 
 type savepointWait struct {
@@ -59,7 +79,7 @@ type savepointWait struct {
 // job is a submitted job as the Dispatcher follows it.
 type job struct {
 	sub       Submission
-	jobMaster string
+	jobMaster string // its JobMaster's address (under Dispatcher.mu: RecoverJob changes it)
 	start     time.Time
 	done      chan struct{}
 	seq       int // submission order
@@ -71,6 +91,10 @@ type job struct {
 	stateTimes   map[scheduler.JobState]time.Time
 	lastModified time.Time
 	ended        time.Time
+	// next is the job's handle at the Dispatcher that took over from this
+	// one (HandOver, under Dispatcher.mu): the handles clients hold here
+	// follow it.
+	next *JobHandle
 }
 
 // observe takes a status of j's into account (under Dispatcher.mu).
@@ -117,7 +141,15 @@ func New(cfg Config) (*Dispatcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher: %w", err)
 	}
-	return &Dispatcher{cfg: cfg, ep: ep, jobs: map[string]*job{}, savepoints: map[uint64]*savepointWait{}}, nil
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	d := &Dispatcher{cfg: cfg, ep: ep, jobs: map[string]*job{}, savepoints: map[uint64]*savepointWait{}}
+	if err := d.recoverJobs(); err != nil {
+		ep.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
 // Run follows the jobs' JobMasters until ctx ends. Then a job whose end was
@@ -128,6 +160,12 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			d.mu.Lock()
+			killed := d.killed
+			d.mu.Unlock()
+			if killed {
+				return // as on SIGKILL: the jobs stay in the store
+			}
 			d.receive() // ends reported before the shutdown count
 			d.mu.Lock()
 			d.closed = true
@@ -158,7 +196,7 @@ func (d *Dispatcher) receive() {
 		switch m := m.(type) {
 		case rpc.JobStatus:
 			d.mu.Lock()
-			if j := d.jobs[m.JobID]; j != nil && j.result == nil {
+			if j := d.jobs[m.JobID]; j != nil && j.result == nil && !staleStatus(j, m) {
 				j.observe(m, time.Now())
 			}
 			d.mu.Unlock()
@@ -206,8 +244,22 @@ func (d *Dispatcher) end(j *job, r *JobResult, st rpc.JobStatus) {
 				Error: fmt.Sprintf("savepoint of job %s failed: the job ended (%v) before it completed", w.job, r.State)}
 		}
 	}
+	killed, closed := d.killed, d.closed
 	d.mu.Unlock()
+	if d.cfg.Store != nil && !closed && !killed {
+		// Ended by its JobMaster: terminal, so it leaves the store before
+		// anyone hears of its end. A job the shutdown ended stays there
+		// (suspended, as Flink's HA keeps it): the next Dispatcher over
+		// the store recovers it. A killed Dispatcher's job ends because
+		// its successor's did (HandOver), which removed it.
+		if err := d.cfg.Store.Remove(j.sub.JobID); err != nil {
+			d.cfg.Logger.Warn("dispatcher: ended job not removed from the job store; a new Dispatcher would run it again", "job_id", j.sub.JobID, "error", err)
+		}
+	}
 	close(j.done)
+	if killed {
+		return // the successor frees and forgets it
+	}
 	if d.cfg.OnJobEnd != nil {
 		d.cfg.OnJobEnd(j.sub.JobID)
 	}
@@ -227,7 +279,20 @@ func (d *Dispatcher) Submit(sub Submission) (*JobHandle, error) {
 	j := &job{sub: sub, jobMaster: "jobmaster-" + sub.JobID, start: now, done: make(chan struct{}), seq: len(d.jobs),
 		stateTimes: map[scheduler.JobState]time.Time{}}
 	j.observe(rpc.JobStatus{JobID: sub.JobID, State: scheduler.JobCreated, Executions: created(sub.JobGraph)}, now)
+	sub.Incarnation = 0
+	if d.cfg.Store != nil {
+		// Before the JobMaster starts: a job that runs is always one a
+		// new Dispatcher would find.
+		if err := d.cfg.Store.Put(record(sub)); err != nil {
+			return nil, fmt.Errorf("submitting job %s: %w", sub.JobID, err)
+		}
+	}
 	if err := d.cfg.StartJobMaster(sub, j.jobMaster, d.ep.Address()); err != nil {
+		if d.cfg.Store != nil {
+			if rerr := d.cfg.Store.Remove(sub.JobID); rerr != nil {
+				d.cfg.Logger.Warn("dispatcher: job that failed to start not removed from the job store", "job_id", sub.JobID, "error", rerr)
+			}
+		}
 		return nil, fmt.Errorf("starting the job master of job %s: %w", sub.JobID, err)
 	}
 	d.jobs[sub.JobID] = j
@@ -272,9 +337,13 @@ func (h *JobHandle) Done() <-chan struct{} { return h.j.done }
 // Cancel asks the job to cancel; Wait reports when it has. After the job's
 // end it does nothing.
 func (h *JobHandle) Cancel() {
+	if n := h.successor(); n != nil {
+		n.Cancel()
+		return
+	}
 	// An error means the JobMaster is gone: the job has ended or is ending
 	// with the cluster.
-	_ = h.d.cfg.Transport.JobMaster(h.j.jobMaster).CancelJob(rpc.CancelJob{JobID: h.ID()})
+	_ = h.d.cfg.Transport.JobMaster(h.jobMaster()).CancelJob(rpc.CancelJob{JobID: h.ID()})
 }
 
 // TriggerSavepoint asks the job's JobMaster for a savepoint into a new
@@ -301,6 +370,9 @@ func (h *JobHandle) TriggerCheckpoint(ctx context.Context) (int64, error) {
 // request sends m to the job's JobMaster with a new request id and waits
 // for its SavepointResult.
 func (h *JobHandle) request(ctx context.Context, what string, m rpc.TriggerSavepoint) (rpc.SavepointResult, error) {
+	if n := h.successor(); n != nil {
+		return n.request(ctx, what, m)
+	}
 	d := h.d
 	d.mu.Lock()
 	if h.j.result != nil {
@@ -318,7 +390,7 @@ func (h *JobHandle) request(ctx context.Context, what string, m rpc.TriggerSavep
 		d.mu.Unlock()
 	}
 	m.JobID, m.RequestID = h.ID(), id
-	if err := d.cfg.Transport.JobMaster(h.j.jobMaster).TriggerSavepoint(m); err != nil {
+	if err := d.cfg.Transport.JobMaster(h.jobMaster()).TriggerSavepoint(m); err != nil {
 		forget()
 		return rpc.SavepointResult{}, fmt.Errorf("%s: the job's JobMaster is gone (the job ended): %w", what, err)
 	}
@@ -348,6 +420,9 @@ func (h *JobHandle) Wait(ctx context.Context) (JobResult, error) {
 
 // Status is the job's state and executions as last reported.
 func (h *JobHandle) Status() (scheduler.JobState, []scheduler.Execution) {
+	if n := h.successor(); n != nil {
+		return n.Status()
+	}
 	h.d.mu.Lock()
 	st := h.j.status
 	h.d.mu.Unlock()
@@ -360,6 +435,9 @@ func (h *JobHandle) Status() (scheduler.JobState, []scheduler.Execution) {
 
 // Totals are the per-operator record counts as last reported.
 func (h *JobHandle) Totals() []rpc.OperatorTotals {
+	if n := h.successor(); n != nil {
+		return n.Totals()
+	}
 	h.d.mu.Lock()
 	defer h.d.mu.Unlock()
 	return append([]rpc.OperatorTotals(nil), h.j.status.Operators...)

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strom-dev/strom/internal/checkpoint"
@@ -71,6 +72,12 @@ type Config struct {
 	// when the job's code is in the TaskManagers' process.
 	Binary string
 	Args   []string
+	// Incarnation is how many JobMasters of the job ran before this one
+	// (jobstore.Record.Incarnation). Above 0 the JobMaster recovers the
+	// job (recovery.go): its attempts are numbered from
+	// scheduler.AttemptBase(Incarnation), and its first deploy restores
+	// the latest completed checkpoint in the job's checkpoint storage.
+	Incarnation int
 }
 
 // JobMaster runs one job.
@@ -127,6 +134,8 @@ type JobMaster struct {
 	asyncCtx    context.Context
 	asyncCancel context.CancelFunc
 	asyncWG     sync.WaitGroup
+	// killed makes Run return without a word to anyone (Kill).
+	killed atomic.Bool
 }
 
 type subtask struct{ vertex, index int }
@@ -151,6 +160,10 @@ func New(cfg Config) (*JobMaster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("job master of job %s: %w", cfg.JobID, err)
 	}
+	if cfg.Incarnation < 0 {
+		return nil, fmt.Errorf("job master of job %s: negative incarnation %d", cfg.JobID, cfg.Incarnation)
+	}
+	sched.SetAttemptBase(scheduler.AttemptBase(cfg.Incarnation))
 	ep, err := cfg.Transport.Listen(cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("job master of job %s: %w", cfg.JobID, err)
@@ -192,6 +205,7 @@ func (jm *JobMaster) Run(ctx context.Context) {
 		jm.finish(scheduler.JobFailed, err)
 		return
 	}
+	jm.recover()
 	jm.step(scheduler.EvStart{})
 	if !jm.done { // the job may already have failed (no ResourceManager)
 		jm.publish()
@@ -199,6 +213,9 @@ func (jm *JobMaster) Run(ctx context.Context) {
 	for !jm.done {
 		select {
 		case <-ctx.Done():
+			if jm.killed.Load() {
+				return // as on SIGKILL: nobody hears of the job's end
+			}
 			jm.finish(scheduler.JobCanceled, fmt.Errorf("cluster shut down: %w", ctx.Err()))
 			return
 		case <-jm.ep.Ready():
@@ -305,6 +322,7 @@ func (jm *JobMaster) handle(m rpc.Message) {
 		}
 	case rpc.TaskManagerHeartbeat:
 		jm.hbEvent(heartbeat.EvHeartbeat{Target: m.TaskManager, Payload: m.Executions})
+		jm.fenceUnknown(m.TaskManager, m.Executions)
 	case rpc.CancelJob:
 		jm.step(scheduler.EvCancel{})
 	case rpc.TriggerSavepoint:

@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/strom-dev/strom/internal/dispatcher"
-	"github.com/strom-dev/strom/internal/heartbeat"
 	"github.com/strom-dev/strom/internal/jobcode"
 	"github.com/strom-dev/strom/internal/jobmaster"
+	"github.com/strom-dev/strom/internal/jobstore"
 	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/network/tcp"
 	"github.com/strom-dev/strom/internal/resourcemanager"
@@ -81,6 +81,10 @@ type Config struct {
 	BinaryDir      string
 	MaxBinaryBytes int64
 	Logger         *slog.Logger
+	// JobStore keeps the jobs the Dispatcher accepted and not yet ended
+	// (nil: one in memory). A JobManager started by StartJobManager
+	// recovers what it holds (jobmanager.go).
+	JobStore jobstore.Store
 }
 
 const (
@@ -103,10 +107,22 @@ type MiniCluster struct {
 	rmAddr   string
 	code     *jobcode.Registry
 	reg      *network.Registry
-	disp     *dispatcher.Dispatcher
 	slots    int
 	cfg      Config
-	rm       *resourcemanager.ResourceManager
+	store    jobstore.Store
+
+	// Under pmu: the JobManager's roles now (jobmanager.go); disp and rm
+	// are nil while killed.
+	disp   *dispatcher.Dispatcher
+	rm     *resourcemanager.ResourceManager
+	jmRun  *roleRun // the Dispatcher's and the JobMasters'
+	rmRun  *roleRun // the ResourceManager's
+	jmNet  *rpc.Network
+	jmBind string // the JobManager's network address, kept across restarts
+	// killedDisps are the Dispatchers killed so far, newest last: the
+	// handles clients got from them follow the jobs (HandOver).
+	killedDisps []*dispatcher.Dispatcher
+	restAddr    string // the REST server's host:port, kept across restarts
 
 	// Under pmu: the TaskManagers (killed ones removed from data, kept in
 	// tms as nil) and the running JobMasters, which the JobManager's
@@ -114,7 +130,7 @@ type MiniCluster struct {
 	pmu  sync.Mutex
 	tms  []*tmProcess
 	data []*tcp.Endpoint // the live TaskManagers' data planes (Config.DataPlane)
-	jms  map[*jobmaster.JobMaster]bool
+	jms  map[*jobmaster.JobMaster]*jmProc
 	// restTMs are the TaskManagers started (rest.go), killed ones too.
 	restTMs []tmInfo
 
@@ -138,7 +154,11 @@ func Start(cfg Config) (*MiniCluster, error) {
 		reg:    network.NewRegistry(),
 		slots:  cfg.TaskManagers * cfg.SlotsPerManager,
 		cfg:    cfg,
-		jms:    map[*jobmaster.JobMaster]bool{},
+		jms:    map[*jobmaster.JobMaster]*jmProc{},
+		store:  cfg.JobStore,
+	}
+	if c.store == nil {
+		c.store = jobstore.NewMemory()
 	}
 	if cfg.DropMessage != nil {
 		c.net.DropWhen(cfg.DropMessage)
@@ -151,54 +171,25 @@ func Start(cfg Config) (*MiniCluster, error) {
 }
 
 func (c *MiniCluster) start(cfg Config) (err error) {
-	c.jm, c.rmAddr = c.net, resourceManagerAddress
-	if cfg.NetworkRPC {
-		n, err := c.newNetwork(c.unreachable)
-		if err != nil {
-			return err
-		}
-		c.jm, c.rmAddr = n, n.Addr()+"/"+resourceManagerAddress
-	}
-	rm, err := resourcemanager.NewWithConfig(c.jm, c.rmAddr, nil, resourcemanager.Config{
-		SlotRequestTimeout: cfg.SlotRequestTimeout,
-		// Its TaskManagers start with it: a job wider than all of them
-		// fails at once instead of waiting for the slot request timeout.
-		RefuseAboveCapacity: true,
-		Heartbeat:           heartbeat.Config{Interval: cfg.HeartbeatInterval, Timeout: cfg.HeartbeatTimeout},
-	})
-	if err != nil {
+	if err := c.startJobManagerNetwork(); err != nil {
 		return err
 	}
-	c.pmu.Lock()
-	c.rm = rm
-	c.pmu.Unlock()
-	c.goRun(rm.Run)
-	defer func() {
-		if err == nil && cfg.NetworkRPC {
-			err = waitForSlots(rm, cfg.TaskManagers*cfg.SlotsPerManager)
-		}
-	}()
+	if err := c.startResourceManager(); err != nil {
+		return err
+	}
 	for range cfg.TaskManagers {
 		if err := c.startTaskManager(); err != nil {
 			return err
 		}
 	}
-	c.disp, err = dispatcher.New(dispatcher.Config{
-		Address:        dispatcherAddress,
-		Transport:      c.jm,
-		StartJobMaster: c.startJobMaster,
-		OnJobEnd: func(id string) {
-			c.reg.ReleaseJob(id)
-			for _, d := range c.dataPlanes() {
-				d.ReleaseJob(id)
-			}
-			c.code.Remove(id)
-		},
-	})
-	if err != nil {
+	if cfg.NetworkRPC {
+		if err := waitForSlots(c.resourceManager(), cfg.TaskManagers*cfg.SlotsPerManager); err != nil {
+			return err
+		}
+	}
+	if err := c.startDispatcher(); err != nil {
 		return err
 	}
-	c.goRun(c.disp.Run)
 	if cfg.RESTAddress != "" {
 		return c.startREST(cfg)
 	}
@@ -222,8 +213,11 @@ func (c *MiniCluster) startJobMaster(sub dispatcher.Submission, address, dispatc
 		// the Dispatcher, in this process, by its bare name.
 		address = n.Addr() + "/" + address
 	}
+	c.pmu.Lock()
+	run := c.jmRun
+	c.pmu.Unlock()
 	jm, err := jobmaster.New(jobmaster.Config{
-		JobID: sub.JobID, JobName: sub.JobName, JobGraph: sub.JobGraph,
+		JobID: sub.JobID, JobName: sub.JobName, JobGraph: sub.JobGraph, Incarnation: sub.Incarnation,
 		Address: address, ResourceManager: c.rmAddr, Dispatcher: dispatcherAddr,
 		Transport: c.jm, Logger: logger, Restart: restart, Checkpoint: ck, Resume: resume,
 		HeartbeatInterval: c.cfg.HeartbeatInterval, HeartbeatTimeout: c.cfg.HeartbeatTimeout,
@@ -247,10 +241,14 @@ func (c *MiniCluster) startJobMaster(sub dispatcher.Submission, address, dispatc
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(run.ctx)
+	p := &jmProc{job: sub.JobID, cancel: cancel, done: make(chan struct{})}
 	c.pmu.Lock()
-	c.jms[jm] = true
+	c.jms[jm] = p
 	c.pmu.Unlock()
-	c.goRun(func(ctx context.Context) {
+	run.goRun(c, func(context.Context) {
+		defer close(p.done)
+		defer cancel()
 		defer func() {
 			c.pmu.Lock()
 			delete(c.jms, jm)
@@ -280,16 +278,20 @@ func (c *MiniCluster) Submit(job *Job) (*JobHandle, error) {
 	if c.closed {
 		return nil, errors.New("cluster is shut down")
 	}
+	disp := c.dispatcher()
+	if disp == nil {
+		return nil, errors.New("the JobManager is down (killed, not started again)")
+	}
 	if job.ID == "" {
 		job.ID = NewJobID()
 	}
-	if _, err := c.disp.Job(job.ID); err == nil {
+	if _, err := disp.Job(job.ID); err == nil {
 		return nil, fmt.Errorf("job %s already submitted", job.ID)
 	}
 	if err := c.code.Register(job); err != nil {
 		return nil, err
 	}
-	h, err := c.disp.Submit(dispatcher.Submission{JobID: job.ID, JobName: job.Name, JobGraph: job.JobGraph})
+	h, err := disp.Submit(dispatcher.Submission{JobID: job.ID, JobName: job.Name, JobGraph: job.JobGraph})
 	if err != nil {
 		c.code.Remove(job.ID)
 		return nil, err
@@ -298,7 +300,13 @@ func (c *MiniCluster) Submit(job *Job) (*JobHandle, error) {
 }
 
 // Job returns the handle of a submitted job.
-func (c *MiniCluster) Job(id string) (*JobHandle, error) { return c.disp.Job(id) }
+func (c *MiniCluster) Job(id string) (*JobHandle, error) {
+	disp := c.dispatcher()
+	if disp == nil {
+		return nil, errors.New("the JobManager is down (killed, not started again)")
+	}
+	return disp.Job(id)
+}
 
 // Close stops every role and waits for all their goroutines, tasks
 // included.
@@ -309,6 +317,13 @@ func (c *MiniCluster) Close() {
 	c.closeREST()
 	c.cancel()
 	c.wg.Wait()
+	c.pmu.Lock()
+	killed := slices.Clone(c.killedDisps)
+	c.pmu.Unlock()
+	// Newest first: each ends its jobs as its successor did.
+	for i := len(killed) - 1; i >= 0; i-- {
+		killed[i].EndOpen("cluster shut down")
+	}
 	for _, d := range c.dataPlanes() {
 		_ = d.Close()
 	}
@@ -336,8 +351,8 @@ func waitForSlots(rm *resourcemanager.ResourceManager, n int) error {
 
 // newNetwork starts a network transport on loopback for one "process".
 // onUnreachable (nil: none) is told of addresses it cannot reach.
-func (c *MiniCluster) newNetwork(onUnreachable func(rpc.Unreachable)) (*rpc.Network, error) {
-	n, err := rpc.NewNetwork(rpc.NetworkOptions{OnUnreachable: onUnreachable})
+func (c *MiniCluster) newNetwork(bind string, onUnreachable func(rpc.Unreachable)) (*rpc.Network, error) {
+	n, err := rpc.NewNetwork(rpc.NetworkOptions{Bind: bind, OnUnreachable: onUnreachable})
 	if err != nil {
 		return nil, err
 	}

@@ -45,7 +45,7 @@ func (c *MiniCluster) startTaskManager() (err error) {
 	var tr rpc.Transport = c.net
 	addr := "taskmanager-" + id
 	if c.cfg.NetworkRPC {
-		if p.net, err = c.newNetwork(nil); err != nil {
+		if p.net, err = c.newNetwork("", nil); err != nil {
 			p.closeData()
 			return err
 		}
@@ -53,7 +53,7 @@ func (c *MiniCluster) startTaskManager() (err error) {
 	}
 	p.tm, err = taskmanager.New(taskmanager.Config{
 		ID: id, Address: addr, Slots: c.cfg.SlotsPerManager, ResourceManager: c.rmAddr,
-		Transport: tr, Code: c.code, Network: c.reg, Data: p.data,
+		Transport: tr, Code: c.code, Network: c.reg, Data: p.data, HeartbeatTimeout: c.cfg.HeartbeatTimeout,
 	})
 	if err != nil {
 		p.closeData()
@@ -200,8 +200,9 @@ func (c *MiniCluster) unreachable(u rpc.Unreachable) {
 // registered TaskManagers (tests of failure detection watch slots drop
 // and come back).
 func (c *MiniCluster) RegisteredSlots() int {
-	c.pmu.Lock()
-	rm := c.rm
-	c.pmu.Unlock()
+	rm := c.resourceManager()
+	if rm == nil {
+		return 0
+	}
 	return rm.RegisteredSlots()
 }

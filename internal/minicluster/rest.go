@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	goruntime "runtime"
 	"slices"
 	"time"
@@ -34,11 +35,18 @@ func (c *MiniCluster) startREST(cfg Config) error {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	srv, err := rest.NewServer(rest.Config{Addr: cfg.RESTAddress, Cluster: c.disp.REST(rc), MaxUploadBytes: cfg.MaxBinaryBytes, Logger: logger})
+	addr := cfg.RESTAddress
+	if c.restAddr != "" {
+		addr = c.restAddr // a restarted JobManager's: where clients know it
+	}
+	srv, err := rest.NewServer(rest.Config{Addr: addr, Cluster: c.dispatcher().REST(rc), MaxUploadBytes: cfg.MaxBinaryBytes, Logger: logger})
 	if err != nil {
 		return fmt.Errorf("embedded cluster: %w", err)
 	}
 	c.rest = srv
+	if u, err := url.Parse(srv.URL()); err == nil {
+		c.restAddr = u.Host
+	}
 	return nil
 }
 
@@ -57,6 +65,7 @@ func (c *MiniCluster) closeREST() {
 		if err := c.rest.Close(); err != nil {
 			slog.Default().Warn("embedded cluster: closing REST", "error", err)
 		}
+		c.rest = nil
 	}
 }
 
@@ -66,7 +75,10 @@ func (c *MiniCluster) restTaskManagers(ctx context.Context) ([]rest.TaskManager,
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	used := c.disp.SlotsInUse()
+	used := map[string]int{}
+	if disp := c.dispatcher(); disp != nil {
+		used = disp.SlotsInUse()
+	}
 	var ms goruntime.MemStats
 	goruntime.ReadMemStats(&ms)
 	now := time.Now()

@@ -67,6 +67,8 @@ type ResourceManager struct {
 
 	// ws accounts for the provider's workers; nil without a provider.
 	ws *workers
+	// killed makes Run return without a word to anyone (Kill).
+	killed atomic.Bool
 }
 
 type reqKey struct {
@@ -179,6 +181,13 @@ func NewWithConfig(net rpc.Transport, address string, log *slog.Logger, cfg Conf
 // the network.
 func (rm *ResourceManager) RegisteredSlots() int { return int(rm.registered.Load()) }
 
+// Kill makes Run return at once when its context ends, sending nothing
+// (the slot requests waiting are not refused), as if its process had been
+// killed: tests of a ResourceManager failover. Its TaskManagers notice
+// it is gone by its silence and register with the next one. Safe on any
+// goroutine.
+func (rm *ResourceManager) Kill() { rm.killed.Store(true) }
+
 // Address is where the ResourceManager is reached.
 func (rm *ResourceManager) Address() string { return rm.ep.Address() }
 
@@ -190,6 +199,9 @@ func (rm *ResourceManager) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			if rm.killed.Load() {
+				return // as on SIGKILL: waiting requests hear nothing
+			}
 			for _, q := range rm.queue {
 				rm.refuse(q, "resource manager stopped")
 			}
@@ -256,6 +268,7 @@ func (rm *ResourceManager) handle(m rpc.Message) {
 	case rpc.TaskManagerHeartbeat:
 		rm.hbDo(rm.hb.Handle(heartbeat.EvHeartbeat{Target: m.TaskManager}))
 	case rpc.RequestSlots:
+		rm.takeBack(m.JobID)
 		if rm.cfg.RefuseAboveCapacity && m.N > rm.peak {
 			rm.refuse(m, fmt.Sprintf("job needs %d slots but the cluster has %d (%d TaskManagers)", m.N, rm.total(), len(rm.tms)))
 			return
@@ -289,6 +302,27 @@ func (rm *ResourceManager) handle(m rpc.Message) {
 		rm.serveQueue()
 	default:
 		rm.log.Warn("resource manager: unexpected message", "type", fmt.Sprintf("%T", m))
+	}
+}
+
+// takeBack frees the slots job holds when it asks for slots: a JobMaster
+// asks only while its job holds none (at its start, and after it gave
+// every slot back when a TaskManager was lost), so slots still held come
+// from a JobMaster of the job that died without releasing them (its
+// successor, recovering the job, asks now), as Flink's ResourceManager
+// frees a lost JobMaster's slots.
+func (rm *ResourceManager) takeBack(job string) {
+	n := 0
+	for _, t := range rm.tms {
+		for i, o := range t.owner {
+			if o == job {
+				t.owner[i] = ""
+				n++
+			}
+		}
+	}
+	if n > 0 {
+		rm.log.Info("resource manager: slot request of a job that holds slots: a new JobMaster of it; its slots are taken back", "job_id", job, "slots", n)
 	}
 }
 

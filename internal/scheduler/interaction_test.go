@@ -31,6 +31,7 @@ import (
 //	                                      exponential-delay initial=D max=D multiplier=F reset=D
 //	                                        [jitter=F seed=N attempts=N] (jitter 0 unless given)
 //	                                      failure-rate max-failures=N interval=D delay=D
+//	attempt-base n=N                      SetAttemptBase(N) (a recovering JobMaster's)
 //	state                                 prints the state, feeds nothing
 //	start                                 EvStart
 //	grant-slots n=N [tms=T]               EvSlotsGranted with N slots spread round-robin
@@ -59,6 +60,10 @@ func TestInteraction(t *testing.T) {
 					return fmt.Sprintf("error: %v\n", err)
 				}
 				fmt.Fprintf(&out, "slots needed: %d\n", s.jg.SlotsNeeded())
+			case "attempt-base":
+				var n int
+				d.ScanArgs(t, "n", &n)
+				s.SetAttemptBase(n)
 			case "state":
 			case "start":
 				printActions(&out, s.Handle(EvStart{}))

@@ -252,8 +252,12 @@ type Scheduler struct {
 	lost     bool // slots were lost: the next full restart asks for slots again
 	now      time.Time
 
-	restart     restarter
-	restarts    int
+	restart  restarter
+	restarts int
+	// base is added to every attempt number (SetAttemptBase): a
+	// JobMaster recovering a job numbers its attempts above every one an
+	// earlier JobMaster of the job can have used.
+	base        int
 	lastRestart time.Time     // when the current attempt was deployed
 	cause       error         // of the pending restart
 	delay       time.Duration // of the pending restart, once all ended
@@ -291,6 +295,29 @@ func New(jg *JobGraph, restart RestartStrategy) (*Scheduler, error) {
 	s.region, s.regions = pipelinedRegions(jg)
 	s.failover = map[int]*regionRestart{}
 	return s, nil
+}
+
+// AttemptBase is the attempt base of the n-th JobMaster of a job (n = 0:
+// the one started at submission), AttemptsPerIncarnation apart.
+func AttemptBase(incarnation int) int { return incarnation * AttemptsPerIncarnation }
+
+// AttemptsPerIncarnation is how many attempt numbers one JobMaster of a
+// job may use before they would meet the next one's. A JobMaster
+// restarting a job more than a million times would reuse numbers of its
+// successor (which only matters if it is later replaced): the restart
+// strategy (or a human) stops a job long before.
+const AttemptsPerIncarnation = 1 << 20
+
+// SetAttemptBase makes the executions' attempt numbers start at base:
+// attempt = base + Restarts(). Called before the first event; the
+// restart strategy still counts Restarts() from 0.
+func (s *Scheduler) SetAttemptBase(base int) {
+	s.base = base
+	for _, v := range s.execs {
+		for _, e := range v {
+			e.ID.Attempt = base + s.restarts
+		}
+	}
 }
 
 // pipelinedRegions returns each vertex's region and each region's
@@ -337,8 +364,8 @@ func pipelinedRegions(jg *JobGraph) (region []int, regions [][]int) {
 // Regions returns the job's pipelined regions, each as its vertex ids.
 func (s *Scheduler) Regions() [][]int { return s.regions }
 
-// Restarts is the number of restarts so far, which is also the attempt
-// number of the current executions.
+// Restarts is the number of restarts so far; the attempt number of the
+// executions of the latest restart is the attempt base plus it.
 func (s *Scheduler) Restarts() int { return s.restarts }
 
 // State is the job's state.
@@ -591,7 +618,7 @@ func (s *Scheduler) restartNow() []Action {
 	s.lastRestart = s.now
 	s.state = JobRunning
 	s.waiting = false
-	acts := []Action{ActRestarting{Attempt: s.restarts, Cause: s.cause, PreviousAttempt: s.restarts - 1}}
+	acts := []Action{ActRestarting{Attempt: s.base + s.restarts, Cause: s.cause, PreviousAttempt: s.base + s.restarts - 1}}
 	s.cause = nil
 	if s.lost {
 		// Some slots are gone with their TaskManager: give back the rest
@@ -605,7 +632,7 @@ func (s *Scheduler) restartNow() []Action {
 		}
 		for _, v := range s.execs {
 			for _, e := range v {
-				*e = Execution{ID: ExecutionID{Vertex: e.ID.Vertex, Subtask: e.ID.Subtask, Attempt: s.restarts}, State: Scheduled}
+				*e = Execution{ID: ExecutionID{Vertex: e.ID.Vertex, Subtask: e.ID.Subtask, Attempt: s.base + s.restarts}, State: Scheduled}
 			}
 		}
 		s.inFlight = true
@@ -613,7 +640,7 @@ func (s *Scheduler) restartNow() []Action {
 	}
 	for _, v := range s.execs {
 		for _, e := range v {
-			*e = Execution{ID: ExecutionID{Vertex: e.ID.Vertex, Subtask: e.ID.Subtask, Attempt: s.restarts}, State: Deploying, Slot: e.Slot}
+			*e = Execution{ID: ExecutionID{Vertex: e.ID.Vertex, Subtask: e.ID.Subtask, Attempt: s.base + s.restarts}, State: Deploying, Slot: e.Slot}
 			acts = append(acts, ActDeploy{ID: e.ID, Slot: e.Slot})
 		}
 	}
@@ -748,10 +775,10 @@ func (s *Scheduler) restartRegionsDue() []Action {
 		s.restarts++
 		s.lastRestart = s.now
 		prev := s.execs[s.regions[r][0]][0].ID.Attempt
-		acts = append(acts, ActRestarting{Attempt: s.restarts, Cause: rr.cause, Vertices: s.regions[r], PreviousAttempt: prev})
+		acts = append(acts, ActRestarting{Attempt: s.base + s.restarts, Cause: rr.cause, Vertices: s.regions[r], PreviousAttempt: prev})
 		for _, v := range s.regions[r] {
 			for _, e := range s.execs[v] {
-				*e = Execution{ID: ExecutionID{Vertex: e.ID.Vertex, Subtask: e.ID.Subtask, Attempt: s.restarts}, State: Deploying, Slot: e.Slot}
+				*e = Execution{ID: ExecutionID{Vertex: e.ID.Vertex, Subtask: e.ID.Subtask, Attempt: s.base + s.restarts}, State: Deploying, Slot: e.Slot}
 				acts = append(acts, ActDeploy{ID: e.ID, Slot: e.Slot})
 			}
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/strom-dev/strom/internal/blob"
+	"github.com/strom-dev/strom/internal/heartbeat"
 	"github.com/strom-dev/strom/internal/jobcode"
 	"github.com/strom-dev/strom/internal/network"
 	"github.com/strom-dev/strom/internal/network/tcp"
@@ -59,6 +60,12 @@ type Config struct {
 	// it releases channels when told (rpc.ReleaseChannels) since no
 	// other role in its process can.
 	JobWorker bool
+	// HeartbeatTimeout is how long the TaskManager waits for a heartbeat
+	// request from the ResourceManager, or from the JobMaster of tasks it
+	// runs, before it takes that role for lost (liveness.go; 0:
+	// heartbeat.DefaultTimeout). The roles' own timeout should be the
+	// same.
+	HeartbeatTimeout time.Duration
 }
 
 // TaskManager runs tasks in its slots.
@@ -88,6 +95,11 @@ type TaskManager struct {
 	// ResourceManager shows it knows this TaskManager.
 	registeredAt time.Time
 	rmSeen       bool
+	// rmLast is when the ResourceManager last asked for a heartbeat,
+	// jmSeen when each JobMaster (by address) last did or deployed here
+	// (owned by the loop; liveness.go).
+	rmLast time.Time
+	jmSeen map[string]time.Time
 }
 
 type taskKey struct {
@@ -125,12 +137,15 @@ func New(cfg Config) (*TaskManager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.HeartbeatTimeout <= 0 {
+		cfg.HeartbeatTimeout = heartbeat.DefaultTimeout
+	}
 	ep, err := cfg.Transport.Listen(cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("task manager %s: %w", cfg.ID, err)
 	}
 	tm := &TaskManager{cfg: cfg, ep: ep, tasks: map[taskKey]*slotTask{}, stores: map[string]blob.Store{}, savepoints: map[spKey]*spTarget{}, freeze: make(chan (<-chan struct{}), 1),
-		hosted: map[string]*hostedJob{}, hostEvents: make(chan any)}
+		hosted: map[string]*hostedJob{}, hostEvents: make(chan any), jmSeen: map[string]time.Time{}}
 	if cfg.JobWorker {
 		return tm, nil
 	}
@@ -165,9 +180,10 @@ func (tm *TaskManager) Run(ctx context.Context) {
 			case <-thaw:
 			case <-ctx.Done():
 			}
-		case <-tick.C:
+		case now := <-tick.C:
 			tm.reportMetrics()
-			tm.registerAgain()
+			tm.checkLiveness(now)
+			tm.registerAgain(now)
 		case ev := <-tm.hostEvents:
 			tm.hostEvent(ctx, ev)
 		case <-tm.ep.Ready():
@@ -179,9 +195,10 @@ func (tm *TaskManager) Run(ctx context.Context) {
 				case rpc.ReleaseChannels:
 					tm.releaseChannels(m)
 				case rpc.DeployTask:
+					tm.jmSeen[m.JobMaster] = time.Now()
 					tm.deploy(ctx, m)
 				case rpc.HeartbeatRequest:
-					tm.heartbeat(m)
+					tm.heartbeat(m, time.Now())
 				case rpc.CancelTask:
 					tm.mu.Lock()
 					if t, ok := tm.tasks[taskKey{m.JobID, m.Execution}]; ok {
@@ -423,7 +440,7 @@ func (tm *TaskManager) abandon(key taskKey, st *slotTask, timeout time.Duration)
 // TaskManager dead and dropped its slots: every task here is of a stale
 // attempt (its JobMaster failed it), so all are cancelled, and the slots
 // are offered again, as a new registration.
-func (tm *TaskManager) heartbeat(m rpc.HeartbeatRequest) {
+func (tm *TaskManager) heartbeat(m rpc.HeartbeatRequest, now time.Time) {
 	tm.mu.Lock()
 	if m.Reregister {
 		for k, t := range tm.tasks {
@@ -434,6 +451,9 @@ func (tm *TaskManager) heartbeat(m rpc.HeartbeatRequest) {
 	}
 	if m.JobID == "" {
 		tm.rmSeen = true
+		tm.rmLast = now
+	} else {
+		tm.jmSeen[m.ReplyTo] = now
 	}
 	var execs []scheduler.ExecutionID
 	for k := range tm.tasks {
@@ -509,11 +529,11 @@ const RegistrationRetry = 3 * time.Second
 
 // registerAgain re-sends the registration while the ResourceManager has
 // not shown it received one.
-func (tm *TaskManager) registerAgain() {
-	if tm.cfg.JobWorker || tm.rmSeen || time.Since(tm.registeredAt) < RegistrationRetry {
+func (tm *TaskManager) registerAgain(now time.Time) {
+	if tm.cfg.JobWorker || tm.rmSeen || now.Sub(tm.registeredAt) < RegistrationRetry {
 		return
 	}
-	tm.registeredAt = time.Now()
+	tm.registeredAt = now
 	tm.cfg.Logger.Info("task manager: no word from the resource manager; registering again", "task_manager", tm.cfg.ID, "resource_manager", tm.cfg.ResourceManager)
 	if err := tm.cfg.Transport.ResourceManager(tm.cfg.ResourceManager).RegisterTaskManager(tm.registration()); err != nil {
 		tm.cfg.Logger.Debug("task manager: registration not delivered", "error", err)
