@@ -208,6 +208,9 @@ func (r *remoteJob) wait(ctx context.Context) (*JobResult, error) {
 	}
 	r.ended()
 	out := &JobResult{JobID: r.id, JobName: r.name, Duration: res.Runtime(), Operators: operatorsOf(res.Accumulators)}
+	if n, err := strconv.Atoi(res.Accumulators["numRestarts"]); err == nil {
+		out.Restarts = n
+	}
 	if out.Operators == nil { // a cluster that reports no per-operator counts
 		out.Operators = r.metrics()
 	}

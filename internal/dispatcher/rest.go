@@ -159,6 +159,7 @@ func (r *REST) Job(ctx context.Context, id string) (rest.Job, error) {
 	for _, op := range v.status.Operators {
 		j.Operators = append(j.Operators, rest.OperatorCount{Name: op.Name, RecordsIn: op.RecordsIn, RecordsOut: op.RecordsOut})
 	}
+	j.Restarts = v.status.Restarts
 	return j, nil
 }
 

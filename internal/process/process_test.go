@@ -87,6 +87,8 @@ loop:
 	require.NoError(t, res.err, res.out)
 	require.GreaterOrEqual(t, kills, 3, "the job ended before the TaskManagers were killed: the test proves nothing")
 	job.checkExact(t)
+	// The submitting client learns of the restarts (numRestarts).
+	require.Regexp(t, `seqjob: job [0-9a-f]{32} finished in \S+ \(restarts [1-9][0-9]*, checkpoints [1-9]`, res.out)
 	log := c.jm.stderr()
 	require.Contains(t, log, "job restarting", "no restart: the kills hit nothing")
 	require.Contains(t, log, "connection lost")

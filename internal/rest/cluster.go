@@ -153,6 +153,10 @@ type Job struct {
 	// accumulators (numRecordsIn.NAME, numRecordsOut.NAME): how a job
 	// binary that submitted itself learns what its sinks took.
 	Operators []OperatorCount
+	// Restarts is how many times the job restarted (Flink's numRestarts
+	// metric); the execution result carries it as the accumulator
+	// numRestarts.
+	Restarts int
 }
 
 // OperatorCount is one operator's record counts.

@@ -322,6 +322,7 @@ func (s *Server) getExecutionResult(r *http.Request) (int, any, error) {
 			res.Accumulators["numRecordsIn."+op.Name] = strconv.FormatInt(op.RecordsIn, 10)
 			res.Accumulators["numRecordsOut."+op.Name] = strconv.FormatInt(op.RecordsOut, 10)
 		}
+		res.Accumulators["numRestarts"] = strconv.Itoa(d.Restarts)
 	}
 	if j.State == "FAILED" {
 		exs, err := s.cfg.Cluster.Exceptions(r.Context(), j.ID)

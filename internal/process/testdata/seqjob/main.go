@@ -101,5 +101,5 @@ func main() {
 		fmt.Fprintln(os.Stderr, "seqjob:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("seqjob: job %s finished in %v\n", res.JobID, res.Duration)
+	fmt.Printf("seqjob: job %s finished in %v (restarts %d, checkpoints %d)\n", res.JobID, res.Duration, res.Restarts, res.CheckpointsCompleted)
 }
