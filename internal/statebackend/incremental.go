@@ -81,10 +81,12 @@ type DeltaTracker interface {
 	StartTracking()
 	// FreezeDelta captures the changes recorded since StartTracking or the
 	// last FreezeDelta and starts recording anew; enc appends key-group
-	// index kg's delta data (nothing for no change) and may run on any
-	// goroutine. ok false: the state is not tracking or cannot be frozen;
-	// it is written whole.
-	FreezeDelta() (enc func(kg int, dst []byte) ([]byte, error), ok bool)
+	// index kg's delta data (nothing for no change), or with replace its
+	// whole data (SnapshotKeyGroup's format, possibly empty) for a key
+	// group that changed too much to record key by key, and may run on
+	// any goroutine. ok false: the state is not tracking or cannot be
+	// frozen; it is written whole.
+	FreezeDelta() (enc func(kg int, dst []byte) (out []byte, replace bool, err error), ok bool)
 	// ApplyDelta applies one delta section to key-group index kg.
 	ApplyDelta(kg int, src []byte) error
 }
@@ -161,17 +163,19 @@ func applySection(sn Snapshotter, idx int, kind byte, data []byte) (err error) {
 // ---- Table -------------------------------------------------------------------
 
 func (t *Table[MK, V]) touch(kg int, mk MK, dv dirtyVal[V]) {
-	d := t.dirty[kg]
-	if d == nil {
-		d = map[MK]dirtyVal[V]{}
-		t.dirty[kg] = d
+	l := &t.dirty[kg]
+	if l.full {
+		return
 	}
-	d[mk] = dv
+	l.entries = append(l.entries, dirtyEntry[MK, V]{mk, dv})
+	if n := len(l.entries); n > 64 && n > 2*len(t.maps[kg]) {
+		l.entries, l.full = nil, true
+	}
 }
 
 // StartTracking implements DeltaTracker.
 func (t *Table[MK, V]) StartTracking() {
-	t.dirty = make([]map[MK]dirtyVal[V], len(t.maps))
+	t.dirty = make([]dirtyLog[MK, V], len(t.maps))
 	t.tracking = true
 }
 
@@ -181,12 +185,56 @@ func (t *Table[MK, V]) freezable() bool {
 	return immutableType(reflect.TypeFor[MK]()) && (t.cow || immutableType(reflect.TypeFor[V]()))
 }
 
+// frozenDelta is what a delta captured of a tracked table: per key group
+// the change log, or for key groups written whole a copy of their map.
+type frozenDelta[MK comparable, V any] struct {
+	logs  []dirtyLog[MK, V]
+	whole []map[MK]V
+}
+
+// freezeDelta takes the recorded changes and starts recording anew; key
+// groups whose log was dropped are copied whole (their maps, not the
+// values: shared as Freeze shares them).
+func (t *Table[MK, V]) freezeDelta() frozenDelta[MK, V] {
+	f := frozenDelta[MK, V]{logs: t.dirty}
+	t.dirty = make([]dirtyLog[MK, V], len(t.maps))
+	for kg, l := range f.logs {
+		if l.full {
+			if f.whole == nil {
+				f.whole = make([]map[MK]V, len(t.maps))
+			}
+			f.whole[kg] = maps.Clone(t.maps[kg])
+		}
+	}
+	return f
+}
+
+// last is key group kg's changes, each key's last one; whole says the key
+// group is to be written whole (from f.whole[kg]).
+func (f frozenDelta[MK, V]) last(kg int) (changes map[MK]dirtyVal[V], whole bool, err error) {
+	if kg < 0 || kg >= len(f.logs) {
+		return nil, false, idxErr(kg, len(f.logs))
+	}
+	l := f.logs[kg]
+	if l.full {
+		return nil, true, nil
+	}
+	if len(l.entries) == 0 {
+		return nil, false, nil
+	}
+	changes = make(map[MK]dirtyVal[V], len(l.entries))
+	for _, e := range l.entries {
+		changes[e.k] = e.dirtyVal
+	}
+	return changes, false, nil
+}
+
 // FreezeDelta implements DeltaTracker. The changes were recorded with their
 // values as put (shared, as Freeze shares them: an owner that copies on
 // write puts a new value rather than change one a snapshot holds), so the
-// capture only takes the recorded maps: its cost does not grow with the
-// state or the changes.
-func (t *Table[MK, V]) FreezeDelta() (func(kg int, dst []byte) ([]byte, error), bool) {
+// capture takes the logs and copies only key groups that changed too much
+// to log.
+func (t *Table[MK, V]) FreezeDelta() (func(kg int, dst []byte) ([]byte, bool, error), bool) {
 	if !t.tracking || !t.freezable() {
 		return nil, false
 	}
@@ -199,15 +247,20 @@ func (t *Table[MK, V]) FreezeDelta() (func(kg int, dst []byte) ([]byte, error), 
 	if err != nil {
 		return nil, false
 	}
-	frozen := t.takeDirty()
+	f := t.freezeDelta()
 	t.epoch++
-	return func(kg int, dst []byte) ([]byte, error) {
-		if kg < 0 || kg >= len(frozen) {
-			return dst, idxErr(kg, len(frozen))
-		}
-		d := frozen[kg]
-		if len(d) == 0 {
-			return dst, nil
+	return func(kg int, dst []byte) ([]byte, bool, error) {
+		d, whole, err := f.last(kg)
+		switch {
+		case err != nil:
+			return dst, false, err
+		case whole:
+			if len(f.whole[kg]) == 0 {
+				return dst, true, nil
+			}
+			return appendEntries(dst, f.whole[kg], kc, vc), true, nil
+		case len(d) == 0:
+			return dst, false, nil
 		}
 		nPut, nDel := splitDirty(d)
 		dst = binary.AppendUvarint(dst, uint64(nPut))
@@ -223,15 +276,8 @@ func (t *Table[MK, V]) FreezeDelta() (func(kg int, dst []byte) ([]byte, error), 
 				dst = kc.Append(dst, k)
 			}
 		}
-		return dst, nil
+		return dst, false, nil
 	}, true
-}
-
-// takeDirty returns the changes recorded so far and starts recording anew.
-func (t *Table[MK, V]) takeDirty() []map[MK]dirtyVal[V] {
-	frozen := t.dirty
-	t.dirty = make([]map[MK]dirtyVal[V], len(t.maps))
-	return frozen
 }
 
 // splitDirty counts a key group's recorded puts and deletions.
@@ -360,7 +406,7 @@ func (s *ttlTable[K, V]) StartTracking() { s.t.StartTracking() }
 // references (a put stores a copy, so the recorded values cannot change
 // under the encoder). Delta data: SnapshotKeyGroup's format for the
 // changed cells, then uvarint nDel and the deleted keys.
-func (s *ttlTable[K, V]) FreezeDelta() (func(kg int, dst []byte) ([]byte, error), bool) {
+func (s *ttlTable[K, V]) FreezeDelta() (func(kg int, dst []byte) ([]byte, bool, error), bool) {
 	if !s.t.tracking || !immutableType(reflect.TypeFor[K]()) || !immutableType(reflect.TypeFor[V]()) {
 		return nil, false
 	}
@@ -372,20 +418,26 @@ func (s *ttlTable[K, V]) FreezeDelta() (func(kg int, dst []byte) ([]byte, error)
 	if err != nil {
 		return nil, false
 	}
-	frozen := s.t.takeDirty()
-	var flags byte
-	if s.anyExp {
-		flags = 1
-	}
-	return func(kg int, dst []byte) ([]byte, error) {
-		if kg < 0 || kg >= len(frozen) {
-			return dst, idxErr(kg, len(frozen))
-		}
-		d := frozen[kg]
-		if len(d) == 0 {
-			return dst, nil
+	f := s.t.freezeDelta()
+	anyExp := s.anyExp
+	return func(kg int, dst []byte) ([]byte, bool, error) {
+		d, whole, err := f.last(kg)
+		switch {
+		case err != nil:
+			return dst, false, err
+		case whole:
+			if len(f.whole[kg]) == 0 {
+				return dst, true, nil
+			}
+			return appendCells(dst, f.whole[kg], kc, vc, anyExp), true, nil
+		case len(d) == 0:
+			return dst, false, nil
 		}
 		nPut, nDel := splitDirty(d)
+		var flags byte
+		if anyExp {
+			flags = 1
+		}
 		dst = append(dst, flags)
 		dst = binary.AppendUvarint(dst, uint64(nPut))
 		for k, dv := range d {
@@ -404,7 +456,7 @@ func (s *ttlTable[K, V]) FreezeDelta() (func(kg int, dst []byte) ([]byte, error)
 				dst = kc.Append(dst, k)
 			}
 		}
-		return dst, nil
+		return dst, false, nil
 	}, true
 }
 

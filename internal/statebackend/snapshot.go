@@ -460,6 +460,27 @@ type frozenState struct {
 	name, typ string
 	kind      byte
 	enc       func(kg int, dst []byte) ([]byte, error)
+	// deltaEnc, set instead of enc for a delta, may replace a key group.
+	deltaEnc func(kg int, dst []byte) ([]byte, bool, error)
+}
+
+// encode encodes key-group index idx, turning a panic (a user codec's
+// Append) into an error, and returns the section's kind.
+func (f frozenState) encode(idx int, dst []byte) (out []byte, kind byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = dst, fmt.Errorf("encoding panicked: %v", r)
+		}
+	}()
+	if f.deltaEnc == nil {
+		out, err = f.enc(idx, dst)
+		return out, f.kind, err
+	}
+	out, replace, err := f.deltaEnc(idx, dst)
+	if replace {
+		return out, kindReplace, err
+	}
+	return out, kindDelta, err
 }
 
 // SnapshotAsync is Snapshot in two parts, for asynchronous checkpoints. It
@@ -517,7 +538,7 @@ func (b *Keyed[K]) SnapshotAsyncMode(mode SnapshotMode) (write func(w io.Writer)
 		st := b.states[name]
 		if dt, ok := st.(DeltaTracker); ok && delta {
 			if enc, ok := dt.FreezeDelta(); ok {
-				frozen = append(frozen, frozenState{name: name, typ: pl.sn.StateType(), kind: kindDelta, enc: enc})
+				frozen = append(frozen, frozenState{name: name, typ: pl.sn.StateType(), kind: kindDelta, deltaEnc: enc})
 				continue
 			}
 		}
@@ -619,12 +640,13 @@ func (b *Keyed[K]) SnapshotAsyncMode(mode SnapshotMode) (write func(w io.Writer)
 			n := counts[idx]
 			for _, f := range frozen {
 				var err error
-				scratch, err = encodeFrozen(f.enc, idx, scratch[:0])
+				kind := f.kind
+				scratch, kind, err = f.encode(idx, scratch[:0])
 				if err != nil {
 					return fmt.Errorf("statebackend: snapshot of state %q (%s), key group %d: %w", f.name, f.typ, kg, err)
 				}
-				if len(scratch) > 0 || f.kind == kindReplace {
-					buf = appendSection(buf, f.name, f.typ, f.kind, scratch)
+				if len(scratch) > 0 || kind == kindReplace {
+					buf = appendSection(buf, f.name, f.typ, kind, scratch)
 					n++
 				}
 			}
@@ -646,17 +668,6 @@ func (b *Keyed[K]) SnapshotAsyncMode(mode SnapshotMode) (write func(w io.Writer)
 		_, err := w.Write(buf)
 		return err
 	}, delta, nil
-}
-
-// encodeFrozen calls a frozen state's encoder, turning a panic (a user
-// codec's Append) into an error.
-func encodeFrozen(enc func(int, []byte) ([]byte, error), idx int, dst []byte) (out []byte, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			out, err = dst, fmt.Errorf("encoding panicked: %v", r)
-		}
-	}()
-	return enc(idx, dst)
 }
 
 // SnapshotInfo describes a snapshot stream's header.

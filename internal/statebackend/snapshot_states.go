@@ -78,14 +78,20 @@ func (s *ttlTable[K, V]) SnapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	if !s.anyExp {
+	return appendCells(dst, m, kc, vc, s.anyExp), nil
+}
+
+// appendCells is a key group's cells in SnapshotKeyGroup's format: a flags
+// byte (1: with expiries), the count, and each key, expiry and value.
+func appendCells[K comparable, V any](dst []byte, m map[K]cell[V], kc codec.Codec[K], vc codec.Codec[V], withExp bool) []byte {
+	if !withExp {
 		dst = append(dst, 0)
 		dst = binary.AppendUvarint(dst, uint64(len(m)))
 		for k, c := range m {
 			dst = kc.Append(dst, k)
 			dst = vc.Append(dst, c.v)
 		}
-		return dst, nil
+		return dst
 	}
 	dst = append(dst, 1)
 	dst = binary.AppendUvarint(dst, uint64(len(m)))
@@ -94,7 +100,7 @@ func (s *ttlTable[K, V]) SnapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
 		dst = binary.AppendVarint(dst, c.exp)
 		dst = vc.Append(dst, c.v)
 	}
-	return dst, nil
+	return dst
 }
 
 // RestoreKeyGroup implements Snapshotter.
