@@ -250,34 +250,53 @@ func (t *Table[MK, V]) FreezeDelta() (func(kg int, dst []byte) ([]byte, bool, er
 	f := t.freezeDelta()
 	t.epoch++
 	return func(kg int, dst []byte) ([]byte, bool, error) {
-		d, whole, err := f.last(kg)
-		switch {
-		case err != nil:
-			return dst, false, err
-		case whole:
-			if len(f.whole[kg]) == 0 {
-				return dst, true, nil
-			}
-			return appendEntries(dst, f.whole[kg], kc, vc), true, nil
-		case len(d) == 0:
-			return dst, false, nil
-		}
-		nPut, nDel := splitDirty(d)
-		dst = binary.AppendUvarint(dst, uint64(nPut))
-		for k, dv := range d {
-			if !dv.del {
-				dst = kc.Append(dst, k)
-				dst = vc.Append(dst, dv.v)
-			}
-		}
-		dst = binary.AppendUvarint(dst, uint64(nDel))
-		for k, dv := range d {
-			if dv.del {
-				dst = kc.Append(dst, k)
-			}
-		}
-		return dst, false, nil
+		return f.encode(kg, dst, func(dst []byte, m map[MK]V) []byte { return appendEntries(dst, m, kc, vc) }, func(dst []byte, d map[MK]dirtyVal[V]) []byte {
+			return appendTableDelta(dst, d, kc, vc)
+		})
 	}, true
+}
+
+// appendTableDelta is a table's delta data: the changed entries, then the
+// deleted keys.
+func appendTableDelta[MK comparable, V any](dst []byte, d map[MK]dirtyVal[V], kc codec.Codec[MK], vc codec.Codec[V]) []byte {
+	nPut, nDel := splitDirty(d)
+	dst = binary.AppendUvarint(dst, uint64(nPut))
+	for k, dv := range d {
+		if !dv.del {
+			dst = kc.Append(dst, k)
+			dst = vc.Append(dst, dv.v)
+		}
+	}
+	return appendDeleted(dst, d, nDel, kc)
+}
+
+// encode is a frozen delta's key group kg: nothing if unchanged, its
+// changes (changes), or the whole key group (whole) with replace.
+func (f frozenDelta[MK, V]) encode(kg int, dst []byte, whole func([]byte, map[MK]V) []byte, changes func([]byte, map[MK]dirtyVal[V]) []byte) ([]byte, bool, error) {
+	d, all, err := f.last(kg)
+	switch {
+	case err != nil:
+		return dst, false, err
+	case all:
+		if len(f.whole[kg]) == 0 {
+			return dst, true, nil
+		}
+		return whole(dst, f.whole[kg]), true, nil
+	case len(d) == 0:
+		return dst, false, nil
+	}
+	return changes(dst, d), false, nil
+}
+
+// appendDeleted appends the n deleted keys of d, after their count.
+func appendDeleted[K comparable, V any](dst []byte, d map[K]dirtyVal[V], n int, kc codec.Codec[K]) []byte {
+	dst = binary.AppendUvarint(dst, uint64(n))
+	for k, dv := range d {
+		if dv.del {
+			dst = kc.Append(dst, k)
+		}
+	}
+	return dst
 }
 
 // splitDirty counts a key group's recorded puts and deletions.
@@ -421,43 +440,32 @@ func (s *ttlTable[K, V]) FreezeDelta() (func(kg int, dst []byte) ([]byte, bool, 
 	f := s.t.freezeDelta()
 	anyExp := s.anyExp
 	return func(kg int, dst []byte) ([]byte, bool, error) {
-		d, whole, err := f.last(kg)
-		switch {
-		case err != nil:
-			return dst, false, err
-		case whole:
-			if len(f.whole[kg]) == 0 {
-				return dst, true, nil
-			}
-			return appendCells(dst, f.whole[kg], kc, vc, anyExp), true, nil
-		case len(d) == 0:
-			return dst, false, nil
-		}
-		nPut, nDel := splitDirty(d)
-		var flags byte
-		if anyExp {
-			flags = 1
-		}
-		dst = append(dst, flags)
-		dst = binary.AppendUvarint(dst, uint64(nPut))
-		for k, dv := range d {
-			if dv.del {
-				continue
-			}
-			dst = kc.Append(dst, k)
-			if flags != 0 {
-				dst = binary.AppendVarint(dst, dv.v.exp)
-			}
-			dst = vc.Append(dst, dv.v.v)
-		}
-		dst = binary.AppendUvarint(dst, uint64(nDel))
-		for k, dv := range d {
-			if dv.del {
-				dst = kc.Append(dst, k)
-			}
-		}
-		return dst, false, nil
+		return f.encode(kg, dst, func(dst []byte, m map[K]cell[V]) []byte { return appendCells(dst, m, kc, vc, anyExp) },
+			func(dst []byte, d map[K]dirtyVal[cell[V]]) []byte { return appendCellDelta(dst, d, kc, vc, anyExp) })
 	}, true
+}
+
+// appendCellDelta is a value state's delta data: the changed cells in
+// SnapshotKeyGroup's format, then the deleted keys.
+func appendCellDelta[K comparable, V any](dst []byte, d map[K]dirtyVal[cell[V]], kc codec.Codec[K], vc codec.Codec[V], anyExp bool) []byte {
+	nPut, nDel := splitDirty(d)
+	var flags byte
+	if anyExp {
+		flags = 1
+	}
+	dst = append(dst, flags)
+	dst = binary.AppendUvarint(dst, uint64(nPut))
+	for k, dv := range d {
+		if dv.del {
+			continue
+		}
+		dst = kc.Append(dst, k)
+		if flags != 0 {
+			dst = binary.AppendVarint(dst, dv.v.exp)
+		}
+		dst = vc.Append(dst, dv.v.v)
+	}
+	return appendDeleted(dst, d, nDel, kc)
 }
 
 // ApplyDelta implements DeltaTracker.
