@@ -210,15 +210,30 @@ func (jm *JobMaster) Run(ctx context.Context) {
 	if !jm.done { // the job may already have failed (no ResourceManager)
 		jm.publish()
 	}
+	shutdown := func() {
+		if jm.killed.Load() {
+			return // as on SIGKILL: nobody hears of the job's end
+		}
+		jm.finish(scheduler.JobCanceled, fmt.Errorf("cluster shut down: %w", ctx.Err()))
+	}
 	for !jm.done {
+		// A cluster shutting down comes first: its TaskManagers cancel
+		// their tasks too, and their reports (ready at the same time)
+		// must not fail the job as unexpected cancellations.
+		if ctx.Err() != nil {
+			shutdown()
+			return
+		}
 		select {
 		case <-ctx.Done():
-			if jm.killed.Load() {
-				return // as on SIGKILL: nobody hears of the job's end
-			}
-			jm.finish(scheduler.JobCanceled, fmt.Errorf("cluster shut down: %w", ctx.Err()))
+			shutdown()
 			return
 		case <-jm.ep.Ready():
+			if ctx.Err() != nil {
+				// The shutdown raced the messages (see above).
+				shutdown()
+				return
+			}
 			jm.step(scheduler.EvTick{Now: time.Now()})
 			for _, m := range jm.ep.Receive() {
 				jm.handle(m)

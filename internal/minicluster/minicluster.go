@@ -315,6 +315,27 @@ func (c *MiniCluster) Close() {
 	c.closed = true
 	c.mu.Unlock()
 	c.closeREST()
+	// The Dispatcher and the JobMasters stop first, and have stopped,
+	// before the ResourceManager and the TaskManagers hear of it: what
+	// those do as they stop (slot requests refused, tasks cancelled) must
+	// not reach a JobMaster that still thinks the job runs, or it fails
+	// the job instead of the shutdown cancelling it.
+	c.pmu.Lock()
+	procs := make([]*jmProc, 0, len(c.jms))
+	for _, p := range c.jms {
+		procs = append(procs, p)
+	}
+	jmRun := c.jmRun
+	c.pmu.Unlock()
+	for _, p := range procs {
+		p.cancel()
+	}
+	for _, p := range procs {
+		<-p.done
+	}
+	if jmRun != nil {
+		jmRun.stop() // the Dispatcher and the ResourceManager
+	}
 	c.cancel()
 	c.wg.Wait()
 	c.pmu.Lock()

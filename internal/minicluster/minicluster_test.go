@@ -333,7 +333,7 @@ func TestCloseStopsEverything(t *testing.T) {
 	mc.Close()
 	for _, h := range append(handles, queued) {
 		r := wait(t, h)
-		require.Equal(t, scheduler.JobCanceled, r.State)
+		require.Equal(t, scheduler.JobCanceled, r.State, "%s: %v", r.JobName, r.Err)
 		require.ErrorContains(t, r.Err, "cluster shut down")
 	}
 	_, err = mc.Submit(newJob(t, jobSpec{name: "late", parallelism: 1, n: 1}, &total))
