@@ -167,22 +167,8 @@ func (d *Dispatcher) Run(ctx context.Context) {
 				return // as on SIGKILL: the jobs stay in the store
 			}
 			d.receive() // ends reported before the shutdown count
-			d.mu.Lock()
-			d.closed = true
-			var open []*job
-			for _, j := range d.jobs {
-				if j.result == nil {
-					open = append(open, j)
-				}
-			}
-			d.mu.Unlock()
-			for _, j := range open {
-				st := j.status
-				st.State = scheduler.JobCanceled
-				d.end(j, &JobResult{
-					JobID: j.sub.JobID, JobName: j.sub.JobName, State: scheduler.JobCanceled,
-					Err: fmt.Errorf("cluster shut down: %w", ctx.Err()), Duration: time.Since(j.start), Restarts: st.Restarts, Operators: st.Operators,
-				}, st)
+			for _, j := range d.openJobs(true) {
+				d.endCanceled(j, fmt.Errorf("cluster shut down: %w", ctx.Err()))
 			}
 			return
 		case <-d.ep.Ready():
@@ -223,6 +209,33 @@ func (d *Dispatcher) receive() {
 			}, rpc.JobStatus{JobID: m.JobID, State: m.State, Restarts: m.Restarts, Executions: m.Executions, Operators: m.Operators, Details: m.Details})
 		}
 	}
+}
+
+// openJobs lists the jobs without a result; closing also refuses new
+// submissions from here on.
+func (d *Dispatcher) openJobs(closing bool) []*job {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if closing {
+		d.closed = true
+	}
+	var open []*job
+	for _, j := range d.jobs {
+		if j.result == nil {
+			open = append(open, j)
+		}
+	}
+	return open
+}
+
+// endCanceled ends j as CANCELED for err (a cluster that stops).
+func (d *Dispatcher) endCanceled(j *job, err error) {
+	d.mu.Lock()
+	st := j.status
+	d.mu.Unlock()
+	st.State = scheduler.JobCanceled
+	d.end(j, &JobResult{JobID: j.sub.JobID, JobName: j.sub.JobName, State: scheduler.JobCanceled,
+		Err: err, Duration: time.Since(j.start), Restarts: st.Restarts, Operators: st.Operators}, st)
 }
 
 // end records a job's result, once.

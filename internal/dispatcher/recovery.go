@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -127,24 +128,10 @@ func (d *Dispatcher) settle(j *job) bool {
 // successors ended them or, if they have none that ended, CANCELED with
 // reason: the cluster is closing and their handles must complete.
 func (d *Dispatcher) EndOpen(reason string) {
-	d.mu.Lock()
-	var open []*job
-	for _, j := range d.jobs {
-		if j.result == nil {
-			open = append(open, j)
+	for _, j := range d.openJobs(false) {
+		if !d.settle(j) {
+			d.endCanceled(j, errors.New(reason))
 		}
-	}
-	d.mu.Unlock()
-	for _, j := range open {
-		if d.settle(j) {
-			continue
-		}
-		d.mu.Lock()
-		st := j.status
-		d.mu.Unlock()
-		st.State = scheduler.JobCanceled
-		d.end(j, &JobResult{JobID: j.sub.JobID, JobName: j.sub.JobName, State: scheduler.JobCanceled,
-			Err: fmt.Errorf("%s", reason), Duration: time.Since(j.start), Restarts: st.Restarts, Operators: st.Operators}, st)
 	}
 }
 

@@ -155,7 +155,7 @@ func (c *MiniCluster) KillJobManager() error {
 		return errors.New("cluster is shut down")
 	}
 	c.pmu.Lock()
-	disp, rm, run, rmRun, n := c.disp, c.rm, c.jmRun, c.rmRun, c.jmNet
+	disp, run, n := c.disp, c.jmRun, c.jmNet
 	jms := make([]*jobmaster.JobMaster, 0, len(c.jms))
 	for jm := range c.jms {
 		jms = append(jms, jm)
@@ -172,15 +172,10 @@ func (c *MiniCluster) KillJobManager() error {
 	for _, jm := range jms {
 		jm.Kill()
 	}
-	if rm != nil {
-		rm.Kill()
-	}
-	if rmRun != nil {
-		rmRun.stop()
-	}
+	c.stopResourceManager()
 	run.stop()
 	c.pmu.Lock()
-	c.disp, c.rm, c.rmRun, c.jmNet = nil, nil, nil, nil
+	c.disp, c.jmNet = nil, nil
 	c.killedDisps = append(c.killedDisps, disp)
 	c.pmu.Unlock()
 	return nil
@@ -235,18 +230,27 @@ func (c *MiniCluster) StartJobManager() error {
 func (c *MiniCluster) KillResourceManager() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.pmu.Lock()
-	rm, run := c.rm, c.rmRun
-	c.pmu.Unlock()
-	if rm == nil {
+	if !c.stopResourceManager() {
 		return errors.New("no ResourceManager runs")
 	}
-	rm.Kill()
-	run.stop()
+	return nil
+}
+
+// stopResourceManager kills the ResourceManager, if one runs, waits for it
+// and forgets it; it reports whether one ran.
+func (c *MiniCluster) stopResourceManager() bool {
 	c.pmu.Lock()
+	rm, run := c.rm, c.rmRun
 	c.rm, c.rmRun = nil, nil
 	c.pmu.Unlock()
-	return nil
+	if rm == nil {
+		return false
+	}
+	rm.Kill()
+	if run != nil {
+		run.stop()
+	}
+	return true
 }
 
 // StartResourceManager starts a ResourceManager at the address of the
