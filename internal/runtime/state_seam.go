@@ -223,6 +223,9 @@ func Redistribute(snaps []TaskSnapshot, parallelism func(uid string) int) (JobRe
 				if err != nil {
 					return nil, fmt.Errorf("operator %q, old subtask %d: %w", uid, j, err)
 				}
+				if err := checkChain(info, o.subs[j].KeyedDeltas); err != nil {
+					return nil, fmt.Errorf("operator %q, old subtask %d: %w", uid, j, err)
+				}
 				if info.Range.Start <= mine.End && mine.Start <= info.Range.End {
 					// A chain's deltas follow their base, in order.
 					r.Keyed = append(r.Keyed, k)
@@ -589,4 +592,26 @@ func (t *Task) TriggerSnapshot(ctx context.Context, checkpointID int64) (TaskSna
 	case <-ctx.Done():
 		return TaskSnapshot{}, ctx.Err()
 	}
+}
+
+// checkChain refuses keyed streams that are not one base and its deltas
+// (a delta restored without its base would silently miss every key it
+// did not change).
+func checkChain(base statebackend.SnapshotInfo, deltas [][]byte) error {
+	if base.Delta {
+		return errors.New("keyed state: the first file of an incremental chain is a delta, not a base")
+	}
+	for i, d := range deltas {
+		info, err := statebackend.ReadSnapshotInfo(bytes.NewReader(d))
+		if err != nil {
+			return fmt.Errorf("keyed state, delta %d of %d: %w", i+1, len(deltas), err)
+		}
+		if !info.Delta {
+			return fmt.Errorf("keyed state: file %d of an incremental chain is a base, not a delta", i+2)
+		}
+		if info.Range != base.Range {
+			return fmt.Errorf("keyed state: delta %d covers key groups %v, its base %v", i+1, info.Range, base.Range)
+		}
+	}
+	return nil
 }

@@ -97,3 +97,39 @@ func (*blockingSource) Step() SourceStep {
 	return SourceStep{Status: NothingAvailable, WakeAt: time.Now().Add(time.Millisecond)}
 }
 func (*blockingSource) EndInput() {}
+
+// An incremental chain restores as its base then its deltas; files out of
+// that shape (a delta first, a base after the first, a delta of other key
+// groups) are refused with a clear error instead of silently restoring
+// part of the state.
+func TestRedistributeChecksIncrementalChains(t *testing.T) {
+	const maxPar = 12
+	stream := func(b *statebackend.Keyed[string], mode statebackend.SnapshotMode) []byte {
+		w, _, err := b.SnapshotAsyncMode(mode)
+		require.NoError(t, err)
+		var buf bytes.Buffer
+		require.NoError(t, w(&buf))
+		return buf.Bytes()
+	}
+	s := newSnapTimers(t, nil, maxPar, 1, 0)
+	base := stream(s.b, statebackend.SnapshotBase)
+	delta := stream(s.b, statebackend.SnapshotDelta)
+	other := newSnapTimers(t, nil, maxPar, 2, 0)
+	stream(other.b, statebackend.SnapshotBase)
+	otherDelta := stream(other.b, statebackend.SnapshotDelta)
+	snap := func(keyed []byte, deltas ...[]byte) []TaskSnapshot {
+		return []TaskSnapshot{{Task: TaskInfo{Subtask: 0, Parallelism: 1, MaxParallelism: maxPar},
+			Operators: []OperatorSnapshot{{UID: "keyed", Keyed: keyed, KeyedDeltas: deltas}}}}
+	}
+	jr, err := Redistribute(snap(base, delta, delta), nil)
+	require.NoError(t, err)
+	require.Len(t, jr["keyed"][0].Keyed, 3, "the base, then its deltas")
+	require.Equal(t, base, jr["keyed"][0].Keyed[0])
+
+	_, err = Redistribute(snap(delta), nil)
+	require.ErrorContains(t, err, "the first file of an incremental chain is a delta")
+	_, err = Redistribute(snap(base, delta, base), nil)
+	require.ErrorContains(t, err, "file 3 of an incremental chain is a base")
+	_, err = Redistribute(snap(base, otherDelta), nil)
+	require.ErrorContains(t, err, "delta 1 covers key groups")
+}
