@@ -501,6 +501,7 @@ type finishedSourceMap struct {
 	store    blob.Store
 	failed   *atomic.Bool
 	failedAt *atomic.Int64
+	lane     int // records in subtask 1's lane
 	seen     int
 }
 
@@ -509,9 +510,18 @@ func (m *finishedSourceMap) ProcessElement(ctx *strom.ProcessContext[seqRecord],
 	if ctx.SubtaskIndex() != 1 || m.failed.Load() {
 		return nil
 	}
-	time.Sleep(300 * time.Microsecond)
-	if m.seen++; m.seen%4 != 0 {
-		return nil
+	// Slow at first, so subtask 0 finishes; then, in the second half of
+	// the lane, much slower, so that however loaded the machine is, a
+	// checkpoint recording the finished subtask completes (100 ms apart)
+	// long before this lane runs out and the failure could not happen.
+	m.seen++
+	if m.seen < m.lane/2 {
+		time.Sleep(300 * time.Microsecond)
+		if m.seen%4 != 0 {
+			return nil
+		}
+	} else {
+		time.Sleep(5 * time.Millisecond)
 	}
 	key, id, _ := latestRetained(nil, m.store)
 	if id == 0 {
@@ -553,7 +563,7 @@ func TestChaosRecoveryAfterASourceSubtaskFinished(t *testing.T) {
 	bad := &violations{}
 	run, sink := runChaos(t, cfg, data, chaosHooks{
 		newMap: func() strom.ProcessFunction[seqRecord, seqRecord] {
-			return &finishedSourceMap{store: store, failed: &failed, failedAt: &failedAt}
+			return &finishedSourceMap{store: store, failed: &failed, failedAt: &failedAt, lane: records / p}
 		},
 		failures: func() int64 {
 			if failed.Load() {
