@@ -2,7 +2,9 @@
 """Interleaved A/B runs on a shared, noisy machine: each round runs every
 binary once, so load changes hit all of them alike. Reports medians of the
 wall ns per record (the benchmark's ns/op, or Nexmark's seconds / events) and
-of the CPU ns per record (user + sys of the process, from rusage).
+of the CPU ns per record (user + sys of the process, from rusage), and,
+per binary after the first, the median of its per-round ratios to the
+first (paired rounds: load that drifts between rounds cancels out).
 
   scripts/ab-bench.py bench:REGEX:N ROUNDS A.test B.test ...
       go test binaries (go test -c), benchmark REGEX with -benchtime=Nx
@@ -41,4 +43,13 @@ def main():
         print(f"{mode} {b}: n={len(xs)} median wall {statistics.median(x[0] for x in xs):.1f} ns/rec, "
               f"median cpu {statistics.median(x[1] for x in xs):.1f} ns/rec, median {statistics.median(x[2] for x in xs)/1e6:.2f} M rec/s "
               f"(wall min {min(x[0] for x in xs):.1f}, cpu min {min(x[1] for x in xs):.1f})")
+    # Paired: each round's ratio to the first binary's run of that round,
+    # so load that drifts between rounds cancels out.
+    a = res[bins[0]]
+    for b in bins[1:]:
+        rw = sorted(x[0] / y[0] for x, y in zip(res[b], a))
+        rc = sorted(x[1] / y[1] for x, y in zip(res[b], a))
+        print(f"{mode} {b} / {bins[0]}: median of per-round ratios wall {100 * (statistics.median(rw) - 1):+.1f} % "
+              f"(quartiles {100 * (rw[len(rw) // 4] - 1):+.1f} … {100 * (rw[(3 * len(rw)) // 4] - 1):+.1f} %), "
+              f"cpu {100 * (statistics.median(rc) - 1):+.1f} %")
 main()

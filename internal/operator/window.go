@@ -620,12 +620,29 @@ type keyWindows[S any] struct {
 	// epoch is the table's epoch when these were made: older ones may be
 	// shared with a checkpoint being encoded (windowStore.get).
 	epoch uint32
+	// w1 and v1 hold a key's only window (tumbling windows, and sessions
+	// until they merge): one allocation per key instead of three, and the
+	// window and its state on the key's own cache lines, which is what a
+	// lookup and a checkpoint's encoding of the whole table pay for.
+	w1 [1]window.TimeWindow
+	v1 [1]S
+}
+
+// useInline points an empty kw's slices at its inline room.
+func (kw *keyWindows[S]) useInline() {
+	kw.wins, kw.vals = kw.w1[:0:1], kw.v1[:0:1]
 }
 
 // copyAt returns a copy of kw made in epoch, with room for one more window.
 func (kw *keyWindows[S]) copyAt(epoch uint32) *keyWindows[S] {
 	n := len(kw.wins)
-	c := &keyWindows[S]{wins: make([]window.TimeWindow, n, n+1), vals: make([]S, n, n+1), epoch: epoch}
+	c := &keyWindows[S]{epoch: epoch}
+	if n <= 1 {
+		c.useInline()
+		c.wins, c.vals = c.wins[:n], c.vals[:n]
+	} else {
+		c.wins, c.vals = make([]window.TimeWindow, n, n+1), make([]S, n, n+1)
+	}
 	copy(c.wins, kw.wins)
 	copy(c.vals, kw.vals)
 	return c
@@ -677,6 +694,9 @@ func (kw *keyWindows[S]) upsert(w window.TimeWindow) (*S, bool) {
 		return &kw.vals[i], false
 	}
 	var zero S
+	if cap(kw.wins) == 0 {
+		kw.useInline()
+	}
 	kw.wins = slices.Insert(kw.wins, i, w)
 	kw.vals = slices.Insert(kw.vals, i, zero)
 	return &kw.vals[i], true
@@ -856,7 +876,13 @@ func (c keyWindowsCodec[S]) Decode(src []byte) (*keyWindows[S], int, error) {
 	if off <= 0 || n > uint64(len(src)-off)/2 {
 		return nil, 0, fmt.Errorf("%w: window count", codec.ErrCorrupt)
 	}
-	kw := &keyWindows[S]{wins: make([]window.TimeWindow, n), vals: make([]S, n)}
+	kw := &keyWindows[S]{}
+	if n == 1 {
+		kw.useInline()
+		kw.wins, kw.vals = kw.wins[:1], kw.vals[:1]
+	} else {
+		kw.wins, kw.vals = make([]window.TimeWindow, n), make([]S, n)
+	}
 	for i := range kw.wins {
 		w, k, err := decodeWindow(src[off:])
 		if err != nil {

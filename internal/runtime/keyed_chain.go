@@ -26,15 +26,21 @@ import (
 // uploader, on its own goroutine, finishes links as their files land. A
 // delta is only as good as every link before it: a link waits for them
 // (Files) and fails with the first failure, and a failed upload makes the
-// next snapshot a base. A new base is also taken once the deltas together
-// are more than DeltaRatio times the base (so a restore reads at most
-// about DeltaRatio+1 times the state, and the files a growing state leaves
-// behind are bounded: under steady growth the bases come at geometrically
-// spaced times, so their cost per second stays flat), or after
-// MaxChainDeltas deltas.
+// next snapshot a base. A new base is also taken once the chain's files
+// together are more than DeltaRatio+1 times what a base would be now, so
+// a restore reads at most about that much, or after MaxChainDeltas
+// deltas. What a base would be now is estimated from the last base, scaled
+// by how the number of entries changed since (statebackend's
+// Keyed.Entries): a state that only grows (windows filling up, new keys)
+// keeps its chain, whose deltas are all live data, where a rule against
+// the base's size alone re-encoded the whole state every few checkpoints
+// (q8 paid a third of its checkpoint cost so); a state whose entries
+// change in place starts a new base once the superseded data in the chain
+// outweighs the state DeltaRatio times. Without counts (a state that
+// cannot count), the estimate is the base itself.
 
 // MaxChainDeltas bounds the deltas after one base; DeltaRatio is how many
-// times the base the deltas may add up to.
+// times the live state the chain may carry beyond it.
 const (
 	MaxChainDeltas = 50
 	DeltaRatio     = 2
@@ -47,6 +53,13 @@ type keyedChain struct {
 	broken bool
 	// baseSize and deltaSize are the landed files' sizes.
 	baseSize, deltaSize int64
+	// baseEntries is the state's entry count when the base was taken;
+	// counted says there was one.
+	baseEntries int
+	counted     bool
+	// lastDelta is the last landed delta's size; hint, see sizeHint.
+	lastDelta int64
+	hint      int
 }
 
 // KeyedLink is one checkpoint's keyed-state file in an incremental chain.
@@ -68,26 +81,44 @@ type KeyedFile struct {
 	Size int64
 }
 
-// mode is the next snapshot's mode.
-func (c *keyedChain) mode() statebackend.SnapshotMode {
+// mode is the next snapshot's mode; entries is the state's entry count
+// now, if counted.
+func (c *keyedChain) mode(entries int, counted bool) statebackend.SnapshotMode {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch {
-	case c.broken || len(c.links) == 0 || len(c.links) > MaxChainDeltas:
-		return statebackend.SnapshotBase
-	case c.deltaSize > DeltaRatio*c.baseSize:
+	if c.broken || len(c.links) == 0 || len(c.links) > MaxChainDeltas {
 		return statebackend.SnapshotBase
 	}
+	live := float64(c.baseSize)
+	if counted && c.counted && c.baseEntries > 0 {
+		live *= float64(entries) / float64(c.baseEntries)
+	}
+	if float64(c.baseSize+c.deltaSize) > (DeltaRatio+1)*live {
+		c.hint = int(live)
+		return statebackend.SnapshotBase
+	}
+	c.hint = int(c.lastDelta)
 	return statebackend.SnapshotDelta
 }
 
-// add appends the link of a snapshot just taken.
-func (c *keyedChain) add(delta bool) *KeyedLink {
+// sizeHint is the expected size of the file of the snapshot whose mode was
+// asked last (0: no idea), so its buffer is allocated once: a buffer
+// doubling its way to a base's size left as much garbage again.
+func (c *keyedChain) sizeHint() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hint
+}
+
+// add appends the link of a snapshot just taken, with the state's entry
+// count at that moment.
+func (c *keyedChain) add(delta bool, entries int, counted bool) *KeyedLink {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	l := &KeyedLink{chain: c, Delta: delta, done: make(chan struct{})}
 	if !delta {
 		c.links, c.broken, c.baseSize, c.deltaSize = nil, false, 0, 0
+		c.baseEntries, c.counted = entries, counted
 	}
 	l.prev = append([]*KeyedLink(nil), c.links...)
 	c.links = append(c.links, l)
@@ -111,6 +142,7 @@ func (l *KeyedLink) Finish(file KeyedFile, err error) {
 		c.broken = true
 	case l.Delta:
 		c.deltaSize += file.Size
+		c.lastDelta = file.Size
 	default:
 		c.baseSize = file.Size
 	}

@@ -16,13 +16,13 @@ import (
 func TestKeyedChain(t *testing.T) {
 	ctx := context.Background()
 	c := &keyedChain{}
-	require.Equal(t, statebackend.SnapshotBase, c.mode(), "no chain yet")
+	require.Equal(t, statebackend.SnapshotBase, c.mode(0, false), "no chain yet")
 
-	base := c.add(false)
+	base := c.add(false, 0, false)
 	base.Finish(KeyedFile{Path: "b", Size: 100}, nil)
-	require.Equal(t, statebackend.SnapshotDelta, c.mode())
-	d1 := c.add(true)
-	d2 := c.add(true) // taken before d1 landed
+	require.Equal(t, statebackend.SnapshotDelta, c.mode(0, false))
+	d1 := c.add(true, 0, false)
+	d2 := c.add(true, 0, false) // taken before d1 landed
 	d2.Finish(KeyedFile{Path: "d2", Size: 10}, nil)
 	d1.Finish(KeyedFile{Path: "d1", Size: 10}, nil)
 	files, err := d2.Files(ctx)
@@ -35,38 +35,61 @@ func TestKeyedChain(t *testing.T) {
 
 	// A failed link breaks the chain: the links after it fail, and the
 	// next snapshot is a base.
-	d3 := c.add(true)
-	d4 := c.add(true)
+	d3 := c.add(true, 0, false)
+	d4 := c.add(true, 0, false)
 	d3.Finish(KeyedFile{}, errors.New("disk full"))
 	d4.Finish(KeyedFile{Path: "d4", Size: 1}, nil)
 	_, err = d4.Files(ctx)
 	require.ErrorIs(t, err, ErrChainBroken)
 	require.ErrorContains(t, err, "disk full")
-	require.Equal(t, statebackend.SnapshotBase, c.mode())
+	require.Equal(t, statebackend.SnapshotBase, c.mode(0, false))
 
 	// Deltas larger than DeltaRatio bases call for a base.
-	nb := c.add(false)
+	nb := c.add(false, 0, false)
 	nb.Finish(KeyedFile{Path: "b2", Size: 10}, nil)
 	for range DeltaRatio {
-		c.add(true).Finish(KeyedFile{Size: 10}, nil)
+		c.add(true, 0, false).Finish(KeyedFile{Size: 10}, nil)
 	}
-	require.Equal(t, statebackend.SnapshotDelta, c.mode(), "deltas as large as DeltaRatio bases")
-	c.add(true).Finish(KeyedFile{Size: 1}, nil)
-	require.Equal(t, statebackend.SnapshotBase, c.mode(), "deltas larger than DeltaRatio bases")
+	require.Equal(t, statebackend.SnapshotDelta, c.mode(0, false), "deltas as large as DeltaRatio bases")
+	c.add(true, 0, false).Finish(KeyedFile{Size: 1}, nil)
+	require.Equal(t, statebackend.SnapshotBase, c.mode(0, false), "deltas larger than DeltaRatio bases")
 
 	// A long chain of tiny deltas ends too.
-	c.add(false).Finish(KeyedFile{Size: 1 << 20}, nil)
+	c.add(false, 0, false).Finish(KeyedFile{Size: 1 << 20}, nil)
 	for range MaxChainDeltas {
-		require.Equal(t, statebackend.SnapshotDelta, c.mode())
-		c.add(true).Finish(KeyedFile{Size: 1}, nil)
+		require.Equal(t, statebackend.SnapshotDelta, c.mode(0, false))
+		c.add(true, 0, false).Finish(KeyedFile{Size: 1}, nil)
 	}
-	require.Equal(t, statebackend.SnapshotBase, c.mode())
+	require.Equal(t, statebackend.SnapshotBase, c.mode(0, false))
+
+	// With entry counts, a chain whose deltas are new entries is kept
+	// (they are live data), while one whose deltas supersede entries
+	// ends once it carries more than DeltaRatio times the live state.
+	c.add(false, 1000, true).Finish(KeyedFile{Size: 100}, nil)
+	entries := 1000
+	for range 10 {
+		entries += 1000
+		require.Equal(t, statebackend.SnapshotDelta, c.mode(entries, true), "a growing state keeps its chain")
+		c.add(true, entries, true).Finish(KeyedFile{Size: 100}, nil)
+	}
+	// The chain holds 1100 bytes for 11000 entries, about all live; now
+	// the same entries change: 2 × 1100 more may come before a base.
+	for range 22 {
+		require.Equal(t, statebackend.SnapshotDelta, c.mode(entries, true))
+		c.add(true, entries, true).Finish(KeyedFile{Size: 100}, nil)
+	}
+	c.add(true, entries, true).Finish(KeyedFile{Size: 1}, nil)
+	require.Equal(t, statebackend.SnapshotBase, c.mode(entries, true), "superseded data outweighs the state DeltaRatio times")
+	// A state that shrank makes the chain's dead weight count sooner.
+	c.add(false, 1000, true).Finish(KeyedFile{Size: 100}, nil)
+	c.add(true, 1000, true).Finish(KeyedFile{Size: 10}, nil)
+	require.Equal(t, statebackend.SnapshotBase, c.mode(100, true), "the live state is a tenth of the base")
 
 	// An abandoned snapshot finishes its links with an error.
-	l := c.add(false)
+	l := c.add(false, 0, false)
 	snap := TaskSnapshot{Operators: []OperatorSnapshot{{KeyedLink: l}}}
 	snap.AbandonLinks(errors.New("declined"))
 	_, err = l.Files(ctx)
 	require.ErrorContains(t, err, "declined")
-	require.Equal(t, statebackend.SnapshotBase, c.mode())
+	require.Equal(t, statebackend.SnapshotBase, c.mode(0, false))
 }

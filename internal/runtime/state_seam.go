@@ -73,6 +73,9 @@ type KeyedBackend interface {
 // (statebackend.Keyed).
 type IncrementalBackend interface {
 	SnapshotAsyncMode(mode statebackend.SnapshotMode) (write func(w io.Writer) error, delta bool, err error)
+	// Entries counts the state's entries, if every state can
+	// (statebackend.Keyed.Entries): the chain's estimate of the live size.
+	Entries() (n int, ok bool)
 }
 
 // OperatorSnapshot is the state of one operator subtask.
@@ -431,9 +434,10 @@ func (c *Context) SnapshotState(checkpointID int64) (OperatorSnapshot, error) {
 				c.chain = &keyedChain{}
 			}
 			var delta bool
-			write, delta, err = ib.SnapshotAsyncMode(c.chain.mode())
+			entries, counted := ib.Entries()
+			write, delta, err = ib.SnapshotAsyncMode(c.chain.mode(entries, counted))
 			if err == nil {
-				snap.KeyedLink = c.chain.add(delta)
+				snap.KeyedLink = c.chain.add(delta, entries, counted)
 			}
 		} else {
 			write, err = c.state.keyed.SnapshotAsync()
@@ -441,8 +445,13 @@ func (c *Context) SnapshotState(checkpointID int64) (OperatorSnapshot, error) {
 		if err != nil {
 			return snap, fmt.Errorf("keyed state: %w", err)
 		}
+		var hint int
+		if snap.KeyedLink != nil {
+			hint = c.chain.sizeHint()
+		}
 		snap.KeyedLater = func() ([]byte, error) {
 			var buf bytes.Buffer
+			buf.Grow(hint + hint/8)
 			if err := write(&buf); err != nil {
 				return nil, fmt.Errorf("keyed state: %w", err)
 			}

@@ -51,6 +51,15 @@ func (s *TimerState[K, N]) SetDerived(d bool) { s.derived = d }
 // Derived implements statebackend.Derived.
 func (s *TimerState[K, N]) Derived() bool { return s.derived }
 
+// NumEntries implements statebackend.EntryCounter: the timers a snapshot
+// writes.
+func (s *TimerState[K, N]) NumEntries() int {
+	if s.derived {
+		return 0
+	}
+	return s.t.NumEventTimers() + s.t.NumProcessingTimers()
+}
+
 // State returns the timers' snapshot view. Register it with the backend:
 //
 //	b.Register(runtime.TimersStateName, timers.State())

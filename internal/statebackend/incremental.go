@@ -209,9 +209,26 @@ func (t *Table[MK, V]) freezeDelta() frozenDelta[MK, V] {
 	return f
 }
 
-// last is key group kg's changes, each key's last one; whole says the key
-// group is to be written whole (from f.whole[kg]).
-func (f frozenDelta[MK, V]) last(kg int) (changes map[MK]dirtyVal[V], whole bool, err error) {
+// changeSet is a key group's recorded changes, each key's last one, in
+// the order they were made: the encoder walks the log rather than a map
+// of it, so it reads the values in about the order they were allocated,
+// which the memory prefetcher follows (a map's order made every value a
+// cache miss).
+type changeSet[MK comparable, V any] struct {
+	entries []dirtyEntry[MK, V]
+	// last is each key's last entry; nil when no key repeats.
+	last       map[MK]int32
+	puts, dels int
+}
+
+// keep says whether entry i is its key's last change.
+func (c *changeSet[MK, V]) keep(i int) bool {
+	return c.last == nil || c.last[c.entries[i].k] == int32(i)
+}
+
+// last is key group kg's changes; whole says the key group is to be
+// written whole (from f.whole[kg]).
+func (f frozenDelta[MK, V]) last(kg int) (changes *changeSet[MK, V], whole bool, err error) {
 	if kg < 0 || kg >= len(f.logs) {
 		return nil, false, idxErr(kg, len(f.logs))
 	}
@@ -222,11 +239,23 @@ func (f frozenDelta[MK, V]) last(kg int) (changes map[MK]dirtyVal[V], whole bool
 	if len(l.entries) == 0 {
 		return nil, false, nil
 	}
-	changes = make(map[MK]dirtyVal[V], len(l.entries))
-	for _, e := range l.entries {
-		changes[e.k] = e.dirtyVal
+	c := &changeSet[MK, V]{entries: l.entries, last: make(map[MK]int32, len(l.entries))}
+	for i, e := range l.entries {
+		c.last[e.k] = int32(i)
 	}
-	return changes, false, nil
+	if len(c.last) == len(l.entries) {
+		c.last = nil
+	}
+	for i, e := range l.entries {
+		switch {
+		case !c.keep(i):
+		case e.del:
+			c.dels++
+		default:
+			c.puts++
+		}
+	}
+	return c, false, nil
 }
 
 // FreezeDelta implements DeltaTracker. The changes were recorded with their
@@ -250,29 +279,28 @@ func (t *Table[MK, V]) FreezeDelta() (func(kg int, dst []byte) ([]byte, bool, er
 	f := t.freezeDelta()
 	t.epoch++
 	return func(kg int, dst []byte) ([]byte, bool, error) {
-		return f.encode(kg, dst, func(dst []byte, m map[MK]V) []byte { return appendEntries(dst, m, kc, vc) }, func(dst []byte, d map[MK]dirtyVal[V]) []byte {
-			return appendTableDelta(dst, d, kc, vc)
+		return f.encode(kg, dst, func(dst []byte, m map[MK]V) []byte { return appendEntries(dst, m, kc, vc) }, func(dst []byte, c *changeSet[MK, V]) []byte {
+			return appendTableDelta(dst, c, kc, vc)
 		})
 	}, true
 }
 
 // appendTableDelta is a table's delta data: the changed entries, then the
 // deleted keys.
-func appendTableDelta[MK comparable, V any](dst []byte, d map[MK]dirtyVal[V], kc codec.Codec[MK], vc codec.Codec[V]) []byte {
-	nPut, nDel := splitDirty(d)
-	dst = binary.AppendUvarint(dst, uint64(nPut))
-	for k, dv := range d {
-		if !dv.del {
-			dst = kc.Append(dst, k)
-			dst = vc.Append(dst, dv.v)
+func appendTableDelta[MK comparable, V any](dst []byte, c *changeSet[MK, V], kc codec.Codec[MK], vc codec.Codec[V]) []byte {
+	dst = binary.AppendUvarint(dst, uint64(c.puts))
+	for i, e := range c.entries {
+		if !e.del && c.keep(i) {
+			dst = kc.Append(dst, e.k)
+			dst = vc.Append(dst, e.v)
 		}
 	}
-	return appendDeleted(dst, d, nDel, kc)
+	return appendDeleted(dst, c, kc)
 }
 
 // encode is a frozen delta's key group kg: nothing if unchanged, its
 // changes (changes), or the whole key group (whole) with replace.
-func (f frozenDelta[MK, V]) encode(kg int, dst []byte, whole func([]byte, map[MK]V) []byte, changes func([]byte, map[MK]dirtyVal[V]) []byte) ([]byte, bool, error) {
+func (f frozenDelta[MK, V]) encode(kg int, dst []byte, whole func([]byte, map[MK]V) []byte, changes func([]byte, *changeSet[MK, V]) []byte) ([]byte, bool, error) {
 	d, all, err := f.last(kg)
 	switch {
 	case err != nil:
@@ -282,31 +310,21 @@ func (f frozenDelta[MK, V]) encode(kg int, dst []byte, whole func([]byte, map[MK
 			return dst, true, nil
 		}
 		return whole(dst, f.whole[kg]), true, nil
-	case len(d) == 0:
+	case d == nil:
 		return dst, false, nil
 	}
 	return changes(dst, d), false, nil
 }
 
-// appendDeleted appends the n deleted keys of d, after their count.
-func appendDeleted[K comparable, V any](dst []byte, d map[K]dirtyVal[V], n int, kc codec.Codec[K]) []byte {
-	dst = binary.AppendUvarint(dst, uint64(n))
-	for k, dv := range d {
-		if dv.del {
-			dst = kc.Append(dst, k)
+// appendDeleted appends c's deleted keys, after their count.
+func appendDeleted[K comparable, V any](dst []byte, c *changeSet[K, V], kc codec.Codec[K]) []byte {
+	dst = binary.AppendUvarint(dst, uint64(c.dels))
+	for i, e := range c.entries {
+		if e.del && c.keep(i) {
+			dst = kc.Append(dst, e.k)
 		}
 	}
 	return dst
-}
-
-// splitDirty counts a key group's recorded puts and deletions.
-func splitDirty[MK comparable, V any](d map[MK]dirtyVal[V]) (puts, dels int) {
-	for _, dv := range d {
-		if dv.del {
-			dels++
-		}
-	}
-	return len(d) - dels, dels
 }
 
 // ApplyDelta implements DeltaTracker.
@@ -441,31 +459,30 @@ func (s *ttlTable[K, V]) FreezeDelta() (func(kg int, dst []byte) ([]byte, bool, 
 	anyExp := s.anyExp
 	return func(kg int, dst []byte) ([]byte, bool, error) {
 		return f.encode(kg, dst, func(dst []byte, m map[K]cell[V]) []byte { return appendCells(dst, m, kc, vc, anyExp) },
-			func(dst []byte, d map[K]dirtyVal[cell[V]]) []byte { return appendCellDelta(dst, d, kc, vc, anyExp) })
+			func(dst []byte, c *changeSet[K, cell[V]]) []byte { return appendCellDelta(dst, c, kc, vc, anyExp) })
 	}, true
 }
 
 // appendCellDelta is a value state's delta data: the changed cells in
 // SnapshotKeyGroup's format, then the deleted keys.
-func appendCellDelta[K comparable, V any](dst []byte, d map[K]dirtyVal[cell[V]], kc codec.Codec[K], vc codec.Codec[V], anyExp bool) []byte {
-	nPut, nDel := splitDirty(d)
+func appendCellDelta[K comparable, V any](dst []byte, c *changeSet[K, cell[V]], kc codec.Codec[K], vc codec.Codec[V], anyExp bool) []byte {
 	var flags byte
 	if anyExp {
 		flags = 1
 	}
 	dst = append(dst, flags)
-	dst = binary.AppendUvarint(dst, uint64(nPut))
-	for k, dv := range d {
-		if dv.del {
+	dst = binary.AppendUvarint(dst, uint64(c.puts))
+	for i, e := range c.entries {
+		if e.del || !c.keep(i) {
 			continue
 		}
-		dst = kc.Append(dst, k)
+		dst = kc.Append(dst, e.k)
 		if flags != 0 {
-			dst = binary.AppendVarint(dst, dv.v.exp)
+			dst = binary.AppendVarint(dst, e.v.exp)
 		}
-		dst = vc.Append(dst, dv.v.v)
+		dst = vc.Append(dst, e.v.v)
 	}
-	return appendDeleted(dst, d, nDel, kc)
+	return appendDeleted(dst, c, kc)
 }
 
 // ApplyDelta implements DeltaTracker.
@@ -482,4 +499,48 @@ func (s *ttlTable[K, V]) ApplyDelta(kg int, src []byte) error {
 		return err
 	}
 	return applyDeletes(&d, kc, s.b.keyMin, s.t.maps[kg])
+}
+
+// ---- live size ----------------------------------------------------------------
+
+// EntryCounter is implemented by states that can count the entries a
+// snapshot would write cheaply (a length per key group), so the
+// incremental chain can estimate the live state's size (Keyed.Entries).
+type EntryCounter interface {
+	NumEntries() int
+}
+
+func (t *Table[MK, V]) NumEntries() int   { return t.Len() }
+func (s *ttlTable[K, V]) NumEntries() int { return s.Entries() }
+func (s *List[K, V]) NumEntries() int     { return s.Entries() }
+func (s *Map[K, UK, UV]) NumEntries() int { return s.NumKeys() }
+func (t *Namespaced[K, N, V]) NumEntries() int {
+	n := 0
+	for _, m := range t.index {
+		n += len(m)
+	}
+	return n
+}
+
+// Entries is the number of entries (keys, or key and namespace pairs) of
+// every registered state, for an estimate of how big a base would be now:
+// a chain whose files outgrow the live state by far is better replaced
+// by a new base, while one that grew with the state is not. ok is false
+// when a state cannot count, or restored data waits for its state (it is
+// in a base but in no count).
+func (b *Keyed[K]) Entries() (n int, ok bool) {
+	if len(b.pendingOrder) > 0 {
+		return 0, false
+	}
+	for _, name := range b.order {
+		if d, ok := b.states[name].(Derived); ok && d.Derived() {
+			continue
+		}
+		c, ok := b.states[name].(EntryCounter)
+		if !ok {
+			return 0, false
+		}
+		n += c.NumEntries()
+	}
+	return n, true
 }

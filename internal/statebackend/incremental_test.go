@@ -266,3 +266,51 @@ func TestIncrementalCorruptDelta(t *testing.T) {
 		require.ErrorIs(t, r.b.Restore(bytes.NewReader(c)), statebackend.ErrCorruptSnapshot, "byte %d flipped", i)
 	}
 }
+
+// opaqueState is a state that cannot count its entries.
+type opaqueState struct{}
+
+func (opaqueState) StateType() string                                   { return "opaque" }
+func (opaqueState) SnapshotKeyGroup(kg int, dst []byte) ([]byte, error) { return dst, nil }
+func (opaqueState) RestoreKeyGroup(kg int, src []byte) error            { return nil }
+
+// Entries counts what every registered state holds, and gives up (ok
+// false) for a state that cannot count and for restored data still
+// waiting for its state: the chain then falls back to the base's size.
+func TestKeyedEntries(t *testing.T) {
+	ks := keys(300)
+	s := newIncStates(t, 16, 1, 0)
+	s.register(t)
+	n, ok := s.b.Entries()
+	require.True(t, ok)
+	require.Zero(t, n)
+	for i, k := range ks {
+		s.b.SetCurrentKey(k)
+		s.tbl.Put(s.b.KeyGroupIndex(), k, int64(i))
+		if i%2 == 0 {
+			s.val.Update(1)
+		}
+		if i%3 == 0 {
+			s.lst.Add(1)
+		}
+	}
+	n, ok = s.b.Entries()
+	require.True(t, ok)
+	require.Equal(t, 300+150+100, n)
+
+	var buf bytes.Buffer
+	require.NoError(t, s.b.Snapshot(&buf))
+	r := newIncStates(t, 16, 1, 0)
+	require.NoError(t, r.b.Restore(bytes.NewReader(buf.Bytes())))
+	_, ok = r.b.Entries()
+	require.False(t, ok, "restored data not registered yet is in no count")
+	r.register(t)
+	n, ok = r.b.Entries()
+	require.True(t, ok)
+	require.Equal(t, 550, n)
+
+	_, err := r.b.Register("opaque", opaqueState{})
+	require.NoError(t, err)
+	_, ok = r.b.Entries()
+	require.False(t, ok, "a state that cannot count")
+}
