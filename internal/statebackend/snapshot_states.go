@@ -744,15 +744,7 @@ func (s *Map[K, UK, UV]) SnapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
 	if n == 0 {
 		return dst, nil
 	}
-	kc, err := s.b.KeyCodec()
-	if err != nil {
-		return dst, err
-	}
-	ukc, err := s.kc.get()
-	if err != nil {
-		return dst, err
-	}
-	uvc, err := s.vc.get()
+	kc, ukc, uvc, err := s.codecs()
 	if err != nil {
 		return dst, err
 	}
