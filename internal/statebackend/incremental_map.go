@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
-
-	"github.com/strom-dev/strom/codec"
 )
 
 // ---- map state ------------------------------------------------------------------
@@ -90,23 +88,6 @@ func (s *Map[K, UK, UV]) NumEntries() int {
 	return n
 }
 
-// codecs are the codecs of the state's keys, map keys and values.
-func (s *Map[K, UK, UV]) codecs() (codec.Codec[K], codec.Codec[UK], codec.Codec[UV], error) {
-	kc, err := s.b.KeyCodec()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ukc, err := s.kc.get()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	uvc, err := s.vc.get()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return kc, ukc, uvc, nil
-}
-
 // trackable says whether the map's changes can be logged for deltas.
 func (s *Map[K, UK, UV]) trackable() bool {
 	return !s.timed && immutableType(reflect.TypeFor[K]()) && immutableType(reflect.TypeFor[UK]()) && immutableType(reflect.TypeFor[UV]())
@@ -128,7 +109,15 @@ func (s *Map[K, UK, UV]) FreezeDelta() (func(kg int, dst []byte) ([]byte, bool, 
 	if !s.tracking || !s.trackable() {
 		return nil, false
 	}
-	kc, ukc, uvc, err := s.codecs()
+	kc, err := s.b.KeyCodec()
+	if err != nil {
+		return nil, false
+	}
+	ukc, err := s.kc.get()
+	if err != nil {
+		return nil, false
+	}
+	uvc, err := s.vc.get()
 	if err != nil {
 		return nil, false
 	}
@@ -193,7 +182,15 @@ func (s *Map[K, UK, UV]) ApplyDelta(kg int, src []byte) error {
 	if kg < 0 || kg >= s.b.rng.Len() {
 		return idxErr(kg, s.b.rng.Len())
 	}
-	kc, ukc, uvc, err := s.codecs()
+	kc, err := s.b.KeyCodec()
+	if err != nil {
+		return err
+	}
+	ukc, err := s.kc.get()
+	if err != nil {
+		return err
+	}
+	uvc, err := s.vc.get()
 	if err != nil {
 		return err
 	}

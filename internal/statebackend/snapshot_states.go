@@ -744,7 +744,15 @@ func (s *Map[K, UK, UV]) SnapshotKeyGroup(kg int, dst []byte) ([]byte, error) {
 	if n == 0 {
 		return dst, nil
 	}
-	kc, ukc, uvc, err := s.codecs()
+	kc, err := s.b.KeyCodec()
+	if err != nil {
+		return dst, err
+	}
+	ukc, err := s.kc.get()
+	if err != nil {
+		return dst, err
+	}
+	uvc, err := s.vc.get()
 	if err != nil {
 		return dst, err
 	}
