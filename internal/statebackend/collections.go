@@ -342,10 +342,6 @@ type Map[K, UK comparable, UV any] struct {
 	kc    lazyCodec[UK]             // map keys, in snapshots
 	vc    lazyCodec[UV]             // map values, in snapshots
 	tag   string
-	// tracking is set while the state is in an incremental chain
-	// (incremental_map.go): dlog then holds each key group's operations.
-	tracking bool
-	dlog     []mapLog[K, UK, UV]
 }
 
 // NewMap returns a map state on b.
@@ -463,9 +459,6 @@ func (s *Map[K, UK, UV]) Put(uk UK, uv UV) {
 			m[s.b.key] = um
 		}
 		um[uk] = uv
-		if s.tracking {
-			s.touch(mapOpPut, uk, uv)
-		}
 		return
 	}
 	now := s.b.Now()
@@ -495,10 +488,6 @@ func (s *Map[K, UK, UV]) Remove(uk UK) {
 		delete(um, uk)
 		if len(um) == 0 {
 			delete(m, s.b.key)
-		}
-		if s.tracking {
-			var zero UV
-			s.touch(mapOpRemove, uk, zero)
 		}
 		return
 	}
@@ -576,11 +565,6 @@ func (s *Map[K, UK, UV]) IsEmpty() bool {
 
 func (s *Map[K, UK, UV]) Clear() {
 	if !s.timed {
-		if _, ok := s.plain[s.b.kgIdx][s.b.key]; ok && s.tracking {
-			var uk UK
-			var uv UV
-			s.touch(mapOpClear, uk, uv)
-		}
 		delete(s.plain[s.b.kgIdx], s.b.key)
 		return
 	}

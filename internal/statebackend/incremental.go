@@ -513,6 +513,7 @@ type EntryCounter interface {
 func (t *Table[MK, V]) NumEntries() int   { return t.Len() }
 func (s *ttlTable[K, V]) NumEntries() int { return s.Entries() }
 func (s *List[K, V]) NumEntries() int     { return s.Entries() }
+func (s *Map[K, UK, UV]) NumEntries() int { return s.NumKeys() }
 func (t *Namespaced[K, N, V]) NumEntries() int {
 	n := 0
 	for _, m := range t.index {

@@ -13,15 +13,13 @@ import (
 	"github.com/strom-dev/strom/internal/statebackend"
 )
 
-// incStates are the states of the incremental tests: a table, a value
-// and a map state (tracked: delta sections) and a list state (replace
-// sections).
+// incStates are the states of the incremental tests: a table (tracked:
+// delta sections) and a value and a list state (replace sections).
 type incStates struct {
 	b   *statebackend.Keyed[string]
 	tbl *statebackend.Table[string, int64]
 	val *statebackend.Value[string, int64]
 	lst *statebackend.List[string, int64]
-	mp  *statebackend.Map[string, int64, int64]
 }
 
 func newIncStates(t *testing.T, maxPar, p, i int) *incStates {
@@ -30,13 +28,12 @@ func newIncStates(t *testing.T, maxPar, p, i int) *incStates {
 		tbl: statebackend.NewTable[string, int64](b.Range().Len()),
 		val: statebackend.NewValue[string, int64](b, statebackend.TTL{}),
 		lst: statebackend.NewList[string, int64](b, statebackend.TTL{}),
-		mp:  statebackend.NewMap[string, int64, int64](b, statebackend.TTL{}),
 	}
 }
 
 func (s *incStates) register(t *testing.T) {
 	t.Helper()
-	for name, st := range map[string]any{"tbl": s.tbl, "val": s.val, "lst": s.lst, "mp": s.mp} {
+	for name, st := range map[string]any{"tbl": s.tbl, "val": s.val, "lst": s.lst} {
 		_, err := s.b.Register(name, st)
 		require.NoError(t, err)
 	}
@@ -46,16 +43,12 @@ func (s *incStates) register(t *testing.T) {
 type incModel struct {
 	tbl, val map[string]int64
 	lst      map[string][]int64
-	mp       map[string]map[int64]int64
 }
 
 func (m incModel) clone() incModel {
-	c := incModel{tbl: maps.Clone(m.tbl), val: maps.Clone(m.val), lst: map[string][]int64{}, mp: map[string]map[int64]int64{}}
+	c := incModel{tbl: maps.Clone(m.tbl), val: maps.Clone(m.val), lst: map[string][]int64{}}
 	for k, v := range m.lst {
 		c.lst[k] = slices.Clone(v)
-	}
-	for k, v := range m.mp {
-		c.mp[k] = maps.Clone(v)
 	}
 	return c
 }
@@ -78,9 +71,6 @@ func (s *incStates) check(t *testing.T, m incModel, ks []string, what string) {
 		require.Equal(t, wok, ok, "%s: value key %s present", what, k)
 		require.Equal(t, wv, v, "%s: value key %s", what, k)
 		require.Equal(t, m.lst[k], s.lst.Get(), "%s: list key %s", what, k)
-		if got := s.mp.Entries(); len(got) > 0 || len(m.mp[k]) > 0 {
-			require.Equal(t, m.mp[k], got, "%s: map key %s", what, k)
-		}
 	}
 }
 
@@ -113,11 +103,6 @@ func TestIncrementalChainRestoresExactly(t *testing.T) {
 	// which are written whole).
 	t.Run("sparse", func(t *testing.T) { incrementalChains(t, keys(60), 20) })
 	t.Run("hot", func(t *testing.T) { incrementalChains(t, keys(6), 300) })
-	// Map logs checked early, so they outgrow their key groups often.
-	t.Run("map logs outgrown", func(t *testing.T) {
-		defer statebackend.SetMapLogFirstCheck(4)()
-		incrementalChains(t, keys(6), 300)
-	})
 }
 
 func incrementalChains(t *testing.T, ks []string, every int) {
@@ -125,7 +110,7 @@ func incrementalChains(t *testing.T, ks []string, every int) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		s := newIncStates(t, 16, 1, 0)
 		s.register(t)
-		m := incModel{tbl: map[string]int64{}, val: map[string]int64{}, lst: map[string][]int64{}, mp: map[string]map[int64]int64{}}
+		m := incModel{tbl: map[string]int64{}, val: map[string]int64{}, lst: map[string][]int64{}}
 		var chain [][]byte
 		deltas, bases := 0, 0
 		forceBase, opened := false, false
@@ -176,7 +161,7 @@ func incrementalChains(t *testing.T, ks []string, every int) {
 			k := ks[rng.IntN(len(ks))]
 			s.b.SetCurrentKey(k)
 			kg := s.b.KeyGroupIndex()
-			switch rng.IntN(8) {
+			switch rng.IntN(6) {
 			case 0, 1:
 				v := int64(step)
 				s.tbl.Put(kg, k, v)
@@ -196,25 +181,6 @@ func incrementalChains(t *testing.T, ks []string, every int) {
 				} else {
 					s.lst.Add(int64(step))
 					m.lst[k] = append(m.lst[k], int64(step))
-				}
-			case 5, 6:
-				uk := int64(rng.IntN(12))
-				switch r := rng.IntN(10); {
-				case r == 0:
-					s.mp.Clear()
-					delete(m.mp, k)
-				case r < 4:
-					s.mp.Remove(uk)
-					delete(m.mp[k], uk)
-					if len(m.mp[k]) == 0 {
-						delete(m.mp, k)
-					}
-				default:
-					s.mp.Put(uk, int64(step))
-					if m.mp[k] == nil {
-						m.mp[k] = map[int64]int64{}
-					}
-					m.mp[k][uk] = int64(step)
 				}
 			}
 			if step%every == every-1 {
@@ -274,46 +240,6 @@ func TestIncrementalDeltaIsSmall(t *testing.T) {
 	empty, delta := size(statebackend.SnapshotDelta)
 	require.True(t, delta)
 	require.Less(t, empty, d)
-}
-
-// A map state is tracked per user key: one key holding a large map (q5's
-// windows hold every auction) changed in a few entries writes a small
-// delta, and the restored chain has every entry.
-func TestIncrementalMapDeltaIsSmall(t *testing.T) {
-	s := newIncStates(t, 16, 1, 0)
-	s.register(t)
-	s.b.SetCurrentKey("window")
-	for uk := range int64(5000) {
-		s.mp.Put(uk, uk)
-	}
-	snap := func(mode statebackend.SnapshotMode) []byte {
-		w, _, err := s.b.SnapshotAsyncMode(mode)
-		require.NoError(t, err)
-		var buf bytes.Buffer
-		require.NoError(t, w(&buf))
-		return buf.Bytes()
-	}
-	base := snap(statebackend.SnapshotBase)
-	s.b.SetCurrentKey("window")
-	for uk := range int64(10) {
-		s.mp.Put(uk, -uk)
-	}
-	s.mp.Remove(4999)
-	delta := snap(statebackend.SnapshotDelta)
-	require.Less(t, len(delta), len(base)/10, "a delta of 11 of 5000 entries of one key")
-	// Beyond what every snapshot carries (header, schemas), a few bytes
-	// per operation.
-	empty := snap(statebackend.SnapshotDelta)
-	require.Less(t, len(delta)-len(empty), 64+11*12, "a section header and the operations")
-	before := statebackend.DeltaSectionsApplied()
-	r := restoreChain(t, [][]byte{base, delta, empty}, 1, 0, true)
-	require.Greater(t, statebackend.DeltaSectionsApplied(), before, "the map's delta section was applied")
-	r.b.SetCurrentKey("window")
-	got := r.mp.Entries()
-	require.Len(t, got, 4999)
-	require.Equal(t, int64(-3), got[3])
-	require.Equal(t, int64(4998), got[4998])
-	require.NotContains(t, got, int64(4999))
 }
 
 // A corrupt delta is refused as a corrupt snapshot.
@@ -387,20 +313,4 @@ func TestKeyedEntries(t *testing.T) {
 	require.NoError(t, err)
 	_, ok = r.b.Entries()
 	require.False(t, ok, "a state that cannot count")
-}
-
-// A map delta that does not decode is refused as corrupt, naming what.
-func TestIncrementalMapDeltaCorrupt(t *testing.T) {
-	s := newIncStates(t, 16, 1, 0)
-	s.register(t)
-	for name, data := range map[string][]byte{
-		"operation count": {5},
-		"unknown kind":    {1, 'Z', 1, 'a'},
-		"after the ops":   {0, 9},
-		"value":           {1, 'P', 1, 'a', 2},
-	} {
-		err := s.mp.ApplyDelta(0, data)
-		require.ErrorIs(t, err, statebackend.ErrCorruptSnapshot, name)
-		require.ErrorContains(t, err, "map delta", name)
-	}
 }
