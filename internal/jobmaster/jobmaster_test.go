@@ -203,16 +203,13 @@ func TestJobMasterKeepsFinalMetrics(t *testing.T) {
 	metrics := func(out int64) []rpc.OperatorMetrics {
 		return []rpc.OperatorMetrics{{Node: 3, Name: "src", UID: "u", IsSource: true, RecordsOut: out}}
 	}
-	deployed := make(chan rpc.DeployTask, 1)
-	h := start(t, ctx, &wg, oneVertexJob(1), "tm-1", "taskmanager-tm-1")
-	net := h.net
-	peer(t, ctx, &wg, net, "taskmanager-tm-1", func(m rpc.Message) {
-		if d, ok := m.(rpc.DeployTask); ok {
-			deployed <- d
-		}
-	})
-	d := <-deployed
-	jm := net.JobMaster(d.JobMaster)
+	// The TaskManager listens before the JobMaster starts: a deploy that
+	// found no endpoint would fail the job, and this test hung in CI
+	// waiting for it.
+	var deployed <-chan rpc.DeployTask
+	h := start(t, ctx, &wg, oneVertexJob(1), "tm-1", "taskmanager-tm-1", listening(t, ctx, &wg, &deployed))
+	d := nextDeploy(t, deployed)
+	jm := h.net.JobMaster(d.JobMaster)
 	id := d.Execution
 	require.NoError(t, jm.UpdateTaskState(rpc.TaskStateUpdate{JobID: d.JobID, Execution: id, State: scheduler.Initializing, Metrics: metrics(0)}))
 	require.NoError(t, jm.UpdateTaskState(rpc.TaskStateUpdate{JobID: d.JobID, Execution: id, State: scheduler.Running, Metrics: metrics(0)}))
