@@ -337,10 +337,10 @@ func TestJobMasterFailsTheTasksOfASilentTaskManager(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
+	var deployed <-chan rpc.DeployTask // its TaskManager never answers a heartbeat
 	h := start(t, ctx, &wg, oneVertexJob(1), "tm-1", "taskmanager-tm-1", func(c *Config) {
 		c.HeartbeatInterval, c.HeartbeatTimeout = 10*time.Millisecond, 50*time.Millisecond
-	})
-	deployed := taskManager(t, ctx, &wg, h.net) // never answers a heartbeat
+	}, listening(t, ctx, &wg, &deployed))
 	nextDeploy(t, deployed)
 	f := h.wait(t)
 	require.Equal(t, scheduler.JobFailed, f.State)
