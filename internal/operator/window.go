@@ -628,21 +628,20 @@ type keyWindows[S any] struct {
 	v1 [1]S
 }
 
-// useInline points an empty kw's slices at its inline room.
-func (kw *keyWindows[S]) useInline() {
-	kw.wins, kw.vals = kw.w1[:0:1], kw.v1[:0:1]
+// setLen gives a new kw room for n windows (zero), inline when there is
+// at most one, else with room for one more.
+func (kw *keyWindows[S]) setLen(n int) {
+	if n <= 1 {
+		kw.wins, kw.vals = kw.w1[:n:1], kw.v1[:n:1]
+		return
+	}
+	kw.wins, kw.vals = make([]window.TimeWindow, n, n+1), make([]S, n, n+1)
 }
 
 // copyAt returns a copy of kw made in epoch, with room for one more window.
 func (kw *keyWindows[S]) copyAt(epoch uint32) *keyWindows[S] {
-	n := len(kw.wins)
 	c := &keyWindows[S]{epoch: epoch}
-	if n <= 1 {
-		c.useInline()
-		c.wins, c.vals = c.wins[:n], c.vals[:n]
-	} else {
-		c.wins, c.vals = make([]window.TimeWindow, n, n+1), make([]S, n, n+1)
-	}
+	c.setLen(len(kw.wins))
 	copy(c.wins, kw.wins)
 	copy(c.vals, kw.vals)
 	return c
@@ -695,7 +694,7 @@ func (kw *keyWindows[S]) upsert(w window.TimeWindow) (*S, bool) {
 	}
 	var zero S
 	if cap(kw.wins) == 0 {
-		kw.useInline()
+		kw.setLen(0)
 	}
 	kw.wins = slices.Insert(kw.wins, i, w)
 	kw.vals = slices.Insert(kw.vals, i, zero)
@@ -877,12 +876,7 @@ func (c keyWindowsCodec[S]) Decode(src []byte) (*keyWindows[S], int, error) {
 		return nil, 0, fmt.Errorf("%w: window count", codec.ErrCorrupt)
 	}
 	kw := &keyWindows[S]{}
-	if n == 1 {
-		kw.useInline()
-		kw.wins, kw.vals = kw.wins[:1], kw.vals[:1]
-	} else {
-		kw.wins, kw.vals = make([]window.TimeWindow, n), make([]S, n)
-	}
+	kw.setLen(int(n))
 	for i := range kw.wins {
 		w, k, err := decodeWindow(src[off:])
 		if err != nil {

@@ -57,9 +57,8 @@ type keyedChain struct {
 	// counted says there was one.
 	baseEntries int
 	counted     bool
-	// lastDelta is the last landed delta's size; hint, see sizeHint.
+	// lastDelta is the last landed delta's size.
 	lastDelta int64
-	hint      int
 }
 
 // KeyedLink is one checkpoint's keyed-state file in an incremental chain.
@@ -82,32 +81,21 @@ type KeyedFile struct {
 }
 
 // mode is the next snapshot's mode; entries is the state's entry count
-// now, if counted.
-func (c *keyedChain) mode(entries int, counted bool) statebackend.SnapshotMode {
+// now, if counted. sizeHint is the file's expected size (0: no idea), so
+// its buffer is allocated once: a buffer doubling its way to a base's
+// size left as much garbage again.
+func (c *keyedChain) mode(entries int, counted bool) (mode statebackend.SnapshotMode, sizeHint int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.broken || len(c.links) == 0 || len(c.links) > MaxChainDeltas {
-		return statebackend.SnapshotBase
-	}
 	live := float64(c.baseSize)
 	if counted && c.counted && c.baseEntries > 0 {
 		live *= float64(entries) / float64(c.baseEntries)
 	}
-	if float64(c.baseSize+c.deltaSize) > (DeltaRatio+1)*live {
-		c.hint = int(live)
-		return statebackend.SnapshotBase
+	if c.broken || len(c.links) == 0 || len(c.links) > MaxChainDeltas ||
+		float64(c.baseSize+c.deltaSize) > (DeltaRatio+1)*live {
+		return statebackend.SnapshotBase, int(live)
 	}
-	c.hint = int(c.lastDelta)
-	return statebackend.SnapshotDelta
-}
-
-// sizeHint is the expected size of the file of the snapshot whose mode was
-// asked last (0: no idea), so its buffer is allocated once: a buffer
-// doubling its way to a base's size left as much garbage again.
-func (c *keyedChain) sizeHint() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.hint
+	return statebackend.SnapshotDelta, int(c.lastDelta)
 }
 
 // add appends the link of a snapshot just taken, with the state's entry
@@ -117,7 +105,7 @@ func (c *keyedChain) add(delta bool, entries int, counted bool) *KeyedLink {
 	defer c.mu.Unlock()
 	l := &KeyedLink{chain: c, Delta: delta, done: make(chan struct{})}
 	if !delta {
-		c.links, c.broken, c.baseSize, c.deltaSize = nil, false, 0, 0
+		c.links, c.broken, c.baseSize, c.deltaSize, c.lastDelta = nil, false, 0, 0, 0
 		c.baseEntries, c.counted = entries, counted
 	}
 	l.prev = append([]*KeyedLink(nil), c.links...)

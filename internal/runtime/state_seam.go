@@ -429,13 +429,16 @@ func (c *Context) SnapshotState(checkpointID int64) (OperatorSnapshot, error) {
 	if c.state.keyed != nil {
 		var write func(io.Writer) error
 		var err error
+		var hint int // the expected size of the keyed file, for its buffer
 		if ib, ok := c.state.keyed.(IncrementalBackend); ok && c.incremental {
 			if c.chain == nil {
 				c.chain = &keyedChain{}
 			}
 			var delta bool
 			entries, counted := ib.Entries()
-			write, delta, err = ib.SnapshotAsyncMode(c.chain.mode(entries, counted))
+			var mode statebackend.SnapshotMode
+			mode, hint = c.chain.mode(entries, counted)
+			write, delta, err = ib.SnapshotAsyncMode(mode)
 			if err == nil {
 				snap.KeyedLink = c.chain.add(delta, entries, counted)
 			}
@@ -444,10 +447,6 @@ func (c *Context) SnapshotState(checkpointID int64) (OperatorSnapshot, error) {
 		}
 		if err != nil {
 			return snap, fmt.Errorf("keyed state: %w", err)
-		}
-		var hint int
-		if snap.KeyedLink != nil {
-			hint = c.chain.sizeHint()
 		}
 		snap.KeyedLater = func() ([]byte, error) {
 			var buf bytes.Buffer

@@ -527,7 +527,9 @@ func (t *Namespaced[K, N, V]) NumEntries() int {
 // a chain whose files outgrow the live state by far is better replaced
 // by a new base, while one that grew with the state is not. ok is false
 // when a state cannot count, or restored data waits for its state (it is
-// in a base but in no count).
+// in a base but in no count). List and map state count keys, not their
+// elements, so for them the estimate follows the keys only (they are
+// written whole in every delta anyway, which makes chains re-base soon).
 func (b *Keyed[K]) Entries() (n int, ok bool) {
 	if len(b.pendingOrder) > 0 {
 		return 0, false
